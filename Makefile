@@ -1,0 +1,46 @@
+# One entry point for set-up and checks. Every target creates .venv and installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-unit lint kafka-up kafka-down recordings bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: run the demo on embedded defaults (no external service)
+demo: $(STAMP)
+	$(BIN)/sre-space demo
+
+## test: start the local Kafka broker if none is configured, run every test, stop what it started
+test: $(STAMP)
+	$(BIN)/python scripts/run_tests.py
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -m "not kafka and not e2e and not dashboard" -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+kafka-up:
+	scripts/kafka/kafka up
+
+kafka-down:
+	scripts/kafka/kafka down
+
+recordings: $(STAMP)
+	$(BIN)/python -m chaos suite --out recordings
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.throughput
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

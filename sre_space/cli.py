@@ -1,0 +1,49 @@
+"""The `sre-space` command line.
+
+Subcommands live with the part that implements them and are resolved by name at call time, so this
+package imports nothing of the others (see docs/contracts.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+# subcommand -> (module exposing add_arguments(parser) and run(args) -> int, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "replay": ("flows.replay", "run recordings through the flow as a backtest"),
+}
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(SUBCOMMANDS[name][0])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="sre-space", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--state", help="state folder (default: $SRE_STATE_DIR or ./state)", default=None
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_module, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text)
+        _load(name).add_arguments(sp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `sre-space`."""
+    args = build_parser().parse_args(argv)
+    if args.state:
+        os.environ["SRE_STATE_DIR"] = args.state
+    code: int = _load(args.command).run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Settings: environment (SRE_* plus the usual service variables) and the pipeline config file.
+
+Both are frozen and validated once at start-up; a bad value is reported with the key that holds it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Encoding = Literal["otlp_proto", "otlp_json"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and the fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SignalsConfig(_Frozen):
+    window_seconds: int = Field(10, gt=0)
+    lateness_seconds: int = Field(5, ge=0)
+    max_message_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    max_attribute_bytes: int = Field(1024 * 1024, gt=0)
+    exemplars: int = Field(3, ge=1, le=50)
+    selected_attributes: tuple[str, ...] = ()
+
+
+class JourneyStep(_Frozen):
+    name: str
+    service: str
+    operation: str
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class Journey(_Frozen):
+    steps: tuple[JourneyStep, ...] = Field(min_length=2)
+
+
+class SaturationMapping(_Frozen):
+    usage: tuple[str, ...] = Field(min_length=1)
+    limit: tuple[str, ...] = ()
+    ratio: bool = False
+    usage_filter: dict[str, str] = Field(default_factory=dict)
+
+
+class MetricsConfig(_Frozen):
+    saturation: dict[str, SaturationMapping] = Field(default_factory=dict)
+    passthrough: tuple[str, ...] = ()
+
+
+class PipelineConfig(_Frozen):
+    """The YAML pipeline configuration (defaults in `sre_space/defaults.yaml`)."""
+
+    signals: SignalsConfig = SignalsConfig()
+    journeys: dict[str, Journey] = Field(default_factory=dict)
+    metrics: MetricsConfig = MetricsConfig()
+    # Later stages (detectors, SLOs, policy...) add their sections; unknown sections are kept as data
+    # so that an older reader still starts, but each stage validates its own.
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+_KNOWN_SECTIONS = {"signals", "journeys", "metrics"}
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def default_config_data() -> dict[str, Any]:
+    """The packaged defaults as plain data."""
+    text = resources.files("sre_space").joinpath("defaults.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
+    """Defaults merged with the YAML file at `path` (if any), validated; errors name the key."""
+    data = default_config_data()
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read pipeline config {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"pipeline config {path} must be a mapping at the top level")
+        data = _deep_merge(data, loaded)
+    extra = {k: data.pop(k) for k in list(data) if k not in _KNOWN_SECTIONS}
+    try:
+        return PipelineConfig(**data, extra=extra)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source=str(path or "defaults.yaml"))) from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+    return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
+
+
+class Settings(BaseSettings):
+    """Process settings from the environment: `SRE_*`, plus KAFKA_*, OPENAI_*, GITHUB_TOKEN."""
+
+    model_config = SettingsConfigDict(env_prefix="SRE_", frozen=True, extra="ignore")
+
+    state_dir: Path = Path("state")
+    config: Path | None = None
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SRE_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    spans_topic: str = "otlp_spans"
+    metrics_topic: str = "otlp_metrics"
+    spans_encoding: Encoding = "otlp_proto"
+    metrics_encoding: Encoding = "otlp_proto"
+    signals_topic: str = "sre.signals"
+    anomalies_topic: str = "sre.anomalies"
+    incidents_topic: str = "sre.incidents"
+    actions_topic: str = "sre.actions"
+    deadletter_topic: str = "sre.deadletter"
+    kafka_starting_offset: Literal["beginning", "end"] = "beginning"
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "SRE_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_BASE_URL", "SRE_OPENAI_BASE_URL")
+    )
+    openai_model: str = "gpt-4o-mini"
+    github_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("GITHUB_TOKEN", "SRE_GITHUB_TOKEN")
+    )
+    github_repo: str | None = None
+    jaeger_url: str | None = None
+    chroma_url: str | None = None
+
+    @cached_property
+    def pipeline(self) -> PipelineConfig:
+        """The pipeline config: defaults merged with the file named by SRE_CONFIG."""
+        return load_pipeline_config(self.config)
+
+    def state_path(self, *parts: str) -> Path:
+        """A path under the state folder, with its parent created."""
+        path = self.state_dir.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with explicit overrides; errors name the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            lines.append(f"SRE_{key.upper()} / {key}: {err['msg']}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def env_flag(name: str) -> bool:
+    """A boolean environment variable (1/true/yes)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
