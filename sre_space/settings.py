@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     actions_topic: str = "sre.actions"
     deadletter_topic: str = "sre.deadletter"
     kafka_starting_offset: Literal["beginning", "end"] = "beginning"
+    # false: stop at the end of the topics (tests, one-off catch-up runs)
+    kafka_tail: bool = True
+    # true: the watermark moves with event time only (deterministic runs over Kafka)
+    deterministic_clock: bool = False
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("OPENAI_API_KEY", "SRE_OPENAI_API_KEY")
     )

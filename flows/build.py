@@ -1,0 +1,121 @@
+"""The dataflow: raw OTLP messages -> decoded batches -> partials -> event-time windows -> signals.
+
+Wiring only: every step calls a pure function from `operators`; inputs and outputs are passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.operators import windowing as win
+
+from operators.otlp.errors import DecodeLimits
+from operators.otlp.messages import Decoded, RawMessage, decode_message
+from operators.signals import (
+    CujPartial,
+    Partial,
+    SignalSpec,
+    SpanPartial,
+    finalize,
+    merge_partials,
+    metric_partials,
+    span_partials,
+)
+from sre_space.records import DeadLetter, SignalWindow
+from sre_space.settings import PipelineConfig
+from sre_space.timeutil import ns_to_datetime, ns_to_rfc3339
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStreams:
+    """The streams a caller attaches outputs to."""
+
+    signals: Stream[SignalWindow]
+    deadletters: Stream[DeadLetter]
+
+
+def partials_of(decoded: Decoded, spec: SignalSpec) -> list[Partial]:
+    """All partials of one decoded request."""
+    out: list[Partial] = []
+    if decoded.spans is not None:
+        out.extend(span_partials(decoded.spans, spec))
+    if decoded.metrics is not None:
+        out.extend(metric_partials(decoded.metrics, spec))
+    return out
+
+
+def late_signal(partial: Partial, window_ns: int) -> SignalWindow:
+    """A partial that arrived after its window closed, counted as a pipeline signal."""
+    start = partial.window * window_ns
+    n = (
+        partial.count
+        if isinstance(partial, SpanPartial)
+        else (partial.steps[0] if isinstance(partial, CujPartial) else partial.n)
+    )
+    name = partial.key
+    return SignalWindow(
+        kind="pipeline",
+        metric="late",
+        service=name,
+        window_start=ns_to_rfc3339(start),
+        window_end=ns_to_rfc3339(start + window_ns),
+        count=n,
+        late=n,
+    )
+
+
+def build_signals(
+    flow: Dataflow,
+    raw: Stream[RawMessage],
+    config: PipelineConfig,
+    *,
+    deterministic_clock: bool,
+) -> FlowStreams:
+    """Add decode, aggregation and windowing steps behind `raw`.
+
+    With `deterministic_clock` the watermark moves only with event time (replays and backtests:
+    same input, same output); otherwise it also advances with the system clock so quiet keys
+    still close their windows in a live run.
+    """
+    spec = SignalSpec.from_config(config)
+    limits = DecodeLimits(config.signals.max_message_bytes, config.signals.max_attribute_bytes)
+    window_ns = spec.window_ns
+
+    decoded = op.map("decode", raw, partial(decode_message, limits=limits))
+    split = op.branch("split_dead", decoded, lambda d: isinstance(d, Decoded))
+    ok: Stream[Decoded] = split.trues  # type: ignore[assignment]
+    dead: Stream[DeadLetter] = split.falses  # type: ignore[assignment]
+
+    parts = op.flat_map("partials", ok, partial(partials_of, spec=spec))
+    keyed = op.key_on("key", parts, lambda p: p.key)
+
+    now_getter: Callable[[], datetime] | None = (lambda: EPOCH) if deterministic_clock else None
+    clock = win.EventClock(
+        ts_getter=lambda p: ns_to_datetime(p.max_ts_ns),
+        wait_for_system_duration=timedelta(seconds=config.signals.lateness_seconds),
+        **({"now_getter": now_getter, "to_system_utc": lambda _dt: None} if now_getter else {}),
+    )
+    windower = win.TumblingWindower(
+        length=timedelta(seconds=config.signals.window_seconds), align_to=EPOCH
+    )
+    windows = win.fold_window(
+        "windows",
+        keyed,
+        clock,
+        windower,
+        builder=lambda: None,
+        folder=merge_partials,
+        merger=merge_partials,
+        ordered=False,
+    )
+    closed = op.map("finalize", windows.down, lambda kv: finalize(kv[1][1], window_ns))
+    late = op.map("late", windows.late, lambda kv: late_signal(kv[1][1], window_ns))
+    signals = op.merge("signals", closed, late)
+    return FlowStreams(signals=signals, deadletters=dead)

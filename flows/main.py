@@ -1,0 +1,39 @@
+"""The Kafka dataflow: `python -m bytewax.run flows.main` (settings from the environment).
+
+Reads `otlp_spans` / `otlp_metrics`, writes `sre.signals`, `sre.deadletter` and the SQLite store.
+Scale with Bytewax's own `-w` (threads) and `-i/-a` (processes) options and Kafka partitions.
+"""
+
+from __future__ import annotations
+
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+
+from flows.build import build_signals
+from flows.sources import kafka_input
+from sinks.outputs.kafka_out import to_kafka
+from sinks.outputs.store_sink import StoreSink
+from sre_space.settings import Settings, load_settings
+
+
+def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
+    """The production flow over Kafka."""
+    settings = settings or load_settings()
+    flow = Dataflow("sre_space")
+    raw, consumer_errors = kafka_input(flow, settings, tail=settings.kafka_tail)
+    streams = build_signals(
+        flow, raw, settings.pipeline, deterministic_clock=settings.deterministic_clock
+    )
+    dead = op.merge("all_dead", streams.deadletters, consumer_errors)
+    brokers = settings.kafka_bootstrap_servers.split(",")
+    to_kafka("signals_out", streams.signals, brokers, settings.signals_topic)
+    to_kafka("dead_out", dead, brokers, settings.deadletter_topic)
+    op.output(
+        "store_out",
+        op.merge("to_store", streams.signals, dead),
+        StoreSink(settings.state_path("sre.db")),
+    )
+    return flow
+
+
+flow = build_kafka_flow()

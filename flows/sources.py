@@ -1,0 +1,110 @@
+"""Inputs of the flow as RawMessage streams: Kafka topics or recorded files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from bytewax import operators as op
+from bytewax.connectors.kafka import operators as kop
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+
+from operators.otlp.messages import RawMessage, Signal, dead_letter
+from operators.otlp.recording import iter_recording
+from sre_space.records import DeadLetter
+from sre_space.settings import Settings
+
+# librdkafka pauses fetching for 1 s whenever its queue passes 64 MB (NOTES.md); these remove that.
+CONSUMER_TUNING = {
+    "fetch.queue.backoff.ms": "10",
+    "queued.max.messages.kbytes": "262144",
+    "fetch.message.max.bytes": "20971520",
+    "max.partition.fetch.bytes": "20971520",
+}
+
+
+class _RecordingPartition(StatefulSourcePartition[RawMessage, int]):
+    def __init__(self, path: str, signal: Signal, resume: int | None, batch: int) -> None:
+        self._offset = resume or 0
+        self._it: Iterator[RawMessage] = iter_recording(path, signal, start_offset=self._offset)
+        self._batch = batch
+
+    def next_batch(self) -> list[RawMessage]:
+        out = []
+        for msg in self._it:
+            out.append(msg)
+            if len(out) >= self._batch:
+                break
+        if not out:
+            raise StopIteration()
+        self._offset = out[-1].offset + 1
+        return out
+
+    def snapshot(self) -> int:
+        return self._offset
+
+
+class RecordingSource(FixedPartitionedSource[RawMessage, int]):
+    """One partition per file; the resume state is the next record's index."""
+
+    def __init__(
+        self, paths: Sequence[str | Path], signal: Signal = "auto", batch: int = 64
+    ) -> None:
+        self.paths = [str(p) for p in paths]
+        self.signal: Signal = signal
+        self.batch = batch
+
+    def list_parts(self) -> list[str]:
+        return self.paths
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> _RecordingPartition:
+        return _RecordingPartition(for_part, self.signal, resume_state, self.batch)
+
+
+def recording_input(flow: Dataflow, paths: Sequence[str | Path]) -> tuple[Stream[RawMessage], None]:
+    """Recorded files as the flow's input."""
+    return op.input("recordings", flow, RecordingSource(paths)), None
+
+
+def kafka_input(
+    flow: Dataflow, settings: Settings, *, tail: bool = True
+) -> tuple[Stream[RawMessage], Stream[DeadLetter]]:
+    """The OTLP topics as the flow's input, plus consumer errors as dead letters."""
+    signals: dict[str, Signal] = {settings.spans_topic: "traces", settings.metrics_topic: "metrics"}
+    start = OFFSET_BEGINNING if settings.kafka_starting_offset == "beginning" else OFFSET_END
+    out = kop.input(
+        "kafka_in",
+        flow,
+        brokers=settings.kafka_bootstrap_servers.split(","),
+        topics=list(signals),
+        tail=tail,
+        starting_offset=start,
+        add_config=CONSUMER_TUNING,
+        batch_size=1000,
+    )
+    raw = op.map(
+        "kafka_raw",
+        out.oks,
+        lambda m: RawMessage(
+            m.topic or "",
+            m.partition or 0,
+            m.offset or 0,
+            m.value or b"",
+            signals.get(m.topic or "", "auto"),
+        ),
+    )
+    errs = op.map(
+        "kafka_errs",
+        out.errs,
+        lambda e: dead_letter(
+            RawMessage(
+                e.msg.topic or "", e.msg.partition or 0, e.msg.offset or 0, e.msg.value or b""
+            ),
+            f"kafka consumer error: {e.err}",
+        ),
+    )
+    return raw, errs

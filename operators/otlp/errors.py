@@ -1,0 +1,21 @@
+"""Decode failures: a reason a person can act on. They become dead letters, never crashes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DecodeError(ValueError):
+    """An input that cannot be turned into spans or metrics; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Bounds that protect the flow from hostile or broken producers."""
+
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_attribute_bytes: int = 1024 * 1024

@@ -1,0 +1,211 @@
+"""OTLP/JSON trace requests to a SpanBatch, as real producers write them.
+
+OTLP/JSON differs from protobuf's generic JSON mapping: trace and span ids are hex (either case),
+not base64. 64-bit integers come as strings or numbers; enums as integers or their names; unknown
+fields are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from operators.otlp.errors import DecodeError, DecodeLimits
+from operators.otlp.spans import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, SpanBatch
+from operators.otlp.values import json_any, json_attrs, value_size
+
+SPAN_KINDS = {
+    "SPAN_KIND_UNSPECIFIED": 0,
+    "SPAN_KIND_INTERNAL": 1,
+    "SPAN_KIND_SERVER": 2,
+    "SPAN_KIND_CLIENT": 3,
+    "SPAN_KIND_PRODUCER": 4,
+    "SPAN_KIND_CONSUMER": 5,
+}
+STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+_HTTP_KEYS = ("http.response.status_code", "http.status_code")
+_RPC_KEY = "rpc.grpc.status_code"
+# server and consumer spans are where HTTP/gRPC status decides the error flag
+_ENTRY_KINDS = frozenset((SPAN_KIND_SERVER, SPAN_KIND_CONSUMER))
+
+
+def load_json(data: bytes | str, limits: DecodeLimits) -> dict[str, Any]:
+    """Parse one OTLP/JSON document, bounded in size; DecodeError on anything else."""
+    if len(data) > limits.max_message_bytes:
+        raise DecodeError(
+            f"message of {len(data)} bytes exceeds max_message_bytes={limits.max_message_bytes}"
+        )
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise DecodeError(f"OTLP/JSON must be an object, got {type(obj).__name__}")
+    return obj
+
+
+def decode_trace_json(data: bytes | str, limits: DecodeLimits | None = None) -> SpanBatch:
+    """Decode an OTLP/JSON ExportTraceServiceRequest (or Jaeger v3 `result` wrapper)."""
+    limits = limits or DecodeLimits()
+    obj = load_json(data, limits)
+    return trace_json_to_batch(obj, limits, oversized=len(data) > limits.max_attribute_bytes)
+
+
+def trace_json_to_batch(
+    obj: dict[str, Any], limits: DecodeLimits | None = None, *, oversized: bool = True
+) -> SpanBatch:
+    """Columns from a parsed OTLP/JSON trace request."""
+    limits = limits or DecodeLimits()
+    if "result" in obj and isinstance(obj["result"], dict):
+        obj = obj["result"]  # Jaeger API v3 wraps the request
+    resource_spans = _get(obj, "resourceSpans", "resource_spans")
+    if resource_spans is None:
+        raise DecodeError("OTLP/JSON trace request has no resourceSpans")
+    if not isinstance(resource_spans, list):
+        raise DecodeError("resourceSpans must be a list")
+
+    service: list[str] = []
+    version: list[str] = []
+    names: list[str] = []
+    kinds: list[int] = []
+    status: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    trace_ids: list[bytes] = []
+    span_ids: list[bytes] = []
+    parents: list[bytes] = []
+    res_attrs: list[dict[str, Any]] = []
+    http: list[int] = []
+    rpc: list[int] = []
+    flat: list[dict[str, Any]] = []
+
+    try:
+        for r_index, rs in enumerate(resource_spans):
+            resource = rs.get("resource") or {}
+            attrs = json_attrs(resource.get("attributes"))
+            if oversized:
+                _check_sizes(attrs, limits.max_attribute_bytes, "resource")
+            svc = attrs.get("service.name")
+            if not isinstance(svc, str) or not svc:
+                raise DecodeError(
+                    f"resourceSpans[{r_index}] has no service.name resource attribute"
+                )
+            ver = attrs.get("service.version")
+            ver = "" if ver is None else str(ver)
+            scopes = _get(rs, "scopeSpans", "scope_spans") or []
+            for ss in scopes:
+                for s in ss.get("spans") or []:
+                    flat.append(s)
+                    service.append(svc)
+                    version.append(ver)
+                    res_attrs.append(attrs)
+                    names.append(str(s.get("name", "")))
+                    kind = _enum(s.get("kind", 0), SPAN_KINDS, "kind")
+                    kinds.append(kind)
+                    st = s.get("status") or {}
+                    status.append(_enum(st.get("code", 0), STATUS_CODES, "status.code"))
+                    starts.append(int(_get(s, "startTimeUnixNano", "start_time_unix_nano") or 0))
+                    ends.append(int(_get(s, "endTimeUnixNano", "end_time_unix_nano") or 0))
+                    trace_ids.append(_hex_id(_get(s, "traceId", "trace_id"), 16, "traceId"))
+                    span_ids.append(_hex_id(_get(s, "spanId", "span_id"), 8, "spanId"))
+                    parent = _get(s, "parentSpanId", "parent_span_id")
+                    parents.append(_hex_id(parent, 8, "parentSpanId") if parent else b"")
+                    h, g = 0, -1
+                    span_attrs = s.get("attributes")
+                    if oversized and span_attrs:
+                        _check_sizes(json_attrs(span_attrs), limits.max_attribute_bytes, "span")
+                    if kind in _ENTRY_KINDS and span_attrs:
+                        for kv in span_attrs:
+                            key = kv.get("key")
+                            if key in _HTTP_KEYS:
+                                h = _int_or(json_any(kv.get("value")), 0)
+                            elif key == _RPC_KEY:
+                                g = _int_or(json_any(kv.get("value")), -1)
+                    http.append(h)
+                    rpc.append(g)
+    except DecodeError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise DecodeError(f"malformed OTLP/JSON trace request: {exc!r}") from None
+
+    def read_attr(i: int, key: str) -> Any:
+        for kv in flat[i].get("attributes") or []:
+            if kv.get("key") == key:
+                return json_any(kv.get("value"))
+        return None
+
+    def read_events(i: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": e.get("name", ""),
+                "time_ns": int(_get(e, "timeUnixNano", "time_unix_nano") or 0),
+                "attributes": json_attrs(e.get("attributes")),
+            }
+            for e in flat[i].get("events") or []
+        ]
+
+    return SpanBatch(
+        service=service,
+        service_version=version,
+        operation=names,
+        kind=np.asarray(kinds, dtype=np.int8),
+        status_code=np.asarray(status, dtype=np.int8),
+        http_status=np.asarray(http, dtype=np.int32),
+        rpc_grpc_status=np.asarray(rpc, dtype=np.int32),
+        start_ns=np.asarray(starts, dtype=np.int64),
+        end_ns=np.asarray(ends, dtype=np.int64),
+        trace_id=trace_ids,
+        span_id=span_ids,
+        parent_span_id=parents,
+        resource_attrs=res_attrs,
+        _attr_reader=read_attr,
+        _events_reader=read_events,
+    )
+
+
+def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
+    value = obj.get(camel)
+    return obj.get(snake) if value is None else value
+
+
+def _enum(value: Any, names: dict[str, int], what: str) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        if value in names:
+            return names[value]
+        if value.isdigit():
+            return int(value)
+    raise DecodeError(f"unknown {what} {value!r}; expected an integer or one of {sorted(names)}")
+
+
+def _hex_id(value: Any, size: int, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise DecodeError(f"{what} must be a hex string, got {type(value).__name__}")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise DecodeError(
+            f"{what} {value[:64]!r} is not hex (OTLP/JSON ids are hex, not base64)"
+        ) from None
+    if len(raw) != size:
+        raise DecodeError(f"{what} {value[:64]!r} is {len(raw)} bytes; OTLP requires {size}")
+    return raw
+
+
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _check_sizes(attrs: dict[str, Any], limit: int, where: str) -> None:
+    for key, value in attrs.items():
+        size = value_size(value)
+        if size > limit:
+            raise DecodeError(
+                f"{where} attribute {key!r} is {size} bytes, over max_attribute_bytes={limit}"
+            )

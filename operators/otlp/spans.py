@@ -1,0 +1,151 @@
+"""SpanBatch: one decoded export request as columns (see docs/contracts.md, "Span columns").
+
+The hot path (signals) reads only the fixed columns. Selected attributes and events are extracted
+lazily from the parsed request when something asks for them (the span archive, journey steps), so
+the windowed signals never pay for attribute walks they do not use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+SPAN_KIND_SERVER = 2
+SPAN_KIND_CONSUMER = 5
+STATUS_CODE_ERROR = 2
+
+# Reads one attribute (by key) or the events of span i from the parsed request; set by the decoder.
+AttributeReader = Callable[[int, str], Any]
+EventsReader = Callable[[int], list[dict[str, Any]]]
+
+
+@dataclass(slots=True)
+class SpanBatch:
+    """Columns of one export request: parallel lists / arrays, one entry per span."""
+
+    service: list[str]
+    service_version: list[str]
+    operation: list[str]
+    kind: npt.NDArray[np.int8]
+    status_code: npt.NDArray[np.int8]
+    http_status: npt.NDArray[np.int32]
+    rpc_grpc_status: npt.NDArray[np.int32]
+    start_ns: npt.NDArray[np.int64]
+    end_ns: npt.NDArray[np.int64]
+    trace_id: list[bytes]
+    span_id: list[bytes]
+    parent_span_id: list[bytes]
+    # resource attributes per span (shared dicts, one per resource) for lazy lookups
+    resource_attrs: list[dict[str, Any]] = field(default_factory=list)
+    _attr_reader: AttributeReader | None = None
+    _events_reader: EventsReader | None = None
+
+    def __len__(self) -> int:
+        return len(self.operation)
+
+    @property
+    def duration_ns(self) -> npt.NDArray[np.int64]:
+        """End minus start, clamped at zero (clock skew must not give negative latency)."""
+        return np.maximum(self.end_ns - self.start_ns, 0)
+
+    @property
+    def is_error(self) -> npt.NDArray[np.bool_]:
+        """Status ERROR, HTTP 5xx on server spans, or a non-OK gRPC code."""
+        server = self.kind == SPAN_KIND_SERVER
+        return (
+            (self.status_code == STATUS_CODE_ERROR)
+            | (server & (self.http_status >= 500))
+            | (self.rpc_grpc_status > 0)
+        )
+
+    def attribute(self, i: int, key: str) -> Any:
+        """Span attribute `key` of span i, falling back to its resource attribute; None if absent."""
+        value = self._attr_reader(i, key) if self._attr_reader is not None else None
+        if value is None and self.resource_attrs:
+            value = self.resource_attrs[i].get(key)
+        return value
+
+    def attribute_column(self, key: str) -> list[str]:
+        """One selected attribute for every span, as strings ("" when absent)."""
+        out = []
+        for i in range(len(self)):
+            value = self.attribute(i, key)
+            out.append("" if value is None else str(value))
+        return out
+
+    def events(self, i: int) -> list[dict[str, Any]]:
+        """Span i's events as plain dicts (name, time_ns, attributes)."""
+        return self._events_reader(i) if self._events_reader is not None else []
+
+    def to_polars(self, selected_attributes: Sequence[str] = ()) -> Any:
+        """The contract's span frame (polars), with the selected attribute columns."""
+        import polars as pl
+
+        data: dict[str, Any] = {
+            "trace_id": [t.hex() for t in self.trace_id],
+            "span_id": [s.hex() for s in self.span_id],
+            "parent_span_id": [p.hex() for p in self.parent_span_id],
+            "service": self.service,
+            "service_version": self.service_version,
+            "operation": self.operation,
+            "kind": pl.Series(self.kind, dtype=pl.Int8),
+            "status_code": pl.Series(self.status_code, dtype=pl.Int8),
+            "http_status": pl.Series(self.http_status, dtype=pl.Int32),
+            "rpc_grpc_status": pl.Series(self.rpc_grpc_status, dtype=pl.Int32),
+            "start_ns": pl.Series(self.start_ns, dtype=pl.Int64),
+            "end_ns": pl.Series(self.end_ns, dtype=pl.Int64),
+            "duration_ns": pl.Series(self.duration_ns, dtype=pl.Int64),
+            "is_error": pl.Series(self.is_error, dtype=pl.Boolean),
+        }
+        for key in selected_attributes:
+            data[key] = self.attribute_column(key)
+        events = []
+        for i in range(len(self)):
+            evs = self.events(i)
+            events.append(json.dumps(evs, separators=(",", ":"), sort_keys=True) if evs else "")
+        data["events"] = events
+        return pl.DataFrame(data)
+
+
+def concat_batches(batches: Sequence[SpanBatch]) -> SpanBatch:
+    """Join batches into one (used by replay tools and tests; the flow keeps batches separate)."""
+    if len(batches) == 1:
+        return batches[0]
+    readers = [(b, len(b)) for b in batches]
+
+    def attr(i: int, key: str) -> Any:
+        for b, n in readers:
+            if i < n:
+                return b._attr_reader(i, key) if b._attr_reader else None
+            i -= n
+        raise IndexError(i)
+
+    def events(i: int) -> list[dict[str, Any]]:
+        for b, n in readers:
+            if i < n:
+                return b.events(i)
+            i -= n
+        raise IndexError(i)
+
+    return SpanBatch(
+        service=[s for b in batches for s in b.service],
+        service_version=[s for b in batches for s in b.service_version],
+        operation=[s for b in batches for s in b.operation],
+        kind=np.concatenate([b.kind for b in batches]).astype(np.int8),
+        status_code=np.concatenate([b.status_code for b in batches]).astype(np.int8),
+        http_status=np.concatenate([b.http_status for b in batches]).astype(np.int32),
+        rpc_grpc_status=np.concatenate([b.rpc_grpc_status for b in batches]).astype(np.int32),
+        start_ns=np.concatenate([b.start_ns for b in batches]).astype(np.int64),
+        end_ns=np.concatenate([b.end_ns for b in batches]).astype(np.int64),
+        trace_id=[t for b in batches for t in b.trace_id],
+        span_id=[t for b in batches for t in b.span_id],
+        parent_span_id=[t for b in batches for t in b.parent_span_id],
+        resource_attrs=[r for b in batches for r in b.resource_attrs],
+        _attr_reader=attr,
+        _events_reader=events,
+    )

@@ -1,0 +1,65 @@
+"""OTLP AnyValue to plain Python, for protobuf messages and OTLP/JSON dicts alike."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+
+def proto_any(value: Any) -> Any:
+    """A protobuf AnyValue as a Python value (lists and dicts for arrays and kvlists)."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [proto_any(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: proto_any(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, which)
+
+
+def proto_attrs(attributes: Any) -> dict[str, Any]:
+    """A repeated KeyValue as a dict."""
+    return {kv.key: proto_any(kv.value) for kv in attributes}
+
+
+def json_any(value: Any) -> Any:
+    """An OTLP/JSON AnyValue object as a Python value; int64 may be a string or a number."""
+    if not isinstance(value, dict) or not value:
+        return None
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "intValue" in value:
+        return int(value["intValue"])
+    if "doubleValue" in value:
+        return float(value["doubleValue"])
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "bytesValue" in value:
+        # AnyValue bytes are base64 in OTLP/JSON (only trace and span ids are hex)
+        return base64.b64decode(value["bytesValue"])
+    if "arrayValue" in value:
+        return [json_any(v) for v in value["arrayValue"].get("values", [])]
+    if "kvlistValue" in value:
+        return {
+            kv["key"]: json_any(kv.get("value")) for kv in value["kvlistValue"].get("values", [])
+        }
+    return None
+
+
+def json_attrs(attributes: Any) -> dict[str, Any]:
+    """An OTLP/JSON attribute list as a dict."""
+    if not attributes:
+        return {}
+    return {kv["key"]: json_any(kv.get("value")) for kv in attributes}
+
+
+def value_size(value: Any) -> int:
+    """Approximate size in bytes of an attribute value (strings, bytes, nested values)."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, list):
+        return sum(value_size(v) for v in value)
+    if isinstance(value, dict):
+        return sum(len(k) + value_size(v) for k, v in value.items())
+    return 8

@@ -1,0 +1,287 @@
+"""One decoded batch to its partials per (key, window), vectorised with numpy.
+
+Per batch, spans are grouped by an integer code for (service, operation, version) and window, so
+the cost per span is a few array operations, not a Python object. Only the group loop (tens of
+groups per batch) runs in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from operators.otlp.metrics import MetricBatch
+from operators.otlp.spans import SpanBatch
+from operators.signals.partials import CujPartial, Exemplar, MetricPartial, Partial, SpanPartial
+from operators.sketch import ZERO_BUCKET, QuantileSketch, mapping_for
+from sre_space.settings import PipelineConfig
+
+_BUCKET_SPAN = 1 << 22  # bucket indexes of any representable latency fit in +-2^21
+_BUCKET_OFFSET = 1 << 21
+
+
+@dataclass(frozen=True, slots=True)
+class StepMatcher:
+    """A journey step: service, operation (prefix when it ends in '*'), attribute equalities."""
+
+    name: str
+    service: str
+    operation: str
+    attributes: tuple[tuple[str, str], ...]
+
+    def matches_key(self, service: str, operation: str) -> bool:
+        if service != self.service:
+            return False
+        if self.operation.endswith("*"):
+            return operation.startswith(self.operation[:-1])
+        return operation == self.operation
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRole:
+    """What a metric name feeds: a saturation signal's usage or limit, or a passthrough signal."""
+
+    signal: str
+    role: str  # "usage" | "limit" | "passthrough"
+    ratio: bool = False
+    filter: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSpec:
+    """The compiled signal configuration used by the aggregator."""
+
+    window_ns: int
+    exemplars: int
+    journeys: tuple[tuple[str, tuple[StepMatcher, ...]], ...]
+    metric_roles: dict[str, tuple[MetricRole, ...]]
+    accuracy: float = 0.005
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> SignalSpec:
+        """Compile the pipeline config once at start-up."""
+        journeys = tuple(
+            (
+                name,
+                tuple(
+                    StepMatcher(s.name, s.service, s.operation, tuple(sorted(s.attributes.items())))
+                    for s in j.steps
+                ),
+            )
+            for name, j in sorted(config.journeys.items())
+        )
+        roles: dict[str, list[MetricRole]] = {}
+        for sig, m in sorted(config.metrics.saturation.items()):
+            flt = tuple(sorted(m.usage_filter.items()))
+            for name in m.usage:
+                roles.setdefault(name, []).append(MetricRole(sig, "usage", m.ratio, flt))
+            for name in m.limit:
+                roles.setdefault(name, []).append(MetricRole(sig, "limit", m.ratio))
+        for name in config.metrics.passthrough:
+            roles.setdefault(name, []).append(MetricRole(name, "passthrough"))
+        return cls(
+            window_ns=config.signals.window_seconds * 1_000_000_000,
+            exemplars=config.signals.exemplars,
+            journeys=journeys,
+            metric_roles={k: tuple(v) for k, v in roles.items()},
+        )
+
+
+def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
+    """Span and journey partials of one batch."""
+    n = len(batch)
+    if n == 0:
+        return []
+    # Intern (service, operation, version) -> code; one comprehension is the only per-span loop.
+    interned: dict[tuple[str, str, str], int] = {}
+    codes = np.fromiter(
+        (
+            interned.setdefault(k, len(interned))
+            for k in zip(batch.service, batch.operation, batch.service_version, strict=True)
+        ),
+        dtype=np.int64,
+        count=n,
+    )
+    keys = list(interned)
+    # (service, operation) groups over the interned triples
+    pair_code: dict[tuple[str, str], int] = {}
+    triple_to_pair = np.array([pair_code.setdefault((s, o), len(pair_code)) for s, o, _ in keys])
+    pairs = list(pair_code)
+    pair_of_span = triple_to_pair[codes]
+
+    window = batch.end_ns // spec.window_ns
+    wmin = int(window.min())
+    width = int(window.max()) - wmin + 1
+    group_key = pair_of_span * width + (window - wmin)
+    gids, ginv = np.unique(group_key, return_inverse=True)
+    ng = len(gids)
+
+    err = batch.is_error
+    counts = np.bincount(ginv, minlength=ng)
+    errors = np.bincount(ginv, weights=err, minlength=ng).astype(np.int64)
+    dur_ns = batch.duration_ns
+    dur_ms = dur_ns / 1e6
+    max_ts = np.full(ng, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(max_ts, ginv, batch.end_ns)
+    lo = np.full(ng, np.inf)
+    hi = np.full(ng, -np.inf)
+    np.minimum.at(lo, ginv, dur_ms)
+    np.maximum.at(hi, ginv, dur_ms)
+
+    # Sketch buckets of every group at once: unique over (group, bucket).
+    idx = mapping_for(spec.accuracy).index(dur_ms)
+    idx = np.where(idx == ZERO_BUCKET, -_BUCKET_OFFSET, idx)
+    combined = ginv.astype(np.int64) * _BUCKET_SPAN + (idx + _BUCKET_OFFSET)
+    uniq, ucount = np.unique(combined, return_counts=True)
+    buckets: list[dict[int, int]] = [{} for _ in range(ng)]
+    for c, cnt in zip(uniq.tolist(), ucount.tolist(), strict=True):
+        g, b = divmod(c, _BUCKET_SPAN)
+        b -= _BUCKET_OFFSET
+        buckets[g][ZERO_BUCKET if b == -_BUCKET_OFFSET else b] = cnt
+
+    # Versions and kinds per group.
+    versions: list[dict[str, int]] = [{} for _ in range(ng)]
+    vkey = ginv.astype(np.int64) * len(keys) + codes
+    vu, vc = np.unique(vkey, return_counts=True)
+    for c, cnt in zip(vu.tolist(), vc.tolist(), strict=True):
+        g, code = divmod(c, len(keys))
+        ver = keys[code][2]
+        versions[g][ver] = versions[g].get(ver, 0) + cnt
+    kinds: list[dict[int, int]] = [{} for _ in range(ng)]
+    ku, kc = np.unique(ginv.astype(np.int64) * 8 + batch.kind, return_counts=True)
+    for c, cnt in zip(ku.tolist(), kc.tolist(), strict=True):
+        g, kind = divmod(c, 8)
+        kinds[g][kind] = cnt
+
+    slowest = _top_per_group(ginv, dur_ns, np.ones(n, dtype=bool), batch.trace_id, ng, spec)
+    failing = _top_per_group(ginv, dur_ns, err, batch.trace_id, ng, spec)
+
+    out: list[Partial] = []
+    for g in range(ng):
+        pair, w = divmod(int(gids[g]), width)
+        service, operation = pairs[pair]
+        sketch = QuantileSketch(spec.accuracy)
+        sketch.add_buckets(buckets[g], int(counts[g]), float(lo[g]), float(hi[g]))
+        out.append(
+            SpanPartial(
+                service=service,
+                operation=operation,
+                window=wmin + w,
+                max_ts_ns=int(max_ts[g]),
+                count=int(counts[g]),
+                errors=int(errors[g]),
+                sketch=sketch,
+                kinds=kinds[g],
+                versions=versions[g],
+                slowest=slowest[g],
+                failing=failing[g],
+                exemplars=spec.exemplars,
+            )
+        )
+    out.extend(_journey_partials(batch, spec, pairs, pair_of_span, window))
+    return out
+
+
+def _top_per_group(
+    ginv: np.ndarray,
+    dur_ns: np.ndarray,
+    mask: np.ndarray,
+    trace_ids: list[bytes],
+    ng: int,
+    spec: SignalSpec,
+) -> list[list[Exemplar]]:
+    out: list[list[Exemplar]] = [[] for _ in range(ng)]
+    sel = np.flatnonzero(mask)
+    if sel.size == 0:
+        return out
+    # Sort the selected spans by group, then by duration descending; take each group's first k.
+    order = sel[np.lexsort((-dur_ns[sel], ginv[sel]))]
+    g_sorted = ginv[order]
+    starts = np.searchsorted(g_sorted, np.arange(ng), side="left")
+    ends = np.searchsorted(g_sorted, np.arange(ng), side="right")
+    k = spec.exemplars
+    for g in range(ng):
+        for i in order[starts[g] : min(ends[g], starts[g] + k)].tolist():
+            out[g].append((int(dur_ns[i]), trace_ids[i].hex()))
+    return out
+
+
+def _journey_partials(
+    batch: SpanBatch,
+    spec: SignalSpec,
+    pairs: list[tuple[str, str]],
+    pair_of_span: np.ndarray,
+    window: np.ndarray,
+) -> Iterable[Partial]:
+    if not spec.journeys:
+        return []
+    out: list[Partial] = []
+    for name, steps in spec.journeys:
+        per_window: dict[int, list[int]] = {}
+        max_ts: dict[int, int] = {}
+        for s_index, step in enumerate(steps):
+            codes = [c for c, (svc, op) in enumerate(pairs) if step.matches_key(svc, op)]
+            if not codes:
+                continue
+            hits = np.flatnonzero(np.isin(pair_of_span, codes))
+            if step.attributes:
+                # Only the few spans that already match service+operation pay the attribute walk.
+                hits = np.array(
+                    [
+                        i
+                        for i in hits.tolist()
+                        if all(str(batch.attribute(i, k)) == v for k, v in step.attributes)
+                    ],
+                    dtype=np.int64,
+                )
+            if hits.size == 0:
+                continue
+            wu, wc = np.unique(window[hits], return_counts=True)
+            for w, c in zip(wu.tolist(), wc.tolist(), strict=True):
+                per_window.setdefault(w, [0] * len(steps))[s_index] += c
+                ts = int(batch.end_ns[hits][window[hits] == w].max())
+                max_ts[w] = max(max_ts.get(w, ts), ts)
+        for w, counts in sorted(per_window.items()):
+            out.append(CujPartial(name, w, max_ts[w], counts, tuple(s.name for s in steps)))
+    return out
+
+
+def metric_partials(batch: MetricBatch, spec: SignalSpec) -> list[Partial]:
+    """Saturation and passthrough partials of one metrics batch (unlisted names are ignored)."""
+    acc: dict[tuple[str, str, int], MetricPartial] = {}
+    roles = spec.metric_roles
+    for i in range(len(batch)):
+        name = batch.metric[i]
+        metric_roles = roles.get(name)
+        if not metric_roles:
+            continue
+        ts = batch.ts_ns[i]
+        w = ts // spec.window_ns
+        svc = batch.service[i]
+        for role in metric_roles:
+            if role.filter and any(str(batch.attributes[i].get(k)) != v for k, v in role.filter):
+                continue
+            key = (svc, role.signal, w)
+            part = acc.get(key)
+            if part is None:
+                part = acc[key] = MetricPartial(
+                    service=svc,
+                    metric=role.signal,
+                    window=w,
+                    max_ts_ns=ts,
+                    unit="1" if role.ratio else batch.unit[i],
+                    is_sum=batch.is_sum[i],
+                    saturation=role.role != "passthrough",
+                    ratio=role.ratio,
+                )
+            # A series is an instance plus its point attributes (e.g. restarts per reason).
+            series = batch.instance[i]
+            if role.role == "passthrough" and batch.attributes[i]:
+                series += "|" + ",".join(f"{k}={v}" for k, v in sorted(batch.attributes[i].items()))
+            if role.role == "limit":
+                part.add_limit(series, ts, batch.value[i])
+            else:
+                part.add_usage(series, ts, batch.value[i])
+    return [acc[k] for k in sorted(acc)]

@@ -1,0 +1,159 @@
+"""A mergeable quantile sketch with bounded relative error (DDSketch-style log buckets).
+
+A value v > 0 falls into bucket ceil(log_gamma(v)) with gamma = (1 + a) / (1 - a); the bucket's
+representative 2 gamma^i / (gamma + 1) is within a relative error `a` of every value in it. Bucket
+counts add exactly, so merging is associative and commutative and every merge order gives the same
+sketch: windows merged across workers match a single worker's bit for bit.
+
+Quantiles interpolate linearly between the two neighbouring ranks, like numpy's default method, so
+the answer is within `a` of `numpy.percentile` on the same data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+DEFAULT_ACCURACY = 0.005
+# Values at or below this are counted in the zero bucket (latencies in ms: below 1 ns).
+MIN_VALUE = 1e-6
+ZERO_BUCKET = -(2**31)
+
+
+class LogMapping:
+    """Value <-> bucket index mapping for a relative accuracy."""
+
+    __slots__ = ("accuracy", "gamma", "inv_log_gamma")
+
+    def __init__(self, accuracy: float = DEFAULT_ACCURACY) -> None:
+        if not 0.0 < accuracy < 1.0:
+            raise ValueError(f"sketch accuracy must be in (0, 1), got {accuracy}")
+        self.accuracy = accuracy
+        self.gamma = (1.0 + accuracy) / (1.0 - accuracy)
+        self.inv_log_gamma = 1.0 / math.log(self.gamma)
+
+    def index(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Bucket index per value (vectorised); non-positive values go to the zero bucket."""
+        safe = np.maximum(values, MIN_VALUE)
+        idx = np.ceil(np.log(safe) * self.inv_log_gamma).astype(np.int64)
+        return np.where(values > MIN_VALUE, idx, ZERO_BUCKET)
+
+    def value(self, index: int) -> float:
+        """The representative value of a bucket."""
+        if index == ZERO_BUCKET:
+            return 0.0
+        return 2.0 * self.gamma**index / (self.gamma + 1.0)
+
+
+_MAPPINGS: dict[float, LogMapping] = {}
+
+
+def mapping_for(accuracy: float = DEFAULT_ACCURACY) -> LogMapping:
+    """A shared mapping per accuracy (they are immutable)."""
+    m = _MAPPINGS.get(accuracy)
+    if m is None:
+        m = _MAPPINGS[accuracy] = LogMapping(accuracy)
+    return m
+
+
+class QuantileSketch:
+    """Bucket counts plus exact count, min and max; picklable for Bytewax state and exchange."""
+
+    __slots__ = ("accuracy", "buckets", "count", "max", "min")
+
+    def __init__(self, accuracy: float = DEFAULT_ACCURACY) -> None:
+        self.accuracy = accuracy
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def __getstate__(self) -> tuple[float, dict[int, int], int, float, float]:
+        return (self.accuracy, self.buckets, self.count, self.min, self.max)
+
+    def __setstate__(self, state: tuple[float, dict[int, int], int, float, float]) -> None:
+        self.accuracy, self.buckets, self.count, self.min, self.max = state
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QuantileSketch):
+            return NotImplemented
+        return self.__getstate__() == other.__getstate__()
+
+    @classmethod
+    def from_values(
+        cls, values: Iterable[float] | npt.NDArray[np.float64], accuracy: float = DEFAULT_ACCURACY
+    ) -> QuantileSketch:
+        """A sketch of the given values."""
+        sketch = cls(accuracy)
+        sketch.add_array(
+            np.asarray(
+                list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64
+            )
+        )
+        return sketch
+
+    def add_array(self, values: npt.NDArray[np.float64]) -> None:
+        """Add many values at once (vectorised)."""
+        if values.size == 0:
+            return
+        idx, counts = np.unique(mapping_for(self.accuracy).index(values), return_counts=True)
+        self.add_buckets(
+            dict(zip(idx.tolist(), counts.tolist(), strict=True)),
+            int(values.size),
+            float(values.min()),
+            float(values.max()),
+        )
+
+    def add_buckets(self, buckets: Mapping[int, int], count: int, lo: float, hi: float) -> None:
+        """Add pre-bucketed counts (the columnar aggregator buckets a whole batch at once)."""
+        mine = self.buckets
+        for i, c in buckets.items():
+            mine[i] = mine.get(i, 0) + c
+        self.count += count
+        self.min = min(self.min, lo)
+        self.max = max(self.max, hi)
+
+    def merge(self, other: QuantileSketch) -> QuantileSketch:
+        """Add another sketch's counts into this one (in place) and return self."""
+        if other.accuracy != self.accuracy:
+            raise ValueError(
+                f"cannot merge sketches of accuracy {self.accuracy} and {other.accuracy}"
+            )
+        self.add_buckets(other.buckets, other.count, other.min, other.max)
+        return self
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile (0..1), linearly interpolated between ranks; None when empty."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be in [0, 1], got {q}")
+        if self.count == 0:
+            return None
+        rank = q * (self.count - 1)
+        lo_rank = math.floor(rank)
+        frac = rank - lo_rank
+        lo = self._value_at_rank(lo_rank)
+        if frac == 0.0:
+            return lo
+        hi = self._value_at_rank(lo_rank + 1)
+        return lo + frac * (hi - lo)
+
+    def quantiles(self, qs: Iterable[float]) -> list[float | None]:
+        """Several quantiles at once."""
+        return [self.quantile(q) for q in qs]
+
+    def _value_at_rank(self, rank: int) -> float:
+        # The extremes are known exactly; clamp representatives into [min, max].
+        if rank <= 0:
+            return self.min
+        if rank >= self.count - 1:
+            return self.max
+        m = mapping_for(self.accuracy)
+        seen = 0
+        for i in sorted(self.buckets):
+            seen += self.buckets[i]
+            if seen > rank:
+                return min(max(m.value(i), self.min), self.max)
+        return self.max

@@ -1,0 +1,52 @@
+"""JSON-lines files for replays: one part file per worker, merged and sorted when the run ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from sre_space.records import Record
+
+
+class _Partition(StatelessSinkPartition[Record]):
+    def __init__(self, path: Path) -> None:
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+
+    def write_batch(self, items: list[Record]) -> None:
+        self._fh.writelines(item.to_json() + "\n" for item in items)
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class JsonlPartsSink(DynamicSink[Record]):
+    """Appends records to `<dir>/<name>.part-<worker>.jsonl`; `merge_parts` makes the final file."""
+
+    def __init__(self, directory: str | Path, name: str) -> None:
+        self.directory = Path(directory)
+        self.name = name
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return _Partition(self.directory / f"{self.name}.part-{worker_index}.jsonl")
+
+
+def merge_parts(directory: str | Path, name: str) -> Path:
+    """Sort every part's lines into `<dir>/<name>.jsonl` (deterministic whatever the workers did)."""
+    directory = Path(directory)
+    lines: set[str] = set()
+    for part in sorted(directory.glob(f"{name}.part-*.jsonl")):
+        lines.update(line for line in part.read_text(encoding="utf-8").splitlines() if line)
+        part.unlink()
+    out = directory / f"{name}.jsonl"
+    out.write_text("".join(line + "\n" for line in sorted(lines, key=_order)), encoding="utf-8")
+    return out
+
+
+def _order(line: str) -> tuple[str, str]:
+    # Lines are compact JSON with sorted keys; sort by window then by the whole line.
+    start = line.find('"window_start":"')
+    return (line[start + 16 : start + 40] if start >= 0 else "", line)

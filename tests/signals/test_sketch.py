@@ -1,0 +1,57 @@
+"""The quantile sketch: merge is exact and order-free; quantiles are within 1% of numpy's."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from operators.sketch import QuantileSketch
+
+positive = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False, allow_infinity=False)
+samples = st.lists(positive, min_size=1, max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, samples, samples)
+def test_merge_is_associative_and_commutative(a: list[float], b: list[float], c: list[float]) -> None:
+    def s(x: list[float]) -> QuantileSketch:
+        return QuantileSketch.from_values(x)
+
+    left = s(a).merge(s(b)).merge(s(c))
+    right = s(a).merge(s(b).merge(s(c)))
+    swapped = s(c).merge(s(a)).merge(s(b))
+    whole = s(a + b + c)
+    assert left == right == swapped == whole
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples, st.sampled_from([0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 1.0]))
+def test_quantiles_within_one_percent_of_numpy(values: list[float], q: float) -> None:
+    got = QuantileSketch.from_values(values).quantile(q)
+    want = float(np.percentile(values, q * 100))
+    assert got is not None
+    assert abs(got - want) <= 0.01 * want
+
+
+def test_long_tailed_latencies_within_bound_at_p50_p95_p99() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(mean=3.0, sigma=1.2, size=50_000)
+    sketch = QuantileSketch.from_values(values)
+    for q in (0.5, 0.95, 0.99):
+        want = float(np.percentile(values, q * 100))
+        assert abs(sketch.quantile(q) - want) <= 0.01 * want  # type: ignore[operator]
+
+
+def test_empty_and_zero_values() -> None:
+    assert QuantileSketch().quantile(0.5) is None
+    sketch = QuantileSketch.from_values([0.0, 0.0, 5.0])
+    assert sketch.quantile(0.0) == 0.0
+    assert sketch.quantile(1.0) == 5.0
+
+
+def test_pickle_round_trip_keeps_state() -> None:
+    sketch = QuantileSketch.from_values([1.0, 2.0, 3.0])
+    assert pickle.loads(pickle.dumps(sketch)) == sketch
