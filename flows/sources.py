@@ -84,7 +84,9 @@ def kafka_input(
         tail=tail,
         starting_offset=start,
         add_config=CONSUMER_TUNING,
-        batch_size=1000,
+        # Small batches keep partitions interleaved: watermarks are per key, not per partition,
+        # so reading one partition far ahead of another would make the other one late.
+        batch_size=64,
     )
     raw = op.map(
         "kafka_raw",

@@ -1,0 +1,141 @@
+"""The Kafka dataflow against the real broker: OTLP in, exact signals and dead letters out."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bytewax.testing import cluster_main, run_main
+
+from bench.workload import expected_signals, generate, iter_json_lines
+from flows.main import build_kafka_flow
+from sinks.store import Store
+from sre_space.records import SignalWindow
+from sre_space.settings import Settings
+from sre_space.timeutil import rfc3339_to_ns
+
+pytestmark = pytest.mark.kafka
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _settings(bootstrap: str, topics: dict[str, str], tmp: Path, lateness: int | None = None) -> Settings:
+    config = None
+    if lateness is not None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        config = tmp / "pipeline.yaml"
+        config.write_text(f"signals:\n  lateness_seconds: {lateness}\n")
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        state_dir=tmp / "state",
+        config=config,
+        kafka_tail=False,
+        **topics,
+    )
+
+
+def _topics(topic_factory, partitions: int = 1) -> dict[str, str]:
+    return {
+        "spans_topic": topic_factory(partitions),
+        "metrics_topic": topic_factory(partitions),
+        "signals_topic": topic_factory(1),
+        "deadletter_topic": topic_factory(1),
+    }
+
+
+def _signals(consume_all, topic: str) -> list[SignalWindow]:
+    return [SignalWindow.from_json(r.value) for r in consume_all(topic, idle=1.0)]
+
+
+def _assert_matches_truth(signals: list[SignalWindow], truth, window_ns: int) -> None:
+    want = expected_signals(truth, window_ns)
+    got = {(s.service, s.operation, rfc3339_to_ns(s.window_start)): s for s in signals if s.kind == "span"}
+    assert set(got) == set(want)
+    for key, exp in want.items():
+        sig = got[key]
+        assert (sig.count, sig.errors) == (exp["count"], exp["errors"]), key
+        for q in ("p50_ms", "p95_ms", "p99_ms"):
+            assert abs(getattr(sig, q) - exp[q]) <= 0.01 * exp[q] + 0.001, (key, q)
+
+
+def test_proto_and_json_messages_to_exact_signals_with_dead_letters(
+    tmp_path: Path, topic_factory, produce, consume_all, kafka_bootstrap: str
+) -> None:
+    requests, truth = generate(8_000, seed=21, spans_per_request=400, services=3)
+    # Half the requests as otlp_proto, half as otlp_json; keys absent or a hex trace id.
+    json_lines = list(iter_json_lines(requests))
+    good = [(None if i % 3 else b"5b8efff798038103d269b633813fc60c",
+             requests[i] if i % 2 == 0 else json_lines[i].encode()) for i in range(len(requests))]
+    bad = [
+        (None, b"\x08\x96\x01 definitely not protobuf \xff\xfe"),
+        (None, requests[0][:-9]),  # truncated protobuf
+        (None, b'{"resourceSpans": [ {"broken": '),  # invalid JSON
+        (None, b'{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[]}]}'),  # no service.name
+        (None, json.dumps({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "huge"}},
+            {"key": "blob", "value": {"stringValue": "x" * (10 * 1024 * 1024)}}]},
+            "scopeSpans": []}]}).encode()),  # a 10 MB attribute
+    ]
+    messages = good[:5] + bad[:2] + good[5:12] + bad[2:] + good[12:]
+    topics = _topics(topic_factory)
+    settings = _settings(kafka_bootstrap, topics, tmp_path)
+    placed = produce(topics["spans_topic"], messages)
+    bad_offsets = sorted(placed[i][1] for i, m in enumerate(messages) if m in bad)
+
+    run_main(build_kafka_flow(settings))
+
+    window_ns = settings.pipeline.signals.window_seconds * 10**9
+    _assert_matches_truth(_signals(consume_all, topics["signals_topic"]), truth, window_ns)
+    dead = [json.loads(r.value) for r in consume_all(topics["deadletter_topic"], idle=1.0)]
+    assert sorted(d["offset"] for d in dead) == bad_offsets
+    assert all(d["source"] == topics["spans_topic"] and d["reason"] for d in dead)
+    reasons = " | ".join(d["reason"] for d in dead)
+    for expected in ("protobuf", "invalid JSON", "service.name", "max_attribute_bytes"):
+        assert expected in reasons
+    # The store holds the same signals and the dead letters.
+    store = Store(settings.state_dir / "sre.db")
+    assert store.count("deadletters") == len(bad)
+    assert store.count("signals") == len(_signals(consume_all, topics["signals_topic"]))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_one_worker_two_workers_and_two_processes_agree(
+    tmp_path: Path, topic_factory, produce, consume_all, kafka_bootstrap: str
+) -> None:
+    requests, truth = generate(12_000, seed=8, spans_per_request=300, services=4)
+    window_ns = 10 * 10**9
+    runs = {}
+    for mode in ("one", "two_workers", "two_processes"):
+        topics = _topics(topic_factory, partitions=2)
+        # Lateness covers the whole recording: windows close at the end of the topics, so the
+        # comparison is about merging, not about which partition a worker happened to read first.
+        settings = _settings(kafka_bootstrap, topics, tmp_path / mode, lateness=3600)
+        for part in (0, 1):
+            produce(topics["spans_topic"], [(None, r) for r in requests[part::2]], partition=part)
+        if mode == "one":
+            run_main(build_kafka_flow(settings))
+        elif mode == "two_workers":
+            cluster_main(build_kafka_flow(settings), [], 0, worker_count_per_proc=2)
+        else:
+            addresses = f"127.0.0.1:{_free_port()};127.0.0.1:{_free_port()}"
+            env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                   "SRE_STATE_DIR": str(settings.state_dir), "SRE_CONFIG": str(settings.config),
+                   "SRE_KAFKA_TAIL": "false",
+                   **{f"SRE_{k.upper()}": v for k, v in topics.items()}}
+            procs = [subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.main",
+                                       "-i", str(i), "-a", addresses], cwd=REPO, env=env)
+                     for i in range(2)]
+            assert [p.wait(timeout=300) for p in procs] == [0, 0]
+        signals = _signals(consume_all, topics["signals_topic"])
+        _assert_matches_truth(signals, truth, window_ns)
+        runs[mode] = sorted(s.to_json() for s in signals)
+    assert runs["one"] == runs["two_workers"] == runs["two_processes"]
