@@ -13,7 +13,16 @@ import numpy as np
 
 from sre_space.otlp_encode import SpanSpec, trace_request
 
-SERVICES = ("frontend", "cart", "checkout", "payment", "inventory", "shipping", "catalog", "recommendation")
+SERVICES = (
+    "frontend",
+    "cart",
+    "checkout",
+    "payment",
+    "inventory",
+    "shipping",
+    "catalog",
+    "recommendation",
+)
 OPERATIONS = ("GET /", "GET /api/items", "POST /api/cart", "POST /api/checkout", "GET /api/recs")
 T0_NS = 1_767_571_200 * 10**9  # 2026-01-05T00:00:00Z
 
@@ -70,8 +79,10 @@ def generate(
                 )
             )
         req = trace_request(
-            [({"service.name": SERVICES[s], "service.version": "1.0.0"}, spans)
-             for s, spans in sorted(by_service.items())]
+            [
+                ({"service.name": SERVICES[s], "service.version": "1.0.0"}, spans)
+                for s, spans in sorted(by_service.items())
+            ]
         )
         requests.append(req.SerializeToString())
     truth = Truth(

@@ -15,6 +15,7 @@ from bytewax.testing import cluster_main, run_main
 from bench.workload import expected_signals, generate, iter_json_lines
 from flows.main import build_kafka_flow
 from sinks.store import Store
+from sre_space.otlp_encode import PointSpec, metrics_request
 from sre_space.records import SignalWindow
 from sre_space.settings import Settings
 from sre_space.timeutil import rfc3339_to_ns
@@ -23,7 +24,9 @@ pytestmark = pytest.mark.kafka
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _settings(bootstrap: str, topics: dict[str, str], tmp: Path, lateness: int | None = None) -> Settings:
+def _settings(
+    bootstrap: str, topics: dict[str, str], tmp: Path, lateness: int | None = None
+) -> Settings:
     config = None
     if lateness is not None:
         tmp.mkdir(parents=True, exist_ok=True)
@@ -53,7 +56,11 @@ def _signals(consume_all, topic: str) -> list[SignalWindow]:
 
 def _assert_matches_truth(signals: list[SignalWindow], truth, window_ns: int) -> None:
     want = expected_signals(truth, window_ns)
-    got = {(s.service, s.operation, rfc3339_to_ns(s.window_start)): s for s in signals if s.kind == "span"}
+    got = {
+        (s.service, s.operation, rfc3339_to_ns(s.window_start)): s
+        for s in signals
+        if s.kind == "span"
+    }
     assert set(got) == set(want)
     for key, exp in want.items():
         sig = got[key]
@@ -68,28 +75,71 @@ def test_proto_and_json_messages_to_exact_signals_with_dead_letters(
     requests, truth = generate(8_000, seed=21, spans_per_request=400, services=3)
     # Half the requests as otlp_proto, half as otlp_json; keys absent or a hex trace id.
     json_lines = list(iter_json_lines(requests))
-    good = [(None if i % 3 else b"5b8efff798038103d269b633813fc60c",
-             requests[i] if i % 2 == 0 else json_lines[i].encode()) for i in range(len(requests))]
+    good = [
+        (
+            None if i % 3 else b"5b8efff798038103d269b633813fc60c",
+            requests[i] if i % 2 == 0 else json_lines[i].encode(),
+        )
+        for i in range(len(requests))
+    ]
     bad = [
         (None, b"\x08\x96\x01 definitely not protobuf \xff\xfe"),
         (None, requests[0][:-9]),  # truncated protobuf
         (None, b'{"resourceSpans": [ {"broken": '),  # invalid JSON
-        (None, b'{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[]}]}'),  # no service.name
-        (None, json.dumps({"resourceSpans": [{"resource": {"attributes": [
-            {"key": "service.name", "value": {"stringValue": "huge"}},
-            {"key": "blob", "value": {"stringValue": "x" * (10 * 1024 * 1024)}}]},
-            "scopeSpans": []}]}).encode()),  # a 10 MB attribute
+        (
+            None,
+            b'{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[]}]}',
+        ),  # no service.name
+        (
+            None,
+            json.dumps(
+                {
+                    "resourceSpans": [
+                        {
+                            "resource": {
+                                "attributes": [
+                                    {"key": "service.name", "value": {"stringValue": "huge"}},
+                                    {
+                                        "key": "blob",
+                                        "value": {"stringValue": "x" * (10 * 1024 * 1024)},
+                                    },
+                                ]
+                            },
+                            "scopeSpans": [],
+                        }
+                    ]
+                }
+            ).encode(),
+        ),  # a 10 MB attribute
     ]
     messages = good[:5] + bad[:2] + good[5:12] + bad[2:] + good[12:]
     topics = _topics(topic_factory)
     settings = _settings(kafka_bootstrap, topics, tmp_path)
     placed = produce(topics["spans_topic"], messages)
     bad_offsets = sorted(placed[i][1] for i, m in enumerate(messages) if m in bad)
+    mib = 1024 * 1024
+    metrics = metrics_request(
+        [
+            (
+                {"service.name": "payment", "k8s.pod.name": "payment-0"},
+                [
+                    PointSpec("container.memory.usage", 192 * mib, int(truth.end_ns[0]), unit="By"),
+                    PointSpec(
+                        "k8s.container.memory_limit", 256 * mib, int(truth.end_ns[0]), unit="By"
+                    ),
+                ],
+            )
+        ]
+    )
+    produce(topics["metrics_topic"], [(None, metrics.SerializeToString())])
 
     run_main(build_kafka_flow(settings))
 
     window_ns = settings.pipeline.signals.window_seconds * 10**9
-    _assert_matches_truth(_signals(consume_all, topics["signals_topic"]), truth, window_ns)
+    signals = _signals(consume_all, topics["signals_topic"])
+    _assert_matches_truth(signals, truth, window_ns)
+    [memory] = [s for s in signals if s.metric == "memory"]
+    assert (memory.service, memory.utilization, memory.value) == ("payment", 0.75, 192 * mib)
     dead = [json.loads(r.value) for r in consume_all(topics["deadletter_topic"], idle=1.0)]
     assert sorted(d["offset"] for d in dead) == bad_offsets
     assert all(d["source"] == topics["spans_topic"] and d["reason"] for d in dead)
@@ -127,13 +177,31 @@ def test_one_worker_two_workers_and_two_processes_agree(
             cluster_main(build_kafka_flow(settings), [], 0, worker_count_per_proc=2)
         else:
             addresses = f"127.0.0.1:{_free_port()};127.0.0.1:{_free_port()}"
-            env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                   "SRE_STATE_DIR": str(settings.state_dir), "SRE_CONFIG": str(settings.config),
-                   "SRE_KAFKA_TAIL": "false",
-                   **{f"SRE_{k.upper()}": v for k, v in topics.items()}}
-            procs = [subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.main",
-                                       "-i", str(i), "-a", addresses], cwd=REPO, env=env)
-                     for i in range(2)]
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "SRE_STATE_DIR": str(settings.state_dir),
+                "SRE_CONFIG": str(settings.config),
+                "SRE_KAFKA_TAIL": "false",
+                **{f"SRE_{k.upper()}": v for k, v in topics.items()},
+            }
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bytewax.run",
+                        "flows.main",
+                        "-i",
+                        str(i),
+                        "-a",
+                        addresses,
+                    ],
+                    cwd=REPO,
+                    env=env,
+                )
+                for i in range(2)
+            ]
             assert [p.wait(timeout=300) for p in procs] == [0, 0]
         signals = _signals(consume_all, topics["signals_topic"])
         _assert_matches_truth(signals, truth, window_ns)

@@ -66,10 +66,22 @@ def test_replay_is_deterministic_and_two_workers_agree(tmp_path: Path) -> None:
 def test_malformed_lines_go_to_dead_letters_and_good_signals_are_unchanged(tmp_path: Path) -> None:
     requests, truth = generate(3_000, seed=5, spans_per_request=250)
     lines = list(iter_json_lines(requests))
-    bad = ["{not json", json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": []}]}),
-           json.dumps({"resourceSpans": [{"resource": {"attributes": [
-               {"key": "service.name", "value": {"stringValue": "x"}}]},
-               "scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "00"}]}]}]})]
+    bad = [
+        "{not json",
+        json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": []}]}),
+        json.dumps(
+            {
+                "resourceSpans": [
+                    {
+                        "resource": {
+                            "attributes": [{"key": "service.name", "value": {"stringValue": "x"}}]
+                        },
+                        "scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "00"}]}],
+                    }
+                ]
+            }
+        ),
+    ]
     mixed = [lines[0], bad[0], *lines[1:5], bad[1], *lines[5:], bad[2]]
     path = tmp_path / "mixed.jsonl"
     path.write_text("".join(line + "\n" for line in mixed))
@@ -100,3 +112,36 @@ def test_cli_replay_writes_signals(tmp_path: Path, capsys: pytest.CaptureFixture
     assert cli_main(["replay", str(path), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "signals.jsonl").read_text().count('"schema":"sre.signal/v1"') > 0
     assert "1000 spans" in capsys.readouterr().err
+
+
+def test_metrics_lines_become_saturation_and_passthrough_signals(tmp_path: Path) -> None:
+    from sre_space.otlp_encode import PointSpec, metrics_request, to_otlp_json
+
+    mib = 1024 * 1024
+    t0 = 1_767_571_200 * 10**9
+    lines = []
+    # Memory of one pod climbs 10 MiB per 15 s toward a 256 MiB limit; restarts reported every 30 s.
+    for step in range(12):
+        ts = t0 + step * 15 * 10**9
+        points = [
+            PointSpec("container.memory.usage", (100 + 10 * step) * mib, ts, unit="By"),
+            PointSpec("k8s.container.memory_limit", 256 * mib, ts, unit="By"),
+            PointSpec("container.cpu.utilization", 0.25, ts, unit="1"),
+        ]
+        if step % 2 == 0:
+            points.append(
+                PointSpec("k8s.container.restarts", step // 4, ts, is_sum=True, monotonic=True)
+            )
+        req = metrics_request([({"service.name": "cart", "k8s.pod.name": "cart-0"}, points)])
+        lines.append(to_otlp_json(req))
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(line + "\n" for line in lines))
+    signals = read_jsonl(str(replay([path], tmp_path / "out", CONFIG)["signals"]), SignalWindow)
+    memory = [s for s in signals if s.metric == "memory"]
+    assert len(memory) == 12  # one point per 15 s lands in 12 distinct 10 s windows
+    assert [s.utilization for s in memory] == [round((100 + 10 * i) / 256, 6) for i in range(12)]
+    assert all(s.limit == 256 * mib and s.unit == "By" for s in memory)
+    cpu = [s for s in signals if s.metric == "cpu"]
+    assert {s.utilization for s in cpu} == {0.25}
+    restarts = [s.value for s in signals if s.metric == "k8s.container.restarts"]
+    assert restarts == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]

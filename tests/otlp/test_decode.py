@@ -31,20 +31,51 @@ if not FIXTURES.exists():  # CI lays shared/ beside the clone; a developer has i
 
 def _spans() -> list[SpanSpec]:
     return [
-        SpanSpec(b"\x01" * 16, b"\x02" * 8, "GET /cart", 1_000, 3_000_000, kind=2,
-                 attributes={"http.response.status_code": 200, "http.route": "/cart"}),
-        SpanSpec(b"\x01" * 16, b"\x03" * 8, "SELECT", 2_000, 1_002_000, parent_span_id=b"\x02" * 8,
-                 kind=3, status_code=2, events=[("exception", 5, {"exception.type": "Boom"})]),
-        SpanSpec(b"\x04" * 16, b"\x05" * 8, "GET /cart", 10, 20, kind=2,
-                 attributes={"http.response.status_code": 503}),
-        SpanSpec(b"\x06" * 16, b"\x07" * 8, "Charge", 10, 20, kind=2,
-                 attributes={"rpc.grpc.status_code": 14}),
+        SpanSpec(
+            b"\x01" * 16,
+            b"\x02" * 8,
+            "GET /cart",
+            1_000,
+            3_000_000,
+            kind=2,
+            attributes={"http.response.status_code": 200, "http.route": "/cart"},
+        ),
+        SpanSpec(
+            b"\x01" * 16,
+            b"\x03" * 8,
+            "SELECT",
+            2_000,
+            1_002_000,
+            parent_span_id=b"\x02" * 8,
+            kind=3,
+            status_code=2,
+            events=[("exception", 5, {"exception.type": "Boom"})],
+        ),
+        SpanSpec(
+            b"\x04" * 16,
+            b"\x05" * 8,
+            "GET /cart",
+            10,
+            20,
+            kind=2,
+            attributes={"http.response.status_code": 503},
+        ),
+        SpanSpec(
+            b"\x06" * 16,
+            b"\x07" * 8,
+            "Charge",
+            10,
+            20,
+            kind=2,
+            attributes={"rpc.grpc.status_code": 14},
+        ),
     ]
 
 
 def _request() -> ExportTraceServiceRequest:
-    return trace_request([({"service.name": "cart", "service.version": "1.2.3",
-                            "k8s.pod.name": "cart-0"}, _spans())])
+    return trace_request(
+        [({"service.name": "cart", "service.version": "1.2.3", "k8s.pod.name": "cart-0"}, _spans())]
+    )
 
 
 def test_official_trace_example_reads_hex_ids_not_base64() -> None:
@@ -71,7 +102,10 @@ def test_proto_and_json_decode_to_the_same_columns() -> None:
     req = _request()
     a = decode_trace_proto(req.SerializeToString())
     b = decode_trace_json(to_otlp_json(req))
-    fa, fb = a.to_polars(["http.route", "k8s.pod.name"]), b.to_polars(["http.route", "k8s.pod.name"])
+    fa, fb = (
+        a.to_polars(["http.route", "k8s.pod.name"]),
+        b.to_polars(["http.route", "k8s.pod.name"]),
+    )
     assert fa.equals(fb)
     rows = fa.to_dicts()
     assert rows[0]["service_version"] == "1.2.3"
@@ -97,11 +131,24 @@ def test_json_variants_real_producers_write() -> None:
 
 
 def test_metrics_proto_and_json_agree() -> None:
-    req = metrics_request([({"service.name": "cart", "k8s.pod.name": "cart-0"}, [
-        PointSpec("container.memory.usage", 1.5e8, 10, unit="By"),
-        PointSpec("k8s.container.restarts", 2, 10, is_sum=True, monotonic=True,
-                  attributes={"reason": "OOMKilled"}),
-    ])])
+    req = metrics_request(
+        [
+            (
+                {"service.name": "cart", "k8s.pod.name": "cart-0"},
+                [
+                    PointSpec("container.memory.usage", 1.5e8, 10, unit="By"),
+                    PointSpec(
+                        "k8s.container.restarts",
+                        2,
+                        10,
+                        is_sum=True,
+                        monotonic=True,
+                        attributes={"reason": "OOMKilled"},
+                    ),
+                ],
+            )
+        ]
+    )
     a = decode_metrics_proto(req.SerializeToString())
     b = decode_metrics_json(to_otlp_json(req))
     assert a == b
@@ -119,7 +166,9 @@ def test_metrics_proto_and_json_agree() -> None:
         (b'{"hello": 1}', "auto", "neither"),
     ],
 )
-def test_bad_input_becomes_a_dead_letter_with_a_reason(value: bytes, signal: str, reason: str) -> None:
+def test_bad_input_becomes_a_dead_letter_with_a_reason(
+    value: bytes, signal: str, reason: str
+) -> None:
     out = decode_message(RawMessage("otlp_spans", 3, 42, value, signal), DecodeLimits())  # type: ignore[arg-type]
     assert isinstance(out, DeadLetter)
     assert reason in out.reason
@@ -128,7 +177,9 @@ def test_bad_input_becomes_a_dead_letter_with_a_reason(value: bytes, signal: str
 
 def test_truncated_protobuf_is_rejected() -> None:
     data = _request().SerializeToString()
-    out = decode_message(RawMessage("otlp_spans", 0, 1, data[: len(data) - 7], "traces"), DecodeLimits())
+    out = decode_message(
+        RawMessage("otlp_spans", 0, 1, data[: len(data) - 7], "traces"), DecodeLimits()
+    )
     assert isinstance(out, DeadLetter)
 
 
@@ -144,8 +195,14 @@ def test_bad_id_lengths_are_rejected() -> None:
 
 def test_oversized_attribute_is_rejected_in_both_encodings() -> None:
     huge = "x" * (2 * 1024 * 1024)
-    req = trace_request([({"service.name": "a"}, [
-        SpanSpec(b"\x01" * 16, b"\x02" * 8, "x", 1, 2, attributes={"blob": huge})])])
+    req = trace_request(
+        [
+            (
+                {"service.name": "a"},
+                [SpanSpec(b"\x01" * 16, b"\x02" * 8, "x", 1, 2, attributes={"blob": huge})],
+            )
+        ]
+    )
     limits = DecodeLimits(max_message_bytes=16 * 1024 * 1024, max_attribute_bytes=1024 * 1024)
     with pytest.raises(DecodeError, match="'blob' is 2097152 bytes"):
         decode_trace_proto(req.SerializeToString(), limits)
@@ -157,8 +214,15 @@ def test_oversized_attribute_is_rejected_in_both_encodings() -> None:
 
 span_strategy = st.builds(
     lambda tid, sid, name, start, dur, kind, status, http: SpanSpec(
-        tid, sid, name, start, start + dur, kind=kind, status_code=status,
-        attributes={"http.response.status_code": http} if http else {}),
+        tid,
+        sid,
+        name,
+        start,
+        start + dur,
+        kind=kind,
+        status_code=status,
+        attributes={"http.response.status_code": http} if http else {},
+    ),
     st.binary(min_size=16, max_size=16),
     st.binary(min_size=8, max_size=8),
     st.text(max_size=20),
@@ -171,19 +235,30 @@ span_strategy = st.builds(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.text(min_size=1, max_size=10), st.lists(span_strategy, max_size=8)),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=10), st.lists(span_strategy, max_size=8)),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_generated_requests_round_trip_in_both_encodings(resources: list) -> None:
     req = trace_request([({"service.name": svc}, spans) for svc, spans in resources])
     expected = [(svc, s) for svc, spans in resources for s in spans]
-    for batch in (decode_trace_proto(req.SerializeToString()), decode_trace_json(to_otlp_json(req))):
+    for batch in (
+        decode_trace_proto(req.SerializeToString()),
+        decode_trace_json(to_otlp_json(req)),
+    ):
         assert len(batch) == len(expected)
         assert batch.service == [svc for svc, _ in expected]
         assert batch.operation == [s.name for _, s in expected]
         assert batch.trace_id == [s.trace_id for _, s in expected]
         assert batch.duration_ns.tolist() == [s.end_ns - s.start_ns for _, s in expected]
-        want_err = [s.status_code == 2 or (s.kind == 2 and s.attributes.get("http.response.status_code", 0) >= 500)
-                    for _, s in expected]
+        want_err = [
+            s.status_code == 2
+            or (s.kind == 2 and s.attributes.get("http.response.status_code", 0) >= 500)
+            for _, s in expected
+        ]
         assert batch.is_error.tolist() == want_err
 
 

@@ -19,9 +19,19 @@ W = SPEC.window_ns
 T0 = 1_767_571_200 * 10**9  # 2026-01-05T00:00:00Z
 
 
-def _span(i: int, svc_op: str, end_ns: int, dur_ns: int, error: bool = False, **attrs: object) -> SpanSpec:
-    return SpanSpec(i.to_bytes(16, "big"), i.to_bytes(8, "big"), svc_op, end_ns - dur_ns, end_ns,
-                    kind=2, status_code=2 if error else 0, attributes=attrs)
+def _span(
+    i: int, svc_op: str, end_ns: int, dur_ns: int, error: bool = False, **attrs: object
+) -> SpanSpec:
+    return SpanSpec(
+        i.to_bytes(16, "big"),
+        i.to_bytes(8, "big"),
+        svc_op,
+        end_ns - dur_ns,
+        end_ns,
+        kind=2,
+        status_code=2 if error else 0,
+        attributes=attrs,
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -44,8 +54,15 @@ def test_window_assignment_is_by_end_time(offsets: list[int]) -> None:
 def test_counts_errors_quantiles_and_exemplars() -> None:
     rng = np.random.default_rng(3)
     durs = (rng.lognormal(3, 1, size=400) * 1e6).astype(np.int64)
-    spans = [_span(i + 1, "GET /cart", T0 + 1_000 + i, int(d), error=(i % 10 == 0)) for i, d in enumerate(durs)]
-    batch = decode_trace_proto(trace_request([({"service.name": "cart", "service.version": "2"}, spans)]).SerializeToString())
+    spans = [
+        _span(i + 1, "GET /cart", T0 + 1_000 + i, int(d), error=(i % 10 == 0))
+        for i, d in enumerate(durs)
+    ]
+    batch = decode_trace_proto(
+        trace_request(
+            [({"service.name": "cart", "service.version": "2"}, spans)]
+        ).SerializeToString()
+    )
     [part] = [p for p in span_partials(batch, SPEC) if p.key == "span|cart|GET /cart"]
     sig = finalize(part, W)
     assert (sig.count, sig.errors) == (400, 40)
@@ -63,12 +80,29 @@ def test_counts_errors_quantiles_and_exemplars() -> None:
 
 def test_partials_merge_to_the_same_window_whatever_the_batching() -> None:
     rng = random.Random(5)
-    spans = [_span(i + 1, f"op{i % 3}", T0 + rng.randrange(3 * W), rng.randrange(1, 10**9),
-                   error=rng.random() < 0.2) for i in range(600)]
-    whole = span_partials(decode_trace_proto(trace_request([({"service.name": "s"}, spans)]).SerializeToString()), SPEC)
-    chunks = [spans[i:i + 37] for i in range(0, len(spans), 37)]
-    pieces = [p for c in chunks for p in span_partials(
-        decode_trace_proto(trace_request([({"service.name": "s"}, c)]).SerializeToString()), SPEC)]
+    spans = [
+        _span(
+            i + 1,
+            f"op{i % 3}",
+            T0 + rng.randrange(3 * W),
+            rng.randrange(1, 10**9),
+            error=rng.random() < 0.2,
+        )
+        for i in range(600)
+    ]
+    whole = span_partials(
+        decode_trace_proto(trace_request([({"service.name": "s"}, spans)]).SerializeToString()),
+        SPEC,
+    )
+    chunks = [spans[i : i + 37] for i in range(0, len(spans), 37)]
+    pieces = [
+        p
+        for c in chunks
+        for p in span_partials(
+            decode_trace_proto(trace_request([({"service.name": "s"}, c)]).SerializeToString()),
+            SPEC,
+        )
+    ]
     rng.shuffle(pieces)
 
     def by_key(parts: list) -> dict:
@@ -83,17 +117,25 @@ def test_partials_merge_to_the_same_window_whatever_the_batching() -> None:
 def test_checkout_journey_conversion() -> None:
     spans = []
     i = 0
-    for n, (svc_op, attrs) in enumerate([("POST /cart/items", {})] * 10 + [("POST /checkout", {})] * 8):
+    for n, (svc_op, attrs) in enumerate(
+        [("POST /cart/items", {})] * 10 + [("POST /checkout", {})] * 8
+    ):
         i += 1
         spans.append((("cart" if n < 10 else "checkout"), _span(i, svc_op, T0 + i, 10, **attrs)))
     for outcome in ["approved"] * 6 + ["declined"] * 2:
         i += 1
-        spans.append(("payment", _span(i, "POST /payments", T0 + i, 10, **{"app.payment.outcome": outcome})))
+        spans.append(
+            ("payment", _span(i, "POST /payments", T0 + i, 10, **{"app.payment.outcome": outcome}))
+        )
     resources = {}
     for svc, sp in spans:
         resources.setdefault(svc, []).append(sp)
     req = trace_request([({"service.name": svc}, sps) for svc, sps in resources.items()])
-    [cuj] = [p for p in span_partials(decode_trace_proto(req.SerializeToString()), SPEC) if p.key == "cuj|checkout"]
+    [cuj] = [
+        p
+        for p in span_partials(decode_trace_proto(req.SerializeToString()), SPEC)
+        if p.key == "cuj|checkout"
+    ]
     sig = finalize(cuj, W)
     assert sig.steps == [10, 8, 6]
     assert (sig.started, sig.completed, sig.conversion) == (10, 6, 0.6)
@@ -101,20 +143,31 @@ def test_checkout_journey_conversion() -> None:
 
 def test_memory_saturation_is_the_worst_instance_against_its_own_limit() -> None:
     mib = 1024 * 1024
-    req = metrics_request([
-        ({"service.name": "cart", "k8s.pod.name": "cart-0"}, [
-            PointSpec("container.memory.usage", 100 * mib, T0 + 1, unit="By"),
-            PointSpec("container.memory.usage", 200 * mib, T0 + 2, unit="By"),
-            PointSpec("k8s.container.memory_limit", 256 * mib, T0 + 2, unit="By"),
-            PointSpec("k8s.container.restarts", 1, T0 + 2, is_sum=True, monotonic=True),
-        ]),
-        ({"service.name": "cart", "k8s.pod.name": "cart-1"}, [
-            PointSpec("container.memory.usage", 220 * mib, T0 + 2, unit="By"),
-            PointSpec("k8s.container.memory_limit", 512 * mib, T0 + 2, unit="By"),
-            PointSpec("k8s.container.restarts", 2, T0 + 2, is_sum=True, monotonic=True),
-        ]),
-    ])
-    sigs = {p.metric: finalize(p, W) for p in metric_partials(decode_metrics_proto(req.SerializeToString()), SPEC)}
+    req = metrics_request(
+        [
+            (
+                {"service.name": "cart", "k8s.pod.name": "cart-0"},
+                [
+                    PointSpec("container.memory.usage", 100 * mib, T0 + 1, unit="By"),
+                    PointSpec("container.memory.usage", 200 * mib, T0 + 2, unit="By"),
+                    PointSpec("k8s.container.memory_limit", 256 * mib, T0 + 2, unit="By"),
+                    PointSpec("k8s.container.restarts", 1, T0 + 2, is_sum=True, monotonic=True),
+                ],
+            ),
+            (
+                {"service.name": "cart", "k8s.pod.name": "cart-1"},
+                [
+                    PointSpec("container.memory.usage", 220 * mib, T0 + 2, unit="By"),
+                    PointSpec("k8s.container.memory_limit", 512 * mib, T0 + 2, unit="By"),
+                    PointSpec("k8s.container.restarts", 2, T0 + 2, is_sum=True, monotonic=True),
+                ],
+            ),
+        ]
+    )
+    sigs = {
+        p.metric: finalize(p, W)
+        for p in metric_partials(decode_metrics_proto(req.SerializeToString()), SPEC)
+    }
     mem = sigs["memory"]
     assert mem.utilization == round(200 / 256, 6)  # cart-0: 200/256 beats cart-1: 220/512
     assert mem.value == 220 * mib and mem.limit == 512 * mib and mem.count == 3

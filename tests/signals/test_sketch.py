@@ -16,7 +16,9 @@ samples = st.lists(positive, min_size=1, max_size=300)
 
 @settings(max_examples=150, deadline=None)
 @given(samples, samples, samples)
-def test_merge_is_associative_and_commutative(a: list[float], b: list[float], c: list[float]) -> None:
+def test_merge_is_associative_and_commutative(
+    a: list[float], b: list[float], c: list[float]
+) -> None:
     def s(x: list[float]) -> QuantileSketch:
         return QuantileSketch.from_values(x)
 

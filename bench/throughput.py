@@ -1,0 +1,279 @@
+"""Throughput and peak memory of the signal path, side by side with a naive per-span baseline.
+
+    python -m bench.throughput [--spans 1000000] [--kafka 127.0.0.1:9092] [--modes ...]
+
+Each mode runs in its own process (so peak RSS is its own) on the same generated workload:
+- `naive`: protobuf parse, one dict per span, lists of durations per key and window, sort per
+  window for percentiles (what a first attempt looks like);
+- `columnar`: the project's decoder and batch aggregation, no dataflow;
+- `replay_proto` / `replay_json`: `sre-space replay` over a recording file, through Bytewax;
+- `kafka`: the Kafka dataflow from a topic to `sre.signals` (needs --kafka or
+  KAFKA_BOOTSTRAP_SERVERS).
+Results are printed as a table and written to bench/out/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from bench.workload import generate, iter_json_lines
+
+OUT = Path(__file__).parent / "out"
+ALL_MODES = ("naive", "columnar", "replay_proto", "replay_json", "kafka")
+
+
+def _workload(n: int) -> list[bytes]:
+    cache = OUT / f"workload-{n}.bin"
+    if cache.exists():
+        data = cache.read_bytes()
+        out, pos = [], 0
+        while pos < len(data):
+            (size,) = struct.unpack_from(">I", data, pos)
+            out.append(data[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+        return out
+    requests, _ = generate(n, seed=1, spans_per_request=512, services=8)
+    OUT.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
+    return requests
+
+
+def run_naive(requests: list[bytes], window_ns: int) -> int:
+    """The baseline: a dict per span, lists per key, sort per window."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    lists: dict[tuple[str, str, int], list[float]] = {}
+    errors: dict[tuple[str, str, int], int] = {}
+    n = 0
+    for data in requests:
+        req = ExportTraceServiceRequest()
+        req.ParseFromString(data)
+        for rs in req.resource_spans:
+            svc = next(
+                kv.value.string_value for kv in rs.resource.attributes if kv.key == "service.name"
+            )
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    span = {
+                        "service": svc,
+                        "name": s.name,
+                        "end": s.end_time_unix_nano,
+                        "duration_ms": (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6,
+                        "status": s.status.code,
+                        "attributes": {kv.key: kv.value for kv in s.attributes},
+                    }
+                    key = (span["service"], span["name"], span["end"] // window_ns)
+                    lists.setdefault(key, []).append(span["duration_ms"])
+                    errors[key] = errors.get(key, 0) + (span["status"] == 2)
+                    n += 1
+    for values in lists.values():
+        values.sort()
+        for q in (0.5, 0.95, 0.99):
+            _ = values[min(len(values) - 1, int(q * len(values)))]
+    return n
+
+
+def run_columnar(requests: list[bytes], window_ns: int) -> int:
+    """The project's decoder + batch aggregation, without a dataflow around it."""
+    from operators.otlp import DecodeLimits, RawMessage, decode_message
+    from operators.otlp.messages import Decoded
+    from operators.signals import SignalSpec, span_partials
+    from sre_space.settings import load_pipeline_config
+
+    spec = SignalSpec.from_config(load_pipeline_config())
+    limits = DecodeLimits()
+    n = 0
+    for i, data in enumerate(requests):
+        out = decode_message(RawMessage("bench", 0, i, data, "traces"), limits)
+        assert isinstance(out, Decoded) and out.spans is not None
+        span_partials(out.spans, spec)
+        n += len(out.spans)
+    return n
+
+
+def run_replay(requests: list[bytes], fmt: str) -> int:
+    from flows.replay import replay
+    from sre_space.records import SignalWindow, read_jsonl
+
+    tmp = Path(tempfile.mkdtemp(prefix="sre-bench-"))
+    path = tmp / f"rec.{fmt}"
+    if fmt == "proto":
+        path.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
+    else:
+        with path.open("w") as fh:
+            fh.writelines(line + "\n" for line in iter_json_lines(requests))
+    t0 = time.perf_counter()
+    files = replay([path], tmp / "out")
+    _timing["elapsed"] = time.perf_counter() - t0
+    return sum(s.count for s in read_jsonl(str(files["signals"]), SignalWindow) if s.kind == "span")
+
+
+def run_kafka(requests: list[bytes], bootstrap: str) -> int:
+    from bytewax.testing import run_main
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from flows.main import build_kafka_flow
+    from sre_space.settings import Settings
+
+    suffix = uuid.uuid4().hex[:8]
+    topics = {name: f"bench-{name}-{suffix}" for name in ("spans", "metrics", "signals", "dead")}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(t, 1, 1) for t in topics.values()]).values():
+        f.result()
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 20_971_520}
+    )
+    for data in requests:
+        producer.produce(topics["spans"], data)
+        producer.poll(0)
+    producer.flush(60)
+    tmp = Path(tempfile.mkdtemp(prefix="sre-bench-"))
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        state_dir=tmp,
+        kafka_tail=False,
+        spans_topic=topics["spans"],
+        metrics_topic=topics["metrics"],
+        signals_topic=topics["signals"],
+        deadletter_topic=topics["dead"],
+    )
+    flow = build_kafka_flow(settings)
+    t0 = time.perf_counter()
+    run_main(flow)
+    _timing["elapsed"] = time.perf_counter() - t0
+    spans = _spans_in_signals(bootstrap, topics["signals"])
+    admin.delete_topics(list(topics.values()))
+    return spans
+
+
+def _spans_in_signals(bootstrap: str, topic: str) -> int:
+    # Read the flow's output back, so the figure counts spans that really became signals.
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    total, idle_since = 0, time.monotonic()
+    while time.monotonic() - idle_since < 2.0:
+        msgs = consumer.consume(1000, timeout=0.2)
+        if msgs:
+            idle_since = time.monotonic()
+        for m in msgs:
+            if m.error() is None:
+                sig = json.loads(m.value())
+                if sig.get("kind") == "span":
+                    total += int(sig["count"])
+    consumer.close()
+    return total
+
+
+_timing: dict[str, float] = {}
+
+
+def child(mode: str, n: int, kafka: str | None) -> dict[str, object]:
+    """Run one mode in this process and report spans, seconds and peak RSS."""
+    requests = _workload(n)
+    window_ns = 10 * 10**9
+    t0 = time.perf_counter()
+    if mode == "naive":
+        spans = run_naive(requests, window_ns)
+    elif mode == "columnar":
+        spans = run_columnar(requests, window_ns)
+    elif mode in ("replay_proto", "replay_json"):
+        spans = run_replay(requests, mode.split("_")[1])
+    elif mode == "kafka":
+        if not kafka:
+            raise SystemExit("kafka mode needs --kafka or KAFKA_BOOTSTRAP_SERVERS")
+        spans = run_kafka(requests, kafka)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}; known: {', '.join(ALL_MODES)}")
+    elapsed = _timing.get("elapsed", time.perf_counter() - t0)
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "mode": mode,
+        "spans": spans,
+        "seconds": round(elapsed, 3),
+        "spans_per_s": round(spans / elapsed),
+        "peak_rss_mib": round(rss_mib, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--modes", nargs="+", default=list(ALL_MODES))
+    parser.add_argument("--kafka", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.spans, args.kafka)))
+        return 0
+    requests = _workload(args.spans)  # generate once, cached for the children
+    size = sum(len(r) for r in requests)
+    print(
+        f"workload: {args.spans} spans in {len(requests)} requests, {size / args.spans:.0f} B/span"
+    )
+    results = []
+    for mode in args.modes:
+        if mode == "kafka" and not args.kafka:
+            print("kafka: skipped (no --kafka / KAFKA_BOOTSTRAP_SERVERS)")
+            continue
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.throughput",
+            "--child",
+            mode,
+            "--spans",
+            str(args.spans),
+        ]
+        if args.kafka:
+            cmd += ["--kafka", args.kafka]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        r = results[-1]
+        print(
+            f"{r['mode']:>13}: {r['spans_per_s']:>10,} spans/s  {r['seconds']:>7.2f} s  "
+            f"peak RSS {r['peak_rss_mib']:>7.1f} MiB"
+        )
+    naive = next((r for r in results if r["mode"] == "naive"), None)
+    if naive:
+        for r in results:
+            r["x_naive"] = round(float(r["spans_per_s"]) / float(naive["spans_per_s"]), 2)  # type: ignore[arg-type]
+        print("speed-up over naive: " + ", ".join(f"{r['mode']} {r['x_naive']}x" for r in results))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "throughput.json").write_text(
+        json.dumps(
+            {
+                "spans": args.spans,
+                "bytes_per_span": round(size / args.spans, 1),
+                "cores": os.cpu_count(),
+                "numpy": np.__version__,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
