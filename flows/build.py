@@ -39,6 +39,7 @@ class FlowStreams:
 
     signals: Stream[SignalWindow]
     deadletters: Stream[DeadLetter]
+    decoded: Stream[Decoded]
 
 
 def partials_of(decoded: Decoded, spec: SignalSpec) -> list[Partial]:
@@ -118,4 +119,4 @@ def build_signals(
     closed = op.map("finalize", windows.down, lambda kv: finalize(kv[1][1], window_ns))
     late = op.map("late", windows.late, lambda kv: late_signal(kv[1][1], window_ns))
     signals = op.merge("signals", closed, late)
-    return FlowStreams(signals=signals, deadletters=dead)
+    return FlowStreams(signals=signals, deadletters=dead, decoded=ok)

@@ -11,6 +11,7 @@ from bytewax.dataflow import Dataflow
 
 from flows.build import build_signals
 from flows.sources import kafka_input
+from sinks.archive import ArchiveSink
 from sinks.outputs.kafka_out import to_kafka
 from sinks.outputs.store_sink import StoreSink
 from sre_space.settings import Settings, load_settings
@@ -28,6 +29,18 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
     brokers = settings.kafka_bootstrap_servers.split(",")
     to_kafka("signals_out", streams.signals, brokers, settings.signals_topic)
     to_kafka("dead_out", dead, brokers, settings.deadletter_topic)
+    archive = settings.pipeline.archive
+    if archive.enabled:
+        op.output(
+            "archive_out",
+            streams.decoded,
+            ArchiveSink(
+                settings.state_dir / "spans",
+                settings.pipeline.signals.selected_attributes,
+                sample_rate=archive.sample_rate,
+                flush_rows=archive.flush_rows,
+            ),
+        )
     op.output(
         "store_out",
         op.merge("to_store", streams.signals, dead),

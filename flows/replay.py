@@ -14,18 +14,33 @@ from bytewax.testing import cluster_main, run_main
 
 from flows.build import build_signals
 from flows.sources import recording_input
+from sinks.archive import ArchiveSink
 from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
 from sre_space.records import SignalWindow, read_jsonl
 from sre_space.settings import PipelineConfig, load_pipeline_config
 
 
 def build_replay_flow(
-    paths: Sequence[str | Path], out: str | Path, config: PipelineConfig
+    paths: Sequence[str | Path],
+    out: str | Path,
+    config: PipelineConfig,
+    archive: str | Path | None = None,
 ) -> Dataflow:
     """Recordings in, JSON-lines part files out, on an event-time-only clock."""
     flow = Dataflow("sre_space_replay")
     raw, _ = recording_input(flow, paths)
     streams = build_signals(flow, raw, config, deterministic_clock=True)
+    if archive is not None:
+        op.output(
+            "archive_out",
+            streams.decoded,
+            ArchiveSink(
+                archive,
+                config.signals.selected_attributes,
+                sample_rate=config.archive.sample_rate,
+                flush_rows=config.archive.flush_rows,
+            ),
+        )
     op.output("signals_out", streams.signals, JsonlPartsSink(out, "signals"))
     op.output("dead_out", streams.deadletters, JsonlPartsSink(out, "deadletters"))
     return flow
@@ -36,6 +51,7 @@ def replay(
     out: str | Path,
     config: PipelineConfig | None = None,
     workers: int = 1,
+    archive: str | Path | None = None,
 ) -> dict[str, Path]:
     """Run recordings through the flow; returns the files written in `out`."""
     out = Path(out)
@@ -43,7 +59,7 @@ def replay(
     for name in ("signals", "deadletters"):
         for stale in [out / f"{name}.jsonl", *out.glob(f"{name}.part-*.jsonl")]:
             stale.unlink(missing_ok=True)
-    flow = build_replay_flow(paths, out, config or load_pipeline_config())
+    flow = build_replay_flow(paths, out, config or load_pipeline_config(), archive)
     if workers == 1:
         run_main(flow)
     else:
@@ -58,12 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (signals.jsonl, ...)")
     parser.add_argument("--config", help="pipeline config YAML merged over the defaults")
     parser.add_argument("--workers", type=int, default=1, help="Bytewax worker threads")
+    parser.add_argument("--archive", help="also write the span archive (Parquet) to this folder")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_pipeline_config(args.config)
     t0 = time.perf_counter()
-    files = replay(args.files, args.out, config, workers=args.workers)
+    files = replay(args.files, args.out, config, workers=args.workers, archive=args.archive)
     elapsed = time.perf_counter() - t0
     signals = read_jsonl(str(files["signals"]), SignalWindow)
     spans = sum(s.count for s in signals if s.kind == "span")

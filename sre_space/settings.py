@@ -35,6 +35,14 @@ class SignalsConfig(_Frozen):
     selected_attributes: tuple[str, ...] = ()
 
 
+class ArchiveConfig(_Frozen):
+    enabled: bool = True
+    sample_rate: float = Field(1.0, gt=0.0, le=1.0)
+    flush_rows: int = Field(50_000, gt=0)
+    max_age_hours: int = Field(72, gt=0)
+    max_bytes: int = Field(2 * 1024**3, gt=0)
+
+
 class JourneyStep(_Frozen):
     name: str
     service: str
@@ -62,6 +70,7 @@ class PipelineConfig(_Frozen):
     """The YAML pipeline configuration (defaults in `sre_space/defaults.yaml`)."""
 
     signals: SignalsConfig = SignalsConfig()
+    archive: ArchiveConfig = ArchiveConfig()
     journeys: dict[str, Journey] = Field(default_factory=dict)
     metrics: MetricsConfig = MetricsConfig()
     # Later stages (detectors, SLOs, policy...) add their sections; unknown sections are kept as data
@@ -69,7 +78,7 @@ class PipelineConfig(_Frozen):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
-_KNOWN_SECTIONS = {"signals", "journeys", "metrics"}
+_KNOWN_SECTIONS = {"signals", "archive", "journeys", "metrics"}
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

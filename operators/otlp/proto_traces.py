@@ -7,6 +7,7 @@ server and consumer spans, whose HTTP/gRPC status decides their error flag.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -47,11 +48,43 @@ def parse_trace_request(data: bytes, limits: DecodeLimits) -> ExportTraceService
 
 def decode_trace_proto(data: bytes, limits: DecodeLimits | None = None) -> SpanBatch:
     """Decode otlp_proto bytes into a SpanBatch; DecodeError names what is wrong."""
-    return trace_request_to_batch(parse_trace_request(data, limits or DecodeLimits()))
+    req = parse_trace_request(data, limits or DecodeLimits())
+    return trace_request_to_batch(req, error_codes_possible=not status_codes_clean(data))
 
 
-def trace_request_to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
-    """Columns from a parsed request."""
+# A KeyValue holding a status key whose AnyValue is an int_value that cannot mean an error:
+# HTTP below 500 (varint: one byte, or two bytes up to 499), gRPC exactly 0.
+_CLEAN_STATUS = {
+    b"http.response.status_code": re.compile(
+        rb"\x0a\x19http\.response\.status_code\x12[\x02\x03]\x18"
+        rb"(?:[\x00-\x7f]|[\x80-\xff][\x01\x02]|[\x80-\xf3]\x03)"
+    ),
+    b"http.status_code": re.compile(
+        rb"\x0a\x10http\.status_code\x12[\x02\x03]\x18"
+        rb"(?:[\x00-\x7f]|[\x80-\xff][\x01\x02]|[\x80-\xf3]\x03)"
+    ),
+    b"rpc.grpc.status_code": re.compile(rb"\x0a\x14rpc\.grpc\.status_code\x12\x02\x18\x00"),
+}
+
+
+def status_codes_clean(data: bytes) -> bool:
+    """True when the raw request proves that no span carries an HTTP 5xx or a non-OK gRPC code.
+
+    Every occurrence of a status key in the bytes must be a KeyValue with a harmless int value;
+    anything else (a 5xx, a string value, the key's text inside some other value) says "maybe",
+    and the decoder then walks the attributes. So the shortcut never changes a result.
+    """
+    for key, clean in _CLEAN_STATUS.items():
+        total = data.count(key)
+        if total and total != len(clean.findall(data)):
+            return False
+    return True
+
+
+def trace_request_to_batch(
+    req: ExportTraceServiceRequest, *, error_codes_possible: bool = True
+) -> SpanBatch:
+    """Columns from a parsed request; the attribute walk runs only if error codes are possible."""
     service: list[str] = []
     version: list[str] = []
     names: list[str] = []
@@ -63,8 +96,6 @@ def trace_request_to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
     span_ids: list[bytes] = []
     parents: list[bytes] = []
     res_attrs: list[dict[str, Any]] = []
-    http: list[int] = []
-    rpc: list[int] = []
     flat: list[Any] = []
 
     for r_index, rs in enumerate(req.resource_spans):
@@ -75,7 +106,8 @@ def trace_request_to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
         ver = attrs.get("service.version")
         ver = "" if ver is None else str(ver)
         for ss in rs.scope_spans:
-            spans = ss.spans
+            # One pass over the upb container; the comprehensions then walk a plain list.
+            spans = list(ss.spans)
             n = len(spans)
             if n == 0:
                 continue
@@ -84,28 +116,19 @@ def trace_request_to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
             version.extend([ver] * n)
             res_attrs.extend([attrs] * n)
             names.extend([s.name for s in spans])
-            k = [s.kind for s in spans]
-            kinds.extend(k)
+            kinds.extend([s.kind for s in spans])
             status.extend([s.status.code for s in spans])
             starts.extend([s.start_time_unix_nano for s in spans])
             ends.extend([s.end_time_unix_nano for s in spans])
             trace_ids.extend([s.trace_id for s in spans])
             span_ids.extend([s.span_id for s in spans])
             parents.extend([s.parent_span_id for s in spans])
-            for s, kind in zip(spans, k, strict=True):
-                h, g = 0, -1
-                if kind in _ENTRY_KINDS:
-                    for kv in s.attributes:
-                        key = kv.key
-                        if key in _HTTP_KEYS:
-                            h = _as_int(proto_any(kv.value), 0)
-                        elif key == _RPC_KEY:
-                            g = _as_int(proto_any(kv.value), -1)
-                http.append(h)
-                rpc.append(g)
 
     _check_ids(trace_ids, 16, "trace_id")
     _check_ids(span_ids, 8, "span_id")
+
+    def load_status() -> tuple[np.ndarray, np.ndarray]:
+        return _scan_status(flat, kinds)
 
     def read_attr(i: int, key: str) -> Any:
         for kv in flat[i].attributes:
@@ -119,14 +142,15 @@ def trace_request_to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
             for e in flat[i].events
         ]
 
+    http, rpc = load_status() if error_codes_possible else (None, None)
     return SpanBatch(
         service=service,
         service_version=version,
         operation=names,
         kind=np.asarray(kinds, dtype=np.int8),
         status_code=np.asarray(status, dtype=np.int8),
-        http_status=np.asarray(http, dtype=np.int32),
-        rpc_grpc_status=np.asarray(rpc, dtype=np.int32),
+        _http_status=http,
+        _rpc_grpc_status=rpc,
         start_ns=np.asarray(starts, dtype=np.int64),
         end_ns=np.asarray(ends, dtype=np.int64),
         trace_id=trace_ids,
@@ -135,7 +159,28 @@ def trace_request_to_batch(req: ExportTraceServiceRequest) -> SpanBatch:
         resource_attrs=res_attrs,
         _attr_reader=read_attr,
         _events_reader=read_events,
+        _status_loader=load_status,
     )
+
+
+def _scan_status(flat: list[Any], kinds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """HTTP and gRPC status of entry spans: the per-span attribute walk."""
+    http: list[int] = []
+    rpc: list[int] = []
+    for s, kind in zip(flat, kinds, strict=True):
+        h, g = 0, -1
+        if kind in _ENTRY_KINDS:
+            for kv in s.attributes:
+                key = kv.key
+                if key in _HTTP_KEYS:
+                    v = kv.value
+                    h = v.int_value if v.HasField("int_value") else _as_int(proto_any(v), 0)
+                elif key == _RPC_KEY:
+                    v = kv.value
+                    g = v.int_value if v.HasField("int_value") else _as_int(proto_any(v), -1)
+        http.append(h)
+        rpc.append(g)
+    return np.asarray(http, dtype=np.int32), np.asarray(rpc, dtype=np.int32)
 
 
 def _as_int(value: Any, default: int) -> int:
@@ -146,6 +191,8 @@ def _as_int(value: Any, default: int) -> int:
 
 
 def _check_ids(ids: list[bytes], size: int, what: str) -> None:
+    if not ids or set(map(len, ids)) == {size}:
+        return
     bad = next((i for i, v in enumerate(ids) if len(v) != size), None)
     if bad is not None:
         raise DecodeError(f"span {bad} has a {len(ids[bad])}-byte {what}; OTLP requires {size}")

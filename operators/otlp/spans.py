@@ -22,6 +22,7 @@ STATUS_CODE_ERROR = 2
 # Reads one attribute (by key) or the events of span i from the parsed request; set by the decoder.
 AttributeReader = Callable[[int, str], Any]
 EventsReader = Callable[[int], list[dict[str, Any]]]
+StatusLoader = Callable[[], tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]]
 
 
 @dataclass(slots=True)
@@ -33,8 +34,10 @@ class SpanBatch:
     operation: list[str]
     kind: npt.NDArray[np.int8]
     status_code: npt.NDArray[np.int8]
-    http_status: npt.NDArray[np.int32]
-    rpc_grpc_status: npt.NDArray[np.int32]
+    # HTTP / gRPC status columns; None until first read when the decoder proved from the raw bytes
+    # that no span carries an error code (then `_status_loader` fills them on demand).
+    _http_status: npt.NDArray[np.int32] | None
+    _rpc_grpc_status: npt.NDArray[np.int32] | None
     start_ns: npt.NDArray[np.int64]
     end_ns: npt.NDArray[np.int64]
     trace_id: list[bytes]
@@ -44,9 +47,34 @@ class SpanBatch:
     resource_attrs: list[dict[str, Any]] = field(default_factory=list)
     _attr_reader: AttributeReader | None = None
     _events_reader: EventsReader | None = None
+    _status_loader: StatusLoader | None = None
 
     def __len__(self) -> int:
         return len(self.operation)
+
+    @property
+    def http_status(self) -> npt.NDArray[np.int32]:
+        """`http.response.status_code` (or legacy `http.status_code`) of entry spans, 0 if absent."""
+        if self._http_status is None:
+            self._load_status()
+        assert self._http_status is not None
+        return self._http_status
+
+    @property
+    def rpc_grpc_status(self) -> npt.NDArray[np.int32]:
+        """`rpc.grpc.status_code` of entry spans, -1 if absent."""
+        if self._rpc_grpc_status is None:
+            self._load_status()
+        assert self._rpc_grpc_status is not None
+        return self._rpc_grpc_status
+
+    def _load_status(self) -> None:
+        if self._status_loader is None:
+            n = len(self)
+            self._http_status = np.zeros(n, dtype=np.int32)
+            self._rpc_grpc_status = np.full(n, -1, dtype=np.int32)
+        else:
+            self._http_status, self._rpc_grpc_status = self._status_loader()
 
     @property
     def duration_ns(self) -> npt.NDArray[np.int64]:
@@ -56,6 +84,9 @@ class SpanBatch:
     @property
     def is_error(self) -> npt.NDArray[np.bool_]:
         """Status ERROR, HTTP 5xx on server spans, or a non-OK gRPC code."""
+        if self._http_status is None and self._status_loader is not None:
+            # The decoder proved no span carries an HTTP 5xx or non-OK gRPC code.
+            return self.status_code == STATUS_CODE_ERROR
         server = self.kind == SPAN_KIND_SERVER
         return (
             (self.status_code == STATUS_CODE_ERROR)
@@ -138,8 +169,8 @@ def concat_batches(batches: Sequence[SpanBatch]) -> SpanBatch:
         operation=[s for b in batches for s in b.operation],
         kind=np.concatenate([b.kind for b in batches]).astype(np.int8),
         status_code=np.concatenate([b.status_code for b in batches]).astype(np.int8),
-        http_status=np.concatenate([b.http_status for b in batches]).astype(np.int32),
-        rpc_grpc_status=np.concatenate([b.rpc_grpc_status for b in batches]).astype(np.int32),
+        _http_status=np.concatenate([b.http_status for b in batches]).astype(np.int32),
+        _rpc_grpc_status=np.concatenate([b.rpc_grpc_status for b in batches]).astype(np.int32),
         start_ns=np.concatenate([b.start_ns for b in batches]).astype(np.int64),
         end_ns=np.concatenate([b.end_ns for b in batches]).astype(np.int64),
         trace_id=[t for b in batches for t in b.trace_id],
