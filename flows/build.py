@@ -14,6 +14,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import windowing as win
 
+from operators.incidents.stage import EdgesSeen, edges_seen
 from operators.otlp.errors import DecodeLimits
 from operators.otlp.messages import Decoded, RawMessage, decode_message
 from operators.signals import (
@@ -26,6 +27,7 @@ from operators.signals import (
     metric_partials,
     span_partials,
 )
+from operators.signals.graph import call_edges, sampled
 from sre_space.records import DeadLetter, SignalWindow
 from sre_space.settings import PipelineConfig
 from sre_space.timeutil import ns_to_datetime, ns_to_rfc3339
@@ -40,6 +42,7 @@ class FlowStreams:
     signals: Stream[SignalWindow]
     deadletters: Stream[DeadLetter]
     decoded: Stream[Decoded]
+    edges: Stream[EdgesSeen]
 
 
 def partials_of(decoded: Decoded, spec: SignalSpec) -> list[Partial]:
@@ -119,4 +122,21 @@ def build_signals(
     closed = op.map("finalize", windows.down, lambda kv: finalize(kv[1][1], window_ns))
     late = op.map("late", windows.late, lambda kv: late_signal(kv[1][1], window_ns))
     signals = op.merge("signals", closed, late)
-    return FlowStreams(signals=signals, deadletters=dead, decoded=ok)
+    every = config.signals.graph_sample_every
+    edges = op.filter_map(
+        "edges",
+        ok,
+        lambda d: (
+            _edges_of(d, window_ns) if d.spans is not None and sampled(d.offset, every) else None
+        ),
+    )
+    return FlowStreams(signals=signals, deadletters=dead, decoded=ok, edges=edges)
+
+
+def _edges_of(decoded: Decoded, window_ns: int) -> EdgesSeen | None:
+    assert decoded.spans is not None
+    found = call_edges(decoded.spans)
+    if not found:
+        return None
+    end = (int(decoded.spans.end_ns.max()) // window_ns + 1) * window_ns
+    return edges_seen(ns_to_rfc3339(end), found)

@@ -13,11 +13,16 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import cluster_main, run_main
 
 from flows.build import build_signals
+from flows.scout import build_scout
 from flows.sources import recording_input
 from sinks.archive import ArchiveSink
 from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
 from sre_space.records import SignalWindow, read_jsonl
 from sre_space.settings import PipelineConfig, load_pipeline_config
+
+
+# output file -> sorted (parallel streams) or in emission order (one stateful key, order is meaning)
+OUTPUTS = {"signals": True, "deadletters": True, "anomalies": False, "incidents": False}
 
 
 def build_replay_flow(
@@ -43,6 +48,9 @@ def build_replay_flow(
         )
     op.output("signals_out", streams.signals, JsonlPartsSink(out, "signals"))
     op.output("dead_out", streams.deadletters, JsonlPartsSink(out, "deadletters"))
+    scout = build_scout(streams.signals, streams.edges, config, live=False)
+    op.output("anomalies_out", scout.detections, JsonlPartsSink(out, "anomalies"))
+    op.output("incidents_out", scout.incidents, JsonlPartsSink(out, "incidents"))
     return flow
 
 
@@ -56,7 +64,7 @@ def replay(
     """Run recordings through the flow; returns the files written in `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("signals", "deadletters"):
+    for name in OUTPUTS:
         for stale in [out / f"{name}.jsonl", *out.glob(f"{name}.part-*.jsonl")]:
             stale.unlink(missing_ok=True)
     flow = build_replay_flow(paths, out, config or load_pipeline_config(), archive)
@@ -64,7 +72,7 @@ def replay(
         run_main(flow)
     else:
         cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    return {name: merge_parts(out, name) for name in ("signals", "deadletters")}
+    return {name: merge_parts(out, name, sort=sort) for name, sort in OUTPUTS.items()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,6 +32,7 @@ class SignalsConfig(_Frozen):
     max_message_bytes: int = Field(16 * 1024 * 1024, gt=0)
     max_attribute_bytes: int = Field(1024 * 1024, gt=0)
     exemplars: int = Field(3, ge=1, le=50)
+    graph_sample_every: int = Field(4, ge=1)
     selected_attributes: tuple[str, ...] = ()
 
 

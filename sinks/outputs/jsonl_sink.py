@@ -34,15 +34,22 @@ class JsonlPartsSink(DynamicSink[Record]):
         return _Partition(self.directory / f"{self.name}.part-{worker_index}.jsonl")
 
 
-def merge_parts(directory: str | Path, name: str) -> Path:
-    """Sort every part's lines into `<dir>/<name>.jsonl` (deterministic whatever the workers did)."""
+def merge_parts(directory: str | Path, name: str, *, sort: bool = True) -> Path:
+    """Join every part into `<dir>/<name>.jsonl`.
+
+    With `sort`, lines are ordered by window then content, so the file is the same whatever the
+    workers did. Without it, each part keeps its emission order (for streams produced by one
+    stateful key, such as incident lifecycles, where order is meaning).
+    """
     directory = Path(directory)
-    lines: set[str] = set()
+    lines: list[str] = []
     for part in sorted(directory.glob(f"{name}.part-*.jsonl")):
-        lines.update(line for line in part.read_text(encoding="utf-8").splitlines() if line)
+        lines.extend(line for line in part.read_text(encoding="utf-8").splitlines() if line)
         part.unlink()
+    if sort:
+        lines = sorted(set(lines), key=_order)
     out = directory / f"{name}.jsonl"
-    out.write_text("".join(line + "\n" for line in sorted(lines, key=_order)), encoding="utf-8")
+    out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return out
 
 
