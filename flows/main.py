@@ -10,6 +10,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
 from flows.build import build_signals
+from flows.scout import build_scout
 from flows.sources import kafka_input
 from sinks.archive import ArchiveSink
 from sinks.outputs.kafka_out import to_kafka
@@ -26,9 +27,14 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
         flow, raw, settings.pipeline, deterministic_clock=settings.deterministic_clock
     )
     dead = op.merge("all_dead", streams.deadletters, consumer_errors)
+    scout = build_scout(
+        streams.signals, streams.edges, settings.pipeline, live=not settings.deterministic_clock
+    )
     brokers = settings.kafka_bootstrap_servers.split(",")
     to_kafka("signals_out", streams.signals, brokers, settings.signals_topic)
     to_kafka("dead_out", dead, brokers, settings.deadletter_topic)
+    to_kafka("anomalies_out", scout.detections, brokers, settings.anomalies_topic)
+    to_kafka("incidents_out", scout.incidents, brokers, settings.incidents_topic)
     archive = settings.pipeline.archive
     if archive.enabled:
         op.output(
@@ -43,7 +49,7 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
         )
     op.output(
         "store_out",
-        op.merge("to_store", streams.signals, dead),
+        op.merge("to_store", streams.signals, dead, scout.detections, scout.incidents),
         StoreSink(settings.state_path("sre.db")),
     )
     return flow

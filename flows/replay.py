@@ -20,7 +20,6 @@ from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
 from sre_space.records import SignalWindow, read_jsonl
 from sre_space.settings import PipelineConfig, load_pipeline_config
 
-
 # output file -> sorted (parallel streams) or in emission order (one stateful key, order is meaning)
 OUTPUTS = {"signals": True, "deadletters": True, "anomalies": False, "incidents": False}
 

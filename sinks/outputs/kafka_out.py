@@ -16,7 +16,8 @@ def record_key(record: Record) -> bytes:
         return "|".join(record.key).encode()
     if isinstance(record, DeadLetter):
         return f"{record.source}|{record.partition}".encode()
-    return b""
+    # Incidents and detections: by id, so one incident's events stay in order in one partition.
+    return str(getattr(record, "id", "")).encode()
 
 
 def to_kafka(step_id: str, up: Stream[Record], brokers: list[str], topic: str) -> None:

@@ -7,12 +7,35 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from operators.detect.events import AnomalyCleared, ChangeEvent
 from sinks.store import Store
-from sre_space.records import DeadLetter, Record, SignalWindow
+from sre_space.records import Anomaly, DeadLetter, Incident, Record, SignalWindow
+
+Row = tuple[str, str, dict[str, Any], str, str]
 
 
-def record_row(record: Record) -> tuple[str, str, dict[str, Any], str, str]:
-    """(table, id, payload, ts, key) for a flow record; the id makes rewrites idempotent."""
+def record_rows(record: Record) -> list[Row]:
+    """(table, id, payload, ts, key) rows for a flow record; ids make rewrites idempotent."""
+    payload = record.to_dict()
+    if isinstance(record, Incident):
+        # The incident's latest state, plus its event history (the lifecycle timeline).
+        event_id = f"{record.id}|{record.event}|{record.updated_at}"
+        return [
+            ("incidents", record.id, payload, record.opened_at, record.fingerprint),
+            ("incident_events", event_id, payload, record.updated_at, record.id),
+        ]
+    if isinstance(record, Anomaly):
+        return [("anomalies", record.id, payload, record.onset, record.service or "")]
+    if isinstance(record, AnomalyCleared):
+        # Cleared anomalies update their anomaly row rather than adding one.
+        return [("anomalies", f"{record.id}|cleared", payload, record.at, record.service or "")]
+    if isinstance(record, ChangeEvent):
+        return [("changes", record.id, payload, record.at, record.service)]
+    return [record_row(record)]
+
+
+def record_row(record: Record) -> Row:
+    """The single row of a signal or a dead letter."""
     payload = record.to_dict()
     if isinstance(record, SignalWindow):
         kind, svc, name = record.key
@@ -31,8 +54,8 @@ class _Partition(StatelessSinkPartition[Record]):
     def write_batch(self, items: list[Record]) -> None:
         by_table: dict[str, list[tuple[str, dict[str, Any], str, str]]] = {}
         for item in items:
-            table, rid, payload, ts, key = record_row(item)
-            by_table.setdefault(table, []).append((rid, payload, ts, key))
+            for table, rid, payload, ts, key in record_rows(item):
+                by_table.setdefault(table, []).append((rid, payload, ts, key))
         for table, rows in by_table.items():
             self._store.upsert_many(table, rows)
 
@@ -41,7 +64,7 @@ class _Partition(StatelessSinkPartition[Record]):
 
 
 class StoreSink(DynamicSink[Record]):
-    """Writes SignalWindow and DeadLetter records into `<state>/sre.db`."""
+    """Writes the flow's records (signals, dead letters, detections, incidents) into the store."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -16,6 +16,7 @@ from typing import Any
 TABLES = (
     "signals",
     "anomalies",
+    "changes",
     "incidents",
     "incident_events",
     "diagnoses",
