@@ -116,7 +116,7 @@ class ScoutStage:
         stage.pending = {
             k: [SignalWindow.from_dict(s) for s in v] for k, v in data["pending"].items()
         }
-        stage.edges = {tuple(e) for e in data["edges"]}  # type: ignore[misc]
+        stage.edges = {(str(a), str(b)) for a, b in data["edges"]}
         stage.max_end_ns = data["max_end_ns"]
         stage.judged_end_ns = data["judged_end_ns"]
         return stage

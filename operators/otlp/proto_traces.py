@@ -7,6 +7,7 @@ server and consumer spans, whose HTTP/gRPC status decides their error flag.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -47,7 +48,19 @@ def parse_trace_request(data: bytes, limits: DecodeLimits) -> ExportTraceService
 
 
 def decode_trace_proto(data: bytes, limits: DecodeLimits | None = None) -> SpanBatch:
-    """Decode otlp_proto bytes into a SpanBatch; DecodeError names what is wrong."""
+    """Decode otlp_proto bytes into a SpanBatch; DecodeError names what is wrong.
+
+    Uses the compiled wire decoder when it is built (unless SRE_PURE_PYTHON=1), else upb.
+    """
+    from operators.otlp import wire
+
+    if wire.HAVE_WIRE and os.environ.get("SRE_PURE_PYTHON") != "1":
+        return wire.decode_trace_wire(data, limits or DecodeLimits())
+    return decode_trace_upb(data, limits)
+
+
+def decode_trace_upb(data: bytes, limits: DecodeLimits | None = None) -> SpanBatch:
+    """decode_trace_proto through protobuf's upb parser (the fallback, and the tests' oracle)."""
     req = parse_trace_request(data, limits or DecodeLimits())
     return trace_request_to_batch(req, error_codes_possible=not status_codes_clean(data))
 

@@ -48,6 +48,12 @@ class SpanBatch:
     _attr_reader: AttributeReader | None = None
     _events_reader: EventsReader | None = None
     _status_loader: StatusLoader | None = None
+    # Optional dictionary codes, set by decoders that intern them (the compiled wire decoder):
+    # operation[i] == op_names[op_codes[i]] and service[i] == svc_names[svc_codes[i]].
+    op_codes: npt.NDArray[np.int32] | None = None
+    op_names: list[str] | None = None
+    svc_codes: npt.NDArray[np.int32] | None = None
+    svc_names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.operation)

@@ -1,0 +1,7 @@
+"""Scout's detectors: pure, stateful-per-key stream logic from SignalWindows to anomalies.
+
+- `series.SeriesDetector`: one per signal series key (robust baselines, rate significance,
+  saturation trend to limit, restarts and deploys as change events).
+- `slo.SloEvaluator`: one per SLO instance (multi-window multi-burn-rate alerts).
+- `scoring`: backtest scoring of incidents against ground-truth labels.
+"""

@@ -1,0 +1,202 @@
+"""Baselines learned from a series' own trailing history.
+
+- `RobustBaseline`: median and MAD of recent values (optionally per hour of day); a value is
+  abnormal when it is far in MAD units *and* far in absolute and relative terms.
+- `RateBaseline`: the pooled rate of recent windows; a window's rate is abnormal when it is
+  unlikely under that rate given its traffic (exact binomial tail), and the change is big enough.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from operators.detect.config import BaselineConfig, RatesConfig, SeriesRule
+from operators.detect.stats import MAD_TO_SIGMA, binom_cdf, binom_sf, median_mad
+
+# Scores are capped so that JSON never carries infinity.
+MAX_SCORE = 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One judged observation: abnormal or not, the expected value, and how far off it is."""
+
+    abnormal: bool
+    expected: float
+    score: float
+
+
+def _directed(diff: float, direction: str) -> float:
+    if direction == "up":
+        return diff
+    if direction == "down":
+        return -diff
+    return abs(diff)
+
+
+class RobustBaseline:
+    """Median/MAD over the last `history` accepted values of one series field."""
+
+    def __init__(self, config: BaselineConfig) -> None:
+        self.config = config
+        self.values: deque[float] = deque(maxlen=config.history)
+        self.by_hour: dict[int, deque[float]] = {}
+        # (median, MAD, learns since) per history. A full history of 360 moves little per point,
+        # so the statistics are refreshed every len/36 learns rather than on every point.
+        self._stats: dict[int | None, list[float]] = {}
+
+    def _history(self, hour: int | None) -> tuple[int | None, deque[float]]:
+        if hour is not None and self.config.hour_of_day:
+            own = self.by_hour.get(hour)
+            # The hour's own history once it is long enough; before that, all hours together.
+            if own is not None and len(own) >= self.config.min_history:
+                return hour, own
+        return None, self.values
+
+    def judge(
+        self, x: float, rule: SeriesRule, hour: int | None = None, holding: bool = False
+    ) -> Verdict | None:
+        """Judge `x` against the history; None while the history is too short.
+
+        `holding` (an anomaly is active) lowers the bar by `hold_factor`: hysteresis.
+        """
+        which, hist = self._history(hour)
+        if len(hist) < self.config.min_history:
+            return None
+        stats = self._stats.get(which)
+        if stats is None or stats[2] >= max(1, len(hist) // 36):
+            stats = self._stats[which] = [*median_mad(hist), 0]
+        med, mad = stats[0], stats[1]
+        d = _directed(x - med, rule.direction)
+        scale = MAD_TO_SIGMA * mad
+        if d <= 0:
+            return Verdict(False, med, 0.0)
+        z = d / scale if scale > 0 else MAX_SCORE
+        f = self.config.hold_factor if holding else 1.0
+        big_enough = d >= f * rule.min_abs and d >= f * rule.min_rel * abs(med)
+        return Verdict(big_enough and z >= f * self.config.threshold, med, min(z, MAX_SCORE))
+
+    def learn(self, x: float, hour: int | None = None) -> None:
+        """Add an accepted value to the history."""
+        for stats in self._stats.values():
+            stats[2] += 1
+        self.values.append(x)
+        if hour is not None and self.config.hour_of_day:
+            self.by_hour.setdefault(hour, deque(maxlen=self.config.history)).append(x)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain picklable state."""
+        return {
+            "values": list(self.values),
+            "by_hour": {h: list(v) for h, v in self.by_hour.items()},
+            "stats": [[k, *v] for k, v in self._stats.items()],
+        }
+
+    @classmethod
+    def from_snapshot(cls, config: BaselineConfig, data: dict[str, Any]) -> RobustBaseline:
+        """Rebuild from `snapshot()`."""
+        out = cls(config)
+        out.values.extend(data["values"])
+        for h, vals in data["by_hour"].items():
+            out.by_hour[int(h)] = deque(vals, maxlen=config.history)
+        out._stats = {k: [med, mad, n] for k, med, mad, n in data["stats"]}
+        return out
+
+
+class RateBaseline:
+    """Pooled successes/trials over the last `history` accepted windows of one series."""
+
+    def __init__(self, config: BaselineConfig, rates: RatesConfig) -> None:
+        self.config = config
+        self.rates = rates
+        self.windows: deque[tuple[int, int]] = deque(maxlen=config.history)
+        self.successes = 0
+        self.trials = 0
+        # The series' own last windows (learned or not), for the pooled test.
+        self.recent: deque[tuple[int, int]] = deque(maxlen=max(rates.pool_windows - 1, 0))
+
+    def rate(self) -> float:
+        """The baseline rate with a half-count prior, so a clean history never says exactly 0."""
+        return (self.successes + 0.5) / (self.trials + 1.0)
+
+    def judge(
+        self, successes: int, trials: int, rule: SeriesRule, holding: bool = False
+    ) -> Verdict | None:
+        """Judge one window's rate; None when the window or the history has too little traffic.
+
+        `holding` (an anomaly is active) judges with `alpha_hold` and smaller minimum effects.
+        """
+        if trials < self.rates.min_trials:
+            return None
+        if (
+            len(self.windows) < self.config.min_history
+            or self.trials < self.rates.min_history_trials
+        ):
+            return None
+        p0 = min(max(self.rate(), 1e-9), 1.0 - 1e-9)
+        x = min(successes, trials)
+        f = self.config.hold_factor if holding else 1.0
+        alpha = self.rates.alpha_hold if holding else self.rates.alpha
+        abnormal, score = self._test(x, trials, p0, rule, f, alpha)
+        if not abnormal and self.recent and not holding:
+            xs = x + sum(w[0] for w in self.recent)
+            ns = trials + sum(w[1] for w in self.recent)
+            same_way = (x / trials < p0) if rule.direction == "down" else (x / trials > p0)
+            pooled, pooled_score = self._test(xs, ns, p0, rule, f, self.rates.alpha_pooled)
+            if pooled and same_way:
+                abnormal, score = True, pooled_score
+        return Verdict(abnormal, p0, score)
+
+    @staticmethod
+    def _test(
+        x: int, n: int, p0: float, rule: SeriesRule, f: float, alpha: float
+    ) -> tuple[bool, float]:
+        observed = x / n
+        if rule.direction == "down":
+            d = p0 - observed
+            p_value = binom_cdf(x, n, p0)
+            big_enough = d >= f * rule.min_abs and observed <= p0 * (1.0 - f * rule.min_rel)
+        else:
+            d = observed - p0
+            p_value = binom_sf(x, n, p0)
+            big_enough = d >= f * rule.min_abs and observed >= p0 * (1.0 + f * rule.min_rel)
+        score = min(-math.log10(max(p_value, 1e-300)), MAX_SCORE)
+        return big_enough and p_value < alpha, score
+
+    def observe(self, successes: int, trials: int) -> None:
+        """Remember a judged window for the pooled test (whether learned or not)."""
+        if self.recent.maxlen:
+            self.recent.append((min(successes, trials), trials))
+
+    def learn(self, successes: int, trials: int) -> None:
+        """Add an accepted window to the history."""
+        if len(self.windows) == self.windows.maxlen:
+            old_s, old_n = self.windows[0]
+            self.successes -= old_s
+            self.trials -= old_n
+        s = min(successes, trials)
+        self.windows.append((s, trials))
+        self.successes += s
+        self.trials += trials
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain picklable state."""
+        return {
+            "windows": [list(w) for w in self.windows],
+            "recent": [list(w) for w in self.recent],
+        }
+
+    @classmethod
+    def from_snapshot(
+        cls, config: BaselineConfig, rates: RatesConfig, data: dict[str, Any]
+    ) -> RateBaseline:
+        """Rebuild from `snapshot()`."""
+        out = cls(config, rates)
+        for s, n in data["windows"]:
+            out.learn(int(s), int(n))
+        for s, n in data["recent"]:
+            out.observe(int(s), int(n))
+        return out

@@ -1,0 +1,338 @@
+"""Config models for the `slos:` and `detection:` sections of the pipeline YAML.
+
+`PipelineConfig` keeps unknown top-level sections in `extra`; `load_slos` and `load_detection`
+validate them here and raise `ConfigError` naming the bad key (`slos.objectives.x.objective: ...`).
+Durations are seconds (numbers) or strings with a unit: `500ms`, `30s`, `5m`, `1h`, `3d`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from sre_space.settings import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like `5m`; anything else is a ValueError naming it."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '5m' or seconds, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT_S[match.group(2)]
+    raise ValueError(f"expected a duration like '30s', '5m', '1h', '3d' or seconds, got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- SLOs
+
+
+class BurnAlert(_Frozen):
+    """One multi-window burn-rate rule: fires when both windows burn at least `burn_rate`."""
+
+    severity: Literal["page", "ticket"]
+    long: Duration
+    short: Duration
+    burn_rate: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _short_below_long(self) -> Self:
+        if self.short >= self.long:
+            raise ValueError(
+                f"short window ({self.short}s) must be shorter than long ({self.long}s)"
+            )
+        return self
+
+
+# The SRE Workbook's recommended set (chapter 5, "Multiwindow, Multi-Burn-Rate Alerts").
+DEFAULT_ALERTS: tuple[BurnAlert, ...] = (
+    BurnAlert(severity="page", long=3600, short=300, burn_rate=14.4),
+    BurnAlert(severity="page", long=6 * 3600, short=1800, burn_rate=6.0),
+    BurnAlert(severity="ticket", long=86400, short=2 * 3600, burn_rate=3.0),
+    BurnAlert(severity="ticket", long=3 * 86400, short=6 * 3600, burn_rate=1.0),
+)
+
+
+class SloSpec(_Frozen):
+    """One declared SLO. Availability and latency get one instance per matching service."""
+
+    type: Literal["availability", "latency", "conversion"]
+    objective: float = Field(gt=0, lt=1)
+    enabled: bool = True
+    services: tuple[str, ...] = ("*",)
+    operations: tuple[str, ...] = ("*",)
+    # OTLP span kinds counted (server spans measure what callers see); a signal without
+    # span_kind is counted too, so a flow that does not set it still gets SLOs.
+    span_kinds: tuple[str, ...] = ("server",)
+    threshold_ms: float | None = Field(None, gt=0)
+    cuj: str | None = None
+    alerts: tuple[BurnAlert, ...] | None = None
+    min_events: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _needs(self) -> Self:
+        if self.type == "latency" and self.threshold_ms is None:
+            raise ValueError("a latency SLO needs threshold_ms")
+        if self.type == "conversion" and not self.cuj:
+            raise ValueError("a conversion SLO needs cuj (the journey name)")
+        return self
+
+    def matches_service(self, service: str) -> bool:
+        """Whether this SLO covers `service` (glob patterns)."""
+        return any(fnmatch.fnmatchcase(service, p) for p in self.services)
+
+    def matches_operation(self, operation: str) -> bool:
+        """Whether this SLO covers `operation` (glob patterns)."""
+        return any(fnmatch.fnmatchcase(operation, p) for p in self.operations)
+
+
+# Fitted to the simulated shop: its services run at 0.1-0.4% errors by design and its checkout
+# converts about 68% (70% of carts check out, 3% of payments are declined). An objective the
+# healthy system does not meet would burn budget forever: a standing ticket, not a signal.
+DEFAULT_OBJECTIVES: dict[str, SloSpec] = {
+    "availability": SloSpec(type="availability", objective=0.995),
+    "latency": SloSpec(type="latency", objective=0.95, threshold_ms=1000.0),
+    "checkout-conversion": SloSpec(type="conversion", objective=0.5, cuj="checkout"),
+}
+
+
+class SlosConfig(_Frozen):
+    """The `slos:` section."""
+
+    # Durations of the alert windows are divided by time_scale: 60 runs an hour in a minute.
+    time_scale: float = Field(1.0, gt=0)
+    # Events needed in the long window before a rule may fire, so a handful of requests
+    # cannot page (one error in 100 requests is a 10x burn of a 99.9% objective).
+    min_events: int = Field(100, ge=0)
+    # Evaluations with no rule firing before the SLO anomaly clears.
+    clear_after: int = Field(3, ge=1)
+    alerts: tuple[BurnAlert, ...] = DEFAULT_ALERTS
+    objectives: dict[str, SloSpec] = Field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))
+
+
+# ---------------------------------------------------------------- detection
+
+
+class Persistence(_Frozen):
+    """k of the last n evaluations of a series must be abnormal before it fires."""
+
+    k: int = Field(2, ge=1)
+    n: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _k_le_n(self) -> Self:
+        if self.k > self.n:
+            raise ValueError(f"k ({self.k}) must not exceed n ({self.n})")
+        return self
+
+
+class BaselineConfig(_Frozen):
+    """Robust baseline: median and MAD over a trailing history of a series' own observations."""
+
+    history: int = Field(360, ge=5)
+    min_history: int = Field(18, ge=3)
+    threshold: float = Field(5.0, gt=0)
+    persistence: Persistence = Persistence()
+    clear_after: int = Field(3, ge=1)
+    # While an anomaly is active its series must come back well inside the thresholds to count
+    # as normal: thresholds and minimum effects are multiplied by this (hysteresis, no flapping).
+    hold_factor: float = Field(0.5, gt=0, le=1)
+    # After this many abnormal observations in a row the new level is accepted as normal.
+    relearn_after: int = Field(360, ge=1)
+    hour_of_day: bool = False
+    # A series silent for longer than this restarts its persistence count.
+    max_gap: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _min_le_history(self) -> Self:
+        if self.min_history > self.history:
+            raise ValueError(f"min_history ({self.min_history}) exceeds history ({self.history})")
+        return self
+
+
+class RatesConfig(_Frozen):
+    """Significance of rate changes (errors/count, completed/started) under the baseline rate."""
+
+    alpha: float = Field(1e-4, gt=0, lt=1)
+    # While an anomaly is active a window still counts as abnormal up to this p-value.
+    alpha_hold: float = Field(0.05, gt=0, lt=1)
+    # Low traffic: the window pooled with its predecessors (this many in all) is tested too, at
+    # the stricter alpha_pooled, so a moderate drop at 20 journeys a window is still seen fast.
+    pool_windows: int = Field(3, ge=1)
+    alpha_pooled: float = Field(1e-5, gt=0, lt=1)
+    # Trials in a window below which the window is not judged at all.
+    min_trials: int = Field(5, ge=1)
+    # Trials in the history before the baseline rate is trusted.
+    min_history_trials: int = Field(200, ge=1)
+
+
+SeriesKind = Literal["span", "cuj", "metric", "pipeline", "*"]
+
+
+class SeriesRule(_Frozen):
+    """Which field of which series is judged, how, in which direction, with what minimum effect.
+
+    For each (series, field) the first matching rule wins: put narrower rules first.
+    `field` is a SignalWindow field, or `rate` (per-second increase of a cumulative `value`).
+    """
+
+    kind: SeriesKind = "*"
+    service: str = "*"
+    name: str = "*"
+    field: str
+    enabled: bool = True
+    test: Literal["robust", "binomial", "threshold"] = "robust"
+    direction: Literal["up", "down", "both"] = "both"
+    min_abs: float = Field(0.0, ge=0)
+    min_rel: float = Field(0.0, ge=0)
+    above: float | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> Self:
+        if self.test == "threshold" and self.above is None:
+            raise ValueError("a threshold rule needs `above`")
+        if self.test == "binomial" and self.field not in ("error_rate", "conversion"):
+            raise ValueError("binomial tests apply to error_rate or conversion only")
+        return self
+
+    def matches(self, kind: str, service: str, name: str, field: str) -> bool:
+        """Whether this rule applies to the series (globs on service and name)."""
+        return (
+            self.field == field
+            and self.kind in ("*", kind)
+            and fnmatch.fnmatchcase(service, self.service)
+            and fnmatch.fnmatchcase(name, self.name)
+        )
+
+
+def _r(**kw: Any) -> SeriesRule:
+    return SeriesRule(**kw)
+
+
+DEFAULT_RULES: tuple[SeriesRule, ...] = (
+    _r(kind="span", field="error_rate", test="binomial", direction="up", min_abs=0.02, min_rel=1.0),
+    _r(kind="span", field="p95_ms", direction="up", min_abs=20.0, min_rel=0.5),
+    _r(kind="span", field="p99_ms", direction="up", min_abs=50.0, min_rel=0.5),
+    _r(kind="span", field="count", direction="both", min_abs=10.0, min_rel=0.5),
+    _r(
+        kind="cuj", field="conversion", test="binomial", direction="down", min_abs=0.05, min_rel=0.1
+    ),
+    _r(kind="cuj", field="started", direction="both", min_abs=5.0, min_rel=0.5),
+    _r(kind="metric", name="k8s.container.restarts", field="value", enabled=False),
+    _r(kind="metric", name="k8s.container.restarts", field="rate", enabled=False),
+    _r(kind="metric", name="memory", field="value", enabled=False),
+    _r(kind="metric", name="cpu", field="value", enabled=False),
+    _r(kind="metric", name="connection_pool", field="value", enabled=False),
+    _r(kind="metric", field="utilization", direction="up", min_abs=0.05, min_rel=0.1),
+    _r(kind="metric", field="rate", direction="both", min_abs=0.0, min_rel=0.5),
+    _r(kind="metric", field="value", direction="both", min_abs=0.0, min_rel=0.5),
+    _r(kind="pipeline", name="watermark_delay_s", field="value", test="threshold", above=60.0),
+    _r(
+        kind="pipeline",
+        name="consumer_lag",
+        field="value",
+        direction="up",
+        min_rel=1.0,
+        min_abs=1000,
+    ),
+    _r(kind="pipeline", field="value", direction="up", min_abs=5.0, min_rel=1.0),
+)
+
+
+class SaturationConfig(_Frozen):
+    """Trend to limit: a robust slope of utilization projected to `exhaustion_level`."""
+
+    metrics: tuple[str, ...] = ("memory", "connection_pool")
+    horizon: Duration = 900.0
+    lookback: Duration = 300.0
+    min_points: int = Field(6, ge=3)
+    min_utilization: float = Field(0.5, ge=0)
+    # Share of point pairs that must rise: a trend, not a wiggle.
+    min_monotonic: float = Field(0.7, ge=0.5, le=1.0)
+    exhaustion_level: float = Field(1.0, gt=0)
+    # A drop of utilization by this much between two points is a restart: the fit starts over.
+    reset_drop: float = Field(0.2, gt=0)
+
+
+class ChangesConfig(_Frozen):
+    """Change events: restarts from cumulative restart counters, deploys from span versions."""
+
+    restart_metrics: tuple[str, ...] = ("k8s.container.restarts",)
+    restart_anomaly: bool = True
+    deploys: bool = True
+
+
+class DetectionConfig(_Frozen):
+    """The `detection:` section."""
+
+    baseline: BaselineConfig = BaselineConfig()
+    rates: RatesConfig = RatesConfig()
+    # Checked before `rules`, so a site narrows or widens the defaults without repeating them.
+    overrides: tuple[SeriesRule, ...] = ()
+    rules: tuple[SeriesRule, ...] = DEFAULT_RULES
+    # Metric series whose value is a cumulative sum: judged on `rate`, never on `value`.
+    cumulative: tuple[str, ...] = (
+        "k8s.container.restarts",
+        "app.checkouts.started",
+        "app.orders.placed",
+    )
+    saturation: SaturationConfig = SaturationConfig()
+    changes: ChangesConfig = ChangesConfig()
+
+    def rule_for(self, kind: str, service: str, name: str, field: str) -> SeriesRule | None:
+        """The first matching enabled-or-not rule for a series field (None: not judged)."""
+        for rule in (*self.overrides, *self.rules):
+            if rule.matches(kind, service, name, field):
+                return rule if rule.enabled else None
+        return None
+
+    def is_cumulative(self, name: str) -> bool:
+        """Whether a metric series carries a cumulative sum (globs)."""
+        return any(fnmatch.fnmatchcase(name, p) for p in self.cumulative)
+
+
+def _describe(section: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join([section, *(str(p) for p in err["loc"])])
+        lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+    return f"invalid `{section}` configuration:\n  " + "\n  ".join(lines)
+
+
+def _section(extra: Mapping[str, Any], name: str) -> dict[str, Any]:
+    data = extra.get(name) or {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name}: must be a mapping, got {type(data).__name__}")
+    return dict(data)
+
+
+def load_slos(extra: Mapping[str, Any]) -> SlosConfig:
+    """The `slos:` section from `PipelineConfig.extra`; errors name the bad key."""
+    try:
+        return SlosConfig(**_section(extra, "slos"))
+    except ValidationError as exc:
+        raise ConfigError(_describe("slos", exc)) from None
+
+
+def load_detection(extra: Mapping[str, Any]) -> DetectionConfig:
+    """The `detection:` section from `PipelineConfig.extra`; errors name the bad key."""
+    try:
+        return DetectionConfig(**_section(extra, "detection"))
+    except ValidationError as exc:
+        raise ConfigError(_describe("detection", exc)) from None

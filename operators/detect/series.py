@@ -1,0 +1,374 @@
+"""`SeriesDetector`: all per-series detection for one SignalWindow key, with explicit state.
+
+Put one in a Bytewax `stateful_flat_map` keyed by `signal_key(sig)`:
+
+    def mapper(state, sig):
+        det = state or SeriesDetector(detection_cfg)
+        return det, det.on_signal(sig)
+
+It emits `Detection(at=window_end, item=...)` with `item` an `Anomaly` (when a field's anomaly
+starts), an `AnomalyCleared` (when it ends) or a `ChangeEvent` (deploy, restart, flag).
+Only event time is used: the signal's window bounds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from operators.detect.baseline import RateBaseline, RobustBaseline, Verdict
+from operators.detect.changes import ChangeTracker
+from operators.detect.config import DetectionConfig, SeriesRule
+from operators.detect.events import AnomalyCleared, Detection, anomaly_id
+from operators.detect.persistence import Streak
+from operators.detect.saturation import TrendToLimit, TrendVerdict
+from sre_space.records import Anomaly, SignalWindow
+from sre_space.timeutil import NS_PER_S, ns_to_datetime, ns_to_rfc3339, rfc3339_to_ns
+
+# Fields judged per kind, in a fixed order so outputs are ordered the same on every replay.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "span": ("error_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "count"),
+    "cuj": ("conversion", "started", "completed"),
+    "metric": ("utilization", "value", "rate"),
+    "pipeline": ("value",),
+}
+_QUANTILE_FIELDS = {"p50_ms", "p95_ms", "p99_ms", "max_ms"}
+# A quantile says something once at least one request lies beyond it: p95 needs 20, p99 100.
+_MIN_COUNT = {"p50_ms": 2, "p95_ms": 20, "p99_ms": 100, "max_ms": 1}
+_DETECTOR = {"robust": "baseline", "binomial": "significance", "threshold": "threshold"}
+MAX_EXEMPLARS = 6
+
+
+def signal_key(sig: SignalWindow) -> str:
+    """The routing key of a signal's series: `kind/service/name`."""
+    kind, service, name = sig.key
+    return f"{kind}/{service}/{name}"
+
+
+class _FieldState:
+    """State of one judged field of one series."""
+
+    def __init__(self, streak: Streak) -> None:
+        self.streak = streak
+        self.robust: RobustBaseline | None = None
+        self.rate: RateBaseline | None = None
+        self.exemplars: deque[list[str]] = deque(maxlen=streak.n)
+        self.last: tuple[float, float] = (0.0, 0.0)  # (observed, expected) at the last verdict
+        self.score = 0.0
+        self.unlearned = 0
+
+
+class SeriesDetector:
+    """Baselines, rate significance, saturation trend and change events for one series."""
+
+    def __init__(self, config: DetectionConfig) -> None:
+        self.config = config
+        self.fields: dict[str, _FieldState] = {}
+        self.trend: TrendToLimit | None = None
+        self.trend_streak: Streak | None = None
+        self.restart_streak: Streak | None = None
+        self.changes = ChangeTracker()
+        self.prev_value: tuple[int, float] | None = None  # (t_ns, value) for cumulative rates
+        self._rules: dict[tuple[str, str, str, str], SeriesRule | None] = {}  # derived from config
+
+    # ------------------------------------------------------------------ input
+
+    def on_signal(self, sig: SignalWindow) -> list[Detection]:
+        """Judge one closed window of this series; returns what started, ended or changed."""
+        at = sig.window_end
+        t_ns = rfc3339_to_ns(at)
+        out: list[Detection] = []
+        kind, service, name = sig.key
+        cfg = self.config
+
+        if kind == "span" and cfg.changes.deploys and sig.versions:
+            out += [Detection(at, ev) for ev in self.changes.on_versions(service, sig.versions, at)]
+        flags = getattr(sig, "flags", None)
+        if isinstance(flags, dict):
+            out += [Detection(at, ev) for ev in self.changes.on_flags(service, flags, at)]
+        if kind == "metric" and name in cfg.changes.restart_metrics and sig.value is not None:
+            out += self._restarts(sig, t_ns)
+
+        rate = self._cumulative_rate(sig, t_ns) if kind == "metric" else None
+        for field in FIELDS[kind]:
+            if kind == "metric" and field == "value" and cfg.is_cumulative(name):
+                continue  # a cumulative sum only grows; its rate is what is judged
+            rk = (kind, service, name, field)
+            if rk not in self._rules:
+                self._rules[rk] = cfg.rule_for(kind, service, name, field)
+            rule = self._rules[rk]
+            if rule is None:
+                continue
+            out += self._judge_field(sig, field, rule, t_ns, rate)
+
+        if kind == "metric" and name in cfg.saturation.metrics and sig.utilization is not None:
+            out += self._trend(sig, t_ns)
+        return out
+
+    # ------------------------------------------------------------------ fields
+
+    def _cumulative_rate(self, sig: SignalWindow, t_ns: int) -> float | None:
+        if sig.value is None or not self.config.is_cumulative(sig.key[2]):
+            return None
+        prev, self.prev_value = self.prev_value, (t_ns, sig.value)
+        if prev is None or t_ns <= prev[0] or sig.value < prev[1]:
+            return None  # first point, out of order, or a counter reset
+        return (sig.value - prev[1]) / ((t_ns - prev[0]) / NS_PER_S)
+
+    def _state(self, field: str, rule: SeriesRule) -> _FieldState:
+        st = self.fields.get(field)
+        if st is None:
+            b = self.config.baseline
+            st = _FieldState(Streak(b.persistence.k, b.persistence.n, b.clear_after))
+            if rule.test == "binomial":
+                st.rate = RateBaseline(b, self.config.rates)
+            elif rule.test == "robust":
+                st.robust = RobustBaseline(b)
+            self.fields[field] = st
+        return st
+
+    def _judge_field(
+        self, sig: SignalWindow, field: str, rule: SeriesRule, t_ns: int, rate: float | None
+    ) -> list[Detection]:
+        st = self._state(field, rule)
+        verdict: Verdict | None
+        lax: Verdict | None
+        observed: float
+        holding = st.streak.active
+        if rule.test == "binomial":
+            trials, successes = _trials(sig, field)
+            if trials is None or successes is None or st.rate is None:
+                return []
+            verdict = st.rate.judge(successes, trials, rule)
+            lax = st.rate.judge(successes, trials, rule, holding=True)
+            if trials >= self.config.rates.min_trials:
+                st.rate.observe(successes, trials)
+            observed = successes / trials if trials else 0.0
+        else:
+            value = rate if field == "rate" else getattr(sig, field, None)
+            if value is None:
+                return []
+            if field in _QUANTILE_FIELDS and sig.count < max(
+                self.config.rates.min_trials, _MIN_COUNT[field]
+            ):
+                return []  # quantiles of a handful of requests say nothing
+            observed = float(value)
+            if rule.test == "threshold":
+                assert rule.above is not None
+                verdict = Verdict(observed > rule.above, rule.above, observed / rule.above)
+                lax = verdict
+            else:
+                assert st.robust is not None
+                verdict = st.robust.judge(observed, rule, _hour(t_ns))
+                lax = st.robust.judge(observed, rule, _hour(t_ns), holding=True)
+        if holding:
+            # Hysteresis: an active anomaly stays abnormal until the lax verdict says normal.
+            verdict = lax
+        abnormal = verdict is not None and verdict.abnormal
+        # Learn only what is clearly normal (the lax verdict), so a fault's borderline windows do
+        # not drag the baseline towards the fault; after relearn_after unlearned observations in
+        # a row the new level is accepted, so a lasting change stops alerting.
+        learnable = lax is None or not lax.abnormal
+        st.unlearned = 0 if learnable else st.unlearned + 1
+        if learnable or st.unlearned >= self.config.baseline.relearn_after:
+            if st.robust is not None:
+                st.robust.learn(observed, _hour(t_ns))
+            if st.rate is not None:
+                trials, successes = _trials(sig, field)
+                if trials is not None and successes is not None:
+                    st.rate.learn(successes, trials)
+        if verdict is None:
+            return []  # not judged yet: the streak neither advances nor forgets
+        st.exemplars.append(_exemplars(sig, field) if abnormal else [])
+        st.last = (observed, verdict.expected)
+        st.score = verdict.score
+        return self._transition(sig, st, field, _DETECTOR[rule.test], abnormal, t_ns)
+
+    def _transition(
+        self,
+        sig: SignalWindow,
+        st: _FieldState,
+        field: str,
+        detector: str,
+        abnormal: bool,
+        t_ns: int,
+        detail: str = "",
+        streak: Streak | None = None,
+    ) -> list[Detection]:
+        streak = streak or st.streak
+        max_gap = int(self.config.baseline.max_gap * NS_PER_S)
+        change = streak.update(abnormal, sig.window_start, t_ns, max_gap)
+        if change == "fire":
+            assert streak.onset is not None
+            aid = anomaly_id(sig.key, detector, field, streak.onset)
+            streak.anomaly_id = aid
+            ids: list[str] = []
+            for batch in st.exemplars:
+                ids += [i for i in batch if i not in ids]
+            observed, expected = st.last
+            anomaly = Anomaly(
+                id=aid,
+                detector=detector,
+                signal=field,
+                kind=sig.kind,
+                onset=streak.onset,
+                observed=observed,
+                expected=expected,
+                score=round(st.score, 6),
+                service=sig.service,
+                operation=sig.operation,
+                cuj=sig.cuj,
+                metric=sig.metric,
+                windows=streak.flagged_windows(),
+                exemplar_trace_ids=ids[:MAX_EXEMPLARS],
+                severity="warning",
+                detail=detail or _describe(sig, field, observed, expected),
+            )
+            return [Detection(sig.window_end, anomaly)]
+        if change == "clear" and streak.anomaly_id is not None:
+            cleared = AnomalyCleared(
+                id=streak.anomaly_id,
+                detector=detector,
+                signal=field,
+                at=sig.window_end,
+                service=sig.service,
+                operation=sig.operation,
+                cuj=sig.cuj,
+                metric=sig.metric,
+            )
+            streak.anomaly_id = None
+            return [Detection(sig.window_end, cleared)]
+        return []
+
+    # ------------------------------------------------------------------ restarts and trend
+
+    def _restarts(self, sig: SignalWindow, t_ns: int) -> list[Detection]:
+        assert sig.value is not None
+        service = sig.service or ""
+        delta, event = self.changes.on_restarts(service, sig.value, sig.window_end)
+        out: list[Detection] = []
+        if event is not None:
+            out.append(Detection(sig.window_end, event))
+        if not self.config.changes.restart_anomaly:
+            return out
+        if self.restart_streak is None:
+            # A crash is certain on the first increase: no persistence needed.
+            self.restart_streak = Streak(1, 1, self.config.baseline.clear_after)
+        st = _FieldState(self.restart_streak)
+        st.last = (float(delta), 0.0)
+        st.score = float(delta)
+        detail = f"{service}: {delta} restart(s) in the window" if delta else ""
+        out += self._transition(
+            sig, st, "restarts", "restarts", delta > 0, t_ns, detail, self.restart_streak
+        )
+        return out
+
+    def _trend(self, sig: SignalWindow, t_ns: int) -> list[Detection]:
+        assert sig.utilization is not None
+        cfg = self.config
+        if self.trend is None:
+            self.trend = TrendToLimit(cfg.saturation)
+            b = cfg.baseline
+            self.trend_streak = Streak(b.persistence.k, b.persistence.n, b.clear_after)
+        assert self.trend_streak is not None
+        verdict = self.trend.on_point(t_ns / NS_PER_S, sig.utilization)
+        st = _FieldState(self.trend_streak)
+        abnormal = verdict is not None and verdict.abnormal
+        tte = verdict.time_to_exhaustion_s if verdict is not None else None
+        st.last = (sig.utilization, cfg.saturation.exhaustion_level)
+        st.score = cfg.saturation.horizon / max(tte, 1.0) if tte is not None else 0.0
+        detail = _trend_detail(sig, verdict, t_ns) if verdict is not None else ""
+        return self._transition(
+            sig, st, "time_to_exhaustion", "saturation_trend", abnormal, t_ns, detail, st.streak
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain picklable state (the config is not part of it)."""
+        fields = {}
+        for name, st in self.fields.items():
+            fields[name] = {
+                "streak": st.streak.snapshot(),
+                "robust": st.robust.snapshot() if st.robust else None,
+                "rate": st.rate.snapshot() if st.rate else None,
+                "exemplars": [list(e) for e in st.exemplars],
+                "last": list(st.last),
+                "score": st.score,
+                "unlearned": st.unlearned,
+            }
+        return {
+            "fields": fields,
+            "trend": self.trend.snapshot() if self.trend else None,
+            "trend_streak": self.trend_streak.snapshot() if self.trend_streak else None,
+            "restart_streak": self.restart_streak.snapshot() if self.restart_streak else None,
+            "changes": self.changes.snapshot(),
+            "prev_value": list(self.prev_value) if self.prev_value else None,
+        }
+
+    @classmethod
+    def from_snapshot(cls, config: DetectionConfig, data: dict[str, Any]) -> SeriesDetector:
+        """Rebuild from `snapshot()` with the (possibly reloaded) config."""
+        out = cls(config)
+        b = config.baseline
+        for name, fd in data["fields"].items():
+            st = _FieldState(Streak.from_snapshot(fd["streak"]))
+            if fd["robust"] is not None:
+                st.robust = RobustBaseline.from_snapshot(b, fd["robust"])
+            if fd["rate"] is not None:
+                st.rate = RateBaseline.from_snapshot(b, config.rates, fd["rate"])
+            st.exemplars.extend(list(e) for e in fd["exemplars"])
+            st.last = (float(fd["last"][0]), float(fd["last"][1]))
+            st.score = fd["score"]
+            st.unlearned = fd["unlearned"]
+            out.fields[name] = st
+        if data["trend"] is not None:
+            out.trend = TrendToLimit.from_snapshot(config.saturation, data["trend"])
+        if data["trend_streak"] is not None:
+            out.trend_streak = Streak.from_snapshot(data["trend_streak"])
+        if data["restart_streak"] is not None:
+            out.restart_streak = Streak.from_snapshot(data["restart_streak"])
+        out.changes = ChangeTracker.from_snapshot(data["changes"])
+        if data["prev_value"] is not None:
+            out.prev_value = (int(data["prev_value"][0]), float(data["prev_value"][1]))
+        return out
+
+
+def _hour(t_ns: int) -> int:
+    return ns_to_datetime(t_ns).hour
+
+
+def _trials(sig: SignalWindow, field: str) -> tuple[int | None, int | None]:
+    if field == "error_rate":
+        return sig.count, sig.errors
+    if field == "conversion":
+        if sig.started is None or sig.completed is None:
+            return None, None
+        return sig.started, sig.completed
+    return None, None
+
+
+def _exemplars(sig: SignalWindow, field: str) -> list[str]:
+    failing = list(sig.failing_trace_ids or [])
+    slowest = list(sig.slowest_trace_ids or [])
+    if field in _QUANTILE_FIELDS:
+        return slowest + failing
+    return failing + slowest
+
+
+def _describe(sig: SignalWindow, field: str, observed: float, expected: float) -> str:
+    _, service, name = sig.key
+    where = "/".join(p for p in (service, name) if p)
+    return f"{where} {field}: {observed:.4g} vs baseline {expected:.4g}"
+
+
+def _trend_detail(sig: SignalWindow, verdict: TrendVerdict, t_ns: int) -> str:
+    tte = verdict.time_to_exhaustion_s
+    where = "/".join(p for p in (sig.service, sig.metric) if p)
+    if tte is None:
+        return f"{where}: utilization {verdict.level:.3f}, not rising"
+    at = ns_to_rfc3339(t_ns + int(tte * NS_PER_S))
+    return (
+        f"{where}: utilization {verdict.level:.3f} rising {verdict.slope_per_s * 60:.4f}/min; "
+        f"time_to_exhaustion_s={tte:.1f}; exhausts_at={at}"
+    )

@@ -1,0 +1,116 @@
+"""Small, exact statistics for the detectors, with math and numpy only (no scipy here).
+
+- robust location and scale (median, MAD),
+- exact binomial tail probabilities (summed from the tail inward, so cost is bounded by a few
+  standard deviations, not by n),
+- the Theil–Sen slope (median of pairwise slopes), which a few outliers cannot tilt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+# MAD * 1.4826 estimates the standard deviation of normal data.
+MAD_TO_SIGMA = 1.4826
+
+
+def median_mad(values: Sequence[float]) -> tuple[float, float]:
+    """Median and median absolute deviation (unscaled) of a non-empty sequence."""
+    arr = np.asarray(values, dtype=float)
+    med = float(np.median(arr))
+    mad = float(np.median(np.abs(arr - med)))
+    return med, mad
+
+
+def _log_pmf(k: int, n: int, p: float) -> float:
+    return (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + k * math.log(p)
+        + (n - k) * math.log1p(-p)
+    )
+
+
+def _sum_up(x: int, n: int, p: float) -> float:
+    """P(X >= x) for x above the mean: terms shrink as k grows."""
+    term = math.exp(_log_pmf(x, n, p))
+    total = term
+    ratio_p = p / (1.0 - p)
+    k = x
+    while k < n:
+        term *= (n - k) / (k + 1) * ratio_p
+        k += 1
+        total += term
+        if term <= total * 1e-15:
+            break
+    return min(total, 1.0)
+
+
+def _sum_down(y: int, n: int, p: float) -> float:
+    """P(X <= y) for y below the mean: terms shrink as k falls."""
+    term = math.exp(_log_pmf(y, n, p))
+    total = term
+    ratio_q = (1.0 - p) / p
+    k = y
+    while k > 0:
+        term *= k / (n - k + 1) * ratio_q
+        k -= 1
+        total += term
+        if term <= total * 1e-15:
+            break
+    return min(total, 1.0)
+
+
+def binom_sf(x: int, n: int, p: float) -> float:
+    """P(X >= x) for X ~ Binomial(n, p), exact."""
+    if x <= 0:
+        return 1.0
+    if x > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    if x > n * p:
+        return _sum_up(x, n, p)
+    return max(0.0, 1.0 - _sum_down(x - 1, n, p))
+
+
+def binom_cdf(x: int, n: int, p: float) -> float:
+    """P(X <= x) for X ~ Binomial(n, p), exact."""
+    if x < 0:
+        return 0.0
+    if x >= n:
+        return 1.0
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    if x < n * p:
+        return _sum_down(x, n, p)
+    return max(0.0, 1.0 - _sum_up(x + 1, n, p))
+
+
+def theil_sen(t: npt.ArrayLike, y: npt.ArrayLike) -> tuple[float, float, float]:
+    """Robust line through (t, y): (slope, intercept, share of rising pairs).
+
+    The share of rising pairs (Mann–Kendall's idea) tells a trend from noise around a level.
+    """
+    ts = np.asarray(t, dtype=float)
+    ys = np.asarray(y, dtype=float)
+    i, j = np.triu_indices(ts.shape[0], k=1)
+    dt = ts[j] - ts[i]
+    ok = dt > 0
+    if not np.any(ok):
+        return 0.0, float(np.median(ys)), 0.0
+    dy = ys[j][ok] - ys[i][ok]
+    slopes = dy / dt[ok]
+    slope = float(np.median(slopes))
+    intercept = float(np.median(ys - slope * ts))
+    rising = float(np.mean(dy > 0))
+    return slope, intercept, rising

@@ -1,0 +1,160 @@
+"""ExportTraceServiceRequest bytes to a SpanBatch through the compiled wire decoder (`_wire`).
+
+`_wire.decode_spans` walks the protobuf wire format in C and returns the fixed columns, the span
+names interned, the HTTP/gRPC status of entry spans, the raw `Resource` of each ResourceSpans and
+each span's (offset, length) in the input. Only the few resources are parsed with protobuf here;
+attributes and events are parsed from one span's bytes when something asks for them.
+
+It accepts and rejects the same bytes as upb's ParseFromString and gives the same columns as
+`proto_traces.decode_trace_upb`, which stays as the fallback when the extension is not built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+import numpy as np
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from operators.otlp.errors import DecodeError, DecodeLimits
+from operators.otlp.proto_traces import _check_ids, parse_trace_request
+from operators.otlp.spans import SpanBatch
+from operators.otlp.values import proto_any, proto_attrs
+
+log = logging.getLogger(__name__)
+
+_wire: Any
+try:
+    _wire = importlib.import_module("operators.otlp._wire")
+except ImportError as exc:  # not built: the protobuf (upb) decoder does the work
+    _wire = None
+    log.warning("compiled OTLP decoder operators.otlp._wire unavailable (%s); using upb", exc)
+
+HAVE_WIRE: bool = _wire is not None
+
+
+def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
+    """Decode otlp_proto bytes into a SpanBatch; DecodeError names what is wrong."""
+    if len(data) > limits.max_message_bytes:
+        raise DecodeError(
+            f"message of {len(data)} bytes exceeds max_message_bytes={limits.max_message_bytes}"
+        )
+    if len(data) > limits.max_attribute_bytes:
+        parse_trace_request(data, limits)  # only a message this big can hold a too-big attribute
+    try:
+        cols = _wire.decode_spans(data)
+    except ValueError as exc:
+        raise DecodeError(f"invalid ExportTraceServiceRequest protobuf: {exc}") from None
+    resources: list[bytes] = cols["resources"]
+    if data and not resources:
+        raise DecodeError(
+            f"{len(data)} bytes parsed to an ExportTraceServiceRequest with no resourceSpans "
+            "(wrong message type or garbage)"
+        )
+
+    svc_names: list[str] = []
+    svc_code_of: dict[str, int] = {}
+    res_svc = np.empty(len(resources), dtype=np.int32)
+    res_info: list[tuple[str, str, dict[str, Any]]] = []
+    for r_index, raw in enumerate(resources):
+        svc, ver, attrs = _resource(raw, r_index)
+        res_info.append((svc, ver, attrs))
+        code = svc_code_of.get(svc)
+        if code is None:
+            code = svc_code_of[svc] = len(svc_names)
+            svc_names.append(svc)
+        res_svc[r_index] = code
+
+    trace_ids: list[bytes] = cols["trace_id"]
+    span_ids: list[bytes] = cols["span_id"]
+    lengths = np.frombuffer(cols["id_lengths"], dtype=np.int32).reshape(-1, 3)
+    if not ((lengths[:, 0] == 16).all() and (lengths[:, 1] == 8).all()):
+        _check_ids(trace_ids, 16, "trace_id")  # raises, naming the first bad span
+        _check_ids(span_ids, 8, "span_id")
+
+    # spans come grouped by resource, in order: one run per resource
+    res_index = np.frombuffer(cols["resource_index"], dtype=np.int32)
+    counts = np.bincount(res_index, minlength=len(resources)).tolist()
+    service: list[str] = []
+    version: list[str] = []
+    res_attrs: list[dict[str, Any]] = []
+    for (svc, ver, attrs), count in zip(res_info, counts, strict=True):
+        if count:
+            service += [svc] * count
+            version += [ver] * count
+            res_attrs += [attrs] * count
+
+    offsets = np.frombuffer(cols["span_offsets"], dtype=np.int64)
+    parsed: dict[int, Any] = {}
+
+    def span_at(i: int) -> Any:
+        span = parsed.get(i)
+        if span is None:
+            start, size = int(offsets[2 * i]), int(offsets[2 * i + 1])
+            span = parsed[i] = Span.FromString(data[start : start + size])
+        return span
+
+    def read_attr(i: int, key: str) -> Any:
+        for kv in span_at(i).attributes:
+            if kv.key == key:
+                return proto_any(kv.value)
+        return None
+
+    def read_events(i: int) -> list[dict[str, Any]]:
+        return [
+            {"name": e.name, "time_ns": e.time_unix_nano, "attributes": proto_attrs(e.attributes)}
+            for e in span_at(i).events
+        ]
+
+    op_codes = _column(cols["name_index"], np.int32)
+    return SpanBatch(
+        service=service,
+        service_version=version,
+        operation=cols["operations"],
+        kind=_column(cols["kind"], np.int8),
+        status_code=_column(cols["status"], np.int8),
+        _http_status=_column(cols["http_status"], np.int32),
+        _rpc_grpc_status=_column(cols["rpc_status"], np.int32),
+        start_ns=_column(cols["start"], np.int64),
+        end_ns=_column(cols["end"], np.int64),
+        trace_id=trace_ids,
+        span_id=span_ids,
+        parent_span_id=cols["parent_span_id"],
+        resource_attrs=res_attrs,
+        _attr_reader=read_attr,
+        _events_reader=read_events,
+        op_codes=op_codes,
+        op_names=cols["names"],
+        svc_codes=res_svc[res_index],
+        svc_names=svc_names,
+    )
+
+
+# Producers send the same few resources over and over: parse each distinct one once.
+_RESOURCE_CACHE: dict[bytes, tuple[str, str, dict[str, Any]]] = {}
+_RESOURCE_CACHE_MAX = 4096
+
+
+def _resource(raw: bytes, r_index: int) -> tuple[str, str, dict[str, Any]]:
+    """service.name, service.version and the attributes of one serialized Resource."""
+    hit = _RESOURCE_CACHE.get(raw)
+    if hit is None:
+        attrs = proto_attrs(Resource.FromString(raw).attributes)
+        svc = attrs.get("service.name")
+        if not isinstance(svc, str) or not svc:
+            raise DecodeError(f"resourceSpans[{r_index}] has no service.name resource attribute")
+        ver = attrs.get("service.version")
+        hit = (svc, "" if ver is None else str(ver), attrs)
+        if len(_RESOURCE_CACHE) >= _RESOURCE_CACHE_MAX:
+            _RESOURCE_CACHE.clear()
+        _RESOURCE_CACHE[raw] = hit
+    svc, ver, attrs = hit
+    return svc, ver, dict(attrs)  # each batch owns its dicts, as with the protobuf decoder
+
+
+def _column(raw: bytes, dtype: Any) -> np.ndarray:
+    # a writable copy, like the arrays the protobuf decoder builds
+    return np.frombuffer(raw, dtype=dtype).copy()
