@@ -12,9 +12,12 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import cluster_main, run_main
 
+from flows.backtest import backtest
 from flows.build import build_signals
+from flows.progress import Progress
 from flows.scout import build_scout
 from flows.sources import recording_input
+from operators.detect.scoring import render_table
 from sinks.archive import ArchiveSink
 from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
 from sre_space.records import SignalWindow, read_jsonl
@@ -29,10 +32,13 @@ def build_replay_flow(
     out: str | Path,
     config: PipelineConfig,
     archive: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> Dataflow:
     """Recordings in, JSON-lines part files out, on an event-time-only clock."""
     flow = Dataflow("sre_space_replay")
     raw, _ = recording_input(flow, paths)
+    if progress is not None:
+        raw = op.inspect("progress", raw, progress)
     streams = build_signals(flow, raw, config, deterministic_clock=True)
     if archive is not None:
         op.output(
@@ -59,6 +65,7 @@ def replay(
     config: PipelineConfig | None = None,
     workers: int = 1,
     archive: str | Path | None = None,
+    show_progress: bool = False,
 ) -> dict[str, Path]:
     """Run recordings through the flow; returns the files written in `out`."""
     out = Path(out)
@@ -66,11 +73,16 @@ def replay(
     for name in OUTPUTS:
         for stale in [out / f"{name}.jsonl", *out.glob(f"{name}.part-*.jsonl")]:
             stale.unlink(missing_ok=True)
-    flow = build_replay_flow(paths, out, config or load_pipeline_config(), archive)
-    if workers == 1:
-        run_main(flow)
-    else:
-        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    progress = Progress(paths) if show_progress else None
+    flow = build_replay_flow(paths, out, config or load_pipeline_config(), archive, progress)
+    try:
+        if workers == 1:
+            run_main(flow)
+        else:
+            cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    finally:
+        if progress is not None:
+            progress.close()
     return {name: merge_parts(out, name, sort=sort) for name, sort in OUTPUTS.items()}
 
 
@@ -82,12 +94,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="pipeline config YAML merged over the defaults")
     parser.add_argument("--workers", type=int, default=1, help="Bytewax worker threads")
     parser.add_argument("--archive", help="also write the span archive (Parquet) to this folder")
+    parser.add_argument(
+        "--labels",
+        nargs="*",
+        help="score against ground truth: one labels file per recording (none: FILE.labels.json);"
+        " each recording is replayed on its own into OUT/<name>/ and OUT/report.json is written",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_pipeline_config(args.config)
+    show = not args.no_progress and sys.stderr.isatty()
+    if args.labels is not None:
+        report = backtest(
+            args.files,
+            args.labels,
+            args.out,
+            lambda paths, folder: replay(
+                paths, folder, config, workers=args.workers, show_progress=show
+            ),
+        )
+        print(render_table(report))
+        print(f"report: {Path(args.out) / 'report.json'}")
+        return 0
     t0 = time.perf_counter()
-    files = replay(args.files, args.out, config, workers=args.workers, archive=args.archive)
+    files = replay(
+        args.files, args.out, config, workers=args.workers, archive=args.archive, show_progress=show
+    )
     elapsed = time.perf_counter() - t0
     signals = read_jsonl(str(files["signals"]), SignalWindow)
     spans = sum(s.count for s in signals if s.kind == "span")

@@ -43,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.state:
         os.environ["SRE_STATE_DIR"] = args.state
-    code: int = _load(args.command).run(args)
+    try:
+        code: int = _load(args.command).run(args)
+    except (ValueError, OSError) as exc:
+        # Bad input (a config key, a missing file) is the user's to fix: say what, not a trace.
+        print(f"sre-space {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -1,0 +1,122 @@
+"""Live mode: the shop in real time, publishing OTLP to Kafka and obeying the control channel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chaos.control import ControlReader, status_path, write_atomic
+from chaos.shop import Batch, Shop
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
+
+Publish = Callable[[Batch], None]
+
+
+def kafka_publisher(
+    bootstrap: str,
+    spans_topic: str = "otlp_spans",
+    metrics_topic: str = "otlp_metrics",
+    encoding: str = "otlp_proto",
+    extra: dict[str, Any] | None = None,
+    metrics_encoding: str | None = None,
+) -> tuple[Publish, Callable[[], int]]:
+    """A publish function writing what the Collector's Kafka exporter writes, and a flush.
+
+    `encoding` is `otlp_proto` (default) or `otlp_json`; `metrics_encoding` defaults to it.
+    """
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, **(extra or {})})
+
+    def publish(batch: Batch) -> None:
+        spans = batch.kind == "spans"
+        topic = spans_topic if spans else metrics_topic
+        enc = encoding if spans else (metrics_encoding or encoding)
+        value = batch.json_line().encode() if enc == "otlp_json" else batch.proto_bytes()
+        while True:
+            try:
+                producer.produce(topic, value=value)
+                break
+            except BufferError:
+                producer.poll(0.1)  # local queue full: let deliveries drain, then retry
+        producer.poll(0)
+
+    def flush() -> int:
+        remaining: int = producer.flush(30)
+        return remaining
+
+    return publish, flush
+
+
+def apply_command(shop: Shop, command: dict[str, Any]) -> str:
+    """Run one control command in the shop; a line for the log."""
+    if command.get("cmd") == "clear":
+        shop.clear(command.get("tag"))
+        return "cleared " + (command.get("tag") or "every injection")
+    if command.get("cmd") == "inject":
+        inj = shop.inject(
+            command["scenario"], command.get("service"), float(command.get("intensity", 1.0))
+        )
+        duration = command.get("duration_s")
+        if duration:
+            tag = inj.tag
+            shop.at(shop.now_ns + int(float(duration) * NS_PER_S), lambda s: s.clear(tag))
+        return f"injected {inj.scenario} into {inj.service} (tag {inj.tag})"
+    return f"ignored unknown command {command!r}"
+
+
+def write_status(shop: Shop, state_dir: Path) -> None:
+    """Tell `python -m chaos` what is running."""
+    write_atomic(
+        status_path(state_dir),
+        {
+            "time": ns_to_rfc3339(shop.now_ns),
+            "head": shop.head,
+            "injections": [
+                {
+                    "tag": i.tag,
+                    "scenario": i.scenario,
+                    "service": i.service,
+                    "onset": ns_to_rfc3339(i.onset_ns),
+                }
+                for i in shop.injections.values()
+            ],
+            "manifest_errors": shop.manifest_errors,
+        },
+    )
+
+
+def run_live(
+    shop: Shop,
+    publish: Publish,
+    state_dir: Path,
+    speed: float = 1.0,
+    duration_s: float | None = None,
+    log: Callable[[str], None] = print,
+) -> None:
+    """Step the shop in (scaled) real time, publishing every batch, until the duration or Ctrl-C."""
+    control = ControlReader(state_dir)
+    wall0 = time.monotonic()
+    event0 = shop.now_ns
+    tick = shop.config.tick_s
+    write_status(shop, state_dir)
+    while duration_s is None or (shop.now_ns - event0) / NS_PER_S < duration_s:
+        changed = False
+        for command in control.poll():
+            try:
+                log(apply_command(shop, command))
+            except (KeyError, ValueError) as exc:
+                log(f"command {command.get('id')} failed: {exc}")
+            changed = True
+        before = len(shop.injections)
+        for batch in shop.iter_batches(tick):
+            publish(batch)
+        if changed or len(shop.injections) != before:
+            write_status(shop, state_dir)
+        # pace event time to the wall clock (scaled by `speed`)
+        due = wall0 + (shop.now_ns - event0) / NS_PER_S / speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)

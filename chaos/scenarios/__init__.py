@@ -1,0 +1,161 @@
+"""Fault scenarios: data plus a small injector each, one module per scenario.
+
+A module defines `SCENARIO = Scenario(...)`; adding a scenario is adding a file. An injector changes
+the shop the way the fault would happen for real: a bad deploy or a config change is a real commit to
+the GitOps repository (so the Fixer can roll it back and the Brain can find it), a runtime fault is a
+defect in the shop's catalog. It returns an `Injection`: the ground truth and how to undo it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chaos.shop import Shop
+
+
+@dataclass
+class Restore:
+    """A manifest field the injection changed: put back `previous` if it still holds `injected`."""
+
+    service: str
+    path: tuple[str, ...]
+    injected: Any
+    previous: Any
+
+
+@dataclass
+class Injection:
+    """Ground truth of one injected fault, and how to end it."""
+
+    scenario: str
+    tag: str
+    fault_class: str
+    service: str
+    onset_ns: int
+    intensity: float
+    operation: str | None = None
+    version: str | None = None
+    previous_version: str | None = None
+    commit: str | None = None
+    flag: str | None = None
+    segment: str | None = None
+    remediation: dict[str, Any] = field(default_factory=dict)
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    diagnosis: str = ""
+    restores: list[Restore] = field(default_factory=list)
+
+    def undo(self, shop: Shop) -> None:
+        """Put back every manifest field this injection changed, unless someone changed it since."""
+        for r in self.restores:
+            current = _get(shop.repo.read_docs()[r.service], r.path)
+            if current != r.injected:
+                continue  # already fixed (or changed again) by someone else: leave it
+            shop.commit(
+                r.service, _setter(r.path, r.previous), f"chaos: end {self.scenario} on {r.service}"
+            )
+
+    def culprit(self) -> dict[str, Any]:
+        """The culprit as label data."""
+        return {
+            "service": self.service,
+            "operation": self.operation,
+            "version": self.version,
+            "commit": self.commit,
+            "flag": self.flag,
+            "segment": self.segment,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything, as plain data."""
+        return asdict(self)
+
+
+Injector = Callable[["Shop", str, float], Injection]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named fault: its class, default target, what a good diagnosis names, and its injector."""
+
+    name: str
+    fault_class: str
+    default_service: str
+    summary: str
+    diagnosis: str
+    injector: Injector
+
+    def inject(self, shop: Shop, service: str | None = None, intensity: float = 1.0) -> Injection:
+        """Inject into `shop` now."""
+        if intensity <= 0:
+            raise ValueError(f"intensity must be > 0 (got {intensity}); 1.0 is the standard fault")
+        target = service or self.default_service
+        if target not in shop.desired:
+            raise ValueError(f"unknown service {target!r}; the shop has {sorted(shop.desired)}")
+        injection = self.injector(shop, target, intensity)
+        injection.diagnosis = injection.diagnosis or self.diagnosis
+        return injection
+
+
+def _get(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        doc = doc[key]
+    doc[path[-1]] = value
+
+
+def _setter(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda doc: _set(doc, path, value)
+
+
+def change_manifest(
+    shop: Shop, service: str, path: tuple[str, ...], value: Any, message: str
+) -> tuple[str, Restore]:
+    """Commit one manifest field change; the commit id and how to restore it."""
+    previous = _get(shop.repo.read_docs()[service], path)
+    sha = shop.commit(service, lambda doc: _set(doc, path, value), message)
+    return sha, Restore(service, path, value, previous)
+
+
+def bump_version(version: str, part: int = 2) -> str:
+    """The next version: part 0 major, 1 minor, 2 patch."""
+    nums = [int(x) for x in version.split("-")[0].split("+")[0].split(".")]
+    nums[part] += 1
+    for i in range(part + 1, 3):
+        nums[i] = 0
+    return ".".join(str(n) for n in nums)
+
+
+def new_tag(shop: Shop, scenario: str) -> str:
+    """A unique tag for an injection."""
+    return f"{scenario}-{len(shop.injections) + 1}-{shop.now_ns // 1_000_000_000}"
+
+
+@cache
+def registry() -> dict[str, Scenario]:
+    """Every scenario module's SCENARIO, by name."""
+    found: dict[str, Scenario] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        scenario = getattr(module, "SCENARIO", None)
+        if isinstance(scenario, Scenario):
+            found[scenario.name] = scenario
+    return found
+
+
+def get(name: str) -> Scenario:
+    """The scenario called `name`; the error lists the known ones."""
+    scenarios = registry()
+    if name not in scenarios:
+        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(sorted(scenarios))}")
+    return scenarios[name]

@@ -1,0 +1,61 @@
+"""latency: a deploy drops an index; one database operation of one service gets much slower."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chaos.catalog import Defect
+from chaos.scenarios import Injection, Scenario, bump_version, change_manifest, new_tag
+
+if TYPE_CHECKING:
+    from chaos.shop import Shop
+
+QUERY = {
+    "inventory": "SELECT stock",
+    "payment": "INSERT payments",
+    "order-worker": "INSERT orders",
+    "catalog": "SELECT products",
+}
+
+
+def inject(shop: Shop, service: str, intensity: float) -> Injection:
+    """Deploy a version whose query for `service` is slow (a real commit)."""
+    if service not in QUERY:
+        raise ValueError(f"latency needs a service with a database query: one of {sorted(QUERY)}")
+    query = QUERY[service]
+    previous = shop.desired[service].version
+    version = bump_version(previous, part=1)
+    shop.catalog.add_version(
+        service, version, Defect(service, "slow_db", {"query": query, "factor": 15.0 * intensity})
+    )
+    sha, restore = change_manifest(
+        shop, service, ("version",), version, f"deploy {service} {version}"
+    )
+    return Injection(
+        scenario="latency",
+        tag=new_tag(shop, "latency"),
+        fault_class="latency",
+        service=service,
+        onset_ns=shop.now_ns,
+        intensity=intensity,
+        operation=query,
+        version=version,
+        previous_version=previous,
+        commit=sha,
+        remediation={
+            "action": "rollback_version",
+            "params": {"service": service, "version": previous},
+        },
+        alternatives=[{"action": "revert_commit", "params": {"commit": sha}}],
+        restores=[restore],
+    )
+
+
+SCENARIO = Scenario(
+    name="latency",
+    fault_class="latency",
+    default_service="inventory",
+    summary="one database operation slows down after a deploy; latency rises up the call chain",
+    diagnosis="the service and its slow database operation (and the deploy that caused it)",
+    injector=inject,
+)
