@@ -55,6 +55,9 @@ def decode_message(msg: RawMessage, limits: DecodeLimits) -> Decoded | DeadLette
         return dead_letter(msg, exc.reason)
     except RecursionError:
         return dead_letter(msg, "message nests too deeply to decode")
+    except OverflowError as exc:
+        # A kind, time or status code outside its column's integer type: hostile or broken input.
+        return dead_letter(msg, f"a value is out of range for its column: {exc}")
 
 
 def _decode(msg: RawMessage, limits: DecodeLimits) -> Decoded:

@@ -183,17 +183,28 @@ def _scan_status(flat: list[Any], kinds: list[int]) -> tuple[np.ndarray, np.ndar
     for s, kind in zip(flat, kinds, strict=True):
         h, g = 0, -1
         if kind in _ENTRY_KINDS:
+            # The last occurrence of a key wins, and only it is converted (as the C decoder does).
+            hv = gv = None
             for kv in s.attributes:
                 key = kv.key
                 if key in _HTTP_KEYS:
-                    v = kv.value
-                    h = v.int_value if v.HasField("int_value") else _as_int(proto_any(v), 0)
+                    hv = kv.value
                 elif key == _RPC_KEY:
-                    v = kv.value
-                    g = v.int_value if v.HasField("int_value") else _as_int(proto_any(v), -1)
+                    gv = kv.value
+            if hv is not None:
+                h = hv.int_value if hv.HasField("int_value") else _status_int(hv, 0)
+            if gv is not None:
+                g = gv.int_value if gv.HasField("int_value") else _status_int(gv, -1)
         http.append(h)
         rpc.append(g)
     return np.asarray(http, dtype=np.int32), np.asarray(rpc, dtype=np.int32)
+
+
+def _status_int(value: Any, default: int) -> int:
+    try:
+        return _as_int(proto_any(value), default)
+    except OverflowError:
+        raise DecodeError("status code attribute is an infinite double") from None
 
 
 def _as_int(value: Any, default: int) -> int:
