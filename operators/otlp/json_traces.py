@@ -136,6 +136,13 @@ def trace_json_to_batch(
                 return json_any(kv.get("value"))
         return None
 
+    def read_attrs(i: int, wanted: frozenset[str]) -> dict[str, Any]:
+        return {
+            kv.get("key"): json_any(kv.get("value"))
+            for kv in flat[i].get("attributes") or []
+            if kv.get("key") in wanted
+        }
+
     def read_events(i: int) -> list[dict[str, Any]]:
         return [
             {
@@ -161,6 +168,7 @@ def trace_json_to_batch(
         parent_span_id=parents,
         resource_attrs=res_attrs,
         _attr_reader=read_attr,
+        _attrs_reader=read_attrs,
         _events_reader=read_events,
     )
 

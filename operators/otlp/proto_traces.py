@@ -149,6 +149,9 @@ def trace_request_to_batch(
                 return proto_any(kv.value)
         return None
 
+    def read_attrs(i: int, wanted: frozenset[str]) -> dict[str, Any]:
+        return {kv.key: proto_any(kv.value) for kv in flat[i].attributes if kv.key in wanted}
+
     def read_events(i: int) -> list[dict[str, Any]]:
         return [
             {"name": e.name, "time_ns": e.time_unix_nano, "attributes": proto_attrs(e.attributes)}
@@ -171,6 +174,7 @@ def trace_request_to_batch(
         parent_span_id=parents,
         resource_attrs=res_attrs,
         _attr_reader=read_attr,
+        _attrs_reader=read_attrs,
         _events_reader=read_events,
         _status_loader=load_status,
     )

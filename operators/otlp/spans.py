@@ -21,6 +21,8 @@ STATUS_CODE_ERROR = 2
 
 # Reads one attribute (by key) or the events of span i from the parsed request; set by the decoder.
 AttributeReader = Callable[[int, str], Any]
+# Reads several attributes of span i in one walk: the wanted keys that are present, as a dict.
+AttributesReader = Callable[[int, frozenset[str]], dict[str, Any]]
 EventsReader = Callable[[int], list[dict[str, Any]]]
 StatusLoader = Callable[[], tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]]
 
@@ -46,6 +48,7 @@ class SpanBatch:
     # resource attributes per span (shared dicts, one per resource) for lazy lookups
     resource_attrs: list[dict[str, Any]] = field(default_factory=list)
     _attr_reader: AttributeReader | None = None
+    _attrs_reader: AttributesReader | None = None
     _events_reader: EventsReader | None = None
     _status_loader: StatusLoader | None = None
     # Optional dictionary codes, set by decoders that intern them (the compiled wire decoder):
@@ -54,6 +57,8 @@ class SpanBatch:
     op_names: list[str] | None = None
     svc_codes: npt.NDArray[np.int32] | None = None
     svc_names: list[str] | None = None
+    ver_codes: npt.NDArray[np.int32] | None = None
+    ver_names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.operation)
@@ -107,6 +112,20 @@ class SpanBatch:
             value = self.resource_attrs[i].get(key)
         return value
 
+    def attribute_columns(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        """Several attributes for every span, in one walk per span ("" when absent)."""
+        if self._attrs_reader is None:
+            return {key: self.attribute_column(key) for key in keys}
+        wanted = frozenset(keys)
+        reader = self._attrs_reader
+        found = [reader(i, wanted) for i in range(len(self))]
+        res = self.resource_attrs or [{}] * len(self)
+        cols: dict[str, list[str]] = {}
+        for key in keys:
+            values = [f.get(key, r.get(key)) for f, r in zip(found, res, strict=True)]
+            cols[key] = ["" if v is None else v if isinstance(v, str) else str(v) for v in values]
+        return cols
+
     def attribute_column(self, key: str) -> list[str]:
         """One selected attribute for every span, as strings ("" when absent)."""
         out = []
@@ -139,8 +158,7 @@ class SpanBatch:
             "duration_ns": pl.Series(self.duration_ns, dtype=pl.Int64),
             "is_error": pl.Series(self.is_error, dtype=pl.Boolean),
         }
-        for key in selected_attributes:
-            data[key] = self.attribute_column(key)
+        data.update(self.attribute_columns(selected_attributes))
         events = []
         for i in range(len(self)):
             evs = self.events(i)

@@ -58,6 +58,9 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
     svc_names: list[str] = []
     svc_code_of: dict[str, int] = {}
     res_svc = np.empty(len(resources), dtype=np.int32)
+    ver_names: list[str] = []
+    ver_code_of: dict[str, int] = {}
+    res_ver = np.empty(len(resources), dtype=np.int32)
     res_info: list[tuple[str, str, dict[str, Any]]] = []
     for r_index, raw in enumerate(resources):
         svc, ver, attrs = _resource(raw, r_index)
@@ -67,6 +70,11 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             code = svc_code_of[svc] = len(svc_names)
             svc_names.append(svc)
         res_svc[r_index] = code
+        vcode = ver_code_of.get(ver)
+        if vcode is None:
+            vcode = ver_code_of[ver] = len(ver_names)
+            ver_names.append(ver)
+        res_ver[r_index] = vcode
 
     trace_ids: list[bytes] = cols["trace_id"]
     span_ids: list[bytes] = cols["span_id"]
@@ -103,6 +111,9 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
                 return proto_any(kv.value)
         return None
 
+    def read_attrs(i: int, wanted: frozenset[str]) -> dict[str, Any]:
+        return {kv.key: proto_any(kv.value) for kv in span_at(i).attributes if kv.key in wanted}
+
     def read_events(i: int) -> list[dict[str, Any]]:
         return [
             {"name": e.name, "time_ns": e.time_unix_nano, "attributes": proto_attrs(e.attributes)}
@@ -125,11 +136,14 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         parent_span_id=cols["parent_span_id"],
         resource_attrs=res_attrs,
         _attr_reader=read_attr,
+        _attrs_reader=read_attrs,
         _events_reader=read_events,
         op_codes=op_codes,
         op_names=cols["names"],
         svc_codes=res_svc[res_index],
         svc_names=svc_names,
+        ver_codes=res_ver[res_index],
+        ver_names=ver_names,
     )
 
 

@@ -94,17 +94,7 @@ def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
     n = len(batch)
     if n == 0:
         return []
-    # Intern (service, operation, version) -> code; one comprehension is the only per-span loop.
-    interned: dict[tuple[str, str, str], int] = {}
-    codes = np.fromiter(
-        (
-            interned.setdefault(k, len(interned))
-            for k in zip(batch.service, batch.operation, batch.service_version, strict=True)
-        ),
-        dtype=np.int64,
-        count=n,
-    )
-    keys = list(interned)
+    codes, keys = _triples(batch)
     # (service, operation) groups over the interned triples
     pair_code: dict[tuple[str, str], int] = {}
     triple_to_pair = np.array([pair_code.setdefault((s, o), len(pair_code)) for s, o, _ in keys])
@@ -182,6 +172,40 @@ def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
         )
     out.extend(_journey_partials(batch, spec, pairs, pair_of_span, window))
     return out
+
+
+def _triples(batch: SpanBatch) -> tuple[np.ndarray, list[tuple[str, str, str]]]:
+    """A code per span for its (service, operation, version), and the triple of each code."""
+    n = len(batch)
+    if (
+        batch.op_codes is not None
+        and batch.op_names is not None
+        and batch.svc_codes is not None
+        and batch.svc_names is not None
+        and batch.ver_codes is not None
+        and batch.ver_names is not None
+    ):
+        # The compiled decoder interned the names already: combine its codes with numpy.
+        n_op, n_ver = len(batch.op_names), len(batch.ver_names)
+        raw = (batch.svc_codes.astype(np.int64) * n_op + batch.op_codes) * n_ver + batch.ver_codes
+        uniq, codes = np.unique(raw, return_inverse=True)
+        keys = []
+        for c in uniq.tolist():
+            rest, v = divmod(c, n_ver)
+            s, o = divmod(rest, n_op)
+            keys.append((batch.svc_names[s], batch.op_names[o], batch.ver_names[v]))
+        return codes.astype(np.int64), keys
+    # Otherwise intern in Python: one comprehension is the only per-span loop.
+    interned: dict[tuple[str, str, str], int] = {}
+    codes = np.fromiter(
+        (
+            interned.setdefault(k, len(interned))
+            for k in zip(batch.service, batch.operation, batch.service_version, strict=True)
+        ),
+        dtype=np.int64,
+        count=n,
+    )
+    return codes, list(interned)
 
 
 def _top_per_group(
