@@ -8,6 +8,8 @@ injects the scenario at the onset, adds background noise (a harmless deploy else
     FILE.gitops.bundle   the manifests repository's history (`git clone FILE.gitops.bundle`)
 
 Gzip output when FILE ends in `.gz` (with a zero mtime so that the bytes are reproducible).
+A FILE ending in `.pb` is written in the file exporter's `format: proto` instead: each export
+request as a 4-byte big-endian length plus its protobuf bytes (fast to write and to replay).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +32,11 @@ from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
 HEALTHY = "healthy"
 LABELS_SCHEMA = "sre.chaos.labels/v1"
 NOISE_SERVICES = ("catalog", "frontend", "shipping", "recommendation", "cart", "inventory")
+
+
+def is_proto(out: str | Path) -> bool:
+    """Recordings named `*.pb` are written as length-prefixed protobuf, the others as JSON lines."""
+    return str(out).endswith(".pb")
 
 
 def labels_path(out: str | Path) -> Path:
@@ -127,11 +135,21 @@ def record(
                 fault_end_ns = min(end_ns, epoch_ns + int((onset_s + fault_duration_s) * NS_PER_S))
                 shop.at(fault_end_ns, lambda s: s.clear())
         lines = 0
-        with open_output(out) as fh:
-            for batch in shop.iter_batches(duration_s):
-                fh.write(batch.json_line())
-                fh.write("\n")
-                lines += 1
+        if is_proto(out):
+            # The Collector file exporter's `format: proto`: 4-byte big-endian length, then bytes.
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out, "wb") as raw:
+                for batch in shop.iter_batches(duration_s):
+                    data = batch.proto_bytes()
+                    raw.write(struct.pack(">I", len(data)))
+                    raw.write(data)
+                    lines += 1
+        else:
+            with open_output(out) as fh:
+                for batch in shop.iter_batches(duration_s):
+                    fh.write(batch.json_line())
+                    fh.write("\n")
+                    lines += 1
         changes = [
             {
                 "commit": c.sha,
