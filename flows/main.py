@@ -12,9 +12,8 @@ from bytewax.dataflow import Dataflow
 from flows.build import build_signals
 from flows.scout import build_scout
 from flows.sources import kafka_input
-from sinks.archive import ArchiveSink
+from flows.state_outputs import attach_state_outputs
 from sinks.outputs.kafka_out import to_kafka
-from sinks.outputs.store_sink import StoreSink
 from sre_space.settings import Settings, load_settings
 
 
@@ -35,24 +34,9 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
     to_kafka("dead_out", dead, brokers, settings.deadletter_topic)
     to_kafka("anomalies_out", scout.detections, brokers, settings.anomalies_topic)
     to_kafka("incidents_out", scout.incidents, brokers, settings.incidents_topic)
-    archive = settings.pipeline.archive
-    if archive.enabled:
-        op.output(
-            "archive_out",
-            streams.decoded,
-            ArchiveSink(
-                settings.state_dir / "spans",
-                settings.pipeline.signals.selected_attributes,
-                sample_rate=archive.sample_rate,
-                flush_rows=archive.flush_rows,
-            ),
-        )
-    op.output(
-        "store_out",
-        op.merge("to_store", streams.signals, dead, scout.detections, scout.incidents),
-        StoreSink(settings.state_path("sre.db")),
-    )
+    attach_state_outputs(streams, scout, dead, settings)
     return flow
 
 
+# `python -m bytewax.run flows.main` looks for this; importing the module only builds the graph.
 flow = build_kafka_flow()

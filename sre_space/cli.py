@@ -16,6 +16,7 @@ from types import ModuleType
 # subcommand -> (module exposing add_arguments(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("chaos.init_cmd", "create the state folder and the GitOps repository"),
+    "demo": ("flows.demo", "run the shop, the dataflow and Scout embedded (no external service)"),
     "replay": ("flows.replay", "run recordings through the flow as a backtest"),
     "memory": ("sinks.memory.cli", "look up past incidents and post-mortems"),
 }

@@ -1,0 +1,36 @@
+"""Outputs under the state folder, shared by the Kafka flow and the embedded demo."""
+
+from __future__ import annotations
+
+from bytewax import operators as op
+from bytewax.dataflow import Stream
+
+from flows.build import FlowStreams
+from flows.scout import ScoutStreams
+from sinks.archive import ArchiveSink
+from sinks.outputs.store_sink import StoreSink
+from sre_space.records import DeadLetter
+from sre_space.settings import Settings
+
+
+def attach_state_outputs(
+    streams: FlowStreams, scout: ScoutStreams, dead: Stream[DeadLetter], settings: Settings
+) -> None:
+    """The embedded outputs under the state folder: the SQLite store and the span archive."""
+    archive = settings.pipeline.archive
+    if archive.enabled:
+        op.output(
+            "archive_out",
+            streams.decoded,
+            ArchiveSink(
+                settings.state_dir / "spans",
+                settings.pipeline.signals.selected_attributes,
+                sample_rate=archive.sample_rate,
+                flush_rows=archive.flush_rows,
+            ),
+        )
+    op.output(
+        "store_out",
+        op.merge("to_store", streams.signals, dead, scout.detections, scout.incidents),
+        StoreSink(settings.state_path("sre.db")),
+    )
