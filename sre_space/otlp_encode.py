@@ -100,11 +100,11 @@ def trace_request(
             if sp.parent_span_id:
                 s.parent_span_id = sp.parent_span_id
             s.name = sp.name
-            s.kind = sp.kind  # type: ignore[assignment]
+            s.kind = sp.kind
             s.start_time_unix_nano = sp.start_ns
             s.end_time_unix_nano = sp.end_ns
             if sp.status_code:
-                s.status.code = sp.status_code  # type: ignore[assignment]
+                s.status.code = sp.status_code
                 s.status.message = sp.status_message
             add_attributes(s.attributes, sp.attributes)
             for ev_name, ev_ts, ev_attrs in sp.events:
