@@ -183,6 +183,10 @@ class RatesConfig(_Frozen):
 
 
 SeriesKind = Literal["span", "cuj", "metric", "pipeline", "*"]
+# Fields with trials and successes: `step_conversion` is each funnel step's share of the step
+# before it (judged per step), where a drop concentrated in one step stands out far better than
+# in the end-to-end conversion, whose first steps carry most of the binomial noise.
+BINOMIAL_FIELDS = ("error_rate", "conversion", "step_conversion")
 
 
 class SeriesRule(_Frozen):
@@ -202,13 +206,19 @@ class SeriesRule(_Frozen):
     min_abs: float = Field(0.0, ge=0)
     min_rel: float = Field(0.0, ge=0)
     above: float | None = None
+    # Robust rules only: an observation is abnormal only at or beyond this level (in the rule's
+    # direction). Utilization that steps from 38% to 45% after a deploy is a change, not a
+    # saturation: nobody is hurt until the resource nears its limit (trends have their own test).
+    min_level: float | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
         if self.test == "threshold" and self.above is None:
             raise ValueError("a threshold rule needs `above`")
-        if self.test == "binomial" and self.field not in ("error_rate", "conversion"):
-            raise ValueError("binomial tests apply to error_rate or conversion only")
+        if self.test == "binomial" and self.field not in BINOMIAL_FIELDS:
+            raise ValueError(f"binomial tests apply to {', '.join(BINOMIAL_FIELDS)} only")
+        if self.min_level is not None and self.test != "robust":
+            raise ValueError("min_level applies to robust rules only")
         return self
 
     def matches(self, kind: str, service: str, name: str, field: str) -> bool:
@@ -233,13 +243,28 @@ DEFAULT_RULES: tuple[SeriesRule, ...] = (
     _r(
         kind="cuj", field="conversion", test="binomial", direction="down", min_abs=0.05, min_rel=0.1
     ),
+    _r(
+        kind="cuj",
+        field="step_conversion",
+        test="binomial",
+        direction="down",
+        min_abs=0.05,
+        min_rel=0.05,
+    ),
     _r(kind="cuj", field="started", direction="both", min_abs=5.0, min_rel=0.5),
     _r(kind="metric", name="k8s.container.restarts", field="value", enabled=False),
     _r(kind="metric", name="k8s.container.restarts", field="rate", enabled=False),
     _r(kind="metric", name="memory", field="value", enabled=False),
     _r(kind="metric", name="cpu", field="value", enabled=False),
     _r(kind="metric", name="connection_pool", field="value", enabled=False),
-    _r(kind="metric", field="utilization", direction="up", min_abs=0.05, min_rel=0.1),
+    _r(
+        kind="metric",
+        field="utilization",
+        direction="up",
+        min_abs=0.05,
+        min_rel=0.1,
+        min_level=0.8,
+    ),
     _r(kind="metric", field="rate", direction="both", min_abs=0.0, min_rel=0.5),
     _r(kind="metric", field="value", direction="both", min_abs=0.0, min_rel=0.5),
     _r(kind="pipeline", name="watermark_delay_s", field="value", test="threshold", above=60.0),
@@ -268,6 +293,17 @@ class SaturationConfig(_Frozen):
     exhaustion_level: float = Field(1.0, gt=0)
     # A drop of utilization by this much between two points is a restart: the fit starts over.
     reset_drop: float = Field(0.2, gt=0)
+    # A deploy of the series' service starts the fit over at the deploy: a new version brings
+    # new memory behaviour, and the flat points before it would hide a leak's slope for minutes.
+    # Such an anchored fit needs fewer points but a steadier rise (a step up after a deploy is
+    # not a leak), a rise of at least `anchored_noise_z` noise sigmas (sigma from the points
+    # before the deploy), and no minimum utilization: exhaustion within the horizon is the test.
+    anchor_on_deploy: bool = True
+    anchored_min_points: int = Field(4, ge=3)
+    anchored_min_monotonic: float = Field(0.9, ge=0.5, le=1.0)
+    anchored_noise_z: float = Field(5.0, ge=0)
+    # k of the last n trend verdicts must be abnormal before the predictive anomaly fires.
+    persistence: Persistence = Persistence()
 
 
 class ChangesConfig(_Frozen):

@@ -2,6 +2,9 @@
 
 Fires before the limit is hit (before the OOM kill), with the estimated time to exhaustion. A
 sudden drop (a restart freed the memory) starts the fit over, so a saw-tooth does not blur it.
+A deploy of the service anchors the fit at the deploy (`anchor`): only points since then count,
+so a leak that a new version brings shows its slope within a few points instead of being
+flattened by the minutes before it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from operators.detect.config import SaturationConfig
-from operators.detect.stats import theil_sen
+from operators.detect.stats import MAD_TO_SIGMA, median_mad, theil_sen
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +43,41 @@ class TrendToLimit:
     def __init__(self, config: SaturationConfig) -> None:
         self.config = config
         self.points: deque[tuple[float, float]] = deque()
+        # Set by a deploy: the fit's start (event seconds) and the noise sigma before it.
+        self.anchor_s: float | None = None
+        self.noise: float = 0.0
+
+    def anchor(self, t_s: float) -> None:
+        """Start the fit over at `t_s` (a deploy): points before it no longer count.
+
+        The noise of the series is measured on the points being dropped (the robust spread of
+        their successive differences), so the anchored fit can ask for a rise well above it.
+        """
+        before = [u for t, u in self.points if t < t_s]
+        if len(before) >= 3:
+            diffs = [b - a for a, b in zip(before, before[1:], strict=False)]
+            _, mad = median_mad(diffs)
+            # Differences of independent noise have sqrt(2) times its sigma.
+            self.noise = MAD_TO_SIGMA * mad / 2**0.5
+        else:
+            self.noise = 0.0
+        while self.points and self.points[0][0] < t_s:
+            self.points.popleft()
+        self.anchor_s = t_s
 
     def on_point(self, t_s: float, utilization: float) -> TrendVerdict | None:
         """Add a point and judge the trend; None while there are too few points to fit."""
         cfg = self.config
         if self.points and utilization < self.points[-1][1] - cfg.reset_drop:
             self.points.clear()
+            self.anchor_s = None  # a restart: back to the ordinary fit
         self.points.append((t_s, utilization))
         while self.points and self.points[0][0] < t_s - cfg.lookback:
             self.points.popleft()
-        if len(self.points) < cfg.min_points:
+        if self.anchor_s is not None and t_s - self.anchor_s > cfg.lookback:
+            self.anchor_s = None  # the lookback holds only post-deploy points by now
+        anchored = self.anchor_s is not None
+        if len(self.points) < (cfg.anchored_min_points if anchored else cfg.min_points):
             return None
         t0 = self.points[0][0]
         # Fit on times relative to the first point: epoch seconds would cost float precision.
@@ -59,22 +87,33 @@ class TrendToLimit:
         level = intercept + slope * (t_s - t0)
         tte = time_to_exhaustion(level, slope, cfg.exhaustion_level)
         exhausted = level >= cfg.exhaustion_level
-        trending = slope > 0 and rising >= cfg.min_monotonic
-        abnormal = (
-            tte is not None
-            and tte <= cfg.horizon
-            and level >= cfg.min_utilization
-            and (exhausted or trending)
-        )
+        if anchored:
+            rise = slope * (t_s - t0)
+            trending = (
+                slope > 0
+                and rising >= cfg.anchored_min_monotonic
+                and rise >= cfg.anchored_noise_z * self.noise
+            )
+            high_enough = True
+        else:
+            trending = slope > 0 and rising >= cfg.min_monotonic
+            high_enough = level >= cfg.min_utilization
+        abnormal = tte is not None and tte <= cfg.horizon and high_enough and (exhausted or trending)
         return TrendVerdict(abnormal, level, slope, tte, rising)
 
     def snapshot(self) -> dict[str, Any]:
         """Plain picklable state."""
-        return {"points": [list(p) for p in self.points]}
+        return {
+            "points": [list(p) for p in self.points],
+            "anchor_s": self.anchor_s,
+            "noise": self.noise,
+        }
 
     @classmethod
     def from_snapshot(cls, config: SaturationConfig, data: dict[str, Any]) -> TrendToLimit:
         """Rebuild from `snapshot()`."""
         out = cls(config)
         out.points.extend((float(t), float(u)) for t, u in data["points"])
+        out.anchor_s = data.get("anchor_s")
+        out.noise = float(data.get("noise", 0.0))
         return out

@@ -19,3 +19,10 @@ class DecodeLimits:
 
     max_message_bytes: int = 16 * 1024 * 1024
     max_attribute_bytes: int = 1024 * 1024
+
+    def check_size(self, data: bytes | str) -> None:
+        """Refuse a message over `max_message_bytes` before any parsing work."""
+        if len(data) > self.max_message_bytes:
+            raise DecodeError(
+                f"message of {len(data)} bytes exceeds max_message_bytes={self.max_message_bytes}"
+            )

@@ -33,10 +33,7 @@ _ENTRY_KINDS = frozenset((SPAN_KIND_SERVER, SPAN_KIND_CONSUMER))
 
 def load_json(data: bytes | str, limits: DecodeLimits) -> dict[str, Any]:
     """Parse one OTLP/JSON document, bounded in size; DecodeError on anything else."""
-    if len(data) > limits.max_message_bytes:
-        raise DecodeError(
-            f"message of {len(data)} bytes exceeds max_message_bytes={limits.max_message_bytes}"
-        )
+    limits.check_size(data)
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -70,10 +70,7 @@ def _resource_identity(attrs: dict[str, Any], index: int) -> tuple[str, str]:
 def decode_metrics_proto(data: bytes, limits: DecodeLimits | None = None) -> MetricBatch:
     """Decode otlp_proto metrics bytes; DecodeError names what is wrong."""
     limits = limits or DecodeLimits()
-    if len(data) > limits.max_message_bytes:
-        raise DecodeError(
-            f"message of {len(data)} bytes exceeds max_message_bytes={limits.max_message_bytes}"
-        )
+    limits.check_size(data)
     req = ExportMetricsServiceRequest()
     try:
         req.ParseFromString(data)

@@ -27,10 +27,7 @@ _ENTRY_KINDS = frozenset((SPAN_KIND_SERVER, SPAN_KIND_CONSUMER))
 
 def parse_trace_request(data: bytes, limits: DecodeLimits) -> ExportTraceServiceRequest:
     """Parse and sanity-check the bytes; raise DecodeError with a reason."""
-    if len(data) > limits.max_message_bytes:
-        raise DecodeError(
-            f"message of {len(data)} bytes exceeds max_message_bytes={limits.max_message_bytes}"
-        )
+    limits.check_size(data)
     req = ExportTraceServiceRequest()
     try:
         req.ParseFromString(data)

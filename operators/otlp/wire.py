@@ -38,10 +38,7 @@ HAVE_WIRE: bool = _wire is not None
 
 def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
     """Decode otlp_proto bytes into a SpanBatch; DecodeError names what is wrong."""
-    if len(data) > limits.max_message_bytes:
-        raise DecodeError(
-            f"message of {len(data)} bytes exceeds max_message_bytes={limits.max_message_bytes}"
-        )
+    limits.check_size(data)
     if len(data) > limits.max_attribute_bytes:
         parse_trace_request(data, limits)  # only a message this big can hold a too-big attribute
     try:

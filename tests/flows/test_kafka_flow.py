@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from bytewax.testing import cluster_main, run_main
 
-from bench.workload import expected_signals, generate, iter_json_lines
+from bench.workload import generate, iter_json_lines
 from flows.main import build_kafka_flow
 from sinks.store import Store
 from sre_space.otlp_encode import PointSpec, metrics_request
 from sre_space.records import SignalWindow
 from sre_space.settings import Settings
-from sre_space.timeutil import rfc3339_to_ns
+from tests.flows.truth import assert_matches_truth
 
 pytestmark = pytest.mark.kafka
 REPO = Path(__file__).resolve().parents[2]
@@ -52,21 +52,6 @@ def _topics(topic_factory, partitions: int = 1) -> dict[str, str]:
 
 def _signals(consume_all, topic: str) -> list[SignalWindow]:
     return [SignalWindow.from_json(r.value) for r in consume_all(topic, idle=1.0)]
-
-
-def _assert_matches_truth(signals: list[SignalWindow], truth, window_ns: int) -> None:
-    want = expected_signals(truth, window_ns)
-    got = {
-        (s.service, s.operation, rfc3339_to_ns(s.window_start)): s
-        for s in signals
-        if s.kind == "span"
-    }
-    assert set(got) == set(want)
-    for key, exp in want.items():
-        sig = got[key]
-        assert (sig.count, sig.errors) == (exp["count"], exp["errors"]), key
-        for q in ("p50_ms", "p95_ms", "p99_ms"):
-            assert abs(getattr(sig, q) - exp[q]) <= 0.01 * exp[q] + 0.001, (key, q)
 
 
 def test_proto_and_json_messages_to_exact_signals_with_dead_letters(
@@ -137,7 +122,7 @@ def test_proto_and_json_messages_to_exact_signals_with_dead_letters(
 
     window_ns = settings.pipeline.signals.window_seconds * 10**9
     signals = _signals(consume_all, topics["signals_topic"])
-    _assert_matches_truth(signals, truth, window_ns)
+    assert_matches_truth(signals, truth, window_ns)
     [memory] = [s for s in signals if s.metric == "memory"]
     assert (memory.service, memory.utilization, memory.value) == ("payment", 0.75, 192 * mib)
     dead = [json.loads(r.value) for r in consume_all(topics["deadletter_topic"], idle=1.0)]
@@ -204,6 +189,6 @@ def test_one_worker_two_workers_and_two_processes_agree(
             ]
             assert [p.wait(timeout=300) for p in procs] == [0, 0]
         signals = _signals(consume_all, topics["signals_topic"])
-        _assert_matches_truth(signals, truth, window_ns)
+        assert_matches_truth(signals, truth, window_ns)
         runs[mode] = sorted(s.to_json() for s in signals)
     assert runs["one"] == runs["two_workers"] == runs["two_processes"]

@@ -9,30 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.workload import expected_signals, generate, iter_json_lines
+from bench.workload import generate, iter_json_lines
 from flows.replay import replay
 from sre_space.cli import main as cli_main
 from sre_space.records import SignalWindow, read_jsonl
 from sre_space.settings import load_pipeline_config
-from sre_space.timeutil import rfc3339_to_ns
+from tests.flows.truth import assert_matches_truth
 
 CONFIG = load_pipeline_config()
 WINDOW_NS = CONFIG.signals.window_seconds * 10**9
-
-
-def _check_against_truth(signals: list[SignalWindow], truth) -> None:
-    want = expected_signals(truth, WINDOW_NS)
-    got = {
-        (s.service, s.operation, rfc3339_to_ns(s.window_start)): s
-        for s in signals
-        if s.kind == "span"
-    }
-    assert set(got) == set(want)
-    for key, exp in want.items():
-        sig = got[key]
-        assert (sig.count, sig.errors) == (exp["count"], exp["errors"]), key
-        for q in ("p50_ms", "p95_ms", "p99_ms"):
-            assert abs(getattr(sig, q) - exp[q]) <= 0.01 * exp[q] + 0.001, (key, q)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "proto"])
@@ -48,7 +33,7 @@ def test_replay_of_every_file_format(tmp_path: Path, fmt: str) -> None:
         path.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
     files = replay([path], tmp_path / "out", CONFIG)
     signals = read_jsonl(str(files["signals"]), SignalWindow)
-    _check_against_truth(signals, truth)
+    assert_matches_truth(signals, truth, WINDOW_NS)
     assert files["deadletters"].read_text() == ""
 
 
@@ -86,7 +71,7 @@ def test_malformed_lines_go_to_dead_letters_and_good_signals_are_unchanged(tmp_p
     path = tmp_path / "mixed.jsonl"
     path.write_text("".join(line + "\n" for line in mixed))
     files = replay([path], tmp_path / "out", CONFIG)
-    _check_against_truth(read_jsonl(str(files["signals"]), SignalWindow), truth)
+    assert_matches_truth(read_jsonl(str(files["signals"]), SignalWindow), truth, WINDOW_NS)
     dead = [json.loads(line) for line in files["deadletters"].read_text().splitlines()]
     assert sorted(d["offset"] for d in dead) == [1, 6, len(mixed) - 1]
     assert all(d["reason"] and d["source"] == str(path) for d in dead)
