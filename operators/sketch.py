@@ -107,8 +107,17 @@ class QuantileSketch:
             float(values.max()),
         )
 
+    @classmethod
+    def of_buckets(
+        cls, buckets: dict[int, int], count: int, lo: float, hi: float, accuracy: float
+    ) -> QuantileSketch:
+        """A sketch owning pre-bucketed counts (the aggregator buckets a whole batch at once)."""
+        sketch = cls(accuracy)
+        sketch.buckets, sketch.count, sketch.min, sketch.max = buckets, count, lo, hi
+        return sketch
+
     def add_buckets(self, buckets: Mapping[int, int], count: int, lo: float, hi: float) -> None:
-        """Add pre-bucketed counts (the columnar aggregator buckets a whole batch at once)."""
+        """Add pre-bucketed counts into this sketch."""
         mine = self.buckets
         for i, c in buckets.items():
             mine[i] = mine.get(i, 0) + c

@@ -77,6 +77,9 @@ class RobustBaseline:
         z = d / scale if scale > 0 else MAX_SCORE
         f = self.config.hold_factor if holding else 1.0
         big_enough = d >= f * rule.min_abs and d >= f * rule.min_rel * abs(med)
+        if rule.min_level is not None:
+            # A level rule (utilization near its limit): a shift below the level hurts nobody.
+            big_enough = big_enough and _directed(x - rule.min_level, rule.direction) >= 0
         return Verdict(big_enough and z >= f * self.config.threshold, med, min(z, MAX_SCORE))
 
     def learn(self, x: float, hour: int | None = None) -> None:

@@ -91,6 +91,7 @@ _CLASS_BY_SIGNAL = {
     "started": "traffic",
     "rate": "traffic",
     "conversion": "conversion",
+    "step_conversion": "conversion",
     "completed": "conversion",
     "utilization": "saturation",
     "time_to_exhaustion": "saturation",
@@ -109,4 +110,5 @@ def signal_class(anomaly: Anomaly) -> str:
         return _CLASS_BY_SIGNAL.get(anomaly.signal.removeprefix("slo:"), "slo")
     if anomaly.kind == "metric" and anomaly.metric in _SATURATION_METRICS:
         return "saturation"
-    return _CLASS_BY_SIGNAL.get(anomaly.signal, "metric")
+    # Per-step fields are named `step_conversion.<i>`: the class is the field's.
+    return _CLASS_BY_SIGNAL.get(anomaly.signal.partition(".")[0], "metric")

@@ -19,7 +19,7 @@ from typing import Any
 from operators.detect.baseline import RateBaseline, RobustBaseline, Verdict
 from operators.detect.changes import ChangeTracker
 from operators.detect.config import DetectionConfig, SeriesRule
-from operators.detect.events import AnomalyCleared, Detection, anomaly_id
+from operators.detect.events import AnomalyCleared, ChangeEvent, Detection, anomaly_id
 from operators.detect.persistence import Streak
 from operators.detect.saturation import TrendToLimit, TrendVerdict
 from sre_space.records import Anomaly, SignalWindow
@@ -69,6 +69,8 @@ class SeriesDetector:
         self.restart_streak: Streak | None = None
         self.changes = ChangeTracker()
         self.prev_value: tuple[int, float] | None = None  # (t_ns, value) for cumulative rates
+        self.window_s = 0.0  # length of the last signal window seen
+        self.anchored_by: str | None = None  # the deploy the trend was last anchored at
         self._rules: dict[tuple[str, str, str, str], SeriesRule | None] = {}  # derived from config
 
     # ------------------------------------------------------------------ input
@@ -90,12 +92,15 @@ class SeriesDetector:
             out += self._restarts(sig, t_ns)
 
         rate = self._cumulative_rate(sig, t_ns) if kind == "metric" else None
-        for field in FIELDS[kind]:
+        self.window_s = (t_ns - rfc3339_to_ns(sig.window_start)) / NS_PER_S
+        for field in self._fields(sig):
             if kind == "metric" and field == "value" and cfg.is_cumulative(name):
                 continue  # a cumulative sum only grows; its rate is what is judged
             rk = (kind, service, name, field)
             if rk not in self._rules:
-                self._rules[rk] = cfg.rule_for(kind, service, name, field)
+                # Per-step funnel fields share one rule (`step_conversion`).
+                base = field.partition(".")[0]
+                self._rules[rk] = cfg.rule_for(kind, service, name, base)
             rule = self._rules[rk]
             if rule is None:
                 continue
@@ -105,7 +110,35 @@ class SeriesDetector:
             out += self._trend(sig, t_ns)
         return out
 
+    def on_change(self, event: ChangeEvent) -> None:
+        """A change seen on another series of the same service (the Scout routes them here).
+
+        A deploy anchors the saturation trend at the window the new version appeared in: the
+        points before it describe the old version and would flatten a new leak's slope.
+        """
+        if (
+            event.change != "deploy"
+            or self.trend is None
+            or not self.config.saturation.anchor_on_deploy
+            or event.id == self.anchored_by
+        ):
+            return  # a deploy is seen once per operation of the service: anchor on the first
+        self.anchored_by = event.id
+        # The version appeared within the window ending at `event.at`; the point of the window
+        # before it stays in as the pre-deploy level.
+        at_s = rfc3339_to_ns(event.at) / NS_PER_S
+        self.trend.anchor(at_s - self.window_s)
+
     # ------------------------------------------------------------------ fields
+
+    def _fields(self, sig: SignalWindow) -> list[str]:
+        """The judged fields of a signal: the kind's fields, plus each funnel step of a journey."""
+        fields = list(FIELDS[sig.kind])
+        steps = sig.steps or []
+        if sig.kind == "cuj" and len(steps) > 2:
+            # With two steps the only step conversion is the conversion itself.
+            fields += [f"step_conversion.{i}" for i in range(1, len(steps))]
+        return fields
 
     def _cumulative_rate(self, sig: SignalWindow, t_ns: int) -> float | None:
         if sig.value is None or not self.config.is_cumulative(sig.key[2]):
@@ -268,8 +301,8 @@ class SeriesDetector:
         cfg = self.config
         if self.trend is None:
             self.trend = TrendToLimit(cfg.saturation)
-            b = cfg.baseline
-            self.trend_streak = Streak(b.persistence.k, b.persistence.n, b.clear_after)
+            p = cfg.saturation.persistence
+            self.trend_streak = Streak(p.k, p.n, cfg.baseline.clear_after)
         assert self.trend_streak is not None
         verdict = self.trend.on_point(t_ns / NS_PER_S, sig.utilization)
         st = _FieldState(self.trend_streak)
@@ -304,6 +337,8 @@ class SeriesDetector:
             "restart_streak": self.restart_streak.snapshot() if self.restart_streak else None,
             "changes": self.changes.snapshot(),
             "prev_value": list(self.prev_value) if self.prev_value else None,
+            "window_s": self.window_s,
+            "anchored_by": self.anchored_by,
         }
 
     @classmethod
@@ -331,6 +366,8 @@ class SeriesDetector:
         out.changes = ChangeTracker.from_snapshot(data["changes"])
         if data["prev_value"] is not None:
             out.prev_value = (int(data["prev_value"][0]), float(data["prev_value"][1]))
+        out.window_s = float(data.get("window_s", 0.0))
+        out.anchored_by = data.get("anchored_by")
         return out
 
 
@@ -345,6 +382,14 @@ def _trials(sig: SignalWindow, field: str) -> tuple[int | None, int | None]:
         if sig.started is None or sig.completed is None:
             return None, None
         return sig.started, sig.completed
+    if field.startswith("step_conversion."):
+        i = int(field.partition(".")[2])
+        steps = sig.steps or []
+        if i >= len(steps):
+            return None, None
+        # Steps are counted per window, so a journey's last step may land in the next window
+        # (more completions than starts): clip, a step cannot convert more than it received.
+        return steps[i - 1], min(steps[i], steps[i - 1])
     return None, None
 
 
@@ -359,6 +404,13 @@ def _exemplars(sig: SignalWindow, field: str) -> list[str]:
 def _describe(sig: SignalWindow, field: str, observed: float, expected: float) -> str:
     _, service, name = sig.key
     where = "/".join(p for p in (service, name) if p)
+    if field.startswith("step_conversion."):
+        i = int(field.partition(".")[2])
+        steps = sig.steps or []
+        return (
+            f"{where} funnel step {i + 1} of {len(steps)}: {observed:.4g} of the previous step "
+            f"passed vs baseline {expected:.4g}"
+        )
     return f"{where} {field}: {observed:.4g} vs baseline {expected:.4g}"
 
 

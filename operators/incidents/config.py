@@ -104,6 +104,11 @@ class IncidentsConfig(_Frozen):
     max_hops: int = Field(3, ge=1)
     # Call-graph edges not seen for this long are forgotten.
     graph_ttl: Duration = 3600.0
+    # A service the call graph does not know (no spans of its own: a database, a cache seen
+    # only through its metrics) cannot be placed by links; its anomalies join the incident that
+    # got a new symptom within this long, and an incident of such services only takes in the
+    # anomalies that come this soon after it.
+    unplaced_window: Duration = 300.0
     # All of an incident's anomalies cleared for this long: the incident has recovered.
     recovery: Duration = 30.0
     # A problem returning this soon after recovery (or resolution) reopens the same incident.

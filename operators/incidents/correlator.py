@@ -87,6 +87,7 @@ class _Incident:
         self.slo_ids: list[str] = []
         self.has_baseline = False
         self.last_clear_ns = 0
+        self.last_symptom_ns = 0  # event time a new anomaly last joined (time-only links)
 
     @property
     def is_active(self) -> bool:
@@ -253,7 +254,13 @@ class Correlator:
         nodes = [anomaly_node(a) for a in anomalies]
         for i in range(len(anomalies)):
             for j in range(i + 1, len(anomalies)):
-                if find(i) != find(j) and self._linked(nodes[i], nodes[j]):
+                if find(i) == find(j):
+                    continue
+                # Seen at the same time, an unplaceable service belongs with the others.
+                unplaced = PIPELINE_NODE not in (nodes[i], nodes[j]) and (
+                    self._unplaced(nodes[i]) or self._unplaced(nodes[j])
+                )
+                if unplaced or self._linked(nodes[i], nodes[j]):
                     parent[find(j)] = find(i)
         groups: dict[int, list[Anomaly]] = {}
         for i, a in enumerate(anomalies):
@@ -266,13 +273,19 @@ class Correlator:
         active = sorted(
             (i for i in self.incidents.values() if i.is_active), key=lambda i: (i.opened_at, i.id)
         )
-        for inc in active:
-            if any(self._links(node, inc) for node in nodes):
-                changed = self._attach_all(inc, group, nodes, classes)
-                if changed:
-                    inc.updated_at = at
-                    return [self._record(inc, "updated")]
-                return []
+        linked = [i for i in active if any(self._links(node, i) for node in nodes)]
+        # Time is the only link the graph cannot give: the most recently grown incident wins.
+        near = sorted(
+            (i for i in active if self._near_unplaced(nodes, i, at_ns)),
+            key=lambda i: (-i.last_symptom_ns, i.opened_at, i.id),
+        )
+        for inc in linked[:1] or near[:1]:
+            changed = self._attach_all(inc, group, nodes, classes)
+            if changed:
+                inc.last_symptom_ns = at_ns
+                inc.updated_at = at
+                return [self._record(inc, "updated")]
+            return []
         cooldown_ns = int(self.config.cooldown * NS_PER_S)
         closed = sorted(
             (
@@ -293,6 +306,7 @@ class Correlator:
                 inc.recovered_at = None
                 inc.state = "open"
                 inc.updated_at = at
+                inc.last_symptom_ns = at_ns
                 self._attach_all(inc, group, nodes, classes)
                 return [self._record(inc, "reopened")]
         if all(a.detector == "slo_burn" and not self._slo_may_open(a.severity) for a in group):
@@ -304,6 +318,7 @@ class Correlator:
         for a, node, cls in zip(group, nodes, classes, strict=True):
             self._attach(inc, a, node, cls)
         inc.id = stable_id("inc", inc.fingerprint, at)
+        inc.last_symptom_ns = at_ns
         self.incidents[inc.id] = inc
         self._attach_all(inc, group, nodes, classes)
         return [self._record(inc, "opened")]
@@ -345,6 +360,27 @@ class Correlator:
 
     def _links(self, node: str, inc: _Incident) -> bool:
         return any(self._linked(node, other) for other in inc.nodes)
+
+    def _unplaced(self, node: str) -> bool:
+        """A service the call graph has never seen in an edge: links cannot place it."""
+        if node == PIPELINE_NODE or node.startswith("cuj:"):
+            return False
+        return not self.graph.knows(node)
+
+    def _near_unplaced(self, nodes: list[str], inc: _Incident, at_ns: int) -> bool:
+        """Whether a group joins `inc` by time alone: one side cannot be placed in the graph.
+
+        An unplaceable anomaly joins an incident that grew within `unplaced_window`; an
+        incident made only of unplaceable services takes in anomalies that soon after it.
+        The pipeline's own health never joins by time (it is its own problem).
+        """
+        if at_ns - inc.last_symptom_ns > int(self.config.unplaced_window * NS_PER_S):
+            return False
+        if PIPELINE_NODE in nodes or PIPELINE_NODE in inc.nodes:
+            return False
+        if any(self._unplaced(n) for n in nodes):
+            return True
+        return bool(inc.nodes) and all(self._unplaced(n) for n in inc.nodes)
 
     def _services(self, node: str) -> list[str]:
         if node.startswith("cuj:"):

@@ -47,6 +47,10 @@ class CallGraph:
         """Whether one of the two services calls the other within `max_hops` (siblings are not)."""
         return self.reaches(a, b, max_hops) or self.reaches(b, a, max_hops)
 
+    def knows(self, service: str) -> bool:
+        """Whether the service takes part in any known edge (as caller or callee)."""
+        return any(service in edge for edge in self.edges)
+
     def callees(self, service: str) -> set[str]:
         """Direct callees of a service."""
         return {b for a, b in self.edges if a == service}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from operators.detect.config import DetectionConfig, SlosConfig
-from operators.detect.events import Detection
+from operators.detect.events import ChangeEvent, Detection
 from operators.detect.series import SeriesDetector, signal_key
 from operators.detect.slo import SloEvaluator, slo_instances
 from operators.incidents.config import IncidentsConfig
@@ -68,8 +68,24 @@ class Scout:
                 out.detections += ev.on_signal(sig)
         for slo_key in sorted(self.evaluators):
             out.detections += self.evaluators[slo_key].flush(window_end)
+        self._share_changes(out.detections)
         out.incidents = self.correlator.process(window_end, out.detections, edges)
         return out
+
+    def _share_changes(self, detections: list[Detection]) -> None:
+        """Tell a service's metric series about the deploys its span series saw.
+
+        Versions travel on spans, memory on metrics: without this a leak's trend would be fitted
+        across the deploy that brought it. The change applies from the next point on.
+        """
+        deploys: dict[str, ChangeEvent] = {}
+        for det in detections:
+            if isinstance(det.item, ChangeEvent) and det.item.change == "deploy":
+                deploys.setdefault(det.item.id, det.item)
+        for event in sorted(deploys.values(), key=lambda e: e.id):
+            prefix = f"metric/{event.service}/"
+            for key in sorted(k for k in self.series if k.startswith(prefix)):
+                self.series[key].on_change(event)
 
     def set_state(self, incident_id: str, state: str, at: str, note: str = "") -> list[Incident]:
         """Apply a later lifecycle state (see `Correlator.set_state`)."""

@@ -125,25 +125,18 @@ def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
     idx = np.where(idx == ZERO_BUCKET, -_BUCKET_OFFSET, idx)
     combined = ginv.astype(np.int64) * _BUCKET_SPAN + (idx + _BUCKET_OFFSET)
     uniq, ucount = np.unique(combined, return_counts=True)
-    buckets: list[dict[int, int]] = [{} for _ in range(ng)]
-    for c, cnt in zip(uniq.tolist(), ucount.tolist(), strict=True):
-        g, b = divmod(c, _BUCKET_SPAN)
-        b -= _BUCKET_OFFSET
-        buckets[g][ZERO_BUCKET if b == -_BUCKET_OFFSET else b] = cnt
+    bucket_idx = uniq % _BUCKET_SPAN - _BUCKET_OFFSET
+    bucket_idx[bucket_idx == -_BUCKET_OFFSET] = ZERO_BUCKET
+    buckets = _split_dicts(uniq // _BUCKET_SPAN, bucket_idx, ucount, ng)
 
     # Versions and kinds per group.
-    versions: list[dict[str, int]] = [{} for _ in range(ng)]
-    vkey = ginv.astype(np.int64) * len(keys) + codes
-    vu, vc = np.unique(vkey, return_counts=True)
-    for c, cnt in zip(vu.tolist(), vc.tolist(), strict=True):
-        g, code = divmod(c, len(keys))
-        ver = keys[code][2]
-        versions[g][ver] = versions[g].get(ver, 0) + cnt
-    kinds: list[dict[int, int]] = [{} for _ in range(ng)]
+    # Within a group (one service and operation) the triples differ by version only, so each
+    # triple code present stands for exactly one version.
+    vu, vc = np.unique(ginv.astype(np.int64) * len(keys) + codes, return_counts=True)
+    by_code = _split_dicts(vu // len(keys), vu % len(keys), vc, ng)
+    versions = [{keys[code][2]: count for code, count in d.items()} for d in by_code]
     ku, kc = np.unique(ginv.astype(np.int64) * 8 + batch.kind, return_counts=True)
-    for c, cnt in zip(ku.tolist(), kc.tolist(), strict=True):
-        g, kind = divmod(c, 8)
-        kinds[g][kind] = cnt
+    kinds = _split_dicts(ku // 8, ku % 8, kc, ng)
 
     slowest = _top_per_group(ginv, dur_ns, np.ones(n, dtype=bool), batch.trace_id, ng, spec)
     failing = _top_per_group(ginv, dur_ns, err, batch.trace_id, ng, spec)
@@ -152,8 +145,9 @@ def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
     for g in range(ng):
         pair, w = divmod(int(gids[g]), width)
         service, operation = pairs[pair]
-        sketch = QuantileSketch(spec.accuracy)
-        sketch.add_buckets(buckets[g], int(counts[g]), float(lo[g]), float(hi[g]))
+        sketch = QuantileSketch.of_buckets(
+            buckets[g], int(counts[g]), float(lo[g]), float(hi[g]), spec.accuracy
+        )
         out.append(
             SpanPartial(
                 service=service,
@@ -172,6 +166,18 @@ def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
         )
     out.extend(_journey_partials(batch, spec, pairs, pair_of_span, window))
     return out
+
+
+def _split_dicts(
+    groups: np.ndarray, keys: np.ndarray, counts: np.ndarray, ng: int
+) -> list[dict[int, int]]:
+    """Rows sorted by group -> one {key: count} dict per group (one C-level dict build each)."""
+    bounds = np.searchsorted(groups, np.arange(ng + 1), side="left").tolist()
+    k, c = keys.tolist(), counts.tolist()
+    return [
+        dict(zip(k[lo:hi], c[lo:hi], strict=True))
+        for lo, hi in zip(bounds, bounds[1:], strict=False)
+    ]
 
 
 def _triples(batch: SpanBatch) -> tuple[np.ndarray, list[tuple[str, str, str]]]:
