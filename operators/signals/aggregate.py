@@ -7,6 +7,7 @@ groups per batch) runs in Python.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -174,10 +175,7 @@ def _split_dicts(
     """Rows sorted by group -> one {key: count} dict per group (one C-level dict build each)."""
     bounds = np.searchsorted(groups, np.arange(ng + 1), side="left").tolist()
     k, c = keys.tolist(), counts.tolist()
-    return [
-        dict(zip(k[lo:hi], c[lo:hi], strict=True))
-        for lo, hi in zip(bounds, bounds[1:], strict=False)
-    ]
+    return [dict(zip(k[lo:hi], c[lo:hi], strict=True)) for lo, hi in itertools.pairwise(bounds)]
 
 
 def _triples(batch: SpanBatch) -> tuple[np.ndarray, list[tuple[str, str, str]]]:
