@@ -1,0 +1,236 @@
+"""Overview: are users hurt (SLOs, journeys, latency, errors, saturation), what is open, and is
+SRE-Space itself healthy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts, common
+from dashboard import queries as q
+from sre_space.settings import ConfigError, Settings
+
+st.title("Overview")
+
+
+def _slo_table(rows: list[q.SloRow], subject: str) -> None:
+    rows = sorted(rows, key=lambda r: (-r.burn_short, -r.burn_long, r.slo, r.subject))
+    df = pl.DataFrame(
+        [
+            {
+                "SLO": r.slo,
+                subject: r.subject,
+                "objective": r.objective,
+                "SLI": r.sli,
+                "burn 5m": r.burn_short,
+                "burn (range)": r.burn_long,
+                "budget left": r.budget_remaining,
+                "status": r.status,
+                "events": r.events,
+            }
+            for r in rows
+        ]
+    )
+    st.dataframe(
+        df,
+        hide_index=True,
+        column_config={
+            "objective": st.column_config.NumberColumn(format="percent"),
+            "SLI": st.column_config.NumberColumn(format="%.3f"),
+            "burn 5m": st.column_config.NumberColumn(
+                format="%.2f×", help="Budget burn over the last 5 minutes; 1× spends it exactly"
+            ),
+            "burn (range)": st.column_config.NumberColumn(format="%.2f×"),
+            "status": st.column_config.TextColumn(
+                help="breach: 5-min burn ≥ 14.4× (page); burning: ≥ 1×; ok below"
+            ),
+            "budget left": st.column_config.ProgressColumn(
+                min_value=0.0,
+                max_value=1.0,
+                format="percent",
+                help="Share of the SLO period's error budget left after the shown range",
+            ),
+        },
+    )
+
+
+@st.fragment(run_every=common.refresh_seconds())
+def live() -> None:
+    """Everything on this page is live: it re-runs on the sidebar's interval."""
+    store = common.store()
+    minutes = st.session_state.get("overview_minutes", 30)
+    df = q.load_signals(store, minutes=float(minutes))
+    all_incidents = q.incidents(store)
+    still_open = q.open_incidents(all_incidents)
+    if df.is_empty():
+        common.empty(
+            f"No signals yet in {common.state_dir() / 'sre.db'}. Start the demo with `make demo` "
+            "(or `sre-space demo`), or replay a recording: `python -m chaos record oom --seed 1 "
+            "--duration 10m --out rec/oom.jsonl.gz` then `sre-space replay rec/oom.jsonl.gz "
+            "--out state/backtests/oom`."
+        )
+        _incidents_block(still_open, all_incidents)
+        return
+    newest = q.latest_ts(store)
+    st.markdown(
+        f"Event time up to {q.time_html(newest)} · last {minutes} min · "
+        f"{df.height:,} signal windows",
+        unsafe_allow_html=True,
+    )
+    try:
+        extra = Settings().pipeline.extra
+    except ConfigError as exc:
+        st.warning(f"Pipeline config not readable, default SLOs shown: {exc}")
+        extra = {}
+    slos, _scale = q.slo_specs(extra)
+    status = q.slo_status(q.slo_rows(store, float(minutes)), slos)
+    health = q.pipeline_health(store, df)
+    breaching = [r for r in status if r.status == "breach"]
+    burning = [r for r in status if r.status == "burning"]
+    journeys = q.conversion_series(df)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Open incidents", len(still_open))
+    c2.metric(
+        "SLOs breaching",
+        len(breaching),
+        help="Fast burn (≥14.4× over 5 min); burning ≥1×: " + str(len(burning)),
+    )
+    if not journeys.is_empty():
+        last = journeys.drop_nulls("conversion").sort("start")
+        conv = last["conversion"][-1] if last.height else None
+        c3.metric(
+            "Checkout conversion" if "checkout" in set(last["journey"]) else "Conversion",
+            f"{conv:.1%}" if conv is not None else "—",
+        )
+    else:
+        c3.metric("Conversion", "—")
+    c4.metric("Dead letters", f"{health['deadletters']:,}")
+
+    _incidents_block(still_open, all_incidents)
+
+    st.subheader("SLOs and error budget")
+    journeys_rows = [r for r in status if r.type == "conversion"]
+    service_rows = [r for r in status if r.type != "conversion"]
+    # Stacked, not side by side: both tables stay readable at laptop width.
+    st.caption("Per critical user journey")
+    if journeys_rows:
+        _slo_table(journeys_rows, "journey")
+    else:
+        st.caption("No journey SLO has data in this range.")
+    st.caption("Per service (server spans), fastest burn first")
+    if service_rows:
+        _slo_table(service_rows, "service")
+    else:
+        st.caption("No service SLO has data in this range.")
+
+    st.subheader("Signals over time")
+    services = q.service_series(df)
+    names = sorted(services["service"].unique().to_list())
+    tabs = st.tabs(["Latency", "Errors", "Conversion", "Saturation", "Traffic"])
+    with tabs[0]:
+        if names:
+            default = st.session_state.get("overview_service")
+            if default not in names:
+                st.session_state["overview_service"] = names[0]
+            service = st.selectbox("Service", names, key="overview_service")
+            st.altair_chart(
+                charts.line_chart(
+                    q.latency_series(df, service),
+                    y="value",
+                    color="quantile",
+                    y_title=f"{service} latency (ms)",
+                ),
+                width="stretch",
+            )
+            st.altair_chart(
+                charts.line_chart(services, y="p95_ms", color="service", y_title="p95 (ms)"),
+                width="stretch",
+            )
+        else:
+            st.caption("No span signals in this range.")
+    with tabs[1]:
+        st.altair_chart(
+            charts.line_chart(
+                services, y="error_rate", color="service", y_title="error rate", y_format=".1%"
+            ),
+            width="stretch",
+        )
+    with tabs[2]:
+        if journeys.is_empty():
+            st.caption("No journeys configured or no journey traffic (`journeys:` in the config).")
+        else:
+            st.altair_chart(
+                charts.line_chart(
+                    journeys.drop_nulls("conversion"),
+                    y="conversion",
+                    color="journey",
+                    y_title="conversion",
+                    y_format=".0%",
+                ),
+                width="stretch",
+            )
+    with tabs[3]:
+        sat = q.saturation_series(df)
+        if sat.is_empty():
+            st.caption("No saturation metrics in this range.")
+        else:
+            st.altair_chart(
+                charts.line_chart(
+                    sat, y="utilization", color="series", y_title="utilization", y_format=".0%"
+                ),
+                width="stretch",
+            )
+    with tabs[4]:
+        st.altair_chart(
+            charts.line_chart(services, y="requests", color="service", y_title="requests / window"),
+            width="stretch",
+        )
+
+    st.subheader("Pipeline health")
+    p1, p2, p3, p4 = st.columns(4)
+    p1.metric("Dead letters", f"{health['deadletters']:,}")
+    p2.metric("Late data points", f"{health['late']:,}", help="Arrived after their window closed")
+    wd = health["watermark_delay_s"]
+    p3.metric("Watermark delay", "—" if wd is None else f"{wd:.1f} s")
+    lag = health["consumer_lag"]
+    p4.metric("Consumer lag", "—" if lag is None else f"{lag:,.0f}")
+    if health["deadletter_reasons"]:
+        st.caption(
+            "Latest dead letters: "
+            + "; ".join(f"{k} ×{v}" for k, v in health["deadletter_reasons"].items())
+        )
+
+
+def _incidents_block(
+    still_open: Sequence[Mapping[str, Any]], all_incidents: Sequence[Mapping[str, Any]]
+) -> None:
+    st.subheader("Open incidents")
+    if not all_incidents:
+        common.empty(
+            "No incidents yet — run `python -m chaos oom` against the demo shop (or start one "
+            "from the Chaos page) and watch Scout open one here."
+        )
+        return
+    if not still_open:
+        st.success(f"Nothing open. {len(all_incidents)} incident(s) in the store, all closed.")
+        return
+    for inc in still_open:
+        st.markdown(
+            f"{common.state_badge(inc['state'])} **[{inc['id']}](incidents?incident={inc['id']})** · "
+            f"{inc['severity']} · {', '.join(inc['services'])} · open for "
+            f"{q.fmt_duration(inc['duration_s'])} since {q.time_html(inc['opened_at'])}",
+            unsafe_allow_html=True,
+        )
+
+
+st.select_slider(
+    "Range (event time, ending at the newest signal)",
+    options=[5, 15, 30, 60, 180, 720],
+    value=30,
+    key="overview_minutes",
+    format_func=lambda m: f"{m} min" if m < 60 else f"{m // 60} h",
+)
+live()

@@ -1,0 +1,16 @@
+"""Brain: deterministic root-cause analysis of traces, with an LLM that only narrates.
+
+Modules, one job each:
+- `config`: thresholds and weights (`DiagnosisConfig`).
+- `loading`: recorded OTLP/JSON (or Jaeger API v3 output) into the span-column frame and metric samples.
+- `structure`: vectorised span-tree facts (self time, critical path, error origins, call patterns).
+- `traces`: what one trace says (`analyze_trace`).
+- `population`: incident window against its baseline over many traces (`analyze_population`).
+- `resources`, `changes`: metric and change evidence.
+- `rank`: evidence into ranked candidates, fault classes, remediations, abstention.
+- `engine`: the whole deterministic diagnosis (`diagnose`).
+- `redact`, `narrate`: secret redaction and the LLM narrative.
+- `jaeger`: traces from a Jaeger API v3 endpoint.
+- `scoring`: diagnoses against chaos recording labels (top-1 / top-3 / fault class).
+- `cli`: `sre-space diagnose`.
+"""

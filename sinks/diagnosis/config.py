@@ -1,0 +1,95 @@
+"""Thresholds and weights of the Brain, in one place with their defaults and a `validate()`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+# The attributes whose values may concentrate failures or slowness. `service.version` is the
+# contract's `service_version` column; `feature_flag` is built from `feature_flag` span events.
+DEFAULT_PINPOINT_ATTRIBUTES: tuple[str, ...] = (
+    "service.version",
+    "k8s.pod.name",
+    "http.route",
+    "app.product.id",
+    "app.loyalty_level",
+    "feature_flag",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisConfig:
+    """Every knob of the deterministic analysis. Defaults are what the chaos suite is scored with."""
+
+    # N+1: at least this many calls with the same (service, operation) under one parent, and the
+    # calls overlap at most this much (1 - union/sum of durations); more overlap is fan-out.
+    n_plus_one_min_count: int = 5
+    n_plus_one_max_overlap: float = 0.2
+    # A child "used up the caller's budget" when it lasts this share of its parent's duration.
+    dominant_child_share: float = 0.7
+    # Business failures: spans whose attribute has one of these values count as failures even when
+    # the transport succeeded (HTTP 200 with a declined payment).
+    business_failures: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"app.payment.outcome": ("declined", "rejected", "failed")}
+    )
+    pinpoint_attributes: tuple[str, ...] = DEFAULT_PINPOINT_ATTRIBUTES
+    pinpoint_min_support: int = 5
+    pinpoint_min_share: float = 0.5
+    pinpoint_min_risk_ratio: float = 2.0
+    # Evidence weights in the candidate score.
+    weight_errors: float = 1.0
+    weight_latency: float = 1.0
+    weight_resources: float = 0.6
+    weight_changes: float = 0.25
+    weight_traffic: float = 0.35
+    weight_attribute: float = 0.15
+    # A latency shift below this share of the baseline per-trace time is noise.
+    min_latency_shift_ratio: float = 0.15
+    min_error_excess_rate: float = 0.01
+    # Abstain below this confidence, or with fewer incident traces than this.
+    abstain_below: float = 0.35
+    min_incident_traces: int = 20
+    # Change evidence counts when it happened at most this long before onset (or during the window).
+    change_lookback_s: float = 1800.0
+    # Resource thresholds (utilization is usage / limit).
+    memory_high: float = 0.9
+    cpu_high: float = 0.85
+    pool_high: float = 0.95
+    lag_growth: float = 3.0
+    traffic_surge: float = 1.5
+    example_traces: int = 3
+    max_candidates: int = 5
+
+    def validate(self) -> DiagnosisConfig:
+        """Check ranges; the error names the field and the allowed range."""
+        problems: list[str] = []
+        for name in ("n_plus_one_min_count", "pinpoint_min_support", "example_traces"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1 (got {getattr(self, name)!r})")
+        for name in ("n_plus_one_max_overlap", "dominant_child_share", "abstain_below"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                problems.append(f"{name} must be within [0, 1] (got {value!r})")
+        if problems:
+            message = "invalid diagnosis config: " + "; ".join(problems)
+            raise ValueError(message)
+        return self
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any] | None) -> DiagnosisConfig:
+        """Build from a config section (e.g. the pipeline config's `diagnosis:` extra section)."""
+        if not data:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            message = f"unknown diagnosis config keys {unknown}; known keys: {sorted(known)}"
+            raise ValueError(message)
+        values = dict(data)
+        if "business_failures" in values:
+            values["business_failures"] = {
+                k: tuple(v) for k, v in dict(values["business_failures"]).items()
+            }
+        if "pinpoint_attributes" in values:
+            values["pinpoint_attributes"] = tuple(values["pinpoint_attributes"])
+        return replace(cls(), **values).validate()

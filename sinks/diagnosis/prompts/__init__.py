@@ -1,0 +1,1 @@
+"""Prompt templates of the narrator (Markdown files, `string.Template` placeholders)."""

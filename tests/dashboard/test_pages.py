@@ -1,0 +1,219 @@
+"""Every page through `streamlit.testing` AppTest: against the seeded state folder (a real replay),
+asserting what it shows, and against a state folder that does not exist (empty states that say
+what to do, and nothing created)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from chaos.control import read_commands
+from tests.dashboard.seed import Seeded
+
+pytestmark = pytest.mark.dashboard
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ROOT / "dashboard" / "views"
+PAGE_FILES = ["overview", "incidents", "memory", "chaos_lab", "audit", "backtests"]
+
+
+def run_page(name: str, state: Path, **params: str) -> AppTest:
+    """Run one page (or `app`) against `state`, with optional query parameters."""
+    path = ROOT / "dashboard" / "app.py" if name == "app" else PAGES / f"{name}.py"
+    at = AppTest.from_file(str(path), default_timeout=60)
+    at.session_state["state_dir"] = str(state)
+    at.session_state["refresh_s"] = 0  # no timers in tests
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every text a page shows (markdown, captions, infos, codes, metrics, headings)."""
+    parts: list[str] = []
+    for group in (at.title, at.header, at.subheader, at.markdown, at.caption, at.info, at.code):
+        parts += [str(e.value) for e in group]
+    parts += [f"{m.label}: {m.value}" for m in at.metric]
+    parts += [str(e.value) for e in at.success]
+    return "\n".join(parts)
+
+
+def frames(at: AppTest) -> str:
+    """Every dataframe's content as text."""
+    return "\n".join(str(d.value.to_string()) for d in at.dataframe)
+
+
+def metric(at: AppTest, label: str) -> str:
+    """A metric's value by label."""
+    return next(str(m.value) for m in at.metric if m.label == label)
+
+
+# ------------------------------------------------------------------------------------- seeded
+
+
+def test_app_entry_runs_overview_with_sidebar(seeded: Seeded) -> None:
+    at = run_page("app", seeded.state)
+    assert at.text_input(key="state_dir").value == str(seeded.state)
+    assert at.selectbox(key="refresh_s").value == 0
+    assert "Overview" in texts(at)
+    assert metric(at, "Open incidents") == str(len(seeded.open_ids))
+
+
+def test_overview(seeded: Seeded) -> None:
+    at = run_page("overview", seeded.state)
+    shown = texts(at)
+    assert metric(at, "Open incidents") == str(len(seeded.open_ids)) == "1"
+    assert metric(at, "Dead letters") == "0"
+    assert metric(at, "Checkout conversion").endswith("%")
+    for iid in seeded.open_ids:
+        assert iid in shown  # linked from the open incidents list
+    assert seeded.resolved_id not in shown  # closed incidents are not listed as open
+    assert "Event time up to" in shown and "2026-01-05 00:16:10 UTC" in shown
+    table = frames(at)
+    for service in ("cart", "checkout", "frontend", "payment"):
+        assert service in table
+    assert "checkout-conversion" in table and "availability" in table
+    assert at.selectbox(key="overview_service").value == "cart"
+    # the reader picks another service; the page keeps it
+    at.selectbox(key="overview_service").select("checkout").run()
+    assert not at.exception and at.selectbox(key="overview_service").value == "checkout"
+
+
+def test_incidents_defaults_to_the_open_incident(seeded: Seeded) -> None:
+    at = run_page("incidents", seeded.state)
+    assert at.selectbox(key="incident_pick").value == seeded.open_ids[0]
+    assert (
+        at.query_params["incident"] == [seeded.open_ids[0]]
+        or at.query_params["incident"] == seeded.open_ids[0]
+    )
+    table = frames(at)
+    for iid in seeded.incident_ids:
+        assert iid in table
+    assert "resolved" in table and "open" in table
+    # not yet diagnosed: the empty states explain who fills them
+    assert "Not diagnosed yet" in texts(at)
+
+
+def test_incident_detail_of_the_resolved_incident(seeded: Seeded) -> None:
+    at = run_page("incidents", seeded.state, incident=seeded.resolved_id)
+    assert at.selectbox(key="incident_pick").value == seeded.resolved_id
+    shown = texts(at)
+    assert f"## {seeded.resolved_id}" in shown and "green-badge[resolved]" in shown
+    # timeline: every step of the loop
+    table = frames(at)
+    for step in ("opened", "diagnosed", "pull request opened", "approved", "merged", "deployed"):
+        assert step in table, step
+    assert "oncall@example.com" in table
+    # anomalies with their signals, diagnosis ranked with evidence
+    assert "checkout · memory" in shown
+    assert "Root cause: checkout" in shown and "memory_leak" in shown
+    assert "memory reached" in table  # evidence row
+    # the trace waterfall of an exemplar trace from the archive
+    assert int(metric(at, "Spans")) > 1
+    assert at.selectbox(key=f"trace_{seeded.resolved_id}").value
+    # the pull request and its diff, and the post-mortem
+    codes = "\n".join(c.value for c in at.code)
+    assert '-version: "1.4.3"' in codes and '+version: "1.4.2"' in codes
+    assert "green-badge[merged]" in shown
+    assert f"# Post-mortem: {seeded.postmortem_title}" in shown
+
+
+def test_memory_search_and_outcomes(seeded: Seeded) -> None:
+    at = run_page("memory", seeded.state)
+    table = frames(at)
+    assert seeded.resolved_id in table and seeded.pr_action in table and "preferred" in table
+    assert seeded.postmortem_title in texts(at)
+    at.text_input(key="memory_q").input("checkout runs out of memory after a deploy").run()
+    assert not at.exception
+    assert "similarity" in frames(at)
+    results = at.dataframe[0].value
+    assert results["incident"].iloc[0] == seeded.resolved_id
+
+
+def test_chaos_shows_manifests(seeded: Seeded) -> None:
+    at = run_page("chaos_lab", seeded.state)
+    shown = texts(at)
+    assert "No shop has reported" in shown  # no live shop in the test
+    assert "Branch main at" in shown
+    table = frames(at)
+    assert "checkout" in table and "1.4.2" in table  # the merged fix is what main runs
+    assert "Merge sre/" in table
+    at.selectbox(key="chaos_manifest").select("checkout").run()
+    assert "version: 1.4.2" in "\n".join(c.value for c in at.code)
+
+
+def test_chaos_start_and_stop_write_the_control_file(empty_state: Path) -> None:
+    at = run_page("chaos_lab", empty_state)
+    at.selectbox(key="chaos_scenario").select("oom")
+    at.number_input(key="chaos_intensity").set_value(2.0)
+    at.number_input(key="chaos_minutes").set_value(5)
+    next(b for b in at.button if b.label == "Start scenario").click().run()
+    assert not at.exception
+    assert "Sent oom (command 1)" in texts(at)
+    next(b for b in at.button if b.label == "Stop every scenario").click().run()
+    commands = read_commands(empty_state)
+    assert [c["cmd"] for c in commands] == ["inject", "clear"]
+    assert commands[0]["scenario"] == "oom" and commands[0]["intensity"] == 2.0
+    assert commands[0]["duration_s"] == 300.0 and commands[0]["service"] is None
+    assert "Commands sent (2)" in [e.label for e in at.expander]
+
+
+def test_audit_log_filters(seeded: Seeded) -> None:
+    at = run_page("audit", seeded.state)
+    total = len(at.dataframe[0].value)
+    assert f"{total} of {total} actions" in texts(at)
+    assert set(at.dataframe[0].value["action"]) == set(seeded.actions)
+    at.multiselect(key="audit_actor").select("fixer").run()
+    shown = at.dataframe[0].value
+    assert set(shown["actor"]) == {"fixer"} and len(shown) < total
+    at.text_input(key="audit_text").input("approved by").run()
+    assert set(at.dataframe[0].value["action"]) <= {"merge"}
+
+
+def test_backtests(seeded: Seeded) -> None:
+    at = run_page("backtests", seeded.state)
+    assert metric(at, "Backtests") == "2"
+    assert metric(at, "Faults") == "2"
+    assert metric(at, "Detected") == "100%"
+    assert metric(at, "Localization accuracy") == "100%"
+    table = frames(at)
+    assert "oom" in table and "errors" in table and "checkout" in table and "cart" in table
+    at.selectbox(key="backtest_pick").select(seeded.backtests[0]).run()
+    assert not at.exception and int(metric(at, "Incidents")) >= 1
+    assert "ground truth: memory_leak in checkout" in texts(at)
+
+
+# -------------------------------------------------------------------------------------- empty
+
+
+@pytest.mark.parametrize(
+    ("page", "hint"),
+    [
+        ("overview", "python -m chaos oom"),
+        ("incidents", "No incidents yet — run `python -m chaos oom`"),
+        ("memory", "No post-mortems yet"),
+        ("chaos_lab", "sre-space init"),
+        ("audit", "No actions audited yet"),
+        ("backtests", "sre-space replay"),
+        ("app", "No signals yet"),
+    ],
+)
+def test_empty_state(page: str, hint: str, empty_state: Path) -> None:
+    at = run_page(page, empty_state)
+    assert hint in texts(at)
+    assert not empty_state.exists()  # reading never creates the state folder
+
+
+def test_jaeger_link_when_configured(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SRE_JAEGER_URL", "http://jaeger.local:16686/")
+    at = run_page("incidents", seeded.state, incident=seeded.resolved_id)
+    trace = at.selectbox(key=f"trace_{seeded.resolved_id}").value
+    links = [(e.proto.label, e.proto.url) for e in at.get("link_button")]
+    assert ("Open in Jaeger", f"http://jaeger.local:16686/trace/{trace}") in links
+    monkeypatch.delenv("SRE_JAEGER_URL")
+    at = run_page("incidents", seeded.state, incident=seeded.resolved_id)
+    assert not [e for e in at.get("link_button") if e.proto.label == "Open in Jaeger"]
