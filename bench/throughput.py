@@ -105,10 +105,15 @@ def run_columnar(requests: list[bytes], window_ns: int) -> int:
 
 
 def run_replay(requests: list[bytes], fmt: str) -> int:
+
+    with tempfile.TemporaryDirectory(prefix="sre-bench-") as folder:
+        return _replay_in(Path(folder), requests, fmt)
+
+
+def _replay_in(tmp: Path, requests: list[bytes], fmt: str) -> int:
     from flows.replay import replay
     from sre_space.records import SignalWindow, read_jsonl
 
-    tmp = Path(tempfile.mkdtemp(prefix="sre-bench-"))
     path = tmp / f"rec.{fmt}"
     if fmt == "proto":
         path.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
@@ -142,7 +147,7 @@ def run_kafka(requests: list[bytes], bootstrap: str) -> int:
         producer.produce(topics["spans"], data)
         producer.poll(0)
     producer.flush(60)
-    tmp = Path(tempfile.mkdtemp(prefix="sre-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="sre-bench-state-"))
     settings = Settings(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         state_dir=tmp,
