@@ -1,13 +1,12 @@
 """Recorded OTLP/JSON (Collector file-exporter lines, single documents, or Jaeger API v3 output) into
 the span-column frame of docs/contracts.md, and metric data points into plain samples.
 
-This is a stop-gap adapter: the shared decoder in `operators.otlp` will replace the body of
-`load_spans` / `spans_from_documents`, so nothing else in the Brain parses OTLP.
+Decoding is the shared decoder's (`operators.otlp`): recordings in JSON lines or length-prefixed
+proto, single JSON documents and Jaeger API v3 output alike; nothing else in the Brain parses OTLP.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from operators.otlp import Decoded, DecodeError, DecodeLimits, decode_message, iter_recording
+from operators.otlp.json_traces import trace_json_to_batch
+from operators.otlp.recording import open_recording
+from sre_space.records import DeadLetter
 
 SPAN_SCHEMA: dict[str, Any] = {
     "trace_id": pl.String,
@@ -33,19 +37,9 @@ SPAN_SCHEMA: dict[str, Any] = {
     "is_error": pl.Boolean,
 }
 
-_KIND_NAMES = {
-    "SPAN_KIND_UNSPECIFIED": 0,
-    "SPAN_KIND_INTERNAL": 1,
-    "SPAN_KIND_SERVER": 2,
-    "SPAN_KIND_CLIENT": 3,
-    "SPAN_KIND_PRODUCER": 4,
-    "SPAN_KIND_CONSUMER": 5,
-}
-_STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 
-
-# Span attributes the Brain uses when present, on top of the configured ones: who a client span
-# talks to (so a callee that never answered can be blamed) and which system it is (database, cache).
+# The Brain needs these even when a site config narrows `selected_attributes`: who was called
+# (a callee that never answered has no span of its own) and what kind of store it was.
 BRAIN_ATTRIBUTES: tuple[str, ...] = ("peer.service", "server.address", "db.system")
 
 
@@ -116,176 +110,92 @@ def _unwrap(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def any_value(value: Any) -> Any:
-    """An OTLP AnyValue (JSON form) as a plain Python value."""
-    if not isinstance(value, dict):
-        return value
-    if "stringValue" in value:
-        return value["stringValue"]
-    if "intValue" in value:
-        return int(value["intValue"])
-    if "doubleValue" in value:
-        return float(value["doubleValue"])
-    if "boolValue" in value:
-        return bool(value["boolValue"])
-    if "arrayValue" in value:
-        return [any_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
-    if "kvlistValue" in value:
-        return attributes_dict((value["kvlistValue"] or {}).get("values", []))
-    if "bytesValue" in value:
-        try:
-            return base64.b64decode(value["bytesValue"]).hex()
-        except (ValueError, TypeError):
-            return str(value["bytesValue"])
-    return None
-
-
-def attributes_dict(items: Iterable[Any] | None) -> dict[str, Any]:
-    """OTLP key/value list as a dict."""
-    out: dict[str, Any] = {}
-    for item in items or ():
-        if isinstance(item, dict) and "key" in item:
-            out[str(item["key"])] = any_value(item.get("value"))
-    return out
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
-def _enum(value: Any, names: dict[str, int]) -> int:
-    if isinstance(value, str):
-        if value in names:
-            return names[value]
-        try:
-            return int(value)
-        except ValueError:
-            return 0
-    return int(value or 0)
-
-
-def _hex(value: Any) -> str:
-    return str(value or "").lower()
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def spans_from_documents(
     docs: Iterable[dict[str, Any]], attributes: Sequence[str] | None = None
 ) -> pl.DataFrame:
-    """Decode OTLP/JSON trace documents into the contract's span columns."""
+    """Decode OTLP/JSON trace documents (or Jaeger v3 output) into the contract's span columns."""
     selected = tuple(default_selected_attributes() if attributes is None else attributes)
-    cols: dict[str, list[Any]] = {name: [] for name in SPAN_SCHEMA}
-    for key in selected:
-        cols[key] = []
-    cols["events"] = []
-    for raw_doc in docs:
-        doc = _unwrap(raw_doc)
-        for rs in doc.get("resourceSpans") or doc.get("resource_spans") or ():
-            resource = attributes_dict((rs.get("resource") or {}).get("attributes"))
-            service = _as_text(resource.get("service.name"))
-            version = _as_text(resource.get("service.version"))
-            for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ():
-                for span in ss.get("spans") or ():
-                    attrs = attributes_dict(span.get("attributes"))
-                    kind = _enum(span.get("kind"), _KIND_NAMES)
-                    status = _enum((span.get("status") or {}).get("code"), _STATUS_NAMES)
-                    http = _int(
-                        attrs.get("http.response.status_code", attrs.get("http.status_code")), 0
-                    )
-                    grpc = _int(attrs.get("rpc.grpc.status_code"), -1)
-                    start = _int(span.get("startTimeUnixNano"), 0)
-                    end = _int(span.get("endTimeUnixNano"), start)
-                    cols["trace_id"].append(_hex(span.get("traceId")))
-                    cols["span_id"].append(_hex(span.get("spanId")))
-                    cols["parent_span_id"].append(_hex(span.get("parentSpanId")))
-                    cols["service"].append(service)
-                    cols["service_version"].append(version)
-                    cols["operation"].append(str(span.get("name") or ""))
-                    cols["kind"].append(kind)
-                    cols["status_code"].append(status)
-                    cols["http_status"].append(http)
-                    cols["rpc_grpc_status"].append(grpc)
-                    cols["start_ns"].append(start)
-                    cols["end_ns"].append(end)
-                    cols["duration_ns"].append(max(0, end - start))
-                    cols["is_error"].append(
-                        status == 2 or (kind == 2 and http >= 500) or grpc not in (-1, 0)
-                    )
-                    for key in selected:
-                        value = attrs.get(key, resource.get(key))
-                        cols[key].append(_as_text(value))
-                    events = [
-                        {
-                            "name": str(ev.get("name") or ""),
-                            "time_ns": _int(ev.get("timeUnixNano"), 0),
-                            "attributes": attributes_dict(ev.get("attributes")),
-                        }
-                        for ev in span.get("events") or ()
-                    ]
-                    cols["events"].append(json.dumps(events) if events else "")
-    schema = dict(SPAN_SCHEMA)
-    for key in selected:
-        schema[key] = pl.String
-    schema["events"] = pl.String
-    return pl.DataFrame(cols, schema=schema)
+    frames = []
+    for doc in docs:
+        doc = _unwrap(doc)
+        if not (doc.get("resourceSpans") or doc.get("resource_spans")):
+            continue  # a metrics document, or an empty result
+        try:
+            batch = trace_json_to_batch(doc)
+        except DecodeError as exc:
+            raise ValueError(f"not an OTLP/JSON trace document: {exc.reason}") from None
+        frames.append(batch.to_polars(selected))
+    return _concat(frames, selected)
+
+
+def _concat(frames: list[pl.DataFrame], selected: Sequence[str]) -> pl.DataFrame:
+    if not frames:
+        return empty_spans(selected)
+    return pl.concat(frames, how="vertical")
+
+
+def _whole_document(path: Path) -> bool:
+    """True for a file holding one (possibly pretty-printed) JSON document, not one per line."""
+    with open_recording(path) as fh:
+        first = fh.readline().strip()
+    if not first.startswith((b"{", b"[")):
+        return False
+    try:
+        json.loads(first)
+    except ValueError:
+        return True
+    return False
+
+
+def _decoded(path: str | Path) -> Iterator[Decoded]:
+    """Every export request of a recording through the shared decoder (JSON lines or proto)."""
+    limits = DecodeLimits()
+    for msg in iter_recording(path):
+        out = decode_message(msg, limits)
+        if isinstance(out, DeadLetter):
+            raise ValueError(f"{path}: record {msg.offset}: {out.reason}")
+        yield out
 
 
 def load_spans(
     paths: Sequence[str | Path], attributes: Sequence[str] | None = None
 ) -> pl.DataFrame:
-    """All spans of the recorded files as one contract frame (metric lines are skipped).
-
-    The one place the Brain decodes OTLP; the lead swaps the body for `operators.otlp`.
-    """
-    docs = (doc for path in paths for doc in read_documents(path))
-    return spans_from_documents(docs, attributes)
+    """All spans of the recorded files as one contract frame (metric requests are skipped)."""
+    selected = tuple(default_selected_attributes() if attributes is None else attributes)
+    frames: list[pl.DataFrame] = []
+    for path in paths:
+        if _whole_document(Path(path)):
+            frames.append(spans_from_documents(read_documents(path), selected))
+            continue
+        frames.extend(d.spans.to_polars(selected) for d in _decoded(path) if d.spans is not None)
+    return _concat([f for f in frames if f.height], selected)
 
 
 def load_metrics(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Gauge and sum data points of the recorded files as plain samples.
 
-    Each sample is `{"service", "metric", "time_ns", "value", "attributes"}`; resource attributes
-    other than `service.name` are merged into the point's attributes (pod names, restart reasons).
+    Each sample is `{"service", "metric", "time_ns", "value", "attributes"}`; the point's
+    attributes plus its instance (`k8s.pod.name`) when the resource names one.
     """
     out: list[dict[str, Any]] = []
     for path in paths:
-        for doc in read_documents(path):
-            for rm in doc.get("resourceMetrics") or doc.get("resource_metrics") or ():
-                resource = attributes_dict((rm.get("resource") or {}).get("attributes"))
-                service = _as_text(resource.get("service.name"))
-                for sm in rm.get("scopeMetrics") or ():
-                    for metric in sm.get("metrics") or ():
-                        body = metric.get("gauge") or metric.get("sum")
-                        if not isinstance(body, dict):
-                            continue
-                        for dp in body.get("dataPoints") or ():
-                            if "asDouble" in dp:
-                                value = float(dp["asDouble"])
-                            elif "asInt" in dp:
-                                value = float(int(dp["asInt"]))
-                            else:
-                                continue
-                            attrs = {k: v for k, v in resource.items() if k != "service.name"}
-                            attrs.update(attributes_dict(dp.get("attributes")))
-                            out.append(
-                                {
-                                    "service": service,
-                                    "metric": str(metric.get("name") or ""),
-                                    "time_ns": _int(dp.get("timeUnixNano"), 0),
-                                    "value": value,
-                                    "attributes": attrs,
-                                }
-                            )
+        if _whole_document(Path(path)):
+            continue
+        for decoded in _decoded(path):
+            batch = decoded.metrics
+            if batch is None:
+                continue
+            for i in range(len(batch)):
+                attrs = dict(batch.attributes[i])
+                if batch.instance[i]:
+                    attrs.setdefault("k8s.pod.name", batch.instance[i])
+                out.append(
+                    {
+                        "service": batch.service[i],
+                        "metric": batch.metric[i],
+                        "time_ns": batch.ts_ns[i],
+                        "value": batch.value[i],
+                        "attributes": attrs,
+                    }
+                )
     return out
