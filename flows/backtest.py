@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from flows.diagnose_replay import diagnose_replay, score_fault_diagnoses, summarize_diagnoses
 from operators.detect.scoring import score_recording, score_suite
+from sinks.diagnosis.scoring import label_commits
 from sre_space.records import Incident, read_jsonl
 
 Replayer = Callable[[Sequence[Path], Path], dict[str, Path]]
@@ -30,6 +32,25 @@ def run_name(recording: str | Path) -> str:
     for suffix in (".gz", ".jsonl", ".json", ".pb", ".proto"):
         name = name.removesuffix(suffix)
     return name
+
+
+def score_one(
+    recording: str | Path, folder: Path, files: dict[str, Path], label: dict[str, Any]
+) -> dict[str, Any]:
+    """Score one replayed recording: detection against its labels, then the Brain's diagnoses."""
+    incidents = read_jsonl(str(files["incidents"]), Incident)
+    result = score_recording(
+        incidents,
+        label if label.get("onset") else None,
+        start=label["start"],
+        end=label["stop"],
+        name=run_name(recording),
+    )
+    result["scenario"] = label.get("scenario", "")
+    result["seed"] = label.get("seed")
+    diagnoses = diagnose_replay([recording], folder, commits=label_commits(label))
+    score_fault_diagnoses(result, diagnoses, label)
+    return result
 
 
 def backtest(
@@ -55,17 +76,8 @@ def backtest(
             raise ValueError(f"cannot read labels {label_file}: {exc}") from None
         folder = out / run_name(recording)
         files = replay_one([Path(recording)], folder)
-        incidents = read_jsonl(str(files["incidents"]), Incident)
-        result = score_recording(
-            incidents,
-            label if label.get("onset") else None,
-            start=label["start"],
-            end=label["stop"],
-            name=run_name(recording),
-        )
-        result["scenario"] = label.get("scenario", "")
-        result["seed"] = label.get("seed")
-        scored.append(result)
+        scored.append(score_one(recording, folder, files, label))
     report = score_suite(scored)
+    summarize_diagnoses(report)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
     return report

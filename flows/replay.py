@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import cluster_main, run_main
 
-from flows.backtest import backtest
+from flows.backtest import backtest, labels_path
 from flows.build import build_signals
+from flows.diagnose_replay import diagnose_replay, diagnosis_table
 from flows.progress import Progress
 from flows.scout import build_scout
 from flows.sources import recording_input
 from operators.detect.scoring import render_table
 from sinks.archive import ArchiveSink
+from sinks.diagnosis.scoring import label_commits
 from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
 from sre_space.records import SignalWindow, read_jsonl
 from sre_space.settings import PipelineConfig, load_pipeline_config
@@ -116,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             ),
         )
         print(render_table(report))
+        print(diagnosis_table(report))
         print(f"report: {Path(args.out) / 'report.json'}")
         return 0
     t0 = time.perf_counter()
@@ -131,6 +136,15 @@ def run(args: argparse.Namespace) -> int:
         f"{dead} dead letters in {elapsed:.2f} s ({spans / max(elapsed, 1e-9):,.0f} spans/s)",
         file=sys.stderr,
     )
+    # The Brain on every incident; a recording's labels, when present, carry its GitOps history.
+    commits: list[dict[str, Any]] = []
+    for recording in args.files:
+        labels = labels_path(recording)
+        if labels.exists():
+            commits += label_commits(json.loads(labels.read_text(encoding="utf-8")))
+    diagnoses = diagnose_replay(args.files, args.out, commits)
+    files["diagnoses"] = Path(args.out) / "diagnoses.jsonl"
+    print(f"diagnosed {len(diagnoses)} incident(s)", file=sys.stderr)
     for name, path in files.items():
         print(f"{name}: {path}")
     return 0

@@ -16,9 +16,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from flows.backtest import run_name
-from operators.detect.scoring import render_table, score_recording, score_suite
-from sre_space.records import Incident, read_jsonl
+from flows.backtest import run_name, score_one
+from flows.diagnose_replay import diagnosis_table, summarize_diagnoses
+from operators.detect.scoring import render_table, score_suite
 
 HEALTHY = "healthy"
 
@@ -33,16 +33,8 @@ def _one(job: tuple[str, int, float, float | None, str]) -> dict[str, Any]:
     path = folder / f"{scenario}-seed{seed}.pb"
     labels = record(scenario, seed, duration_s, path, onset_s=onset_s, bundle=False)
     files = replay([path], folder / run_name(path))
+    result = score_one(path, folder / run_name(path), files, labels)
     path.unlink()  # the recording is large and reproducible from (scenario, seed)
-    incidents = read_jsonl(str(files["incidents"]), Incident)
-    result = score_recording(
-        incidents,
-        labels if labels.get("onset") else None,
-        start=labels["start"],
-        end=labels["stop"],
-        name=run_name(path),
-    )
-    result["scenario"], result["seed"] = scenario, seed
     return result
 
 
@@ -69,6 +61,7 @@ def run_suite(
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(_one, work))
     report = score_suite(results)
+    summarize_diagnoses(report)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
     return report
 
@@ -93,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         args.jobs,
     )
     print(render_table(report))
+    print(diagnosis_table(report))
     return 0
 
 
