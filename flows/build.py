@@ -5,7 +5,6 @@ Wiring only: every step calls a pure function from `operators`; inputs and outpu
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -100,26 +99,21 @@ def build_signals(
     parts = op.flat_map("partials", ok, partial(partials_of, spec=spec))
     keyed = op.key_on("key", parts, lambda p: p.key)
 
-    now_getter: Callable[[], datetime] | None = (lambda: EPOCH) if deterministic_clock else None
-    clock = win.EventClock(
-        ts_getter=lambda p: ns_to_datetime(p.max_ts_ns),
-        wait_for_system_duration=timedelta(seconds=config.signals.lateness_seconds),
-        **({"now_getter": now_getter, "to_system_utc": lambda _dt: None} if now_getter else {}),
-    )
+    clock = _event_clock(config, deterministic_clock)
     windower = win.TumblingWindower(
         length=timedelta(seconds=config.signals.window_seconds), align_to=EPOCH
     )
-    windows = win.fold_window(
+    windows: win.WindowOut[Partial, Partial | None] = win.fold_window(
         "windows",
         keyed,
         clock,
         windower,
-        builder=lambda: None,
+        builder=_no_partial,
         folder=merge_partials,
-        merger=merge_partials,
+        merger=_merge_windows,
         ordered=False,
     )
-    closed = op.map("finalize", windows.down, lambda kv: finalize(kv[1][1], window_ns))
+    closed = op.map("finalize", windows.down, lambda kv: _finalize(kv[1][1], window_ns))
     late = op.map("late", windows.late, lambda kv: late_signal(kv[1][1], window_ns))
     signals = op.merge("signals", closed, late)
     every = config.signals.graph_sample_every
@@ -131,6 +125,43 @@ def build_signals(
         ),
     )
     return FlowStreams(signals=signals, deadletters=dead, decoded=ok, edges=edges)
+
+
+def _no_partial() -> Partial | None:
+    return None
+
+
+def _merge_windows(a: Partial | None, b: Partial | None) -> Partial | None:
+    # Tumbling windows never merge; Bytewax still requires the function.
+    return b if a is None else (a if b is None else merge_partials(a, b))
+
+
+def _finalize(acc: Partial | None, window_ns: int) -> SignalWindow:
+    # A window exists only once a partial arrived, so its accumulator is never empty.
+    assert acc is not None
+    return finalize(acc, window_ns)
+
+
+def _ts(partial: Partial) -> datetime:
+    return ns_to_datetime(partial.max_ts_ns)
+
+
+def _frozen_now() -> datetime:
+    return EPOCH
+
+
+def _never(_close: datetime) -> datetime | None:
+    return None
+
+
+def _event_clock(config: PipelineConfig, deterministic: bool) -> win.EventClock[Partial]:
+    """Event-time clock; `deterministic` keeps the system clock out of the watermark entirely."""
+    wait = timedelta(seconds=config.signals.lateness_seconds)
+    if deterministic:
+        # The watermark is then the largest event time seen minus the lateness, and windows close
+        # on data or at the end of input: replays give the same output however fast they run.
+        return win.EventClock(_ts, wait, now_getter=_frozen_now, to_system_utc=_never)
+    return win.EventClock(_ts, wait)
 
 
 def _edges_of(decoded: Decoded, window_ns: int) -> EdgesSeen | None:

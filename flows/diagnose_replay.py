@@ -34,7 +34,7 @@ def diagnose_replay(
     diagnoses: list[Diagnosis] = []
     if incidents:
         spans = load_spans(recordings)
-        end_of_data = int(spans["end_ns"].max()) + 1 if spans.height else 0
+        end_of_data = int(spans["end_ns"].cast(int).max() or 0) + 1  # type: ignore[arg-type]
         metrics = [
             s for s in read_jsonl(str(folder / "signals.jsonl"), SignalWindow) if s.kind == "metric"
         ]

@@ -53,7 +53,7 @@ def run_suite(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = scenarios if scenarios is not None else sorted(registry())
-    work = [
+    work: list[tuple[str, int, float, float | None, str]] = [
         (name, seed, minutes * 60, onset_minutes * 60, str(out)) for name in names for seed in seeds
     ]
     # Fault-free hours, each its own seed, as hour-long recordings.
