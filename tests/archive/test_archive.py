@@ -28,13 +28,21 @@ def test_replay_archives_every_span_partitioned_by_hour(tmp_path: Path) -> None:
     assert frame.height == 2_000
     assert sorted(frame["duration_ns"].to_list()) == sorted(truth.duration_ns.tolist())
     assert frame["is_error"].sum() == int(truth.error.sum())
-    assert set(frame.columns) >= {"trace_id", "span_id", "service", "operation", "http.route", "events"}
+    assert set(frame.columns) >= {
+        "trace_id",
+        "span_id",
+        "service",
+        "operation",
+        "http.route",
+        "events",
+    }
     # A query window prunes to its hour partitions and filters exactly.
     lo, hi = int(truth.end_ns[100]), int(truth.end_ns[200])
     window = scan_spans(archive, lo, hi).collect()
     assert window.height == int(((truth.end_ns >= lo) & (truth.end_ns < hi)).sum())
-    removed = enforce_retention(archive, max_age_hours=0, max_bytes=10**12,
-                                now_ns=int(truth.end_ns.max()))
+    removed = enforce_retention(
+        archive, max_age_hours=0, max_bytes=10**12, now_ns=int(truth.end_ns.max())
+    )
     assert removed and scan_spans(archive, lo, hi).collect().height == 0
 
 
