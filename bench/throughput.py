@@ -35,8 +35,8 @@ OUT = Path(__file__).parent / "out"
 ALL_MODES = ("naive", "columnar", "replay_proto", "replay_json", "kafka")
 
 
-def _workload(n: int) -> list[bytes]:
-    cache = OUT / f"workload-{n}.bin"
+def _workload(n: int, per_request: int = 512) -> list[bytes]:
+    cache = OUT / f"workload-{n}-{per_request}.bin"
     if cache.exists():
         data = cache.read_bytes()
         out, pos = [], 0
@@ -45,7 +45,7 @@ def _workload(n: int) -> list[bytes]:
             out.append(data[pos + 4 : pos + 4 + size])
             pos += 4 + size
         return out
-    requests, _ = generate(n, seed=1, spans_per_request=512, services=8)
+    requests, _ = generate(n, seed=1, spans_per_request=per_request, services=8)
     OUT.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
     return requests
@@ -185,8 +185,9 @@ def _spans_in_signals(bootstrap: str, topic: str) -> int:
         if msgs:
             idle_since = time.monotonic()
         for m in msgs:
-            if m.error() is None:
-                sig = json.loads(m.value())
+            value = m.value()
+            if m.error() is None and value is not None:
+                sig = json.loads(value)
                 if sig.get("kind") == "span":
                     total += int(sig["count"])
     consumer.close()
@@ -196,9 +197,9 @@ def _spans_in_signals(bootstrap: str, topic: str) -> int:
 _timing: dict[str, float] = {}
 
 
-def child(mode: str, n: int, kafka: str | None) -> dict[str, object]:
+def child(mode: str, n: int, kafka: str | None, per_request: int) -> dict[str, object]:
     """Run one mode in this process and report spans, seconds and peak RSS."""
-    requests = _workload(n)
+    requests = _workload(n, per_request)
     window_ns = 10 * 10**9
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -235,18 +236,24 @@ def main() -> int:
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--modes", nargs="+", default=list(ALL_MODES))
     parser.add_argument("--kafka", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    parser.add_argument(
+        "--spans-per-request",
+        type=int,
+        default=512,
+        help="spans per export request (the Collector's batch processor sends up to 8192)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "generate":
-        requests = _workload(args.spans)
+        requests = _workload(args.spans, args.spans_per_request)
         print(json.dumps({"requests": len(requests), "bytes": sum(len(r) for r in requests)}))
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.spans, args.kafka)))
+        print(json.dumps(child(args.child, args.spans, args.kafka, args.spans_per_request)))
         return 0
     # Generate (and cache) in a child too: Linux carries a process's peak RSS across exec, so the
     # parent must stay small for the children's figures to be their own.
-    info = _run_child("generate", args.spans, None)
+    info = _run_child("generate", args.spans, None, args.spans_per_request)
     size = info["bytes"]
     print(
         f"workload: {args.spans} spans in {info['requests']} requests, {size / args.spans:.0f} B/span"
@@ -256,7 +263,7 @@ def main() -> int:
         if mode == "kafka" and not args.kafka:
             print("kafka: skipped (no --kafka / KAFKA_BOOTSTRAP_SERVERS)")
             continue
-        r = _run_child(mode, args.spans, args.kafka)
+        r = _run_child(mode, args.spans, args.kafka, args.spans_per_request)
         results.append(r)
         print(
             f"{r['mode']:>13}: {r['spans_per_s']:>10,} spans/s wall  "
@@ -274,17 +281,28 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     summary = {
         "spans": args.spans,
+        "spans_per_request": args.spans_per_request,
         "bytes_per_span": round(size / args.spans, 1),
         "cores": os.cpu_count(),
         "numpy": np.__version__,
         "results": results,
     }
-    (OUT / "throughput.json").write_text(json.dumps(summary, indent=2))
+    (OUT / f"throughput-{args.spans_per_request}.json").write_text(json.dumps(summary, indent=2))
     return 0
 
 
-def _run_child(mode: str, spans: int, kafka: str | None) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.throughput", "--child", mode, "--spans", str(spans)]
+def _run_child(mode: str, spans: int, kafka: str | None, per_request: int) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.throughput",
+        "--child",
+        mode,
+        "--spans",
+        str(spans),
+        "--spans-per-request",
+        str(per_request),
+    ]
     if kafka:
         cmd += ["--kafka", kafka]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
