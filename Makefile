@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit lint kafka-up kafka-down recordings bench clean
+.PHONY: install demo test test-unit lint kafka-up kafka-down recordings suite bench clean
 
 $(STAMP): pyproject.toml setup.py operators/otlp/_wire.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,9 @@ kafka-down:
 
 recordings: $(STAMP)
 	$(BIN)/python -m chaos suite --out recordings
+
+suite: $(STAMP)
+	$(BIN)/python -m flows.suite --out state/backtests/suite
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput
