@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import cluster_main, run_main
 
 from flows.backtest import backtest, labels_path
@@ -70,20 +73,34 @@ def replay(
     workers: int = 1,
     archive: str | Path | None = None,
     show_progress: bool = False,
+    recovery: str | Path | None = None,
+    epoch_s: float = 1.0,
 ) -> dict[str, Path]:
     """Run recordings through the flow; returns the files written in `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    resuming = recovery is not None and Path(recovery).exists()
     for name in OUTPUTS:
-        for stale in [out / f"{name}.jsonl", *out.glob(f"{name}.part-*.jsonl")]:
+        # A resumed run continues its part files: the snapshot only replays what came after it.
+        parts = [] if resuming else list(out.glob(f"{name}.part-*.jsonl"))
+        for stale in [out / f"{name}.jsonl", *parts]:
             stale.unlink(missing_ok=True)
+    kwargs: dict[str, Any] = {}
+    if recovery is not None:
+        if not resuming:
+            Path(recovery).mkdir(parents=True)
+            init_db_dir(Path(recovery), 1)
+        kwargs = {
+            "epoch_interval": timedelta(seconds=epoch_s),
+            "recovery_config": RecoveryConfig(Path(recovery)),
+        }
     progress = Progress(paths) if show_progress else None
     flow = build_replay_flow(paths, out, config or load_pipeline_config(), archive, progress)
     try:
         if workers == 1:
-            run_main(flow)
+            run_main(flow, **kwargs)
         else:
-            cluster_main(flow, [], 0, worker_count_per_proc=workers)
+            cluster_main(flow, [], 0, worker_count_per_proc=workers, **kwargs)
     finally:
         if progress is not None:
             progress.close()
@@ -105,9 +122,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " each recording is replayed on its own into OUT/<name>/ and OUT/report.json is written",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    parser.add_argument(
+        "--recovery",
+        help="Bytewax recovery folder: snapshots every --epoch seconds; run again to resume",
+    )
+    parser.add_argument("--epoch", type=float, default=1.0, help="seconds between snapshots")
 
 
 def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="replay: %(message)s", stream=sys.stderr)
     config = load_pipeline_config(args.config)
     show = not args.no_progress and sys.stderr.isatty()
     if args.labels is not None:
@@ -125,7 +148,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     t0 = time.perf_counter()
     files = replay(
-        args.files, args.out, config, workers=args.workers, archive=args.archive, show_progress=show
+        args.files,
+        args.out,
+        config,
+        workers=args.workers,
+        archive=args.archive,
+        show_progress=show,
+        recovery=args.recovery,
+        epoch_s=args.epoch,
     )
     elapsed = time.perf_counter() - t0
     signals = read_jsonl(str(files["signals"]), SignalWindow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from operators.otlp.recording import iter_recording
 from sre_space.records import DeadLetter
 from sre_space.settings import Settings
 
+log = logging.getLogger(__name__)
+
 # librdkafka pauses fetching for 1 s whenever its queue passes 64 MB (NOTES.md); these remove that.
 CONSUMER_TUNING = {
     "fetch.queue.backoff.ms": "10",
@@ -28,6 +31,8 @@ CONSUMER_TUNING = {
 class _RecordingPartition(StatefulSourcePartition[RawMessage, int]):
     def __init__(self, path: str, signal: Signal, resume: int | None, batch: int) -> None:
         self._offset = resume or 0
+        if resume:
+            log.info("resuming %s at record %d", path, resume)
         self._it: Iterator[RawMessage] = iter_recording(path, signal, start_offset=self._offset)
         self._batch = batch
 
