@@ -13,6 +13,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import windowing as win
 
+from flows.health import EndOffsets, build_health
 from operators.incidents.stage import EdgesSeen, edges_seen
 from operators.otlp.errors import DecodeLimits
 from operators.otlp.messages import Decoded, RawMessage, decode_message
@@ -80,12 +81,15 @@ def build_signals(
     config: PipelineConfig,
     *,
     deterministic_clock: bool,
+    live: bool = False,
+    end_offsets: EndOffsets | None = None,
 ) -> FlowStreams:
     """Add decode, aggregation and windowing steps behind `raw`.
 
     With `deterministic_clock` the watermark moves only with event time (replays and backtests:
     same input, same output); otherwise it also advances with the system clock so quiet keys
-    still close their windows in a live run.
+    still close their windows in a live run. `live` adds the wall-clock health heartbeat
+    (watermark delay, and consumer lag when `end_offsets` can ask the broker).
     """
     spec = SignalSpec.from_config(config)
     limits = DecodeLimits(config.signals.max_message_bytes, config.signals.max_attribute_bytes)
@@ -115,7 +119,8 @@ def build_signals(
     )
     closed = op.map("finalize", windows.down, lambda kv: _finalize(kv[1][1], window_ns))
     late = op.map("late", windows.late, lambda kv: late_signal(kv[1][1], window_ns))
-    signals = op.merge("signals", closed, late)
+    health = build_health(ok, dead, window_ns, live=live, end_offsets=end_offsets)
+    signals = op.merge("signals", closed, late, health)
     every = config.signals.graph_sample_every
     edges = op.filter_map(
         "edges",

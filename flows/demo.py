@@ -49,7 +49,7 @@ def build_demo_flow(settings: Settings, source: QueueSource) -> Dataflow:
     flow = Dataflow("sre_space_demo")
     raw = op.input("shop", flow, source)
     # Event time only: the shop's clock may run faster than the wall clock (--speed).
-    streams = build_signals(flow, raw, settings.pipeline, deterministic_clock=True)
+    streams = build_signals(flow, raw, settings.pipeline, deterministic_clock=True, live=True)
     scout = build_scout(streams.signals, streams.edges, settings.pipeline, live=False)
     attach_state_outputs(streams, scout, streams.deadletters, settings)
     return flow

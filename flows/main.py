@@ -11,7 +11,7 @@ from bytewax.dataflow import Dataflow
 
 from flows.build import build_signals
 from flows.scout import build_scout
-from flows.sources import kafka_input
+from flows.sources import kafka_end_offsets, kafka_input
 from flows.state_outputs import attach_state_outputs
 from sinks.outputs.kafka_out import to_kafka
 from sre_space.settings import Settings, load_settings
@@ -23,7 +23,12 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
     flow = Dataflow("sre_space")
     raw, consumer_errors = kafka_input(flow, settings, tail=settings.kafka_tail)
     streams = build_signals(
-        flow, raw, settings.pipeline, deterministic_clock=settings.deterministic_clock
+        flow,
+        raw,
+        settings.pipeline,
+        deterministic_clock=settings.deterministic_clock,
+        live=settings.kafka_tail,
+        end_offsets=kafka_end_offsets(settings),
     )
     dead = op.merge("all_dead", streams.deadletters, consumer_errors)
     scout = build_scout(

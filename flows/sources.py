@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bytewax import operators as op
@@ -115,3 +115,35 @@ def kafka_input(
         ),
     )
     return raw, errs
+
+
+def kafka_end_offsets(settings: Settings) -> Callable[[list[str]], dict[str, int] | None]:
+    """A probe of the broker's end offsets for "topic:partition" names (for consumer lag)."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer: list[Consumer] = []
+
+    def probe(names: list[str]) -> dict[str, int] | None:
+        if not consumer:
+            consumer.append(
+                Consumer(
+                    {
+                        "bootstrap.servers": settings.kafka_bootstrap_servers,
+                        "group.id": "sre-space-lag-probe",
+                        "enable.auto.commit": False,
+                    }
+                )
+            )
+        out: dict[str, int] = {}
+        try:
+            for name in names:
+                topic, _, part = name.rpartition(":")
+                _low, high = consumer[0].get_watermark_offsets(
+                    TopicPartition(topic, int(part)), timeout=2.0
+                )
+                out[name] = int(high)
+        except (KafkaException, ValueError):
+            return None  # no answer this time: report no lag rather than a wrong one
+        return out
+
+    return probe

@@ -130,3 +130,23 @@ def test_metrics_lines_become_saturation_and_passthrough_signals(tmp_path: Path)
     assert {s.utilization for s in cpu} == {0.25}
     restarts = [s.value for s in signals if s.metric == "k8s.container.restarts"]
     assert restarts == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+
+
+def test_a_burst_of_garbage_makes_scout_say_the_pipeline_is_hurt(tmp_path: Path) -> None:
+    # Half an hour of clean traffic, then two minutes in which most requests are garbage.
+    requests, _ = generate(36_000, seed=13, spans_per_request=20, rate_per_s=20.0)
+    lines = list(iter_json_lines(requests))
+    burst = range(len(lines) * 3 // 4, len(lines) * 3 // 4 + 120)
+    mixed = []
+    for i, line in enumerate(lines):
+        mixed.append(line)
+        if i in burst:
+            mixed += ["{garbage"] * 3
+    path = tmp_path / "burst.jsonl"
+    path.write_text("".join(line + "\n" for line in mixed))
+    files = replay([path], tmp_path / "out", CONFIG)
+    signals = read_jsonl(str(files["signals"]), SignalWindow)
+    dead = [s for s in signals if s.kind == "pipeline" and s.metric == "deadletters"]
+    assert sum(int(s.value or 0) for s in dead) == 3 * len(burst)
+    incidents = [json.loads(line) for line in files["incidents"].read_text().splitlines()]
+    assert any("deadletters" in i["summary"] for i in incidents), incidents
