@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -32,7 +33,7 @@ import numpy as np
 from bench.workload import generate, iter_json_lines
 
 OUT = Path(__file__).parent / "out"
-ALL_MODES = ("naive", "columnar", "replay_proto", "replay_json", "kafka")
+ALL_MODES = ("naive", "columnar", "replay_proto", "replay_json", "kafka", "kafka_no_archive")
 
 
 def _workload(n: int, per_request: int = 512) -> list[bytes]:
@@ -127,7 +128,7 @@ def _replay_in(tmp: Path, requests: list[bytes], fmt: str) -> int:
     return sum(s.count for s in read_jsonl(str(files["signals"]), SignalWindow) if s.kind == "span")
 
 
-def run_kafka(requests: list[bytes], bootstrap: str) -> int:
+def run_kafka(requests: list[bytes], bootstrap: str, archive: bool = True) -> int:
     from bytewax.testing import run_main
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -148,7 +149,10 @@ def run_kafka(requests: list[bytes], bootstrap: str) -> int:
         producer.poll(0)
     producer.flush(60)
     tmp = Path(tempfile.mkdtemp(prefix="sre-bench-state-"))
+    config = tmp / "pipeline.yaml"
+    config.write_text(f"archive:\n  enabled: {str(archive).lower()}\n")
     settings = Settings(
+        config=config,
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         state_dir=tmp,
         kafka_tail=False,
@@ -164,6 +168,7 @@ def run_kafka(requests: list[bytes], bootstrap: str) -> int:
     _timing["cpu"] = time.process_time() - c0
     spans = _spans_in_signals(bootstrap, topics["signals"])
     admin.delete_topics(list(topics.values()))
+    shutil.rmtree(tmp, ignore_errors=True)
     return spans
 
 
@@ -209,10 +214,10 @@ def child(mode: str, n: int, kafka: str | None, per_request: int) -> dict[str, o
         spans = run_columnar(requests, window_ns)
     elif mode in ("replay_proto", "replay_json"):
         spans = run_replay(requests, mode.split("_")[1])
-    elif mode == "kafka":
+    elif mode in ("kafka", "kafka_no_archive"):
         if not kafka:
             raise SystemExit("kafka mode needs --kafka or KAFKA_BOOTSTRAP_SERVERS")
-        spans = run_kafka(requests, kafka)
+        spans = run_kafka(requests, kafka, archive=mode == "kafka")
     else:
         raise SystemExit(f"unknown mode {mode!r}; known: {', '.join(ALL_MODES)}")
     elapsed = _timing.get("elapsed", time.perf_counter() - t0)
@@ -260,7 +265,7 @@ def main() -> int:
     )
     results = []
     for mode in args.modes:
-        if mode == "kafka" and not args.kafka:
+        if mode.startswith("kafka") and not args.kafka:
             print("kafka: skipped (no --kafka / KAFKA_BOOTSTRAP_SERVERS)")
             continue
         r = _run_child(mode, args.spans, args.kafka, args.spans_per_request)

@@ -112,14 +112,18 @@ class SpanBatch:
             value = self.resource_attrs[i].get(key)
         return value
 
-    def attribute_columns(self, keys: Sequence[str]) -> dict[str, list[str]]:
-        """Several attributes for every span, in one walk per span ("" when absent)."""
+    def attribute_columns(
+        self, keys: Sequence[str], rows: Sequence[int] | None = None
+    ) -> dict[str, list[str]]:
+        """Several attributes for every span (or `rows`), in one walk per span ("" when absent)."""
+        idx = range(len(self)) if rows is None else rows
         if self._attrs_reader is None:
-            return {key: self.attribute_column(key) for key in keys}
+            full = {key: self.attribute_column(key) for key in keys}
+            return full if rows is None else {k: [v[i] for i in idx] for k, v in full.items()}
         wanted = frozenset(keys)
         reader = self._attrs_reader
-        found = [reader(i, wanted) for i in range(len(self))]
-        res = self.resource_attrs or [{}] * len(self)
+        found = [reader(i, wanted) for i in idx]
+        res = [self.resource_attrs[i] for i in idx] if self.resource_attrs else [{}] * len(found)
         cols: dict[str, list[str]] = {}
         for key in keys:
             values = [f.get(key, r.get(key)) for f, r in zip(found, res, strict=True)]
@@ -138,29 +142,41 @@ class SpanBatch:
         """Span i's events as plain dicts (name, time_ns, attributes)."""
         return self._events_reader(i) if self._events_reader is not None else []
 
-    def to_polars(self, selected_attributes: Sequence[str] = ()) -> Any:
-        """The contract's span frame (polars), with the selected attribute columns."""
+    def to_polars(
+        self, selected_attributes: Sequence[str] = (), rows: Sequence[int] | None = None
+    ) -> Any:
+        """The contract's span frame (polars), with the selected attribute columns.
+
+        `rows` limits the frame to those spans; the per-span attribute and event walks then run
+        for them only (the archive samples before it pays for columns).
+        """
         import polars as pl
 
+        idx = list(range(len(self))) if rows is None else list(rows)
+        pick = np.asarray(idx, dtype=np.int64)
+
+        def take(values: list[Any]) -> list[Any]:
+            return values if rows is None else [values[i] for i in idx]
+
         data: dict[str, Any] = {
-            "trace_id": [t.hex() for t in self.trace_id],
-            "span_id": [s.hex() for s in self.span_id],
-            "parent_span_id": [p.hex() for p in self.parent_span_id],
-            "service": self.service,
-            "service_version": self.service_version,
-            "operation": self.operation,
-            "kind": pl.Series(self.kind, dtype=pl.Int8),
-            "status_code": pl.Series(self.status_code, dtype=pl.Int8),
-            "http_status": pl.Series(self.http_status, dtype=pl.Int32),
-            "rpc_grpc_status": pl.Series(self.rpc_grpc_status, dtype=pl.Int32),
-            "start_ns": pl.Series(self.start_ns, dtype=pl.Int64),
-            "end_ns": pl.Series(self.end_ns, dtype=pl.Int64),
-            "duration_ns": pl.Series(self.duration_ns, dtype=pl.Int64),
-            "is_error": pl.Series(self.is_error, dtype=pl.Boolean),
+            "trace_id": [self.trace_id[i].hex() for i in idx],
+            "span_id": [self.span_id[i].hex() for i in idx],
+            "parent_span_id": [self.parent_span_id[i].hex() for i in idx],
+            "service": take(self.service),
+            "service_version": take(self.service_version),
+            "operation": take(self.operation),
+            "kind": pl.Series(self.kind[pick], dtype=pl.Int8),
+            "status_code": pl.Series(self.status_code[pick], dtype=pl.Int8),
+            "http_status": pl.Series(self.http_status[pick], dtype=pl.Int32),
+            "rpc_grpc_status": pl.Series(self.rpc_grpc_status[pick], dtype=pl.Int32),
+            "start_ns": pl.Series(self.start_ns[pick], dtype=pl.Int64),
+            "end_ns": pl.Series(self.end_ns[pick], dtype=pl.Int64),
+            "duration_ns": pl.Series(self.duration_ns[pick], dtype=pl.Int64),
+            "is_error": pl.Series(self.is_error[pick], dtype=pl.Boolean),
         }
-        data.update(self.attribute_columns(selected_attributes))
+        data.update(self.attribute_columns(selected_attributes, idx))
         events = []
-        for i in range(len(self)):
+        for i in idx:
             evs = self.events(i)
             events.append(json.dumps(evs, separators=(",", ":"), sort_keys=True) if evs else "")
         data["events"] = events

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
@@ -51,10 +52,11 @@ class SpanArchive:
         batch = decoded.spans
         if batch is None or len(batch) == 0:
             return
-        frame = batch.to_polars(self.selected)
         mask = keep_mask(batch, self.sample_rate)
-        if not mask.all():
-            frame = frame.filter(pl.Series(mask))
+        rows = None if mask.all() else np.flatnonzero(mask).tolist()
+        if rows == []:
+            return
+        frame = batch.to_polars(self.selected, rows)
         self._frames.append(frame)
         self._rows += frame.height
         if self._rows >= self.flush_rows:

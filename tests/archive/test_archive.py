@@ -60,3 +60,14 @@ def test_sampling_keeps_errors_slow_spans_and_whole_traces() -> None:
     assert (again == mask).all()
     frame = pl.DataFrame({"trace": [t.hex() for t in batch.trace_id], "keep": mask})
     assert frame.height == len(batch)
+
+
+def test_frame_of_kept_rows_equals_the_filtered_full_frame() -> None:
+    requests, _ = generate(600, seed=8, spans_per_request=600, error_rate=0.1)
+    batch = decode_trace_proto(requests[0])
+    mask = keep_mask(batch, rate=0.2)
+    selected = ("http.route", "http.request.method", "k8s.pod.name")
+    full = batch.to_polars(selected).filter(pl.Series(mask))
+    kept = batch.to_polars(selected, np.flatnonzero(mask).tolist())
+    assert kept.equals(full)
+    assert 0 < kept.height < len(batch)
