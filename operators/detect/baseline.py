@@ -119,7 +119,8 @@ class RateBaseline:
         self.successes = 0
         self.trials = 0
         # The series' own last windows (learned or not), for the pooled test.
-        self.recent: deque[tuple[int, int]] = deque(maxlen=max(rates.pool_windows - 1, 0))
+        longest = max(rates.pool_windows, rates.long_pool_windows)
+        self.recent: deque[tuple[int, int]] = deque(maxlen=max(longest - 1, 0))
 
     def rate(self) -> float:
         """The baseline rate with a half-count prior, so a clean history never says exactly 0."""
@@ -128,13 +129,13 @@ class RateBaseline:
     def judge(
         self, successes: int, trials: int, rule: SeriesRule, holding: bool = False
     ) -> Verdict | None:
-        """Judge one window's rate; None when the window or the history has too little traffic.
+        """Judge one window's rate; None when the traffic or the history is too small.
 
         `holding` (an anomaly is active) judges with `alpha_hold` and smaller minimum effects.
+        A window below `min_trials` is judged through its pools only (a journey of a small
+        segment may see two or three starts a window, and still be watched).
         """
-        if trials < self.rates.min_trials:
-            return None
-        if (
+        if trials <= 0 or (
             len(self.windows) < self.config.min_history
             or self.trials < self.rates.min_history_trials
         ):
@@ -142,16 +143,75 @@ class RateBaseline:
         p0 = min(max(self.rate(), 1e-9), 1.0 - 1e-9)
         x = min(successes, trials)
         f = self.config.hold_factor if holding else 1.0
-        alpha = self.rates.alpha_hold if holding else self.rates.alpha
-        abnormal, score = self._test(x, trials, p0, rule, f, alpha)
-        if not abnormal and self.recent and not holding:
-            xs = x + sum(w[0] for w in self.recent)
-            ns = trials + sum(w[1] for w in self.recent)
+        small = trials < self.rates.min_trials
+        if holding:
+            if small:
+                if self._pooled_trials(trials, self.rates.pool_windows) < self.rates.min_trials:
+                    return None
+                abnormal, score = self._pooled(
+                    x, trials, self.rates.pool_windows, p0, rule, f, self.rates.alpha_hold
+                )
+            else:
+                abnormal, score = self._test(x, trials, p0, rule, f, self.rates.alpha_hold)
+            return Verdict(abnormal, p0, score)
+        pools = [
+            (w, a)
+            for w, a in self._pools()
+            if self._pooled_trials(trials, w) >= self.rates.min_trials
+        ]
+        if small and not pools:
+            return None
+        abnormal, score = (
+            (False, 0.0) if small else self._test(x, trials, p0, rule, f, self.rates.alpha)
+        )
+        if not abnormal:
             same_way = (x / trials < p0) if rule.direction == "down" else (x / trials > p0)
-            pooled, pooled_score = self._test(xs, ns, p0, rule, f, self.rates.alpha_pooled)
-            if pooled and same_way:
-                abnormal, score = True, pooled_score
+            for windows, pool_alpha in pools:
+                pooled, pooled_score = self._pooled(x, trials, windows, p0, rule, f, pool_alpha)
+                if pooled and same_way:
+                    abnormal, score = True, pooled_score
+                    break
         return Verdict(abnormal, p0, score)
+
+    def _pooled_trials(self, trials: int, windows: int) -> int:
+        recent = list(self.recent)[-(windows - 1) :] if windows > 1 else []
+        return trials + sum(w[1] for w in recent)
+
+    def _pools(self) -> list[tuple[int, float]]:
+        pools = [(self.rates.pool_windows, self.rates.alpha_pooled)]
+        if self.rates.long_pool_windows > 1:
+            pools.append((self.rates.long_pool_windows, self.rates.alpha_long_pooled))
+        return [(w, a) for w, a in pools if w > 1]
+
+    def _pooled(
+        self, x: int, n: int, windows: int, p0: float, rule: SeriesRule, f: float, alpha: float
+    ) -> tuple[bool, float]:
+        """The window pooled with up to `windows - 1` predecessors, tested at `alpha`."""
+        recent = list(self.recent)[-(windows - 1) :]
+        if not recent:
+            return False, 0.0
+        xs = x + sum(w[0] for w in recent)
+        ns = n + sum(w[1] for w in recent)
+        return self._test(xs, ns, p0, rule, f, alpha)
+
+    def settled(self, successes: int, trials: int, rule: SeriesRule) -> bool:
+        """Whether the window and its short pool look normal even at `alpha_hold`.
+
+        Only such windows are learned: a moderate drop passes many single windows at
+        `alpha_hold`, and learning those would pull the baseline towards the fault (a drift
+        that hides the very drop the pooled tests are there to see).
+        """
+        if trials <= 0 or not self.windows:
+            return True
+        if self._pooled_trials(trials, self.rates.pool_windows) < self.rates.min_trials:
+            return True
+        p0 = min(max(self.rate(), 1e-9), 1.0 - 1e-9)
+        f = self.config.hold_factor
+        x = min(successes, trials)
+        pooled, _ = self._pooled(
+            x, trials, self.rates.pool_windows, p0, rule, f, self.rates.alpha_hold
+        )
+        return not pooled
 
     @staticmethod
     def _test(

@@ -176,6 +176,9 @@ class RatesConfig(_Frozen):
     # the stricter alpha_pooled, so a moderate drop at 20 journeys a window is still seen fast.
     pool_windows: int = Field(3, ge=1)
     alpha_pooled: float = Field(1e-5, gt=0, lt=1)
+    # A longer pool (0: none) at a stricter level still, for drops too small for a few windows.
+    long_pool_windows: int = Field(12, ge=0)
+    alpha_long_pooled: float = Field(1e-6, gt=0, lt=1)
     # Trials in a window below which the window is not judged at all.
     min_trials: int = Field(5, ge=1)
     # Trials in the history before the baseline rate is trusted.
@@ -237,6 +240,8 @@ def _r(**kw: Any) -> SeriesRule:
 
 DEFAULT_RULES: tuple[SeriesRule, ...] = (
     _r(kind="span", field="error_rate", test="binomial", direction="up", min_abs=0.02, min_rel=1.0),
+    # The median doubling: most requests slower, seen at traffic where p95 says nothing yet.
+    _r(kind="span", field="p50_ms", direction="up", min_abs=20.0, min_rel=1.0),
     _r(kind="span", field="p95_ms", direction="up", min_abs=20.0, min_rel=0.5),
     _r(kind="span", field="p99_ms", direction="up", min_abs=50.0, min_rel=0.5),
     _r(kind="span", field="count", direction="both", min_abs=10.0, min_rel=0.5),
@@ -287,7 +292,7 @@ class SaturationConfig(_Frozen):
     horizon: Duration = 900.0
     lookback: Duration = 300.0
     min_points: int = Field(6, ge=3)
-    min_utilization: float = Field(0.5, ge=0)
+    min_utilization: float = Field(0.3, ge=0)
     # Share of point pairs that must rise: a trend, not a wiggle.
     min_monotonic: float = Field(0.7, ge=0.5, le=1.0)
     exhaustion_level: float = Field(1.0, gt=0)

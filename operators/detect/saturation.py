@@ -9,6 +9,7 @@ flattened by the minutes before it.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ class TrendToLimit:
         """
         before = [u for t, u in self.points if t < t_s]
         if len(before) >= 3:
-            diffs = [b - a for a, b in zip(before, before[1:], strict=False)]
+            diffs = [b - a for a, b in itertools.pairwise(before)]
             _, mad = median_mad(diffs)
             # Differences of independent noise have sqrt(2) times its sigma.
             self.noise = MAD_TO_SIGMA * mad / 2**0.5
@@ -98,7 +99,9 @@ class TrendToLimit:
         else:
             trending = slope > 0 and rising >= cfg.min_monotonic
             high_enough = level >= cfg.min_utilization
-        abnormal = tte is not None and tte <= cfg.horizon and high_enough and (exhausted or trending)
+        abnormal = (
+            tte is not None and tte <= cfg.horizon and high_enough and (exhausted or trending)
+        )
         return TrendVerdict(abnormal, level, slope, tte, rising)
 
     def snapshot(self) -> dict[str, Any]:

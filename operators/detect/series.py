@@ -168,13 +168,16 @@ class SeriesDetector:
         lax: Verdict | None
         observed: float
         holding = st.streak.active
+        settled = True
         if rule.test == "binomial":
             trials, successes = _trials(sig, field)
             if trials is None or successes is None or st.rate is None:
                 return []
             verdict = st.rate.judge(successes, trials, rule)
             lax = st.rate.judge(successes, trials, rule, holding=True)
-            if trials >= self.config.rates.min_trials:
+            settled = st.rate.settled(successes, trials, rule)
+            if trials > 0:
+                # Every window feeds the pools, small ones most of all (they are judged there).
                 st.rate.observe(successes, trials)
             observed = successes / trials if trials else 0.0
         else:
@@ -201,7 +204,7 @@ class SeriesDetector:
         # Learn only what is clearly normal (the lax verdict), so a fault's borderline windows do
         # not drag the baseline towards the fault; after relearn_after unlearned observations in
         # a row the new level is accepted, so a lasting change stops alerting.
-        learnable = lax is None or not lax.abnormal
+        learnable = (lax is None or not lax.abnormal) and settled
         st.unlearned = 0 if learnable else st.unlearned + 1
         if learnable or st.unlearned >= self.config.baseline.relearn_after:
             if st.robust is not None:

@@ -224,16 +224,25 @@ def _check_ids(ids: list[bytes], size: int, what: str) -> None:
 
 
 def _check_attribute_sizes(req: ExportTraceServiceRequest, limit: int) -> None:
+    # An attribute is no bigger than the message holding it: only walk the rare span or resource
+    # whose encoded size is over the limit (ByteSize is computed in C).
     for rs in req.resource_spans:
-        _check_kvs(rs.resource.attributes, limit, "resource")
+        if rs.resource.ByteSize() > limit:
+            check_attribute_sizes(rs.resource.attributes, limit, "resource")
         for ss in rs.scope_spans:
             for s in ss.spans:
-                _check_kvs(s.attributes, limit, f"span {s.name!r}")
-                for e in s.events:
-                    _check_kvs(e.attributes, limit, f"event {e.name!r} of span {s.name!r}")
+                if s.ByteSize() > limit:
+                    check_span_attribute_sizes(s, limit)
 
 
-def _check_kvs(kvs: Any, limit: int, where: str) -> None:
+def check_span_attribute_sizes(span: Any, limit: int) -> None:
+    """DecodeError if one of the span's (or its events') attributes is over `limit` bytes."""
+    check_attribute_sizes(span.attributes, limit, f"span {span.name!r}")
+    for e in span.events:
+        check_attribute_sizes(e.attributes, limit, f"event {e.name!r} of span {span.name!r}")
+
+
+def check_attribute_sizes(kvs: Any, limit: int, where: str) -> None:
     for kv in kvs:
         size = value_size(proto_any(kv.value))
         if size > limit:

@@ -20,7 +20,11 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from operators.otlp.errors import DecodeError, DecodeLimits
-from operators.otlp.proto_traces import _check_ids, parse_trace_request
+from operators.otlp.proto_traces import (
+    _check_ids,
+    check_attribute_sizes,
+    check_span_attribute_sizes,
+)
 from operators.otlp.spans import SpanBatch
 from operators.otlp.values import proto_any, proto_attrs
 
@@ -36,11 +40,21 @@ except ImportError as exc:  # not built: the protobuf (upb) decoder does the wor
 HAVE_WIRE: bool = _wire is not None
 
 
+def _check_big_parts(data: bytes, offsets: np.ndarray, resources: list[bytes], limit: int) -> None:
+    """Walk the attributes of the few spans and resources whose encoding is over `limit`: only
+    they can hold an attribute that large."""
+    sizes = offsets[1::2]
+    for i in np.flatnonzero(sizes > limit).tolist():
+        start, size = int(offsets[2 * i]), int(offsets[2 * i + 1])
+        check_span_attribute_sizes(Span.FromString(data[start : start + size]), limit)
+    for raw in resources:
+        if len(raw) > limit:
+            check_attribute_sizes(Resource.FromString(raw).attributes, limit, "resource")
+
+
 def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
     """Decode otlp_proto bytes into a SpanBatch; DecodeError names what is wrong."""
     limits.check_size(data)
-    if len(data) > limits.max_attribute_bytes:
-        parse_trace_request(data, limits)  # only a message this big can hold a too-big attribute
     try:
         cols = _wire.decode_spans(data)
     except ValueError as exc:
@@ -93,6 +107,8 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             res_attrs += [attrs] * count
 
     offsets = np.frombuffer(cols["span_offsets"], dtype=np.int64)
+    if len(data) > limits.max_attribute_bytes:
+        _check_big_parts(data, offsets, resources, limits.max_attribute_bytes)
     parsed: dict[int, Any] = {}
 
     def span_at(i: int) -> Any:

@@ -269,3 +269,40 @@ def test_arbitrary_bytes_never_crash_the_decoder(data: bytes) -> None:
     assert out is not None
     assert isinstance(out, DeadLetter) or out.spans is not None
     assert np.all(out.spans.duration_ns >= 0) if not isinstance(out, DeadLetter) else True
+
+
+def test_oversized_resource_or_event_attribute_is_rejected_on_both_proto_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from operators.otlp import proto_traces
+
+    huge = "y" * 300_000
+    limits = DecodeLimits(max_attribute_bytes=100_000)
+    small = [SpanSpec(bytes([i]) * 16, bytes([i]) * 8, "op", 1, 2) for i in range(1, 40)]
+    in_resource = trace_request([({"service.name": "a", "blob": huge}, small)])
+    in_event = trace_request(
+        [
+            (
+                {"service.name": "a"},
+                [
+                    *small,
+                    SpanSpec(
+                        b"\x09" * 16,
+                        b"\x09" * 8,
+                        "x",
+                        1,
+                        2,
+                        events=[("exception", 1, {"stack": huge})],
+                    ),
+                ],
+            )
+        ]
+    )
+    fine = trace_request([({"service.name": "a"}, small * 50)])  # big request, small attributes
+    for pure in ("0", "1"):
+        monkeypatch.setenv("SRE_PURE_PYTHON", pure)
+        with pytest.raises(DecodeError, match="resource attribute 'blob'"):
+            proto_traces.decode_trace_proto(in_resource.SerializeToString(), limits)
+        with pytest.raises(DecodeError, match="event 'exception'"):
+            proto_traces.decode_trace_proto(in_event.SerializeToString(), limits)
+        assert len(proto_traces.decode_trace_proto(fine.SerializeToString(), limits)) == 39 * 50
