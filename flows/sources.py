@@ -91,7 +91,7 @@ def kafka_input(
         add_config=CONSUMER_TUNING,
         # Small batches keep partitions interleaved: watermarks are per key, not per partition,
         # so reading one partition far ahead of another would make the other one late.
-        batch_size=64,
+        batch_size=settings.kafka_batch_size,
     )
     raw = op.map(
         "kafka_raw",

@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     actions_topic: str = "sre.actions"
     deadletter_topic: str = "sre.deadletter"
     kafka_starting_offset: Literal["beginning", "end"] = "beginning"
+    # messages per source poll and partition: memory grows with this times spans per message
+    kafka_batch_size: int = Field(64, ge=1)
     # false: stop at the end of the topics (tests, one-off catch-up runs)
     kafka_tail: bool = True
     # true: the watermark moves with event time only (deterministic runs over Kafka)
