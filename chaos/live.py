@@ -111,9 +111,11 @@ def run_live(
                 log(f"command {command.get('id')} failed: {exc}")
             changed = True
         before = len(shop.injections)
+        head = shop.head
         for batch in shop.iter_batches(tick):
             publish(batch)
-        if changed or len(shop.injections) != before:
+        # A new head (a merged fix, a revert) is a deploy: the reconciler watches the status for it.
+        if changed or len(shop.injections) != before or shop.head != head:
             write_status(shop, state_dir)
         # pace event time to the wall clock (scaled by `speed`)
         due = wall0 + (shop.now_ns - event0) / NS_PER_S / speed

@@ -1,10 +1,12 @@
 """`sre-space demo`: the simulated shop, the dataflow and Scout on one machine, no external service.
 
 The shop runs on a thread in (scaled) real time, reading its desired state from the GitOps
-repository under the state folder and obeying `python -m chaos NAME --state STATE` from another
+repository under the state folder and obeying `python -m chaos --state STATE NAME` from another
 terminal; its OTLP goes through a queue into the same dataflow that reads Kafka in production, and
 signals, anomalies and incidents land in the SQLite store and the span archive under the state
-folder, where the dashboard reads them. The demo is the one place that composes the shop with the
+folder, where the dashboard reads them. The responders (Brain, Fixer, Memory) run on a third
+thread: they diagnose each incident, open and merge the fix in the local GitOps repository (which
+the shop then runs), verify, revert if it did not help, and write the post-mortem. The demo is the one place that composes the shop with the
 flow, so it imports `chaos` inside its run function only.
 """
 
@@ -25,6 +27,7 @@ from bytewax.testing import run_main
 
 from flows.build import build_signals
 from flows.queue_source import END, QueueSource
+from flows.responders import start_responders_thread
 from flows.scout import build_scout
 from flows.state_outputs import attach_state_outputs
 from operators.otlp.messages import RawMessage
@@ -104,11 +107,15 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     threading.Thread(target=shop_thread, name="shop", daemon=True).start()
+    # Brain, Fixer and Memory act on the store's incidents on their own thread, never the flow's.
+    responders, stop_responders = start_responders_thread(settings)
     try:
         run_main(build_demo_flow(settings, QueueSource(q)))
     except KeyboardInterrupt:
         print("\nstopping", file=sys.stderr)
     finally:
+        stop_responders.set()
+        responders.join(timeout=30)
         if dashboard is not None:
             dashboard.terminate()
     return 0

@@ -37,7 +37,7 @@ from sinks.remediation.audit import AuditLog
 from sinks.remediation.catalog import ActionRequest
 from sinks.remediation.factory import FixerParts, build_fixer
 from sinks.remediation.reconciler import Reconciler
-from sinks.remediation.responder import HealthSample, Responder, ResponderSteps
+from sinks.remediation.responder import HealthSample, Progress, Responder, ResponderSteps
 from sinks.remediation.shop_reconciler import ShopReconciler
 from sinks.store.sqlite import Store
 from sre_space.records import AuditAction, Diagnosis, Incident, SignalWindow
@@ -200,10 +200,26 @@ class ResponderLoop:
             report.deferred.append(incident.id)
             return None
         before = p.step
-        p = self.responder.run(incident.id, now)
+        p = self._run(incident.id, now)
         if p.step != before:
             self.log(f"{incident.id}: {before} -> {p.step} at {now}")
         return p.step
+
+    def _run(self, incident_id: str, now: str, max_steps: int = 10) -> Progress:
+        """Like `Responder.run`, with event time read again before each step.
+
+        A step can take a while (git, GitHub, an LLM, waiting for the deploy); in an accelerated
+        demo that is minutes of event time, and a verification deadline computed from the tick's
+        stale `now` would be short by that much.
+        """
+        p = self.responder.advance(incident_id, now)
+        for _ in range(max_steps - 1):
+            if p.step == "done" or p.status == "waiting":
+                break
+            latest = self.event_now() or now
+            now = max(now, latest, key=rfc3339_to_ns)
+            p = self.responder.advance(incident_id, now)
+        return p
 
     def _loop_error(
         self, incident: Incident, now: str, exc: BaseException, report: TickReport
@@ -261,10 +277,10 @@ class ResponderLoop:
             return True
         opened = rfc3339_to_ns(incident.opened_at)
         out_of_time = now_ns - opened >= self.diagnose_wait_ns
-        if not out_of_time and not self._archive_ready(incident, now_ns):
-            return False
         last = self._last_try.get(incident.id)
         if not out_of_time and last is not None and now_ns - last < self.rediagnose_ns:
+            return False
+        if not out_of_time and not self._archive_ready(incident, now_ns):
             return False
         self._last_try[incident.id] = now_ns
         diagnosis = self._brain(incident, now)

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("chaos.init_cmd", "create the state folder and the GitOps repository"),
     "demo": ("flows.demo", "run the shop, the dataflow and Scout embedded (no external service)"),
     "replay": ("flows.replay", "run recordings through the flow as a backtest"),
+    "responders": ("flows.responders", "run Brain, Fixer and Memory on the store's incidents"),
     "diagnose": ("sinks.diagnosis.cli", "root cause of a time range or of one trace"),
     "memory": ("sinks.memory.cli", "look up past incidents and post-mortems"),
     "dashboard": ("dashboard.cli", "start the dashboard (Streamlit)"),

@@ -10,7 +10,16 @@ import yaml
 from sre_space.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = {"kafka", "otel-collector", "jaeger", "chromadb", "shop", "dataflow", "dashboard"}
+SERVICES = {
+    "kafka",
+    "otel-collector",
+    "jaeger",
+    "chromadb",
+    "shop",
+    "dataflow",
+    "responders",
+    "dashboard",
+}
 
 
 def _compose() -> dict:
@@ -52,7 +61,7 @@ def test_commands_name_modules_and_subcommands_that_exist() -> None:
     build_parser().parse_args(["--state", "/state", "shop"])
     from sre_space.cli import SUBCOMMANDS
 
-    for name in ("dashboard",):
+    for name in ("dashboard", "responders"):
         cmd = services[name]["command"]
         assert cmd[0] == "sre-space" and any(c in SUBCOMMANDS for c in cmd), cmd
 
