@@ -33,6 +33,7 @@ import polars as pl
 from sinks.archive.reader import scan_spans
 from sinks.diagnosis.engine import analyze
 from sinks.memory.memory import Memory
+from sinks.outputs.lifecycle import LifecycleTracker, Publish, kafka_publisher
 from sinks.remediation.audit import AuditLog
 from sinks.remediation.catalog import ActionRequest
 from sinks.remediation.factory import FixerParts, build_fixer
@@ -102,6 +103,7 @@ class ResponderLoop:
         policy_path: str | Path | None = None,
         memory: Memory | None = None,
         emit: Callable[[AuditAction], None] | None = None,
+        publish: Publish | None = None,
         archive_margin_s: float = 60.0,
         diagnose_wait_s: float = 900.0,
         rediagnose_s: float = 60.0,
@@ -110,6 +112,10 @@ class ResponderLoop:
         log: Log | None = None,
     ) -> None:
         self.settings = settings
+        if emit is None and publish is not None:
+            # Every audit action also goes to `sre.actions` when a publisher is given.
+            topic = settings.actions_topic
+            emit = lambda action: publish(topic, action)  # noqa: E731
         self.state_dir = settings.state_dir
         self.store = store or Store(settings.state_path("sre.db"))
         self.log = log or (lambda line: print(f"responders: {line}", flush=True))
@@ -128,10 +134,14 @@ class ResponderLoop:
             health=self._health,
             postmortem=self.memory.postmortem_step,
         )
+        # Lifecycle states the responder sets come back as incident events (store, sre.incidents).
+        tracker = LifecycleTracker(
+            self.parts.tracker, self.store, self.event_now, publish, settings.incidents_topic
+        )
         self.responder = Responder(
             self.store,
             steps,
-            self.parts.tracker,
+            tracker,  # type: ignore[arg-type]
             self.reconciler,
             verification=self.parts.policy.config.verification,
             audit=AuditLog(self.store, actor="responder", emit=emit),
@@ -440,13 +450,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for the shop to run a merged commit",
     )
     parser.add_argument("--once", action="store_true", help="run one tick and exit")
+    parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="also publish to sre.actions and sre.incidents (KAFKA_BOOTSTRAP_SERVERS)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the responders against the state folder (`--state` / SRE_STATE_DIR) until Ctrl-C."""
     settings = load_settings()
     reconciler = ShopReconciler(settings.state_dir, timeout_s=args.deploy_timeout)
-    loop = ResponderLoop(settings, reconciler=reconciler, policy_path=args.policy)
+    # With a broker configured, audit actions and lifecycle events are published too.
+    publish = kafka_publisher(settings.kafka_bootstrap_servers) if args.kafka else None
+    loop = ResponderLoop(settings, reconciler=reconciler, policy_path=args.policy, publish=publish)
     print(f"SRE-Space responders on {settings.state_dir.resolve()}", flush=True)
     try:
         if args.once:

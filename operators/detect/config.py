@@ -181,8 +181,10 @@ class RatesConfig(_Frozen):
     alpha_long_pooled: float = Field(1e-6, gt=0, lt=1)
     # Trials in a window below which the window is not judged at all.
     min_trials: int = Field(5, ge=1)
-    # Trials in the history before the baseline rate is trusted.
-    min_history_trials: int = Field(200, ge=1)
+    # Trials in the history before the baseline rate is trusted. 100 lets a small segment's
+    # journey (2-3 a window) be judged after some 7 minutes; the minimum effects and the
+    # strict alphas carry the rest of the uncertainty of a short history.
+    min_history_trials: int = Field(100, ge=1)
 
 
 SeriesKind = Literal["span", "cuj", "metric", "pipeline", "*"]

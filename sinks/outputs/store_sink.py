@@ -12,6 +12,9 @@ from sinks.store import Store
 from sre_space.records import Anomaly, DeadLetter, Incident, Record, SignalWindow
 
 Row = tuple[str, str, dict[str, Any], str, str]
+# States only the responders set, and the Scout events that leave them standing.
+SETTLED = frozenset({"resolved", "escalated"})
+KEEPS_SETTLED = frozenset({"updated", "recovered"})
 
 
 def record_rows(record: Record) -> list[Row]:
@@ -55,9 +58,19 @@ class _Partition(StatelessSinkPartition[Record]):
         by_table: dict[str, list[tuple[str, dict[str, Any], str, str]]] = {}
         for item in items:
             for table, rid, payload, ts, key in record_rows(item):
+                if table == "incidents" and self._settled(rid, payload):
+                    continue
                 by_table.setdefault(table, []).append((rid, payload, ts, key))
         for table, rows in by_table.items():
             self._store.upsert_many(table, rows)
+
+    def _settled(self, incident_id: str, payload: dict[str, Any]) -> bool:
+        """A responder closed this incident (resolved or escalated): Scout's later `updated` or
+        `recovered` must not reopen its state; a `reopened` does. The timeline keeps both."""
+        if payload.get("event") not in KEEPS_SETTLED:
+            return False
+        row = self._store.get("incidents", incident_id)
+        return row is not None and row.get("state") in SETTLED
 
     def close(self) -> None:
         self._store.close()

@@ -92,8 +92,11 @@ def test_time_to_detect(report: dict[str, Any]) -> None:
     ttd = {name: s["ttd_median_s"] for name, s in report["scenarios"].items()}
     for name in ("errors", "dependency_errors", "latency", "conversion"):
         assert ttd[name] <= 30.0, (name, ttd[name])
-    # slow ramps (0.002/s and 0.001/s of utilization): seen once they moved by the minimum effect
-    assert ttd["oom"] <= 90.0 and ttd["pool"] <= 150.0
+    # Slow ramps (0.002/s and 0.001/s of utilization) with no deploy to anchor the fit: a level
+    # shift below 80% utilization no longer pages (a deploy that steps memory up is no
+    # incident), so the trend to the limit catches them, once it has min_points samples (the
+    # synthetic memory is sampled every 30 s; the pool is noisy, 0.02 per point).
+    assert ttd["oom"] <= 180.0 and ttd["pool"] <= 200.0
 
 
 def test_no_false_incidents_on_clean_traffic(report: dict[str, Any]) -> None:

@@ -237,6 +237,10 @@ def test_oom_is_diagnosed_rolled_back_verified_and_remembered(tmp_path: Path) ->
     outcome = progress["data"].get("outcome") or {}
     assert progress["step"] == "done", (progress["step"], progress["data"])
     assert outcome.get("result") == "resolved", outcome
+    # The responders' lifecycle came back as incident events: the store's incident is resolved.
+    assert store.get("incidents", iid)["state"] == "resolved"
+    timeline = [e["event"] for e in store.query("incident_events", key=iid)]
+    assert {"opened", "diagnosed", "mitigating", "verifying", "resolved"} <= set(timeline), timeline
 
     diagnosis = store.get("diagnoses", iid)
     assert diagnosis is not None and not diagnosis["abstained"], diagnosis
@@ -291,6 +295,7 @@ def test_a_fix_that_does_not_help_is_reverted_and_escalated(tmp_path: Path) -> N
     assert progress["step"] == "done", (progress["step"], progress["data"])
     assert outcome.get("result") == "reverted", outcome
     assert "deadline" in outcome.get("detail", ""), outcome
+    assert store.get("incidents", iid)["state"] == "escalated"
 
     diagnosis = store.get("diagnoses", iid)
     assert diagnosis is not None and diagnosis["candidates"][0]["service"] == "checkout"

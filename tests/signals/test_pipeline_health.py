@@ -15,7 +15,12 @@ def test_dead_letters_are_counted_in_the_window_of_the_newest_event_time() -> No
     h.on_dead("otlp_spans:0", 2)
     assert h.on_decoded(100 * W + 5, "otlp_spans:0", 3) == []
     [closed] = h.on_decoded(101 * W, "otlp_spans:0", 4)  # a later window closes the first
-    assert (closed.metric, closed.value, closed.count, closed.error_rate) == ("deadletters", 2.0, 4, 0.5)
+    assert (closed.metric, closed.value, closed.count, closed.error_rate) == (
+        "deadletters",
+        2.0,
+        4,
+        0.5,
+    )
     [last] = h.flush()
     assert (last.value, last.count) == (0.0, 1)
 

@@ -1,0 +1,59 @@
+"""The scored chaos suite as a regression gate: every scenario x 3 seeds, plus 3 fault-free hours.
+
+Targets (issue 4, Scout): every fault detected, one incident per fault, zero false incidents in
+clean traffic, median time to detect at most 30 s of event time for oom, errors,
+dependency_timeout and conversion. And the Brain (issue 5): top-1 culprit in at least 95% of the
+detected faults, within the top 3 in all, fault class right in at least 90%.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.diagnose_replay import diagnosis_table
+from flows.suite import run_suite
+from operators.detect.scoring import render_table
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+FAST_SCENARIOS = ("oom", "errors", "dependency_timeout", "conversion")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out: Path = tmp_path_factory.mktemp("suite")
+    result = run_suite(out, seeds=(1, 2, 3), minutes=20, onset_minutes=8, healthy_hours=3, jobs=2)
+    print(render_table(result))
+    print(diagnosis_table(result))
+    return result
+
+
+def test_every_fault_is_detected_once(report: dict[str, Any]) -> None:
+    table = render_table(report)
+    for name, s in report["scenarios"].items():
+        assert s["detected"] == s["runs"], f"{name} missed\n{table}"
+        assert s["incidents_per_fault"] == 1.0, f"{name}: one incident per fault\n{table}"
+
+
+def test_no_false_incidents(report: dict[str, Any]) -> None:
+    totals = report["totals"]
+    false = [
+        (r["recording"], r["false_incidents"]) for r in report["recordings"] if r["false_incidents"]
+    ]
+    assert totals["false_incidents"] == 0, false
+    assert totals["clean_hours"] >= 3.0
+
+
+def test_time_to_detect(report: dict[str, Any]) -> None:
+    ttd = {name: report["scenarios"][name]["ttd_median_s"] for name in FAST_SCENARIOS}
+    assert all(t is not None and t <= 30.0 for t in ttd.values()), ttd
+
+
+def test_the_brain_names_the_culprit(report: dict[str, Any]) -> None:
+    d = report["diagnosis"]
+    assert d["cases"] == report["totals"]["detected"]
+    assert d["top1"] >= 0.95 and d["top3"] == 1.0 and d["fault_class"] >= 0.90, diagnosis_table(
+        report
+    )
