@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -37,7 +38,7 @@ from sinks.outputs.lifecycle import LifecycleTracker, Publish, kafka_publisher
 from sinks.remediation.audit import AuditLog
 from sinks.remediation.catalog import ActionRequest
 from sinks.remediation.factory import FixerParts, build_fixer
-from sinks.remediation.reconciler import Reconciler
+from sinks.remediation.reconciler import CommandReconciler, Reconciler
 from sinks.remediation.responder import HealthSample, Progress, Responder, ResponderSteps
 from sinks.remediation.shop_reconciler import ShopReconciler
 from sinks.store.sqlite import Store
@@ -449,6 +450,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="seconds to wait for the shop to run a merged commit",
     )
+    parser.add_argument(
+        "--deploy-command",
+        help="deploy a merged commit by running this command ('{sha}' is replaced; exit 0 = "
+        "deployed), e.g. 'argocd app sync shop --revision {sha}'; default: wait for the demo shop",
+    )
     parser.add_argument("--once", action="store_true", help="run one tick and exit")
     parser.add_argument(
         "--kafka",
@@ -460,7 +466,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the responders against the state folder (`--state` / SRE_STATE_DIR) until Ctrl-C."""
     settings = load_settings()
-    reconciler = ShopReconciler(settings.state_dir, timeout_s=args.deploy_timeout)
+    reconciler: Reconciler = (
+        CommandReconciler(shlex.split(args.deploy_command), timeout_s=args.deploy_timeout)
+        if args.deploy_command
+        else ShopReconciler(settings.state_dir, timeout_s=args.deploy_timeout)
+    )
     # With a broker configured, audit actions and lifecycle events are published too.
     publish = kafka_publisher(settings.kafka_bootstrap_servers) if args.kafka else None
     loop = ResponderLoop(settings, reconciler=reconciler, policy_path=args.policy, publish=publish)
