@@ -1,13 +1,15 @@
 """The Brain over a replay: one diagnosis per incident, from the recording's own spans.
 
-Each incident is diagnosed on a window from a few minutes before it opened (so the onset is
-inside) to its recovery or the end of the recording, against the ten minutes before that window.
+Each incident is diagnosed on a window from a minute before the onset of its earliest anomaly to
+its recovery or the end of the recording, against the ten minutes before that window: healthy
+minutes neither dilute the incident window nor go missing from the baseline.
 Metrics come from the replay's own signals; GitOps commits from the caller (a live Brain reads them
 from git; a backtest takes them from the recording's labels).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from sinks.diagnosis.scoring import score_diagnosis, summarize
 from sre_space.records import Diagnosis, Incident, SignalWindow, read_jsonl
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
-LEAD_IN_NS = 5 * 60 * NS_PER_S
+LEAD_IN_NS = 60 * NS_PER_S
 BASELINE_NS = 10 * 60 * NS_PER_S
 
 
@@ -60,6 +62,18 @@ def diagnose_replay(
         "".join(d.to_json() + "\n" for d in diagnoses), encoding="utf-8"
     )
     return diagnoses
+
+
+def _anomaly_onsets(path: Path) -> dict[str, int]:
+    """Anomaly id -> onset (ns) from a replay's anomalies.jsonl (cleared/change records skipped)."""
+    out: dict[str, int] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row.get("schema") == "sre.anomaly/v1":
+            out[row["id"]] = rfc3339_to_ns(row["onset"])
+    return out
 
 
 def score_fault_diagnoses(
