@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from operators.detect import slo
 from sre_space.records import (
     Anomaly,
     AuditAction,
@@ -94,21 +94,6 @@ class Remediation(Record):
         return "none"
 
 
-_SPAN_KINDS = {
-    "0": "unspecified",
-    "1": "internal",
-    "2": "server",
-    "3": "client",
-    "4": "producer",
-    "5": "consumer",
-}
-
-
-def _span_kind(kind: str) -> str:
-    text = str(kind).strip().lower().removeprefix("span_kind_")
-    return _SPAN_KINDS.get(text, text)
-
-
 @dataclass(frozen=True, slots=True)
 class SLO:
     """One service-level objective, with the same meaning as the `slos:` section Scout alerts on.
@@ -167,7 +152,9 @@ class SLO:
         if not any(fnmatch.fnmatchcase(w.operation or "", p) for p in self.operations):
             return False
         if w.span_kind is not None:
-            return _span_kind(w.span_kind) in {_span_kind(k) for k in self.span_kinds}
+            return slo.normalize_span_kind(w.span_kind) in {
+                slo.normalize_span_kind(k) for k in self.span_kinds
+            }
         return True
 
     def events(self, w: SignalWindow) -> int:
@@ -186,27 +173,9 @@ class SLO:
 
 
 def share_over_threshold(w: SignalWindow, threshold_ms: float) -> float:
-    """Estimated share of a window's requests slower than the threshold, from its quantiles.
-
-    The latency CDF is interpolated linearly in log-latency between (p50, 0.5), (p95, 0.95),
-    (p99, 0.99) and (max, 1.0); below p50 nothing is known and 0.5 is returned (a lower bound).
-    """
-    points = [
-        (q, v)
-        for q, v in ((0.5, w.p50_ms), (0.95, w.p95_ms), (0.99, w.p99_ms), (1.0, w.max_ms))
-        if v
-    ]
-    if not points:
-        return 0.0
-    if threshold_ms < points[0][1]:
-        return 1.0 - points[0][0]
-    if threshold_ms >= points[-1][1]:
-        return 0.0 if points[-1][0] == 1.0 else 1.0 - points[-1][0]
-    for (q_lo, v_lo), (q_hi, v_hi) in itertools.pairwise(points):
-        if v_lo <= threshold_ms < v_hi:
-            frac = (math.log(threshold_ms) - math.log(v_lo)) / (math.log(v_hi) - math.log(v_lo))
-            return 1.0 - (q_lo + frac * (q_hi - q_lo))
-    return 0.0
+    """Estimated share of a window's requests slower than the threshold (Scout's estimator, so the
+    post-mortem's budget and Scout's burn rate never disagree)."""
+    return slo.share_over_threshold(w.p50_ms, w.p95_ms, w.p99_ms, w.max_ms, threshold_ms)
 
 
 @dataclass(frozen=True, slots=True)
