@@ -175,6 +175,16 @@ class Candidate(Record):
     evidence: list[Evidence] = field(default_factory=list)
     remediations: list[str] = field(default_factory=list)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Inverse of `to_dict`, with the evidence rebuilt as `Evidence` records."""
+        evidence = [
+            e if isinstance(e, Evidence) else Evidence.from_dict(e)
+            for e in data.get("evidence", [])
+        ]
+        names = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in data.items() if k in names}, "evidence": evidence})
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis(Record):
@@ -190,6 +200,16 @@ class Diagnosis(Record):
     summary: str = ""
     narrative: str | None = None
     schema: str = DIAGNOSIS_SCHEMA
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Inverse of `to_dict`, with candidates and their evidence rebuilt as records."""
+        candidates = [
+            c if isinstance(c, Candidate) else Candidate.from_dict(c)
+            for c in data.get("candidates", [])
+        ]
+        names = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in data.items() if k in names}, "candidates": candidates})
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,7 @@ from sinks.store.sqlite import Store
 from sre_space.records import (
     Anomaly,
     AuditAction,
-    Candidate,
     Diagnosis,
-    Evidence,
     Incident,
     SignalWindow,
 )
@@ -49,12 +47,8 @@ class LearnInputs:
 
 
 def diagnosis_from_dict(data: Mapping[str, Any]) -> Diagnosis:
-    """A Diagnosis with its nested candidates and evidence rebuilt (Record.from_dict is flat)."""
-    candidates = []
-    for c in data.get("candidates", []):
-        evidence = [Evidence.from_dict(e) for e in c.get("evidence", [])]
-        candidates.append(Candidate.from_dict({**c, "evidence": evidence}))
-    return Diagnosis.from_dict({**data, "candidates": candidates})
+    """A Diagnosis with its nested candidates and evidence rebuilt (see `Diagnosis.from_dict`)."""
+    return Diagnosis.from_dict(dict(data))
 
 
 def _first(audit: Sequence[AuditAction], *actions: str) -> str | None:

@@ -26,7 +26,7 @@ from sinks.remediation.policy import VerificationConfig
 from sinks.remediation.reconciler import Reconciler
 from sinks.remediation.tracker import IncidentTracker
 from sinks.store.sqlite import Store
-from sre_space.records import Candidate, Diagnosis, Evidence, Incident
+from sre_space.records import Diagnosis, Incident
 from sre_space.timeutil import datetime_to_ns, ns_to_rfc3339, rfc3339_to_ns
 
 Step = Literal["diagnose", "remediate", "deploy", "verify", "postmortem", "done"]
@@ -87,12 +87,8 @@ class Progress:
 
 
 def diagnosis_from_dict(data: dict[str, Any]) -> Diagnosis:
-    """A Diagnosis with its nested candidates and evidence rebuilt from JSON."""
-    cands = []
-    for c in data.get("candidates", []):
-        ev = [Evidence.from_dict(e) for e in c.get("evidence", [])]
-        cands.append(Candidate.from_dict({**c, "evidence": ev}))
-    return Diagnosis.from_dict({**data, "candidates": cands})
+    """A Diagnosis with its nested candidates and evidence rebuilt (see `Diagnosis.from_dict`)."""
+    return Diagnosis.from_dict(dict(data))
 
 
 class Responder:
