@@ -21,7 +21,7 @@ from typing import Any
 from sinks.memory.index import PostMortemIndex
 from sinks.memory.postmortem import FAILED, WORKED, SimilarIncident, incident_digest
 from sinks.store.sqlite import Store
-from sre_space.records import Diagnosis
+from sre_space.records import Candidate, Diagnosis
 
 TABLE = "postmortems"
 
@@ -147,5 +147,30 @@ def similar_incidents(
     diagnosis never finds its own incident.
     """
     exclude = [diagnosis_or_text.incident_id] if isinstance(diagnosis_or_text, Diagnosis) else []
-    found = index.search(query_text(diagnosis_or_text), n, where=where, exclude=exclude)
-    return [s for s in found if s.similarity >= min_similarity]
+    query = query_text(diagnosis_or_text)
+    top = _top_candidate(diagnosis_or_text)
+    if top is None:
+        found = index.search(query, n, where=where, exclude=exclude)
+        return [s for s in found if s.similarity >= min_similarity]
+    # A diagnosis knows its fault class and service: past incidents of the same class come first,
+    # then the same service, each ranked by text similarity; other kinds follow. Text alone mixes
+    # kinds up, because every post-mortem of one system talks about the same services.
+    pool = index.search(query, max(4 * n, 20), where=where, exclude=exclude)
+    cls = canonical_class(top.fault_class)
+
+    def rank(s: SimilarIncident) -> tuple[bool, bool, float]:
+        return (canonical_class(s.fault_class) == cls, s.service == top.service, s.similarity)
+
+    ranked = sorted((s for s in pool if s.similarity >= min_similarity), key=rank, reverse=True)
+    return ranked[:n]
+
+
+def _top_candidate(diagnosis_or_text: Diagnosis | str) -> Candidate | None:
+    if isinstance(diagnosis_or_text, Diagnosis) and not diagnosis_or_text.abstained:
+        return diagnosis_or_text.candidates[0] if diagnosis_or_text.candidates else None
+    return None
+
+
+def canonical_class(name: str) -> str:
+    """Fault class names compared loosely (`memory_leak` == `Memory-Leak`)."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
