@@ -45,9 +45,13 @@ def test_new_incident_retrieves_its_own_kind_first(memory: Memory) -> None:
             by_diag = memory.similar_incidents(c.diagnosis, n=3)
             assert by_diag, "an indexed memory must return neighbours"
             assert all(-1.0 <= s.similarity <= 1.0 for s in by_diag)
-            assert [s.similarity for s in by_diag] == sorted(
-                (s.similarity for s in by_diag), reverse=True
-            )
+            # Same fault class first, then same service, then by similarity.
+            top = c.diagnosis.candidates[0]
+            keys = [
+                (s.fault_class == top.fault_class, s.service == top.service, s.similarity)
+                for s in by_diag
+            ]
+            assert keys == sorted(keys, reverse=True)
             if by_diag[0].fault_class == FAULT_CLASS[scenario]:
                 hits_brain += 1
             else:
