@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -58,7 +59,10 @@ def run_suite(
     ]
     # Fault-free hours, each its own seed, as hour-long recordings.
     work += [(HEALTHY, 1000 + i, 3600.0, None, str(out)) for i in range(healthy_hours)]
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+    # Spawned, not forked: a fork of a process that runs threads (Kafka clients, Bytewax, Chroma in
+    # a test session) can inherit a lock held by another thread and hang forever.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
         results = list(pool.map(_one, work))
     report = score_suite(results)
     summarize_diagnoses(report)
