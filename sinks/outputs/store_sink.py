@@ -12,9 +12,13 @@ from sinks.store import Store
 from sre_space.records import Anomaly, DeadLetter, Incident, Record, SignalWindow
 
 Row = tuple[str, str, dict[str, Any], str, str]
-# States only the responders set, and the Scout events that leave them standing.
-SETTLED = frozenset({"resolved", "escalated"})
-KEEPS_SETTLED = frozenset({"updated", "recovered"})
+# States only the responders set, and the Scout events that leave them standing: a resolved
+# incident stays resolved through late updates but a reopen (the problem came back) wins; an
+# escalated one belongs to a person, so nothing from Scout moves it back.
+KEEPS_STATE = {
+    "resolved": frozenset({"updated", "recovered"}),
+    "escalated": frozenset({"updated", "recovered", "reopened"}),
+}
 
 
 def record_rows(record: Record) -> list[Row]:
@@ -65,12 +69,12 @@ class _Partition(StatelessSinkPartition[Record]):
             self._store.upsert_many(table, rows)
 
     def _settled(self, incident_id: str, payload: dict[str, Any]) -> bool:
-        """A responder closed this incident (resolved or escalated): Scout's later `updated` or
-        `recovered` must not reopen its state; a `reopened` does. The timeline keeps both."""
-        if payload.get("event") not in KEEPS_SETTLED:
-            return False
+        """A responder settled this incident (resolved or escalated) and Scout's event must not
+        move its state back (see KEEPS_STATE). The timeline keeps every event either way."""
         row = self._store.get("incidents", incident_id)
-        return row is not None and row.get("state") in SETTLED
+        if row is None:
+            return False
+        return payload.get("event") in KEEPS_STATE.get(str(row.get("state")), frozenset())
 
     def close(self) -> None:
         self._store.close()

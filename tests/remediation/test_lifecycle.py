@@ -86,6 +86,11 @@ def test_scout_events_do_not_undo_a_settled_incident(tmp_path: Path) -> None:
         base, state="open", event="reopened", updated_at="2026-01-05T00:40:00.000Z"
     )
     sink.write_batch([reopened])
-    assert store.get("incidents", "inc-1")["state"] == "open"
+    assert store.get("incidents", "inc-1")["state"] == "escalated"  # a person owns it now
     events = [e["event"] for e in store.query("incident_events", key="inc-1")]
     assert events == ["opened", "escalated", "recovered", "reopened"]
+    # A resolved incident whose problem comes back is open again.
+    incident_event(store, "inc-1", "resolved", "2026-01-05T00:50:00.000Z")
+    again = dataclasses.replace(reopened, updated_at="2026-01-05T00:55:00.000Z")
+    sink.write_batch([again])
+    assert store.get("incidents", "inc-1")["state"] == "open"
