@@ -16,6 +16,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from chaos.catalog import Defect
     from chaos.shop import Shop
 
 
@@ -134,6 +135,52 @@ def bump_version(version: str, part: int = 2) -> str:
     for i in range(part + 1, 3):
         nums[i] = 0
     return ".".join(str(n) for n in nums)
+
+
+def deploy_defect(
+    shop: Shop,
+    scenario: str,
+    fault_class: str,
+    service: str,
+    defect: Defect,
+    intensity: float,
+    *,
+    operation: str | None = None,
+    part: int = 2,
+    alternatives: list[dict[str, Any]] | None = None,
+) -> Injection:
+    """Deploy a new version of `service` carrying `defect` (a real commit): the bad-deploy family.
+
+    Rolling back to the previous version heals it; reverting the deploy commit is always an
+    alternative, after any scenario-specific ones in `alternatives`.
+    """
+    previous = shop.desired[service].version
+    version = bump_version(previous, part=part)
+    shop.catalog.add_version(service, version, defect)
+    sha, restore = change_manifest(
+        shop, service, ("version",), version, f"deploy {service} {version}"
+    )
+    return Injection(
+        scenario=scenario,
+        tag=new_tag(shop, scenario),
+        fault_class=fault_class,
+        service=service,
+        onset_ns=shop.now_ns,
+        intensity=intensity,
+        operation=operation,
+        version=version,
+        previous_version=previous,
+        commit=sha,
+        remediation={
+            "action": "rollback_version",
+            "params": {"service": service, "version": previous},
+        },
+        alternatives=[
+            *(alternatives or []),
+            {"action": "revert_commit", "params": {"commit": sha}},
+        ],
+        restores=[restore],
+    )
 
 
 def new_tag(shop: Shop, scenario: str) -> str:

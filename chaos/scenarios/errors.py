@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaos.catalog import Defect
-from chaos.scenarios import Injection, Scenario, bump_version, change_manifest, new_tag
+from chaos.scenarios import Injection, Scenario, deploy_defect
 from chaos.topology import OPERATIONS
 
 if TYPE_CHECKING:
@@ -23,42 +23,18 @@ EXCEPTION = ("KeyError", "'variant_id'")
 def inject(shop: Shop, service: str, intensity: float) -> Injection:
     """Deploy a version of `service` whose route throws (a real commit)."""
     op = ROUTE.get(service) or next(name for (svc, name) in OPERATIONS if svc == service)
-    previous = shop.desired[service].version
-    version = bump_version(previous, part=1)
-    shop.catalog.add_version(
+    defect = Defect(
         service,
-        version,
-        Defect(
-            service,
-            "errors",
-            {
-                "op": op,
-                "rate": min(1.0, 0.15 * intensity),
-                "exception": EXCEPTION[0],
-                "message": EXCEPTION[1],
-            },
-        ),
-    )
-    sha, restore = change_manifest(
-        shop, service, ("version",), version, f"deploy {service} {version}"
-    )
-    return Injection(
-        scenario="errors",
-        tag=new_tag(shop, "errors"),
-        fault_class="error_rate",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
-        operation=op,
-        version=version,
-        previous_version=previous,
-        commit=sha,
-        remediation={
-            "action": "rollback_version",
-            "params": {"service": service, "version": previous},
+        "errors",
+        {
+            "op": op,
+            "rate": min(1.0, 0.15 * intensity),
+            "exception": EXCEPTION[0],
+            "message": EXCEPTION[1],
         },
-        alternatives=[{"action": "revert_commit", "params": {"commit": sha}}],
-        restores=[restore],
+    )
+    return deploy_defect(
+        shop, "errors", "error_rate", service, defect, intensity, operation=op, part=1
     )
 
 

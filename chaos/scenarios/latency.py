@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaos.catalog import Defect
-from chaos.scenarios import Injection, Scenario, bump_version, change_manifest, new_tag
+from chaos.scenarios import Injection, Scenario, deploy_defect
 
 if TYPE_CHECKING:
     from chaos.shop import Shop
@@ -23,31 +23,9 @@ def inject(shop: Shop, service: str, intensity: float) -> Injection:
     if service not in QUERY:
         raise ValueError(f"latency needs a service with a database query: one of {sorted(QUERY)}")
     query = QUERY[service]
-    previous = shop.desired[service].version
-    version = bump_version(previous, part=1)
-    shop.catalog.add_version(
-        service, version, Defect(service, "slow_db", {"query": query, "factor": 15.0 * intensity})
-    )
-    sha, restore = change_manifest(
-        shop, service, ("version",), version, f"deploy {service} {version}"
-    )
-    return Injection(
-        scenario="latency",
-        tag=new_tag(shop, "latency"),
-        fault_class="latency",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
-        operation=query,
-        version=version,
-        previous_version=previous,
-        commit=sha,
-        remediation={
-            "action": "rollback_version",
-            "params": {"service": service, "version": previous},
-        },
-        alternatives=[{"action": "revert_commit", "params": {"commit": sha}}],
-        restores=[restore],
+    defect = Defect(service, "slow_db", {"query": query, "factor": 15.0 * intensity})
+    return deploy_defect(
+        shop, "latency", "latency", service, defect, intensity, operation=query, part=1
     )
 
 

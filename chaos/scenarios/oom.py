@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaos.catalog import Defect
-from chaos.scenarios import Injection, Scenario, bump_version, change_manifest, new_tag
+from chaos.scenarios import Injection, Scenario, deploy_defect
 
 if TYPE_CHECKING:
     from chaos.shop import Shop
@@ -15,38 +15,16 @@ LEAK_MIB_PER_S = 0.5  # at intensity 1 a 512 MiB pod is killed about ten minutes
 
 def inject(shop: Shop, service: str, intensity: float) -> Injection:
     """Deploy a leaking version of `service` (a real commit)."""
-    previous = shop.desired[service].version
-    version = bump_version(previous)
-    shop.catalog.add_version(
-        service, version, Defect(service, "leak", {"mib_per_s": LEAK_MIB_PER_S * intensity})
-    )
-    sha, restore = change_manifest(
-        shop, service, ("version",), version, f"deploy {service} {version}"
-    )
+    # Raising the limit only delays the next OOM: an alternative, never the fix.
     limit = shop.desired[service].memory_limit_mib
-    return Injection(
-        scenario="oom",
-        tag=new_tag(shop, "oom"),
-        fault_class="memory_leak",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
-        version=version,
-        previous_version=previous,
-        commit=sha,
-        remediation={
-            "action": "rollback_version",
-            "params": {"service": service, "version": previous},
-        },
-        alternatives=[
-            {
-                "action": "raise_memory_limit",
-                "params": {"service": service, "memory_limit_mib": min(8192, limit * 2)},
-                "note": "only delays the next OOM",
-            },
-            {"action": "revert_commit", "params": {"commit": sha}},
-        ],
-        restores=[restore],
+    defect = Defect(service, "leak", {"mib_per_s": LEAK_MIB_PER_S * intensity})
+    raise_limit = {
+        "action": "raise_memory_limit",
+        "params": {"service": service, "memory_limit_mib": min(8192, limit * 2)},
+        "note": "only delays the next OOM",
+    }
+    return deploy_defect(
+        shop, "oom", "memory_leak", service, defect, intensity, alternatives=[raise_limit]
     )
 
 
