@@ -131,16 +131,14 @@ def _replay_in(tmp: Path, requests: list[bytes], fmt: str) -> int:
 def run_kafka(requests: list[bytes], bootstrap: str, archive: bool = True) -> int:
     from bytewax.testing import run_main
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
 
     from flows.main import build_kafka_flow
+    from flows.sources import create_topics
     from sre_space.settings import Settings
 
     suffix = uuid.uuid4().hex[:8]
     topics = {name: f"bench-{name}-{suffix}" for name in ("spans", "metrics", "signals", "dead")}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(t, 1, 1) for t in topics.values()]).values():
-        f.result()
+    create_topics(bootstrap, list(topics.values()))
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 20_971_520}
     )
@@ -167,7 +165,9 @@ def run_kafka(requests: list[bytes], bootstrap: str, archive: bool = True) -> in
     _timing["elapsed"] = time.perf_counter() - t0
     _timing["cpu"] = time.process_time() - c0
     spans = _spans_in_signals(bootstrap, topics["signals"])
-    admin.delete_topics(list(topics.values()))
+    from confluent_kafka.admin import AdminClient
+
+    AdminClient({"bootstrap.servers": bootstrap}).delete_topics(list(topics.values()))
     shutil.rmtree(tmp, ignore_errors=True)
     return spans
 

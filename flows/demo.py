@@ -1,39 +1,31 @@
-"""`sre-space demo`: the simulated shop, the dataflow and Scout on one machine, no external service.
+"""`sre-space demo`: the closed loop on one machine, in real time, with the dashboard.
 
-The shop runs on a thread in (scaled) real time, reading its desired state from the GitOps
-repository under the state folder and obeying `python -m chaos --state STATE NAME` from another
-terminal; its OTLP goes through a queue into the same dataflow that reads Kafka in production, and
-signals, anomalies and incidents land in the SQLite store and the span archive under the state
-folder, where the dashboard reads them. The responders (Brain, Fixer, Memory) run on a third
-thread: they diagnose each incident, open and merge the fix in the local GitOps repository (which
-the shop then runs), verify, revert if it did not help, and write the post-mortem. The demo is the one place that composes the shop with the
-flow, so it imports `chaos` inside its run function only.
+The simulated shop, the dataflow and the responders run together over one state folder (see
+`flows.rig`): the shop reads its desired state from the GitOps repository under the state folder
+and obeys `python -m chaos --state STATE NAME` from another terminal; Scout's incidents are
+diagnosed, fixed by a pull request merged in the local forge (which the shop then runs), verified,
+reverted if that did not help, and written up in Memory; the dashboard shows all of it.
+
+No external service is needed. With KAFKA_BOOTSTRAP_SERVERS set, or with `--kafka` (which starts
+the local broker from `scripts/kafka/kafka` when none is set), the shop produces OTLP to Kafka and
+the production flow `python -m bytewax.run flows.main` reads it.
 """
 
 from __future__ import annotations
 
 import argparse
-import queue
+import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from bytewax import operators as op
-from bytewax.dataflow import Dataflow
-from bytewax.testing import run_main
-
-from flows.build import build_signals
-from flows.queue_source import END, QueueSource
-from flows.responders import start_responders_thread
-from flows.scout import build_scout
-from flows.state_outputs import attach_state_outputs
-from operators.otlp.messages import RawMessage
-from sre_space.settings import Settings, load_settings
+from flows.rig import REPO, RigOptions, run_rig
+from sre_space.settings import load_settings
 
 DEMO_DURATIONS = {"s": 1, "m": 60, "h": 3600}
+KAFKA_SCRIPT = REPO / "scripts" / "kafka" / "kafka"
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -47,17 +39,6 @@ def parse_duration(text: str | None) -> float | None:
         raise ValueError(f"--duration {text!r}: use seconds or a number with s, m or h") from None
 
 
-def build_demo_flow(settings: Settings, source: QueueSource) -> Dataflow:
-    """The embedded flow: queue in, store and archive out (event-time windows, Scout)."""
-    flow = Dataflow("sre_space_demo")
-    raw = op.input("shop", flow, source)
-    # Event time only: the shop's clock may run faster than the wall clock (--speed).
-    streams = build_signals(flow, raw, settings.pipeline, deterministic_clock=True, live=True)
-    scout = build_scout(streams.signals, streams.edges, settings.pipeline, live=False)
-    attach_state_outputs(streams, scout, streams.deadletters, settings)
-    return flow
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     parser.add_argument("--duration", help="stop after this much simulated time (e.g. 30m)")
@@ -65,64 +46,78 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="frontend requests per second")
     parser.add_argument("--port", type=int, default=8501, help="dashboard port")
     parser.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
+    parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="run through Kafka: KAFKA_BOOTSTRAP_SERVERS, or a local broker started for the demo",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from chaos.live import run_live
-    from chaos.shop import Shop, ShopConfig
-
     settings = load_settings()
     state = settings.state_dir
     state.mkdir(parents=True, exist_ok=True)
-    duration_s = parse_duration(args.duration)
-    now_ns = time.time_ns() // 1_000_000_000 * 1_000_000_000
-    # The shop creates the GitOps repository on first use (idempotent) and reads `main` from it.
-    shop = Shop(
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
+    started_broker = False
+    if args.kafka and bootstrap is None:
+        bootstrap = start_local_broker()
+        started_broker = True
+    options = RigOptions(
         seed=args.seed,
-        gitops_path=state / "gitops",
-        config=ShopConfig(rate_rps=args.rate, epoch_ns=now_ns),
+        speed=args.speed,
+        rate_rps=args.rate,
+        duration_s=parse_duration(args.duration),
+        kafka=bootstrap,
+        # Real time: the flow keeps up, and a paced shop would only add latency.
+        max_lead_s=None if args.speed <= 1.0 else 40.0,
+        poll_s=1.0,
+        log=_log,
     )
-    q: queue.Queue[RawMessage | None] = queue.Queue(maxsize=20_000)
-    seq = iter(range(1 << 62))
-
-    def publish(batch: object) -> None:
-        kind = getattr(batch, "kind", "spans")
-        data: bytes = batch.proto_bytes()  # type: ignore[attr-defined]
-        q.put(RawMessage("shop", 0, next(seq), data, "traces" if kind == "spans" else "metrics"))
-
-    def shop_thread() -> None:
-        try:
-            run_live(shop, publish, state, speed=args.speed, duration_s=duration_s, log=_log)
-        finally:
-            q.put(END)
-
     dashboard = None if args.no_dashboard else _start_dashboard(state, args.port)
     where = f"http://127.0.0.1:{args.port}" if dashboard else "not started (--no-dashboard)"
+    transport = f"Kafka at {bootstrap} (flows.main)" if bootstrap else "in-process (no broker)"
     print(
         f"SRE-Space demo: state in {state.resolve()}\n"
         f"  dashboard:  {where}\n"
         f"  break it:   python -m chaos --state {state} oom   (or conversion, latency, ...)\n"
+        f"  transport:  {transport}\n"
         f"  signals:    {state / 'sre.db'} (SQLite), span archive in {state / 'spans'}\n"
+        f"  fixes:      git -C {state / 'gitops'} log --oneline   (the local forge)\n"
+        f"  memory:     {state / 'postmortems'}\n"
         f"  stop:       Ctrl-C",
         flush=True,
     )
-    threading.Thread(target=shop_thread, name="shop", daemon=True).start()
-    # Brain, Fixer and Memory act on the store's incidents on their own thread, never the flow's.
-    responders, stop_responders = start_responders_thread(settings)
     try:
-        run_main(build_demo_flow(settings, QueueSource(q)))
+        with run_rig(settings, options) as rig:
+            # The in-process flow ends after the shop's last batch (--duration); the Kafka flow
+            # tails its topics, so the demo ends when the shop does.
+            while rig.shop_running() and rig.flow_alive():
+                time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping", file=sys.stderr)
     finally:
-        stop_responders.set()
-        responders.join(timeout=30)
         if dashboard is not None:
             dashboard.terminate()
+        if started_broker:
+            subprocess.run(["bash", str(KAFKA_SCRIPT), "down"], check=False)
     return 0
 
 
+def start_local_broker() -> str:
+    """`scripts/kafka/kafka up` (Apache Kafka from Maven jars); its bootstrap address."""
+    up = subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), "up"], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if up.returncode != 0:
+        raise SystemExit(f"could not start the local Kafka broker (exit {up.returncode})")
+    for line in up.stdout.splitlines():
+        if line.startswith("KAFKA_BOOTSTRAP_SERVERS="):
+            return line.partition("=")[2].strip()
+    return f"127.0.0.1:{os.environ.get('SRE_KAFKA_PORT', '9092')}"
+
+
 def _log(line: str) -> None:
-    print(f"shop: {line}", flush=True)
+    print(line, flush=True)
 
 
 def _start_dashboard(state: Path, port: int) -> subprocess.Popen[bytes] | None:

@@ -27,7 +27,8 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
         raw,
         settings.pipeline,
         deterministic_clock=settings.deterministic_clock,
-        live=settings.kafka_tail,
+        # The wall-clock heartbeat only means something when event time is the wall clock.
+        live=settings.kafka_tail and not settings.deterministic_clock,
         end_offsets=kafka_end_offsets(settings),
     )
     dead = op.merge("all_dead", streams.deadletters, consumer_errors)

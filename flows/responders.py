@@ -25,7 +25,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ import polars as pl
 
 from sinks.archive.reader import scan_spans
 from sinks.diagnosis.engine import analyze
+from sinks.diagnosis.narrate import NarrationBudget, NarrationConfig, NarrationResult, narrate
+from sinks.diagnosis.redact import redact_strings
 from sinks.memory.memory import Memory
 from sinks.outputs.lifecycle import LifecycleTracker, Publish, kafka_publisher
 from sinks.remediation.audit import AuditLog
@@ -65,6 +67,12 @@ class TickReport:
     advanced: dict[str, str] = field(default_factory=dict)  # incident id -> step after the tick
     deferred: list[str] = field(default_factory=list)  # waiting for the span archive
     errors: dict[str, str] = field(default_factory=dict)
+
+
+def clean(diagnosis: Diagnosis) -> Diagnosis:
+    """The diagnosis with secrets scrubbed from every text: evidence quotes telemetry and commit
+    messages, and it is stored, shown, put in pull requests and post-mortems."""
+    return Diagnosis.from_dict(redact_strings(diagnosis.to_dict()))
 
 
 def commits_for_brain(repo_path: Path) -> list[dict[str, Any]]:
@@ -134,7 +142,11 @@ class ResponderLoop:
             revert=self.parts.fixer.revert,
             health=self._health,
             postmortem=self.memory.postmortem_step,
+            narrate=self._narrate if settings.openai_api_key else None,
         )
+        # The LLM only narrates; a slow or failing endpoint must not hold the loop for long.
+        self.narration = replace(NarrationConfig.from_settings(settings), timeout_s=10.0)
+        self._budgets: dict[str, NarrationBudget] = {}
         # Lifecycle states the responder sets come back as incident events (store, sre.incidents).
         tracker = LifecycleTracker(
             self.parts.tracker, self.store, self.event_now, publish, settings.incidents_topic
@@ -158,6 +170,9 @@ class ResponderLoop:
         self._loop_errors: dict[str, int] = {}
         # The incident snapshot each run last saw, so that only real changes are observed.
         self._seen: dict[str, tuple[str, str, str]] = {}
+        # Event time of the tick in progress (None between ticks): an accelerated shop waits for
+        # it, so that the Brain's and the Fixer's wall time does not pass as event time.
+        self.busy_at_ns: int | None = None
 
     # --- event time ---------------------------------------------------------------------------
 
@@ -178,16 +193,20 @@ class ResponderLoop:
             return report
         now = report.now
         now_ns = rfc3339_to_ns(now)
-        rows = sorted(self.store.query("incidents"), key=lambda r: str(r.get("opened_at", "")))
-        for row in rows:
-            incident = Incident.from_dict(row)
-            try:
-                step = self._handle(incident, now, now_ns, report)
-            except Exception as exc:  # one incident's failure must not stop the rest
-                self._loop_error(incident, now, exc, report)
-                continue
-            if step is not None:
-                report.advanced[incident.id] = step
+        self.busy_at_ns = now_ns
+        try:
+            rows = sorted(self.store.query("incidents"), key=lambda r: str(r.get("opened_at", "")))
+            for row in rows:
+                incident = Incident.from_dict(row)
+                try:
+                    step = self._handle(incident, now, now_ns, report)
+                except Exception as exc:  # one incident's failure must not stop the rest
+                    self._loop_error(incident, now, exc, report)
+                    continue
+                if step is not None:
+                    report.advanced[incident.id] = step
+        finally:
+            self.busy_at_ns = None
         return report
 
     def _handle(self, incident: Incident, now: str, now_ns: int, report: TickReport) -> str | None:
@@ -351,18 +370,24 @@ class ResponderLoop:
                 onset_ns=opened,
             ).diagnosis
 
-        diagnosis = run([])
+        diagnosis = clean(run([]))
         # Memory is asked with the first answer (services, fault class, evidence); when it knows
         # similar incidents, the ranking is redone with their outcomes (worked first, failed out).
         similar = self.memory.similar_for_brain(diagnosis) if diagnosis.candidates else []
         if similar:
-            diagnosis = run(similar)
+            diagnosis = clean(run(similar))
         top = diagnosis.candidates[0].service if diagnosis.candidates else ""
-        self.store.upsert(
-            "diagnoses", incident.id, diagnosis.to_dict(), ts=incident.opened_at, key=top
-        )
+        # What Memory returned is kept with the diagnosis: drills and post-mortems report it.
+        doc = {**diagnosis.to_dict(), "similar": similar}
+        self.store.upsert("diagnoses", incident.id, doc, ts=incident.opened_at, key=top)
         self.log(f"{incident.id}: diagnosis: {diagnosis.summary.splitlines()[0][:160]}")
         return diagnosis
+
+    def _narrate(self, diagnosis: Diagnosis) -> NarrationResult:
+        """The LLM's narrative of a diagnosis, within the incident's own budget."""
+        budget = self._budgets.setdefault(diagnosis.incident_id, NarrationBudget())
+        services = sorted({c.service for c in diagnosis.candidates})
+        return narrate(diagnosis, self.narration, known_services=services, budget=budget)
 
     # --- Memory for the Fixer -----------------------------------------------------------------
 

@@ -147,3 +147,18 @@ def kafka_end_offsets(settings: Settings) -> Callable[[list[str]], dict[str, int
         return out
 
     return probe
+
+
+def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = 1) -> None:
+    """Create the topics that do not exist yet (the flow's source lists partitions at start)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
+    for future in futures.values():
+        try:
+            future.result(timeout=30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise

@@ -16,7 +16,11 @@ from types import ModuleType
 # subcommand -> (module exposing add_arguments(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("chaos.init_cmd", "create the state folder and the GitOps repository"),
-    "demo": ("flows.demo", "run the shop, the dataflow and Scout embedded (no external service)"),
+    "demo": (
+        "flows.demo",
+        "run the closed loop (shop, dataflow, responders, dashboard) on one machine",
+    ),
+    "drill": ("flows.drill", "a fire drill: inject a scenario, follow the loop, write drill.json"),
     "replay": ("flows.replay", "run recordings through the flow as a backtest"),
     "responders": ("flows.responders", "run Brain, Fixer and Memory on the store's incidents"),
     "diagnose": ("sinks.diagnosis.cli", "root cause of a time range or of one trace"),

@@ -62,8 +62,10 @@ def decode_message(msg: RawMessage, limits: DecodeLimits) -> Decoded | DeadLette
 
 def _decode(msg: RawMessage, limits: DecodeLimits) -> Decoded:
     value = msg.value
-    if value is None:
-        raise DecodeError("empty record value (tombstone)")
+    if not value:
+        # A Kafka tombstone (null value, which the source hands over as b"") or zero bytes: a
+        # Collector never exports an empty request, so this is a broken producer, not "no spans".
+        raise DecodeError("empty record value (null or zero bytes)")
     out = Decoded(msg.source, msg.partition, msg.offset)
     if is_json(value):
         obj = load_json(value, limits)

@@ -48,6 +48,10 @@ NARRATIVE_SCHEMA: dict[str, Any] = {
 }
 
 _HEX32 = re.compile(r"\b[0-9a-fA-F]{32}\b")
+# Bounds on the untrusted span-attribute samples quoted in the prompt: a producer that bloats its
+# attributes must not spend the incident's LLM budget (or crowd the evidence out of the prompt).
+MAX_SAMPLES = 20
+MAX_SAMPLE_VALUE_CHARS = 300
 # Keywords that OpenAI's strict structured outputs do not accept everywhere; they stay in our own
 # validation of the reply but are left out of the schema sent with the request.
 _LOCAL_ONLY = ("maxLength", "maxItems")
@@ -116,6 +120,18 @@ class NarrationResult:
     tokens: int = 0
     attempts: list[str] = field(default_factory=list)
 
+    @property
+    def degraded(self) -> str:
+        """Why the LLM's narrative was wanted but not used ("" when it was used or is disabled):
+        the endpoint failed or timed out after its retries, the reply was refused, or the budget
+        is spent. Callers write this to the audit log."""
+        if self.status in ("ok", "disabled"):
+            return ""
+        tries = f" after {len(self.attempts)} attempt(s)" if self.attempts else ""
+        return (
+            f"LLM narrative {self.status}{tries}: {self.reason}; the deterministic summary stands"
+        )
+
 
 def load_prompt(name: str) -> str:
     """A prompt template from `sinks/diagnosis/prompts/`."""
@@ -134,10 +150,23 @@ def evidence_payload(
         "abstained": diagnosis.abstained,
         "deterministic_summary": diagnosis.summary,
         "candidates": [c.to_dict() for c in diagnosis.candidates],
-        "span_attribute_samples": list(samples),
+        "span_attribute_samples": [_clip(s) for s in list(samples)[:MAX_SAMPLES]],
     }
     redacted: dict[str, Any] = redact_value(data)
     return redacted
+
+
+def _clip(value: Any) -> Any:
+    """`value` with every string cut to MAX_SAMPLE_VALUE_CHARS (keys included)."""
+    if isinstance(value, str):
+        if len(value) <= MAX_SAMPLE_VALUE_CHARS:
+            return value
+        return value[: MAX_SAMPLE_VALUE_CHARS - 1] + "…"
+    if isinstance(value, dict):
+        return {_clip(str(k)): _clip(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clip(v) for v in value]
+    return value
 
 
 def build_messages(payload: dict[str, Any]) -> list[dict[str, str]]:
@@ -335,6 +364,8 @@ def _judge(
         problems = check_grounding(reply, payload, known_services)
     if problems:
         return NarrationResult("rejected", fallback, "; ".join(problems[:5]))
+    # The model's text is untrusted too: anything shaped like a credential goes before it is shown.
+    reply = redact_value(reply)
     text = reply["summary"].strip() + "\n\n" + reply["root_cause"].strip()
     if reply["next_steps"]:
         text += "\n\nNext steps:\n" + "\n".join(f"- {s}" for s in reply["next_steps"])

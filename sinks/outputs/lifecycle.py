@@ -89,6 +89,8 @@ def kafka_publisher(bootstrap: str) -> Publish:
     def publish(topic: str, record: Record) -> None:
         key = str(getattr(record, "id", "") or getattr(record, "incident_id", "") or "")
         producer.produce(topic, key=key.encode(), value=record.to_json().encode())
-        producer.poll(0)
+        # Events are rare (a few per incident): deliver each now rather than on a linger timer
+        # that a stopping process may never reach.
+        producer.flush(10)
 
     return publish

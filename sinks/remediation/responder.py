@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sinks.remediation.audit import AuditLog
 from sinks.remediation.fixer import Remedy
@@ -42,15 +42,33 @@ class HealthSample:
     detail: str = ""
 
 
+class Narration(Protocol):
+    """What the narrator returns (`sinks.diagnosis.narrate.NarrationResult`)."""
+
+    @property
+    def status(self) -> str: ...  # ok, disabled, rejected, error, budget_exhausted
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def degraded(self) -> str: ...  # why the narrative was not used ("" when it was, or is off)
+
+
 @dataclass(frozen=True, slots=True)
 class ResponderSteps:
-    """The step functions the lead injects (Brain, Fixer, Scout, Memory)."""
+    """The step functions the lead injects (Brain, Fixer, Scout, Memory).
+
+    `narrate` (optional) asks the LLM for the diagnosis' narrative; it only decorates the
+    diagnosis, and when it degrades (endpoint down, slow, hostile reply) the audit log says why.
+    """
 
     diagnose: Callable[[Incident], Diagnosis | None]
     remediate: Callable[[Incident, Diagnosis | None, str], Remedy]
     revert: Callable[[str, str, str], ForgeResult]
     health: Callable[[Incident, str], HealthSample | None]
     postmortem: Callable[[Incident, dict[str, Any]], str]
+    narrate: Callable[[Diagnosis], Narration] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +152,15 @@ class Responder:
         return progress
 
     def _audit(
-        self, p: Progress, now: str, action: str, reason: str, key: str, **inputs: Any
+        self,
+        p: Progress,
+        now: str,
+        action: str,
+        reason: str,
+        key: str,
+        *,
+        degraded: bool = False,
+        **inputs: Any,
     ) -> None:
         self.audit.record(
             at=now,
@@ -143,6 +169,7 @@ class Responder:
             incident_id=p.incident_id,
             key=f"responder:{key}",
             inputs=inputs,
+            outcome="degraded" if degraded else "done",
         )
 
     # --- entry points -------------------------------------------------------------------------
@@ -188,6 +215,18 @@ class Responder:
         )
         if tries < self.max_step_attempts:
             return self._wait(p, now, last_error=error)
+        if p.step == "postmortem":
+            # Everything was decided; only posting the post-mortem failed. Escalating again would
+            # overwrite the outcome and come back here: stop, the store and this log hold it.
+            self._audit(
+                p,
+                now,
+                "postmortem_not_posted",
+                f"gave up posting the post-mortem after {tries} attempts: {error}",
+                "postmortem-not-posted",
+                degraded=True,
+            )
+            return Progress(p.incident, "done", now, "done", p.data, p.attempts)
         return self._escalate(
             p, incident, now, f"step {p.step} failed {tries} times: {error}", "error"
         )
@@ -238,9 +277,29 @@ class Responder:
     def _wait(self, p: Progress, now: str, **data: Any) -> Progress:
         return Progress(p.incident, p.step, now, "waiting", {**p.data, **data}, p.attempts)
 
+    def _narrate(self, p: Progress, diagnosis: Diagnosis, now: str) -> Diagnosis:
+        """The diagnosis with the LLM's narrative when it was accepted; degradation is audited."""
+        if self.steps.narrate is None:
+            return diagnosis
+        try:
+            result = self.steps.narrate(diagnosis)
+            status, degraded = result.status, result.degraded
+        except Exception as exc:  # the narrative is decoration: it never stops the response
+            status, degraded = "error", f"the narrator failed: {type(exc).__name__}: {exc}"
+        if degraded:
+            self._audit(
+                p, now, "narration_degraded", degraded, "narrate", degraded=True, status=status
+            )
+            return diagnosis
+        if status == "ok":
+            self._audit(p, now, "narrated", "LLM narrative accepted", "narrate", status=status)
+            return replace(diagnosis, narrative=result.text)
+        return diagnosis
+
     def _step_diagnose(self, p: Progress, incident: Incident, now: str) -> Progress:
         diagnosis = self.steps.diagnose(incident)
         if diagnosis is not None:
+            diagnosis = self._narrate(p, diagnosis, now)
             self.tracker.comment_diagnosis(diagnosis, at=now)
         self.tracker.set_state(incident.id, "diagnosed")
         top = diagnosis.candidates[0] if diagnosis and diagnosis.candidates else None
@@ -274,7 +333,12 @@ class Responder:
                 return self._escalate(p, incident, now, reason, "approval_timeout", **pr_data)
             self.tracker.set_state(incident.id, "mitigating", extra=("awaiting-approval",))
             self._audit(
-                p, now, "remediation_pending", remedy.reason, "remediate-pending", **pr_data
+                p,
+                now,
+                "remediation_pending",
+                remedy.reason,
+                "remediate-pending",
+                pr_id=pr_data["pr_id"],
             )
             return self._wait(p, now, pending_reason=remedy.reason, pending_since=since, **pr_data)
         if remedy.status == "failed" and p.attempts.get("remediate", 0) < self.max_step_attempts:
@@ -373,8 +437,22 @@ class Responder:
     def _escalate(
         self, p: Progress, incident: Incident, now: str, reason: str, result: str, **data: Any
     ) -> Progress:
-        self.tracker.escalate(incident.id, reason, at=now)
-        self._audit(p, now, "escalate", reason, "escalate", result=result)
+        try:
+            self.tracker.escalate(incident.id, reason, at=now)
+        except ForgeError as exc:
+            # The tracker (GitHub) is down after its retries: the escalation still happens, and
+            # the audit log says that nobody was told through the tracker.
+            self._audit(
+                p,
+                now,
+                "escalate",
+                f"{reason} (not posted: the tracker failed: {exc})",
+                "escalate",
+                degraded=True,
+                result=result,
+            )
+        else:
+            self._audit(p, now, "escalate", reason, "escalate", result=result)
         outcome = {"result": result, "detail": reason, "pr_id": p.data.get("pr_id")}
         return self._next(p, "postmortem", now, outcome=outcome, **data)
 

@@ -99,6 +99,12 @@ class Store:
         with self._lock:
             self._conn.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _iter(
         self,
         table: str,

@@ -42,7 +42,8 @@ def policy(**kw: Any) -> Policy:
 def test_default_policy_file_loads_and_is_sane() -> None:
     cfg = load_policy().config
     assert "rollback_version" in cfg.auto_merge
-    assert "set_feature_flag" in cfg.require_approval
+    assert "set_feature_flag" in cfg.auto_merge  # the kill switch
+    assert "revert_commit" in cfg.require_approval
     assert cfg.verification.healthy_windows >= 1
     assert cfg.bounds.to_bounds().memory_ceiling_mib == 8192
 
