@@ -4,6 +4,7 @@ what to do, and nothing created)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,13 @@ def run_page(name: str, state: Path, **params: str) -> AppTest:
     at.session_state["refresh_s"] = 0  # no timers in tests
     for key, value in params.items():
         at.query_params[key] = value
-    at.run()
+    main = sys.modules["__main__"]
+    try:
+        at.run()
+    finally:
+        # AppTest leaves the page installed as `__main__`; a process pool spawned later in this
+        # process (the backtest suite) would then run the page in every worker.
+        sys.modules["__main__"] = main
     assert not at.exception, [e.value for e in at.exception]
     return at
 
