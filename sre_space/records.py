@@ -73,6 +73,9 @@ class SignalWindow(Record):
     slowest_trace_ids: list[str] | None = None
     failing_trace_ids: list[str] | None = None
     versions: dict[str, int] | None = None
+    # feature flags the series' server spans evaluated (OpenTelemetry `feature_flag` events):
+    # key -> variant of the newest span in the window
+    flags: dict[str, str] | None = None
     # cuj signals
     steps: list[int] | None = None
     started: int | None = None

@@ -173,6 +173,20 @@ class RateBaseline:
                     break
         return Verdict(abnormal, p0, score)
 
+    def judge_pool(self, successes: int, trials: int, rule: SeriesRule) -> Verdict | None:
+        """A pool of windows (e.g. every window since a change) at `alpha_change`; abnormal only
+        in the rule's direction. None while the history is too short to trust the rate."""
+        if trials < self.rates.min_trials or (
+            len(self.windows) < self.config.min_history
+            or self.trials < self.rates.min_history_trials
+        ):
+            return None
+        p0 = min(max(self.rate(), 1e-9), 1.0 - 1e-9)
+        x = min(successes, trials)
+        same_way = (x / trials < p0) if rule.direction == "down" else (x / trials > p0)
+        abnormal, score = self._test(x, trials, p0, rule, 1.0, self.rates.alpha_change)
+        return Verdict(abnormal and same_way, p0, score)
+
     def _pooled_trials(self, trials: int, windows: int) -> int:
         recent = list(self.recent)[-(windows - 1) :] if windows > 1 else []
         return trials + sum(w[1] for w in recent)

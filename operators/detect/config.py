@@ -185,6 +185,12 @@ class RatesConfig(_Frozen):
     # journey (2-3 a window) be judged after some 7 minutes; the minimum effects and the
     # strict alphas carry the rest of the uncertainty of a short history.
     min_history_trials: int = Field(100, ge=1)
+    # After a change (a deploy or a flag flip) of a service on the series' journey, every window
+    # since the change is pooled and tested at `alpha_change` for this many windows (0: off). A
+    # significant pool fires at once: it is its own persistence, and a drop that starts with a
+    # change is what a change-aware on-call looks at first (few tests per change: little risk).
+    change_windows: int = Field(30, ge=0)
+    alpha_change: float = Field(1e-4, gt=0, lt=1)
 
 
 SeriesKind = Literal["span", "cuj", "metric", "pipeline", "*"]
@@ -306,9 +312,14 @@ class SaturationConfig(_Frozen):
     # not a leak), a rise of at least `anchored_noise_z` noise sigmas (sigma from the points
     # before the deploy), and no minimum utilization: exhaustion within the horizon is the test.
     anchor_on_deploy: bool = True
-    anchored_min_points: int = Field(4, ge=3)
+    anchored_min_points: int = Field(5, ge=3)
     anchored_min_monotonic: float = Field(0.9, ge=0.5, le=1.0)
     anchored_noise_z: float = Field(5.0, ge=0)
+    # An anchored fit that passes fires at once: its points are its persistence.
+    anchored_fires_at_once: bool = False
+    # The newest half of an anchored fit's points must still climb at this share of its slope
+    # (a warm-up levels off, a leak does not); 0: off.
+    anchored_recent_ratio: float = Field(0.5, ge=0, le=1)
     # k of the last n trend verdicts must be abnormal before the predictive anomaly fires.
     persistence: Persistence = Persistence()
 

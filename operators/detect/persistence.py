@@ -26,8 +26,14 @@ class Streak:
         self.run = 0
         self.last_ns: int | None = None
 
-    def update(self, flag: bool, window_start: str, t_ns: int, max_gap_ns: int) -> Transition:
-        """Record one verdict; returns "fire" when the anomaly starts, "clear" when it ends."""
+    def update(
+        self, flag: bool, window_start: str, t_ns: int, max_gap_ns: int, conclusive: bool = False
+    ) -> Transition:
+        """Record one verdict; returns "fire" when the anomaly starts, "clear" when it ends.
+
+        `conclusive`: the verdict already pools several observations (a test over every window
+        since a change), so it fires without waiting for k of n.
+        """
         if self.last_ns is not None and t_ns - self.last_ns > max_gap_ns:
             # A long silence: old verdicts say nothing about now.
             self.recent.clear()
@@ -41,7 +47,7 @@ class Streak:
                 self.quiet = 0
                 return "clear"
             return ""
-        if sum(1 for f, _ in self.recent if f) >= self.k:
+        if sum(1 for f, _ in self.recent if f) >= self.k or (flag and conclusive):
             self.active = True
             self.quiet = 0
             self.onset = next(ws for f, ws in self.recent if f)

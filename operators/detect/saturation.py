@@ -27,6 +27,7 @@ class TrendVerdict:
     slope_per_s: float
     time_to_exhaustion_s: float | None
     rising_share: float
+    anchored: bool = False  # fitted on the points since a deploy only
 
 
 def time_to_exhaustion(level: float, slope_per_s: float, limit: float) -> float | None:
@@ -94,6 +95,7 @@ class TrendToLimit:
                 slope > 0
                 and rising >= cfg.anchored_min_monotonic
                 and rise >= cfg.anchored_noise_z * self.noise
+                and self._still_rising(slope)
             )
             high_enough = True
         else:
@@ -102,7 +104,21 @@ class TrendToLimit:
         abnormal = (
             tte is not None and tte <= cfg.horizon and high_enough and (exhausted or trending)
         )
-        return TrendVerdict(abnormal, level, slope, tte, rising)
+        return TrendVerdict(abnormal, level, slope, tte, rising, anchored)
+
+    def _still_rising(self, slope: float) -> bool:
+        """The newest half of the points still climbs at `anchored_recent_ratio` of the slope.
+
+        A leak climbs at one rate; a new version warming up (caches, heaps) climbs for a while,
+        then levels off. Off when the ratio is 0.
+        """
+        ratio = self.config.anchored_recent_ratio
+        if ratio <= 0:
+            return True
+        recent = list(self.points)[-max(3, len(self.points) // 2) :]
+        t0 = recent[0][0]
+        recent_slope, _, _ = theil_sen([p[0] - t0 for p in recent], [p[1] for p in recent])
+        return recent_slope >= ratio * slope
 
     def snapshot(self) -> dict[str, Any]:
         """Plain picklable state."""

@@ -56,6 +56,8 @@ class _FieldState:
         self.last: tuple[float, float] = (0.0, 0.0)  # (observed, expected) at the last verdict
         self.score = 0.0
         self.unlearned = 0
+        # (successes, trials, windows) pooled since the last change of the journey (None: none)
+        self.since_change: list[int] | None = None
 
 
 class SeriesDetector:
@@ -116,6 +118,11 @@ class SeriesDetector:
         A deploy anchors the saturation trend at the window the new version appeared in: the
         points before it describe the old version and would flatten a new leak's slope.
         """
+        if event.change in ("deploy", "flag") and self.config.rates.change_windows:
+            # Rates are judged from here on over every window since the change too.
+            for st in self.fields.values():
+                if st.rate is not None:
+                    st.since_change = [0, 0, 0]
         if (
             event.change != "deploy"
             or self.trend is None
@@ -169,6 +176,7 @@ class SeriesDetector:
         observed: float
         holding = st.streak.active
         settled = True
+        conclusive = False
         if rule.test == "binomial":
             trials, successes = _trials(sig, field)
             if trials is None or successes is None or st.rate is None:
@@ -176,6 +184,18 @@ class SeriesDetector:
             verdict = st.rate.judge(successes, trials, rule)
             lax = st.rate.judge(successes, trials, rule, holding=True)
             settled = st.rate.settled(successes, trials, rule)
+            if st.since_change is not None and not holding:
+                since = st.since_change
+                since[0] += successes
+                since[1] += trials
+                since[2] += 1
+                pooled = st.rate.judge_pool(since[0], since[1], rule)
+                if pooled is not None and pooled.abnormal:
+                    conclusive = True
+                    if not (verdict and verdict.abnormal):
+                        verdict = pooled
+                if since[2] >= self.config.rates.change_windows:
+                    st.since_change = None
             if trials > 0:
                 # Every window feeds the pools, small ones most of all (they are judged there).
                 st.rate.observe(successes, trials)
@@ -218,7 +238,9 @@ class SeriesDetector:
         st.exemplars.append(_exemplars(sig, field) if abnormal else [])
         st.last = (observed, verdict.expected)
         st.score = verdict.score
-        return self._transition(sig, st, field, _DETECTOR[rule.test], abnormal, t_ns)
+        return self._transition(
+            sig, st, field, _DETECTOR[rule.test], abnormal, t_ns, conclusive=conclusive
+        )
 
     def _transition(
         self,
@@ -230,10 +252,11 @@ class SeriesDetector:
         t_ns: int,
         detail: str = "",
         streak: Streak | None = None,
+        conclusive: bool = False,
     ) -> list[Detection]:
         streak = streak or st.streak
         max_gap = int(self.config.baseline.max_gap * NS_PER_S)
-        change = streak.update(abnormal, sig.window_start, t_ns, max_gap)
+        change = streak.update(abnormal, sig.window_start, t_ns, max_gap, conclusive)
         if change == "fire":
             assert streak.onset is not None
             aid = anomaly_id(sig.key, detector, field, streak.onset)
@@ -314,8 +337,24 @@ class SeriesDetector:
         st.last = (sig.utilization, cfg.saturation.exhaustion_level)
         st.score = cfg.saturation.horizon / max(tte, 1.0) if tte is not None else 0.0
         detail = _trend_detail(sig, verdict, t_ns) if verdict is not None else ""
+        # A steady rise since a deploy, over several points and well above the noise, is its own
+        # persistence (a step up after a healthy deploy is not steady).
+        conclusive = (
+            abnormal
+            and verdict is not None
+            and verdict.anchored
+            and cfg.saturation.anchored_fires_at_once
+        )
         return self._transition(
-            sig, st, "time_to_exhaustion", "saturation_trend", abnormal, t_ns, detail, st.streak
+            sig,
+            st,
+            "time_to_exhaustion",
+            "saturation_trend",
+            abnormal,
+            t_ns,
+            detail,
+            st.streak,
+            conclusive=conclusive,
         )
 
     # ------------------------------------------------------------------ state
@@ -332,6 +371,7 @@ class SeriesDetector:
                 "last": list(st.last),
                 "score": st.score,
                 "unlearned": st.unlearned,
+                "since_change": st.since_change,
             }
         return {
             "fields": fields,
@@ -359,6 +399,7 @@ class SeriesDetector:
             st.last = (float(fd["last"][0]), float(fd["last"][1]))
             st.score = fd["score"]
             st.unlearned = fd["unlearned"]
+            st.since_change = fd.get("since_change")
             out.fields[name] = st
         if data["trend"] is not None:
             out.trend = TrendToLimit.from_snapshot(config.saturation, data["trend"])

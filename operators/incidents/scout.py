@@ -73,18 +73,21 @@ class Scout:
         return out
 
     def _share_changes(self, detections: list[Detection]) -> None:
-        """Tell a service's metric series about the deploys its span series saw.
+        """Tell the series a change concerns about the deploys and flag flips the spans showed.
 
-        Versions travel on spans, memory on metrics: without this a leak's trend would be fitted
-        across the deploy that brought it. The change applies from the next point on.
+        Versions and flags travel on spans, memory on metrics: without this a leak's trend would
+        be fitted across the deploy that brought it. A journey's rates are told about changes of
+        its services, so they are judged since the change too. Applies from the next point on.
         """
-        deploys: dict[str, ChangeEvent] = {}
+        changes: dict[str, ChangeEvent] = {}
         for det in detections:
-            if isinstance(det.item, ChangeEvent) and det.item.change == "deploy":
-                deploys.setdefault(det.item.id, det.item)
-        for event in sorted(deploys.values(), key=lambda e: e.id):
-            prefix = f"metric/{event.service}/"
-            for key in sorted(k for k in self.series if k.startswith(prefix)):
+            if isinstance(det.item, ChangeEvent) and det.item.change in ("deploy", "flag"):
+                changes.setdefault(det.item.id, det.item)
+        for event in sorted(changes.values(), key=lambda e: e.id):
+            prefixes = [f"metric/{event.service}/"]
+            # A change of a service on a journey: the journey's rates are judged since it.
+            prefixes += [f"cuj//{c}" for c, svcs in self.journeys.items() if event.service in svcs]
+            for key in sorted(k for k in self.series if k.startswith(tuple(prefixes))):
                 self.series[key].on_change(event)
 
     def set_state(self, incident_id: str, state: str, at: str, note: str = "") -> list[Incident]:

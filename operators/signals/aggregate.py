@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from operators.otlp.metrics import MetricBatch
-from operators.otlp.spans import SpanBatch
+from operators.otlp.spans import SPAN_KIND_SERVER, SpanBatch
 from operators.signals.partials import CujPartial, Exemplar, MetricPartial, Partial, SpanPartial
 from operators.sketch import ZERO_BUCKET, QuantileSketch, mapping_for
 from sre_space.settings import PipelineConfig
@@ -139,6 +139,7 @@ def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
     ku, kc = np.unique(ginv.astype(np.int64) * 8 + batch.kind, return_counts=True)
     kinds = _split_dicts(ku // 8, ku % 8, kc, ng)
 
+    flags = _flags_per_group(batch, ginv, ng)
     slowest = _top_per_group(ginv, dur_ns, np.ones(n, dtype=bool), batch.trace_id, ng, spec)
     failing = _top_per_group(ginv, dur_ns, err, batch.trace_id, ng, spec)
 
@@ -163,9 +164,39 @@ def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
                 slowest=slowest[g],
                 failing=failing[g],
                 exemplars=spec.exemplars,
+                flags=flags[g],
             )
         )
     out.extend(_journey_partials(batch, spec, pairs, pair_of_span, window))
+    return out
+
+
+def _flags_per_group(
+    batch: SpanBatch, ginv: np.ndarray, ng: int
+) -> list[dict[str, tuple[int, str]]]:
+    """The feature flags of each group's newest server span (its `feature_flag` events).
+
+    One span per group is read: flags change by deploy or config, not from one request to the
+    next, and reading events is a per-span walk that the hot path cannot pay for every span.
+    """
+    out: list[dict[str, tuple[int, str]]] = [{} for _ in range(ng)]
+    server = np.flatnonzero(batch.kind == SPAN_KIND_SERVER)
+    if not len(server):
+        return out
+    # The newest server span of each group: sorted by end time, the last write wins.
+    order = server[np.argsort(batch.end_ns[server], kind="stable")]
+    newest = np.full(ng, -1, dtype=np.int64)
+    newest[ginv[order]] = order
+    for g in np.flatnonzero(newest >= 0).tolist():
+        i = int(newest[g])
+        end_ns = int(batch.end_ns[i])
+        for event in batch.events(i):
+            if event.get("name") != "feature_flag":
+                continue
+            attrs = event.get("attributes") or {}
+            key, variant = attrs.get("feature_flag.key"), attrs.get("feature_flag.variant")
+            if key is not None and variant is not None:
+                out[g][str(key)] = (end_ns, str(variant))
     return out
 
 

@@ -62,6 +62,7 @@ def _span(p: SpanPartial, start: str, end: str) -> SignalWindow:
         slowest_trace_ids=[t for _, t in sorted(p.slowest, reverse=True)],
         failing_trace_ids=[t for _, t in sorted(p.failing, reverse=True)],
         versions=dict(sorted(p.versions.items())),
+        flags={k: v for k, (_, v) in sorted(p.flags.items())} or None,
     )
 
 

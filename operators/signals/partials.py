@@ -38,6 +38,8 @@ class SpanPartial:
     slowest: list[Exemplar]
     failing: list[Exemplar]
     exemplars: int = 3
+    # flag key -> (end_ns, variant) of the newest server span that evaluated it
+    flags: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -55,6 +57,10 @@ class SpanPartial:
             self.versions[ver] = self.versions.get(ver, 0) + c
         self.slowest = _top(self.slowest, other.slowest, self.exemplars)
         self.failing = _top(self.failing, other.failing, self.exemplars)
+        for flag, seen in other.flags.items():
+            # The newest evaluation wins; ties by variant, so the merge order never matters.
+            if flag not in self.flags or seen > self.flags[flag]:
+                self.flags[flag] = seen
         return self
 
 

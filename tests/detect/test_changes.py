@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 from operators.detect.changes import ChangeTracker
 from operators.detect.config import DetectionConfig
 from operators.detect.events import ChangeEvent
 from operators.detect.series import SeriesDetector
-from tests.detect.helpers import items, metric, span
+from sre_space.records import Anomaly
+from tests.detect.helpers import cuj, items, metric, span
+from tests.detect.synth import at
 
 
 def test_new_version_is_one_deploy_event_with_a_stable_id() -> None:
@@ -41,3 +45,42 @@ def test_flag_changes() -> None:
         "true",
     )
     assert ChangeTracker.from_snapshot(tr.snapshot()).snapshot() == tr.snapshot()
+
+
+def _cuj_drop(change: bool, seed: int) -> int | None:
+    """Windows after the drop starts until the conversion anomaly fires (None: never in 12)."""
+    rng = random.Random(seed)
+    det = SeriesDetector(DetectionConfig())
+    for i in range(60):  # a settled baseline: 24 journeys a window, 97% complete
+        det.on_signal(cuj(i, 24, sum(rng.random() < 0.97 for _ in range(24))))
+    if change:
+        det.on_change(ChangeEvent(id="f", change="flag", service="payment", at=at(60)))
+    for k in range(12):
+        out = det.on_signal(cuj(60 + k, 24, sum(rng.random() < 0.84 for _ in range(24))))
+        if items(out, Anomaly):
+            return k + 1
+    return None
+
+
+def test_a_drop_right_after_a_change_fires_on_the_pool_since_the_change() -> None:
+    # The pool of every window since the flag flip is tested at alpha_change and fires at once;
+    # without the change the same drop needs k of n windows. Same data either way.
+    with_change = [_cuj_drop(True, s) for s in range(20)]
+    without = [_cuj_drop(False, s) for s in range(20)]
+    assert all(w is not None for w in with_change) and all(w is not None for w in without)
+    assert sum(with_change) < sum(without)  # type: ignore[arg-type]
+    assert sorted(with_change)[10] <= 3  # median within three windows of the flip
+
+
+def test_no_alarm_after_a_change_that_changes_nothing() -> None:
+    rng = random.Random(5)
+    fired = 0
+    for trial in range(40):
+        det = SeriesDetector(DetectionConfig())
+        for i in range(60):
+            det.on_signal(cuj(i, 24, sum(rng.random() < 0.97 for _ in range(24))))
+        det.on_change(ChangeEvent(id=f"d{trial}", change="deploy", service="cart", at=at(60)))
+        for k in range(40):
+            out = det.on_signal(cuj(60 + k, 24, sum(rng.random() < 0.97 for _ in range(24))))
+            fired += bool(items(out, Anomaly))
+    assert fired == 0

@@ -57,10 +57,9 @@ def test_no_false_incidents(report: dict[str, Any]) -> None:
     assert totals["clean_hours"] >= 3.0
 
 
-# Reached today: errors and dependency_timeout at 20 s; oom and conversion at 50 s (a leak needs a
-# few memory samples after a deploy to tell from a step; a one-segment conversion drop needs a few
-# windows of ~17 payments to be significant). The regression bound holds what is reached.
-REACHED_S = {"oom": 60.0, "errors": 30.0, "dependency_timeout": 30.0, "conversion": 60.0}
+# Reached today: errors and dependency_timeout at 20 s, conversion at 30 s (the flag flip is a
+# change event and the journey's rates are pooled since it), oom at 50 s. The bound holds it.
+REACHED_S = {"oom": 60.0, "errors": 30.0, "dependency_timeout": 30.0, "conversion": 30.0}
 
 
 def test_time_to_detect_does_not_regress(report: dict[str, Any]) -> None:
@@ -68,10 +67,17 @@ def test_time_to_detect_does_not_regress(report: dict[str, Any]) -> None:
     assert all(ttd[n] is not None and ttd[n] <= REACHED_S[n] for n in FAST_SCENARIOS), ttd
 
 
-@pytest.mark.xfail(strict=True, reason="issue 4 target not met yet: oom and conversion take ~50 s")
-def test_time_to_detect_meets_the_30s_target(report: dict[str, Any]) -> None:
-    ttd = {name: report["scenarios"][name]["ttd_median_s"] for name in FAST_SCENARIOS}
-    assert all(t is not None and t <= 30.0 for t in ttd.values()), ttd
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "issue 4 target not met for oom (50 s): with 10 s memory samples a leak is told from a "
+        "new version's warm-up only once the warm-up has had time to level off (tests/detect/"
+        "test_saturation.py); faster would page on healthy deploys"
+    ),
+)
+def test_oom_meets_the_30s_target(report: dict[str, Any]) -> None:
+    ttd = report["scenarios"]["oom"]["ttd_median_s"]
+    assert ttd is not None and ttd <= 30.0, ttd
 
 
 def test_the_brain_names_the_culprit(report: dict[str, Any]) -> None:

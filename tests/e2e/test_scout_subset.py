@@ -75,16 +75,16 @@ def test_time_to_detect_bounds(suite: tuple[dict[str, Any], Path]) -> None:
     oom = _faults(report, "oom")[0]["ttd_s"]
     # seed 1's conversion drop is the weakest of the three seeds: the 2-minute pool sees it
     assert conversion is not None and conversion <= 120.0
-    # a deploy-anchored fit needs 4 points (the pre-deploy one and 3 after) and 2 verdicts
-    assert oom is not None and oom <= 60.0
+    # a deploy-anchored fit needs 5 points (the pre-deploy one and 4 after) and 2 verdicts
+    assert oom is not None and oom <= 70.0
 
 
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "issue 4 target of 30 s not met: at ~17 payments a window the declined segment shows in "
-        "the aggregate funnel only after minutes, and a leak cannot be told from a step up "
-        "after a deploy (healthy deploys do that) in fewer than 4 points"
+        "seed 1 alone misses the 30 s target: its declined segment is the weakest of the three "
+        "seeds (80 s; the suite's median over 3 seeds is 30 s), and a leak is told from a "
+        "warm-up after a deploy only after 4 points (50 s)"
     ),
 )
 def test_time_to_detect_targets(suite: tuple[dict[str, Any], Path]) -> None:

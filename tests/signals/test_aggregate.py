@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from operators.otlp import decode_metrics_proto, decode_trace_proto
+from operators.otlp.spans import SpanBatch
 from operators.signals import SignalSpec, finalize, merge_partials, metric_partials, span_partials
 from sre_space.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_request
 from sre_space.settings import load_pipeline_config
@@ -172,3 +173,38 @@ def test_memory_saturation_is_the_worst_instance_against_its_own_limit() -> None
     assert mem.utilization == round(200 / 256, 6)  # cart-0: 200/256 beats cart-1: 220/512
     assert mem.value == 220 * mib and mem.limit == 512 * mib and mem.count == 3
     assert sigs["k8s.container.restarts"].value == 3.0
+
+
+def _flagged(i: int, end_ns: int, variant: str, kind: int = 2) -> SpanSpec:
+    event = (
+        "feature_flag",
+        end_ns - 500,
+        {"feature_flag.key": "new_rules", "feature_flag.variant": variant},
+    )
+    return SpanSpec(
+        i.to_bytes(16, "big"),
+        i.to_bytes(8, "big"),
+        "POST /pay",
+        end_ns - 1000,
+        end_ns,
+        kind=kind,
+        events=[event],
+    )
+
+
+def test_flags_are_the_newest_server_span_s_whatever_the_batching() -> None:
+    # Off, then on within one window; the newest evaluation is what the window reports.
+    spans = [_flagged(i + 1, T0 + 1_000 + i * 1000, "off" if i < 30 else "on") for i in range(40)]
+    client = [_flagged(99, T0 + 900_000, "off", kind=3)]  # a client span's events do not count
+    whole = span_partials(_batch(spans + client), SPEC)
+    halves = span_partials(_batch(spans[20:]), SPEC) + span_partials(_batch(spans[:20]), SPEC)
+    for parts in (whole, halves):
+        mine = [p for p in parts if p.key == "span|pay|POST /pay"]
+        sig = finalize(reduce(merge_partials, mine, None), W)  # type: ignore[arg-type]
+        assert sig.flags == {"new_rules": "on"}
+    plain = span_partials(_batch([_span(1, "GET /", T0 + 5, 1)]), SPEC)
+    assert finalize(plain[0], W).flags is None
+
+
+def _batch(spans: list[SpanSpec]) -> SpanBatch:
+    return decode_trace_proto(trace_request([({"service.name": "pay"}, spans)]).SerializeToString())
