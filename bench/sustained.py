@@ -20,10 +20,7 @@ import argparse
 import json
 import math
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,8 +32,10 @@ from typing import Any
 
 from chaos.live import kafka_publisher, run_live
 from chaos.shop import Batch, Shop, ShopConfig
+from flows.rig import start_kafka_flow, stop_child
 from flows.sources import create_topics
 from sinks.store.sqlite import Store
+from sre_space.settings import load_settings
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 REPO = Path(__file__).resolve().parent.parent
@@ -180,40 +179,6 @@ def _set_replicas(n: int) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
-def start_flow(bootstrap: str, state: Path, topics: dict[str, str]) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "SRE_DETERMINISTIC_CLOCK"}
-    env.update(
-        {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "SRE_STATE_DIR": str(state),
-            "SRE_KAFKA_TAIL": "true",
-            **{f"SRE_{name.upper()}_TOPIC": topic for name, topic in topics.items()},
-        }
-    )
-    log = (state / "flow.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "bytewax.run", "flows.main"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def stop_flow(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 10.0)):
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    proc.kill()
-    proc.wait()
-
-
 def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -267,7 +232,11 @@ def run(bootstrap: str, minutes: float, rate: float, seed: int, sample_s: float)
     state = tmp / "state"
     state.mkdir()
     print(f"state {state}, topics {tag}.*", flush=True)
-    flow = start_flow(bootstrap, state, topics)
+    settings = load_settings(
+        state_dir=state, **{f"{name}_topic": topic for name, topic in topics.items()}
+    )
+    # The wall clock: the shop runs in real time, so the health heartbeat means something.
+    flow = start_kafka_flow(settings, bootstrap, state / "flow.log", deterministic_clock=False)
     samples: list[Sample] = []
     counter = Counter(bootstrap, topics["spans"], topics["metrics"])
     duration_s = minutes * 60
@@ -323,7 +292,7 @@ def run(bootstrap: str, minutes: float, rate: float, seed: int, sample_s: float)
         counter.flush()
         store.close()
     finally:
-        stop_flow(flow)
+        stop_child(flow)
     summary = summarize(samples, rate, duration_s, counter)
     return {"summary": summary, "samples": [asdict(s) for s in samples], "state": str(state)}
 

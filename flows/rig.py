@@ -177,7 +177,7 @@ class Rig:
         for t in self._threads:
             t.join(timeout=timeout_s)
         if self._flow_proc is not None:
-            _interrupt(self._flow_proc, timeout_s=30.0)
+            stop_child(self._flow_proc, timeout_s=30.0)
         if self._responders_thread is not None:
             self._responders_stop.set()
             self._responders_thread.join(timeout=timeout_s)
@@ -264,32 +264,9 @@ class Rig:
             self.errors.append(exc)
 
     def _start_kafka_flow(self, bootstrap: str) -> subprocess.Popen[bytes]:
-        """The production flow as a child process on this rig's settings."""
-        s = self.settings
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "SRE_STATE_DIR": str(s.state_dir),
-            "SRE_SPANS_TOPIC": s.spans_topic,
-            "SRE_METRICS_TOPIC": s.metrics_topic,
-            "SRE_SIGNALS_TOPIC": s.signals_topic,
-            "SRE_ANOMALIES_TOPIC": s.anomalies_topic,
-            "SRE_INCIDENTS_TOPIC": s.incidents_topic,
-            "SRE_DEADLETTER_TOPIC": s.deadletter_topic,
-            # Windows close on event time only; with a simulated clock the wall-clock health
-            # heartbeat (watermark delay, consumer lag) would compare two different clocks.
-            "SRE_DETERMINISTIC_CLOCK": "true",
-            "SRE_KAFKA_TAIL": "true",
-        }
-        if s.config is not None:
-            env["SRE_CONFIG"] = str(s.config)
-        log = (self.state / "flow.log").open("ab")
-        return subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", "flows.main"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        """The production flow as a child process on this rig's settings (simulated clock)."""
+        return start_kafka_flow(
+            self.settings, bootstrap, self.state / "flow.log", deterministic_clock=True
         )
 
 
@@ -308,7 +285,43 @@ class _Deploying:
             self.rig.deploying = False
 
 
-def _interrupt(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+def start_kafka_flow(
+    settings: Settings, bootstrap: str, log: Path, *, deterministic_clock: bool
+) -> subprocess.Popen[bytes]:
+    """`python -m bytewax.run flows.main` tailing Kafka on `settings` (state folder, topics),
+    its output appended to `log`.
+
+    `deterministic_clock`: windows close on event time only. Needed when the producer's clock
+    is simulated; it also turns off the wall-clock heartbeat (watermark delay, consumer lag),
+    which would compare two different clocks.
+    """
+    s = settings
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SRE_STATE_DIR": str(s.state_dir),
+        "SRE_SPANS_TOPIC": s.spans_topic,
+        "SRE_METRICS_TOPIC": s.metrics_topic,
+        "SRE_SIGNALS_TOPIC": s.signals_topic,
+        "SRE_ANOMALIES_TOPIC": s.anomalies_topic,
+        "SRE_INCIDENTS_TOPIC": s.incidents_topic,
+        "SRE_DEADLETTER_TOPIC": s.deadletter_topic,
+        "SRE_DETERMINISTIC_CLOCK": str(deterministic_clock).lower(),
+        "SRE_KAFKA_TAIL": "true",
+    }
+    if s.config is not None:
+        env["SRE_CONFIG"] = str(s.config)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", "flows.main"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_child(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     """Ctrl-C the child (Bytewax stops cleanly on it), then terminate, then kill."""
     if proc.poll() is not None:
         return

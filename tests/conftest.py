@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -309,3 +310,13 @@ def consume_all(kafka_bootstrap: str, kafka_admin: AdminClient) -> ConsumeAll:
         return records
 
     return _consume_all
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Put `__main__` back after each test: Streamlit's AppTest leaves the last page it ran there
+    (also after a widget's `.run()`), and a process pool spawned later in this pytest process
+    (the scored suite) would run that page in every worker and break."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
