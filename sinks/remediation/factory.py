@@ -52,10 +52,15 @@ def build_fixer(
     re-rank the Brain's recommendations (a fix that worked first, one that failed dropped).
     """
     policy = load_policy(policy_path)
-    secrets: list[str] = []
+    # Every configured secret is redacted by value from PR bodies, comments and the audit log,
+    # whichever forge is in use (shape-based redaction alone misses an unusual token).
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.github_token, settings.openai_api_key)
+        if s is not None and s.get_secret_value()
+    ]
     if settings.github_token is not None and settings.github_repo:
         token = settings.github_token
-        secrets.append(token.get_secret_value())
         gh = make_github(token, base_url=github_base_url)
         forge: Forge = GithubForge(gh, settings.github_repo, store, retry=retry, secrets=secrets)
         tracker: IncidentTracker = GithubTracker(

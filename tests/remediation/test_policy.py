@@ -235,3 +235,29 @@ def test_factory_picks_local_or_github(
         github_base_url="http://127.0.0.1:9/api/v3",
     )
     assert isinstance(remote.forge, GithubForge) and isinstance(remote.tracker, GithubTracker)
+
+
+def test_the_local_forge_redacts_configured_secrets_by_value(tmp_path: Path, store: Store) -> None:
+    # Tokens of no known shape: only their values, from the settings, can catch them.
+    from pydantic import SecretStr
+
+    from sinks.remediation.factory import build_fixer
+    from sre_space.settings import Settings
+
+    settings = Settings(
+        state_dir=tmp_path,
+        github_token=SecretStr("plain-github-value-1234"),
+        openai_api_key=SecretStr("plain-openai-value-5678"),
+    )
+    parts = build_fixer(settings, store)
+    assert set(parts.fixer.secrets) == {"plain-github-value-1234", "plain-openai-value-5678"}
+    parts.audit.record(
+        at="2026-01-05T00:00:00Z",
+        actor="test",
+        action="note",
+        reason="saw plain-openai-value-5678 and plain-github-value-1234 in an attribute",
+        incident_id="inc-1",
+        key="k",
+    )
+    [row] = store.query("actions")
+    assert "plain-" not in row["reason"], row
