@@ -30,10 +30,11 @@ from chaos import control
 from chaos.scenarios import Injection, registry
 from chaos.shop import DEFAULT_EPOCH_NS
 from flows.demo import KAFKA_SCRIPT, start_local_broker
-from flows.rig import Rig, RigOptions, run_rig
+from flows.rig import KAFKA_TOPICS, Rig, RigOptions, run_rig, topics_of
 from operators.detect.scoring import score_recording
 from sinks.diagnosis.scoring import score_diagnosis
 from sinks.store.sqlite import Store
+from sre_space.records import Diagnosis
 from sre_space.settings import Settings, load_settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
@@ -44,7 +45,6 @@ GAP_NS = 3600 * NS_PER_S  # event time between the newest data in the state fold
 # batch that is minutes of simulated time at the shop's default rate.
 DRILL_PIPELINE = "archive:\n  flush_rows: 8000\n"
 
-KAFKA_TOPICS = ("spans", "metrics", "signals", "anomalies", "incidents", "deadletter", "actions")
 
 Log = Callable[[str], None]
 
@@ -291,8 +291,6 @@ def report(
 
 def score_diagnosis_dict(diagnosis: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:
     """The Brain's answer scored against the injection (top-1, top-3, class, remediation)."""
-    from sre_space.records import Diagnosis
-
     row = score_diagnosis(Diagnosis.from_dict(diagnosis), label)
     return {k: row[k] for k in ("top1", "top3", "class_ok", "remediation_ok")}
 
@@ -327,7 +325,7 @@ def run_drill(cfg: DrillConfig) -> dict[str, Any]:
     if cfg.kafka:
         result["kafka"] = {
             "bootstrap": cfg.kafka,
-            "topics": {name: getattr(settings, f"{name}_topic") for name in KAFKA_TOPICS},
+            "topics": topics_of(settings),
         }
     result["simulated_s"] = round((end_ns - epoch_ns) / NS_PER_S, 1)
     result["wall_s"] = round(time.monotonic() - wall0, 1)

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,7 @@ from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 Log = Callable[[str], None]
 REPO = Path(__file__).resolve().parent.parent
+KAFKA_TOPICS = ("spans", "metrics", "signals", "anomalies", "incidents", "deadletter", "actions")
 
 
 class _StopShop(Exception):
@@ -153,10 +154,7 @@ class Rig:
         )
         self._responders_thread.start()
         if opts.kafka:
-            s = self.settings
-            topics = [s.spans_topic, s.metrics_topic, s.signals_topic, s.anomalies_topic]
-            topics += [s.incidents_topic, s.deadletter_topic, s.actions_topic]
-            create_topics(opts.kafka, topics)
+            create_topics(opts.kafka, list(topics_of(self.settings).values()))
             self._flow_proc = self._start_kafka_flow(opts.kafka)
             publish, flush = kafka_publisher(
                 opts.kafka, self.settings.spans_topic, self.settings.metrics_topic
@@ -285,35 +283,39 @@ class _Deploying:
             self.rig.deploying = False
 
 
+def topics_of(settings: Settings) -> dict[str, str]:
+    """Every Kafka topic the loop uses, by short name (spans, metrics, ..., actions)."""
+    return {name: getattr(settings, f"{name}_topic") for name in KAFKA_TOPICS}
+
+
 def start_kafka_flow(
-    settings: Settings, bootstrap: str, log: Path, *, deterministic_clock: bool
+    settings: Settings,
+    bootstrap: str,
+    log: Path,
+    *,
+    deterministic_clock: bool,
+    args: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """`python -m bytewax.run flows.main` tailing Kafka on `settings` (state folder, topics),
-    its output appended to `log`.
+    """`python -m bytewax.run flows.main [args]` tailing Kafka on `settings` (state folder,
+    topics, pipeline config), its output appended to `log`.
 
     `deterministic_clock`: windows close on event time only. Needed when the producer's clock
     is simulated; it also turns off the wall-clock heartbeat (watermark delay, consumer lag),
     which would compare two different clocks.
     """
-    s = settings
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SRE_STATE_DIR": str(s.state_dir),
-        "SRE_SPANS_TOPIC": s.spans_topic,
-        "SRE_METRICS_TOPIC": s.metrics_topic,
-        "SRE_SIGNALS_TOPIC": s.signals_topic,
-        "SRE_ANOMALIES_TOPIC": s.anomalies_topic,
-        "SRE_INCIDENTS_TOPIC": s.incidents_topic,
-        "SRE_DEADLETTER_TOPIC": s.deadletter_topic,
+        "SRE_STATE_DIR": str(settings.state_dir),
         "SRE_DETERMINISTIC_CLOCK": str(deterministic_clock).lower(),
         "SRE_KAFKA_TAIL": "true",
+        **{f"SRE_{name.upper()}_TOPIC": t for name, t in topics_of(settings).items()},
     }
-    if s.config is not None:
-        env["SRE_CONFIG"] = str(s.config)
+    if settings.config is not None:
+        env["SRE_CONFIG"] = str(settings.config)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", "flows.main"],
+            [sys.executable, "-m", "bytewax.run", "flows.main", *args],
             cwd=REPO,
             env=env,
             stdout=out,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaos.recorder import record
+from tests.reliability.helpers import committed_epoch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -34,19 +34,6 @@ def _replay(recording: Path, out: Path, recovery: Path | None = None) -> subproc
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _committed_epoch(recovery: Path) -> int:
-    """The last epoch Bytewax committed to its recovery store (0 before the first)."""
-    db = recovery / "part-0.sqlite3"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=1) as conn:
-            row = conn.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
-    except sqlite3.Error:
-        return 0  # the store is being created
-    return int(row[0] or 0)
-
-
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
@@ -65,7 +52,7 @@ def test_killed_replay_resumes_to_the_same_output(tmp_path: Path) -> None:
     first = _replay(recording, out, recovery)
     # Let it commit a few snapshots (every 0.2 s), then kill it without warning.
     deadline = time.monotonic() + 120
-    while _committed_epoch(recovery) < 5:
+    while committed_epoch(recovery) < 5:
         assert first.poll() is None, "the replay finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.05)

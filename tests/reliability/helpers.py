@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,18 +71,14 @@ def flow_settings(
     )
 
 
-def flow_env(settings: Settings) -> dict[str, str]:
-    """The same settings as the environment of `python -m bytewax.run flows.main`."""
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "SRE_STATE_DIR": str(settings.state_dir),
-        "SRE_KAFKA_TAIL": str(settings.kafka_tail).lower(),
-        "SRE_DETERMINISTIC_CLOCK": str(settings.deterministic_clock).lower(),
-        **{f"SRE_{name.upper()}": str(getattr(settings, name)) for name in TOPIC_FIELDS},
-    }
-    if settings.config is not None:
-        env["SRE_CONFIG"] = str(settings.config)
-    return env
+def committed_epoch(recovery: Path) -> int:
+    """The last epoch Bytewax committed to its recovery store (0 before the first)."""
+    try:
+        with sqlite3.connect(recovery / "part-0.sqlite3", timeout=1) as conn:
+            row = conn.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
+    except sqlite3.Error:
+        return 0  # not created yet, or being created
+    return int(row[0] or 0)
 
 
 def metrics_traffic(truth: Truth, *, every_s: float = 1.0) -> list[bytes]:

@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,13 +33,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from bench.workload import expected_signals, generate
+from flows.rig import start_kafka_flow
 from sre_space.records import SignalWindow
 from tests.conftest import ConsumeAll, Produce, TopicFactory
 from tests.flows.truth import assert_matches_truth
 from tests.reliability.helpers import (
     assert_written_once,
     closing_request,
-    flow_env,
     flow_settings,
     flow_topics,
     read_dead_letters,
@@ -195,14 +194,7 @@ def test_flow_rides_out_a_broker_restart_without_losing_or_doubling_a_signal(
 
     log_path = tmp_path / "flow.log"
     reader = SignalReader(own_broker.bootstrap, topics["signals_topic"])
-    with log_path.open("w") as log:
-        flow = subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", "flows.main"],
-            cwd=REPO,
-            env={**os.environ, **flow_env(settings)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    flow = start_kafka_flow(settings, own_broker.bootstrap, log_path, deterministic_clock=True)
     try:
         started = time.monotonic()
         # Restart as soon as the flow writes span signals: it is then reading and writing.

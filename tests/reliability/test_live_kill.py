@@ -9,9 +9,7 @@ same oom recording in two halves: the first half before the flow starts, the sec
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,10 +19,11 @@ from typing import Any
 import pytest
 
 from chaos.recorder import record
+from flows.rig import start_kafka_flow
 from operators.otlp.messages import Decoded, DecodeLimits, decode_message
 from operators.otlp.recording import iter_recording
 from sinks.store.sqlite import Store
-from tests.reliability.helpers import flow_env, flow_settings, flow_topics
+from tests.reliability.helpers import committed_epoch, flow_settings, flow_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -39,24 +38,6 @@ def split_recording(path: Path) -> tuple[list[bytes], list[bytes]]:
         assert isinstance(decoded, Decoded), decoded
         (spans if decoded.spans is not None and len(decoded.spans) else metrics).append(msg.value)
     return spans, metrics
-
-
-def start_flow(env: dict[str, str], recovery: Path, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "bytewax.run", "flows.main", "-r", str(recovery)]
-    with log.open("ab") as fh:
-        return subprocess.Popen(
-            [*cmd, "-s", "1", "-b", "0"], cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT
-        )
-
-
-def committed_epoch(recovery: Path) -> int:
-    db = recovery / "part-0.sqlite3"
-    try:
-        with sqlite3.connect(db, timeout=1) as conn:
-            row = conn.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
-    except sqlite3.Error:
-        return 0
-    return int(row[0] or 0)
 
 
 def signal_count(state: Path) -> int:
@@ -94,15 +75,15 @@ def live_run(
     settings = flow_settings(
         bootstrap, topics, tmp, tail=True, deterministic_clock=True, lateness_s=5
     )
-    env = {**os.environ, **flow_env(settings)}
     recovery = tmp / "recovery"
     recovery.mkdir()
     subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
     log = tmp / "flow.log"
+    recovery_args = ["-r", str(recovery), "-s", "1", "-b", "0"]
     first, second = halves
     for kind, values in first.items():
         produce(topics[f"{kind}_topic"], [(None, v) for v in values])
-    flow = start_flow(env, recovery, log)
+    flow = start_kafka_flow(settings, bootstrap, log, deterministic_clock=True, args=recovery_args)
     resumed_at = 0
     if kill:
         deadline = time.monotonic() + 120
@@ -112,7 +93,9 @@ def live_run(
         flow.send_signal(signal.SIGKILL)
         flow.wait(timeout=30)
         resumed_at = committed_epoch(recovery)
-        flow = start_flow(env, recovery, log)
+        flow = start_kafka_flow(
+            settings, bootstrap, log, deterministic_clock=True, args=recovery_args
+        )
     for kind, values in second.items():
         produce(topics[f"{kind}_topic"], [(None, v) for v in values])
     try:
