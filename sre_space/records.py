@@ -88,6 +88,9 @@ class SignalWindow(Record):
     mean: float | None = None
     limit: float | None = None
     utilization: float | None = None
+    # saturation metrics: utilization per instance (pod), its last point in the window; the
+    # saturation trend fits containers that start while watched on their own points
+    instances: dict[str, float] | None = None
     unit: str | None = None
     late: int = 0
     schema: str = SIGNAL_SCHEMA

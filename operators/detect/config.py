@@ -320,6 +320,17 @@ class SaturationConfig(_Frozen):
     # The newest half of an anchored fit's points must still climb at this share of its slope
     # (a warm-up levels off, a leak does not); 0: off.
     anchored_recent_ratio: float = Field(0.5, ge=0, le=1)
+    # Containers that start while watched (a rollout's pods, a restarted container) are fitted
+    # one by one from `instance_min_points` points on (after their first `instance_skip_points`,
+    # taken while the working set still fills), with one slope common to them all; it fires at
+    # once when that slope is `instance_z` standard errors above zero (noise from every
+    # container's point-to-point changes) and exhaustion is within the horizon. Needs
+    # per-instance utilization in the signals (`instances`); off with `per_instance: false`.
+    per_instance: bool = True
+    instance_skip_points: int = Field(1, ge=0)
+    instance_min_points: int = Field(2, ge=2)
+    instance_z: float = Field(3.5, gt=0)
+    instance_stale: Duration = 60.0
     # k of the last n trend verdicts must be abnormal before the predictive anomaly fires.
     persistence: Persistence = Persistence()
 

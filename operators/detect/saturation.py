@@ -5,6 +5,13 @@ sudden drop (a restart freed the memory) starts the fit over, so a saw-tooth doe
 A deploy of the service anchors the fit at the deploy (`anchor`): only points since then count,
 so a leak that a new version brings shows its slope within a few points instead of being
 flattened by the minutes before it.
+
+`FreshInstances` looks at containers one by one: those that start while the series is watched (a
+rollout's new pods, a restarted container) are fitted on their own points, with one slope
+common to all of them and the noise learned from every container's point-to-point changes.
+The service's worst-instance series mixes old and new pods and jumps at a rollout (a new pod's
+base memory is its own); per container there is no such jump, so a leak shows a point or two
+sooner.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ class TrendVerdict:
     slope_per_s: float
     time_to_exhaustion_s: float | None
     rising_share: float
-    anchored: bool = False  # fitted on the points since a deploy only
+    anchored: bool = False  # fitted on the points since a deploy (or a container start) only
+    instances: int = 0  # containers fitted one by one (`FreshInstances`), 0 for the series fit
+    z: float | None = None  # the common slope over its standard error (`FreshInstances`)
 
 
 def time_to_exhaustion(level: float, slope_per_s: float, limit: float) -> float | None:
@@ -135,4 +144,111 @@ class TrendToLimit:
         out.points.extend((float(t), float(u)) for t, u in data["points"])
         out.anchor_s = data.get("anchor_s")
         out.noise = float(data.get("noise", 0.0))
+        return out
+
+
+# Successive differences kept for the noise estimate, and how many it takes to trust it.
+_NOISE_DIFFS = 120
+_MIN_NOISE_DIFFS = 8
+# The noise never counts as less than this share of the limit: a flat synthetic gauge has none.
+_NOISE_FLOOR = 0.001
+
+
+class FreshInstances:
+    """Per-container utilization of the containers started while watched, and their common slope.
+
+    A container counts as fresh when it first reports after the first window seen, or when its
+    utilization drops by `reset_drop` (a restart). Its points are fitted for `lookback` after
+    its start, but for the first `instance_skip_points`: a point taken seconds after the start
+    catches the working set still filling as traffic arrives. Then it is an old container, left
+    to the series fit. The verdict pools every
+    fresh container that reported within `instance_stale`: one slope for all (each keeps its own
+    level), judged against the noise of point-to-point changes (MAD over all containers).
+    """
+
+    def __init__(self, config: SaturationConfig) -> None:
+        self.config = config
+        self.since_s: float | None = None
+        self.last: dict[str, tuple[float, float]] = {}
+        self.fresh: dict[str, list[tuple[float, float]]] = {}
+        self.diffs: deque[float] = deque(maxlen=_NOISE_DIFFS)
+
+    def on_window(self, t_s: float, utilization: dict[str, float]) -> TrendVerdict | None:
+        """Add one window's per-instance points; the verdict once fresh containers can be fitted."""
+        cfg = self.config
+        if self.since_s is None:
+            self.since_s = t_s
+        for inst, u in utilization.items():
+            prev = self.last.get(inst)
+            if prev is None:
+                if t_s > self.since_s:
+                    self.fresh[inst] = []  # started while watched
+            elif u < prev[1] - cfg.reset_drop:
+                self.fresh[inst] = []  # restarted: a container starting over
+            else:
+                self.diffs.append(u - prev[1])
+            self.last[inst] = (t_s, u)
+            if inst in self.fresh:
+                self.fresh[inst].append((t_s, u))
+        for inst in [i for i, (t, _) in self.last.items() if t < t_s - cfg.lookback]:
+            del self.last[inst]  # gone (rolled out, scaled in)
+        for inst in [i for i, pts in self.fresh.items() if pts and pts[0][0] < t_s - cfg.lookback]:
+            del self.fresh[inst]  # old enough for the series fit
+        skip = cfg.instance_skip_points
+        pool = [
+            pts[skip:]
+            for pts in self.fresh.values()
+            if len(pts) >= skip + cfg.instance_min_points and pts[-1][0] >= t_s - cfg.instance_stale
+        ]
+        if not pool or len(self.diffs) < _MIN_NOISE_DIFFS:
+            return None
+        return self._judge(t_s, pool)
+
+    def _judge(self, t_s: float, pool: list[list[tuple[float, float]]]) -> TrendVerdict:
+        cfg = self.config
+        sxx = sxy = 0.0
+        centers: list[tuple[float, float]] = []
+        rising = 0
+        for pts in pool:
+            t_mean = sum(t for t, _ in pts) / len(pts)
+            u_mean = sum(u for _, u in pts) / len(pts)
+            own_sxx = sum((t - t_mean) ** 2 for t, _ in pts)
+            own_sxy = sum((t - t_mean) * (u - u_mean) for t, u in pts)
+            sxx += own_sxx
+            sxy += own_sxy
+            rising += int(own_sxy > 0)
+            centers.append((t_mean, u_mean))
+        slope = sxy / sxx if sxx > 0 else 0.0
+        _, mad = median_mad(list(self.diffs))
+        # Differences of independent noise have sqrt(2) times its sigma.
+        sigma = max(MAD_TO_SIGMA * mad / 2**0.5, _NOISE_FLOOR * cfg.exhaustion_level)
+        z = slope * sxx**0.5 / sigma
+        level = max(u + slope * (t_s - t) for t, u in centers)
+        tte = time_to_exhaustion(level, slope, cfg.exhaustion_level)
+        abnormal = (
+            tte is not None
+            and tte <= cfg.horizon
+            and (level >= cfg.exhaustion_level or z >= cfg.instance_z)
+        )
+        return TrendVerdict(
+            abnormal, level, slope, tte, rising / len(pool), True, instances=len(pool), z=z
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain picklable state."""
+        return {
+            "since_s": self.since_s,
+            "last": {i: list(p) for i, p in self.last.items()},
+            "fresh": {i: [list(p) for p in pts] for i, pts in self.fresh.items()},
+            "diffs": list(self.diffs),
+        }
+
+    @classmethod
+    def from_snapshot(cls, config: SaturationConfig, data: dict[str, Any]) -> FreshInstances:
+        """Rebuild from `snapshot()`."""
+        out = cls(config)
+        out.since_s = data["since_s"]
+        out.last = {i: (float(t), float(u)) for i, (t, u) in data["last"].items()}
+        out.fresh = {i: [(float(t), float(u)) for t, u in pts] for i, pts in data["fresh"].items()}
+        out.diffs.extend(float(d) for d in data["diffs"])
         return out

@@ -21,7 +21,7 @@ from operators.detect.changes import ChangeTracker
 from operators.detect.config import DetectionConfig, SeriesRule
 from operators.detect.events import AnomalyCleared, ChangeEvent, Detection, anomaly_id
 from operators.detect.persistence import Streak
-from operators.detect.saturation import TrendToLimit, TrendVerdict
+from operators.detect.saturation import FreshInstances, TrendToLimit, TrendVerdict
 from sre_space.records import Anomaly, SignalWindow
 from sre_space.timeutil import NS_PER_S, ns_to_datetime, ns_to_rfc3339, rfc3339_to_ns
 
@@ -67,6 +67,7 @@ class SeriesDetector:
         self.config = config
         self.fields: dict[str, _FieldState] = {}
         self.trend: TrendToLimit | None = None
+        self.fresh: FreshInstances | None = None
         self.trend_streak: Streak | None = None
         self.restart_streak: Streak | None = None
         self.changes = ChangeTracker()
@@ -331,6 +332,13 @@ class SeriesDetector:
             self.trend_streak = Streak(p.k, p.n, cfg.baseline.clear_after)
         assert self.trend_streak is not None
         verdict = self.trend.on_point(t_ns / NS_PER_S, sig.utilization)
+        per_instance = None
+        if sig.instances and cfg.saturation.per_instance:
+            if self.fresh is None:
+                self.fresh = FreshInstances(cfg.saturation)
+            per_instance = self.fresh.on_window(t_ns / NS_PER_S, sig.instances)
+        if per_instance is not None and (per_instance.abnormal or verdict is None):
+            verdict = per_instance  # the containers that started lately speak first
         st = _FieldState(self.trend_streak)
         abnormal = verdict is not None and verdict.abnormal
         tte = verdict.time_to_exhaustion_s if verdict is not None else None
@@ -338,12 +346,15 @@ class SeriesDetector:
         st.score = cfg.saturation.horizon / max(tte, 1.0) if tte is not None else 0.0
         detail = _trend_detail(sig, verdict, t_ns) if verdict is not None else ""
         # A steady rise since a deploy, over several points and well above the noise, is its own
-        # persistence (a step up after a healthy deploy is not steady).
+        # persistence (a step up after a healthy deploy is not steady); so is a common slope of
+        # fresh containers at instance_z standard errors.
         conclusive = (
             abnormal
             and verdict is not None
-            and verdict.anchored
-            and cfg.saturation.anchored_fires_at_once
+            and (
+                verdict.instances > 0
+                or (verdict.anchored and cfg.saturation.anchored_fires_at_once)
+            )
         )
         return self._transition(
             sig,
@@ -376,6 +387,7 @@ class SeriesDetector:
         return {
             "fields": fields,
             "trend": self.trend.snapshot() if self.trend else None,
+            "fresh": self.fresh.snapshot() if self.fresh else None,
             "trend_streak": self.trend_streak.snapshot() if self.trend_streak else None,
             "restart_streak": self.restart_streak.snapshot() if self.restart_streak else None,
             "changes": self.changes.snapshot(),
@@ -403,6 +415,8 @@ class SeriesDetector:
             out.fields[name] = st
         if data["trend"] is not None:
             out.trend = TrendToLimit.from_snapshot(config.saturation, data["trend"])
+        if data.get("fresh") is not None:
+            out.fresh = FreshInstances.from_snapshot(config.saturation, data["fresh"])
         if data["trend_streak"] is not None:
             out.trend_streak = Streak.from_snapshot(data["trend_streak"])
         if data["restart_streak"] is not None:
@@ -464,7 +478,12 @@ def _trend_detail(sig: SignalWindow, verdict: TrendVerdict, t_ns: int) -> str:
     if tte is None:
         return f"{where}: utilization {verdict.level:.3f}, not rising"
     at = ns_to_rfc3339(t_ns + int(tte * NS_PER_S))
+    fresh = (
+        f" in {verdict.instances} container(s) started lately (z={verdict.z:.1f})"
+        if verdict.instances and verdict.z is not None
+        else ""
+    )
     return (
-        f"{where}: utilization {verdict.level:.3f} rising {verdict.slope_per_s * 60:.4f}/min; "
-        f"time_to_exhaustion_s={tte:.1f}; exhausts_at={at}"
+        f"{where}: utilization {verdict.level:.3f} rising {verdict.slope_per_s * 60:.4f}/min"
+        f"{fresh}; time_to_exhaustion_s={tte:.1f}; exhausts_at={at}"
     )

@@ -69,14 +69,15 @@ def _span(p: SpanPartial, start: str, end: str) -> SignalWindow:
 def _metric(p: MetricPartial, start: str, end: str) -> SignalWindow:
     lasts = {inst: v for inst, (_, v) in p.last.items()}
     limits = {inst: v for inst, (_, v) in p.limit_last.items()}
+    per_instance: dict[str, float] = {}
     if p.saturation:
         # Saturation is about the worst instance: its usage against its own limit.
         value = max(lasts.values()) if lasts else None
         if p.ratio:
-            utilization = value
+            per_instance = dict(lasts)
         else:
-            ratios = [v / limits[i] for i, v in lasts.items() if limits.get(i)]
-            utilization = max(ratios) if ratios else None
+            per_instance = {i: v / limits[i] for i, v in lasts.items() if limits.get(i)}
+        utilization = max(per_instance.values()) if per_instance else None
         limit = max(limits.values()) if limits else None
     else:
         # Passthrough series: sums add over instances (restarts, lag); gauges report the worst.
@@ -95,5 +96,6 @@ def _metric(p: MetricPartial, start: str, end: str) -> SignalWindow:
         mean=_r(p.total_micro / 1_000_000 / p.n, 6) if p.n else None,
         limit=_r(limit, 6),
         utilization=_r(utilization, 6),
+        instances={i: round(u, 6) for i, u in sorted(per_instance.items())} or None,
         unit=p.unit or None,
     )

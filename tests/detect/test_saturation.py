@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from operators.detect.config import DetectionConfig, SaturationConfig
 from operators.detect.events import ChangeEvent, Detection
-from operators.detect.saturation import TrendToLimit, time_to_exhaustion
+from operators.detect.saturation import FreshInstances, TrendToLimit, time_to_exhaustion
 from operators.detect.series import SeriesDetector
 from sre_space.records import Anomaly
 from sre_space.timeutil import rfc3339_to_ns
@@ -140,3 +141,118 @@ def test_a_warm_up_after_a_healthy_deploy_is_no_leak_and_a_leak_is_seen_in_a_min
     leaks = [_after_deploy(seed, leak=True) for seed in range(50)]
     assert warm_ups.count(None) == 200, [w for w in warm_ups if w is not None]
     assert all(k is not None and k <= 7 for k in leaks), leaks
+
+
+# --------------------------------------------------------------- containers one by one
+
+
+def _pods(
+    seed: int, leak_per_window: float, *, pods: int = 2, before: int = 30, after: int = 12
+) -> list[tuple[float, dict[str, float]]]:
+    """Windows of per-pod utilization: old pods, then a rollout to new pods at window `before`.
+
+    Each new pod has a base of its own (the jump a rollout makes in the worst-pod series) and
+    its first point catches the working set still filling (0.02 below its level).
+    """
+    rng = random.Random(seed)
+    old = {f"old-{i}": 0.35 + 0.05 * rng.random() for i in range(pods)}
+    new = {f"new-{i}": 0.30 + 0.15 * rng.random() for i in range(pods)}
+    out = []
+    for w in range(before + after):
+        if w < before:
+            utils = {p: base + rng.gauss(0, 0.005) for p, base in old.items()}
+        else:
+            k = w - before
+            utils = {
+                p: base + leak_per_window * k - (0.02 if k == 0 else 0.0) + rng.gauss(0, 0.005)
+                for p, base in new.items()
+            }
+        out.append((10.0 * w, utils))
+    return out
+
+
+def _first_abnormal(windows: list[tuple[float, dict[str, float]]], before: int = 30) -> int | None:
+    fresh = FreshInstances(SaturationConfig())
+    for w, (t, utils) in enumerate(windows):
+        verdict = fresh.on_window(t, utils)
+        if verdict is not None and verdict.abnormal:
+            return w - before
+    return None
+
+
+def test_a_leak_in_new_pods_is_seen_on_their_third_point() -> None:
+    # 1% of the limit per 10 s window: exhaustion in about a minute per 0.06 of headroom.
+    found = [_first_abnormal(_pods(seed, 0.01)) for seed in range(50)]
+    assert all(k is not None and k <= 4 for k in found), found
+    assert sorted(k for k in found if k is not None)[25] <= 3  # median: the third point
+
+
+def test_healthy_rollouts_with_a_first_point_warming_up_do_not_page() -> None:
+    # instance_z 3.5 over about a dozen looks per rollout: a page in a few hundred is chance;
+    # without instance_skip_points, the warming first point pages on most of them
+    found = [_first_abnormal(_pods(seed, 0.0)) for seed in range(200)]
+    assert found.count(None) >= 198, [k for k in found if k is not None]
+    eager = SaturationConfig(instance_skip_points=0)
+    paged = 0
+    for seed in range(50):
+        fresh = FreshInstances(eager)
+        verdicts = [fresh.on_window(t, utils) for t, utils in _pods(seed, 0.0)]
+        paged += any(v is not None and v.abnormal for v in verdicts)
+    assert paged >= 25
+
+
+def test_pods_present_from_the_start_are_left_to_the_series_fit() -> None:
+    # a flow that starts late sees leaking pods that started before it: not fresh
+    fresh = FreshInstances(SaturationConfig())
+    verdicts = [
+        fresh.on_window(10.0 * w, {"a": 0.4 + 0.01 * w, "b": 0.41 + 0.01 * w}) for w in range(20)
+    ]
+    assert verdicts == [None] * 20
+
+
+def test_a_restarted_container_is_fresh_again() -> None:
+    fresh = FreshInstances(SaturationConfig())
+    rng = random.Random(3)
+    t = 0.0
+    for w in range(30):  # a leak that already climbed high, in pods seen from the start
+        t = 10.0 * w
+        fresh.on_window(t, {"a": 0.5 + 0.01 * w + rng.gauss(0, 0.003), "b": 0.5})
+    # "a" is OOM-killed and comes back low (same pod name): its own fit starts over
+    verdicts = [
+        fresh.on_window(t + 10.0 * k, {"a": 0.3 + 0.012 * k, "b": 0.5 + rng.gauss(0, 0.003)})
+        for k in range(1, 5)
+    ]
+    paged = [v is not None and v.abnormal for v in verdicts]
+    assert paged[:2] == [False, False] and paged[-1]  # the first point skipped, then two fitted
+    assert verdicts[-1] is not None and verdicts[-1].instances == 1
+
+
+def test_fresh_instances_survive_a_snapshot() -> None:
+    windows = _pods(7, 0.01)
+    whole = FreshInstances(SaturationConfig())
+    split = FreshInstances(SaturationConfig())
+    for i, (t, utils) in enumerate(windows):
+        a = whole.on_window(t, utils)
+        if i == 32:
+            split = FreshInstances.from_snapshot(SaturationConfig(), split.snapshot())
+        b = split.on_window(t, utils)
+        assert a == b
+
+
+def test_the_series_detector_fires_at_once_on_fresh_pods_and_names_them() -> None:
+    det = SeriesDetector(DetectionConfig())
+    fired = None
+    for w, (_, utils) in enumerate(_pods(11, 0.01)):
+        out = items(det.on_signal(_with_instances(w, utils)), Anomaly)
+        if out and fired is None:
+            fired = (w - 30, out[0])
+    assert fired is not None and fired[0] <= 4
+    assert "2 container(s) started lately" in fired[1].detail
+    off = SeriesDetector(DetectionConfig.model_validate({"saturation": {"per_instance": False}}))
+    for w, (_, utils) in enumerate(_pods(11, 0.01)[:34]):
+        assert not items(off.on_signal(_with_instances(w, utils)), Anomaly)
+
+
+def _with_instances(w: int, utils: dict[str, float]) -> Any:
+    worst = max(utils.values())
+    return metric(w, "memory", worst * 512, utilization=worst, limit=512.0, instances=utils)

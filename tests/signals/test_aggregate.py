@@ -172,6 +172,9 @@ def test_memory_saturation_is_the_worst_instance_against_its_own_limit() -> None
     mem = sigs["memory"]
     assert mem.utilization == round(200 / 256, 6)  # cart-0: 200/256 beats cart-1: 220/512
     assert mem.value == 220 * mib and mem.limit == 512 * mib and mem.count == 3
+    # each pod's own utilization too, its last point in the window against its own limit
+    assert mem.instances == {"cart-0": round(200 / 256, 6), "cart-1": round(220 / 512, 6)}
+    assert sigs["k8s.container.restarts"].instances is None  # not a saturation signal
     assert sigs["k8s.container.restarts"].value == 3.0
 
 
