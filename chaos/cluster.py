@@ -60,6 +60,8 @@ class Pod:
     # cumulative business counters
     checkouts: int = 0
     orders: int = 0
+    cache_hits: int = 0  # a cache's key lookups, as its redis receiver counts them
+    cache_misses: int = 0
     queue_lag: float = 0.0
 
 
@@ -194,6 +196,7 @@ class Cluster:
         pod.down_until_ns = now_ns + int(down_s * NS)
         pod.leaked_mib = 0.0
         pod.memory_mib = 0.0
+        pod.cache_hits = pod.cache_misses = 0  # a restarted redis counts from zero
         pod.rps = 0.0
         pod.rho = 0.0
         pod.backlog_ms = 0.0

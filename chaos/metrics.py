@@ -90,6 +90,22 @@ DEFS: dict[str, MetricDef] = {
             is_int=True,
         ),
         MetricDef(
+            "redis.keyspace.hits",
+            "Successful lookups of keys (the Collector's redis receiver)",
+            "{hit}",
+            "sum",
+            monotonic=True,
+            is_int=True,
+        ),
+        MetricDef(
+            "redis.keyspace.misses",
+            "Failed lookups of keys (the Collector's redis receiver)",
+            "{miss}",
+            "sum",
+            monotonic=True,
+            is_int=True,
+        ),
+        MetricDef(
             "app.checkouts.started",
             "Checkouts started",
             "{checkout}",
@@ -157,6 +173,11 @@ def snapshot(cluster: Cluster, desired: dict[str, Desired], queue_depth: int) ->
                         (*pool, ("db.client.connection.state", "idle")),
                     ),
                     ("db.client.connection.max", d.pool_max, pool),
+                ]
+            if service == "redis" and pod.ready:
+                pts += [
+                    ("redis.keyspace.hits", pod.cache_hits, ()),
+                    ("redis.keyspace.misses", pod.cache_misses, ()),
                 ]
             if service == "checkout":
                 pts.append(("app.checkouts.started", pod.checkouts, ()))

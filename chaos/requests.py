@@ -553,6 +553,10 @@ class Simulator:
             hit = r.chance(self.beh["redis"].cache_hit_ratio)
             if call.db_op:
                 attrs.append(("app.cache.hit", hit))
+                if hit:
+                    cache.cache_hits += 1
+                else:
+                    cache.cache_misses += 1
             self.spans.append(
                 (
                     trace_id,

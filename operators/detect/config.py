@@ -356,6 +356,7 @@ class DetectionConfig(_Frozen):
         "k8s.container.restarts",
         "app.checkouts.started",
         "app.orders.placed",
+        "redis.keyspace.*",
     )
     saturation: SaturationConfig = SaturationConfig()
     changes: ChangesConfig = ChangesConfig()

@@ -108,6 +108,16 @@ def cache_failure(s: Summary) -> None:
     hit_b = s.count("cache.hit", *B) / max(1, s.count("cache.hit", *B) + s.count("cache.miss", *B))
     hit_f = s.count("cache.hit", *F) / max(1, s.count("cache.hit", *F) + s.count("cache.miss", *F))
     assert hit_b > 0.85 and hit_f < 0.05
+    # the cache's own counters (the Collector's redis receiver) say so too
+    misses = (
+        s.metric("redis", "redis.keyspace.misses", *B),
+        s.metric("redis", "redis.keyspace.misses", *F),
+    )
+    hits = (
+        s.metric("redis", "redis.keyspace.hits", *B),
+        s.metric("redis", "redis.keyspace.hits", *F),
+    )
+    assert misses[1] > 5 * misses[0] and hits[1] < 1.2 * hits[0]
     queries = (
         s.op("catalog", "SELECT products", *B)[0] / 2,
         s.op("catalog", "SELECT products", *F)[0] / 3,

@@ -158,7 +158,8 @@ def test_metrics_per_instance(healthy: Any) -> None:
         "container.memory.usage", "k8s.container.memory_limit", "container.cpu.utilization",
         "container.cpu.throttling", "k8s.container.restarts", "db.client.connection.count",
         "db.client.connection.max", "messaging.queue.depth", "messaging.kafka.consumer.lag",
-        "app.checkouts.started", "app.orders.placed",
+        "app.checkouts.started", "app.orders.placed", "redis.keyspace.hits",
+        "redis.keyspace.misses",
     }  # fmt: skip
     assert (
         names["container.memory.usage"]["unit"] == "By"

@@ -46,6 +46,8 @@ def test_every_fault_is_detected_once(report: dict[str, Any]) -> None:
     for name, s in report["scenarios"].items():
         assert s["detected"] == s["runs"], f"{name} missed\n{table}"
         assert s["incidents_per_fault"] == 1.0, f"{name}: one incident per fault\n{table}"
+        # the faulty service is among the incident's services (a cache by its own counters)
+        assert s["culprit_hits"] == s["runs"], f"{name}: culprit not in the incident\n{table}"
 
 
 def test_no_false_incidents(report: dict[str, Any]) -> None:
