@@ -1,28 +1,25 @@
 """The Brain over a replay: one diagnosis per incident, from the recording's own spans.
 
-Each incident is diagnosed on a window from a minute before the onset of its earliest anomaly to
-its recovery or the end of the recording, against the ten minutes before that window: healthy
-minutes neither dilute the incident window nor go missing from the baseline.
+Each incident is diagnosed on a window from a minute before Scout opened it to its recovery or
+the end of the recording, against the ten minutes before that window (`incident_windows`, as the
+live responders do): healthy minutes neither dilute the incident window nor go missing from the
+baseline.
 Metrics come from the replay's own signals; GitOps commits from the caller (a live Brain reads them
 from git; a backtest takes them from the recording's labels).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from operators.detect.scoring import final_incidents
-from sinks.diagnosis.engine import analyze
+from sinks.diagnosis.engine import analyze, incident_windows
 from sinks.diagnosis.loading import load_spans
 from sinks.diagnosis.scoring import score_diagnosis, summarize
 from sre_space.records import Diagnosis, Incident, SignalWindow, read_jsonl
-from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
-
-LEAD_IN_NS = 60 * NS_PER_S
-BASELINE_NS = 10 * 60 * NS_PER_S
+from sre_space.timeutil import rfc3339_to_ns
 
 
 def diagnose_replay(
@@ -42,16 +39,16 @@ def diagnose_replay(
         ]
         for incident in incidents:
             opened = rfc3339_to_ns(incident["opened_at"])
-            start = opened - LEAD_IN_NS
             end = (
                 rfc3339_to_ns(incident["recovered_at"])
                 if incident.get("recovered_at")
                 else end_of_data
             )
+            window, baseline = incident_windows(opened, end)
             analysis = analyze(
                 spans,
-                (start, max(end, opened + NS_PER_S)),
-                (start - BASELINE_NS, start),
+                window,
+                baseline,
                 metrics=metrics,
                 commits=commits,
                 incident_id=incident["id"],
@@ -62,18 +59,6 @@ def diagnose_replay(
         "".join(d.to_json() + "\n" for d in diagnoses), encoding="utf-8"
     )
     return diagnoses
-
-
-def _anomaly_onsets(path: Path) -> dict[str, int]:
-    """Anomaly id -> onset (ns) from a replay's anomalies.jsonl (cleared/change records skipped)."""
-    out: dict[str, int] = {}
-    if not path.exists():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if row.get("schema") == "sre.anomaly/v1":
-            out[row["id"]] = rfc3339_to_ns(row["onset"])
-    return out
 
 
 def score_fault_diagnoses(

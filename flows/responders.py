@@ -32,7 +32,7 @@ from typing import Any
 import polars as pl
 
 from sinks.archive.reader import scan_spans
-from sinks.diagnosis.engine import analyze
+from sinks.diagnosis.engine import analyze, incident_windows
 from sinks.diagnosis.narrate import NarrationBudget, NarrationConfig, NarrationResult, narrate
 from sinks.diagnosis.redact import redact_strings
 from sinks.memory.memory import Memory
@@ -48,10 +48,6 @@ from sre_space.records import AuditAction, Diagnosis, Incident, SignalWindow
 from sre_space.settings import Settings, load_settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
-# The Brain's windows, as in the backtests (flows/diagnose_replay.py): the incident window starts
-# a few minutes before Scout opened it so that the onset is inside; the baseline is before that.
-LEAD_IN_NS = 5 * 60 * NS_PER_S
-BASELINE_NS = 10 * 60 * NS_PER_S
 HEALTHY_STATES = frozenset({"recovered", "resolved"})
 FINAL_STATES = frozenset({"recovered", "resolved", "escalated"})
 
@@ -291,7 +287,7 @@ class ResponderLoop:
         opened = rfc3339_to_ns(incident.opened_at)
         if now_ns - opened >= self.diagnose_wait_ns:
             return True
-        end = self._archive_end_ns(opened - LEAD_IN_NS, now_ns + NS_PER_S)
+        end = self._archive_end_ns(incident_windows(opened, now_ns)[0][0], now_ns + NS_PER_S)
         return end is not None and end >= opened + self.archive_margin_ns
 
     def _diagnosis_ready(self, incident: Incident, now: str, now_ns: int) -> bool:
@@ -338,16 +334,16 @@ class ResponderLoop:
     def _brain(self, incident: Incident, now: str | None) -> Diagnosis | None:
         """The Brain on the archived spans around the incident; stored in `diagnoses`."""
         opened = rfc3339_to_ns(incident.opened_at)
-        start = opened - LEAD_IN_NS
-        baseline = (start - BASELINE_NS, start)
         end = rfc3339_to_ns(now) if now else opened + NS_PER_S
         if incident.recovered_at:
             end = min(end, rfc3339_to_ns(incident.recovered_at))
+        _, baseline = incident_windows(opened, end)
         archived = self._archive_end_ns(baseline[0], end + NS_PER_S)
         if archived is None:
             self.log(f"{incident.id}: no archived spans around the incident; no diagnosis")
             return None
-        end = max(min(end, archived + 1), opened + NS_PER_S)
+        window, baseline = incident_windows(opened, min(end, archived + 1))
+        end = window[1]
         spans = scan_spans(self.state_dir / "spans", baseline[0], end).collect()
         metrics = [
             SignalWindow.from_dict(r)
@@ -361,7 +357,7 @@ class ResponderLoop:
         def run(similar: list[dict[str, Any]]) -> Diagnosis:
             return analyze(
                 spans,
-                (start, end),
+                window,
                 baseline,
                 metrics=metrics,
                 commits=commits,

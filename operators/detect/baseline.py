@@ -37,6 +37,11 @@ def _directed(diff: float, direction: str) -> float:
     return abs(diff)
 
 
+def _anscombe(count: float) -> float:
+    """2 sqrt(x + 3/8): Poisson counts become about normal with unit variance."""
+    return 2.0 * math.sqrt(max(count, 0.0) + 0.375)
+
+
 class RobustBaseline:
     """Median/MAD over the last `history` accepted values of one series field."""
 
@@ -75,6 +80,10 @@ class RobustBaseline:
         if d <= 0:
             return Verdict(False, med, 0.0)
         z = d / scale if scale > 0 else MAX_SCORE
+        if rule.poisson:
+            # A count is at least Poisson-noisy, however tight a short history's MAD: it must
+            # also stand out on the variance-stabilised (Anscombe) scale, where noise is N(0, 1).
+            z = min(z, _directed(_anscombe(x) - _anscombe(med), rule.direction))
         f = self.config.hold_factor if holding else 1.0
         big_enough = d >= f * rule.min_abs and d >= f * rule.min_rel * abs(med)
         if rule.min_level is not None:

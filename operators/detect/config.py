@@ -221,6 +221,10 @@ class SeriesRule(_Frozen):
     # direction). Utilization that steps from 38% to 45% after a deploy is a change, not a
     # saturation: nobody is hurt until the resource nears its limit (trends have their own test).
     min_level: float | None = None
+    # Robust rules on counts (requests, journeys started): the noise is at least Poisson's, so
+    # the value must also be `threshold` sigmas out on the variance-stabilised Poisson scale,
+    # however tight a short history's MAD happens to be.
+    poisson: bool = False
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
@@ -230,6 +234,8 @@ class SeriesRule(_Frozen):
             raise ValueError(f"binomial tests apply to {', '.join(BINOMIAL_FIELDS)} only")
         if self.min_level is not None and self.test != "robust":
             raise ValueError("min_level applies to robust rules only")
+        if self.poisson and self.test != "robust":
+            raise ValueError("poisson applies to robust rules only")
         return self
 
     def matches(self, kind: str, service: str, name: str, field: str) -> bool:
@@ -252,7 +258,7 @@ DEFAULT_RULES: tuple[SeriesRule, ...] = (
     _r(kind="span", field="p50_ms", direction="up", min_abs=20.0, min_rel=1.0),
     _r(kind="span", field="p95_ms", direction="up", min_abs=20.0, min_rel=0.5),
     _r(kind="span", field="p99_ms", direction="up", min_abs=50.0, min_rel=0.5),
-    _r(kind="span", field="count", direction="both", min_abs=10.0, min_rel=0.5),
+    _r(kind="span", field="count", direction="both", min_abs=10.0, min_rel=0.5, poisson=True),
     _r(
         kind="cuj", field="conversion", test="binomial", direction="down", min_abs=0.05, min_rel=0.1
     ),
@@ -264,7 +270,7 @@ DEFAULT_RULES: tuple[SeriesRule, ...] = (
         min_abs=0.05,
         min_rel=0.05,
     ),
-    _r(kind="cuj", field="started", direction="both", min_abs=5.0, min_rel=0.5),
+    _r(kind="cuj", field="started", direction="both", min_abs=5.0, min_rel=0.5, poisson=True),
     _r(kind="metric", name="k8s.container.restarts", field="value", enabled=False),
     _r(kind="metric", name="k8s.container.restarts", field="rate", enabled=False),
     _r(kind="metric", name="memory", field="value", enabled=False),

@@ -7,8 +7,8 @@ linked to one of the incident's nodes: the same service, or one calls the other 
 and its callee's saturation are one incident. When several active incidents match, the oldest wins.
 
 Flapping and reopening. A new anomaly that links to no active incident first looks at incidents
-recovered or resolved within the cool-down, by link or by an identical (node, symptom class) pair;
-a match reopens that incident (same id) instead of opening a new one.
+recovered or resolved within the cool-down: on one of their nodes, or on a linked node with a
+symptom class they had, it reopens that incident (same id) instead of opening a new one.
 
 Recovery. An incident has recovered when none of its baseline anomalies is active and the last
 cleared `recovery` ago. SLO burn anomalies set severity but do not hold an incident open (long burn
@@ -296,12 +296,7 @@ class Correlator:
             key=lambda i: (-(i.closed_ns or 0), i.id),
         )
         for inc in closed:
-            same_pair = any(
-                p[0] == n and p[1] == c
-                for p in inc.pairs
-                for n, c in zip(nodes, classes, strict=True)
-            )
-            if same_pair or any(self._links(node, inc) for node in nodes):
+            if self._returns(inc, nodes, classes):
                 inc.closed_ns = None
                 inc.recovered_at = None
                 inc.state = "open"
@@ -357,6 +352,16 @@ class Correlator:
         if c.id in inc.active:
             inc.active.remove(c.id)
             inc.last_clear_ns = max(inc.last_clear_ns, at_ns)
+
+    def _returns(self, inc: _Incident, nodes: list[str], classes: list[str]) -> bool:
+        """Whether a group is a closed incident's problem come back: on one of its nodes, or
+        on a node linked to it with a symptom class it had. A linked service with a symptom of
+        its own (a cart error after a shipping slowdown was fixed) is a new problem."""
+        had = {p[1] for p in inc.pairs}
+        return any(
+            node in inc.nodes or (cls in had and self._links(node, inc))
+            for node, cls in zip(nodes, classes, strict=True)
+        )
 
     def _links(self, node: str, inc: _Incident) -> bool:
         return any(self._linked(node, other) for other in inc.nodes)

@@ -15,9 +15,21 @@ from sinks.diagnosis.population import PopulationReport, analyze_population
 from sinks.diagnosis.rank import Ranking, action_params, rank
 from sinks.diagnosis.resources import ResourceFinding, resource_evidence
 from sre_space.records import Diagnosis, SignalWindow
-from sre_space.timeutil import ns_to_rfc3339
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
 
 Window = tuple[int, int]
+
+# The incident window starts a minute before Scout opened the incident: the onset (a few windows
+# of persistence earlier) is inside, and healthy minutes do not dilute it. The baseline is the
+# ten minutes before that. The live responders and the backtests both use these.
+LEAD_IN_NS = 60 * NS_PER_S
+BASELINE_NS = 10 * 60 * NS_PER_S
+
+
+def incident_windows(opened_ns: int, end_ns: int) -> tuple[Window, Window]:
+    """The incident window (to `end_ns`, at least a second long) and its baseline."""
+    start = opened_ns - LEAD_IN_NS
+    return (start, max(end_ns, opened_ns + NS_PER_S)), (start - BASELINE_NS, start)
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,25 @@ def test_slo_anomalies_do_not_hold_an_incident_open() -> None:
     ]
 
 
+def test_a_new_symptom_of_a_linked_service_after_recovery_is_a_new_incident() -> None:
+    cfg = IncidentsConfig(recovery=30, cooldown=900)
+    c = Correlator(cfg, JOURNEYS)
+    script = {
+        1: [anomaly(1, "payment", "p95_ms", id="slow", detector="baseline")],
+        4: [cleared(4, "slow")],
+        # checkout calls payment: linked, but errors are not what the payment incident had
+        40: [anomaly(40, "checkout", "error_rate", id="errs")],
+    }
+    out = _run(c, script, 42)
+    assert [e.event for e in out] == ["opened", "recovered", "opened"]
+    assert out[2].id != out[0].id and out[2].services == ["checkout"]
+    # the same symptom class on a linked service is the problem come back
+    c = Correlator(cfg, JOURNEYS)
+    script[40] = [anomaly(40, "checkout", "p95_ms", id="slow-caller", detector="baseline")]
+    out = _run(c, script, 42)
+    assert [e.event for e in out] == ["opened", "recovered", "reopened"]
+
+
 def test_later_states_and_transitions() -> None:
     c = Correlator(IncidentsConfig(), JOURNEYS)
     (opened,) = _run(c, {1: [anomaly(1, "payment")]}, 2)

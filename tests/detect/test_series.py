@@ -148,6 +148,26 @@ def test_low_traffic_does_not_page() -> None:
     assert items(out, Anomaly) == []
 
 
+def test_a_short_tight_history_does_not_make_poisson_dips_page() -> None:
+    # 18 windows that happen to sit within 17-19 requests (MAD 1): windows of 6-8 requests are
+    # 7 MAD-sigmas down but under 3.5 Poisson sigmas; a stop (0 requests, 7.3 sigmas) pages.
+    history = [18, 17, 19, 18, 18, 17, 19, 18, 19, 17, 18, 18, 17, 19, 18, 18, 19, 17]
+    for poisson, dips, pages in ((True, [8, 6, 8], False), (False, [8, 6, 8], True)):
+        rules = (
+            None if poisson else [{"kind": "span", "field": "count", "min_abs": 10, "min_rel": 0.5}]
+        )
+        det = SeriesDetector(load_detection({"detection": {"overrides": rules or []}}))
+        out: list[Detection] = []
+        for i, n in enumerate(history + dips):
+            out += det.on_signal(span(i, n))
+        assert bool(items(out, Anomaly)) is pages, poisson
+    det = SeriesDetector(CFG)
+    out = []
+    for i, n in enumerate(history * 2 + [0, 0, 0]):
+        out += det.on_signal(span(i, n))
+    assert [a.signal for a in items(out, Anomaly)] == ["count"]
+
+
 def test_sporadic_single_errors_at_moderate_traffic_do_not_page() -> None:
     rng = np.random.default_rng(3)
     det = SeriesDetector(CFG)
