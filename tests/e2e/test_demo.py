@@ -57,6 +57,7 @@ def test_demo_detects_an_injected_oom(tmp_path: Path) -> None:
     # ever raises a false incident is the scored suite's target, on recordings with ground truth.)
     incidents = sorted(store.query("incidents"), key=lambda i: i["opened_at"])
     assert incidents, "no incident after an injected oom"
-    assert incidents[0]["services"] == ["checkout"], incidents
-    assert "memory" in incidents[0]["summary"]
+    # A callee's symptom may join it (one CI run saw payment latency while checkout thrashed).
+    assert "checkout" in incidents[0]["services"], incidents
+    assert "checkout saturation (memory)" in incidents[0]["summary"], incidents
     assert any(p.suffix == ".parquet" for p in (state / "spans").rglob("*"))
