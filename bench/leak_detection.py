@@ -32,8 +32,8 @@ from chaos.scenarios import bump_version, change_manifest
 from chaos.shop import Shop, ShopConfig
 from operators.detect.config import DetectionConfig, load_detection
 from operators.detect.events import ChangeEvent
+from operators.detect.saturation import common_slope, diff_noise, time_to_exhaustion
 from operators.detect.series import SeriesDetector
-from operators.detect.stats import MAD_TO_SIGMA, median_mad
 from operators.otlp.metrics import decode_metrics_proto
 from operators.signals.aggregate import SignalSpec, metric_partials
 from operators.signals.finalize import finalize
@@ -125,26 +125,15 @@ def bound_page(
             elif inst in prev:
                 diffs.append(u - prev[inst])
             prev[inst] = u
-        fits = [_line(pts) for pts in new.values() if len(pts) >= 2]
-        if not fits or len(diffs) < 8:
+        sets = [pts for pts in new.values() if len(pts) >= 2]
+        if not sets or len(diffs) < 8:
             continue
-        sxx = sum(f[1] for f in fits)
-        slope = sum(f[0] * f[1] for f in fits) / sxx
-        _, mad = median_mad(diffs)
-        sigma = max(MAD_TO_SIGMA * mad / 2**0.5, 1e-6)
-        level = max(f[2] for f in fits)
-        if slope > 0 and slope * sxx**0.5 / sigma >= z_min and (1.0 - level) / slope <= horizon_s:
+        fit = common_slope(sets, t)
+        sigma = max(diff_noise(diffs), 1e-6)
+        tte = time_to_exhaustion(fit.level, fit.slope, 1.0)
+        if fit.slope * fit.sxx**0.5 / sigma >= z_min and tte is not None and tte <= horizon_s:
             return int((t - deploy_s) * NS)
     return None
-
-
-def _line(pts: list[tuple[float, float]]) -> tuple[float, float, float]:
-    """Least-squares slope, sum of squared time deviations, and the fitted level at the end."""
-    t_mean = sum(t for t, _ in pts) / len(pts)
-    u_mean = sum(u for _, u in pts) / len(pts)
-    sxx = sum((t - t_mean) ** 2 for t, _ in pts)
-    slope = sum((t - t_mean) * (u - u_mean) for t, u in pts) / sxx
-    return slope, sxx, u_mean + slope * (pts[-1][0] - t_mean)
 
 
 def _summary(healthy: list[int | None], leaks: list[int | None]) -> dict[str, Any]:

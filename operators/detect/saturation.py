@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,42 @@ class TrendVerdict:
     anchored: bool = False  # fitted on the points since a deploy (or a container start) only
     instances: int = 0  # containers fitted one by one (`FreshInstances`), 0 for the series fit
     z: float | None = None  # the common slope over its standard error (`FreshInstances`)
+
+
+def diff_noise(diffs: Sequence[float]) -> float:
+    """The sigma of a series' noise from its successive differences (robust: MAD)."""
+    _, mad = median_mad(diffs)
+    # Differences of independent noise have sqrt(2) times its sigma.
+    return MAD_TO_SIGMA * mad / 2**0.5
+
+
+@dataclass(frozen=True, slots=True)
+class CommonSlope:
+    """One least-squares slope shared by several point sets, each keeping its own level."""
+
+    slope: float
+    sxx: float  # sum of squared time deviations: the slope's standard error is sigma / sqrt(sxx)
+    level: float  # the highest set's level at the time asked for, on the common slope
+    rising: int  # sets that rise on their own
+
+
+def common_slope(sets: Sequence[Sequence[tuple[float, float]]], t_s: float) -> CommonSlope:
+    """Fit one slope through `sets` of (time, value) points with an intercept per set."""
+    sxx = sxy = 0.0
+    centers: list[tuple[float, float]] = []
+    rising = 0
+    for pts in sets:
+        t_mean = sum(t for t, _ in pts) / len(pts)
+        u_mean = sum(u for _, u in pts) / len(pts)
+        own_sxx = sum((t - t_mean) ** 2 for t, _ in pts)
+        own_sxy = sum((t - t_mean) * (u - u_mean) for t, u in pts)
+        sxx += own_sxx
+        sxy += own_sxy
+        rising += int(own_sxy > 0)
+        centers.append((t_mean, u_mean))
+    slope = sxy / sxx if sxx > 0 else 0.0
+    level = max(u + slope * (t_s - t) for t, u in centers)
+    return CommonSlope(slope, sxx, level, rising)
 
 
 def time_to_exhaustion(level: float, slope_per_s: float, limit: float) -> float | None:
@@ -66,10 +103,7 @@ class TrendToLimit:
         """
         before = [u for t, u in self.points if t < t_s]
         if len(before) >= 3:
-            diffs = [b - a for a, b in itertools.pairwise(before)]
-            _, mad = median_mad(diffs)
-            # Differences of independent noise have sqrt(2) times its sigma.
-            self.noise = MAD_TO_SIGMA * mad / 2**0.5
+            self.noise = diff_noise([b - a for a, b in itertools.pairwise(before)])
         else:
             self.noise = 0.0
         while self.points and self.points[0][0] < t_s:
@@ -161,9 +195,9 @@ class FreshInstances:
     utilization drops by `reset_drop` (a restart). Its points are fitted for `lookback` after
     its start, but for the first `instance_skip_points`: a point taken seconds after the start
     catches the working set still filling as traffic arrives. Then it is an old container, left
-    to the series fit. The verdict pools every
-    fresh container that reported within `instance_stale`: one slope for all (each keeps its own
-    level), judged against the noise of point-to-point changes (MAD over all containers).
+    to the series fit. The verdict pools every fresh container that reported within
+    `instance_stale`: one slope for all (each keeps its own level), judged against the noise of
+    point-to-point changes (MAD over all containers).
     """
 
     def __init__(self, config: SaturationConfig) -> None:
@@ -206,32 +240,24 @@ class FreshInstances:
 
     def _judge(self, t_s: float, pool: list[list[tuple[float, float]]]) -> TrendVerdict:
         cfg = self.config
-        sxx = sxy = 0.0
-        centers: list[tuple[float, float]] = []
-        rising = 0
-        for pts in pool:
-            t_mean = sum(t for t, _ in pts) / len(pts)
-            u_mean = sum(u for _, u in pts) / len(pts)
-            own_sxx = sum((t - t_mean) ** 2 for t, _ in pts)
-            own_sxy = sum((t - t_mean) * (u - u_mean) for t, u in pts)
-            sxx += own_sxx
-            sxy += own_sxy
-            rising += int(own_sxy > 0)
-            centers.append((t_mean, u_mean))
-        slope = sxy / sxx if sxx > 0 else 0.0
-        _, mad = median_mad(list(self.diffs))
-        # Differences of independent noise have sqrt(2) times its sigma.
-        sigma = max(MAD_TO_SIGMA * mad / 2**0.5, _NOISE_FLOOR * cfg.exhaustion_level)
-        z = slope * sxx**0.5 / sigma
-        level = max(u + slope * (t_s - t) for t, u in centers)
-        tte = time_to_exhaustion(level, slope, cfg.exhaustion_level)
+        fit = common_slope(pool, t_s)
+        sigma = max(diff_noise(self.diffs), _NOISE_FLOOR * cfg.exhaustion_level)
+        z = fit.slope * fit.sxx**0.5 / sigma
+        tte = time_to_exhaustion(fit.level, fit.slope, cfg.exhaustion_level)
         abnormal = (
             tte is not None
             and tte <= cfg.horizon
-            and (level >= cfg.exhaustion_level or z >= cfg.instance_z)
+            and (fit.level >= cfg.exhaustion_level or z >= cfg.instance_z)
         )
         return TrendVerdict(
-            abnormal, level, slope, tte, rising / len(pool), True, instances=len(pool), z=z
+            abnormal,
+            fit.level,
+            fit.slope,
+            tte,
+            fit.rising / len(pool),
+            True,
+            instances=len(pool),
+            z=z,
         )
 
     def snapshot(self) -> dict[str, Any]:
