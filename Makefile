@@ -40,7 +40,7 @@ recordings: $(STAMP)
 	$(BIN)/python -m chaos suite --out recordings
 
 suite: $(STAMP)
-	$(BIN)/python -m flows.suite --out state/backtests/suite
+	$(BIN)/python -m sre_space.harness.suite --out state/backtests/suite
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput

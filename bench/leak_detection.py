@@ -30,11 +30,11 @@ import yaml
 
 from chaos.scenarios import bump_version, change_manifest
 from chaos.shop import Shop, ShopConfig
-from operators.detect.config import DetectionConfig, load_detection
-from operators.detect.events import ChangeEvent
-from operators.detect.saturation import common_slope, diff_noise, time_to_exhaustion
-from operators.detect.series import SeriesDetector
 from operators.otlp.metrics import decode_metrics_proto
+from operators.scout.detect.config import DetectionConfig, load_detection
+from operators.scout.detect.events import ChangeEvent
+from operators.scout.detect.saturation import common_slope, diff_noise, time_to_exhaustion
+from operators.scout.detect.series import SeriesDetector
 from operators.signals.aggregate import SignalSpec, metric_partials
 from operators.signals.finalize import finalize
 from operators.signals.partials import MetricPartial, merge_partials

@@ -32,9 +32,9 @@ from typing import Any
 
 from chaos.live import kafka_publisher, run_live
 from chaos.shop import Batch, Shop, ShopConfig
-from flows.rig import start_kafka_flow, stop_child
 from flows.sources import create_topics
 from sinks.store.sqlite import Store
+from sre_space.harness.rig import start_kafka_flow, stop_child
 from sre_space.settings import load_settings
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 

@@ -320,7 +320,7 @@ class SloRow:
 def slo_specs(extra: Mapping[str, Any] | None = None) -> tuple[list[Any], float]:
     """The SLOs (as `sinks.memory.postmortem.SLO`) from the config's `slos:` section, or the
     defaults Scout alerts on, and the time scale; a bad section falls back to the defaults."""
-    from operators.detect.config import load_slos
+    from operators.scout.detect.config import load_slos
     from sinks.memory.postmortem import SLO
     from sre_space.settings import ConfigError
 

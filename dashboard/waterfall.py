@@ -1,7 +1,7 @@
 """A trace waterfall: one row per span in tree order, failing spans and the critical path marked.
 
 `waterfall_frame` is pure (spans in, rows out) and uses the Brain's own span-tree rules
-(`sinks.diagnosis.structure`: failures, self time, the critical path), so the picture and the
+(`sinks.brain.structure`: failures, self time, the critical path), so the picture and the
 diagnosis never disagree. `waterfall_chart` turns the rows into an Altair chart.
 """
 
@@ -48,8 +48,8 @@ def waterfall_frame(spans: pl.DataFrame) -> pl.DataFrame:
     """
     if spans.is_empty():
         return pl.DataFrame(schema=WATERFALL_SCHEMA)
-    from sinks.diagnosis.config import DiagnosisConfig
-    from sinks.diagnosis.structure import add_critical_path, add_self_time, prepare
+    from sinks.brain.config import DiagnosisConfig
+    from sinks.brain.structure import add_critical_path, add_self_time, prepare
 
     trace_id = str(spans.get_column("trace_id").sort()[0])
     df = prepare(spans.filter(pl.col("trace_id") == trace_id), DiagnosisConfig())

@@ -10,9 +10,9 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
 from flows.build import build_signals
-from flows.scout import build_scout
 from flows.sources import kafka_end_offsets, kafka_input
 from flows.state_outputs import attach_state_outputs
+from operators.scout.dataflow import build_scout
 from sinks.outputs.kafka_out import to_kafka
 from sre_space.settings import Settings, load_settings
 

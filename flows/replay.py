@@ -1,12 +1,7 @@
-"""`sre-space replay FILE... --out DIR`: recordings through the same flow, as fast as it goes."""
+"""Replay recordings through the same flow as Kafka, as fast as it goes: signals, anomalies, incidents."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import sys
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,17 +12,12 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import cluster_main, run_main
 
-from flows.backtest import backtest, labels_path
 from flows.build import build_signals
-from flows.diagnose_replay import diagnose_replay, diagnosis_table
 from flows.progress import Progress
-from flows.scout import build_scout
 from flows.sources import recording_input
-from operators.detect.scoring import render_table
+from operators.scout.dataflow import build_scout
 from sinks.archive import ArchiveSink
-from sinks.diagnosis.scoring import label_commits
 from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
-from sre_space.records import SignalWindow, read_jsonl
 from sre_space.settings import PipelineConfig, load_pipeline_config
 
 # output file -> sorted (parallel streams) or in emission order (one stateful key, order is meaning)
@@ -105,76 +95,3 @@ def replay(
         if progress is not None:
             progress.close()
     return {name: merge_parts(out, name, sort=sort) for name, sort in OUTPUTS.items()}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "files", nargs="+", help="recordings: OTLP/JSON lines (.gz) or length-prefixed proto"
-    )
-    parser.add_argument("--out", required=True, help="output folder (signals.jsonl, ...)")
-    parser.add_argument("--config", help="pipeline config YAML merged over the defaults")
-    parser.add_argument("--workers", type=int, default=1, help="Bytewax worker threads")
-    parser.add_argument("--archive", help="also write the span archive (Parquet) to this folder")
-    parser.add_argument(
-        "--labels",
-        nargs="*",
-        help="score against ground truth: one labels file per recording (none: FILE.labels.json);"
-        " each recording is replayed on its own into OUT/<name>/ and OUT/report.json is written",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    parser.add_argument(
-        "--recovery",
-        help="Bytewax recovery folder: snapshots every --epoch seconds; run again to resume",
-    )
-    parser.add_argument("--epoch", type=float, default=1.0, help="seconds between snapshots")
-
-
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="replay: %(message)s", stream=sys.stderr)
-    config = load_pipeline_config(args.config)
-    show = not args.no_progress and sys.stderr.isatty()
-    if args.labels is not None:
-        report = backtest(
-            args.files,
-            args.labels,
-            args.out,
-            lambda paths, folder: replay(
-                paths, folder, config, workers=args.workers, show_progress=show
-            ),
-        )
-        print(render_table(report))
-        print(diagnosis_table(report))
-        print(f"report: {Path(args.out) / 'report.json'}")
-        return 0
-    t0 = time.perf_counter()
-    files = replay(
-        args.files,
-        args.out,
-        config,
-        workers=args.workers,
-        archive=args.archive,
-        show_progress=show,
-        recovery=args.recovery,
-        epoch_s=args.epoch,
-    )
-    elapsed = time.perf_counter() - t0
-    signals = read_jsonl(str(files["signals"]), SignalWindow)
-    spans = sum(s.count for s in signals if s.kind == "span")
-    dead = sum(1 for line in files["deadletters"].read_text().splitlines() if line)
-    print(
-        f"replayed {len(args.files)} file(s): {spans} spans -> {len(signals)} signals, "
-        f"{dead} dead letters in {elapsed:.2f} s ({spans / max(elapsed, 1e-9):,.0f} spans/s)",
-        file=sys.stderr,
-    )
-    # The Brain on every incident; a recording's labels, when present, carry its GitOps history.
-    commits: list[dict[str, Any]] = []
-    for recording in args.files:
-        labels = labels_path(recording)
-        if labels.exists():
-            commits += label_commits(json.loads(labels.read_text(encoding="utf-8")))
-    diagnoses = diagnose_replay(args.files, args.out, commits)
-    files["diagnoses"] = Path(args.out) / "diagnoses.jsonl"
-    print(f"diagnosed {len(diagnoses)} incident(s)", file=sys.stderr)
-    for name, path in files.items():
-        print(f"{name}: {path}")
-    return 0

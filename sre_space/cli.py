@@ -15,15 +15,21 @@ from types import ModuleType
 
 # subcommand -> (module exposing add_arguments(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("chaos.init_cmd", "create the state folder and the GitOps repository"),
+    "init": ("sre_space.harness.init_cmd", "create the state folder and the GitOps repository"),
     "demo": (
-        "flows.demo",
+        "sre_space.harness.demo",
         "run the closed loop (shop, dataflow, responders, dashboard) on one machine",
     ),
-    "drill": ("flows.drill", "a fire drill: inject a scenario, follow the loop, write drill.json"),
-    "replay": ("flows.replay", "run recordings through the flow as a backtest"),
-    "responders": ("flows.responders", "run Brain, Fixer and Memory on the store's incidents"),
-    "diagnose": ("sinks.diagnosis.cli", "root cause of a time range or of one trace"),
+    "drill": (
+        "sre_space.harness.drill",
+        "a fire drill: inject a scenario, follow the loop, write drill.json",
+    ),
+    "replay": ("sre_space.harness.replay", "run recordings through the flow as a backtest"),
+    "responders": (
+        "sre_space.responders.loop",
+        "run Brain, Fixer and Memory on the store's incidents",
+    ),
+    "diagnose": ("sinks.brain.cli", "root cause of a time range or of one trace"),
     "memory": ("sinks.memory.cli", "look up past incidents and post-mortems"),
     "dashboard": ("dashboard.cli", "start the dashboard (Streamlit)"),
 }

@@ -29,7 +29,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from operators.detect import slo
+from operators.scout.detect import slo
 from sre_space.records import (
     Anomaly,
     AuditAction,

@@ -7,7 +7,7 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from operators.detect.events import AnomalyCleared, ChangeEvent
+from operators.scout.detect.events import AnomalyCleared, ChangeEvent
 from sinks.store import Store
 from sre_space.records import Anomaly, DeadLetter, Incident, Record, SignalWindow
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from chaos import cli, control, init_cmd
+from chaos import cli, control
 from chaos.live import apply_command
 from chaos.recorder import labels_path
 from chaos.scenarios import registry
 from chaos.shop import Shop, ShopConfig
+from sre_space.harness import init_cmd
 from sre_space.timeutil import rfc3339_to_ns
 from tests.chaos.params import ONSET_S, Recorder
 

@@ -8,16 +8,16 @@ after the other in event time, and for each:
 2. loads the signals and dead letters into `<state>/sre.db` with the flow's own row mapping
    (`sinks.outputs.store_sink.record_row`);
 3. takes Scout's anomalies and incident events from the replay's `anomalies.jsonl` /
-   `incidents.jsonl` (or, if the replay does not write them, runs `operators.incidents.scout.Scout`
+   `incidents.jsonl` (or, if the replay does not write them, runs `operators.scout.judge.Scout`
    over the windows itself) into the `anomalies`, `incidents` (latest event) and `incident_events`
    tables;
-4. scores the replay against the labels (`operators.detect.scoring`) into `report.json`.
+4. scores the replay against the labels (`operators.scout.detect.scoring`) into `report.json`.
 
 Then the oom incident goes through the whole loop: the GitOps repository is the recording's own
 history (cloned from its bundle to `<state>/gitops`), the Brain diagnoses it from the span archive
-(`sinks.diagnosis.engine.analyze`), the Fixer (`sinks.remediation.fixer.Fixer` on a `LocalForge`)
+(`sinks.brain.engine.analyze`), the Fixer (`sinks.fixer.fixer.Fixer` on a `LocalForge`)
 opens the pull request, a person approves it, the Fixer merges it, the deploy and verification are
-audited (`AuditLog`), the lifecycle moves to resolved (`operators.incidents.lifecycle.apply_state`)
+audited (`AuditLog`), the lifecycle moves to resolved (`operators.scout.incidents.lifecycle.apply_state`)
 and Memory writes the post-mortem (`sinks.memory.memory.Memory.learn`: file, store row, ChromaDB).
 The errors incident is left open, as Scout opened it.
 
@@ -39,12 +39,12 @@ import polars as pl
 from chaos.recorder import record
 from chaos.shop import DEFAULT_EPOCH_NS
 from flows.replay import replay
-from operators.detect.config import load_detection, load_slos
-from operators.detect.scoring import score_recording, score_suite
-from operators.incidents.config import load_incidents
-from operators.incidents.correlator import journey_services
-from operators.incidents.lifecycle import apply_state
-from operators.incidents.scout import Scout
+from operators.scout.detect.config import load_detection, load_slos
+from operators.scout.detect.scoring import score_recording, score_suite
+from operators.scout.incidents.config import load_incidents
+from operators.scout.incidents.correlator import journey_services
+from operators.scout.incidents.lifecycle import apply_state
+from operators.scout.judge import Scout
 from sinks.archive.reader import scan_spans
 from sinks.outputs.store_sink import record_row
 from sinks.store.sqlite import Store
@@ -308,14 +308,14 @@ def _respond(
     labels: dict[str, Any],
 ) -> Incident:
     """Brain, Fixer and Memory on the first incident, the way the responder chains them."""
-    from sinks.diagnosis.engine import analyze
+    from sinks.brain.engine import analyze
+    from sinks.fixer.audit import AuditLog
+    from sinks.fixer.fixer import Fixer
+    from sinks.fixer.forge_local import LocalForge
+    from sinks.fixer.policy import load_policy
     from sinks.memory.gather import gather
     from sinks.memory.index import PostMortemIndex, chroma_client
     from sinks.memory.memory import Memory
-    from sinks.remediation.audit import AuditLog
-    from sinks.remediation.fixer import Fixer
-    from sinks.remediation.forge_local import LocalForge
-    from sinks.remediation.policy import load_policy
 
     mine = [a for a in anomalies if a.id in incident.anomaly_ids]
     onset = min([rfc3339_to_ns(a.onset) for a in mine] + [rfc3339_to_ns(incident.opened_at)])

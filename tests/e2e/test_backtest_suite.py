@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from flows.diagnose_replay import diagnosis_table
-from flows.suite import run_suite
-from operators.detect.scoring import final_incidents, render_table
+from operators.scout.detect.scoring import final_incidents, render_table
 from sinks.memory.memory import Memory
+from sre_space.harness.diagnose_replay import diagnosis_table
+from sre_space.harness.suite import run_suite
 from sre_space.records import ANOMALY_SCHEMA, Anomaly, Diagnosis, Incident, SignalWindow, read_jsonl
 from sre_space.settings import Settings
 

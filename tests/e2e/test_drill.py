@@ -23,13 +23,13 @@ from typing import Any
 import polars as pl
 import pytest
 
-from flows.drill import DrillConfig, run_drill, table
+from sinks.fixer.shop_reconciler import read_shop_head
 from sinks.memory.memory import Memory
-from sinks.remediation.shop_reconciler import read_shop_head
 from sinks.store.sqlite import Store
+from sre_space.harness.drill import DrillConfig, run_drill, table
 from sre_space.settings import load_settings
+from tests.brain.fake_llm import FakeLLM
 from tests.dashboard.test_pages import PAGE_FILES, frames, run_page, texts
-from tests.diagnosis.fake_llm import FakeLLM
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

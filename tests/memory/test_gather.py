@@ -17,7 +17,7 @@ NEW = 'service: payment\nversion: "2.4.0"\nreplicas: 2\n'
 
 
 def _pr_row(c: Case, state: str) -> dict[str, Any]:
-    """A pull request row as the Fixer's forge stores it (`sinks/remediation/forge.py`)."""
+    """A pull request row as the Fixer's forge stores it (`sinks/fixer/forge.py`)."""
     r = c.remediation
     return {
         "id": f"{c.incident.id}/{r.action}",

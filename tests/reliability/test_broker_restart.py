@@ -33,7 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from bench.workload import expected_signals, generate
-from flows.rig import start_kafka_flow
+from sre_space.harness.rig import start_kafka_flow
 from sre_space.records import SignalWindow
 from tests.conftest import ConsumeAll, Produce, TopicFactory
 from tests.flows.truth import assert_matches_truth

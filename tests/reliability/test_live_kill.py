@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from chaos.recorder import record
-from flows.rig import start_kafka_flow
 from operators.otlp.messages import Decoded, DecodeLimits, decode_message
 from operators.otlp.recording import iter_recording
 from sinks.store.sqlite import Store
+from sre_space.harness.rig import start_kafka_flow
 from tests.reliability.helpers import committed_epoch, flow_settings, flow_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -5,7 +5,7 @@ recommends `rollback_version` first). Spans and metrics go out as OTLP/JSON line
 through the shared decoder, so hostile text can be placed anywhere a producer can put it: span and
 resource attributes (keys and values), span names, status messages, span events, metric point
 attributes, GitOps commit messages. The narrator talks to a local chat-completions server
-(`tests.diagnosis.fake_llm`) through the real `openai` client, and the Fixer is built by the
+(`tests.brain.fake_llm`) through the real `openai` client, and the Fixer is built by the
 production factory over a real local GitOps repository with the packaged policy.
 """
 
@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sinks.diagnosis.engine import Analysis, analyze
-from sinks.diagnosis.loading import BRAIN_ATTRIBUTES, load_metrics, load_spans
-from sinks.diagnosis.narrate import NarrationConfig, NarrationResult, apply_narrative, narrate
-from sinks.remediation.factory import FixerParts, build_fixer
-from sinks.remediation.fixer import Remedy
+from sinks.brain.engine import Analysis, analyze
+from sinks.brain.loading import BRAIN_ATTRIBUTES, load_metrics, load_spans
+from sinks.brain.narrate import NarrationConfig, NarrationResult, apply_narrative, narrate
+from sinks.fixer.factory import FixerParts, build_fixer
+from sinks.fixer.fixer import Remedy
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis, Incident
 from sre_space.settings import Settings, load_settings
-from tests.diagnosis import synth
-from tests.diagnosis.fake_llm import FakeLLM, Reply
-from tests.diagnosis.otlp_writer import metrics_request, spans_request
-from tests.remediation.helpers import SCHEMA, git, manifest
+from tests.brain import synth
+from tests.brain.fake_llm import FakeLLM, Reply
+from tests.brain.otlp_writer import metrics_request, spans_request
+from tests.fixer.helpers import SCHEMA, git, manifest
 
 FAULT, SEED, TRACES = "oom", 11, 60
 CULPRIT = "payment"

@@ -6,7 +6,7 @@ things outside the evidence), through the real `openai` client. The diagnosis ke
 deterministic summary, the Fixer still acts on the deterministic ranking, and the audit log has a
 `narration_degraded` row with the reason.
 
-GitHub (PyGithub against `tests.remediation.fake_github`): 5xx and rate limits on the pull request
+GitHub (PyGithub against `tests.fixer.fake_github`): 5xx and rate limits on the pull request
 are retried with backoff (Retry-After, X-RateLimit-Reset, exponential), then the step fails with the
 reason in the audit log, waits, and escalates; when the tracker is down too, the escalation and the
 post-mortem are still recorded in the audit log (outcome `degraded`) instead of looping.
@@ -23,23 +23,23 @@ from typing import Any
 
 import pytest
 
-from sinks.diagnosis.engine import Analysis, analyze
-from sinks.diagnosis.narrate import NarrationConfig, NarrationResult, narrate
-from sinks.remediation.fixer import Fixer
-from sinks.remediation.forge import Forge
-from sinks.remediation.forge_github import GithubForge
-from sinks.remediation.forge_local import LocalForge
-from sinks.remediation.github_client import RetryPolicy, make_github
-from sinks.remediation.policy import Policy, PolicyConfig
-from sinks.remediation.reconciler import ReconcileResult
-from sinks.remediation.responder import HealthSample, Progress, Responder, ResponderSteps
-from sinks.remediation.tracker import GithubTracker, IncidentTracker, LocalTracker
+from sinks.brain.engine import Analysis, analyze
+from sinks.brain.narrate import NarrationConfig, NarrationResult, narrate
+from sinks.fixer.fixer import Fixer
+from sinks.fixer.forge import Forge
+from sinks.fixer.forge_github import GithubForge
+from sinks.fixer.forge_local import LocalForge
+from sinks.fixer.github_client import RetryPolicy, make_github
+from sinks.fixer.policy import Policy, PolicyConfig
+from sinks.fixer.reconciler import ReconcileResult
+from sinks.fixer.tracker import GithubTracker, IncidentTracker, LocalTracker
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis
-from tests.diagnosis import synth
-from tests.diagnosis.fake_llm import FakeLLM, Reply
-from tests.remediation.fake_github import FakeGithub
-from tests.remediation.helpers import SCHEMA, manifest
+from sre_space.responders.machine import HealthSample, Progress, Responder, ResponderSteps
+from tests.brain import synth
+from tests.brain.fake_llm import FakeLLM, Reply
+from tests.fixer.fake_github import FakeGithub
+from tests.fixer.helpers import SCHEMA, manifest
 
 from .pipeline import CULPRIT, FAULT, INCIDENT, NOW, SEED, TRACES, gitops_repo, good_reply
 

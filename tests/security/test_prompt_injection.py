@@ -29,13 +29,13 @@ from typing import Any
 
 import pytest
 
-from sinks.diagnosis.engine import Analysis
-from sinks.diagnosis.narrate import load_prompt
-from sinks.remediation import manifest as mf
-from sinks.remediation.catalog import Catalog
+from sinks.brain.engine import Analysis
+from sinks.brain.narrate import load_prompt
+from sinks.fixer import manifest as mf
+from sinks.fixer.catalog import Catalog
 from sre_space.records import Diagnosis
-from tests.diagnosis.fake_llm import FakeLLM
-from tests.remediation.helpers import git
+from tests.brain.fake_llm import FakeLLM
+from tests.fixer.helpers import git
 
 from .pipeline import (
     CANARIES,

@@ -1,0 +1,288 @@
+"""Baselines learned from a series' own trailing history.
+
+- `RobustBaseline`: median and MAD of recent values (optionally per hour of day); a value is
+  abnormal when it is far in MAD units *and* far in absolute and relative terms.
+- `RateBaseline`: the pooled rate of recent windows; a window's rate is abnormal when it is
+  unlikely under that rate given its traffic (exact binomial tail), and the change is big enough.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from operators.scout.detect.config import BaselineConfig, RatesConfig, SeriesRule
+from operators.scout.detect.stats import MAD_TO_SIGMA, binom_cdf, binom_sf, median_mad
+
+# Scores are capped so that JSON never carries infinity.
+MAX_SCORE = 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One judged observation: abnormal or not, the expected value, and how far off it is."""
+
+    abnormal: bool
+    expected: float
+    score: float
+
+
+def _directed(diff: float, direction: str) -> float:
+    if direction == "up":
+        return diff
+    if direction == "down":
+        return -diff
+    return abs(diff)
+
+
+def _anscombe(count: float) -> float:
+    """2 sqrt(x + 3/8): Poisson counts become about normal with unit variance."""
+    return 2.0 * math.sqrt(max(count, 0.0) + 0.375)
+
+
+class RobustBaseline:
+    """Median/MAD over the last `history` accepted values of one series field."""
+
+    def __init__(self, config: BaselineConfig) -> None:
+        self.config = config
+        self.values: deque[float] = deque(maxlen=config.history)
+        self.by_hour: dict[int, deque[float]] = {}
+        # (median, MAD, learns since) per history. A full history of 360 moves little per point,
+        # so the statistics are refreshed every len/36 learns rather than on every point.
+        self._stats: dict[int | None, list[float]] = {}
+
+    def _history(self, hour: int | None) -> tuple[int | None, deque[float]]:
+        if hour is not None and self.config.hour_of_day:
+            own = self.by_hour.get(hour)
+            # The hour's own history once it is long enough; before that, all hours together.
+            if own is not None and len(own) >= self.config.min_history:
+                return hour, own
+        return None, self.values
+
+    def judge(
+        self, x: float, rule: SeriesRule, hour: int | None = None, holding: bool = False
+    ) -> Verdict | None:
+        """Judge `x` against the history; None while the history is too short.
+
+        `holding` (an anomaly is active) lowers the bar by `hold_factor`: hysteresis.
+        """
+        which, hist = self._history(hour)
+        if len(hist) < self.config.min_history:
+            return None
+        stats = self._stats.get(which)
+        if stats is None or stats[2] >= max(1, len(hist) // 36):
+            stats = self._stats[which] = [*median_mad(hist), 0]
+        med, mad = stats[0], stats[1]
+        d = _directed(x - med, rule.direction)
+        scale = MAD_TO_SIGMA * mad
+        if d <= 0:
+            return Verdict(False, med, 0.0)
+        z = d / scale if scale > 0 else MAX_SCORE
+        if rule.poisson:
+            # A count is at least Poisson-noisy, however tight a short history's MAD: it must
+            # also stand out on the variance-stabilised (Anscombe) scale, where noise is N(0, 1).
+            z = min(z, _directed(_anscombe(x) - _anscombe(med), rule.direction))
+        f = self.config.hold_factor if holding else 1.0
+        big_enough = d >= f * rule.min_abs and d >= f * rule.min_rel * abs(med)
+        if rule.min_level is not None:
+            # A level rule (utilization near its limit): a shift below the level hurts nobody.
+            big_enough = big_enough and _directed(x - rule.min_level, rule.direction) >= 0
+        return Verdict(big_enough and z >= f * self.config.threshold, med, min(z, MAX_SCORE))
+
+    def learn(self, x: float, hour: int | None = None) -> None:
+        """Add an accepted value to the history."""
+        for stats in self._stats.values():
+            stats[2] += 1
+        self.values.append(x)
+        if hour is not None and self.config.hour_of_day:
+            self.by_hour.setdefault(hour, deque(maxlen=self.config.history)).append(x)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain picklable state."""
+        return {
+            "values": list(self.values),
+            "by_hour": {h: list(v) for h, v in self.by_hour.items()},
+            "stats": [[k, *v] for k, v in self._stats.items()],
+        }
+
+    @classmethod
+    def from_snapshot(cls, config: BaselineConfig, data: dict[str, Any]) -> RobustBaseline:
+        """Rebuild from `snapshot()`."""
+        out = cls(config)
+        out.values.extend(data["values"])
+        for h, vals in data["by_hour"].items():
+            out.by_hour[int(h)] = deque(vals, maxlen=config.history)
+        out._stats = {k: [med, mad, n] for k, med, mad, n in data["stats"]}
+        return out
+
+
+class RateBaseline:
+    """Pooled successes/trials over the last `history` accepted windows of one series."""
+
+    def __init__(self, config: BaselineConfig, rates: RatesConfig) -> None:
+        self.config = config
+        self.rates = rates
+        self.windows: deque[tuple[int, int]] = deque(maxlen=config.history)
+        self.successes = 0
+        self.trials = 0
+        # The series' own last windows (learned or not), for the pooled test.
+        longest = max(rates.pool_windows, rates.long_pool_windows)
+        self.recent: deque[tuple[int, int]] = deque(maxlen=max(longest - 1, 0))
+
+    def rate(self) -> float:
+        """The baseline rate with a half-count prior, so a clean history never says exactly 0."""
+        return (self.successes + 0.5) / (self.trials + 1.0)
+
+    def judge(
+        self, successes: int, trials: int, rule: SeriesRule, holding: bool = False
+    ) -> Verdict | None:
+        """Judge one window's rate; None when the traffic or the history is too small.
+
+        `holding` (an anomaly is active) judges with `alpha_hold` and smaller minimum effects.
+        A window below `min_trials` is judged through its pools only (a journey of a small
+        segment may see two or three starts a window, and still be watched).
+        """
+        if trials <= 0 or (
+            len(self.windows) < self.config.min_history
+            or self.trials < self.rates.min_history_trials
+        ):
+            return None
+        p0 = min(max(self.rate(), 1e-9), 1.0 - 1e-9)
+        x = min(successes, trials)
+        f = self.config.hold_factor if holding else 1.0
+        small = trials < self.rates.min_trials
+        if holding:
+            if small:
+                if self._pooled_trials(trials, self.rates.pool_windows) < self.rates.min_trials:
+                    return None
+                abnormal, score = self._pooled(
+                    x, trials, self.rates.pool_windows, p0, rule, f, self.rates.alpha_hold
+                )
+            else:
+                abnormal, score = self._test(x, trials, p0, rule, f, self.rates.alpha_hold)
+            return Verdict(abnormal, p0, score)
+        pools = [
+            (w, a)
+            for w, a in self._pools()
+            if self._pooled_trials(trials, w) >= self.rates.min_trials
+        ]
+        if small and not pools:
+            return None
+        abnormal, score = (
+            (False, 0.0) if small else self._test(x, trials, p0, rule, f, self.rates.alpha)
+        )
+        if not abnormal:
+            same_way = (x / trials < p0) if rule.direction == "down" else (x / trials > p0)
+            for windows, pool_alpha in pools:
+                pooled, pooled_score = self._pooled(x, trials, windows, p0, rule, f, pool_alpha)
+                if pooled and same_way:
+                    abnormal, score = True, pooled_score
+                    break
+        return Verdict(abnormal, p0, score)
+
+    def judge_pool(self, successes: int, trials: int, rule: SeriesRule) -> Verdict | None:
+        """A pool of windows (e.g. every window since a change) at `alpha_change`; abnormal only
+        in the rule's direction. None while the history is too short to trust the rate."""
+        if trials < self.rates.min_trials or (
+            len(self.windows) < self.config.min_history
+            or self.trials < self.rates.min_history_trials
+        ):
+            return None
+        p0 = min(max(self.rate(), 1e-9), 1.0 - 1e-9)
+        x = min(successes, trials)
+        same_way = (x / trials < p0) if rule.direction == "down" else (x / trials > p0)
+        abnormal, score = self._test(x, trials, p0, rule, 1.0, self.rates.alpha_change)
+        return Verdict(abnormal and same_way, p0, score)
+
+    def _pooled_trials(self, trials: int, windows: int) -> int:
+        recent = list(self.recent)[-(windows - 1) :] if windows > 1 else []
+        return trials + sum(w[1] for w in recent)
+
+    def _pools(self) -> list[tuple[int, float]]:
+        pools = [(self.rates.pool_windows, self.rates.alpha_pooled)]
+        if self.rates.long_pool_windows > 1:
+            pools.append((self.rates.long_pool_windows, self.rates.alpha_long_pooled))
+        return [(w, a) for w, a in pools if w > 1]
+
+    def _pooled(
+        self, x: int, n: int, windows: int, p0: float, rule: SeriesRule, f: float, alpha: float
+    ) -> tuple[bool, float]:
+        """The window pooled with up to `windows - 1` predecessors, tested at `alpha`."""
+        recent = list(self.recent)[-(windows - 1) :]
+        if not recent:
+            return False, 0.0
+        xs = x + sum(w[0] for w in recent)
+        ns = n + sum(w[1] for w in recent)
+        return self._test(xs, ns, p0, rule, f, alpha)
+
+    def settled(self, successes: int, trials: int, rule: SeriesRule) -> bool:
+        """Whether the window and its short pool look normal even at `alpha_hold`.
+
+        Only such windows are learned: a moderate drop passes many single windows at
+        `alpha_hold`, and learning those would pull the baseline towards the fault (a drift
+        that hides the very drop the pooled tests are there to see).
+        """
+        if trials <= 0 or not self.windows:
+            return True
+        if self._pooled_trials(trials, self.rates.pool_windows) < self.rates.min_trials:
+            return True
+        p0 = min(max(self.rate(), 1e-9), 1.0 - 1e-9)
+        f = self.config.hold_factor
+        x = min(successes, trials)
+        pooled, _ = self._pooled(
+            x, trials, self.rates.pool_windows, p0, rule, f, self.rates.alpha_hold
+        )
+        return not pooled
+
+    @staticmethod
+    def _test(
+        x: int, n: int, p0: float, rule: SeriesRule, f: float, alpha: float
+    ) -> tuple[bool, float]:
+        observed = x / n
+        if rule.direction == "down":
+            d = p0 - observed
+            p_value = binom_cdf(x, n, p0)
+            big_enough = d >= f * rule.min_abs and observed <= p0 * (1.0 - f * rule.min_rel)
+        else:
+            d = observed - p0
+            p_value = binom_sf(x, n, p0)
+            big_enough = d >= f * rule.min_abs and observed >= p0 * (1.0 + f * rule.min_rel)
+        score = min(-math.log10(max(p_value, 1e-300)), MAX_SCORE)
+        return big_enough and p_value < alpha, score
+
+    def observe(self, successes: int, trials: int) -> None:
+        """Remember a judged window for the pooled test (whether learned or not)."""
+        if self.recent.maxlen:
+            self.recent.append((min(successes, trials), trials))
+
+    def learn(self, successes: int, trials: int) -> None:
+        """Add an accepted window to the history."""
+        if len(self.windows) == self.windows.maxlen:
+            old_s, old_n = self.windows[0]
+            self.successes -= old_s
+            self.trials -= old_n
+        s = min(successes, trials)
+        self.windows.append((s, trials))
+        self.successes += s
+        self.trials += trials
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain picklable state."""
+        return {
+            "windows": [list(w) for w in self.windows],
+            "recent": [list(w) for w in self.recent],
+        }
+
+    @classmethod
+    def from_snapshot(
+        cls, config: BaselineConfig, rates: RatesConfig, data: dict[str, Any]
+    ) -> RateBaseline:
+        """Rebuild from `snapshot()`."""
+        out = cls(config, rates)
+        for s, n in data["windows"]:
+            out.learn(int(s), int(n))
+        for s, n in data["recent"]:
+            out.observe(int(s), int(n))
+        return out

@@ -1,0 +1,153 @@
+"""The whole deterministic diagnosis of one incident: population analysis, resource and change
+evidence, ranking, and a readable summary. No network, no LLM: this alone is a complete answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from sinks.brain.changes import ChangeFinding, commit_changes, flag_changes, version_changes
+from sinks.brain.config import DiagnosisConfig
+from sinks.brain.population import PopulationReport, analyze_population
+from sinks.brain.rank import Ranking, action_params, rank
+from sinks.brain.resources import ResourceFinding, resource_evidence
+from sre_space.records import Diagnosis, SignalWindow
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
+
+Window = tuple[int, int]
+
+# The incident window starts a minute before Scout opened the incident: the onset (a few windows
+# of persistence earlier) is inside, and healthy minutes do not dilute it. The baseline is the
+# ten minutes before that. The live responders and the backtests both use these.
+LEAD_IN_NS = 60 * NS_PER_S
+BASELINE_NS = 10 * 60 * NS_PER_S
+
+
+def incident_windows(opened_ns: int, end_ns: int) -> tuple[Window, Window]:
+    """The incident window (to `end_ns`, at least a second long) and its baseline."""
+    start = opened_ns - LEAD_IN_NS
+    return (start, max(end_ns, opened_ns + NS_PER_S)), (start - BASELINE_NS, start)
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """The diagnosis plus what it was built from (for the narrator, the store and debugging)."""
+
+    diagnosis: Diagnosis
+    report: PopulationReport
+    resources: dict[str, list[ResourceFinding]]
+    changes: list[ChangeFinding]
+    ranking: Ranking
+
+    def actions(self) -> dict[str, dict[str, Any]]:
+        """The top candidate's recommended actions with parameters from the evidence (empty when
+        the diagnosis abstained: nothing should act on its own then)."""
+        if self.diagnosis.abstained or not self.diagnosis.candidates:
+            return {}
+        return action_params(self.diagnosis.candidates[0], self.changes)
+
+
+def default_baseline(window: Window) -> Window:
+    """The window of the same length just before the incident window."""
+    length = window[1] - window[0]
+    return (window[0] - length, window[0])
+
+
+def analyze(
+    spans: pl.DataFrame,
+    window: Window,
+    baseline: Window | None = None,
+    *,
+    metrics: Iterable[SignalWindow | dict[str, Any]] | pl.DataFrame = (),
+    commits: Iterable[dict[str, Any]] = (),
+    similar: Sequence[dict[str, Any]] = (),
+    incident_id: str = "",
+    onset_ns: int | None = None,
+    cfg: DiagnosisConfig | None = None,
+) -> Analysis:
+    """Diagnose the incident window [start_ns, end_ns) of `spans` against `baseline`.
+
+    `metrics`: SignalWindow records or metric-sample dicts (see `resources`); `commits`: GitOps
+    commits as dicts (see `changes`); `similar`: past incidents from Memory. Returns the Diagnosis
+    (candidates ranked, or abstained) and the evidence it was built from.
+    """
+    cfg = (cfg or DiagnosisConfig()).validate()
+    baseline = baseline or default_baseline(window)
+    onset = window[0] if onset_ns is None else onset_ns
+    report, inc, base = analyze_population(spans, window, baseline, cfg)
+    resources = resource_evidence(metrics, window, baseline, cfg)
+    changes = (
+        commit_changes(commits, onset, window[1], cfg)
+        + version_changes(inc, base)
+        + flag_changes(inc, base)
+    )
+    ranking = rank(report, inc, base, resources, changes, cfg, similar)
+    diagnosis = Diagnosis(
+        incident_id=incident_id,
+        window_start=ns_to_rfc3339(window[0]),
+        window_end=ns_to_rfc3339(window[1]),
+        baseline_start=ns_to_rfc3339(baseline[0]),
+        baseline_end=ns_to_rfc3339(baseline[1]),
+        candidates=ranking.candidates,
+        abstained=ranking.abstained,
+        summary=summarize(ranking, report),
+    )
+    return Analysis(diagnosis, report, resources, changes, ranking)
+
+
+def diagnose(
+    spans: pl.DataFrame, window: Window, baseline: Window | None = None, **kwargs: Any
+) -> Diagnosis:
+    """Just the Diagnosis of `analyze`."""
+    return analyze(spans, window, baseline, **kwargs).diagnosis
+
+
+def summarize(ranking: Ranking, report: PopulationReport) -> str:
+    """The deterministic, human-readable summary: the answer with its numbers, or why it abstains."""
+    lines: list[str] = []
+    head = (
+        f"{report.incident_traces} traces in the incident window, {report.baseline_traces} in the "
+        f"baseline; failing traces {report.failing_trace_rate_baseline:.1%} -> "
+        f"{report.failing_trace_rate_incident:.1%}; mean end-to-end "
+        f"{report.e2e_baseline_ms:.1f} -> {report.e2e_incident_ms:.1f} ms."
+    )
+    if not ranking.candidates:
+        return f"Not sure: {ranking.reason}. Escalating to a person. {head}"
+    top = ranking.candidates[0]
+    where = f"{top.service}" + (f" '{top.operation}'" if top.operation else "")
+    if ranking.abstained:
+        lines.append(
+            f"Not sure ({ranking.reason}): the best guess is {where} ({top.fault_class}), but the "
+            "evidence is too thin to act on. Escalating to a person."
+        )
+    else:
+        lines.append(
+            f"Root cause: {where}, fault class {top.fault_class} (confidence {ranking.confidence:.2f})."
+        )
+    if top.attribute:
+        lines.append(f"Implicated: {top.attribute}={top.attribute_value}.")
+    segments = [
+        ev.description.split(" carries ")[0]
+        for ev in top.evidence
+        if ev.kind == "attribute" and not ev.description.startswith(f"{top.attribute}=")
+    ]
+    if segments:
+        lines.append(f"Concentrated in {', '.join(segments[:2])}.")
+    lines.append(head)
+    lines.append("Evidence:")
+    for ev in top.evidence[:8]:
+        ids = f" (e.g. trace {', '.join(ev.trace_ids[:2])})" if ev.trace_ids else ""
+        lines.append(f"- {ev.description}{ids}")
+    if top.remediations and not ranking.abstained:
+        lines.append(f"Recommended remediation: {', '.join(top.remediations)}.")
+    others = ranking.candidates[1:4]
+    if others:
+        lines.append(
+            "Other candidates: "
+            + "; ".join(f"{c.service} ({c.fault_class}, score {c.score:.2f})" for c in others)
+            + "."
+        )
+    return "\n".join(lines)

@@ -1,0 +1,633 @@
+"""Evidence into ranked root-cause candidates: score, fault class, confidence, remediations, abstention.
+
+The ranking is deterministic and is the only thing that decides; the LLM narrates its result.
+Scores add weighted evidence shares (config weights): where failures originate (excess over the
+baseline), how much of the end-to-end latency change a key explains along the critical path, resource
+saturation, call-count shifts, changes before onset, and a concentrating attribute value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import polars as pl
+
+from sinks.brain.changes import ChangeFinding
+from sinks.brain.config import DiagnosisConfig
+from sinks.brain.population import AttributeFinding, PopulationReport, pinpoint
+from sinks.brain.resources import ResourceFinding
+from sre_space.records import Candidate, Evidence
+
+FAULT_CLASSES: tuple[str, ...] = (
+    "memory_leak",
+    "business_rule",
+    "db_latency",
+    "error_regression",
+    "dependency_timeout",
+    "config_pool_exhaustion",
+    "cpu_saturation",
+    "cache_failure",
+    "queue_lag",
+    "crashloop",
+    "latency_regression",
+)
+
+# Chaos scenario names and other spellings -> the fault class the Brain reports.
+FAULT_CLASS_ALIASES: dict[str, str] = {
+    "oom": "memory_leak",
+    "memory": "memory_leak",
+    "memory_leak": "memory_leak",
+    "conversion": "business_rule",
+    "business_rule": "business_rule",
+    "latency": "db_latency",
+    "db_latency": "db_latency",
+    "errors": "error_regression",
+    "error_regression": "error_regression",
+    "bad_deploy": "error_regression",
+    "dependency_timeout": "dependency_timeout",
+    "config_drift": "config_pool_exhaustion",
+    "config_pool_exhaustion": "config_pool_exhaustion",
+    "pool_exhaustion": "config_pool_exhaustion",
+    "cpu_saturation": "cpu_saturation",
+    "saturation": "cpu_saturation",
+    "cache_failure": "cache_failure",
+    "queue_lag": "queue_lag",
+    "crashloop": "crashloop",
+    "latency_regression": "latency_regression",
+    # the chaos shop's label spellings
+    "config_change": "config_pool_exhaustion",
+    "business_logic": "business_rule",
+    "error_rate": "error_regression",
+}
+
+# The Fixer's catalog, by action name, in the order to try.
+REMEDIATIONS: dict[str, tuple[str, ...]] = {
+    "memory_leak": ("rollback_version", "raise_memory_limit", "restart"),
+    "business_rule": ("set_feature_flag", "revert_commit"),
+    "db_latency": ("revert_commit", "scale_replicas"),
+    "error_regression": ("rollback_version", "revert_commit"),
+    "dependency_timeout": ("restart", "raise_timeout"),
+    "config_pool_exhaustion": ("revert_commit",),
+    "cpu_saturation": ("scale_replicas",),
+    "cache_failure": ("restart", "set_feature_flag"),
+    "queue_lag": ("scale_replicas",),
+    "crashloop": ("revert_commit", "rollback_version"),
+    "latency_regression": ("rollback_version", "scale_replicas"),
+}
+CATALOG: frozenset[str] = frozenset(a for actions in REMEDIATIONS.values() for a in actions)
+
+
+def canonical_fault_class(name: str) -> str:
+    """A scenario name or fault class spelled any known way -> the Brain's fault class."""
+    return FAULT_CLASS_ALIASES.get(name.strip().lower(), name.strip().lower())
+
+
+@dataclass
+class _Acc:
+    service: str
+    operation: str | None = None
+    parts: dict[str, float] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+    timeout_share: float = 0.0
+    business_share: float = 0.0
+    is_db: bool = False
+    cache_hint: bool = False
+    surge: bool = False
+    findings: list[AttributeFinding] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(self.parts.values())
+
+    def add(self, part: str, value: float) -> None:
+        self.parts[part] = max(self.parts.get(part, 0.0), value)
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """The ranked candidates, the overall confidence, and whether to abstain (and why)."""
+
+    candidates: list[Candidate]
+    confidence: float
+    abstained: bool
+    reason: str
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _error_part(acc: dict[str, _Acc], report: PopulationReport, cfg: DiagnosisConfig) -> None:
+    o = report.origins.filter(pl.col("excess_rate") > cfg.min_error_excess_rate)
+    if o.height == 0:
+        return
+    total = float(o.get_column("excess_rate").sum())
+    magnitude = min(1.0, total / 0.05)
+    per_service = (
+        o.group_by("blame_service")
+        .agg(
+            pl.col("excess_rate").sum().alias("excess"),
+            pl.col("blame_operation").sort_by("excess_rate", descending=True).first().alias("op"),
+            (pl.col("timeout_share") * pl.col("excess_rate")).sum().alias("t"),
+            (pl.col("business_share") * pl.col("excess_rate")).sum().alias("b"),
+        )
+        .sort(["excess", "blame_service"], descending=[True, False])
+    )
+    for row in per_service.to_dicts():
+        svc = row["blame_service"]
+        a = acc.setdefault(svc, _Acc(svc))
+        share = row["excess"] / total
+        a.add("errors", cfg.weight_errors * share * magnitude)
+        a.timeout_share = row["t"] / row["excess"]
+        a.business_share = row["b"] / row["excess"]
+        if a.operation is None:
+            a.operation = row["op"]
+        for r in o.filter(pl.col("blame_service") == svc).head(3).to_dicts():
+            where = f"{r['locus_service']} '{r['locus_operation']}'"
+            how = []
+            if r["timeout_share"] >= 0.5:
+                how.append("callers timed out while it was still running")
+            if r["business_share"] >= 0.5:
+                how.append("business failures (transport OK)")
+            if r["blame_service"] != r["locus_service"]:
+                how.append(f"client spans of {r['locus_service']} got no answer from {svc}")
+            a.evidence.append(
+                Evidence(
+                    kind="error_origin",
+                    description=(
+                        f"failures originate at {where} in {_pct(r['inc_rate'])} of traces "
+                        f"(baseline {_pct(r['base_rate'])})"
+                        + (f"; {'; '.join(how)}" if how else "")
+                    ),
+                    baseline=round(r["base_rate"], 6),
+                    incident=round(r["inc_rate"], 6),
+                    trace_ids=list(r["trace_ids"]),
+                )
+            )
+
+
+def _latency_part(acc: dict[str, _Acc], report: PopulationReport, cfg: DiagnosisConfig) -> None:
+    shifted = report.shifted_entries
+    if shifted.height == 0:
+        return
+    e2e = "; ".join(
+        f"{r['entry']} {r['e2e_base']:.1f} -> {r['e2e_inc']:.1f} ms"
+        for r in shifted.sort("inc_traces", descending=True).head(3).to_dicts()
+    )
+    rows = report.latency.filter((pl.col("delta_ms") > 0) & (pl.col("share") > 0.05)).head(6)
+    for r in rows.to_dicts():
+        svc = r["service"]
+        owner = svc
+        if r["is_db"] and r["parent_service"] and r["parent_service"] != svc and re_db(svc):
+            # A database that is its own service: the owner of the query is its caller.
+            owner = r["parent_service"]
+        share = min(1.0, float(r["share"]))
+        a = acc.setdefault(owner, _Acc(owner))
+        a.add("latency", cfg.weight_latency * share)
+        if a.operation is None or "errors" not in a.parts:
+            a.operation = r["operation"]
+        a.is_db = a.is_db or bool(r["is_db"])
+        a.evidence.append(
+            Evidence(
+                kind="latency_shift",
+                description=(
+                    f"{svc} '{r['operation']}' holds the critical path {r['base_ms']:.1f} -> "
+                    f"{r['inc_ms']:.1f} ms per trace, {_pct(share)} of the end-to-end increase "
+                    f"({e2e})"
+                ),
+                baseline=round(r["base_ms"], 3),
+                incident=round(r["inc_ms"], 3),
+                trace_ids=list(r["trace_ids"]),
+            )
+        )
+        if owner != svc:
+            db = acc.setdefault(svc, _Acc(svc, operation=r["operation"]))
+            db.add("latency", 0.5 * cfg.weight_latency * share)
+            db.is_db = True
+
+
+_DB_NAME = re.compile(r"(?i)(^db$|database|postgres|mysql|mariadb|mongo|sql)")
+_CACHE_NAME = re.compile(r"(?i)(cache|redis|memcache|valkey)")
+
+
+def re_db(service: str) -> bool:
+    """True for a service name that looks like a database."""
+    return bool(_DB_NAME.search(service))
+
+
+def _is_cache(service: str) -> bool:
+    return bool(_CACHE_NAME.search(service))
+
+
+def _traffic_part(
+    acc: dict[str, _Acc],
+    report: PopulationReport,
+    cfg: DiagnosisConfig,
+    inc: pl.DataFrame,
+    resources: dict[str, list[ResourceFinding]],
+) -> None:
+    calls = report.calls
+    if calls.height == 0:
+        return
+    inbound = (
+        calls.filter(pl.col("kind").is_in([2, 5]))
+        .group_by("service")
+        .agg(
+            pl.col("inc_calls").sum(),
+            pl.col("base_calls").sum(),
+            pl.col("inc_rate_s").sum(),
+            pl.col("base_rate_s").sum(),
+        )
+        .with_columns(
+            ((pl.col("inc_rate_s") + 0.01) / (pl.col("base_rate_s") + 0.01)).alias("ratio")
+        )
+    )
+    for r in inbound.filter(
+        (pl.col("ratio") >= cfg.traffic_surge) & (pl.col("inc_calls") >= 20)
+    ).to_dicts():
+        if r["service"] in acc:
+            a = acc[r["service"]]
+            a.surge = True
+            a.add("traffic", cfg.weight_traffic * min(1.0, (r["ratio"] - 1.0)))
+            a.evidence.append(
+                Evidence(
+                    kind="traffic_shift",
+                    description=f"requests into {r['service']} {r['base_rate_s']:.1f}/s -> {r['inc_rate_s']:.1f}/s",
+                    baseline=round(r["base_rate_s"], 3),
+                    incident=round(r["inc_rate_s"], 3),
+                )
+            )
+    # Retry storms: a caller calling the same operation many more times per trace.
+    storms = calls.filter(
+        (pl.col("per_trace_ratio") >= 2.0)
+        & (pl.col("inc_calls") >= 20)
+        & (pl.col("parent_service") != "")
+    )
+    for r in storms.to_dicts():
+        if r["service"] in acc:
+            acc[r["service"]].evidence.append(
+                Evidence(
+                    kind="call_count_shift",
+                    description=(
+                        f"{r['parent_service']} calls {r['service']} '{r['operation']}' "
+                        f"{r['base_per_trace']:.2f} -> {r['inc_per_trace']:.2f} times per trace (retries)"
+                    ),
+                    baseline=round(r["base_per_trace"], 4),
+                    incident=round(r["inc_per_trace"], 4),
+                )
+            )
+    # Cache stopped hitting: database calls per trace rise from callers that also use a cache.
+    db_up = calls.filter(
+        pl.col("operation").str.contains(r"(?i)^(select|insert|update|query|db[ .:_])")
+        | pl.col("service").map_elements(re_db, return_dtype=pl.Boolean)
+    ).filter((pl.col("per_trace_ratio") >= 1.5) & (pl.col("inc_calls") >= 20))
+    # Poisson check: the rise must be unlikely under the baseline rate per trace, not noise.
+    expected = pl.col("base_per_trace") * report.incident_traces
+    db_up = db_up.filter((pl.col("inc_calls") - expected) / (expected + 1.0).sqrt() >= 4.0)
+    top_latency = max((a.parts.get("latency", 0.0) for a in acc.values()), default=0.0)
+    if db_up.height == 0 or top_latency <= 0:
+        # No user-visible slowdown: more database reads alone are not an incident.
+        return
+    callers = set(db_up.get_column("parent_service").to_list()) | set(
+        db_up.get_column("service").to_list()
+    )
+    caches = _cache_targets(inc, callers, resources)
+    for svc, op in caches:
+        a = acc.setdefault(svc, _Acc(svc))
+        a.cache_hint = True
+        a.add("traffic", cfg.weight_traffic + top_latency)
+        if a.operation is None:
+            a.operation = op
+        for r in db_up.head(3).to_dicts():
+            a.evidence.append(
+                Evidence(
+                    kind="call_count_shift",
+                    description=(
+                        f"{r['service']} runs '{r['operation']}' {r['base_per_trace']:.2f} -> "
+                        f"{r['inc_per_trace']:.2f} times per trace (the cache {svc} in front of it "
+                        "stopped absorbing reads)"
+                    ),
+                    baseline=round(r["base_per_trace"], 4),
+                    incident=round(r["inc_per_trace"], 4),
+                )
+            )
+
+
+_CACHE_SYSTEMS = ("redis", "memcached", "valkey", "memcache")
+
+
+def _cache_targets(
+    inc: pl.DataFrame, callers: set[str], resources: dict[str, list[ResourceFinding]]
+) -> list[tuple[str, str | None]]:
+    """Caches used by `callers`: (name, usual operation). From client spans' peer (peer.service /
+    server.address) or db.system, from cache services with their own spans, or, when spans do not say,
+    from a cache-like service seen only in metrics."""
+    client = inc.filter(pl.col("service").is_in(sorted(callers)) & (pl.col("kind") == 3))
+    is_cache = pl.col("peer").map_elements(_is_cache, return_dtype=pl.Boolean)
+    if "db.system" in client.columns:
+        is_cache = is_cache | pl.col("db.system").is_in(list(_CACHE_SYSTEMS))
+    via_peer = (
+        client.filter(is_cache & (pl.col("peer") != ""))
+        .group_by(["peer", "operation"])
+        .agg(pl.len().alias("n"))
+        .sort(["n", "peer", "operation"], descending=[True, False, False])
+        .group_by("peer", maintain_order=True)
+        .first()
+    )
+    found = [(r["peer"], r["operation"]) for r in via_peer.to_dicts()]
+    if not found:
+        own = (
+            inc.filter(
+                pl.col("parent_service").is_in(sorted(callers))
+                & pl.col("service").map_elements(_is_cache, return_dtype=pl.Boolean)
+            )
+            .group_by(["service", "operation"])
+            .agg(pl.len().alias("n"))
+            .sort(["n", "service", "operation"], descending=[True, False, False])
+            .group_by("service", maintain_order=True)
+            .first()
+        )
+        found = [(r["service"], r["operation"]) for r in own.to_dicts()]
+    if not found:
+        found = [(svc, None) for svc in sorted(resources) if _is_cache(svc)]
+    return found
+
+
+def _classify(a: _Acc, resources: list[ResourceFinding], changes: list[ChangeFinding]) -> str:
+    kinds = {f.kind for f in resources}
+    topics = {t for c in changes for t in c.topics}
+    versions = any(c.kind == "version" for c in changes)
+    errors = a.parts.get("errors", 0.0)
+    latency = a.parts.get("latency", 0.0)
+    if "crashloop" in kinds or ("restarts" in kinds and "probe" in topics):
+        return "crashloop"
+    if "oom_kill" in kinds or "memory" in kinds:
+        return "memory_leak"
+    if "pool" in kinds or ("connection_pool" in topics and (errors or latency)):
+        return "config_pool_exhaustion"
+    if "lag" in kinds:
+        return "queue_lag"
+    if a.cache_hint or (_is_cache(a.service) and (errors or latency)):
+        return "cache_failure"
+    if errors >= latency and a.business_share >= 0.5:
+        return "business_rule"
+    if "cpu" in kinds or "cpu_throttling" in kinds:
+        return "cpu_saturation"
+    if errors >= latency * 0.5 and a.timeout_share >= 0.5:
+        return "dependency_timeout"
+    if a.surge and latency > errors:
+        return "cpu_saturation"
+    if latency > errors and a.is_db:
+        return "db_latency"
+    if "restarts" in kinds:
+        return "crashloop"
+    if errors >= latency and errors > 0:
+        return "error_regression"
+    if versions:
+        return "error_regression" if errors else "latency_regression"
+    return "db_latency" if a.is_db else "latency_regression"
+
+
+def rank(
+    report: PopulationReport,
+    inc: pl.DataFrame,
+    base: pl.DataFrame,
+    resources: dict[str, list[ResourceFinding]],
+    changes: list[ChangeFinding],
+    cfg: DiagnosisConfig | None = None,
+    similar: Sequence[dict[str, Any]] = (),
+) -> Ranking:
+    """Rank root-cause candidates from the population report plus resource and change evidence.
+
+    `similar`: past incidents from Memory, `{"fault_class", "service"?, "action", "outcome":
+    "worked"|"failed"}`; an action that worked for the same fault class moves first, one that failed
+    moves last.
+    """
+    cfg = cfg or DiagnosisConfig()
+    acc: dict[str, _Acc] = {}
+    _error_part(acc, report, cfg)
+    _latency_part(acc, report, cfg)
+    for svc, found in resources.items():
+        if not svc:
+            continue
+        a = acc.setdefault(svc, _Acc(svc))
+        a.add("resources", cfg.weight_resources * max(f.strength for f in found))
+        for f in found:
+            a.evidence.append(
+                Evidence(
+                    kind=f"resource_{f.kind}",
+                    description=f"{svc}: {f.description}",
+                    baseline=f.baseline,
+                    incident=f.incident,
+                )
+            )
+    _traffic_part(acc, report, cfg, inc, resources)
+    by_service: dict[str, list[ChangeFinding]] = {}
+    for c in changes:
+        by_service.setdefault(c.service, []).append(c)
+    for svc, a in acc.items():
+        mine = by_service.get(svc, [])
+        if mine:
+            a.add("changes", cfg.weight_changes * max(c.strength for c in mine))
+            for c in mine[:3]:
+                a.evidence.append(Evidence(kind=f"change_{c.kind}", description=c.description))
+    for a in acc.values():
+        if a.operation is None:
+            # Resource-only candidates: name the operation whose time shifted most.
+            ops = report.latency.filter(pl.col("service") == a.service)
+            entry_ops = ops.filter(pl.col("kind").is_in([2, 5]))
+            ops = entry_ops if entry_ops.height else ops
+            if ops.height:
+                a.operation = ops.get_column("operation")[0]
+    prelim = sorted(acc.values(), key=lambda a: (-a.score, a.service))[:3]
+    for a in prelim:
+        target = "failure" if a.parts.get("errors", 0.0) >= a.parts.get("latency", 0.0) else "slow"
+        # Narrowest scope first: the operation where the failures (or the time) are, then the
+        # whole service.
+        findings: list[AttributeFinding] = []
+        if a.operation:
+            findings = pinpoint(
+                inc, base, service=a.service, operation=a.operation, target=target, cfg=cfg
+            )
+        if not findings:
+            findings = pinpoint(inc, base, service=a.service, target=target, cfg=cfg)
+        a.findings = findings
+        if findings:
+            a.add("attribute", cfg.weight_attribute * findings[0].strength)
+            for af in findings[:3]:
+                a.evidence.append(
+                    Evidence(
+                        kind="attribute",
+                        description=(
+                            f"{af.attribute}={af.value} carries {_pct(af.share_of_hits)} of the "
+                            f"{'failures' if af.target == 'failure' else 'slow spans'} of {a.service} "
+                            f"with {_pct(af.incident_share)} of its traffic (baseline share "
+                            f"{_pct(af.baseline_share)}, risk ratio {af.risk_ratio:.1f})"
+                        ),
+                        baseline=round(af.baseline_share, 6),
+                        incident=round(af.share_of_hits, 6),
+                        trace_ids=af.trace_ids,
+                    )
+                )
+    ordered = sorted(acc.values(), key=lambda a: (-a.score, a.service))[: cfg.max_candidates]
+    for a in ordered:
+        # Every fact should point at traces a person can open: evidence without its own examples
+        # (metrics, call counts, changes) gets the candidate's slowest incident traces.
+        examples = _example_traces(inc, a.service, a.operation, cfg.example_traces)
+        a.evidence = [e if e.trace_ids else replace(e, trace_ids=examples) for e in a.evidence]
+    if not ordered or ordered[0].score <= 0:
+        return Ranking([], 0.0, True, "no evidence points at any service")
+    top = ordered[0].score
+    second = ordered[1].score if len(ordered) > 1 else 0.0
+    margin = (top - second) / top
+    support = min(1.0, report.incident_traces / max(cfg.min_incident_traces, 1))
+    corroboration = min(0.2, 0.1 * (len([p for p in ordered[0].parts.values() if p > 0.05]) - 1))
+    confidence = round(min(1.0, min(1.0, top) * (0.5 + 0.5 * margin) * support + corroboration), 4)
+    candidates: list[Candidate] = []
+    for a in ordered:
+        fault = _classify(a, resources.get(a.service, []), by_service.get(a.service, []))
+        attribute, value = _attribute(a, fault, by_service.get(a.service, []))
+        candidates.append(
+            Candidate(
+                service=a.service,
+                fault_class=fault,
+                score=round(a.score, 4),
+                confidence=round(confidence * a.score / top, 4),
+                operation=a.operation,
+                attribute=attribute,
+                attribute_value=value,
+                evidence=a.evidence,
+                remediations=_remediations(fault, a, by_service.get(a.service, []), similar),
+            )
+        )
+    reason = ""
+    abstain = False
+    if report.incident_traces < cfg.min_incident_traces:
+        abstain, reason = (
+            True,
+            f"only {report.incident_traces} traces in the incident window (need {cfg.min_incident_traces})",
+        )
+    elif confidence < cfg.abstain_below:
+        abstain, reason = True, f"confidence {confidence:.2f} below {cfg.abstain_below:.2f}"
+    return Ranking(candidates, confidence, abstain, reason)
+
+
+def _example_traces(inc: pl.DataFrame, service: str, operation: str | None, n: int) -> list[str]:
+    """The incident traces where the service's spans (of `operation` if given) took longest."""
+    scope = inc.filter(pl.col("service") == service)
+    if operation is not None and scope.filter(pl.col("operation") == operation).height:
+        scope = scope.filter(pl.col("operation") == operation)
+    if scope.height == 0:
+        return []
+    top = (
+        scope.group_by("trace_id")
+        .agg(pl.col("duration_ns").max().alias("d"))
+        .sort(["d", "trace_id"], descending=[True, False])
+        .head(n)
+    )
+    return [str(t) for t in top.get_column("trace_id").to_list()]
+
+
+def _attribute(a: _Acc, fault: str, changes: list[ChangeFinding]) -> tuple[str | None, str | None]:
+    if fault == "business_rule":
+        # A flag turned on for everyone concentrates nothing by itself (no other value to compare
+        # with); the change evidence names it, the segment is in the findings.
+        flags = [c for c in changes if c.kind == "flag" and c.description]
+        on = [c for c in flags if c.value and not c.value.endswith(("=off", "=false"))]
+        if on:
+            return "feature_flag", on[0].value
+    if (
+        fault
+        in ("error_regression", "memory_leak", "crashloop", "db_latency", "latency_regression")
+        and not a.findings
+    ):
+        new = [c for c in changes if c.kind == "version" and c.value]
+        if new:
+            return "service.version", new[0].value
+    if not a.findings:
+        return None, None
+    if fault == "business_rule":
+        flag_findings = [f for f in a.findings if f.attribute == "feature_flag"]
+        if flag_findings:
+            return flag_findings[0].attribute, flag_findings[0].value
+    if fault in ("error_regression", "memory_leak", "crashloop"):
+        versions = [f for f in a.findings if f.attribute == "service.version"]
+        if versions:
+            return versions[0].attribute, versions[0].value
+        new = [c for c in changes if c.kind == "version" and c.value]
+        if new:
+            return "service.version", new[0].value
+    return a.findings[0].attribute, a.findings[0].value
+
+
+def _remediations(
+    fault: str, a: _Acc, changes: list[ChangeFinding], similar: Sequence[dict[str, Any]]
+) -> list[str]:
+    actions = list(REMEDIATIONS.get(fault, ()))
+    has_commit = any(c.kind == "commit" for c in changes)
+    has_version = any(c.kind == "version" for c in changes) or any(
+        f.attribute == "service.version" for f in a.findings
+    )
+    if fault in ("db_latency", "latency_regression"):
+        # "Scale, or revert the change that caused it": undo a change when there is one.
+        if has_version:
+            actions = ["rollback_version", "revert_commit", "scale_replicas"]
+        elif has_commit:
+            actions = ["revert_commit", "scale_replicas"]
+        else:
+            actions = ["scale_replicas"]
+    if fault in ("error_regression", "memory_leak") and not has_version and has_commit:
+        actions = ["revert_commit", *[x for x in actions if x != "revert_commit"]]
+    if fault in ("crashloop", "config_pool_exhaustion") and not has_commit:
+        actions = [x for x in actions if x != "revert_commit"] + ["restart"]
+    worked = [
+        s["action"]
+        for s in similar
+        if canonical_fault_class(str(s.get("fault_class", ""))) == fault
+        and s.get("outcome") == "worked"
+    ]
+    failed = {
+        s["action"]
+        for s in similar
+        if canonical_fault_class(str(s.get("fault_class", ""))) == fault
+        and s.get("outcome") == "failed"
+    }
+    ordered = [x for x in worked if x in CATALOG] + actions
+    out: list[str] = []
+    for x in ordered:
+        if x not in out and x not in failed:
+            out.append(x)
+    return out or actions
+
+
+def action_params(
+    candidate: Candidate, changes: Sequence[ChangeFinding]
+) -> dict[str, dict[str, Any]]:
+    """Parameters for each recommended action of `candidate`, from the evidence (for the Fixer,
+    which still applies its own bounds and policy): the version to roll back to, the commit to
+    revert, the flag to turn off. An action whose parameter is unknown gets only the service.
+    """
+    mine = [c for c in changes if c.service == candidate.service]
+    version = next((c for c in mine if c.kind == "version"), None)
+    commits = sorted((c for c in mine if c.kind == "commit" and c.sha), key=lambda c: -c.at_ns)
+    flag = next((c for c in mine if c.kind == "flag" and c.value), None)
+    out: dict[str, dict[str, Any]] = {}
+    for action in candidate.remediations:
+        params: dict[str, Any] = {"service": candidate.service}
+        if action == "rollback_version" and version is not None and version.previous:
+            params["version"] = version.previous
+        elif action == "revert_commit" and commits:
+            params["commit"] = commits[0].sha
+        elif action == "set_feature_flag":
+            key = None
+            if candidate.attribute == "feature_flag" and candidate.attribute_value:
+                key = candidate.attribute_value.split("=", 1)[0]
+            elif flag is not None and flag.value:
+                key = flag.value.split("=", 1)[0]
+            if key:
+                params.update(flag=key, value=False)
+        out[action] = params
+    return out

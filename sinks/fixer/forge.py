@@ -1,0 +1,262 @@
+"""What every forge offers: pull request records, checks and the interface the Fixer calls.
+
+Two forges implement `Forge`: `forge_local.LocalForge` (a real git repository, the default) and
+`forge_github.GithubForge` (PyGithub). Both persist their pull request records in the store's
+`pull_requests` table *before* taking the next external step, and look the forge up again before
+creating anything, so a crash and restart at any point creates no duplicate branch, commit or pull
+request.
+
+Failures that belong to the change (checks fail, a conflict, approval pending) come back as a
+`ForgeResult` with `ok=False` and a reason; infrastructure failures (git missing, network down after
+retries) raise `ForgeError` and the responder tries again on its next step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from sinks.fixer import manifest as mf
+from sinks.fixer.catalog import Change, ManifestSource, guard
+from sinks.fixer.policy import PastChange
+from sinks.fixer.schema import validate_manifest_text
+from sinks.store.sqlite import Store
+from sre_space.timeutil import ns_to_datetime, rfc3339_to_ns
+
+PRState = Literal["open", "merged", "closed", "reverted"]
+MergeMode = Literal["auto_merge", "approval"]
+
+
+class ForgeError(RuntimeError):
+    """The forge itself failed (git, network); the step may be retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check on a pull request: name, pass/fail and what it found."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    """A pull request record as the Fixer stores it (same shape for every forge)."""
+
+    id: str  # "<incident-id>/<action>"
+    forge: str
+    incident_id: str
+    action: str
+    service: str
+    branch: str
+    title: str
+    body: str
+    labels: list[str]
+    change: dict[str, Any]
+    merge_mode: MergeMode
+    created_at: str
+    updated_at: str
+    state: PRState = "open"
+    base_sha: str = ""
+    head_sha: str = ""
+    merge_sha: str | None = None
+    revert_sha: str | None = None
+    revert_reason: str | None = None
+    revert_number: int | None = None
+    number: int | None = None
+    url: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    approved_by: str | None = None
+    auto_merge_enabled: bool = False
+
+    @property
+    def checks_passed(self) -> bool:
+        """True when checks ran and every one passed."""
+        return bool(self.checks) and all(c["ok"] for c in self.checks)
+
+    def planned_change(self) -> Change:
+        """The catalog change this pull request carries."""
+        return Change.from_dict(self.change)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PullRequest:
+        """Inverse of `to_dict` (unknown keys ignored, so old rows still load)."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def with_(self, **changes: Any) -> PullRequest:
+        """A copy with fields replaced."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgeResult:
+    """A forge operation's outcome: the pull request as it is now, or why not."""
+
+    ok: bool
+    pr: PullRequest | None = None
+    reason: str = ""
+
+
+class Forge(ManifestSource, Protocol):
+    """The forge interface the Fixer and the responder use."""
+
+    name: str
+
+    def head(self, ref: str = "main") -> str:
+        """The commit id a branch points at."""
+        ...
+
+    def get(self, pr_id: str) -> PullRequest | None:
+        """The stored pull request record, or None."""
+        ...
+
+    def open_pull_request(
+        self,
+        incident_id: str,
+        change: Change,
+        *,
+        title: str,
+        body: str,
+        labels: list[str],
+        merge_mode: MergeMode,
+        now: str,
+    ) -> ForgeResult:
+        """Branch + commit + pull request for a change; returns the existing one on a retry."""
+        ...
+
+    def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
+        """Schema, scope and policy checks on the pull request's head; stored on the record."""
+        ...
+
+    def approve(self, pr_id: str, by: str, now: str) -> ForgeResult:
+        """Record a person's approval (or read it from the forge)."""
+        ...
+
+    def merge(self, pr_id: str, now: str) -> ForgeResult:
+        """Merge when checks passed (and approval, when needed); idempotent."""
+        ...
+
+    def revert(self, pr_id: str, now: str, reason: str) -> ForgeResult:
+        """Undo a merged pull request on main; idempotent."""
+        ...
+
+
+def pr_id_for(incident_id: str, action: str) -> str:
+    """The pull request's stable id: one per incident and action."""
+    return f"{incident_id}/{action}"
+
+
+def branch_for(incident_id: str, action: str) -> str:
+    """`sre/<incident-id>/<action>`, with characters git refuses in refs replaced."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", incident_id).strip(".-") or "incident"
+    safe = safe.replace("..", "-")
+    return f"sre/{safe}/{action}"
+
+
+def git_date(now: str) -> str:
+    """An RFC 3339 event time as git's internal date format (`@epoch +0000`)."""
+    return f"@{rfc3339_to_ns(now) // 1_000_000_000} +0000"
+
+
+class PullRequestStore:
+    """Pull request records in the store's `pull_requests` table (one row per forge and id)."""
+
+    def __init__(self, store: Store, forge: str) -> None:
+        self.store = store
+        self.forge = forge
+
+    def _row_id(self, pr_id: str) -> str:
+        return f"{self.forge}:{pr_id}"
+
+    def get(self, pr_id: str) -> PullRequest | None:
+        """The record, or None."""
+        data = self.store.get("pull_requests", self._row_id(pr_id))
+        return None if data is None else PullRequest.from_dict(data)
+
+    def save(self, pr: PullRequest) -> PullRequest:
+        """Write the record (before the next external step)."""
+        self.store.upsert(
+            "pull_requests", self._row_id(pr.id), pr.to_dict(), ts=pr.created_at, key=pr.incident_id
+        )
+        return pr
+
+    def for_incident(self, incident_id: str) -> list[PullRequest]:
+        """Every record of one incident, oldest first."""
+        rows = self.store.query("pull_requests", key=incident_id)
+        return [PullRequest.from_dict(r) for r in rows if r.get("forge") == self.forge]
+
+
+def recent_changes(store: Store, since: str) -> list[PastChange]:
+    """Changes the Fixer opened since an event time (any forge), for cool-downs and hourly caps."""
+    out = []
+    for row in store.query("pull_requests", since=since):
+        if row.get("state") == "closed" and not row.get("merge_sha"):
+            continue
+        at = ns_to_datetime(rfc3339_to_ns(row["created_at"]))
+        out.append(PastChange(service=row["service"], action=row["action"], at=at))
+    return out
+
+
+def load_schema(text: str | None) -> tuple[dict[str, Any] | None, str]:
+    """The repository's schema (None when missing or unreadable) and a note for the check."""
+    if text is None:
+        return None, f"{mf.SCHEMA_PATH} missing, used the built-in contract schema"
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        return None, f"{mf.SCHEMA_PATH} is not valid JSON ({exc}), used the built-in schema"
+    if not isinstance(schema, dict):
+        return None, f"{mf.SCHEMA_PATH} is not an object, used the built-in schema"
+    return schema, f"validated against {mf.SCHEMA_PATH}"
+
+
+def standard_checks(
+    change: Change,
+    changed: dict[str, tuple[str | None, str | None]],
+    schema_text: str | None,
+    policy_check: CheckResult,
+) -> list[CheckResult]:
+    """The checks every forge runs: schema of each changed manifest, scope of the diff, policy."""
+    schema, note = load_schema(schema_text)
+    errors: list[str] = []
+    for path, (_old, new) in sorted(changed.items()):
+        if new is None:
+            errors.append(f"{path}: deleted")
+        elif mf.service_of_path(path):
+            errors.extend(validate_manifest_text(path, new, schema))
+    schema_check = CheckResult("schema", not errors, "; ".join(errors) if errors else note)
+    scope_errors: list[str] = []
+    if set(changed) != {change.path}:
+        scope_errors.append(f"changed files {sorted(changed)}, expected only {change.path}")
+    old, new = changed.get(change.path, (None, None))
+    if old is not None and new is not None:
+        try:
+            bad = guard(mf.parse(old), mf.parse(new), change.allowed_keys)
+        except mf.ManifestError as exc:
+            bad = [str(exc)]
+        if bad:
+            scope_errors.append(f"{change.action} may not touch {', '.join(bad)}")
+    scope_check = CheckResult(
+        "scope",
+        not scope_errors,
+        "; ".join(scope_errors) or f"only {', '.join(change.allowed_keys)} in {change.path}",
+    )
+    return [schema_check, scope_check, policy_check]
+
+
+def now_dt(now: str) -> datetime:
+    """RFC 3339 event time as an aware datetime."""
+    return ns_to_datetime(rfc3339_to_ns(now))

@@ -1,0 +1,335 @@
+"""The local forge: pull requests on a real git repository of manifests (the default forge).
+
+A pull request is a branch `sre/<incident-id>/<action>` holding one commit on top of `main`, plus a
+record in the store. The branch commit is written with plumbing (a private index file, `commit-tree`,
+`update-ref` with an empty old value). Merge is a real `git merge --no-ff` and revert a real
+`git revert -m 1` of the merge commit, each run in a private temporary worktree detached at `main`;
+`main` then moves by compare-and-swap (`update-ref main new old`). The primary working tree is never
+touched: other writers (the chaos injectors) commit to `main` with plumbing too, and readers (the
+shop, the reconciler) read `main` from git, not from the working tree.
+
+Identity and dates come from the command environment (`GIT_AUTHOR_*`, `GIT_COMMITTER_*`), never from
+global git configuration; dates are the event time, so a replay produces the same commit ids.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from sinks.fixer import manifest as mf
+from sinks.fixer.catalog import Change, Revision
+from sinks.fixer.forge import (
+    CheckResult,
+    ForgeError,
+    ForgeResult,
+    MergeMode,
+    PullRequest,
+    PullRequestStore,
+    branch_for,
+    git_date,
+    pr_id_for,
+    standard_checks,
+)
+from sinks.store.sqlite import Store
+
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+class LocalForge:
+    """`Forge` over a git working tree with `main` checked out."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        repo: str | Path,
+        store: Store,
+        *,
+        main: str = "main",
+        author_name: str = "SRE-Space Fixer",
+        author_email: str = "fixer@sre-space.invalid",
+        git: str = "git",
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.repo = Path(repo)
+        self.main = main
+        self.records = PullRequestStore(store, self.name)
+        self._identity = {
+            "GIT_AUTHOR_NAME": author_name,
+            "GIT_AUTHOR_EMAIL": author_email,
+            "GIT_COMMITTER_NAME": author_name,
+            "GIT_COMMITTER_EMAIL": author_email,
+        }
+        self._git_bin = git
+        self._timeout = timeout_s
+        # One git operation at a time per forge: merges and reverts move the working tree.
+        self._lock = threading.RLock()
+
+    # --- git ------------------------------------------------------------------------------------
+
+    def _git(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        now: str | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        where: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        full_env.update(self._identity)
+        full_env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"})
+        if now:
+            full_env["GIT_AUTHOR_DATE"] = full_env["GIT_COMMITTER_DATE"] = git_date(now)
+        full_env.update(env or {})
+        try:
+            proc = subprocess.run(
+                [self._git_bin, "-C", str(where or self.repo), *args],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                env=full_env,
+                timeout=self._timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ForgeError(f"git {args[0]} failed to run in {self.repo}: {exc}") from exc
+        if check and proc.returncode != 0:
+            raise ForgeError(
+                f"git {' '.join(args)} failed in {self.repo} (exit {proc.returncode}):"
+                f" {proc.stderr.strip() or proc.stdout.strip()}"
+            )
+        return proc
+
+    def _rev(self, ref: str) -> str | None:
+        proc = self._git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.strip() or None
+
+    # --- ManifestSource ---------------------------------------------------------------------------
+
+    def head(self, ref: str = "main") -> str:
+        """The commit a branch points at."""
+        sha = self._rev(ref)
+        if sha is None:
+            raise ForgeError(f"no branch {ref!r} in {self.repo}")
+        return sha
+
+    def read(self, path: str, ref: str = "main") -> str | None:
+        """A file's text at a ref, or None."""
+        proc = self._git("cat-file", "blob", f"{ref}:{path}", check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def history(self, path: str, limit: int = 50) -> list[Revision]:
+        """The file's versions along main's first-parent history, newest first."""
+        out = self._git(
+            "log", "--first-parent", f"-n{int(limit)}", "--format=%H %cI", self.main, "--", path
+        ).stdout
+        revs = []
+        for line in out.splitlines():
+            sha, _, at = line.partition(" ")
+            revs.append(Revision(sha=sha, at=at, text=self.read(path, sha)))
+        return revs
+
+    def commit_changes(self, sha: str) -> dict[str, tuple[str | None, str | None]]:
+        """Files a commit changed against its first parent: path -> (before, after)."""
+        full = self._rev(sha)
+        if full is None:
+            return {}
+        parent = self._rev(f"{full}^1")
+        names = self._git(
+            "diff", "--name-only", "--no-renames", parent or _EMPTY_TREE, full
+        ).stdout.split()
+        return {p: (self.read(p, parent) if parent else None, self.read(p, full)) for p in names}
+
+    # --- pull requests ----------------------------------------------------------------------------
+
+    def get(self, pr_id: str) -> PullRequest | None:
+        """The stored record, or None."""
+        return self.records.get(pr_id)
+
+    def open_pull_request(
+        self,
+        incident_id: str,
+        change: Change,
+        *,
+        title: str,
+        body: str,
+        labels: list[str],
+        merge_mode: MergeMode,
+        now: str,
+    ) -> ForgeResult:
+        """Branch + one commit + record; a retry returns the existing pull request."""
+        pr_id = pr_id_for(incident_id, change.action)
+        branch = branch_for(incident_id, change.action)
+        with self._lock:
+            existing = self.records.get(pr_id)
+            if existing is not None:
+                return ForgeResult(True, existing, "pull request already open")
+            head = self._rev(f"refs/heads/{branch}")
+            if head is not None:
+                # A crash after the branch was written and before the record: adopt the branch.
+                base = self._git("merge-base", self.main, head).stdout.strip()
+            else:
+                base = self.head(self.main)
+                if self.read(change.path, base) != change.old_text:
+                    return ForgeResult(
+                        False, None, f"{change.path} changed on {self.main} since it was planned"
+                    )
+                head = self._commit_on(base, change, title, now)
+                # Empty old value: create only, never move a branch someone else wrote.
+                self._git("update-ref", f"refs/heads/{branch}", head, "")
+            pr = PullRequest(
+                id=pr_id,
+                forge=self.name,
+                incident_id=incident_id,
+                action=change.action,
+                service=change.service,
+                branch=branch,
+                title=title,
+                body=body,
+                labels=list(labels),
+                change=change.to_dict(),
+                merge_mode=merge_mode,
+                created_at=now,
+                updated_at=now,
+                base_sha=base,
+                head_sha=head,
+                url=f"{self.repo}#{branch}",
+            )
+            return ForgeResult(True, self.records.save(pr), "opened")
+
+    def _commit_on(self, base: str, change: Change, title: str, now: str) -> str:
+        blob = self._git("hash-object", "-w", "--stdin", stdin=change.new_text).stdout.strip()
+        with tempfile.TemporaryDirectory(prefix="sre-space-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self._git("read-tree", base, env=env)
+            self._git(
+                "update-index", "--add", "--cacheinfo", f"100644,{blob},{change.path}", env=env
+            )
+            tree = self._git("write-tree", env=env).stdout.strip()
+        message = f"{title}\n\n{change.summary}\n"
+        return self._git("commit-tree", tree, "-p", base, stdin=message, now=now).stdout.strip()
+
+    def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
+        """Schema, scope and policy checks on the branch head; stored on the record."""
+        with self._lock:
+            pr = self.records.get(pr_id)
+            if pr is None:
+                return ForgeResult(False, None, f"no pull request {pr_id}")
+            changed = self._diff(pr.base_sha, pr.head_sha)
+            checks = standard_checks(
+                pr.planned_change(), changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
+            )
+            pr = self.records.save(pr.with_(checks=[c.to_dict() for c in checks], updated_at=now))
+            failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
+            return ForgeResult(not failed, pr, "; ".join(failed) or "all checks passed")
+
+    def _diff(self, base: str, head: str) -> dict[str, tuple[str | None, str | None]]:
+        names = self._git("diff", "--name-only", "--no-renames", base, head).stdout.split()
+        return {p: (self.read(p, base), self.read(p, head)) for p in names}
+
+    def approve(self, pr_id: str, by: str, now: str) -> ForgeResult:
+        """Record a person's approval of a pull request that needs one."""
+        with self._lock:
+            pr = self.records.get(pr_id)
+            if pr is None:
+                return ForgeResult(False, None, f"no pull request {pr_id}")
+            if pr.approved_by:
+                return ForgeResult(True, pr, f"already approved by {pr.approved_by}")
+            return ForgeResult(True, self.records.save(pr.with_(approved_by=by, updated_at=now)))
+
+    def merge(self, pr_id: str, now: str) -> ForgeResult:
+        """A `--no-ff` merge commit on main once checks (and approval) allow; idempotent."""
+        with self._lock:
+            pr = self.records.get(pr_id)
+            if pr is None:
+                return ForgeResult(False, None, f"no pull request {pr_id}")
+            if pr.state in ("merged", "reverted"):
+                return ForgeResult(True, pr, f"already {pr.state}")
+            if pr.state == "closed":
+                return ForgeResult(False, pr, "pull request is closed")
+            merged = self._find_merge(pr.head_sha)
+            if merged is not None:
+                # The merge happened before a crash; only the record is missing it.
+                pr = pr.with_(state="merged", merge_sha=merged, updated_at=now)
+                return ForgeResult(True, self.records.save(pr), "merged (recovered)")
+            if not pr.checks_passed:
+                return ForgeResult(False, pr, "checks have not passed")
+            if pr.merge_mode == "approval" and not pr.approved_by:
+                return ForgeResult(False, pr, "waiting for a person's approval")
+            message = f"Merge {pr.branch}: {pr.title}\n\nSRE-Space-Incident: {pr.incident_id}\n"
+            ok, detail = self._on_main(
+                ["merge", "--no-ff", "--no-edit", "-m", message, pr.branch], now
+            )
+            if not ok:
+                return ForgeResult(False, pr, f"merge failed: {detail}")
+            pr = pr.with_(state="merged", merge_sha=detail, updated_at=now)
+            return ForgeResult(True, self.records.save(pr), "merged")
+
+    def _find_merge(self, head: str) -> str | None:
+        if not head:
+            return None
+        if self._git("merge-base", "--is-ancestor", head, self.main, check=False).returncode != 0:
+            return None
+        out = self._git("rev-list", "--merges", "--parents", f"{head}..{self.main}").stdout
+        for line in out.splitlines():
+            sha, *parents = line.split()
+            if head in parents[1:]:
+                return sha
+        return None
+
+    def _on_main(self, command: list[str], now: str) -> tuple[bool, str]:
+        """Run a porcelain command (merge, revert) on main in a private worktree.
+
+        The primary working tree is never used: the chaos injectors and other writers commit to
+        main with plumbing, so it can be stale, and the shop reads main itself. The result moves
+        main with a compare-and-swap, so a concurrent writer is never overwritten.
+        Returns (True, new main sha) or (False, git's message).
+        """
+        old = self.head(self.main)
+        tmp = Path(tempfile.mkdtemp(prefix="sre-space-worktree-"))
+        worktree = tmp / "main"
+        try:
+            self._git("worktree", "add", "--detach", "-q", str(worktree), old)
+            proc = self._git(*command, now=now, where=worktree, check=False)
+            if proc.returncode != 0:
+                return False, proc.stderr.strip() or proc.stdout.strip()
+            new = self._git("rev-parse", "HEAD", where=worktree).stdout.strip()
+        finally:
+            self._git("worktree", "remove", "--force", str(worktree), check=False)
+            self._git("worktree", "prune", check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
+        moved = self._git("update-ref", f"refs/heads/{self.main}", new, old, check=False)
+        if moved.returncode != 0:
+            return False, f"{self.main} moved while the commit was made; try again"
+        return True, new
+
+    def revert(self, pr_id: str, now: str, reason: str) -> ForgeResult:
+        """`git revert -m 1` of the merge commit on main; idempotent."""
+        with self._lock:
+            pr = self.records.get(pr_id)
+            if pr is None:
+                return ForgeResult(False, None, f"no pull request {pr_id}")
+            if pr.state == "reverted":
+                return ForgeResult(True, pr, "already reverted")
+            if pr.state != "merged" or not pr.merge_sha:
+                return ForgeResult(False, pr, f"nothing to revert: pull request is {pr.state}")
+            found = self._git(
+                "log", self.main, "--format=%H", "-F", f"--grep=This reverts commit {pr.merge_sha}"
+            ).stdout.split()
+            if found:
+                sha = found[0]
+            else:
+                ok, detail = self._on_main(["revert", "-m", "1", "--no-edit", pr.merge_sha], now)
+                if not ok:
+                    return ForgeResult(False, pr, f"revert failed: {detail}")
+                sha = detail
+            pr = pr.with_(state="reverted", revert_sha=sha, revert_reason=reason, updated_at=now)
+            return ForgeResult(True, self.records.save(pr), "reverted")

@@ -1,0 +1,152 @@
+"""Resource and change evidence from plain inputs, scoring helpers and action parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from sinks.brain.changes import commit_changes, flag_changes, version_changes
+from sinks.brain.config import DiagnosisConfig
+from sinks.brain.engine import analyze
+from sinks.brain.population import add_flags
+from sinks.brain.resources import resource_evidence
+from sinks.brain.scoring import label_commits, label_windows, score_diagnosis, summarize
+from sre_space.records import SignalWindow
+from sre_space.timeutil import ns_to_rfc3339
+from tests.brain.synth import BASELINE, INCIDENT, S, generate
+
+W, B = INCIDENT, BASELINE
+
+
+def _sw(service: str, metric: str, at: int, **kw: float) -> SignalWindow:
+    return SignalWindow(
+        kind="metric",
+        window_start=ns_to_rfc3339(at),
+        window_end=ns_to_rfc3339(at + 10 * S),
+        service=service,
+        metric=metric,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_signal_windows_memory_pool_and_lag() -> None:
+    items = [
+        _sw("payment", "memory", B[0] + S, value=200.0, limit=512.0, utilization=0.4),
+        _sw("payment", "memory", W[0] + S, value=500.0, limit=512.0, utilization=0.97),
+        _sw("worker", "messaging.kafka.consumer.lag", B[0] + S, value=3.0),
+        _sw("worker", "messaging.kafka.consumer.lag", W[0] + S, value=400.0),
+        _sw("checkout", "db.client.connection.count", W[0] + S, value=2.0, limit=2.0),
+        _sw("checkout", "db.client.connection.count", B[0] + S, value=5.0, limit=20.0),
+        # a span signal is ignored
+        SignalWindow(kind="span", window_start=ns_to_rfc3339(W[0]), window_end=ns_to_rfc3339(W[1])),
+    ]
+    found = resource_evidence(items, W, B)
+    assert {f.kind for f in found["payment"]} == {"memory"}
+    assert found["payment"][0].incident == 0.97
+    assert found["worker"][0].kind == "lag"
+    pool = found["checkout"][0]
+    assert pool.kind == "pool" and "shrank from 20 to 2" in pool.description
+
+
+def test_restart_reasons_from_dict_samples() -> None:
+    samples = [
+        {
+            "service": "shipping",
+            "metric": "k8s.container.restarts",
+            "time_ns": B[0] + S,
+            "value": 0.0,
+        },
+        {
+            "service": "shipping",
+            "metric": "k8s.container.restarts",
+            "at": ns_to_rfc3339(W[0] + 5 * S),
+            "value": 4.0,
+            "attributes": {"k8s.container.last_terminated_reason": "CrashLoopBackOff"},
+        },
+        {"service": "cart", "metric": "k8s.container.restarts", "time_ns": W[0] + S, "value": 0.0},
+    ]
+    found = resource_evidence(samples, W, B)
+    assert [f.kind for f in found["shipping"]] == ["crashloop"]
+    assert "cart" not in found
+
+
+def test_commits_in_both_spellings_and_lookback() -> None:
+    onset = W[0]
+    commits: list[dict[str, Any]] = [
+        {
+            "sha": "a" * 40,
+            "at": onset - 60 * S,
+            "message": "checkout: connection_pool max 20 -> 2",
+            "files": ["services/checkout.yaml"],
+        },
+        {
+            "commit": "b" * 40,
+            "time": ns_to_rfc3339(onset - 30 * S),
+            "subject": "enable flag new_rules",
+            "files": ["services/payment.yaml"],
+        },
+        {
+            "sha": "c" * 40,
+            "at": onset - 10 * 3600 * S,
+            "message": "old",
+            "files": ["services/cart.yaml"],
+        },
+        {"sha": "d" * 40, "at": "not a time"},
+    ]
+    found = commit_changes(commits, onset, W[1], DiagnosisConfig())
+    assert [(c.service, c.sha) for c in found] == [("payment", "b" * 40), ("checkout", "a" * 40)]
+    assert "connection_pool" in found[1].topics and "feature_flag" in found[0].topics
+    assert found[0].strength > found[1].strength
+
+
+def test_versions_and_flag_owner() -> None:
+    shop = generate("conversion", 2, traces_per_window=60)
+    spans = add_flags(shop.spans.with_columns(pl.col("events").fill_null("")))
+    inc = spans.filter(pl.col("start_ns") >= W[0])
+    base = spans.filter(pl.col("start_ns") < W[0])
+    flags = flag_changes(inc, base)
+    assert [(f.service, f.value) for f in flags] == [("payment", "new_pricing_rules=on")]
+    assert version_changes(base, base) == []
+    errors = generate("errors", 2, traces_per_window=60).spans
+    v = version_changes(
+        errors.filter(pl.col("start_ns") >= W[0]), errors.filter(pl.col("start_ns") < W[0])
+    )
+    assert [(c.service, c.value, c.previous) for c in v] == [("checkout", "2.1.0", "2.0.3")]
+
+
+def test_action_params_come_from_the_evidence() -> None:
+    shop = generate("errors", 1)
+    a = analyze(shop.spans, W, B, commits=shop.commits)
+    assert a.actions()["rollback_version"] == {"service": "checkout", "version": "2.0.3"}
+    assert a.actions()["revert_commit"]["commit"] == "abcd" + "0" * 36
+    conv = analyze(generate("conversion", 1).spans, W, B)
+    assert conv.actions()["set_feature_flag"] == {
+        "service": "payment",
+        "flag": "new_pricing_rules",
+        "value": False,
+    }
+    healthy = analyze(generate(None, 1).spans, W, B)
+    assert healthy.actions() == {}
+
+
+def test_scoring_helpers() -> None:
+    labels = {
+        "scenario": "errors",
+        "seed": 1,
+        "start": ns_to_rfc3339(B[0]),
+        "onset": ns_to_rfc3339(W[0]),
+        "end": ns_to_rfc3339(W[1]),
+        "fault_class": "error_rate",
+        "culprit": {"service": "checkout"},
+        "remediation": {"action": "rollback_version"},
+        "changes": [
+            {"commit": "abc", "time": ns_to_rfc3339(W[0]), "subject": "deploy", "files": []}
+        ],
+    }
+    assert label_windows(labels) == (W, B)
+    assert label_commits(labels)[0]["sha"] == "abc"
+    d = analyze(generate("errors", 1).spans, W, B).diagnosis
+    row = score_diagnosis(d, labels)
+    assert row["top1"] and row["top3"] and row["class_ok"] and row["remediation_ok"]
+    assert summarize([row, {**row, "top1": False}])["top1"] == 0.5

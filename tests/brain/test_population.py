@@ -1,0 +1,143 @@
+"""Population diagnosis on the seeded synthetic shop: every fault class x 3 seeds, spans-only cases,
+healthy traffic, abstention, attribute pinpointing and memory-informed remediations."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from sinks.brain.config import DiagnosisConfig
+from sinks.brain.engine import analyze
+from sinks.brain.population import analyze_population, pinpoint
+from sinks.brain.rank import CATALOG, canonical_fault_class
+from tests.brain.synth import BASELINE, EXPECTED, INCIDENT, generate
+
+SEEDS = (1, 2, 3)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+def test_top1_culprit_and_fault_class(fault: str, seed: int) -> None:
+    shop = generate(fault, seed)
+    result = analyze(shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits)
+    d = result.diagnosis
+    service, fault_class = EXPECTED[fault]
+    assert not d.abstained, d.summary
+    top = d.candidates[0]
+    assert (top.service, top.fault_class) == (service, fault_class), d.summary
+    assert canonical_fault_class(fault) == fault_class or fault == "latency"
+    assert top.remediations and set(top.remediations) <= CATALOG
+    assert (top.evidence and any(e.trace_ids for e in top.evidence)) or fault in (
+        "queue_lag",
+        "cpu_saturation",
+    )
+    # Every example trace id is a real trace of the incident window.
+    incident_ids = set(
+        shop.spans.filter(pl.col("start_ns") >= INCIDENT[0]).get_column("trace_id").to_list()
+    )
+    for ev in top.evidence:
+        assert set(ev.trace_ids) <= incident_ids
+
+
+@pytest.mark.parametrize("fault", ["errors", "latency", "dependency_timeout", "conversion"])
+def test_span_only_faults_need_no_metrics_or_commits(fault: str) -> None:
+    shop = generate(fault, 7)
+    d = analyze(shop.spans, INCIDENT, BASELINE).diagnosis
+    assert (d.candidates[0].service, d.candidates[0].fault_class) == EXPECTED[fault], d.summary
+
+
+def test_dependency_timeout_names_the_hanging_callee_not_the_caller() -> None:
+    shop = generate("dependency_timeout", 2)
+    d = analyze(shop.spans, INCIDENT, BASELINE).diagnosis
+    assert d.candidates[0].service == "shipping"
+    assert d.candidates[0].operation == "POST /quote"
+    assert "callers timed out while it was still running" in d.summary
+
+
+def test_conversion_names_the_flag_and_the_segment_without_any_5xx() -> None:
+    shop = generate("conversion", 3)
+    incident = shop.spans.filter(pl.col("start_ns") >= INCIDENT[0])
+    assert not incident.filter(pl.col("service") == "payment").get_column("is_error").any()
+    d = analyze(shop.spans, INCIDENT, BASELINE, commits=shop.commits).diagnosis
+    top = d.candidates[0]
+    assert (top.attribute, top.attribute_value) == ("feature_flag", "new_pricing_rules=on")
+    assert any(
+        e.kind == "attribute" and e.description.startswith("app.loyalty_level=gold")
+        for e in top.evidence
+    )
+    assert "app.loyalty_level=gold" in d.summary
+    assert top.remediations[0] == "set_feature_flag"
+
+
+def test_errors_pinpoint_the_new_version_and_rollback() -> None:
+    shop = generate("errors", 1)
+    d = analyze(shop.spans, INCIDENT, BASELINE, commits=shop.commits).diagnosis
+    top = d.candidates[0]
+    assert (top.attribute, top.attribute_value) == ("service.version", "2.1.0")
+    assert top.remediations[0] == "rollback_version"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_healthy_traffic_abstains(seed: int) -> None:
+    shop = generate(None, seed)
+    d = analyze(
+        shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits
+    ).diagnosis
+    assert d.abstained
+    assert "Escalating to a person" in d.summary
+
+
+def test_thin_evidence_abstains_and_still_shows_the_best_guess() -> None:
+    shop = generate("errors", 1, traces_per_window=10)
+    d = analyze(shop.spans, INCIDENT, BASELINE, commits=shop.commits).diagnosis
+    assert d.abstained
+    assert d.summary.startswith("Not sure")
+    assert d.candidates and d.candidates[0].service == "checkout"
+
+
+def test_abstains_below_the_confidence_threshold() -> None:
+    shop = generate("errors", 1)
+    cfg = DiagnosisConfig(abstain_below=1.0, weight_errors=0.3)
+    d = analyze(shop.spans, INCIDENT, BASELINE, cfg=cfg).diagnosis
+    assert d.abstained and "below" in d.summary
+
+
+def test_pinpoint_finds_the_segment_and_respects_support() -> None:
+    shop = generate("conversion", 1)
+    cfg = DiagnosisConfig()
+    _report, inc, base = analyze_population(shop.spans, INCIDENT, BASELINE, cfg)
+    found = pinpoint(inc, base, service="payment", target="failure", cfg=cfg)
+    assert found[0].attribute == "app.loyalty_level" and found[0].value == "gold"
+    assert found[0].risk_ratio > 10 and found[0].share_of_hits > 0.9
+    strict = DiagnosisConfig(pinpoint_min_support=10_000)
+    assert pinpoint(inc, base, service="payment", target="failure", cfg=strict) == []
+
+
+def test_origin_counts_are_per_trace_and_exclude_dependent_failures() -> None:
+    shop = generate("dependency_timeout", 1)
+    report, _inc, _base = analyze_population(shop.spans, INCIDENT, BASELINE)
+    top = report.origins.row(0, named=True)
+    assert (top["blame_service"], top["locus_operation"]) == ("shipping", "POST /quote")
+    assert top["timeout_share"] == 1.0
+    assert top["inc_traces"] <= report.incident_traces
+
+
+def test_memory_of_a_failed_fix_reorders_remediations() -> None:
+    shop = generate("oom", 1)
+    similar = [
+        {"fault_class": "oom", "action": "raise_memory_limit", "outcome": "worked"},
+        {"fault_class": "memory_leak", "action": "rollback_version", "outcome": "failed"},
+    ]
+    d = analyze(
+        shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits, similar=similar
+    ).diagnosis
+    assert d.candidates[0].remediations[0] == "raise_memory_limit"
+    assert "rollback_version" not in d.candidates[0].remediations
+
+
+def test_diagnosis_is_deterministic_and_serialisable() -> None:
+    shop = generate("oom", 5)
+    a = analyze(shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits)
+    b = analyze(shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits)
+    assert a.diagnosis.to_json() == b.diagnosis.to_json()
+    assert '"schema":"sre.diagnosis/v1"' in a.diagnosis.to_json()

@@ -1,0 +1,86 @@
+"""Change events: deploys from versions, restarts from cumulative counts, flags."""
+
+from __future__ import annotations
+
+import random
+
+from operators.scout.detect.changes import ChangeTracker
+from operators.scout.detect.config import DetectionConfig
+from operators.scout.detect.events import ChangeEvent
+from operators.scout.detect.series import SeriesDetector
+from sre_space.records import Anomaly
+from tests.scout.helpers import cuj, items, metric, span
+from tests.scout.synth import at
+
+
+def test_new_version_is_one_deploy_event_with_a_stable_id() -> None:
+    det_a, det_b = SeriesDetector(DetectionConfig()), SeriesDetector(DetectionConfig())
+    events = []
+    for i in range(10):
+        versions = {"1.0": 50} if i < 5 else {"1.0": 10, "1.1": 40}
+        events += items(det_a.on_signal(span(i, 50, versions=versions)), ChangeEvent)
+        sig = span(i + 1, 50, operation="POST /x", versions=versions)
+        events += items(det_b.on_signal(sig), ChangeEvent)
+    assert len(events) == 2  # one per series, same change
+    assert events[0].id == events[1].id
+    assert events[0].change == "deploy" and events[0].before == "1.0" and events[0].after == "1.1"
+
+
+def test_restart_increase_is_a_change_and_replacement_is_not() -> None:
+    det = SeriesDetector(DetectionConfig())
+    ev = []
+    for i, value in enumerate([0, 0, 1, 1, 3, 0, 0]):
+        ev += items(det.on_signal(metric(i, "k8s.container.restarts", float(value))), ChangeEvent)
+    assert [(e.change, e.count) for e in ev] == [("restart", 1), ("restart", 2)]
+
+
+def test_flag_changes() -> None:
+    tr = ChangeTracker()
+    assert tr.on_flags("cart", {"new_pricing_rules": False}, "2026-01-01T00:00:00.000Z") == []
+    (ev,) = tr.on_flags("cart", {"new_pricing_rules": True}, "2026-01-01T00:00:10.000Z")
+    assert (ev.change, ev.name, ev.before, ev.after) == (
+        "flag",
+        "new_pricing_rules",
+        "false",
+        "true",
+    )
+    assert ChangeTracker.from_snapshot(tr.snapshot()).snapshot() == tr.snapshot()
+
+
+def _cuj_drop(change: bool, seed: int) -> int | None:
+    """Windows after the drop starts until the conversion anomaly fires (None: never in 12)."""
+    rng = random.Random(seed)
+    det = SeriesDetector(DetectionConfig())
+    for i in range(60):  # a settled baseline: 24 journeys a window, 97% complete
+        det.on_signal(cuj(i, 24, sum(rng.random() < 0.97 for _ in range(24))))
+    if change:
+        det.on_change(ChangeEvent(id="f", change="flag", service="payment", at=at(60)))
+    for k in range(12):
+        out = det.on_signal(cuj(60 + k, 24, sum(rng.random() < 0.84 for _ in range(24))))
+        if items(out, Anomaly):
+            return k + 1
+    return None
+
+
+def test_a_drop_right_after_a_change_fires_on_the_pool_since_the_change() -> None:
+    # The pool of every window since the flag flip is tested at alpha_change and fires at once;
+    # without the change the same drop needs k of n windows. Same data either way.
+    with_change = [_cuj_drop(True, s) for s in range(20)]
+    without = [_cuj_drop(False, s) for s in range(20)]
+    assert all(w is not None for w in with_change) and all(w is not None for w in without)
+    assert sum(with_change) < sum(without)  # type: ignore[arg-type]
+    assert sorted(with_change)[10] <= 3  # median within three windows of the flip
+
+
+def test_no_alarm_after_a_change_that_changes_nothing() -> None:
+    rng = random.Random(5)
+    fired = 0
+    for trial in range(40):
+        det = SeriesDetector(DetectionConfig())
+        for i in range(60):
+            det.on_signal(cuj(i, 24, sum(rng.random() < 0.97 for _ in range(24))))
+        det.on_change(ChangeEvent(id=f"d{trial}", change="deploy", service="cart", at=at(60)))
+        for k in range(40):
+            out = det.on_signal(cuj(60 + k, 24, sum(rng.random() < 0.97 for _ in range(24))))
+            fired += bool(items(out, Anomaly))
+    assert fired == 0

@@ -1,0 +1,57 @@
+"""Exact statistics: binomial tails against brute force, Theil–Sen against outliers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from operators.scout.detect.stats import binom_cdf, binom_sf, median_mad, theil_sen
+
+
+def _brute_sf(x: int, n: int, p: float) -> float:
+    return sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(max(x, 0), n + 1))
+
+
+@settings(
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    n=st.integers(1, 300),
+    p=st.floats(0.001, 0.999),
+    frac=st.floats(0.0, 1.0),
+)
+def test_binomial_tails_match_brute_force(n: int, p: float, frac: float) -> None:
+    x = round(frac * n)
+    expected = _brute_sf(x, n, p)
+    assert math.isclose(binom_sf(x, n, p), expected, rel_tol=1e-6, abs_tol=1e-12)
+    assert math.isclose(
+        binom_cdf(x, n, p), 1.0 - _brute_sf(x + 1, n, p), rel_tol=1e-6, abs_tol=1e-9
+    )
+
+
+def test_binomial_edges_and_large_n_is_fast() -> None:
+    assert binom_sf(0, 10, 0.3) == 1.0
+    assert binom_sf(11, 10, 0.3) == 0.0
+    assert binom_cdf(10, 10, 0.3) == 1.0
+    # 10 errors among 100 requests at a 1% baseline: C(100,10)·0.01^10·0.99^90 ≈ 7.0e-8 plus the
+    # smaller terms beyond it, 7.6e-8 in all.
+    assert 7.5e-8 < binom_sf(10, 100, 0.01) < 7.7e-8
+    # a million trials: the tail sum stops after a few standard deviations
+    assert binom_sf(11_000, 1_000_000, 0.01) < 1e-20
+
+
+def test_median_mad() -> None:
+    assert median_mad([1.0, 2.0, 3.0, 4.0, 100.0]) == (3.0, 1.0)
+
+
+def test_theil_sen_ignores_outliers() -> None:
+    t = np.arange(30.0)
+    y = 0.5 + 0.01 * t
+    y[[3, 17, 25]] += [0.4, -0.3, 0.5]
+    slope, intercept, rising = theil_sen(t, y)
+    assert abs(slope - 0.01) < 1e-3
+    assert abs(intercept - 0.5) < 0.02
+    assert rising > 0.8
