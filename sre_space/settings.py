@@ -15,6 +15,8 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sre_space.paths import StatePaths
+
 Encoding = Literal["otlp_proto", "otlp_json"]
 
 
@@ -171,6 +173,11 @@ class Settings(BaseSettings):
     def pipeline(self) -> PipelineConfig:
         """The pipeline config: defaults merged with the file named by SRE_CONFIG."""
         return load_pipeline_config(self.config)
+
+    @property
+    def paths(self) -> StatePaths:
+        """The state folder's layout (`sre_space.paths`)."""
+        return StatePaths(self.state_dir)
 
     def state_path(self, *parts: str) -> Path:
         """A path under the state folder, with its parent created."""

@@ -1,0 +1,64 @@
+"""The state folder's layout: the one place that names the folder and every file under it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_ENV = "SRE_STATE_DIR"
+DEFAULT_STATE = Path("state")
+
+
+def state_dir(explicit: str | Path | None = None) -> Path:
+    """The state folder: `explicit` (a `--state` option), else $SRE_STATE_DIR, else ./state."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(STATE_ENV) or DEFAULT_STATE)
+
+
+@dataclass(frozen=True, slots=True)
+class StatePaths:
+    """Where each part keeps its state under one root (see docs/contracts.md, State folder)."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, explicit: str | Path | None = None) -> StatePaths:
+        """The layout under `state_dir(explicit)`."""
+        return cls(state_dir(explicit))
+
+    @property
+    def db(self) -> Path:
+        """SQLite store: signals, anomalies, incidents, audit, responder progress."""
+        return self.root / "sre.db"
+
+    @property
+    def spans(self) -> Path:
+        """Span archive, Parquet by event hour."""
+        return self.root / "spans"
+
+    @property
+    def chroma(self) -> Path:
+        """ChromaDB (post-mortems) when no server is configured."""
+        return self.root / "chroma"
+
+    @property
+    def gitops(self) -> Path:
+        """The GitOps repository (real git) the Fixer changes."""
+        return self.root / "gitops"
+
+    @property
+    def postmortems(self) -> Path:
+        """Post-mortem Markdown files."""
+        return self.root / "postmortems"
+
+    @property
+    def backtests(self) -> Path:
+        """Backtest reports (`<name>/report.json`) the dashboard lists."""
+        return self.root / "backtests"
+
+    @property
+    def chaos(self) -> Path:
+        """The simulated shop's status and control files (the harness's, not the product's)."""
+        return self.root / "chaos"
