@@ -16,7 +16,7 @@ from bytewax.operators import windowing as win
 from flows.health import EndOffsets, build_health
 from operators.otlp.errors import DecodeLimits
 from operators.otlp.messages import Decoded, RawMessage, decode_message
-from operators.scout.stage import EdgesSeen, edges_seen
+from operators.scout import EdgesSeen, edges_seen
 from operators.signals import (
     CujPartial,
     Partial,

@@ -12,7 +12,7 @@ from bytewax.dataflow import Dataflow
 from flows.build import build_signals
 from flows.sources import kafka_end_offsets, kafka_input
 from flows.state_outputs import attach_state_outputs
-from operators.scout.dataflow import build_scout
+from operators.scout import build_scout
 from sinks.outputs.kafka_out import to_kafka
 from sre_space.settings import Settings, load_settings
 

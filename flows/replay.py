@@ -15,7 +15,7 @@ from bytewax.testing import cluster_main, run_main
 from flows.build import build_signals
 from flows.progress import Progress
 from flows.sources import recording_input
-from operators.scout.dataflow import build_scout
+from operators.scout import build_scout
 from sinks.archive import ArchiveSink
 from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
 from sre_space.settings import PipelineConfig, load_pipeline_config

@@ -6,7 +6,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Stream
 
 from flows.build import FlowStreams
-from operators.scout.dataflow import ScoutStreams
+from operators.scout import ScoutStreams
 from sinks.archive import ArchiveSink
 from sinks.outputs.store_sink import StoreSink
 from sre_space.records import DeadLetter

@@ -1,1 +1,1 @@
-"""operators."""
+"""Pure stream logic: OTLP decoding, the quantile sketch, windowed signals and Scout."""

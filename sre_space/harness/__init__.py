@@ -1,0 +1,1 @@
+"""Harnesses: the product driven against the simulated shop and recordings, and scored."""

@@ -1,0 +1,1 @@
+"""The responder loop: each incident goes diagnose, remediate, deploy, verify, post-mortem."""
