@@ -18,6 +18,9 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from operators.scout.detect import budget
+from operators.scout.detect.budget import Slo
+from sre_space.records import SignalWindow
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 # ------------------------------------------------------------------------------------- store access
@@ -315,13 +318,13 @@ class SloRow:
     burn_long: float
     budget_remaining: float
     status: str
+    page_burn: float
 
 
-def slo_specs(extra: Mapping[str, Any] | None = None) -> tuple[list[Any], float]:
-    """The SLOs (as `sinks.memory.postmortem.SLO`) from the config's `slos:` section, or the
-    defaults Scout alerts on, and the time scale; a bad section falls back to the defaults."""
+def slo_specs(extra: Mapping[str, Any] | None = None) -> tuple[list[Slo], float]:
+    """The enabled SLOs of the config's `slos:` section (the defaults Scout alerts on when it has
+    none or a bad one), and its time scale."""
     from operators.scout.detect.config import load_slos
-    from sinks.memory.postmortem import SLO
     from sre_space.settings import ConfigError
 
     try:
@@ -329,31 +332,28 @@ def slo_specs(extra: Mapping[str, Any] | None = None) -> tuple[list[Any], float]
     except ConfigError:
         cfg = load_slos({})
     out = [
-        SLO.from_spec(name, spec)
+        Slo.from_spec(name, spec, alerts=cfg.alerts)
         for name, spec in sorted(cfg.objectives.items())
-        if getattr(spec, "enabled", True)
+        if spec.enabled
     ]
     return out, float(cfg.time_scale)
 
 
 def slo_status(
     rows: Sequence[Mapping[str, Any]],
-    slos: Sequence[Any],
+    slos: Sequence[Slo],
     *,
     short_s: float = 300.0,
     period_days: float | None = None,
 ) -> list[SloRow]:
     """Budget and burn per SLO and subject over the given signal windows.
 
-    - burn rate = (bad / events) / (1 - objective): 1 spends the budget exactly over the period;
-    - `burn_long` over every window given, `burn_short` over the last `short_s` of them;
-    - budget remaining = 1 - bad / ((1 - objective) x events expected in the SLO period), the
-      traffic rate being extrapolated from the windows (as the post-mortem counts budget spent);
-    - status: `breach` when the short burn is at least 14.4 (the SRE Workbook's page threshold),
+    - burn rate: `burn_long` over every window given, `burn_short` over the last `short_s` of them;
+    - budget remaining: 1 - the share of the SLO period's budget spent, the traffic rate being
+      extrapolated from the windows (as the post-mortem counts budget spent);
+    - status: `breach` when the short burn reaches the SLO's page threshold (its fast-burn rule),
       `burning` at 1 or more, `ok` below, `no data` without events.
     """
-    from sre_space.records import SignalWindow
-
     windows = [SignalWindow.from_dict(dict(r)) for r in rows]
     if not windows:
         return []
@@ -364,29 +364,26 @@ def slo_status(
     acc: dict[tuple[str, str], list[float]] = {}
     for slo in slos:
         for w in windows:
-            if not slo.matches(w):
+            if not budget.matches(slo, w):
                 continue
-            subject = w.cuj if slo.type == "conversion" else w.service
-            a = acc.setdefault((slo.name, subject or ""), [0.0, 0.0, 0.0, 0.0])
-            events, bad = float(slo.events(w)), float(slo.bad(w))
-            a[0] += events
-            a[1] += bad
+            a = acc.setdefault((slo.name, budget.subject(slo, w)), [0.0, 0.0, 0.0, 0.0])
+            n, n_bad = budget.events_and_bad(slo, w)
+            a[0] += n
+            a[1] += n_bad
             if rfc3339_to_ns(w.window_end) > short_from:
-                a[2] += events
-                a[3] += bad
+                a[2] += n
+                a[3] += n_bad
     by_name = {s.name: s for s in slos}
     out = []
     for (name, subject), (events, bad, s_events, s_bad) in sorted(acc.items()):
         slo = by_name[name]
-        allowed = 1.0 - slo.objective
-        burn_long = (bad / events) / allowed if events else 0.0
-        burn_short = (s_bad / s_events) / allowed if s_events else 0.0
+        burn_long = budget.burn(events, bad, slo.objective)
+        burn_short = budget.burn(s_events, s_bad, slo.objective)
         days = period_days if period_days is not None else slo.period_days
-        expected = events / span_s * days * 86400.0
-        spent = bad / (allowed * expected) if expected else 0.0
+        spent = budget.budget_spent(bad, budget.budget_events(slo.objective, events, span_s, days))
         if not events:
             status = "no data"
-        elif burn_short >= 14.4:
+        elif burn_short >= slo.page_burn_rate:
             status = "breach"
         elif burn_short >= 1.0:
             status = "burning"
@@ -405,6 +402,7 @@ def slo_status(
                 burn_long=round(burn_long, 3),
                 budget_remaining=max(0.0, 1.0 - spent),
                 status=status,
+                page_burn=slo.page_burn_rate,
             )
         )
     return out
