@@ -19,8 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sinks.memory.records import Remediation
 from sinks.store.sqlite import Store
@@ -34,9 +33,8 @@ from sre_space.records import (
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 
-@dataclass(frozen=True, slots=True)
-class LearnInputs:
-    """Everything `Memory.learn` needs for one incident."""
+class LearnInputs(NamedTuple):
+    """Everything `Memory.learn` needs for one incident, in its order."""
 
     incident: Incident
     anomalies: list[Anomaly]

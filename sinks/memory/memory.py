@@ -15,7 +15,6 @@ crash (or a Chroma server being down) simply does it again.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +26,7 @@ from sinks.memory.index import PostMortemIndex
 from sinks.memory.numbers import ProseResult, improve_prose
 from sinks.memory.outcomes import ActionOutcomes, OutcomeTracker, similar_incidents
 from sinks.memory.postmortem import PostMortemInputs, build_postmortem, incident_digest
-from sinks.memory.records import PostMortem, SimilarIncident
+from sinks.memory.records import PostMortem, SimilarIncident, postmortem_filename
 from sinks.memory.render import fmt_duration
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis, Incident
@@ -45,14 +44,6 @@ class WrittenPostMortem:
     path: Path
     closing_text: str
     prose: ProseResult | None = None
-
-
-def postmortem_filename(incident_id: str) -> str:
-    """`<incident-id>.md`, with anything that is not safe in a file name replaced by `_`."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", incident_id).lstrip(".")
-    if not safe:
-        raise ValueError(f"incident id {incident_id!r} gives no usable file name")
-    return f"{safe}.md"
 
 
 def closing_text(pm: PostMortem, path: Path) -> str:
@@ -152,16 +143,7 @@ class Memory:
     def postmortem_step(self, incident: Incident, outcome: dict[str, Any]) -> str:
         """The responder's `postmortem` step: gather the inputs from the store, learn, return the
         tracker text (closing comment when resolved, a comment when escalated)."""
-        inputs = gather(self.store, incident, outcome)
-        written = self.learn(
-            inputs.incident,
-            inputs.anomalies,
-            inputs.diagnosis,
-            inputs.remediation,
-            inputs.audit,
-            inputs.signals,
-        )
-        return written.closing_text
+        return self.learn(*gather(self.store, incident, outcome)).closing_text
 
     def _write_file(self, pm: PostMortem) -> Path:
         folder = self.state_dir / "postmortems"

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,3 +162,11 @@ class PostMortem(Record):
     prose: str = "deterministic"
     prose_note: str = ""
     schema: str = POSTMORTEM_SCHEMA
+
+
+def postmortem_filename(incident_id: str) -> str:
+    """`<incident-id>.md`, with anything that is not safe in a file name replaced by `_`."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", incident_id).lstrip(".")
+    if not safe:
+        raise ValueError(f"incident id {incident_id!r} gives no usable file name")
+    return f"{safe}.md"
