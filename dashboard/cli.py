@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sre_space.paths import STATE_ENV, state_dir
+
 APP = Path(__file__).resolve().parent / "app.py"
 
 
@@ -56,18 +58,12 @@ def streamlit_command(host: str, port: int, python: str | None = None) -> list[s
 
 def child_env(state: str | Path) -> dict[str, str]:
     """The environment of the child: this one, with SRE_STATE_DIR set (absolute)."""
-    return {**os.environ, "SRE_STATE_DIR": str(Path(state).resolve())}
+    return {**os.environ, STATE_ENV: str(Path(state).resolve())}
 
 
 def resolve_state(args: argparse.Namespace) -> Path:
     """The state folder: `dashboard --state`, the global `--state`, $SRE_STATE_DIR, ./state."""
-    value = (
-        getattr(args, "dashboard_state", None)
-        or getattr(args, "state", None)
-        or os.environ.get("SRE_STATE_DIR")
-        or "state"
-    )
-    return Path(value)
+    return state_dir(getattr(args, "dashboard_state", None) or getattr(args, "state", None))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 Pages run either under `app.py` (st.navigation) or alone (`AppTest.from_file(page)`), so none of
 this relies on the entry script having run: the state folder comes from the session, then from
-`SRE_STATE_DIR`, then `./state`.
+`sre_space.paths.state_dir()` ($SRE_STATE_DIR, then ./state).
 """
 
 from __future__ import annotations
@@ -14,40 +14,46 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import queries as q
+from dashboard.format import time_html
+from dashboard.queries.memory import memory_index as open_memory_index
+from dashboard.queries.store import StoreReader, open_store
+from sre_space.paths import StatePaths
+from sre_space.paths import state_dir as resolve_state_dir
 
 DEFAULT_REFRESH_S = 10
 
 
 def state_dir() -> Path:
     """The state folder this session reads."""
-    value = st.session_state.get("state_dir") or os.environ.get("SRE_STATE_DIR") or "state"
-    return Path(str(value))
+    return resolve_state_dir(st.session_state.get("state_dir"))
+
+
+def paths() -> StatePaths:
+    """The layout of the state folder this session reads."""
+    return StatePaths(state_dir())
 
 
 @st.cache_resource(show_spinner=False)
-def _store(path: str, exists: bool) -> q.StoreReader:
+def _store(path: str, exists: bool) -> StoreReader:
     # Keyed on existence too: a database created after the first visit is picked up.
     del exists
-    return q.open_store(path)
+    return open_store(path)
 
 
-def store() -> q.StoreReader:
+def store() -> StoreReader:
     """The state folder's store (shared by sessions), or an empty stand-in before it exists."""
-    folder = state_dir()
-    return _store(str(folder), (folder / "sre.db").exists())
+    return _store(str(state_dir()), paths().db.exists())
 
 
 @st.cache_resource(show_spinner=False)
 def _memory_index(path: str, exists: bool) -> Any:
     del exists
-    return q.memory_index(path)
+    return open_memory_index(path)
 
 
 def memory_index() -> Any:
     """The post-mortem index, opened once per state folder (ChromaDB clients are heavy)."""
-    folder = state_dir()
-    return _memory_index(str(folder), (folder / "chroma").exists())
+    return _memory_index(str(state_dir()), paths().chroma.exists())
 
 
 def refresh_seconds() -> float | None:
@@ -62,7 +68,7 @@ def refresh_seconds() -> float | None:
 
 def show_time(label: str, ts: str | None) -> None:
     """`label: <UTC time>` with the local time on hover."""
-    st.markdown(f"**{label}:** {q.time_html(ts)}", unsafe_allow_html=True)
+    st.markdown(f"**{label}:** {time_html(ts)}", unsafe_allow_html=True)
 
 
 def utc_column(label: str) -> Any:
@@ -96,22 +102,3 @@ def query_param(name: str) -> str | None:
     """A query parameter's value (bookmarkable selections)."""
     value = st.query_params.get(name)
     return str(value) if value else None
-
-
-STATE_COLOURS = {
-    "open": "red",
-    "diagnosed": "orange",
-    "mitigating": "orange",
-    "verifying": "blue",
-    "escalated": "violet",
-    "resolved": "green",
-    "recovered": "green",
-    "merged": "green",
-    "reverted": "red",
-    "closed": "gray",
-}
-
-
-def state_badge(state: str) -> str:
-    """Markdown for a coloured incident state."""
-    return f":{STATE_COLOURS.get(state, 'gray')}-badge[{state}]"

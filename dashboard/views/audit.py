@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import common
-from dashboard import queries as q
+from dashboard.queries import audit as q
 
 st.title("Audit log")
 st.caption("Every action SRE-Space decided on its own, or refused, with the reason it gave.")

@@ -3,13 +3,13 @@ replayed signals against the recording's ground truth."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import streamlit as st
 
 from dashboard import charts, common
-from dashboard import queries as q
+from dashboard.format import parse_time
+from dashboard.queries import backtests as q
+from dashboard.queries import signals as signals_q
 
 st.title("Backtests")
 state = common.state_dir()
@@ -17,9 +17,9 @@ reports = q.backtests(state)
 
 if not reports:
     common.empty(
-        f"No backtests in {state / 'backtests'} yet. Record a scenario and replay it there: "
+        f"No backtests in {common.paths().backtests} yet. Record a scenario and replay it there: "
         "`python -m chaos record oom --seed 1 --duration 10m --out rec/oom.jsonl.gz` then "
-        f"`sre-space replay rec/oom.jsonl.gz --out {state / 'backtests' / 'oom-seed1'}`."
+        f"`sre-space replay rec/oom.jsonl.gz --out {common.paths().backtests / 'oom-seed1'}`."
     )
     st.stop()
 
@@ -86,19 +86,11 @@ scen = rep.get("scenarios") or {}
 if scen:
     st.dataframe(pl.DataFrame([{"scenario": k, **v} for k, v in scen.items()]), hide_index=True)
 labels = b.get("labels") or {}
-signals = (
-    q.signals_frame(
-        __import__("json").loads(line)
-        for line in (Path(b["folder"]) / "signals.jsonl").read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    )
-    if (Path(b["folder"]) / "signals.jsonl").exists()
-    else q.signals_frame([])
-)
+signals = q.backtest_signals(b["folder"])
 if not signals.is_empty():
     rules = []
     for key, text in (("onset", "fault onset"), ("end", "fault end")):
-        at = q.parse_time(labels.get(key))
+        at = parse_time(labels.get(key))
         if at is not None:
             rules.append((at, text))
     culprit = (labels.get("culprit") or {}).get("service")
@@ -108,7 +100,7 @@ if not signals.is_empty():
     )
     st.altair_chart(
         charts.line_chart(
-            q.service_series(signals),
+            signals_q.service_series(signals),
             y="error_rate",
             color="service",
             y_title="error rate",
@@ -117,7 +109,7 @@ if not signals.is_empty():
         ),
         width="stretch",
     )
-    sat = q.saturation_series(signals)
+    sat = signals_q.saturation_series(signals)
     if not sat.is_empty() and culprit:
         sat = sat.filter(pl.col("series").str.starts_with(f"{culprit} /"))
         if not sat.is_empty():

@@ -1,7 +1,7 @@
 """Chaos: start and stop fault scenarios in the running demo shop, and see the manifests it runs.
 
-The one page that writes: it appends commands to `<state>/chaos/control.json` through
-`chaos.control.send`, exactly as `python -m chaos NAME` and `python -m chaos stop` do.
+The one page that writes: it appends commands to the shop's control file through
+`sre_space.harness.chaos_lab`, exactly as `python -m chaos NAME` and `python -m chaos stop` do.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import polars as pl
 import streamlit as st
 import yaml
 
-from chaos import control
 from dashboard import common
-from dashboard import queries as q
+from dashboard.format import parse_time, time_html
+from sre_space.harness import chaos_lab
 
 st.title("Chaos")
 state = common.state_dir()
@@ -21,7 +21,7 @@ state = common.state_dir()
 @st.fragment(run_every=common.refresh_seconds())
 def shop_status() -> None:
     """What the shop last reported, and the commands sent to it."""
-    status = q.chaos_status(state)
+    status = chaos_lab.shop_status(state)
     if status is None:
         common.empty(
             f"No shop has reported in {state}. Start one with `make demo` (or "
@@ -30,7 +30,7 @@ def shop_status() -> None:
     else:
         active = status.get("injections") or []
         st.markdown(
-            f"Shop event time {q.time_html(status.get('time'))} · GitOps main at "
+            f"Shop event time {time_html(status.get('time'))} · GitOps main at "
             f"`{str(status.get('head', ''))[:12]}` · **{len(active)} active injection(s)**",
             unsafe_allow_html=True,
         )
@@ -38,7 +38,7 @@ def shop_status() -> None:
             st.dataframe(pl.DataFrame(active), hide_index=True)
         for err in status.get("manifest_errors") or []:
             st.error(f"Invalid manifest: {err}")
-    commands = q.chaos_commands(state)
+    commands = chaos_lab.commands(state)
     if commands:
         with st.expander(f"Commands sent ({len(commands)})"):
             st.dataframe(
@@ -65,9 +65,9 @@ if flash:
     st.success(flash, icon=":material/check_circle:")
 shop_status()
 
-scenarios = q.scenarios()
+scenarios = chaos_lab.scenarios()
 by_name = {s["name"]: s for s in scenarios}
-info = q.manifests(state)
+info = chaos_lab.manifests(state)
 services = sorted(info["docs"])
 
 st.subheader("Inject a fault")
@@ -95,24 +95,21 @@ with st.form("inject"):
     start = st.form_submit_button("Start scenario", type="primary", icon=":material/bolt:")
 if start:
     service = None if target == "(scenario default)" else target
-    cid = control.send(
+    cid = chaos_lab.inject(
         state,
-        {
-            "cmd": "inject",
-            "scenario": name,
-            "service": service,
-            "intensity": float(intensity),
-            "duration_s": float(minutes) * 60 if minutes else None,
-        },
+        name,
+        service=service,
+        intensity=float(intensity),
+        duration_s=float(minutes) * 60 if minutes else None,
     )
     # Rerun so the status above (drawn before this click was handled) shows the new command.
     st.session_state["chaos_flash"] = (
-        f"Sent {name} (command {cid}) to the shop through {control.control_path(state)}."
+        f"Sent {name} (command {cid}) to the shop through {chaos_lab.control_file(state)}."
     )
     st.rerun()
 
 if st.button("Stop every scenario", icon=":material/stop_circle:", key="chaos_stop"):
-    cid = control.send(state, {"cmd": "clear", "tag": None})
+    cid = chaos_lab.stop_all(state)
     st.session_state["chaos_flash"] = f"Sent stop (command {cid})."
     st.rerun()
 
@@ -122,7 +119,7 @@ with st.expander("Scenarios"):
 st.subheader("Current manifests")
 if not info["exists"]:
     common.empty(
-        f"No GitOps repository at {state / 'gitops'} — run `sre-space init` (or `make demo`)."
+        f"No GitOps repository at {common.paths().gitops} — run `sre-space init` (or `make demo`)."
     )
 else:
     for err in info["errors"]:
@@ -153,7 +150,7 @@ else:
         st.caption("Recent commits on main")
         st.dataframe(
             pl.DataFrame(info["commits"]).with_columns(
-                pl.col("at").map_elements(q.parse_time, return_dtype=pl.Datetime("us", "UTC"))
+                pl.col("at").map_elements(parse_time, return_dtype=pl.Datetime("us", "UTC"))
             ),
             hide_index=True,
             column_config={"at": common.utc_column("at (UTC)")},

@@ -9,8 +9,10 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, common
-from dashboard import queries as q
 from dashboard import waterfall as wf
+from dashboard.format import fmt_duration, fmt_utc, parse_time, state_badge, time_html
+from dashboard.queries import incidents as q
+from dashboard.queries import memory as memory_q
 
 st.title("Incidents")
 
@@ -32,8 +34,8 @@ def incident_list() -> None:
                 "state": r["state"],
                 "severity": r["severity"],
                 "services": ", ".join(r["services"]),
-                "opened": q.parse_time(r["opened_at"]),
-                "duration": q.fmt_duration(r["duration_s"]),
+                "opened": parse_time(r["opened_at"]),
+                "duration": fmt_duration(r["duration_s"]),
                 "anomalies": r["anomalies"],
                 "summary": r["summary"],
             }
@@ -56,10 +58,10 @@ def detail(inc: dict[str, Any]) -> None:
     store = common.store()
     state = common.state_dir()
     st.markdown(
-        f"## {inc['id']} {common.state_badge(inc['state'])}\n\n"
+        f"## {inc['id']} {state_badge(inc['state'])}\n\n"
         f"**Severity** {inc['severity']} · **services** {', '.join(inc['services'])} · "
-        f"**opened** {q.time_html(inc['opened_at'])} · **duration** "
-        f"{q.fmt_duration(inc['duration_s'])}",
+        f"**opened** {time_html(inc['opened_at'])} · **duration** "
+        f"{fmt_duration(inc['duration_s'])}",
         unsafe_allow_html=True,
     )
     if inc["summary"]:
@@ -78,7 +80,7 @@ def detail(inc: dict[str, Any]) -> None:
     with tabs[4]:
         _pull_requests(q.pull_requests(store, inc["id"]))
     with tabs[5]:
-        md = q.postmortem_markdown(store, state, inc["id"])
+        md = memory_q.postmortem_markdown(store, state, inc["id"])
         if md is None:
             common.empty(
                 "No post-mortem yet: Memory writes it when the incident is resolved or escalated."
@@ -96,7 +98,7 @@ def _timeline(incident_id: str) -> None:
     df = pl.DataFrame(
         [
             {
-                "at": q.parse_time(i["at"]),
+                "at": parse_time(i["at"]),
                 "who": i["source"],
                 "what": i["what"],
                 "outcome": i["outcome"],
@@ -120,7 +122,7 @@ def _anomalies(anomalies: list[dict[str, Any]]) -> None:
             name = a.get("operation") or a.get("metric") or a.get("cuj") or ""
             st.markdown(
                 f"**{where} · {name}** — `{a['signal']}` ({a['detector']}, {a.get('severity', '')})"
-                f"  \nonset {q.time_html(a['onset'])} · observed {a['observed']:.4g} vs expected "
+                f"  \nonset {time_html(a['onset'])} · observed {a['observed']:.4g} vs expected "
                 f"{a['expected']:.4g} · score {a['score']:.3g}",
                 unsafe_allow_html=True,
             )
@@ -128,7 +130,7 @@ def _anomalies(anomalies: list[dict[str, Any]]) -> None:
             if series.is_empty():
                 st.caption("No windows of this series around the onset.")
             else:
-                onset = q.parse_time(a["onset"])
+                onset = parse_time(a["onset"])
                 rules = [(onset, "onset")] if onset else []
                 st.altair_chart(
                     charts.line_chart(
@@ -154,9 +156,9 @@ def _diagnosis(diag: dict[str, Any] | None) -> None:
     # Span attributes reach this text: shown as plain text, never rendered as Markdown.
     st.code(diag.get("narrative") or diag.get("summary") or "", language=None, wrap_lines=True)
     st.caption(
-        f"Incident window {q.fmt_utc(diag.get('window_start'))} → "
-        f"{q.fmt_utc(diag.get('window_end'))}; baseline {q.fmt_utc(diag.get('baseline_start'))} "
-        f"→ {q.fmt_utc(diag.get('baseline_end'))}"
+        f"Incident window {fmt_utc(diag.get('window_start'))} → "
+        f"{fmt_utc(diag.get('window_end'))}; baseline {fmt_utc(diag.get('baseline_start'))} "
+        f"→ {fmt_utc(diag.get('baseline_end'))}"
     )
     cands = q.candidates_frame(diag)
     if cands.is_empty():
@@ -198,7 +200,7 @@ def _diagnosis(diag: dict[str, Any] | None) -> None:
 
 def _trace(inc: dict[str, Any], anomalies: list[dict[str, Any]]) -> None:
     store = common.store()
-    archive = common.state_dir() / "spans"
+    archive = common.paths().spans
     ids = q.exemplar_traces(store, inc, anomalies)
     if not ids:
         common.empty(
@@ -265,9 +267,9 @@ def _pull_requests(prs: list[dict[str, Any]]) -> None:
         number = f"#{pr['number']} " if pr.get("number") else ""
         st.markdown(f"#### {number}{pr.get('title', '')}")
         st.markdown(
-            f"{common.state_badge(str(pr.get('state', '')))} · `{pr.get('branch', '')}` · "
+            f"{state_badge(str(pr.get('state', '')))} · `{pr.get('branch', '')}` · "
             f"{pr.get('forge', '')} forge · {pr.get('merge_mode', '')} · opened "
-            f"{q.time_html(pr.get('created_at'))}"
+            f"{time_html(pr.get('created_at'))}"
             + (f" · merge `{str(pr['merge_sha'])[:12]}`" if pr.get("merge_sha") else "")
             + (f" · approved by {pr['approved_by']}" if pr.get("approved_by") else ""),
             unsafe_allow_html=True,

@@ -6,7 +6,8 @@ import polars as pl
 import streamlit as st
 
 from dashboard import common
-from dashboard import queries as q
+from dashboard.format import fmt_duration, parse_time
+from dashboard.queries import memory as q
 
 st.title("Memory")
 st.caption(
@@ -33,7 +34,7 @@ if text:
     results = q.search_memory(state, text, n=10, index=index) if index is not None else []
     if not results:
         common.empty(
-            f"Nothing similar in the index at {state / 'chroma'}. Post-mortems are indexed when "
+            f"Nothing similar in the index at {common.paths().chroma}. Post-mortems are indexed when "
             "an incident is resolved or escalated."
         )
     else:
@@ -48,7 +49,7 @@ if text:
                         "services": ", ".join(r["services"]),
                         "fix": r["action"] or "(none)",
                         "outcome": r["outcome"],
-                        "resolved": q.parse_time(r["resolved_at"]),
+                        "resolved": parse_time(r["resolved_at"]),
                     }
                     for r in results
                 ]
@@ -95,9 +96,9 @@ else:
                     "culprit": p["culprit"],
                     "fix": p["action"] or "(none)",
                     "outcome": p["outcome"],
-                    "impact": q.fmt_duration(p["duration_s"]),
+                    "impact": fmt_duration(p["duration_s"]),
                     "failed requests": p["failed_requests"],
-                    "resolved": q.parse_time(p["resolved_at"]),
+                    "resolved": parse_time(p["resolved_at"]),
                 }
                 for p in written
             ]

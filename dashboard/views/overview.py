@@ -3,21 +3,31 @@ SRE-Space itself healthy."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
 import streamlit as st
 
 from dashboard import charts, common
-from dashboard import queries as q
+from dashboard.format import fmt_duration, state_badge, time_html
+from dashboard.queries import incidents as incidents_q
+from dashboard.queries import overview as q
+from dashboard.queries import signals as signals_q
+from dashboard.queries.store import latest_ts
 from sre_space.settings import ConfigError, Settings
 
 st.title("Overview")
 
 
+def _page_burn(rates: Iterable[float]) -> str:
+    """Page thresholds (the SLOs' fast-burn rules) as the help texts say them, e.g. `14.4×`."""
+    return " / ".join(f"{b:g}×" for b in sorted(set(rates)))
+
+
 def _slo_table(rows: list[q.SloRow], subject: str) -> None:
     rows = sorted(rows, key=lambda r: (-r.burn_short, -r.burn_long, r.slo, r.subject))
+    page = _page_burn(r.page_burn for r in rows)
     df = pl.DataFrame(
         [
             {
@@ -45,7 +55,7 @@ def _slo_table(rows: list[q.SloRow], subject: str) -> None:
             ),
             "burn (range)": st.column_config.NumberColumn(format="%.2f×"),
             "status": st.column_config.TextColumn(
-                help="breach: 5-min burn ≥ 14.4× (page); burning: ≥ 1×; ok below"
+                help=f"breach: 5-min burn ≥ {page} (page); burning: ≥ 1×; ok below"
             ),
             "budget left": st.column_config.ProgressColumn(
                 min_value=0.0,
@@ -62,22 +72,21 @@ def live() -> None:
     """Everything on this page is live: it re-runs on the sidebar's interval."""
     store = common.store()
     minutes = st.session_state.get("overview_minutes", 30)
-    df = q.load_signals(store, minutes=float(minutes))
-    all_incidents = q.incidents(store)
-    still_open = q.open_incidents(all_incidents)
+    df = signals_q.load_signals(store, minutes=float(minutes))
+    all_incidents = incidents_q.incidents(store)
+    still_open = incidents_q.open_incidents(all_incidents)
     if df.is_empty():
         common.empty(
-            f"No signals yet in {common.state_dir() / 'sre.db'}. Start the demo with `make demo` "
+            f"No signals yet in {common.paths().db}. Start the demo with `make demo` "
             "(or `sre-space demo`), or replay a recording: `python -m chaos record oom --seed 1 "
             "--duration 10m --out rec/oom.jsonl.gz` then `sre-space replay rec/oom.jsonl.gz "
             "--out state/backtests/oom`."
         )
         _incidents_block(still_open, all_incidents)
         return
-    newest = q.latest_ts(store)
+    newest = latest_ts(store)
     st.markdown(
-        f"Event time up to {q.time_html(newest)} · last {minutes} min · "
-        f"{df.height:,} signal windows",
+        f"Event time up to {time_html(newest)} · last {minutes} min · {df.height:,} signal windows",
         unsafe_allow_html=True,
     )
     try:
@@ -89,14 +98,15 @@ def live() -> None:
     status = q.slo_status(q.slo_rows(store, float(minutes)), slos)
     health = q.pipeline_health(store, df)
     breaching = [r for r in status if r.status == "breach"]
+    page = _page_burn(s.page_burn_rate for s in slos)
     burning = [r for r in status if r.status == "burning"]
-    journeys = q.conversion_series(df)
+    journeys = signals_q.conversion_series(df)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Open incidents", len(still_open))
     c2.metric(
         "SLOs breaching",
         len(breaching),
-        help="Fast burn (≥14.4× over 5 min); burning ≥1×: " + str(len(burning)),
+        help=f"Fast burn (≥{page} over 5 min); burning ≥1×: {len(burning)}",
     )
     if not journeys.is_empty():
         last = journeys.drop_nulls("conversion").sort("start")
@@ -127,7 +137,7 @@ def live() -> None:
         st.caption("No service SLO has data in this range.")
 
     st.subheader("Signals over time")
-    services = q.service_series(df)
+    services = signals_q.service_series(df)
     names = sorted(services["service"].unique().to_list())
     tabs = st.tabs(["Latency", "Errors", "Conversion", "Saturation", "Traffic"])
     with tabs[0]:
@@ -138,7 +148,7 @@ def live() -> None:
             service = st.selectbox("Service", names, key="overview_service")
             st.altair_chart(
                 charts.line_chart(
-                    q.latency_series(df, service),
+                    signals_q.latency_series(df, service),
                     y="value",
                     color="quantile",
                     y_title=f"{service} latency (ms)",
@@ -173,7 +183,7 @@ def live() -> None:
                 width="stretch",
             )
     with tabs[3]:
-        sat = q.saturation_series(df)
+        sat = signals_q.saturation_series(df)
         if sat.is_empty():
             st.caption("No saturation metrics in this range.")
         else:
@@ -219,9 +229,9 @@ def _incidents_block(
         return
     for inc in still_open:
         st.markdown(
-            f"{common.state_badge(inc['state'])} **[{inc['id']}](incidents?incident={inc['id']})** · "
+            f"{state_badge(inc['state'])} **[{inc['id']}](incidents?incident={inc['id']})** · "
             f"{inc['severity']} · {', '.join(inc['services'])} · open for "
-            f"{q.fmt_duration(inc['duration_s'])} since {q.time_html(inc['opened_at'])}",
+            f"{fmt_duration(inc['duration_s'])} since {time_html(inc['opened_at'])}",
             unsafe_allow_html=True,
         )
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sinks.memory.postmortem import Remediation
+from sinks.memory.records import Remediation
 from sinks.store.sqlite import Store
 from sre_space.records import (
     Anomaly,
@@ -34,9 +33,8 @@ from sre_space.records import (
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 
-@dataclass(frozen=True, slots=True)
-class LearnInputs:
-    """Everything `Memory.learn` needs for one incident."""
+class LearnInputs(NamedTuple):
+    """Everything `Memory.learn` needs for one incident, in its order."""
 
     incident: Incident
     anomalies: list[Anomaly]
@@ -56,7 +54,8 @@ def _first(audit: Sequence[AuditAction], *actions: str) -> str | None:
     return min(times, key=rfc3339_to_ns) if times else None
 
 
-def _diff(change: Mapping[str, Any]) -> str:
+def change_diff(change: Mapping[str, Any]) -> str:
+    """The unified diff of a planned manifest change (`old_text` -> `new_text`)."""
     old, new = str(change.get("old_text", "")), str(change.get("new_text", ""))
     if not old and not new:
         return ""
@@ -91,7 +90,7 @@ def remediation_from_pull_request(
         pr_id=str(number) if number is not None else None,
         pr_url=str(pr.get("url") or "") or None,
         commit_sha=pr.get("merge_sha") or None,
-        diff=_diff(change),
+        diff=change_diff(change),
         opened_at=pr.get("created_at") or None,
         merged=merged,
         merged_at=merged_at,

@@ -25,7 +25,7 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 
 from sinks.memory.embedding import EmbeddingSpec, MemoryEmbedding, embedding_from_env
-from sinks.memory.postmortem import POSTMORTEM_SCHEMA, PostMortem, SimilarIncident
+from sinks.memory.records import POSTMORTEM_SCHEMA, PostMortem, SimilarIncident
 from sre_space.settings import Settings
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 

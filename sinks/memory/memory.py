@@ -15,27 +15,21 @@ crash (or a Chroma server being down) simply does it again.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from operators.scout.detect.budget import Slo
 from sinks.memory.gather import gather
 from sinks.memory.index import PostMortemIndex
 from sinks.memory.numbers import ProseResult, improve_prose
 from sinks.memory.outcomes import ActionOutcomes, OutcomeTracker, similar_incidents
-from sinks.memory.postmortem import (
-    SLO,
-    PostMortem,
-    Remediation,
-    SimilarIncident,
-    build_postmortem,
-    fmt_duration,
-    incident_digest,
-)
+from sinks.memory.postmortem import PostMortemInputs, build_postmortem, incident_digest
+from sinks.memory.records import PostMortem, SimilarIncident, postmortem_filename
+from sinks.memory.render import fmt_duration
 from sinks.store.sqlite import Store
-from sre_space.records import Anomaly, AuditAction, Diagnosis, Incident, SignalWindow
+from sre_space.records import Diagnosis, Incident
 from sre_space.settings import Settings
 
 # A closing comment longer than this is cut (GitHub's limit is 65536 characters).
@@ -50,14 +44,6 @@ class WrittenPostMortem:
     path: Path
     closing_text: str
     prose: ProseResult | None = None
-
-
-def postmortem_filename(incident_id: str) -> str:
-    """`<incident-id>.md`, with anything that is not safe in a file name replaced by `_`."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", incident_id).lstrip(".")
-    if not safe:
-        raise ValueError(f"incident id {incident_id!r} gives no usable file name")
-    return f"{safe}.md"
 
 
 def closing_text(pm: PostMortem, path: Path) -> str:
@@ -83,7 +69,7 @@ class Memory:
         store: Store,
         index: PostMortemIndex,
         *,
-        slos: Sequence[SLO] = (),
+        slos: Sequence[Slo] = (),
         llm_client: Any = None,
         llm_model: str = "gpt-4o-mini",
         similar_n: int = 3,
@@ -107,7 +93,7 @@ class Memory:
         settings: Settings | None = None,
         *,
         store: Store | None = None,
-        slos: Sequence[SLO] = (),
+        slos: Sequence[Slo] = (),
         llm_client: Any = None,
     ) -> Memory:
         """Memory over the state folder (or SRE_CHROMA_URL); the LLM only if a client is given."""
@@ -126,17 +112,11 @@ class Memory:
     # -- writing ------------------------------------------------------------------------------------
 
     def learn(
-        self,
-        incident: Incident,
-        anomalies: Sequence[Anomaly],
-        diagnosis: Diagnosis | None,
-        remediation: Remediation | None,
-        audit: Sequence[AuditAction],
-        signals: Sequence[SignalWindow],
-        *,
-        slos: Sequence[SLO] | None = None,
+        self, *inputs: *PostMortemInputs, slos: Sequence[Slo] | None = None
     ) -> WrittenPostMortem:
-        """Build, write, store and index the post-mortem of one resolved or escalated incident."""
+        """Build, write, store and index the post-mortem of one resolved or escalated incident
+        (the inputs are `build_postmortem`'s)."""
+        incident, anomalies, diagnosis = inputs[:3]
         query = incident_digest(incident, anomalies, diagnosis)
         similar = [
             replace(s, link=s.link or postmortem_filename(s.incident_id))
@@ -144,12 +124,7 @@ class Memory:
             if s.similarity >= self.similar_floor
         ]
         pm = build_postmortem(
-            incident,
-            anomalies,
-            diagnosis,
-            remediation,
-            audit,
-            signals,
+            *inputs,
             slos=self.slos if slos is None else slos,
             similar=similar,
         )
@@ -168,16 +143,7 @@ class Memory:
     def postmortem_step(self, incident: Incident, outcome: dict[str, Any]) -> str:
         """The responder's `postmortem` step: gather the inputs from the store, learn, return the
         tracker text (closing comment when resolved, a comment when escalated)."""
-        inputs = gather(self.store, incident, outcome)
-        written = self.learn(
-            inputs.incident,
-            inputs.anomalies,
-            inputs.diagnosis,
-            inputs.remediation,
-            inputs.audit,
-            inputs.signals,
-        )
-        return written.closing_text
+        return self.learn(*gather(self.store, incident, outcome)).closing_text
 
     def _write_file(self, pm: PostMortem) -> Path:
         folder = self.state_dir / "postmortems"

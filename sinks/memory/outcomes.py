@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sinks.memory.index import PostMortemIndex
-from sinks.memory.postmortem import FAILED, WORKED, SimilarIncident, incident_digest
+from sinks.memory.postmortem import incident_digest
+from sinks.memory.records import FAILED, WORKED, SimilarIncident
 from sinks.store.sqlite import Store
 from sre_space.records import Candidate, Diagnosis
 

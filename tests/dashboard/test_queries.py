@@ -10,9 +10,19 @@ from typing import Any
 import polars as pl
 import pytest
 
-from dashboard import queries as q
+from dashboard import format as fmt
 from dashboard import waterfall as wf
+from dashboard.queries import audit as audit_q
+from dashboard.queries import backtests as backtests_q
+from dashboard.queries import incidents as incidents_q
+from dashboard.queries import memory as memory_q
+from dashboard.queries import overview as overview_q
+from dashboard.queries import signals as signals_q
+from dashboard.queries import store as store_q
+from sinks.memory import gather
 from sinks.store.sqlite import Store
+from sre_space import timeutil
+from sre_space.harness import chaos_lab
 from sre_space.records import Incident, SignalWindow
 from tests.dashboard.seed import Seeded
 
@@ -23,7 +33,7 @@ T0 = "2026-01-05T00:00:00.000Z"
 
 def at(seconds: int) -> str:
     """An RFC 3339 time `seconds` after T0."""
-    return q.ns_to_rfc3339(q.rfc3339_to_ns(T0) + seconds * q.NS_PER_S)
+    return timeutil.ns_to_rfc3339(timeutil.rfc3339_to_ns(T0) + seconds * timeutil.NS_PER_S)
 
 
 def span(
@@ -67,24 +77,24 @@ def put_signals(store: Store, windows: list[SignalWindow]) -> None:
 
 def test_missing_database_is_empty_and_not_created(tmp_path: Path) -> None:
     folder = tmp_path / "nothing"
-    reader = q.open_store(folder)
-    assert isinstance(reader, q.EmptyStore)
-    assert q.incidents(reader) == []
-    assert q.load_signals(reader).is_empty()
-    assert q.backtests(folder) == []
-    assert q.chaos_commands(folder) == [] and q.chaos_status(folder) is None
-    assert q.manifests(folder)["exists"] is False
-    assert q.search_memory(folder, "anything") == []
+    reader = store_q.open_store(folder)
+    assert isinstance(reader, store_q.EmptyStore)
+    assert incidents_q.incidents(reader) == []
+    assert signals_q.load_signals(reader).is_empty()
+    assert backtests_q.backtests(folder) == []
+    assert chaos_lab.commands(folder) == [] and chaos_lab.shop_status(folder) is None
+    assert chaos_lab.manifests(folder)["exists"] is False
+    assert memory_q.search_memory(folder, "anything") == []
     assert not folder.exists()
 
 
 def test_time_formatting() -> None:
-    assert q.fmt_utc("2026-01-05T00:03:50.000Z") == "2026-01-05 00:03:50 UTC"
-    html = q.time_html("2026-01-05T00:03:50.000Z")
+    assert fmt.fmt_utc("2026-01-05T00:03:50.000Z") == "2026-01-05 00:03:50 UTC"
+    html = fmt.time_html("2026-01-05T00:03:50.000Z")
     assert ">2026-01-05 00:03:50 UTC</span>" in html and 'title="local: 2026-01-05' in html
-    assert q.fmt_duration(45) == "45s" and q.fmt_duration(725) == "12m 5s"
-    assert q.fmt_duration(3 * 3600 + 20 * 60) == "3h 20m" and q.fmt_duration(None) == "—"
-    assert q.time_html(None) == "—" and q.parse_time("nonsense") is None
+    assert fmt.fmt_duration(45) == "45s" and fmt.fmt_duration(725) == "12m 5s"
+    assert fmt.fmt_duration(3 * 3600 + 20 * 60) == "3h 20m" and fmt.fmt_duration(None) == "—"
+    assert fmt.time_html(None) == "—" and fmt.parse_time("nonsense") is None
 
 
 # --------------------------------------------------------------------------------------- signals
@@ -100,32 +110,34 @@ def test_service_series_sums_counts_and_keeps_the_worst_quantile(store: Store) -
             span(0, "payment", 10, 0, 200.0),
         ],
     )
-    df = q.load_signals(store, minutes=None)
+    df = signals_q.load_signals(store, minutes=None)
     assert df.height == 4 and df.schema["start"] == pl.Datetime("us", "UTC")
-    s = q.service_series(df).filter(pl.col("service") == "cart").sort("start")
+    s = signals_q.service_series(df).filter(pl.col("service") == "cart").sort("start")
     assert s["requests"].to_list() == [150, 80]
     assert s["errors"].to_list() == [5, 0]
     assert s["error_rate"][0] == pytest.approx(5 / 150)
     assert s["p95_ms"].to_list() == [90.0, 30.0]
-    lat = q.latency_series(df, "payment")
+    lat = signals_q.latency_series(df, "payment")
     assert sorted(lat["quantile"].unique()) == ["p50_ms", "p95_ms", "p99_ms"]
     assert lat.filter(pl.col("quantile") == "p99_ms")["value"][0] == pytest.approx(300.0)
 
 
 def test_load_signals_keeps_only_the_range_before_the_newest(store: Store) -> None:
     put_signals(store, [span(i, "cart", 10, 0, 5.0) for i in range(60)])  # 10 minutes
-    assert q.load_signals(store, minutes=5).height == 30  # the windows inside the last 5 min
-    assert q.load_signals(store, minutes=None).height == 60
-    assert q.latest_ts(store) == at(600)
+    assert (
+        signals_q.load_signals(store, minutes=5).height == 30
+    )  # the windows inside the last 5 min
+    assert signals_q.load_signals(store, minutes=None).height == 60
+    assert store_q.latest_ts(store) == at(600)
 
 
 def test_slo_burn_and_budget_from_known_counts() -> None:
-    slos, _ = q.slo_specs(
+    slos, _ = overview_q.slo_specs(
         {"slos": {"objectives": {"avail": {"type": "availability", "objective": 0.99}}}}
     )
     # 60 windows of 1000 requests; 10 errors each (burn 1x) except the last 5 minutes at 50 (5x)
     rows = [span(i, "cart", 1000, 10 if i < 30 else 50, 10.0).to_dict() for i in range(60)]
-    (row,) = q.slo_status(rows, slos, short_s=300)
+    (row,) = overview_q.slo_status(rows, slos, short_s=300)
     assert row.slo == "avail" and row.subject == "cart" and row.events == 60_000
     assert row.bad == 30 * 10 + 30 * 50
     assert row.burn_short == pytest.approx(5.0)
@@ -136,10 +148,10 @@ def test_slo_burn_and_budget_from_known_counts() -> None:
 
 
 def test_default_slos_when_the_config_has_none() -> None:
-    slos, scale = q.slo_specs({})
+    slos, scale = overview_q.slo_specs({})
     assert {s.name for s in slos} == {"availability", "latency", "checkout-conversion"}
     assert scale == 1.0
-    bad, _ = q.slo_specs({"slos": {"objectives": {"x": {"type": "nope"}}}})
+    bad, _ = overview_q.slo_specs({"slos": {"objectives": {"x": {"type": "nope"}}}})
     assert {s.name for s in bad} == {"availability", "latency", "checkout-conversion"}
 
 
@@ -167,14 +179,14 @@ def test_incidents_fold_events_and_measure_duration(store: Store) -> None:
         store.upsert(
             "incident_events", f"{ev.id}|{ev.event}", ev.to_dict(), ts=ev.updated_at, key=ev.id
         )
-    (row,) = q.incidents(store)
+    (row,) = incidents_q.incidents(store)
     assert row["state"] == "diagnosed" and row["open"]
     assert row["duration_s"] == 500.0  # still open: up to the newest signal (t=600)
     resolved = _incident("resolved", "resolved", 400)
     store.upsert("incidents", "inc-1", resolved.to_dict(), ts=resolved.opened_at)
-    (row,) = q.incidents(store)
+    (row,) = incidents_q.incidents(store)
     assert row["state"] == "resolved" and not row["open"] and row["duration_s"] == 300.0
-    assert q.open_incidents([row]) == []
+    assert incidents_q.open_incidents([row]) == []
 
 
 def test_timeline_merges_events_and_actions_in_time_order(store: Store) -> None:
@@ -194,26 +206,29 @@ def test_timeline_merges_events_and_actions_in_time_order(store: Store) -> None:
         ts=at(120),
         key="inc-1",
     )
-    items = q.timeline(store, "inc-1")
+    items = incidents_q.timeline(store, "inc-1")
     assert [i["what"] for i in items] == ["opened", "diagnosed", "merged"]
     assert [i["source"] for i in items] == ["scout", "responder", "fixer"]
 
 
 def test_anomaly_series_and_field() -> None:
-    assert q.anomaly_field({"signal": "time_to_exhaustion", "kind": "metric"}) == "utilization"
-    assert q.anomaly_field({"signal": "p95_ms", "kind": "span"}) == "p95_ms"
-    assert q.anomaly_field({"signal": "burn", "kind": "cuj"}) == "conversion"
+    assert (
+        incidents_q.anomaly_field({"signal": "time_to_exhaustion", "kind": "metric"})
+        == "utilization"
+    )
+    assert incidents_q.anomaly_field({"signal": "p95_ms", "kind": "span"}) == "p95_ms"
+    assert incidents_q.anomaly_field({"signal": "burn", "kind": "cuj"}) == "conversion"
     a = {"kind": "span", "service": "cart", "operation": "GET /", "signal": "error_rate"}
-    assert q.anomaly_key(a) == "span|cart|GET /"
+    assert incidents_q.anomaly_key(a) == "span|cart|GET /"
 
 
 def test_change_diff_and_candidates() -> None:
-    diff = q.change_diff(
+    diff = gather.change_diff(
         {"path": "services/cart.yaml", "old_text": "version: 1\n", "new_text": "version: 2\n"}
     )
     assert "--- a/services/cart.yaml" in diff and "-version: 1" in diff and "+version: 2" in diff
-    assert q.change_diff({}) == ""
-    df = q.candidates_frame(
+    assert gather.change_diff({}) == ""
+    df = incidents_q.candidates_frame(
         {
             "candidates": [
                 {"service": "cart", "fault_class": "bad_deploy", "score": 2, "confidence": 0.9}
@@ -221,13 +236,13 @@ def test_change_diff_and_candidates() -> None:
         }
     )
     assert df.row(0, named=True)["rank"] == 1 and df["service"].to_list() == ["cart"]
-    assert q.candidates_frame(None).is_empty()
+    assert incidents_q.candidates_frame(None).is_empty()
 
 
 def test_audit_filters() -> None:
     df = pl.DataFrame(
         {
-            "at": [q.parse_time(at(i)) for i in range(3)],
+            "at": [fmt.parse_time(at(i)) for i in range(3)],
             "actor": ["fixer", "responder", "fixer"],
             "action": ["merge", "verified", "refuse_action"],
             "incident": ["inc-1", "inc-1", "inc-2"],
@@ -236,10 +251,10 @@ def test_audit_filters() -> None:
             "inputs": ["{}", "{}", '{"service": "cart"}'],
         }
     )
-    assert q.filter_audit(df, actors=["fixer"]).height == 2
-    assert q.filter_audit(df, incident="inc-2")["action"].to_list() == ["refuse_action"]
-    assert q.filter_audit(df, text="CART").height == 1
-    assert q.filter_audit(df, outcomes=["done"], actions=["verified"]).height == 1
+    assert audit_q.filter_audit(df, actors=["fixer"]).height == 2
+    assert audit_q.filter_audit(df, incident="inc-2")["action"].to_list() == ["refuse_action"]
+    assert audit_q.filter_audit(df, text="CART").height == 1
+    assert audit_q.filter_audit(df, outcomes=["done"], actions=["verified"]).height == 1
 
 
 def test_backtest_reports_and_totals(tmp_path: Path) -> None:
@@ -283,11 +298,11 @@ def test_backtest_reports_and_totals(tmp_path: Path) -> None:
     (folder / "incidents.jsonl").write_text('{"id": "i1"}\n{"id": "i1"}\n{"id": "i2"}\n')
     (tmp_path / "backtests" / "broken").mkdir()
     (tmp_path / "backtests" / "broken" / "report.json").write_text("{not json")
-    (b,) = q.backtests(tmp_path)
+    (b,) = backtests_q.backtests(tmp_path)
     assert b["name"] == "run1" and b["incidents"] == 2
-    faults = q.backtest_faults([b])
+    faults = backtests_q.backtest_faults([b])
     assert faults.height == 3 and faults["false_incidents"].to_list() == [1, 1, 1]
-    totals = q.backtest_totals(faults)
+    totals = backtests_q.backtest_totals(faults)
     assert totals["recall"] == pytest.approx(2 / 3)
     assert totals["ttd_median_s"] == 40.0
     assert totals["localization"] == pytest.approx(1 / 3)
@@ -358,19 +373,19 @@ def test_waterfall_orders_the_tree_and_marks_failures_and_the_critical_path() ->
 
 
 def test_seeded_incidents_diagnosis_and_fix(seeded: Seeded) -> None:
-    store = q.open_store(seeded.state)
-    rows = q.incidents(store)
+    store = store_q.open_store(seeded.state)
+    rows = incidents_q.incidents(store)
     assert sorted(r["id"] for r in rows) == seeded.incident_ids
-    resolved = q.incident(store, seeded.resolved_id)
+    resolved = incidents_q.incident(store, seeded.resolved_id)
     assert resolved is not None and resolved["state"] == "resolved"
     assert seeded.culprit in resolved["services"]
-    assert [r["id"] for r in q.open_incidents(rows)] == seeded.open_ids
-    diag = q.diagnosis(store, seeded.resolved_id)
-    assert q.candidates_frame(diag)["service"][0] == seeded.culprit == "checkout"
-    (pr,) = q.pull_requests(store, seeded.resolved_id)
+    assert [r["id"] for r in incidents_q.open_incidents(rows)] == seeded.open_ids
+    diag = incidents_q.diagnosis(store, seeded.resolved_id)
+    assert incidents_q.candidates_frame(diag)["service"][0] == seeded.culprit == "checkout"
+    (pr,) = incidents_q.pull_requests(store, seeded.resolved_id)
     assert pr["state"] == "merged" and pr["action"] == seeded.pr_action
     assert '-version: "1.4.3"' in pr["diff"] and '+version: "1.4.2"' in pr["diff"]
-    whats = [i["what"] for i in q.timeline(store, seeded.resolved_id)]
+    whats = [i["what"] for i in incidents_q.timeline(store, seeded.resolved_id)]
     for step in (
         "opened",
         "diagnosed",
@@ -381,20 +396,20 @@ def test_seeded_incidents_diagnosis_and_fix(seeded: Seeded) -> None:
         "resolved",
     ):
         assert step in whats, step
-    md = q.postmortem_markdown(store, seeded.state, seeded.resolved_id)
+    md = memory_q.postmortem_markdown(store, seeded.state, seeded.resolved_id)
     assert md is not None and seeded.resolved_id in md and "memory_leak" in md
 
 
 def test_seeded_anomaly_series_and_exemplar_waterfall(seeded: Seeded) -> None:
-    store = q.open_store(seeded.state)
-    inc = q.incident(store, seeded.resolved_id)
+    store = store_q.open_store(seeded.state)
+    inc = incidents_q.incident(store, seeded.resolved_id)
     assert inc is not None
-    anomalies = q.incident_anomalies(store, inc["anomaly_ids"])
+    anomalies = incidents_q.incident_anomalies(store, inc["anomaly_ids"])
     assert anomalies and all(a["service"] == "checkout" for a in anomalies)
-    series = q.anomaly_series(store, anomalies[0])
+    series = incidents_q.anomaly_series(store, anomalies[0])
     assert set(series["phase"]) == {"before onset", "after onset"}
-    traces = q.exemplar_traces(store, inc, anomalies)
-    spans = q.trace_spans(seeded.state / "spans", traces[0], around=inc["opened_at"])
+    traces = incidents_q.exemplar_traces(store, inc, anomalies)
+    spans = incidents_q.trace_spans(seeded.state / "spans", traces[0], around=inc["opened_at"])
     assert spans.height > 1 and set(spans["trace_id"]) == {traces[0]}
     rows = wf.waterfall_frame(spans)
     assert rows.height == spans.height and rows["critical"].any()
@@ -402,42 +417,44 @@ def test_seeded_anomaly_series_and_exemplar_waterfall(seeded: Seeded) -> None:
     root = rows.filter(pl.col("depth") == 0)
     assert root.height == 1
     assert rows["critical_ms"].sum() == pytest.approx(root["duration_ms"][0], rel=1e-6)
-    assert q.trace_spans(seeded.state / "spans", "0" * 32).is_empty()
+    assert incidents_q.trace_spans(seeded.state / "spans", "0" * 32).is_empty()
 
 
 def test_seeded_overview_numbers(seeded: Seeded) -> None:
-    store = q.open_store(seeded.state)
-    df = q.load_signals(store, minutes=None)
+    store = store_q.open_store(seeded.state)
+    df = signals_q.load_signals(store, minutes=None)
     assert df.height == seeded.signal_count
-    shown = set(q.service_series(df)["service"])
+    shown = set(signals_q.service_series(df)["service"])
     assert {"cart", "checkout", "frontend", "payment"} <= shown <= set(seeded.services)
-    assert not q.conversion_series(df).is_empty()
-    assert "checkout / memory" in set(q.saturation_series(df)["series"])
-    health = q.pipeline_health(store, df)
+    assert not signals_q.conversion_series(df).is_empty()
+    assert "checkout / memory" in set(signals_q.saturation_series(df)["series"])
+    health = overview_q.pipeline_health(store, df)
     assert health["signals"] == seeded.signal_count and health["deadletters"] == 0
-    slos, _ = q.slo_specs({})
-    status = q.slo_status(q.slo_rows(store, 60), slos)
+    slos, _ = overview_q.slo_specs({})
+    status = overview_q.slo_status(overview_q.slo_rows(store, 60), slos)
     cart = next(r for r in status if r.slo == "availability" and r.subject == "cart")
     # the errors scenario (cart throws after a deploy) is burning cart's availability budget
     assert cart.burn_short > 1.0 and cart.status in ("burning", "breach")
 
 
 def test_seeded_memory_audit_chaos_backtests(seeded: Seeded) -> None:
-    store = q.open_store(seeded.state)
-    found = q.search_memory(seeded.state, "checkout memory leak after a deploy")
+    store = store_q.open_store(seeded.state)
+    found = memory_q.search_memory(seeded.state, "checkout memory leak after a deploy")
     assert found and found[0]["incident_id"] == seeded.resolved_id
-    (outcome,) = q.fix_outcomes(store)
+    (outcome,) = memory_q.fix_outcomes(store)
     assert outcome["action"] == seeded.pr_action and outcome["worked"] == 1
     assert outcome["verdict"] == "preferred"
-    audit = q.audit_frame(store)
+    audit = audit_q.audit_frame(store)
     assert set(audit["action"]) == set(seeded.actions)
-    assert q.filter_audit(audit, actors=["oncall@example.com"])["action"].to_list() == ["approved"]
-    info = q.manifests(seeded.state)
+    assert audit_q.filter_audit(audit, actors=["oncall@example.com"])["action"].to_list() == [
+        "approved"
+    ]
+    info = chaos_lab.manifests(seeded.state)
     assert info["docs"]["checkout"]["version"] == "1.4.2"  # the merged fix is on main
     assert info["commits"][0]["subject"].startswith("Merge sre/")
-    names = {s["name"] for s in q.scenarios()}
+    names = {s["name"] for s in chaos_lab.scenarios()}
     assert {"oom", "errors", "latency"} <= names
-    reports = q.backtests(seeded.state)
+    reports = backtests_q.backtests(seeded.state)
     assert sorted(b["name"] for b in reports) == sorted(seeded.backtests)
-    totals = q.backtest_totals(q.backtest_faults(reports))
+    totals = backtests_q.backtest_totals(backtests_q.backtest_faults(reports))
     assert totals["faults"] == 2 and totals["recall"] == 1.0 and totals["localization"] == 1.0

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.memory.postmortem import SLO, Remediation
+from operators.scout.detect.budget import Slo as SLO
+from sinks.memory.records import Remediation
 from sre_space.records import (
     Anomaly,
     AuditAction,

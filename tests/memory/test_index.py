@@ -21,7 +21,8 @@ from sinks.memory.index import (
     chroma_client,
     parse_chroma_url,
 )
-from sinks.memory.postmortem import PostMortem, build_postmortem
+from sinks.memory.postmortem import build_postmortem
+from sinks.memory.records import PostMortem
 from sre_space.settings import load_settings
 from tests.memory.fake_openai import FakeOpenAI
 from tests.memory.synthetic import SCENARIOS, make_case

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sinks.memory.memory import Memory
-from sinks.memory.postmortem import PostMortem, build_postmortem
+from sinks.memory.postmortem import build_postmortem
+from sinks.memory.records import PostMortem
 from sre_space.records import Evidence, SignalWindow
 from sre_space.timeutil import rfc3339_to_ns
 from tests.memory.synthetic import SCENARIOS, SLOS, Case, make_case

@@ -6,9 +6,10 @@ import math
 
 import pytest
 
+from operators.scout.detect.budget import share_over_threshold
 from operators.scout.detect.config import SlosConfig, load_slos
 from operators.scout.detect.events import AnomalyCleared, Detection
-from operators.scout.detect.slo import SloEvaluator, burn_rate, share_over_threshold, slo_instances
+from operators.scout.detect.slo import SloEvaluator, burn_rate, slo_instances
 from sre_space.records import Anomaly
 from tests.scout.helpers import cuj, items, span
 from tests.scout.synth import window_bounds

@@ -6,11 +6,8 @@ and its short window burn the error budget at least `burn_rate` times faster tha
 
     burn = (bad / (good + bad)) / (1 - objective)
 
-Bad events per SLO type:
-- availability: `errors` of the matching span signals (server spans by default);
-- latency: requests slower than `threshold_ms`, estimated from the window's quantiles (see
-  `share_over_threshold`), times `count`;
-- conversion: `started - completed` of the journey (journeys that did not finish).
+Which windows count and which events are bad is `budget`'s (shared with the post-mortem and the
+dashboard); latency's estimated bad events are rounded to whole requests here.
 
 Window lengths are divided by `time_scale` (60: an hour of alerting in a minute) and never made
 shorter than one signal window. Rings longer than 120 signal windows use 120 coarser buckets, so
@@ -19,11 +16,11 @@ the edges of a 3-day window are exact to 1/120 of its length.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
 from typing import Any
 
+from operators.scout.detect.budget import burn, events_and_bad, matches, subject
 from operators.scout.detect.config import BurnAlert, SlosConfig, SloSpec
 from operators.scout.detect.events import AnomalyCleared, Detection, anomaly_id
 from sre_space.records import Anomaly, SignalWindow
@@ -31,89 +28,27 @@ from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 BUCKETS = 120
 _SEVERITY_RANK = {"ticket": 1, "page": 2}
-_SPAN_KINDS = {
-    "0": "unspecified",
-    "1": "internal",
-    "2": "server",
-    "3": "client",
-    "4": "producer",
-    "5": "consumer",
-}
-
-
-def normalize_span_kind(kind: str) -> str:
-    """`2`, `SERVER`, `SPAN_KIND_SERVER` and `server` all become `server`."""
-    text = str(kind).strip().lower().removeprefix("span_kind_")
-    return _SPAN_KINDS.get(text, text)
 
 
 def slo_instances(sig: SignalWindow, config: SlosConfig) -> list[str]:
     """The SLO instance keys (`slo_name/subject`) a signal counts towards; route by these."""
-    keys: list[str] = []
-    for name in sorted(config.objectives):
-        spec = config.objectives[name]
-        if not spec.enabled:
-            continue
-        if spec.type == "conversion":
-            if sig.kind == "cuj" and sig.cuj == spec.cuj:
-                keys.append(f"{name}/{sig.cuj}")
-            continue
-        if sig.kind != "span" or not sig.service:
-            continue
-        if not spec.matches_service(sig.service) or not spec.matches_operation(sig.operation or ""):
-            continue
-        if sig.span_kind is not None:
-            wanted = {normalize_span_kind(k) for k in spec.span_kinds}
-            if normalize_span_kind(sig.span_kind) not in wanted:
-                continue
-        keys.append(f"{name}/{sig.service}")
-    return keys
-
-
-def share_over_threshold(
-    p50: float | None, p95: float | None, p99: float | None, max_ms: float | None, threshold: float
-) -> float:
-    """Estimated share of requests slower than `threshold` from a window's quantiles.
-
-    Interpolates the latency CDF linearly in log-latency between the known points (p50, 0.5),
-    (p95, 0.95), (p99, 0.99), (max, 1.0). Below p50 nothing is known, so 0.5 is returned: a lower
-    bound that is already far above any sane latency budget, so the SLO burns hard either way.
-    """
-    points = [(q, v) for q, v in ((0.5, p50), (0.95, p95), (0.99, p99), (1.0, max_ms)) if v]
-    if not points:
-        return 0.0
-    if threshold < points[0][1]:
-        return 1.0 - points[0][0]
-    if threshold >= points[-1][1]:
-        return 0.0 if points[-1][0] == 1.0 else 1.0 - points[-1][0]
-    for (q_lo, v_lo), (q_hi, v_hi) in itertools.pairwise(points):
-        if v_lo <= threshold < v_hi:
-            frac = (math.log(threshold) - math.log(v_lo)) / (math.log(v_hi) - math.log(v_lo))
-            return 1.0 - (q_lo + frac * (q_hi - q_lo))
-    return 0.0
+    return [
+        f"{name}/{subject(spec, sig)}"
+        for name, spec in sorted(config.objectives.items())
+        if spec.enabled and matches(spec, sig)
+    ]
 
 
 def good_bad(sig: SignalWindow, spec: SloSpec) -> tuple[int, int]:
-    """Good and bad events of one signal window for one SLO."""
-    if spec.type == "conversion":
-        started = sig.started or 0
-        completed = min(sig.completed or 0, started)
-        return completed, started - completed
-    if spec.type == "availability":
-        errors = min(sig.errors, sig.count)
-        return sig.count - errors, errors
-    assert spec.threshold_ms is not None
-    share = share_over_threshold(sig.p50_ms, sig.p95_ms, sig.p99_ms, sig.max_ms, spec.threshold_ms)
-    bad = round(share * sig.count)
-    return sig.count - bad, bad
+    """Good and bad events of one signal window for one SLO (latency's estimate rounded)."""
+    events, bad = events_and_bad(spec, sig)
+    whole = round(bad)
+    return events - whole, whole
 
 
 def burn_rate(good: int, bad: int, objective: float) -> float:
     """How many times faster than sustainable the error budget burns (0 without events)."""
-    total = good + bad
-    if total <= 0:
-        return 0.0
-    return (bad / total) / (1.0 - objective)
+    return burn(good + bad, bad, objective)
 
 
 class _Ring:
