@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from chaos import control
 from chaos.scenarios import registry
+from sre_space.paths import StatePaths, state_dir
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
 
@@ -33,7 +33,7 @@ def parse_duration(text: str) -> float:
 
 
 def _state(args: argparse.Namespace) -> Path:
-    return Path(args.state or os.environ.get("SRE_STATE_DIR") or "state")
+    return state_dir(args.state)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,7 +192,7 @@ def cmd_shop(args: argparse.Namespace) -> int:
     epoch = time.time_ns() // 1_000_000_000 * 1_000_000_000
     shop = Shop(
         seed=args.seed,
-        gitops_path=state / "gitops",
+        gitops_path=StatePaths(state).gitops,
         config=ShopConfig(rate_rps=args.rate, epoch_ns=epoch),
     )
     publish, flush = kafka_publisher(

@@ -179,12 +179,6 @@ class Settings(BaseSettings):
         """The state folder's layout (`sre_space.paths`)."""
         return StatePaths(self.state_dir)
 
-    def state_path(self, *parts: str) -> Path:
-        """A path under the state folder, with its parent created."""
-        path = self.state_dir.joinpath(*parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
-
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment with explicit overrides; errors name the variable."""

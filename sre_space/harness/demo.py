@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    state = settings.state_dir
+    state, paths = settings.state_dir, settings.paths
     state.mkdir(parents=True, exist_ok=True)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
     started_broker = False
@@ -81,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
         f"  dashboard:  {where}\n"
         f"  break it:   python -m chaos --state {state} oom   (or conversion, latency, ...)\n"
         f"  transport:  {transport}\n"
-        f"  signals:    {state / 'sre.db'} (SQLite), span archive in {state / 'spans'}\n"
-        f"  fixes:      git -C {state / 'gitops'} log --oneline   (the local forge)\n"
-        f"  memory:     {state / 'postmortems'}\n"
+        f"  signals:    {paths.db} (SQLite), span archive in {paths.spans}\n"
+        f"  fixes:      git -C {paths.gitops} log --oneline   (the local forge)\n"
+        f"  memory:     {paths.postmortems}\n"
         f"  stop:       Ctrl-C",
         flush=True,
     )

@@ -122,7 +122,7 @@ class ResponderLoop:
             topic = settings.actions_topic
             emit = lambda action: publish(topic, action)  # noqa: E731
         self.state_dir = settings.state_dir
-        self.store = store or Store(settings.state_path("sre.db"))
+        self.store = store or Store(settings.paths.db)
         self.log = log or (lambda line: print(f"responders: {line}", flush=True))
         self.memory = memory or Memory.from_settings(settings, store=self.store)
         # A policy file replaces the packaged default (SRE_POLICY in the environment).
@@ -272,7 +272,7 @@ class ResponderLoop:
     # --- Brain --------------------------------------------------------------------------------
 
     def _archive_end_ns(self, start_ns: int, end_ns: int) -> int | None:
-        frame = scan_spans(self.state_dir / "spans", start_ns, end_ns)
+        frame = scan_spans(self.settings.paths.spans, start_ns, end_ns)
         if not frame.collect_schema().names():
             return None
         value = frame.select(pl.col("end_ns").max()).collect().item()
@@ -344,7 +344,7 @@ class ResponderLoop:
             return None
         window, baseline = incident_windows(opened, min(end, archived + 1))
         end = window[1]
-        spans = scan_spans(self.state_dir / "spans", baseline[0], end).collect()
+        spans = scan_spans(self.settings.paths.spans, baseline[0], end).collect()
         metrics = [
             SignalWindow.from_dict(r)
             for r in self.store.query(
@@ -352,7 +352,7 @@ class ResponderLoop:
             )
             if r.get("kind") == "metric"
         ]
-        commits = commits_for_brain(self.state_dir / "gitops")
+        commits = commits_for_brain(self.settings.paths.gitops)
 
         def run(similar: list[dict[str, Any]]) -> Diagnosis:
             return analyze(
