@@ -14,7 +14,6 @@ global git configuration; dates are the event time, so a replay produces the sam
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +35,7 @@ from sinks.fixer.forge import (
     standard_checks,
 )
 from sinks.store.sqlite import Store
+from sre_space import git
 
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -81,36 +81,28 @@ class LocalForge:
         check: bool = True,
         where: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        full_env.update(self._identity)
-        full_env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"})
+        full_env = dict(self._identity)
         if now:
             full_env["GIT_AUTHOR_DATE"] = full_env["GIT_COMMITTER_DATE"] = git_date(now)
         full_env.update(env or {})
         try:
-            proc = subprocess.run(
-                [self._git_bin, "-C", str(where or self.repo), *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
+            return git.run(
+                where or self.repo,
+                *args,
+                input_text=stdin,
                 env=full_env,
+                check=check,
                 timeout=self._timeout,
-                check=False,
+                git=self._git_bin,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ForgeError(f"git {args[0]} failed to run in {self.repo}: {exc}") from exc
-        if check and proc.returncode != 0:
-            raise ForgeError(
-                f"git {' '.join(args)} failed in {self.repo} (exit {proc.returncode}):"
-                f" {proc.stderr.strip() or proc.stdout.strip()}"
-            )
-        return proc
+        except git.GitError as exc:
+            raise ForgeError(str(exc)) from exc
 
     def _rev(self, ref: str) -> str | None:
-        proc = self._git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
-        if proc.returncode != 0:
-            return None
-        return proc.stdout.strip() or None
+        try:
+            return git.rev_parse(self.repo, ref, timeout=self._timeout, git=self._git_bin)
+        except git.GitError as exc:
+            raise ForgeError(str(exc)) from exc
 
     # --- ManifestSource ---------------------------------------------------------------------------
 

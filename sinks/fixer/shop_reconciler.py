@@ -10,12 +10,12 @@ then reverts and escalates) instead of hanging the responder thread.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from sinks.fixer.reconciler import ReconcileResult
+from sre_space import git
 from sre_space.paths import StatePaths
 
 _HEX = frozenset("0123456789abcdef")
@@ -56,12 +56,7 @@ class ShopReconciler:
             return False
         if head == sha:
             return True
-        proc = subprocess.run(
-            ["git", "-C", str(self.repo), "merge-base", "--is-ancestor", sha, head],
-            capture_output=True,
-            check=False,
-        )
-        return proc.returncode == 0
+        return git.is_ancestor(self.repo, sha, head)
 
     def apply(self, commit_sha: str) -> ReconcileResult:
         """Wait (bounded) until the shop runs `commit_sha`; the shop pulls `main` on its own."""

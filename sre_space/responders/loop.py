@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import threading
 import traceback
@@ -42,6 +41,7 @@ from sinks.fixer.reconciler import CommandReconciler, Reconciler
 from sinks.fixer.shop_reconciler import ShopReconciler
 from sinks.memory.memory import Memory
 from sinks.store.sqlite import Store
+from sre_space import git
 from sre_space.records import AuditAction, Diagnosis, Incident, SignalWindow
 from sre_space.responders.lifecycle import LifecycleTracker, Publish, kafka_publisher
 from sre_space.responders.machine import HealthSample, Progress, Responder, ResponderSteps
@@ -72,28 +72,18 @@ def clean(diagnosis: Diagnosis) -> Diagnosis:
 
 
 def commits_for_brain(repo_path: Path) -> list[dict[str, Any]]:
-    """GitOps history of `main` as the Brain's change evidence: `{sha, at (ns), message, files}`.
-
-    Read with `git log` here rather than through `chaos.gitops`: flows do not import the shop.
-    """
+    """GitOps history of `main`, newest first, as the Brain's change evidence:
+    `{sha, at (ns), message, files}`; empty when there is no repository or no main."""
     if not (repo_path / ".git").exists():
         return []
-    proc = subprocess.run(
-        ["git", "-C", str(repo_path), "log", "--format=%x1e%H%x1f%ct%x1f%s", "--name-only", "main"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"},
-    )
-    if proc.returncode != 0:
+    try:
+        commits = git.log(repo_path, "main")
+    except git.GitError:
         return []
-    commits: list[dict[str, Any]] = []
-    for chunk in proc.stdout.split("\x1e")[1:]:
-        head, _, rest = chunk.partition("\n")
-        sha, ts, subject = head.split("\x1f", 2)
-        files = [line for line in rest.splitlines() if line.strip()]
-        commits.append({"sha": sha, "at": int(ts) * NS_PER_S, "message": subject, "files": files})
-    return commits
+    return [
+        {"sha": c.sha, "at": c.time_s * NS_PER_S, "message": c.subject, "files": list(c.files)}
+        for c in commits
+    ]
 
 
 class ResponderLoop:
