@@ -24,6 +24,7 @@ import math
 from collections import deque
 from typing import Any
 
+from operators.otlp.span_kind import normalize_span_kind
 from operators.scout.detect.config import BurnAlert, SlosConfig, SloSpec
 from operators.scout.detect.events import AnomalyCleared, Detection, anomaly_id
 from sre_space.records import Anomaly, SignalWindow
@@ -31,20 +32,6 @@ from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 BUCKETS = 120
 _SEVERITY_RANK = {"ticket": 1, "page": 2}
-_SPAN_KINDS = {
-    "0": "unspecified",
-    "1": "internal",
-    "2": "server",
-    "3": "client",
-    "4": "producer",
-    "5": "consumer",
-}
-
-
-def normalize_span_kind(kind: str) -> str:
-    """`2`, `SERVER`, `SPAN_KIND_SERVER` and `server` all become `server`."""
-    text = str(kind).strip().lower().removeprefix("span_kind_")
-    return _SPAN_KINDS.get(text, text)
 
 
 def slo_instances(sig: SignalWindow, config: SlosConfig) -> list[str]:
