@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -11,25 +10,16 @@ from pathlib import Path
 
 from chaos import control
 from chaos.scenarios import registry
+from sre_space import timeutil
 from sre_space.paths import StatePaths, state_dir
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `15m`, `1h`, `1h30m`; the error shows the accepted forms."""
-    text = text.strip().lower()
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * {"h": 3600, "m": 60, "s": 1, "": 1}[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise argparse.ArgumentTypeError(
-            f"bad duration {text!r}: use e.g. 90, 90s, 15m, 1h or 1h30m"
-        )
-    return total
+    """`timeutil.parse_duration` for argparse, so that its error shows the accepted forms."""
+    try:
+        return timeutil.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _state(args: argparse.Namespace) -> Path:
