@@ -24,14 +24,11 @@ from sinks.fixer import manifest as mf
 from sinks.fixer.catalog import Change, Revision
 from sinks.fixer.forge import (
     CheckResult,
+    Forge,
     ForgeError,
     ForgeResult,
-    MergeMode,
-    PullRequest,
     PullRequestStore,
-    branch_for,
     git_date,
-    pr_id_for,
     standard_checks,
 )
 from sinks.store.sqlite import Store
@@ -40,7 +37,7 @@ from sre_space import git
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
-class LocalForge:
+class LocalForge(Forge):
     """`Forge` over a git working tree with `main` checked out."""
 
     name = "local"
@@ -142,62 +139,28 @@ class LocalForge:
 
     # --- pull requests ----------------------------------------------------------------------------
 
-    def get(self, pr_id: str) -> PullRequest | None:
-        """The stored record, or None."""
-        return self.records.get(pr_id)
+    def _push_change(
+        self, branch: str, change: Change, message: str, now: str
+    ) -> tuple[str, str] | None:
+        head = self._rev(f"refs/heads/{branch}")
+        if head is not None:
+            # A crash after the branch was written and before the record: adopt the branch.
+            return self._git("merge-base", self.main, head).stdout.strip(), head
+        base = self.head(self.main)
+        if self.read(change.path, base) != change.old_text:
+            return None
+        head = self._commit_on(base, change, message, now)
+        # Empty old value: create only, never move a branch someone else wrote.
+        self._git("update-ref", f"refs/heads/{branch}", head, "")
+        return base, head
 
-    def open_pull_request(
-        self,
-        incident_id: str,
-        change: Change,
-        *,
-        title: str,
-        body: str,
-        labels: list[str],
-        merge_mode: MergeMode,
-        now: str,
-    ) -> ForgeResult:
-        """Branch + one commit + record; a retry returns the existing pull request."""
-        pr_id = pr_id_for(incident_id, change.action)
-        branch = branch_for(incident_id, change.action)
-        with self._lock:
-            existing = self.records.get(pr_id)
-            if existing is not None:
-                return ForgeResult(True, existing, "pull request already open")
-            head = self._rev(f"refs/heads/{branch}")
-            if head is not None:
-                # A crash after the branch was written and before the record: adopt the branch.
-                base = self._git("merge-base", self.main, head).stdout.strip()
-            else:
-                base = self.head(self.main)
-                if self.read(change.path, base) != change.old_text:
-                    return ForgeResult(
-                        False, None, f"{change.path} changed on {self.main} since it was planned"
-                    )
-                head = self._commit_on(base, change, title, now)
-                # Empty old value: create only, never move a branch someone else wrote.
-                self._git("update-ref", f"refs/heads/{branch}", head, "")
-            pr = PullRequest(
-                id=pr_id,
-                forge=self.name,
-                incident_id=incident_id,
-                action=change.action,
-                service=change.service,
-                branch=branch,
-                title=title,
-                body=body,
-                labels=list(labels),
-                change=change.to_dict(),
-                merge_mode=merge_mode,
-                created_at=now,
-                updated_at=now,
-                base_sha=base,
-                head_sha=head,
-                url=f"{self.repo}#{branch}",
-            )
-            return ForgeResult(True, self.records.save(pr), "opened")
+    def _open_pull(
+        self, branch: str, title: str, body: str, labels: list[str]
+    ) -> tuple[int | None, str]:
+        # The branch is the pull request; the record in the store is all there is besides.
+        return None, f"{self.repo}#{branch}"
 
-    def _commit_on(self, base: str, change: Change, title: str, now: str) -> str:
+    def _commit_on(self, base: str, change: Change, message: str, now: str) -> str:
         blob = self._git("hash-object", "-w", "--stdin", stdin=change.new_text).stdout.strip()
         with tempfile.TemporaryDirectory(prefix="sre-space-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -206,8 +169,9 @@ class LocalForge:
                 "update-index", "--add", "--cacheinfo", f"100644,{blob},{change.path}", env=env
             )
             tree = self._git("write-tree", env=env).stdout.strip()
-        message = f"{title}\n\n{change.summary}\n"
-        return self._git("commit-tree", tree, "-p", base, stdin=message, now=now).stdout.strip()
+        return self._git(
+            "commit-tree", tree, "-p", base, stdin=f"{message}\n", now=now
+        ).stdout.strip()
 
     def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
         """Schema, scope and policy checks on the branch head; stored on the record."""
@@ -219,23 +183,11 @@ class LocalForge:
             checks = standard_checks(
                 pr.planned_change(), changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
             )
-            pr = self.records.save(pr.with_(checks=[c.to_dict() for c in checks], updated_at=now))
-            failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
-            return ForgeResult(not failed, pr, "; ".join(failed) or "all checks passed")
+            return self._record_checks(pr, checks, now)
 
     def _diff(self, base: str, head: str) -> dict[str, tuple[str | None, str | None]]:
         names = self._git("diff", "--name-only", "--no-renames", base, head).stdout.split()
         return {p: (self.read(p, base), self.read(p, head)) for p in names}
-
-    def approve(self, pr_id: str, by: str, now: str) -> ForgeResult:
-        """Record a person's approval of a pull request that needs one."""
-        with self._lock:
-            pr = self.records.get(pr_id)
-            if pr is None:
-                return ForgeResult(False, None, f"no pull request {pr_id}")
-            if pr.approved_by:
-                return ForgeResult(True, pr, f"already approved by {pr.approved_by}")
-            return ForgeResult(True, self.records.save(pr.with_(approved_by=by, updated_at=now)))
 
     def merge(self, pr_id: str, now: str) -> ForgeResult:
         """A `--no-ff` merge commit on main once checks (and approval) allow; idempotent."""
