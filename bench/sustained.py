@@ -236,14 +236,15 @@ def run(bootstrap: str, minutes: float, rate: float, seed: int, sample_s: float)
         state_dir=state, **{f"{name}_topic": topic for name, topic in topics.items()}
     )
     # The wall clock: the shop runs in real time, so the health heartbeat means something.
-    flow = start_kafka_flow(settings, bootstrap, state / "flow.log", deterministic_clock=False)
+    flow_log = settings.paths.flow_log
+    flow = start_kafka_flow(settings, bootstrap, flow_log, deterministic_clock=False)
     samples: list[Sample] = []
     counter = Counter(bootstrap, topics["spans"], topics["metrics"])
     duration_s = minutes * 60
     try:
         time.sleep(5.0)  # let the flow list its partitions (it starts from the beginning anyway)
         if flow.poll() is not None:
-            raise RuntimeError(f"flow exited early ({flow.returncode}), see {state / 'flow.log'}")
+            raise RuntimeError(f"flow exited early ({flow.returncode}), see {flow_log}")
         shop = Shop(
             seed=seed,
             gitops_path=tmp / "gitops",
@@ -260,12 +261,12 @@ def run(bootstrap: str, minutes: float, rate: float, seed: int, sample_s: float)
         )
         wall0 = time.monotonic()
         thread.start()
-        store = Store(state / "sre.db")
+        store = Store(settings.paths.db)
         data_topics = [topics["spans"], topics["metrics"]]
         while thread.is_alive():
             thread.join(timeout=max(0.0, wall0 + (len(samples) + 1) * sample_s - time.monotonic()))
             if flow.poll() is not None:
-                raise RuntimeError(f"flow exited ({flow.returncode}), see {state / 'flow.log'}")
+                raise RuntimeError(f"flow exited ({flow.returncode}), see {flow_log}")
             now_wall, shop_now = time.time_ns(), shop.now_ns
             newest = newest_window_end_ns(store)
             rss, cpu = rss_cpu(flow.pid)

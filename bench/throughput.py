@@ -130,21 +130,18 @@ def _replay_in(tmp: Path, requests: list[bytes], fmt: str) -> int:
 
 def run_kafka(requests: list[bytes], bootstrap: str, archive: bool = True) -> int:
     from bytewax.testing import run_main
-    from confluent_kafka import Producer
 
     from flows.main import build_kafka_flow
     from flows.sources import create_topics
+    from sre_space.kafka import KafkaPublisher
     from sre_space.settings import Settings
 
     suffix = uuid.uuid4().hex[:8]
     topics = {name: f"bench-{name}-{suffix}" for name in ("spans", "metrics", "signals", "dead")}
     create_topics(bootstrap, list(topics.values()))
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 20_971_520}
-    )
+    producer = KafkaPublisher(bootstrap, {"message.max.bytes": 20_971_520})
     for data in requests:
-        producer.produce(topics["spans"], data)
-        producer.poll(0)
+        producer.send(topics["spans"], data)
     producer.flush(60)
     tmp = Path(tempfile.mkdtemp(prefix="sre-bench-state-"))
     config = tmp / "pipeline.yaml"

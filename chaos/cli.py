@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -12,28 +10,20 @@ from pathlib import Path
 
 from chaos import control
 from chaos.scenarios import registry
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
+from sre_space import timeutil
+from sre_space.paths import StatePaths, state_dir
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `15m`, `1h`, `1h30m`; the error shows the accepted forms."""
-    text = text.strip().lower()
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * {"h": 3600, "m": 60, "s": 1, "": 1}[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise argparse.ArgumentTypeError(
-            f"bad duration {text!r}: use e.g. 90, 90s, 15m, 1h or 1h30m"
-        )
-    return total
+    """`timeutil.parse_duration` for argparse, so that its error shows the accepted forms."""
+    try:
+        return timeutil.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _state(args: argparse.Namespace) -> Path:
-    return Path(args.state or os.environ.get("SRE_STATE_DIR") or "state")
+    return state_dir(args.state)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,7 +182,7 @@ def cmd_shop(args: argparse.Namespace) -> int:
     epoch = time.time_ns() // 1_000_000_000 * 1_000_000_000
     shop = Shop(
         seed=args.seed,
-        gitops_path=state / "gitops",
+        gitops_path=StatePaths(state).gitops,
         config=ShopConfig(rate_rps=args.rate, epoch_ns=epoch),
     )
     publish, flush = kafka_publisher(

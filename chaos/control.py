@@ -13,12 +13,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sre_space.paths import StatePaths
+
 MAX_KEPT = 100
 
 
 def chaos_dir(state_dir: str | Path) -> Path:
     """The chaos folder under the state folder (created)."""
-    path = Path(state_dir) / "chaos"
+    path = StatePaths(Path(state_dir)).chaos
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -30,7 +32,8 @@ def control_path(state_dir: str | Path) -> Path:
 
 def status_path(state_dir: str | Path) -> Path:
     """The status file the shop writes."""
-    return chaos_dir(state_dir) / "status.json"
+    chaos_dir(state_dir)
+    return StatePaths(Path(state_dir)).shop_status
 
 
 def write_atomic(path: Path, data: Any) -> None:

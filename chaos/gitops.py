@@ -10,35 +10,22 @@ with the telemetry and recordings are byte-for-byte reproducible.
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chaos.manifests import Desired, ManifestError, default_docs, parse, render
 from chaos.schema import schema_text
+from sre_space import git
+from sre_space.git import Commit, GitError
+
+__all__ = ["BRANCH", "Commit", "GitError", "GitOpsRepo"]
 
 BRANCH = "main"
 AUTHOR_NAME = "sre-space chaos"
 AUTHOR_EMAIL = "chaos@sre-space.local"
 SCHEMA_PATH = "schema/service.schema.json"
-
-
-class GitError(RuntimeError):
-    """A git command failed; the message carries the command and git's own words."""
-
-
-@dataclass(frozen=True)
-class Commit:
-    """One commit on main."""
-
-    sha: str
-    time_s: int
-    subject: str
-    files: tuple[str, ...]
 
 
 def _date_env(when_ns: int | None) -> dict[str, str]:
@@ -59,18 +46,7 @@ class GitOpsRepo:
         self, *args: str, input_text: str | None = None, env: dict[str, str] | None = None
     ) -> str:
         """Run git in the repository and return stdout; raises GitError with stderr."""
-        full_env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C", **(env or {})}
-        proc = subprocess.run(
-            ["git", "-C", str(self.path), *args],
-            input=input_text,
-            capture_output=True,
-            text=True,
-            env=full_env,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise GitError(f"git {' '.join(args)} failed in {self.path}: {proc.stderr.strip()}")
-        return proc.stdout
+        return git.run(self.path, *args, input_text=input_text, env=env).stdout
 
     # -- creation ---------------------------------------------------------------------------------
     @classmethod
@@ -95,11 +71,7 @@ class GitOpsRepo:
 
     def has_main(self) -> bool:
         """True when branch main has a commit."""
-        try:
-            self.git("rev-parse", "--verify", "-q", f"refs/heads/{BRANCH}")
-        except GitError:
-            return False
-        return True
+        return git.rev_parse(self.path, f"refs/heads/{BRANCH}") is not None
 
     # -- reading ----------------------------------------------------------------------------------
     def head(self) -> str:
@@ -147,15 +119,7 @@ class GitOpsRepo:
 
     def log(self, since: str | None = None) -> list[Commit]:
         """Commits on main, oldest first (after `since` when given)."""
-        rng = f"{since}..{BRANCH}" if since else BRANCH
-        out = self.git("log", "--reverse", "--format=%x1e%H%x1f%ct%x1f%s", "--name-only", rng)
-        commits = []
-        for chunk in out.split("\x1e")[1:]:
-            head, _, rest = chunk.partition("\n")
-            sha, ts, subject = head.split("\x1f", 2)
-            files = tuple(line for line in rest.splitlines() if line.strip())
-            commits.append(Commit(sha, int(ts), subject, files))
-        return commits
+        return git.log(self.path, f"{since}..{BRANCH}" if since else BRANCH, reverse=True)
 
     # -- writing ----------------------------------------------------------------------------------
     def commit(

@@ -9,6 +9,7 @@ from typing import Any
 
 from chaos.control import ControlReader, status_path, write_atomic
 from chaos.shop import Batch, Shop
+from sre_space.kafka import KafkaPublisher
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
 
 Publish = Callable[[Batch], None]
@@ -26,28 +27,16 @@ def kafka_publisher(
 
     `encoding` is `otlp_proto` (default) or `otlp_json`; `metrics_encoding` defaults to it.
     """
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, **(extra or {})})
+    producer = KafkaPublisher(bootstrap, extra)
 
     def publish(batch: Batch) -> None:
         spans = batch.kind == "spans"
         topic = spans_topic if spans else metrics_topic
         enc = encoding if spans else (metrics_encoding or encoding)
         value = batch.json_line().encode() if enc == "otlp_json" else batch.proto_bytes()
-        while True:
-            try:
-                producer.produce(topic, value=value)
-                break
-            except BufferError:
-                producer.poll(0.1)  # local queue full: let deliveries drain, then retry
-        producer.poll(0)
+        producer.send(topic, value)
 
-    def flush() -> int:
-        remaining: int = producer.flush(30)
-        return remaining
-
-    return publish, flush
+    return publish, lambda: producer.flush(30)
 
 
 def apply_command(shop: Shop, command: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from operators.signals.finalize import SPAN_KIND_NAMES
+from operators.otlp.span_kind import KIND_NAMES
 
 WATERFALL_SCHEMA: dict[str, pl.DataType] = {
     "row": pl.Int64(),
@@ -82,7 +82,7 @@ def waterfall_frame(spans: pl.DataFrame) -> pl.DataFrame:
                 "label": f"{'  ' * depth}{r['service']}: {r['operation']}",
                 "service": r["service"],
                 "operation": r["operation"],
-                "kind": SPAN_KIND_NAMES.get(int(r["kind"]), "unspecified"),
+                "kind": KIND_NAMES.get(int(r["kind"]), "unspecified"),
                 "span_id": sid,
                 "start_ms": (r["start_ns"] - t0) / 1e6,
                 "end_ms": (r["end_ns"] - t0) / 1e6,

@@ -23,7 +23,7 @@ def attach_state_outputs(
             "archive_out",
             streams.decoded,
             ArchiveSink(
-                settings.state_dir / "spans",
+                settings.paths.spans,
                 settings.pipeline.signals.selected_attributes,
                 sample_rate=archive.sample_rate,
                 flush_rows=archive.flush_rows,
@@ -32,5 +32,5 @@ def attach_state_outputs(
     op.output(
         "store_out",
         op.merge("to_store", streams.signals, dead, scout.detections, scout.incidents),
-        StoreSink(settings.state_path("sre.db")),
+        StoreSink(settings.paths.db),
     )

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from sre_space.paths import STATE_ENV
+
 # subcommand -> (module exposing add_arguments(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("sre_space.harness.init_cmd", "create the state folder and the GitOps repository"),
@@ -56,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `sre-space`."""
     args = build_parser().parse_args(argv)
     if args.state:
-        os.environ["SRE_STATE_DIR"] = args.state
+        os.environ[STATE_ENV] = args.state
     try:
         code: int = _load(args.command).run(args)
     except (ValueError, OSError) as exc:

@@ -62,3 +62,23 @@ class StatePaths:
     def chaos(self) -> Path:
         """The simulated shop's status and control files (the harness's, not the product's)."""
         return self.root / "chaos"
+
+    @property
+    def shop_status(self) -> Path:
+        """The status file the simulated shop writes (its head commit is the demo's deploy)."""
+        return self.chaos / "status.json"
+
+    @property
+    def incidents(self) -> Path:
+        """The local incident tracker's issue files."""
+        return self.root / "incidents"
+
+    @property
+    def drills(self) -> Path:
+        """The drills' index, one line per finished drill."""
+        return self.root / "drills" / "index.jsonl"
+
+    @property
+    def flow_log(self) -> Path:
+        """The output of a dataflow process a harness started."""
+        return self.root / "flow.log"

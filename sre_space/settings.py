@@ -6,10 +6,11 @@ Both are frozen and validated once at start-up; a bad value is reported with the
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -18,17 +19,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sre_space.paths import StatePaths
 
 Encoding = Literal["otlp_proto", "otlp_json"]
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key and the fix."""
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """Base of every config model: immutable once validated, and an unknown key is an error."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class SignalsConfig(_Frozen):
+class SignalsConfig(FrozenModel):
     window_seconds: int = Field(10, gt=0)
     lateness_seconds: int = Field(5, ge=0)
     max_message_bytes: int = Field(16 * 1024 * 1024, gt=0)
@@ -38,7 +42,7 @@ class SignalsConfig(_Frozen):
     selected_attributes: tuple[str, ...] = ()
 
 
-class ArchiveConfig(_Frozen):
+class ArchiveConfig(FrozenModel):
     enabled: bool = True
     sample_rate: float = Field(1.0, gt=0.0, le=1.0)
     flush_rows: int = Field(50_000, gt=0)
@@ -46,30 +50,30 @@ class ArchiveConfig(_Frozen):
     max_bytes: int = Field(2 * 1024**3, gt=0)
 
 
-class JourneyStep(_Frozen):
+class JourneyStep(FrozenModel):
     name: str
     service: str
     operation: str
     attributes: dict[str, str] = Field(default_factory=dict)
 
 
-class Journey(_Frozen):
+class Journey(FrozenModel):
     steps: tuple[JourneyStep, ...] = Field(min_length=2)
 
 
-class SaturationMapping(_Frozen):
+class SaturationMapping(FrozenModel):
     usage: tuple[str, ...] = Field(min_length=1)
     limit: tuple[str, ...] = ()
     ratio: bool = False
     usage_filter: dict[str, str] = Field(default_factory=dict)
 
 
-class MetricsConfig(_Frozen):
+class MetricsConfig(FrozenModel):
     saturation: dict[str, SaturationMapping] = Field(default_factory=dict)
     passthrough: tuple[str, ...] = ()
 
 
-class PipelineConfig(_Frozen):
+class PipelineConfig(FrozenModel):
     """The YAML pipeline configuration (defaults in `sre_space/defaults.yaml`)."""
 
     signals: SignalsConfig = SignalsConfig()
@@ -117,15 +121,26 @@ def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
     try:
         return PipelineConfig(**data, extra=extra)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source=str(path or "defaults.yaml"))) from None
+        raise ConfigError(_describe(exc, f"configuration in {path or 'defaults.yaml'}")) from None
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def _describe(exc: ValidationError, source: str, *prefix: str) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        key = ".".join([*prefix, *(str(p) for p in err["loc"])])
         lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-    return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
+    return f"invalid {source}:\n  " + "\n  ".join(lines)
+
+
+def load_section(extra: Mapping[str, Any], name: str, model: type[M]) -> M:
+    """A later stage's section of `PipelineConfig.extra`, validated; errors name the bad key."""
+    data = extra.get(name) or {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name}: must be a mapping, got {type(data).__name__}")
+    try:
+        return model(**dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, f"`{name}` configuration", name)) from None
 
 
 class Settings(BaseSettings):
@@ -178,12 +193,6 @@ class Settings(BaseSettings):
     def paths(self) -> StatePaths:
         """The state folder's layout (`sre_space.paths`)."""
         return StatePaths(self.state_dir)
-
-    def state_path(self, *parts: str) -> Path:
-        """A path under the state folder, with its parent created."""
-        path = self.state_dir.joinpath(*parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -31,3 +31,25 @@ def rfc3339_to_ns(text: str) -> int:
     """RFC 3339 string (`Z` or an offset) to nanoseconds since the epoch."""
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return datetime_to_ns(dt)
+
+
+_DURATION_TERM = r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?"
+_DURATION_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds from a number or from text: `90`, `500ms`, `30s`, `15m`, `1h30m`, `3d`."""
+    import re
+
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = value.strip().lower() if isinstance(value, str) else ""
+    pos, total = 0, 0.0
+    for m in re.finditer(_DURATION_TERM, text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNIT_S[m.group(2)]
+        pos = m.end()
+    if not text or pos != len(text):
+        raise ValueError(f"bad duration {value!r}: use seconds or e.g. 500ms, 30s, 15m, 1h30m, 3d")
+    return total

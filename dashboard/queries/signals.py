@@ -10,7 +10,7 @@ import polars as pl
 
 from dashboard.format import parse_time
 from dashboard.queries.store import StoreReader, latest_ts, minutes_before
-from operators.scout.detect.budget import normalize_span_kind
+from operators.otlp.span_kind import normalize_span_kind
 
 SIGNAL_COLUMNS: dict[str, pl.DataType] = {
     "kind": pl.String(),

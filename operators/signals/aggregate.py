@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from operators.otlp.metrics import MetricBatch
-from operators.otlp.spans import SPAN_KIND_SERVER, SpanBatch
+from operators.otlp.span_kind import SPAN_KIND_SERVER
+from operators.otlp.spans import SpanBatch
 from operators.signals.partials import CujPartial, Exemplar, MetricPartial, Partial, SpanPartial
 from operators.sketch import ZERO_BUCKET, QuantileSketch, mapping_for
 from sre_space.settings import PipelineConfig

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
+from operators.otlp.span_kind import KIND_NAMES
 from operators.signals.partials import CujPartial, MetricPartial, Partial, SpanPartial
 from sre_space.records import SignalWindow
 from sre_space.timeutil import ns_to_rfc3339
-
-SPAN_KIND_NAMES = {
-    0: "unspecified",
-    1: "internal",
-    2: "server",
-    3: "client",
-    4: "producer",
-    5: "consumer",
-}
 
 
 def _r(x: float | None, digits: int = 3) -> float | None:
@@ -58,7 +50,7 @@ def _span(p: SpanPartial, start: str, end: str) -> SignalWindow:
         p95_ms=_r(p95),
         p99_ms=_r(p99),
         max_ms=_r(p.sketch.max if p.count else None),
-        span_kind=SPAN_KIND_NAMES.get(kind, str(kind)),
+        span_kind=KIND_NAMES.get(kind, str(kind)),
         slowest_trace_ids=[t for _, t in sorted(p.slowest, reverse=True)],
         failing_trace_ids=[t for _, t in sorted(p.failing, reverse=True)],
         versions=dict(sorted(p.versions.items())),

@@ -21,8 +21,6 @@ from sinks.brain.structure import (
     prepare,
 )
 
-_KIND = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
-
 
 @dataclass(frozen=True, slots=True)
 class TraceAnalysis:
@@ -233,8 +231,3 @@ def analyze_trace(spans: pl.DataFrame, cfg: DiagnosisConfig | None = None) -> Tr
     if roots.height and not bool(roots.get_column("is_failure").any()):
         why += "; the request itself still succeeded (the failure was handled)"
     return replace(base, locus=locus, why=why)
-
-
-def kind_name(kind: int) -> str:
-    """OTLP SpanKind number as a word."""
-    return _KIND.get(int(kind), "unspecified")

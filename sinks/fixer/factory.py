@@ -67,9 +67,9 @@ def build_fixer(
             store, gh, settings.github_repo, retry=retry, secrets=secrets
         )
     else:
-        repo = Path(gitops_dir) if gitops_dir else settings.state_dir / "gitops"
+        repo = Path(gitops_dir) if gitops_dir else settings.paths.gitops
         forge = LocalForge(repo, store)
-        tracker = LocalTracker(store, out_dir=settings.state_dir / "incidents")
+        tracker = LocalTracker(store, out_dir=settings.paths.incidents)
     audit = AuditLog(store, emit=emit, secrets=tuple(secrets))
 
     def incident_url(incident_id: str) -> str:

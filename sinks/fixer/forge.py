@@ -1,7 +1,8 @@
 """What every forge offers: pull request records, checks and the interface the Fixer calls.
 
-Two forges implement `Forge`: `forge_local.LocalForge` (a real git repository, the default) and
-`forge_github.GithubForge` (PyGithub). Both persist their pull request records in the store's
+Two forges subclass `Forge`: `forge_local.LocalForge` (a real git repository, the default) and
+`forge_github.GithubForge` (PyGithub). A pull request is built here, once (branch, commit message,
+record); the forges only move branches, commits and pull requests. Both persist their pull request records in the store's
 `pull_requests` table *before* taking the next external step, and look the forge up again before
 creating anything, so a crash and restart at any point creates no duplicate branch, commit or pull
 request.
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import json
 import re
+from abc import abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from sinks.fixer import manifest as mf
 from sinks.fixer.catalog import Change, ManifestSource, guard
@@ -110,18 +113,22 @@ class ForgeResult:
     reason: str = ""
 
 
-class Forge(ManifestSource, Protocol):
-    """The forge interface the Fixer and the responder use."""
+class Forge(ManifestSource):
+    """The forge interface the Fixer and the responder use, and the steps every forge shares."""
 
     name: str
+    main: str
+    records: PullRequestStore
+    # Held around each pull request step; a forge that moves a shared working tree sets a lock.
+    _lock: AbstractContextManager[Any] = nullcontext()
 
+    @abstractmethod
     def head(self, ref: str = "main") -> str:
         """The commit id a branch points at."""
-        ...
 
     def get(self, pr_id: str) -> PullRequest | None:
         """The stored pull request record, or None."""
-        ...
+        return self.records.get(pr_id)
 
     def open_pull_request(
         self,
@@ -134,24 +141,86 @@ class Forge(ManifestSource, Protocol):
         merge_mode: MergeMode,
         now: str,
     ) -> ForgeResult:
-        """Branch + commit + pull request for a change; returns the existing one on a retry."""
-        ...
+        """Branch + one commit + pull request for a change; a retry returns the existing one."""
+        pr_id = pr_id_for(incident_id, change.action)
+        with self._lock:
+            existing = self.records.get(pr_id)
+            if existing is not None:
+                return ForgeResult(True, existing, "pull request already open")
+            branch = branch_for(incident_id, change.action)
+            pushed = self._push_change(branch, change, f"{title}\n\n{change.summary}", now)
+            if pushed is None:
+                return ForgeResult(
+                    False, None, f"{change.path} changed on {self.main} since it was planned"
+                )
+            base, head = pushed
+            body = self._redact(body)
+            number, url = self._open_pull(branch, title, body, labels)
+            pr = PullRequest(
+                id=pr_id,
+                forge=self.name,
+                incident_id=incident_id,
+                action=change.action,
+                service=change.service,
+                branch=branch,
+                title=title,
+                body=body,
+                labels=list(labels),
+                change=change.to_dict(),
+                merge_mode=merge_mode,
+                created_at=now,
+                updated_at=now,
+                base_sha=base,
+                head_sha=head,
+                number=number,
+                url=url,
+            )
+            return ForgeResult(True, self.records.save(pr), "opened")
 
+    @abstractmethod
+    def _push_change(
+        self, branch: str, change: Change, message: str, now: str
+    ) -> tuple[str, str] | None:
+        """The branch with the change committed on top of main: (base, head) commit ids, adopting
+        a branch a crash left behind; None when the file changed on main since it was planned."""
+
+    @abstractmethod
+    def _open_pull(
+        self, branch: str, title: str, body: str, labels: list[str]
+    ) -> tuple[int | None, str]:
+        """The forge's pull request for the branch (found or created): its number and URL."""
+
+    def _redact(self, text: str) -> str:
+        """Text as this forge publishes it (a hosted forge scrubs its secrets)."""
+        return text
+
+    def _record_checks(self, pr: PullRequest, checks: list[CheckResult], now: str) -> ForgeResult:
+        """Store the checks on the record; ok when every one passed."""
+        pr = self.records.save(pr.with_(checks=[c.to_dict() for c in checks], updated_at=now))
+        failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
+        return ForgeResult(not failed, pr, "; ".join(failed) or "all checks passed")
+
+    @abstractmethod
     def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
         """Schema, scope and policy checks on the pull request's head; stored on the record."""
-        ...
 
     def approve(self, pr_id: str, by: str, now: str) -> ForgeResult:
-        """Record a person's approval (or read it from the forge)."""
-        ...
+        """Record a person's approval of a pull request that needs one."""
+        with self._lock:
+            pr = self.records.get(pr_id)
+            if pr is None:
+                return ForgeResult(False, None, f"no pull request {pr_id}")
+            if pr.approved_by:
+                return ForgeResult(True, pr, f"already approved by {pr.approved_by}")
+            return ForgeResult(True, self.records.save(pr.with_(approved_by=by, updated_at=now)))
 
+    @abstractmethod
     def merge(self, pr_id: str, now: str) -> ForgeResult:
         """Merge when checks passed (and approval, when needed); idempotent."""
-        ...
 
+    @abstractmethod
     def revert(self, pr_id: str, now: str, reason: str) -> ForgeResult:
         """Undo a merged pull request on main; idempotent."""
-        ...
 
 
 def pr_id_for(incident_id: str, action: str) -> str:

@@ -24,14 +24,12 @@ from sinks.fixer import manifest as mf
 from sinks.fixer.catalog import Catalog, Change, Revision
 from sinks.fixer.forge import (
     CheckResult,
+    Forge,
     ForgeError,
     ForgeResult,
-    MergeMode,
-    PullRequest,
     PullRequestStore,
     branch_for,
     load_schema,
-    pr_id_for,
     standard_checks,
 )
 from sinks.fixer.github_client import RetryPolicy, call_with_retries
@@ -42,7 +40,7 @@ from sinks.store.sqlite import Store
 T = TypeVar("T")
 
 
-class GithubForge:
+class GithubForge(Forge):
     """`Forge` over a GitHub repository through PyGithub."""
 
     name = "github"
@@ -130,10 +128,6 @@ class GithubForge:
 
     # --- pull requests ------------------------------------------------------------------------
 
-    def get(self, pr_id: str) -> PullRequest | None:
-        """The stored record, or None."""
-        return self.records.get(pr_id)
-
     def _ensure_branch(self, branch: str, base: str | None = None) -> tuple[str, bool]:
         """The branch's head sha, creating it from main (or `base`) when missing; (sha, created)."""
 
@@ -185,58 +179,29 @@ class GithubForge:
 
         return self._call("open pull request", ensure)
 
-    def open_pull_request(
-        self,
-        incident_id: str,
-        change: Change,
-        *,
-        title: str,
-        body: str,
-        labels: list[str],
-        merge_mode: MergeMode,
-        now: str,
-    ) -> ForgeResult:
-        """Branch + contents commit + pull request; a retry returns the existing one."""
-        pr_id = pr_id_for(incident_id, change.action)
-        existing = self.records.get(pr_id)
-        if existing is not None:
-            return ForgeResult(True, existing, "pull request already open")
-        branch = branch_for(incident_id, change.action)
-        body = redact(body, self.secrets)
+    def _push_change(
+        self, branch: str, change: Change, message: str, now: str
+    ) -> tuple[str, str] | None:
+        # One commit through the contents API; the branch is created from main when missing.
         branch_sha, created = self._ensure_branch(branch)
         if created and self.read(change.path, branch_sha) != change.old_text:
-            return ForgeResult(
-                False, None, f"{change.path} changed on {self.main} since it was planned"
-            )
-        head = self._ensure_content(
-            branch, change.path, change.new_text, f"{title}\n\n{change.summary}"
-        )
+            return None
+        head = self._ensure_content(branch, change.path, change.new_text, message)
         base = (
             branch_sha
             if head != branch_sha
             else self._call("get commit", lambda: self.repo.get_commit(head).parents[0].sha)
         )
+        return base, head
+
+    def _open_pull(
+        self, branch: str, title: str, body: str, labels: list[str]
+    ) -> tuple[int | None, str]:
         pull = self._ensure_pull(branch, title, body, labels)
-        pr = PullRequest(
-            id=pr_id,
-            forge=self.name,
-            incident_id=incident_id,
-            action=change.action,
-            service=change.service,
-            branch=branch,
-            title=title,
-            body=body,
-            labels=list(labels),
-            change=change.to_dict(),
-            merge_mode=merge_mode,
-            created_at=now,
-            updated_at=now,
-            base_sha=base,
-            head_sha=head,
-            number=pull.number,
-            url=pull.html_url,
-        )
-        return ForgeResult(True, self.records.save(pr), "opened")
+        return pull.number, pull.html_url
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self.secrets)
 
     def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
         """Schema, scope and policy on the head commit; published as commit statuses."""
@@ -263,18 +228,7 @@ class GithubForge:
                 )
 
         self._call("publish statuses", publish)
-        pr = self.records.save(pr.with_(checks=[c.to_dict() for c in checks], updated_at=now))
-        failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
-        return ForgeResult(not failed, pr, "; ".join(failed) or "all checks passed")
-
-    def approve(self, pr_id: str, by: str, now: str) -> ForgeResult:
-        """Record an approval given through SRE-Space (GitHub reviews are read at merge time)."""
-        pr = self.records.get(pr_id)
-        if pr is None:
-            return ForgeResult(False, None, f"no pull request {pr_id}")
-        if pr.approved_by:
-            return ForgeResult(True, pr, f"already approved by {pr.approved_by}")
-        return ForgeResult(True, self.records.save(pr.with_(approved_by=by, updated_at=now)))
+        return self._record_checks(pr, checks, now)
 
     def _reviewer(self, pull: GhPull) -> str | None:
         for review in pull.get_reviews():

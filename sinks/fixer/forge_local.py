@@ -14,7 +14,6 @@ global git configuration; dates are the event time, so a replay produces the sam
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -25,22 +24,20 @@ from sinks.fixer import manifest as mf
 from sinks.fixer.catalog import Change, Revision
 from sinks.fixer.forge import (
     CheckResult,
+    Forge,
     ForgeError,
     ForgeResult,
-    MergeMode,
-    PullRequest,
     PullRequestStore,
-    branch_for,
     git_date,
-    pr_id_for,
     standard_checks,
 )
 from sinks.store.sqlite import Store
+from sre_space import git
 
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
-class LocalForge:
+class LocalForge(Forge):
     """`Forge` over a git working tree with `main` checked out."""
 
     name = "local"
@@ -81,36 +78,28 @@ class LocalForge:
         check: bool = True,
         where: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        full_env.update(self._identity)
-        full_env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"})
+        full_env = dict(self._identity)
         if now:
             full_env["GIT_AUTHOR_DATE"] = full_env["GIT_COMMITTER_DATE"] = git_date(now)
         full_env.update(env or {})
         try:
-            proc = subprocess.run(
-                [self._git_bin, "-C", str(where or self.repo), *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
+            return git.run(
+                where or self.repo,
+                *args,
+                input_text=stdin,
                 env=full_env,
+                check=check,
                 timeout=self._timeout,
-                check=False,
+                git=self._git_bin,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ForgeError(f"git {args[0]} failed to run in {self.repo}: {exc}") from exc
-        if check and proc.returncode != 0:
-            raise ForgeError(
-                f"git {' '.join(args)} failed in {self.repo} (exit {proc.returncode}):"
-                f" {proc.stderr.strip() or proc.stdout.strip()}"
-            )
-        return proc
+        except git.GitError as exc:
+            raise ForgeError(str(exc)) from exc
 
     def _rev(self, ref: str) -> str | None:
-        proc = self._git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
-        if proc.returncode != 0:
-            return None
-        return proc.stdout.strip() or None
+        try:
+            return git.rev_parse(self.repo, ref, timeout=self._timeout, git=self._git_bin)
+        except git.GitError as exc:
+            raise ForgeError(str(exc)) from exc
 
     # --- ManifestSource ---------------------------------------------------------------------------
 
@@ -150,62 +139,28 @@ class LocalForge:
 
     # --- pull requests ----------------------------------------------------------------------------
 
-    def get(self, pr_id: str) -> PullRequest | None:
-        """The stored record, or None."""
-        return self.records.get(pr_id)
+    def _push_change(
+        self, branch: str, change: Change, message: str, now: str
+    ) -> tuple[str, str] | None:
+        head = self._rev(f"refs/heads/{branch}")
+        if head is not None:
+            # A crash after the branch was written and before the record: adopt the branch.
+            return self._git("merge-base", self.main, head).stdout.strip(), head
+        base = self.head(self.main)
+        if self.read(change.path, base) != change.old_text:
+            return None
+        head = self._commit_on(base, change, message, now)
+        # Empty old value: create only, never move a branch someone else wrote.
+        self._git("update-ref", f"refs/heads/{branch}", head, "")
+        return base, head
 
-    def open_pull_request(
-        self,
-        incident_id: str,
-        change: Change,
-        *,
-        title: str,
-        body: str,
-        labels: list[str],
-        merge_mode: MergeMode,
-        now: str,
-    ) -> ForgeResult:
-        """Branch + one commit + record; a retry returns the existing pull request."""
-        pr_id = pr_id_for(incident_id, change.action)
-        branch = branch_for(incident_id, change.action)
-        with self._lock:
-            existing = self.records.get(pr_id)
-            if existing is not None:
-                return ForgeResult(True, existing, "pull request already open")
-            head = self._rev(f"refs/heads/{branch}")
-            if head is not None:
-                # A crash after the branch was written and before the record: adopt the branch.
-                base = self._git("merge-base", self.main, head).stdout.strip()
-            else:
-                base = self.head(self.main)
-                if self.read(change.path, base) != change.old_text:
-                    return ForgeResult(
-                        False, None, f"{change.path} changed on {self.main} since it was planned"
-                    )
-                head = self._commit_on(base, change, title, now)
-                # Empty old value: create only, never move a branch someone else wrote.
-                self._git("update-ref", f"refs/heads/{branch}", head, "")
-            pr = PullRequest(
-                id=pr_id,
-                forge=self.name,
-                incident_id=incident_id,
-                action=change.action,
-                service=change.service,
-                branch=branch,
-                title=title,
-                body=body,
-                labels=list(labels),
-                change=change.to_dict(),
-                merge_mode=merge_mode,
-                created_at=now,
-                updated_at=now,
-                base_sha=base,
-                head_sha=head,
-                url=f"{self.repo}#{branch}",
-            )
-            return ForgeResult(True, self.records.save(pr), "opened")
+    def _open_pull(
+        self, branch: str, title: str, body: str, labels: list[str]
+    ) -> tuple[int | None, str]:
+        # The branch is the pull request; the record in the store is all there is besides.
+        return None, f"{self.repo}#{branch}"
 
-    def _commit_on(self, base: str, change: Change, title: str, now: str) -> str:
+    def _commit_on(self, base: str, change: Change, message: str, now: str) -> str:
         blob = self._git("hash-object", "-w", "--stdin", stdin=change.new_text).stdout.strip()
         with tempfile.TemporaryDirectory(prefix="sre-space-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -214,8 +169,9 @@ class LocalForge:
                 "update-index", "--add", "--cacheinfo", f"100644,{blob},{change.path}", env=env
             )
             tree = self._git("write-tree", env=env).stdout.strip()
-        message = f"{title}\n\n{change.summary}\n"
-        return self._git("commit-tree", tree, "-p", base, stdin=message, now=now).stdout.strip()
+        return self._git(
+            "commit-tree", tree, "-p", base, stdin=f"{message}\n", now=now
+        ).stdout.strip()
 
     def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
         """Schema, scope and policy checks on the branch head; stored on the record."""
@@ -227,23 +183,11 @@ class LocalForge:
             checks = standard_checks(
                 pr.planned_change(), changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
             )
-            pr = self.records.save(pr.with_(checks=[c.to_dict() for c in checks], updated_at=now))
-            failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
-            return ForgeResult(not failed, pr, "; ".join(failed) or "all checks passed")
+            return self._record_checks(pr, checks, now)
 
     def _diff(self, base: str, head: str) -> dict[str, tuple[str | None, str | None]]:
         names = self._git("diff", "--name-only", "--no-renames", base, head).stdout.split()
         return {p: (self.read(p, base), self.read(p, head)) for p in names}
-
-    def approve(self, pr_id: str, by: str, now: str) -> ForgeResult:
-        """Record a person's approval of a pull request that needs one."""
-        with self._lock:
-            pr = self.records.get(pr_id)
-            if pr is None:
-                return ForgeResult(False, None, f"no pull request {pr_id}")
-            if pr.approved_by:
-                return ForgeResult(True, pr, f"already approved by {pr.approved_by}")
-            return ForgeResult(True, self.records.save(pr.with_(approved_by=by, updated_at=now)))
 
     def merge(self, pr_id: str, now: str) -> ForgeResult:
         """A `--no-ff` merge commit on main once checks (and approval) allow; idempotent."""

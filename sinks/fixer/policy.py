@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sinks.fixer.catalog import SPECS, Bounds
+from sre_space.settings import FrozenModel
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
 
@@ -25,10 +26,6 @@ Verdict = Literal["auto_merge", "approval", "dry_run", "refuse"]
 
 class PolicyError(ValueError):
     """The policy file is invalid; the message names the key and the fix."""
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 _DOW = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
@@ -105,7 +102,7 @@ class Cron:
         return dom and dow
 
 
-class FreezeWindow(_Frozen):
+class FreezeWindow(FrozenModel):
     """No automated change inside: an explicit [start, end) range, or a cron start + duration."""
 
     reason: str = "change freeze"
@@ -144,7 +141,7 @@ class FreezeWindow(_Frozen):
         )
 
 
-class VerificationConfig(_Frozen):
+class VerificationConfig(FrozenModel):
     """How the responder decides that a fix worked."""
 
     healthy_windows: int = Field(3, ge=1, le=100)
@@ -153,7 +150,7 @@ class VerificationConfig(_Frozen):
     approval_timeout_minutes: float = Field(60, gt=0)
 
 
-class BoundsConfig(_Frozen):
+class BoundsConfig(FrozenModel):
     """Catalog bounds; they may tighten the built-in ones, never loosen them."""
 
     memory_ceiling_mib: int = Field(8192, ge=64, le=8192)
@@ -175,7 +172,7 @@ class BoundsConfig(_Frozen):
         )
 
 
-class PolicyConfig(_Frozen):
+class PolicyConfig(FrozenModel):
     """The policy file's content (`default_policy.yaml` documents every key)."""
 
     dry_run: bool = False

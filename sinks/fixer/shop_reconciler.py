@@ -10,19 +10,20 @@ then reverts and escalates) instead of hanging the responder thread.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from sinks.fixer.reconciler import ReconcileResult
+from sre_space import git
+from sre_space.paths import StatePaths
 
 _HEX = frozenset("0123456789abcdef")
 
 
 def read_shop_head(state_dir: str | Path) -> str:
     """The commit the shop runs, from its status file; "" when unknown or unreadable."""
-    path = Path(state_dir) / "chaos" / "status.json"
+    path = StatePaths(Path(state_dir)).shop_status
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -43,7 +44,7 @@ class ShopReconciler:
         head: Callable[[], str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
-        self.repo = self.state_dir / "gitops"
+        self.repo = StatePaths(self.state_dir).gitops
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         # An in-process shop can hand over its head directly; otherwise the status file says it.
@@ -55,12 +56,7 @@ class ShopReconciler:
             return False
         if head == sha:
             return True
-        proc = subprocess.run(
-            ["git", "-C", str(self.repo), "merge-base", "--is-ancestor", sha, head],
-            capture_output=True,
-            check=False,
-        )
-        return proc.returncode == 0
+        return git.is_ancestor(self.repo, sha, head)
 
     def apply(self, commit_sha: str) -> ReconcileResult:
         """Wait (bounded) until the shop runs `commit_sha`; the shop pulls `main` on its own."""

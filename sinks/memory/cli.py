@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sre-space memory: {exc}", file=sys.stderr)
         return 2
     results = index.search(args.text, args.n, where=_where(args))
-    folder = settings.state_dir / "postmortems"
+    folder = settings.paths.postmortems
     if args.json:
         for r in results:
             row = r.to_dict()

@@ -126,8 +126,18 @@ def hashing_vector(text: str, dim: int = DEFAULT_DIM) -> np.ndarray:
     return vec
 
 
+class _CosineEmbedding(EmbeddingFunction[Documents]):
+    """What both embeddings share: compared by cosine distance (ip and l2 also accepted)."""
+
+    def default_space(self) -> Space:
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        return ["cosine", "ip", "l2"]
+
+
 @register_embedding_function
-class HashingEmbedding(EmbeddingFunction[Documents]):
+class HashingEmbedding(_CosineEmbedding):
     """Offline, deterministic feature-hashing embedding; needs no model and no network."""
 
     def __init__(self, dimension: int = DEFAULT_DIM) -> None:
@@ -163,12 +173,6 @@ class HashingEmbedding(EmbeddingFunction[Documents]):
             )
         return HashingEmbedding(int(config.get("dimension", DEFAULT_DIM)))
 
-    def default_space(self) -> Space:
-        return "cosine"
-
-    def supported_spaces(self) -> list[Space]:
-        return ["cosine", "ip", "l2"]
-
     @property
     def spec(self) -> EmbeddingSpec:
         """Name, dimension and version recorded in the collection."""
@@ -176,7 +180,7 @@ class HashingEmbedding(EmbeddingFunction[Documents]):
 
 
 @register_embedding_function
-class OpenAIEmbedding(EmbeddingFunction[Documents]):
+class OpenAIEmbedding(_CosineEmbedding):
     """OpenAI (or any OpenAI-compatible endpoint) embeddings through the `openai` client."""
 
     def __init__(
@@ -220,12 +224,6 @@ class OpenAIEmbedding(EmbeddingFunction[Documents]):
         import openai
 
         return OpenAIEmbedding(openai.OpenAI(), config["model"], config.get("dimensions"))
-
-    def default_space(self) -> Space:
-        return "cosine"
-
-    def supported_spaces(self) -> list[Space]:
-        return ["cosine", "ip", "l2"]
 
     @property
     def spec(self) -> EmbeddingSpec:

@@ -26,6 +26,7 @@ from chromadb.errors import NotFoundError
 
 from sinks.memory.embedding import EmbeddingSpec, MemoryEmbedding, embedding_from_env
 from sinks.memory.records import POSTMORTEM_SCHEMA, PostMortem, SimilarIncident
+from sre_space.paths import DEFAULT_STATE, StatePaths
 from sre_space.settings import Settings
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
@@ -97,7 +98,7 @@ def chroma_client(state_dir: str | Path | None = None, chroma_url: str | None = 
     if chroma_url:
         ep = parse_chroma_url(chroma_url)
         return chromadb.HttpClient(host=ep.host, port=ep.port, ssl=ep.ssl, settings=settings)
-    path = Path(state_dir if state_dir is not None else "state") / "chroma"
+    path = StatePaths(Path(state_dir) if state_dir is not None else DEFAULT_STATE).chroma
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=settings)
 
@@ -173,7 +174,7 @@ class PostMortemIndex:
             openai_api_key=key, openai_base_url=settings.openai_base_url
         )
         client = chroma_client(settings.state_dir, settings.chroma_url)
-        where = settings.chroma_url or str(Path(settings.state_dir) / "chroma")
+        where = settings.chroma_url or str(settings.paths.chroma)
         return cls(client, emb, where=where)
 
     def _open(self) -> Any:

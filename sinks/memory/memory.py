@@ -29,6 +29,7 @@ from sinks.memory.postmortem import PostMortemInputs, build_postmortem, incident
 from sinks.memory.records import PostMortem, SimilarIncident, postmortem_filename
 from sinks.memory.render import fmt_duration
 from sinks.store.sqlite import Store
+from sre_space.paths import StatePaths
 from sre_space.records import Diagnosis, Incident
 from sre_space.settings import Settings
 
@@ -98,7 +99,7 @@ class Memory:
     ) -> Memory:
         """Memory over the state folder (or SRE_CHROMA_URL); the LLM only if a client is given."""
         settings = settings or Settings()
-        store = store or Store(settings.state_path("sre.db"))
+        store = store or Store(settings.paths.db)
         index = PostMortemIndex.from_settings(settings)
         return cls(
             settings.state_dir,
@@ -146,7 +147,7 @@ class Memory:
         return self.learn(*gather(self.store, incident, outcome)).closing_text
 
     def _write_file(self, pm: PostMortem) -> Path:
-        folder = self.state_dir / "postmortems"
+        folder = StatePaths(self.state_dir).postmortems
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / postmortem_filename(pm.incident_id)
         tmp = path.with_suffix(".md.tmp")

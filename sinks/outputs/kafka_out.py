@@ -5,8 +5,9 @@ from __future__ import annotations
 from bytewax import operators as op
 from bytewax.dataflow import Stream
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
+from sre_space.kafka import KafkaPublisher
 from sre_space.records import DeadLetter, Record, SignalWindow
 
 # Idempotence: a produce request retried after a lost acknowledgement (a broker restart, a
@@ -31,7 +32,7 @@ def record_key(record: Record) -> bytes:
 
 
 class _CheckedPartition(StatelessSinkPartition[tuple[bytes, bytes]]):
-    def __init__(self, producer: Producer, topic: str) -> None:
+    def __init__(self, producer: KafkaPublisher, topic: str) -> None:
         self._producer = producer
         self._topic = topic
         self._failed: list[str] = []
@@ -42,15 +43,7 @@ class _CheckedPartition(StatelessSinkPartition[tuple[bytes, bytes]]):
 
     def write_batch(self, items: list[tuple[bytes, bytes]]) -> None:
         for key, value in items:
-            while True:
-                try:
-                    self._producer.produce(
-                        self._topic, value=value, key=key, on_delivery=self._on_delivery
-                    )
-                    break
-                except BufferError:  # the local queue is full (the broker is away): wait
-                    self._producer.poll(0.1)
-            self._producer.poll(0)
+            self._producer.send(self._topic, value, key, on_delivery=self._on_delivery)
         self._flush()
 
     def _flush(self) -> None:
@@ -85,8 +78,7 @@ class CheckedKafkaSink(DynamicSink[tuple[bytes, bytes]]):
         self.config = {**PRODUCER_CONFIG, **(config or {})}
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _CheckedPartition:
-        producer = Producer({"bootstrap.servers": ",".join(self.brokers), **self.config})
-        return _CheckedPartition(producer, self.topic)
+        return _CheckedPartition(KafkaPublisher(",".join(self.brokers), self.config), self.topic)
 
 
 def to_kafka(step_id: str, up: Stream[Record], brokers: list[str], topic: str) -> None:

@@ -23,20 +23,9 @@ from pathlib import Path
 
 from sre_space.harness.rig import REPO, RigOptions, run_rig
 from sre_space.settings import load_settings
+from sre_space.timeutil import parse_duration
 
-DEMO_DURATIONS = {"s": 1, "m": 60, "h": 3600}
 KAFKA_SCRIPT = REPO / "scripts" / "kafka" / "kafka"
-
-
-def parse_duration(text: str | None) -> float | None:
-    """'90s', '10m', '2h' or plain seconds; None for no limit."""
-    if not text:
-        return None
-    unit = DEMO_DURATIONS.get(text[-1])
-    try:
-        return float(text[:-1]) * unit if unit else float(text)
-    except ValueError:
-        raise ValueError(f"--duration {text!r}: use seconds or a number with s, m or h") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    state = settings.state_dir
+    state, paths = settings.state_dir, settings.paths
     state.mkdir(parents=True, exist_ok=True)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
     started_broker = False
@@ -66,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         speed=args.speed,
         rate_rps=args.rate,
-        duration_s=parse_duration(args.duration),
+        duration_s=parse_duration(args.duration) if args.duration else None,
         kafka=bootstrap,
         # Real time: the flow keeps up, and a paced shop would only add latency.
         max_lead_s=None if args.speed <= 1.0 else 40.0,
@@ -81,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         f"  dashboard:  {where}\n"
         f"  break it:   python -m chaos --state {state} oom   (or conversion, latency, ...)\n"
         f"  transport:  {transport}\n"
-        f"  signals:    {state / 'sre.db'} (SQLite), span archive in {state / 'spans'}\n"
-        f"  fixes:      git -C {state / 'gitops'} log --oneline   (the local forge)\n"
-        f"  memory:     {state / 'postmortems'}\n"
+        f"  signals:    {paths.db} (SQLite), span archive in {paths.spans}\n"
+        f"  fixes:      git -C {paths.gitops} log --oneline   (the local forge)\n"
+        f"  memory:     {paths.postmortems}\n"
         f"  stop:       Ctrl-C",
         flush=True,
     )

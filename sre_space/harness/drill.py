@@ -34,12 +34,12 @@ from sinks.brain.scoring import score_diagnosis
 from sinks.store.sqlite import Store
 from sre_space.harness.demo import KAFKA_SCRIPT, start_local_broker
 from sre_space.harness.rig import KAFKA_TOPICS, Rig, RigOptions, run_rig, topics_of
+from sre_space.paths import StatePaths, state_dir
 from sre_space.records import Diagnosis
 from sre_space.settings import Settings, load_settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 SCHEMA = "sre-space.drill/1"
-INDEX = Path("drills") / "index.jsonl"  # under the state folder: one line per finished drill
 GAP_NS = 3600 * NS_PER_S  # event time between the newest data in the state folder and a new drill
 # The Brain waits for the onset's spans to be on disk; at the default 50,000 rows per Parquet
 # batch that is minutes of simulated time at the shop's default rate.
@@ -70,12 +70,12 @@ class DrillConfig:
 def next_epoch_ns(state: Path) -> int:
     """Where a new drill starts in event time: an hour after the newest data in `state`."""
     newest = 0
-    index = state / INDEX
+    index = StatePaths(state).drills
     if index.exists():
         for line in index.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 newest = max(newest, rfc3339_to_ns(json.loads(line)["end"]))
-    db = state / "sre.db"
+    db = StatePaths(state).db
     if db.exists():
         with Store(db) as store:
             rows = store.query("signals", limit=50, newest_first=True)
@@ -217,7 +217,7 @@ def report(
     resolved_at = next((str(e["at"]) for e in timeline if e["event"] == "resolved"), None)
     recovered_at = incident.get("recovered_at") if incident else None
     result = outcome.get("result")
-    pm = cfg.state / "postmortems" / f"{iid}.md"
+    pm = StatePaths(cfg.state).postmortems / f"{iid}.md"
     candidates = (diagnosis or {}).get("candidates", [])
     return {
         "schema": SCHEMA,
@@ -320,7 +320,7 @@ def run_drill(cfg: DrillConfig) -> dict[str, Any]:
         _follow(rig, label, cfg, injection.onset_ns)
         end_ns = rig.shop.now_ns
         _end_faults(rig, cfg)
-    with Store(cfg.state / "sre.db") as store:
+    with Store(settings.paths.db) as store:
         result = report(store, label, cfg, epoch_ns, end_ns)
     if cfg.kafka:
         result["kafka"] = {
@@ -330,7 +330,7 @@ def run_drill(cfg: DrillConfig) -> dict[str, Any]:
     result["simulated_s"] = round((end_ns - epoch_ns) / NS_PER_S, 1)
     result["wall_s"] = round(time.monotonic() - wall0, 1)
     (cfg.out / "drill.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    index = cfg.state / INDEX
+    index = settings.paths.drills
     index.parent.mkdir(parents=True, exist_ok=True)
     with index.open("a", encoding="utf-8") as fh:
         line = {"scenario": cfg.scenario, "seed": cfg.seed, "start": result["start"]}
@@ -403,7 +403,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """`sre-space drill`: one scenario or all; prints the table, writes drill.json."""
-    state = Path(getattr(args, "state", None) or os.environ.get("SRE_STATE_DIR") or "state")
+    state = state_dir(getattr(args, "state", None))
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None
     started = False
     if args.kafka and bootstrap is None:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from chaos.gitops import GitOpsRepo
+from sre_space.paths import StatePaths
 from sre_space.settings import load_settings
 
 
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     """Create `<state>/` and `<state>/gitops` (a git repo with the default manifests) if missing."""
     state = Path(getattr(args, "state", None) or load_settings().state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    path = state / "gitops"
+    path = StatePaths(state).gitops
     existed = (path / ".git").exists()
     repo = GitOpsRepo.create(path)
     _desired, errors = repo.read_desired()

@@ -40,6 +40,7 @@ from operators.otlp.messages import RawMessage
 from sinks.fixer.reconciler import ReconcileResult
 from sinks.fixer.shop_reconciler import ShopReconciler
 from sinks.store.sqlite import Store
+from sre_space.paths import STATE_ENV
 from sre_space.responders.lifecycle import kafka_publisher as json_publisher
 from sre_space.responders.loop import ResponderLoop
 from sre_space.settings import Settings
@@ -84,7 +85,7 @@ class Rig:
         # The shop creates the GitOps repository on first use (idempotent) and runs its `main`.
         self.shop = Shop(
             seed=options.seed,
-            gitops_path=self.state / "gitops",
+            gitops_path=settings.paths.gitops,
             config=ShopConfig(rate_rps=options.rate_rps, epoch_ns=epoch),
         )
         self.epoch_ns = epoch
@@ -93,7 +94,7 @@ class Rig:
         self._threads: list[threading.Thread] = []
         self._flow_proc: subprocess.Popen[bytes] | None = None
         self._queue: queue.Queue[RawMessage | None] = queue.Queue(maxsize=64)
-        self._flow_store = Store(self.state / "sre.db")
+        self._flow_store = Store(settings.paths.db)
         self.responders: ResponderLoop
         self._responders_thread: threading.Thread | None = None
         self._responders_stop = threading.Event()
@@ -105,7 +106,7 @@ class Rig:
     @property
     def store(self) -> Store:
         """A fresh handle on the state folder's store (one per caller thread)."""
-        return Store(self.state / "sre.db")
+        return Store(self.settings.paths.db)
 
     def sim_s(self) -> float:
         """Simulated seconds since the rig's epoch."""
@@ -264,7 +265,7 @@ class Rig:
     def _start_kafka_flow(self, bootstrap: str) -> subprocess.Popen[bytes]:
         """The production flow as a child process on this rig's settings (simulated clock)."""
         return start_kafka_flow(
-            self.settings, bootstrap, self.state / "flow.log", deterministic_clock=True
+            self.settings, bootstrap, self.settings.paths.flow_log, deterministic_clock=True
         )
 
 
@@ -306,7 +307,7 @@ def start_kafka_flow(
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SRE_STATE_DIR": str(settings.state_dir),
+        STATE_ENV: str(settings.state_dir),
         "SRE_DETERMINISTIC_CLOCK": str(deterministic_clock).lower(),
         "SRE_KAFKA_TAIL": "true",
         **{f"SRE_{name.upper()}_TOPIC": t for name, t in topics_of(settings).items()},

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import threading
 import traceback
@@ -42,6 +41,7 @@ from sinks.fixer.reconciler import CommandReconciler, Reconciler
 from sinks.fixer.shop_reconciler import ShopReconciler
 from sinks.memory.memory import Memory
 from sinks.store.sqlite import Store
+from sre_space import git
 from sre_space.records import AuditAction, Diagnosis, Incident, SignalWindow
 from sre_space.responders.lifecycle import LifecycleTracker, Publish, kafka_publisher
 from sre_space.responders.machine import HealthSample, Progress, Responder, ResponderSteps
@@ -72,28 +72,18 @@ def clean(diagnosis: Diagnosis) -> Diagnosis:
 
 
 def commits_for_brain(repo_path: Path) -> list[dict[str, Any]]:
-    """GitOps history of `main` as the Brain's change evidence: `{sha, at (ns), message, files}`.
-
-    Read with `git log` here rather than through `chaos.gitops`: flows do not import the shop.
-    """
+    """GitOps history of `main`, newest first, as the Brain's change evidence:
+    `{sha, at (ns), message, files}`; empty when there is no repository or no main."""
     if not (repo_path / ".git").exists():
         return []
-    proc = subprocess.run(
-        ["git", "-C", str(repo_path), "log", "--format=%x1e%H%x1f%ct%x1f%s", "--name-only", "main"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"},
-    )
-    if proc.returncode != 0:
+    try:
+        commits = git.log(repo_path, "main")
+    except git.GitError:
         return []
-    commits: list[dict[str, Any]] = []
-    for chunk in proc.stdout.split("\x1e")[1:]:
-        head, _, rest = chunk.partition("\n")
-        sha, ts, subject = head.split("\x1f", 2)
-        files = [line for line in rest.splitlines() if line.strip()]
-        commits.append({"sha": sha, "at": int(ts) * NS_PER_S, "message": subject, "files": files})
-    return commits
+    return [
+        {"sha": c.sha, "at": c.time_s * NS_PER_S, "message": c.subject, "files": list(c.files)}
+        for c in commits
+    ]
 
 
 class ResponderLoop:
@@ -122,7 +112,7 @@ class ResponderLoop:
             topic = settings.actions_topic
             emit = lambda action: publish(topic, action)  # noqa: E731
         self.state_dir = settings.state_dir
-        self.store = store or Store(settings.state_path("sre.db"))
+        self.store = store or Store(settings.paths.db)
         self.log = log or (lambda line: print(f"responders: {line}", flush=True))
         self.memory = memory or Memory.from_settings(settings, store=self.store)
         # A policy file replaces the packaged default (SRE_POLICY in the environment).
@@ -272,7 +262,7 @@ class ResponderLoop:
     # --- Brain --------------------------------------------------------------------------------
 
     def _archive_end_ns(self, start_ns: int, end_ns: int) -> int | None:
-        frame = scan_spans(self.state_dir / "spans", start_ns, end_ns)
+        frame = scan_spans(self.settings.paths.spans, start_ns, end_ns)
         if not frame.collect_schema().names():
             return None
         value = frame.select(pl.col("end_ns").max()).collect().item()
@@ -344,7 +334,7 @@ class ResponderLoop:
             return None
         window, baseline = incident_windows(opened, min(end, archived + 1))
         end = window[1]
-        spans = scan_spans(self.state_dir / "spans", baseline[0], end).collect()
+        spans = scan_spans(self.settings.paths.spans, baseline[0], end).collect()
         metrics = [
             SignalWindow.from_dict(r)
             for r in self.store.query(
@@ -352,7 +342,7 @@ class ResponderLoop:
             )
             if r.get("kind") == "metric"
         ]
-        commits = commits_for_brain(self.state_dir / "gitops")
+        commits = commits_for_brain(self.settings.paths.gitops)
 
         def run(similar: list[dict[str, Any]]) -> Diagnosis:
             return analyze(

@@ -20,17 +20,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from operators.otlp.span_kind import normalize_span_kind
 from operators.scout.detect.config import DEFAULT_ALERTS, BurnAlert, SloSpec
-from operators.signals.finalize import SPAN_KIND_NAMES
 from sre_space.records import SignalWindow
-
-_SPAN_KINDS = {str(code): name for code, name in SPAN_KIND_NAMES.items()}
-
-
-def normalize_span_kind(kind: str) -> str:
-    """`2`, `SERVER`, `SPAN_KIND_SERVER` and `server` all become `server`."""
-    text = str(kind).strip().lower().removeprefix("span_kind_")
-    return _SPAN_KINDS.get(text, text)
 
 
 def matches(spec: SloSpec, w: SignalWindow) -> bool:

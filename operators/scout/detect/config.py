@@ -8,42 +8,21 @@ Durations are seconds (numbers) or strings with a unit: `500ms`, `30s`, `5m`, `1
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from sre_space.settings import ConfigError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like `5m`; anything else is a ValueError naming it."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '5m' or seconds, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT_S[match.group(2)]
-    raise ValueError(f"expected a duration like '30s', '5m', '1h', '3d' or seconds, got {value!r}")
-
+from sre_space.settings import FrozenModel, load_section
+from sre_space.timeutil import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # ---------------------------------------------------------------- SLOs
 
 
-class BurnAlert(_Frozen):
+class BurnAlert(FrozenModel):
     """One multi-window burn-rate rule: fires when both windows burn at least `burn_rate`."""
 
     severity: Literal["page", "ticket"]
@@ -69,7 +48,7 @@ DEFAULT_ALERTS: tuple[BurnAlert, ...] = (
 )
 
 
-class SloSpec(_Frozen):
+class SloSpec(FrozenModel):
     """One declared SLO. Availability and latency get one instance per matching service."""
 
     type: Literal["availability", "latency", "conversion"]
@@ -112,7 +91,7 @@ DEFAULT_OBJECTIVES: dict[str, SloSpec] = {
 }
 
 
-class SlosConfig(_Frozen):
+class SlosConfig(FrozenModel):
     """The `slos:` section."""
 
     # Durations of the alert windows are divided by time_scale: 60 runs an hour in a minute.
@@ -129,7 +108,7 @@ class SlosConfig(_Frozen):
 # ---------------------------------------------------------------- detection
 
 
-class Persistence(_Frozen):
+class Persistence(FrozenModel):
     """k of the last n evaluations of a series must be abnormal before it fires."""
 
     k: int = Field(2, ge=1)
@@ -142,7 +121,7 @@ class Persistence(_Frozen):
         return self
 
 
-class BaselineConfig(_Frozen):
+class BaselineConfig(FrozenModel):
     """Robust baseline: median and MAD over a trailing history of a series' own observations."""
 
     history: int = Field(360, ge=5)
@@ -166,7 +145,7 @@ class BaselineConfig(_Frozen):
         return self
 
 
-class RatesConfig(_Frozen):
+class RatesConfig(FrozenModel):
     """Significance of rate changes (errors/count, completed/started) under the baseline rate."""
 
     alpha: float = Field(1e-4, gt=0, lt=1)
@@ -200,7 +179,7 @@ SeriesKind = Literal["span", "cuj", "metric", "pipeline", "*"]
 BINOMIAL_FIELDS = ("error_rate", "conversion", "step_conversion")
 
 
-class SeriesRule(_Frozen):
+class SeriesRule(FrozenModel):
     """Which field of which series is judged, how, in which direction, with what minimum effect.
 
     For each (series, field) the first matching rule wins: put narrower rules first.
@@ -299,7 +278,7 @@ DEFAULT_RULES: tuple[SeriesRule, ...] = (
 )
 
 
-class SaturationConfig(_Frozen):
+class SaturationConfig(FrozenModel):
     """Trend to limit: a robust slope of utilization projected to `exhaustion_level`."""
 
     metrics: tuple[str, ...] = ("memory", "connection_pool")
@@ -341,7 +320,7 @@ class SaturationConfig(_Frozen):
     persistence: Persistence = Persistence()
 
 
-class ChangesConfig(_Frozen):
+class ChangesConfig(FrozenModel):
     """Change events: restarts from cumulative restart counters, deploys from span versions."""
 
     restart_metrics: tuple[str, ...] = ("k8s.container.restarts",)
@@ -349,7 +328,7 @@ class ChangesConfig(_Frozen):
     deploys: bool = True
 
 
-class DetectionConfig(_Frozen):
+class DetectionConfig(FrozenModel):
     """The `detection:` section."""
 
     baseline: BaselineConfig = BaselineConfig()
@@ -379,32 +358,11 @@ class DetectionConfig(_Frozen):
         return any(fnmatch.fnmatchcase(name, p) for p in self.cumulative)
 
 
-def _describe(section: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        key = ".".join([section, *(str(p) for p in err["loc"])])
-        lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-    return f"invalid `{section}` configuration:\n  " + "\n  ".join(lines)
-
-
-def _section(extra: Mapping[str, Any], name: str) -> dict[str, Any]:
-    data = extra.get(name) or {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{name}: must be a mapping, got {type(data).__name__}")
-    return dict(data)
-
-
 def load_slos(extra: Mapping[str, Any]) -> SlosConfig:
     """The `slos:` section from `PipelineConfig.extra`; errors name the bad key."""
-    try:
-        return SlosConfig(**_section(extra, "slos"))
-    except ValidationError as exc:
-        raise ConfigError(_describe("slos", exc)) from None
+    return load_section(extra, "slos", SlosConfig)
 
 
 def load_detection(extra: Mapping[str, Any]) -> DetectionConfig:
     """The `detection:` section from `PipelineConfig.extra`; errors name the bad key."""
-    try:
-        return DetectionConfig(**_section(extra, "detection"))
-    except ValidationError as exc:
-        raise ConfigError(_describe("detection", exc)) from None
+    return load_section(extra, "detection", DetectionConfig)

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from operators.scout.detect.config import Duration
-from sre_space.settings import ConfigError
+from sre_space.settings import FrozenModel, load_section
 from sre_space.timeutil import datetime_to_ns, ns_to_rfc3339, rfc3339_to_ns
 
 
@@ -34,11 +34,7 @@ def _rfc3339(value: Any) -> str:
 Timestamp = Annotated[str, BeforeValidator(_rfc3339)]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Silence(_Frozen):
+class Silence(FrozenModel):
     """Anomalies matching every given glob, detected within [starts, ends), open no incident."""
 
     service: str = "*"
@@ -76,7 +72,7 @@ class Silence(_Frozen):
         return all(fnmatch.fnmatchcase(fields.get(k, ""), pat) for k, pat in pairs)
 
 
-class Maintenance(_Frozen):
+class Maintenance(FrozenModel):
     """A planned window for some services: their anomalies open no incident while it lasts."""
 
     services: tuple[str, ...] = Field(min_length=1)
@@ -97,7 +93,7 @@ class Maintenance(_Frozen):
         return any(fnmatch.fnmatchcase(service, p) for p in self.services)
 
 
-class IncidentsConfig(_Frozen):
+class IncidentsConfig(FrozenModel):
     """The `incidents:` section."""
 
     # Two services belong to one problem when one calls the other within this many hops.
@@ -124,14 +120,4 @@ class IncidentsConfig(_Frozen):
 
 def load_incidents(extra: Mapping[str, Any]) -> IncidentsConfig:
     """The `incidents:` section from `PipelineConfig.extra`; errors name the bad key."""
-    data = extra.get("incidents") or {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"incidents: must be a mapping, got {type(data).__name__}")
-    try:
-        return IncidentsConfig(**dict(data))
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(["incidents", *(str(p) for p in err["loc"])])
-            lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError("invalid `incidents` configuration:\n  " + "\n  ".join(lines)) from None
+    return load_section(extra, "incidents", IncidentsConfig)
