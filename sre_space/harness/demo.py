@@ -111,7 +111,7 @@ def _log(line: str) -> None:
 
 def _start_dashboard(state: Path, port: int) -> subprocess.Popen[bytes] | None:
     """Start the Streamlit dashboard if this install has it; the demo runs without it."""
-    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
     exe = shutil.which("sre-space") or f"{sys.executable} -m sre_space.cli"
     if not app.exists():
         return None

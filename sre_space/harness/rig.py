@@ -47,7 +47,7 @@ from sre_space.settings import Settings
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 Log = Callable[[str], None]
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 KAFKA_TOPICS = ("spans", "metrics", "signals", "anomalies", "incidents", "deadletter", "actions")
 
 
