@@ -1,36 +1,21 @@
-"""Lifecycle states set by the responders, published as incident events.
+"""The responders' lifecycle moves, published as incident events.
 
 Scout opens, updates and recovers incidents; the responders move them on (diagnosed, mitigating,
 verifying, resolved, escalated). Each such move becomes an `Incident` event in the store (the
-incident's latest state and its timeline) and, when a publisher is given, on `sre.incidents` and
-`sre.actions`, so everyone downstream sees one lifecycle.
+incident's latest state and its timeline, through `sinks.store.incidents`) and, when a publisher
+is given, on `sre.incidents`, so everyone downstream sees one lifecycle.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from sinks.outputs.store_sink import record_rows
 from sinks.store import Store
-from sre_space.records import Incident, Record
+from sinks.store.incidents import record_move
+from sre_space.records import Record
 
 Publish = Callable[[str, Record], None]
-
-
-def incident_event(store: Store, incident_id: str, state: str, at: str) -> Incident | None:
-    """Record `state` for the incident at event time `at`; returns the event (None if unknown)."""
-    row = store.get("incidents", incident_id)
-    if row is None:
-        return None
-    current = Incident.from_dict(row)
-    if current.state == state:
-        return None  # a retried step sets the same state again: no duplicate event
-    event = dataclasses.replace(current, state=state, event=state, updated_at=at)  # type: ignore[arg-type]
-    for table, rid, payload, ts, key in record_rows(event):
-        store.upsert(table, rid, payload, ts=ts, key=key)
-    return event
 
 
 class LifecycleTracker:
@@ -72,7 +57,7 @@ class LifecycleTracker:
         at = self._now()
         if at is None:
             return
-        event = incident_event(self._store, incident_id, state, at)
+        event = record_move(self._store, incident_id, state, at)
         if event is not None and self._publish is not None:
             self._publish(self._topic, event)
 
