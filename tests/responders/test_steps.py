@@ -9,18 +9,8 @@ from pathlib import Path
 from sinks.fixer.catalog import ActionRequest
 from sinks.store import Store
 from sinks.store.incidents import record_events
-from sre_space.records import Incident
 from sre_space.responders.steps import memory_preference, scout_health
-
-INCIDENT = Incident(
-    id="inc-1",
-    fingerprint="checkout/saturation",
-    state="open",
-    opened_at="2026-01-05T00:10:00.000Z",
-    updated_at="2026-01-05T00:10:00.000Z",
-    services=["checkout"],
-    severity="minor",
-)
+from tests.fixer.helpers import INCIDENT
 
 
 def test_scout_health_is_the_stored_state(tmp_path: Path) -> None:
