@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sre_space.otlp_encode import SpanSpec, trace_request
+from bench.otlp_encode import SpanSpec, trace_request
 
 SERVICES = (
     "frontend",
@@ -120,7 +120,7 @@ def iter_json_lines(requests: list[bytes]) -> Iterator[str]:
     """The same requests as OTLP/JSON lines (Collector file exporter format)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from sre_space.otlp_encode import to_otlp_json
+    from bench.otlp_encode import to_otlp_json
 
     for data in requests:
         req = ExportTraceServiceRequest()

@@ -1,1 +1,2 @@
-"""Bytewax dataflow wiring: the Kafka flow, replays of recordings and the embedded flow."""
+"""Bytewax dataflow wiring: the Kafka flow (`main`), the embedded flow (`embedded`), replays
+(`replay`), their inputs (`sources`, `queue_source`), signals (`build`), health and outputs."""

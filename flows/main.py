@@ -1,6 +1,7 @@
 """The Kafka dataflow: `python -m bytewax.run flows.main` (settings from the environment).
 
-Reads `otlp_spans` / `otlp_metrics`, writes `sre.signals`, `sre.deadletter` and the SQLite store.
+Reads `otlp_spans` / `otlp_metrics`; writes `sre.signals`, `sre.deadletter`, `sre.anomalies`
+and `sre.incidents`, and the state folder's store and span archive (`state_outputs`).
 Scale with Bytewax's own `-w` (threads) and `-i/-a` (processes) options and Kafka partitions.
 """
 

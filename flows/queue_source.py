@@ -1,7 +1,8 @@
 """A Bytewax source fed by a thread: whatever another thread puts in a queue enters the flow.
 
-The embedded demo runs the simulated shop on its own thread (paced to the wall clock) and the
-dataflow on the main thread; this is the seam between them. `None` in the queue ends the input.
+The rig (`sre_space.harness.rig`, for `sre-space demo` and `sre-space drill` without a broker)
+runs the simulated shop and the embedded dataflow on threads of their own; this is the seam
+between them. `END` (None) in the queue ends the input.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ def build_replay_flow(
         raw = op.inspect("progress", raw, progress)
     streams = build_signals(flow, raw, config, deterministic_clock=True)
     if archive is not None:
+        # No retention: a backtest's archive holds its whole recording, however old its hours.
         op.output(
             "archive_out",
             streams.decoded,

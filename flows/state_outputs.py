@@ -1,4 +1,4 @@
-"""Outputs under the state folder, shared by the Kafka flow and the embedded demo."""
+"""Outputs under the state folder, shared by the Kafka flow and the embedded flow."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from bytewax.dataflow import Stream
 
 from flows.build import FlowStreams
 from operators.scout import ScoutStreams
-from sinks.archive import ArchiveSink
+from sinks.archive import ArchiveSink, Retention
 from sinks.outputs.store_sink import StoreSink
 from sre_space.records import DeadLetter
 from sre_space.settings import Settings
@@ -16,7 +16,8 @@ from sre_space.settings import Settings
 def attach_state_outputs(
     streams: FlowStreams, scout: ScoutStreams, dead: Stream[DeadLetter], settings: Settings
 ) -> None:
-    """The embedded outputs under the state folder: the SQLite store and the span archive."""
+    """The SQLite store (signals, dead letters, detections, incidents) and the span archive (with
+    its retention)."""
     archive = settings.pipeline.archive
     if archive.enabled:
         op.output(
@@ -27,6 +28,7 @@ def attach_state_outputs(
                 settings.pipeline.signals.selected_attributes,
                 sample_rate=archive.sample_rate,
                 flush_rows=archive.flush_rows,
+                retention=Retention(archive.max_age_hours, archive.max_bytes),
             ),
         )
     op.output(

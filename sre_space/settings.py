@@ -5,7 +5,6 @@ Both are frozen and validated once at start-up; a bad value is reported with the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import cached_property
 from importlib import resources
@@ -205,8 +204,3 @@ def load_settings(**overrides: Any) -> Settings:
             key = ".".join(str(p) for p in err["loc"])
             lines.append(f"SRE_{key.upper()} / {key}: {err['msg']}")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
-
-
-def env_flag(name: str) -> bool:
-    """A boolean environment variable (1/true/yes)."""
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

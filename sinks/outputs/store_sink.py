@@ -9,28 +9,16 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from operators.scout.detect.events import AnomalyCleared, ChangeEvent
 from sinks.store import Store
+from sinks.store.incidents import record_events
 from sre_space.records import Anomaly, DeadLetter, Incident, Record, SignalWindow
 
 Row = tuple[str, str, dict[str, Any], str, str]
-# States only the responders set, and the Scout events that leave them standing: a resolved
-# incident stays resolved through late updates but a reopen (the problem came back) wins; an
-# escalated one belongs to a person, so nothing from Scout moves it back.
-KEEPS_STATE = {
-    "resolved": frozenset({"updated", "recovered"}),
-    "escalated": frozenset({"updated", "recovered", "reopened"}),
-}
 
 
 def record_rows(record: Record) -> list[Row]:
-    """(table, id, payload, ts, key) rows for a flow record; ids make rewrites idempotent."""
+    """(table, id, payload, ts, key) rows for a flow record but an incident (`sinks.store.incidents`
+    writes those); ids make rewrites idempotent."""
     payload = record.to_dict()
-    if isinstance(record, Incident):
-        # The incident's latest state, plus its event history (the lifecycle timeline).
-        event_id = f"{record.id}|{record.event}|{record.updated_at}"
-        return [
-            ("incidents", record.id, payload, record.opened_at, record.fingerprint),
-            ("incident_events", event_id, payload, record.updated_at, record.id),
-        ]
     if isinstance(record, Anomaly):
         return [("anomalies", record.id, payload, record.onset, record.service or "")]
     if isinstance(record, AnomalyCleared):
@@ -60,21 +48,17 @@ class _Partition(StatelessSinkPartition[Record]):
 
     def write_batch(self, items: list[Record]) -> None:
         by_table: dict[str, list[tuple[str, dict[str, Any], str, str]]] = {}
+        incidents: list[Incident] = []
         for item in items:
+            if isinstance(item, Incident):
+                incidents.append(item)
+                continue
             for table, rid, payload, ts, key in record_rows(item):
-                if table == "incidents" and self._settled(rid, payload):
-                    continue
                 by_table.setdefault(table, []).append((rid, payload, ts, key))
         for table, rows in by_table.items():
             self._store.upsert_many(table, rows)
-
-    def _settled(self, incident_id: str, payload: dict[str, Any]) -> bool:
-        """A responder settled this incident (resolved or escalated) and Scout's event must not
-        move its state back (see KEEPS_STATE). The timeline keeps every event either way."""
-        row = self._store.get("incidents", incident_id)
-        if row is None:
-            return False
-        return payload.get("event") in KEEPS_STATE.get(str(row.get("state")), frozenset())
+        if incidents:
+            record_events(self._store, incidents)
 
     def close(self) -> None:
         self._store.close()

@@ -1,7 +1,8 @@
 """SQLite document store: one table per record family, a JSON payload plus indexed key columns.
 
 Writes are idempotent upserts by (table, id), so the flow's at-least-once delivery and a responder's
-retries never duplicate a row. WAL mode lets the dashboard read while the flow writes.
+retries never duplicate a row. WAL mode lets the dashboard read while the flow writes; a
+`transaction` makes a read-modify-write atomic across the processes sharing the file.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,9 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        # Re-entrant: the calls inside a `transaction` take it again on the same thread.
+        self._lock = threading.RLock()
+        self._in_transaction = False
         self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -64,7 +68,7 @@ class Store:
         """Insert or replace documents given as (id, payload, ts, key) in one transaction."""
         self._check(table)
         data = [(i, ts, key, json.dumps(p, sort_keys=True)) for i, p, ts, key in rows]
-        with self._lock, self._conn:
+        with self._lock, self._commit():
             self._conn.executemany(
                 f"INSERT OR REPLACE INTO {table}(id, ts, key, payload) VALUES (?, ?, ?, ?)", data
             )
@@ -95,9 +99,30 @@ class Store:
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Reads and writes inside commit together, under the file's write lock taken before the
+        first read (BEGIN IMMEDIATE): another process's write lands wholly before or after."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield self
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                self._conn.commit()
+            finally:
+                self._in_transaction = False
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def _commit(self) -> AbstractContextManager[object]:
+        """Commit each write on its own, unless a `transaction` commits it later."""
+        return nullcontext() if self._in_transaction else self._conn
 
     def __enter__(self) -> Store:
         return self

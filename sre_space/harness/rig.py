@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bytewax.testing import run_main
 
@@ -350,16 +349,3 @@ def run_rig(settings: Settings, options: RigOptions) -> Iterator[Rig]:
         rig.stop()
     if rig.errors:
         raise RuntimeError(f"the loop failed: {rig.errors[0]!r}") from rig.errors[0]
-
-
-def wait_for(rig: Rig, done: Callable[[], Any], guard_s: float, what: str) -> Any:
-    """Poll `done` until it returns something truthy; raise if the loop died or the guard ran out."""
-    deadline = time.monotonic() + guard_s
-    while time.monotonic() < deadline:
-        result = done()
-        if result:
-            return result
-        if not rig.alive():
-            return done()
-        time.sleep(0.2)
-    raise TimeoutError(f"{what}: not reached in {guard_s:.0f} s of wall time")

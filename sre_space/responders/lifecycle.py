@@ -1,36 +1,22 @@
-"""Lifecycle states set by the responders, published as incident events.
+"""The responders' lifecycle moves, published as incident events.
 
 Scout opens, updates and recovers incidents; the responders move them on (diagnosed, mitigating,
 verifying, resolved, escalated). Each such move becomes an `Incident` event in the store (the
-incident's latest state and its timeline) and, when a publisher is given, on `sre.incidents` and
-`sre.actions`, so everyone downstream sees one lifecycle.
+incident's latest state and its timeline, through `sinks.store.incidents`) and, when a publisher
+is given, on `sre.incidents`, so everyone downstream sees one lifecycle.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from sinks.outputs.store_sink import record_rows
 from sinks.store import Store
-from sre_space.records import Incident, Record
+from sinks.store.incidents import record_move
+from sre_space.kafka import KafkaPublisher
+from sre_space.records import Record
 
 Publish = Callable[[str, Record], None]
-
-
-def incident_event(store: Store, incident_id: str, state: str, at: str) -> Incident | None:
-    """Record `state` for the incident at event time `at`; returns the event (None if unknown)."""
-    row = store.get("incidents", incident_id)
-    if row is None:
-        return None
-    current = Incident.from_dict(row)
-    if current.state == state:
-        return None  # a retried step sets the same state again: no duplicate event
-    event = dataclasses.replace(current, state=state, event=state, updated_at=at)  # type: ignore[arg-type]
-    for table, rid, payload, ts, key in record_rows(event):
-        store.upsert(table, rid, payload, ts=ts, key=key)
-    return event
 
 
 class LifecycleTracker:
@@ -72,7 +58,7 @@ class LifecycleTracker:
         at = self._now()
         if at is None:
             return
-        event = incident_event(self._store, incident_id, state, at)
+        event = record_move(self._store, incident_id, state, at)
         if event is not None and self._publish is not None:
             self._publish(self._topic, event)
 
@@ -82,13 +68,11 @@ class LifecycleTracker:
 
 def kafka_publisher(bootstrap: str) -> Publish:
     """Records as JSON to Kafka topics, keyed by id (one incident's events stay in order)."""
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    producer = KafkaPublisher(bootstrap)
 
     def publish(topic: str, record: Record) -> None:
         key = str(getattr(record, "id", "") or getattr(record, "incident_id", "") or "")
-        producer.produce(topic, key=key.encode(), value=record.to_json().encode())
+        producer.send(topic, record.to_json().encode(), key.encode())
         # Events are rare (a few per incident): deliver each now rather than on a linger timer
         # that a stopping process may never reach.
         producer.flush(10)

@@ -1,18 +1,20 @@
-"""The responders on live incidents: Brain, Fixer, Memory and the tracker, off the dataflow's thread.
+"""The responder loop on live incidents: polls the store and drives one persisted run per incident.
 
-Scout writes incidents into the SQLite store (`incidents`: the latest state per id). A
-`ResponderLoop` polls the store: every tick it starts one persisted `Responder` run per newly
-opened incident (idempotent by incident id: progress lives in the `progress` table), passes state
-changes from Scout on (`observe`: a recovery before any change ends the run without a change), and
-advances every active run (`run`): diagnose -> remediate -> deploy -> verify -> post-mortem.
+Scout writes incidents into the SQLite store (`incidents`: the latest state per id). Every tick
+the `ResponderLoop` starts one persisted `Responder` run (`machine`) per newly opened incident
+(idempotent by incident id: progress lives in the `progress` table), passes state changes from
+Scout on (`observe`: a recovery before any change ends the run without a change), and advances
+every active run: diagnose -> remediate -> deploy -> verify -> post-mortem. The loop builds the
+machine with its steps (`steps`: Brain, narration, Scout's verdict; the Fixer; Memory) and holds
+the Brain's diagnose step back until the Brain is sure or out of time.
 
 Time is event time: `now` is the newest `window_end` in the `signals` table, never the wall clock,
 so an accelerated demo verifies and times out in simulated minutes. Verification asks Scout: an
 incident whose signals are back within baseline is `recovered` in the store.
 
-Entry points: `start_responders_thread(settings)` for the embedded demo, `run_responders(settings,
-stop_event)` for any thread, and `add_arguments` / `run` for `sre-space responders`, which runs
-the loop against a state folder next to a dataflow in another process (docker compose).
+`sre-space responders` (`add_arguments`, `run`) runs the loop against a state folder next to a
+dataflow in another process (docker compose); the rig (`sre_space.harness.rig`) runs
+`run_forever` on a thread of its own.
 """
 
 from __future__ import annotations
@@ -24,32 +26,26 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import polars as pl
-
-from sinks.archive.reader import scan_spans
-from sinks.brain.engine import analyze, incident_windows
-from sinks.brain.narrate import NarrationBudget, NarrationConfig, NarrationResult, narrate
-from sinks.brain.redact import redact_strings
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import ActionRequest
 from sinks.fixer.factory import FixerParts, build_fixer
 from sinks.fixer.reconciler import CommandReconciler, Reconciler
 from sinks.fixer.shop_reconciler import ShopReconciler
 from sinks.memory.memory import Memory
 from sinks.store.sqlite import Store
-from sre_space import git
-from sre_space.records import AuditAction, Diagnosis, Incident, SignalWindow
+from sre_space.records import AuditAction, Incident
 from sre_space.responders.lifecycle import LifecycleTracker, Publish, kafka_publisher
-from sre_space.responders.machine import HealthSample, Progress, Responder, ResponderSteps
+from sre_space.responders.machine import Progress, Responder, ResponderSteps
+from sre_space.responders.steps import (
+    BrainStep,
+    memory_preference,
+    narrator,
+    scout_health,
+)
 from sre_space.settings import Settings, load_settings
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
-
-HEALTHY_STATES = frozenset({"recovered", "resolved"})
-FINAL_STATES = frozenset({"recovered", "resolved", "escalated"})
+from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 Log = Callable[[str], None]
 
@@ -63,27 +59,6 @@ class TickReport:
     advanced: dict[str, str] = field(default_factory=dict)  # incident id -> step after the tick
     deferred: list[str] = field(default_factory=list)  # waiting for the span archive
     errors: dict[str, str] = field(default_factory=dict)
-
-
-def clean(diagnosis: Diagnosis) -> Diagnosis:
-    """The diagnosis with secrets scrubbed from every text: evidence quotes telemetry and commit
-    messages, and it is stored, shown, put in pull requests and post-mortems."""
-    return Diagnosis.from_dict(redact_strings(diagnosis.to_dict()))
-
-
-def commits_for_brain(repo_path: Path) -> list[dict[str, Any]]:
-    """GitOps history of `main`, newest first, as the Brain's change evidence:
-    `{sha, at (ns), message, files}`; empty when there is no repository or no main."""
-    if not (repo_path / ".git").exists():
-        return []
-    try:
-        commits = git.log(repo_path, "main")
-    except git.GitError:
-        return []
-    return [
-        {"sha": c.sha, "at": c.time_s * NS_PER_S, "message": c.subject, "files": list(c.files)}
-        for c in commits
-    ]
 
 
 class ResponderLoop:
@@ -118,39 +93,45 @@ class ResponderLoop:
         # A policy file replaces the packaged default (SRE_POLICY in the environment).
         policy = policy_path or os.environ.get("SRE_POLICY") or None
         self.parts: FixerParts = build_fixer(
-            settings, self.store, policy_path=policy, prefer=self._prefer, emit=emit
+            settings,
+            self.store,
+            policy_path=policy,
+            prefer=memory_preference(self.memory),
+            emit=emit,
         )
         self.reconciler: Reconciler = reconciler or ShopReconciler(self.state_dir)
         self.audit = AuditLog(self.store, actor="responders", emit=emit)
+        self.brain = BrainStep(
+            settings,
+            self.store,
+            self.memory,
+            self.audit,
+            self.event_now,
+            self.log,
+            archive_margin_s=archive_margin_s,
+            diagnose_wait_s=diagnose_wait_s,
+            rediagnose_s=rediagnose_s,
+        )
         steps = ResponderSteps(
-            diagnose=self._diagnose,
+            diagnose=self.brain.diagnose,
             remediate=self.parts.fixer.remediate,
             revert=self.parts.fixer.revert,
-            health=self._health,
+            health=scout_health(self.store),
             postmortem=self.memory.postmortem_step,
-            narrate=self._narrate if settings.openai_api_key else None,
+            narrate=narrator(settings),
         )
-        # The LLM only narrates; a slow or failing endpoint must not hold the loop for long.
-        self.narration = replace(NarrationConfig.from_settings(settings), timeout_s=10.0)
-        self._budgets: dict[str, NarrationBudget] = {}
         # Lifecycle states the responder sets come back as incident events (store, sre.incidents).
-        tracker = LifecycleTracker(
+        self.tracker = LifecycleTracker(
             self.parts.tracker, self.store, self.event_now, publish, settings.incidents_topic
         )
         self.responder = Responder(
             self.store,
             steps,
-            tracker,  # type: ignore[arg-type]
+            self.tracker,  # type: ignore[arg-type]
             self.reconciler,
             verification=self.parts.policy.config.verification,
             audit=AuditLog(self.store, actor="responder", emit=emit),
         )
-        self.archive_margin_ns = int(archive_margin_s * NS_PER_S)
-        self.diagnose_wait_ns = int(diagnose_wait_s * NS_PER_S)
-        self.rediagnose_ns = int(rediagnose_s * NS_PER_S)
-        # Diagnoses made by the loop's own look-ahead, handed to the responder's diagnose step.
-        self._ready: dict[str, Diagnosis | None] = {}
-        self._last_try: dict[str, int] = {}
         self.backfill_ns = int(backfill_s * NS_PER_S)
         self.max_loop_errors = max_loop_errors
         self._loop_errors: dict[str, int] = {}
@@ -212,7 +193,7 @@ class ResponderLoop:
             return None
         if self._loop_errors.get(incident.id, 0) >= self.max_loop_errors:
             return None  # a person has it now (escalated by _loop_error)
-        if p.step == "diagnose" and not self._diagnosis_ready(incident, now, now_ns):
+        if p.step == "diagnose" and not self.brain.ready(incident, now, now_ns):
             report.deferred.append(incident.id)
             return None
         before = p.step
@@ -257,147 +238,7 @@ class ResponderLoop:
         if n == self.max_loop_errors:
             # The same step keeps crashing (not a forge error the responder retries itself):
             # hand the incident to a person rather than retrying forever.
-            self.parts.tracker.escalate(incident.id, f"responder keeps failing: {text}", at=now)
-
-    # --- Brain --------------------------------------------------------------------------------
-
-    def _archive_end_ns(self, start_ns: int, end_ns: int) -> int | None:
-        frame = scan_spans(self.settings.paths.spans, start_ns, end_ns)
-        if not frame.collect_schema().names():
-            return None
-        value = frame.select(pl.col("end_ns").max()).collect().item()
-        return None if value is None else int(value)
-
-    def _archive_ready(self, incident: Incident, now_ns: int) -> bool:
-        """Whether the span archive (flushed in batches) covers the incident's onset yet.
-
-        Diagnosing before the spans are on disk would abstain for lack of data; waiting is
-        bounded so that an archive that is off or stuck does not hold the incident forever.
-        """
-        opened = rfc3339_to_ns(incident.opened_at)
-        if now_ns - opened >= self.diagnose_wait_ns:
-            return True
-        end = self._archive_end_ns(incident_windows(opened, now_ns)[0][0], now_ns + NS_PER_S)
-        return end is not None and end >= opened + self.archive_margin_ns
-
-    def _diagnosis_ready(self, incident: Incident, now: str, now_ns: int) -> bool:
-        """Whether the diagnose step should run now.
-
-        An incident often opens on an early symptom (memory climbing towards its limit) before
-        the traces show anything; a Brain that abstains then is right, but acting on that would
-        escalate every incident that is caught early. So while the Brain is not sure, it is asked
-        again every `rediagnose_s` of event time, up to `diagnose_wait_s` after the incident
-        opened; then the responder goes ahead with whatever it has (abstained: a person).
-        """
-        if incident.id in self._ready:
-            return True
-        opened = rfc3339_to_ns(incident.opened_at)
-        out_of_time = now_ns - opened >= self.diagnose_wait_ns
-        last = self._last_try.get(incident.id)
-        if not out_of_time and last is not None and now_ns - last < self.rediagnose_ns:
-            return False
-        if not out_of_time and not self._archive_ready(incident, now_ns):
-            return False
-        self._last_try[incident.id] = now_ns
-        diagnosis = self._brain(incident, now)
-        sure = diagnosis is not None and not diagnosis.abstained and bool(diagnosis.candidates)
-        if sure or out_of_time or incident.state in FINAL_STATES:
-            self._ready[incident.id] = diagnosis
-            return True
-        self.audit.record(
-            at=now,
-            action="diagnosis_deferred",
-            reason="the Brain is not sure yet; asking again with more data",
-            incident_id=incident.id,
-            key=f"defer:{now}",
-            inputs={"summary": (diagnosis.summary if diagnosis else "no spans")[:300]},
-            outcome="deferred",
-        )
-        return False
-
-    def _diagnose(self, incident: Incident) -> Diagnosis | None:
-        """The responder's diagnose step: the look-ahead's answer, or the Brain now."""
-        if incident.id in self._ready:
-            return self._ready.pop(incident.id)
-        return self._brain(incident, self.event_now())
-
-    def _brain(self, incident: Incident, now: str | None) -> Diagnosis | None:
-        """The Brain on the archived spans around the incident; stored in `diagnoses`."""
-        opened = rfc3339_to_ns(incident.opened_at)
-        end = rfc3339_to_ns(now) if now else opened + NS_PER_S
-        if incident.recovered_at:
-            end = min(end, rfc3339_to_ns(incident.recovered_at))
-        _, baseline = incident_windows(opened, end)
-        archived = self._archive_end_ns(baseline[0], end + NS_PER_S)
-        if archived is None:
-            self.log(f"{incident.id}: no archived spans around the incident; no diagnosis")
-            return None
-        window, baseline = incident_windows(opened, min(end, archived + 1))
-        end = window[1]
-        spans = scan_spans(self.settings.paths.spans, baseline[0], end).collect()
-        metrics = [
-            SignalWindow.from_dict(r)
-            for r in self.store.query(
-                "signals", since=ns_to_rfc3339(baseline[0]), until=ns_to_rfc3339(end)
-            )
-            if r.get("kind") == "metric"
-        ]
-        commits = commits_for_brain(self.settings.paths.gitops)
-
-        def run(similar: list[dict[str, Any]]) -> Diagnosis:
-            return analyze(
-                spans,
-                window,
-                baseline,
-                metrics=metrics,
-                commits=commits,
-                similar=similar,
-                incident_id=incident.id,
-                onset_ns=opened,
-            ).diagnosis
-
-        diagnosis = clean(run([]))
-        # Memory is asked with the first answer (services, fault class, evidence); when it knows
-        # similar incidents, the ranking is redone with their outcomes (worked first, failed out).
-        similar = self.memory.similar_for_brain(diagnosis) if diagnosis.candidates else []
-        if similar:
-            diagnosis = clean(run(similar))
-        top = diagnosis.candidates[0].service if diagnosis.candidates else ""
-        # What Memory returned is kept with the diagnosis: drills and post-mortems report it.
-        doc = {**diagnosis.to_dict(), "similar": similar}
-        self.store.upsert("diagnoses", incident.id, doc, ts=incident.opened_at, key=top)
-        self.log(f"{incident.id}: diagnosis: {diagnosis.summary.splitlines()[0][:160]}")
-        return diagnosis
-
-    def _narrate(self, diagnosis: Diagnosis) -> NarrationResult:
-        """The LLM's narrative of a diagnosis, within the incident's own budget."""
-        budget = self._budgets.setdefault(diagnosis.incident_id, NarrationBudget())
-        services = sorted({c.service for c in diagnosis.candidates})
-        return narrate(diagnosis, self.narration, known_services=services, budget=budget)
-
-    # --- Memory for the Fixer -----------------------------------------------------------------
-
-    def _prefer(self, incident: Incident, requests: list[ActionRequest]) -> list[ActionRequest]:
-        """Memory's order: actions that worked for this fingerprint first, failed ones dropped."""
-        ranked = self.memory.rank_actions(incident.fingerprint, [r.action for r in requests])
-        out: list[ActionRequest] = []
-        for action in ranked:
-            out.extend(r for r in requests if r.action == action and r not in out)
-        return out
-
-    # --- verification -------------------------------------------------------------------------
-
-    def _health(self, incident: Incident, now: str) -> HealthSample | None:
-        """Scout's verdict on the incident at event time `now`: recovered means within baseline."""
-        row = self.store.get("incidents", incident.id)
-        if row is None:
-            return None
-        state = str(row.get("state", ""))
-        healthy = state in HEALTHY_STATES
-        detail = f"Scout: incident {state}" + (
-            f" since {row['recovered_at']}" if healthy and row.get("recovered_at") else ""
-        )
-        return HealthSample(window_end=now, healthy=healthy, detail=detail)
+            self.tracker.escalate(incident.id, f"responder keeps failing: {text}", at=now)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -413,37 +254,6 @@ class ResponderLoop:
     def close(self) -> None:
         """Release the store handle."""
         self.store.close()
-
-
-def run_responders(
-    settings: Settings,
-    stop_event: threading.Event,
-    *,
-    poll_s: float = 1.0,
-    **kwargs: Any,
-) -> None:
-    """Run the responder loop in this thread until `stop_event` is set."""
-    loop = ResponderLoop(settings, **kwargs)
-    try:
-        loop.run_forever(stop_event, poll_s)
-    finally:
-        loop.close()
-
-
-def start_responders_thread(
-    settings: Settings, *, poll_s: float = 1.0, **kwargs: Any
-) -> tuple[threading.Thread, threading.Event]:
-    """Start the responder loop on a daemon thread; set the event to stop it, then join."""
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=run_responders,
-        args=(settings, stop),
-        kwargs={"poll_s": poll_s, **kwargs},
-        name="responders",
-        daemon=True,
-    )
-    thread.start()
-    return thread, stop
 
 
 # --- `sre-space responders` -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The per-incident responder: diagnose -> remediate -> deploy -> verify -> postmortem, persisted.
+"""The responder state machine: diagnose -> remediate -> deploy -> verify -> postmortem, persisted.
 
 Each incident's progress is a row in the store's `progress` table. `advance(incident_id, now)` runs
 the next step with the injected step functions and writes the result before returning; after a crash
@@ -6,9 +6,11 @@ the next `advance` re-runs the interrupted step, and because every external step
 reconciler) is idempotent, nothing is duplicated. Every decision goes to the audit log with its
 reason and inputs. Time is the caller's event time (`now`, RFC 3339), never the wall clock.
 
-Outcomes: `resolved` (signals back within baseline for the configured windows), `reverted`
-(deadline passed: the change was reverted and the incident escalated), `escalated` (no change could
-be made: refused, dry-run, checks failed, deploy failed), each recorded for Memory.
+Outcomes, each recorded for Memory: `resolved` (signals back within baseline for the configured
+windows), `recovered_without_change` (Scout saw them recover before any change), `reverted` (the
+deploy failed or the deadline passed: the change was reverted and the incident escalated), or an
+escalation without a change: `no_change` (refused, dry-run, checks failed), `approval_timeout`,
+`error` (a step kept failing).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class Narration(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ResponderSteps:
-    """The step functions the lead injects (Brain, Fixer, Scout, Memory).
+    """The step functions the machine runs, built by the loop (`loop`, `steps`): the Brain,
+    the Fixer, Scout's verdict and Memory; the machine calls nothing else of the loop.
 
     `narrate` (optional) asks the LLM for the diagnosis' narrative; it only decorates the
     diagnosis, and when it degrades (endpoint down, slow, hostile reply) the audit log says why.
@@ -102,11 +105,6 @@ class Progress:
     def from_dict(cls, data: dict[str, Any]) -> Progress:
         """Inverse of `to_dict`."""
         return cls(**data)
-
-
-def diagnosis_from_dict(data: dict[str, Any]) -> Diagnosis:
-    """A Diagnosis with its nested candidates and evidence rebuilt (see `Diagnosis.from_dict`)."""
-    return Diagnosis.from_dict(dict(data))
 
 
 class Responder:
@@ -316,7 +314,7 @@ class Responder:
 
     def _step_remediate(self, p: Progress, incident: Incident, now: str) -> Progress:
         raw = p.data.get("diagnosis")
-        diagnosis = diagnosis_from_dict(raw) if raw else None
+        diagnosis = Diagnosis.from_dict(raw) if raw else None
         remedy = self.steps.remediate(incident, diagnosis, now)
         if remedy.pr is not None:
             self.tracker.link_pull_request(remedy.pr, at=now)

@@ -11,7 +11,8 @@ from bench.workload import generate, iter_json_lines
 from flows.replay import replay
 from operators.otlp import decode_trace_proto
 from operators.sampling import keep_mask
-from sinks.archive.reader import enforce_retention, scan_spans
+from sinks.archive.reader import scan_spans
+from sinks.archive.writer import enforce_retention
 from sre_space.settings import load_pipeline_config
 
 

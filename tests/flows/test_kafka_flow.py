@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from bytewax.testing import cluster_main, run_main
 
+from bench.otlp_encode import PointSpec, metrics_request
 from bench.workload import generate, iter_json_lines
 from flows.main import build_kafka_flow
 from sinks.store import Store
-from sre_space.otlp_encode import PointSpec, metrics_request
 from sre_space.records import SignalWindow
 from sre_space.settings import Settings
 from tests.flows.truth import assert_matches_truth

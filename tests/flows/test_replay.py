@@ -100,7 +100,7 @@ def test_cli_replay_writes_signals(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_metrics_lines_become_saturation_and_passthrough_signals(tmp_path: Path) -> None:
-    from sre_space.otlp_encode import PointSpec, metrics_request, to_otlp_json
+    from bench.otlp_encode import PointSpec, metrics_request, to_otlp_json
 
     mib = 1024 * 1024
     t0 = 1_767_571_200 * 10**9

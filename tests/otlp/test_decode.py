@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from bench.otlp_encode import PointSpec, SpanSpec, metrics_request, to_otlp_json, trace_request
 from operators.otlp import (
     DecodeError,
     DecodeLimits,
@@ -21,7 +22,6 @@ from operators.otlp import (
     decode_trace_json,
     decode_trace_proto,
 )
-from sre_space.otlp_encode import PointSpec, SpanSpec, metrics_request, to_otlp_json, trace_request
 from sre_space.records import DeadLetter
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "otlp"

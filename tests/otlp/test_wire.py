@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from bench.otlp_encode import SpanSpec, trace_request
 from operators.otlp import DecodeError, DecodeLimits, decode_trace_proto
 from operators.otlp.proto_traces import decode_trace_upb
 from operators.otlp.spans import SpanBatch
 from operators.otlp.wire import HAVE_WIRE, decode_trace_wire
-from sre_space.otlp_encode import SpanSpec, trace_request
 
 BUILD_HINT = (
     "operators.otlp._wire is not built: run `.venv/bin/python setup.py build_ext --inplace`"

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from bench.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_request
 from bench.workload import Truth
 from operators.otlp.errors import DecodeLimits
 from operators.otlp.messages import RawMessage, decode_message
-from sre_space.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_request
 from sre_space.records import DeadLetter, SignalWindow
 from sre_space.settings import Settings, load_pipeline_config, load_settings
 from tests.conftest import ConsumeAll, Produce, TopicFactory

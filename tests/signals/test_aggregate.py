@@ -9,10 +9,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_request
 from operators.otlp import decode_metrics_proto, decode_trace_proto
 from operators.otlp.spans import SpanBatch
 from operators.signals import SignalSpec, finalize, merge_partials, metric_partials, span_partials
-from sre_space.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_request
 from sre_space.settings import load_pipeline_config
 
 SPEC = SignalSpec.from_config(load_pipeline_config())

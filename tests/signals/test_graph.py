@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bench.otlp_encode import SpanSpec, trace_request
 from operators.otlp import decode_trace_proto
 from operators.signals.graph import call_edges, sampled
-from sre_space.otlp_encode import SpanSpec, trace_request
 
 
 def _span(sid: int, parent: int, kind: int) -> SpanSpec:

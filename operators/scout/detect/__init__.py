@@ -5,5 +5,7 @@
 - `slo.SloEvaluator`: one per SLO instance (multi-window multi-burn-rate alerts).
 - `budget`: the SLO arithmetic (matching, bad events, burn, error budget) Scout, the post-mortem
   and the dashboard share.
+- Their parts: `baseline`, `persistence` (k-of-n with hysteresis), `saturation`, `changes`,
+  `stats`; `events` (what they emit besides `Anomaly`); `config` (`slos:` and `detection:`).
 - `scoring`: backtest scoring of incidents against ground-truth labels.
 """

@@ -36,7 +36,7 @@ from operators.scout.detect.events import (
 )
 from operators.scout.incidents.config import IncidentsConfig
 from operators.scout.incidents.graph import CallGraph
-from operators.scout.incidents.lifecycle import check_transition
+from operators.scout.incidents.lifecycle import apply_state
 from sre_space.records import Anomaly, Incident
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
@@ -183,13 +183,12 @@ class Correlator:
         inc = self.incidents.get(incident_id)
         if inc is None or inc.state == state:
             return []
-        check_transition(inc.state, state)
+        event = apply_state(self._record(inc, "state"), state, at, note)
         inc.state = state
         inc.updated_at = at
         if state == "resolved" and inc.closed_ns is None:
             inc.closed_ns = rfc3339_to_ns(at)
-        summary = self._summary(inc) + (f" | {state}: {note}" if note else "")
-        return [self._record(inc, state, summary)]
+        return [event]
 
     def current(self) -> list[Incident]:
         """Every incident still held in state, as records (event `state`)."""
@@ -502,7 +501,7 @@ class Correlator:
             text += "; changes: " + ", ".join(parts)
         return text
 
-    def _record(self, inc: _Incident, event: str, summary: str | None = None) -> Incident:
+    def _record(self, inc: _Incident, event: str) -> Incident:
         services = sorted(
             {n for n in inc.nodes if not n.startswith("cuj:")}
             | {s for n in inc.nodes if n.startswith("cuj:") for s in self._services(n)}
@@ -518,7 +517,7 @@ class Correlator:
             anomaly_ids=list(inc.anomaly_ids),
             recovered_at=inc.recovered_at,
             event=event,
-            summary=self._summary(inc) if summary is None else summary,
+            summary=self._summary(inc),
         )
 
     # ------------------------------------------------------------------ state

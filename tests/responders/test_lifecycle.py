@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sinks.outputs.store_sink import record_rows
 from sinks.store import Store
+from sinks.store.incidents import record_events, record_move
 from sre_space.records import Incident, Record
-from sre_space.responders.lifecycle import LifecycleTracker, incident_event
+from sre_space.responders.lifecycle import LifecycleTracker
 
 
 class _Tracker:
@@ -32,8 +32,7 @@ def _store_with_incident(tmp_path: Path) -> Store:
         services=["checkout"],
         severity="minor",
     )
-    for table, rid, payload, ts, key in record_rows(inc):
-        store.upsert(table, rid, payload, ts=ts, key=key)
+    record_events(store, [inc])
     return store
 
 
@@ -63,8 +62,7 @@ def test_set_state_writes_the_event_and_publishes_it(tmp_path: Path) -> None:
 
 def test_unknown_incident_is_ignored(tmp_path: Path) -> None:
     assert (
-        incident_event(Store(tmp_path / "sre.db"), "nope", "resolved", "2026-01-05T00:00:00Z")
-        is None
+        record_move(Store(tmp_path / "sre.db"), "nope", "resolved", "2026-01-05T00:00:00Z") is None
     )
 
 
@@ -74,7 +72,7 @@ def test_scout_events_do_not_undo_a_settled_incident(tmp_path: Path) -> None:
     from sinks.outputs.store_sink import StoreSink
 
     store = _store_with_incident(tmp_path)
-    incident_event(store, "inc-1", "escalated", "2026-01-05T00:30:00.000Z")
+    record_move(store, "inc-1", "escalated", "2026-01-05T00:30:00.000Z")
     base = Incident.from_dict(store.get("incidents", "inc-1"))
     sink = StoreSink(tmp_path / "sre.db").build("store", 0, 1)
     later = dataclasses.replace(
@@ -90,7 +88,7 @@ def test_scout_events_do_not_undo_a_settled_incident(tmp_path: Path) -> None:
     events = [e["event"] for e in store.query("incident_events", key="inc-1")]
     assert events == ["opened", "escalated", "recovered", "reopened"]
     # A resolved incident whose problem comes back is open again.
-    incident_event(store, "inc-1", "resolved", "2026-01-05T00:50:00.000Z")
+    record_move(store, "inc-1", "resolved", "2026-01-05T00:50:00.000Z")
     again = dataclasses.replace(reopened, updated_at="2026-01-05T00:55:00.000Z")
     sink.write_batch([again])
     assert store.get("incidents", "inc-1")["state"] == "open"

@@ -1,7 +1,7 @@
 """Build real OTLP export requests: protobuf bytes, and OTLP/JSON as the Collector writes it.
 
-Used by the chaos shop, the tests and the benchmarks, so that everything the pipeline reads in a
-test is what a real OpenTelemetry SDK or Collector would send.
+The synthetic workloads' and the tests' encoder (the shop encodes its own batches), so that what
+the pipeline reads in a benchmark or a test is what a real OpenTelemetry SDK or Collector sends.
 """
 
 from __future__ import annotations
