@@ -10,6 +10,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from operators.scout.detect.events import AnomalyCleared, ChangeEvent
 from sinks.store import Store
 from sre_space.records import Anomaly, DeadLetter, Incident, Record, SignalWindow
+from sre_space.timeutil import ns_to_rfc3339
 
 Row = tuple[str, str, dict[str, Any], str, str]
 # States only the responders set, and the Scout events that leave them standing: a resolved
@@ -26,18 +27,28 @@ def record_rows(record: Record) -> list[Row]:
     payload = record.to_dict()
     if isinstance(record, Incident):
         # The incident's latest state, plus its event history (the lifecycle timeline).
-        event_id = f"{record.id}|{record.event}|{record.updated_at}"
+        event_id = f"{record.id}|{record.event}|{ns_to_rfc3339(record.updated_at)}"
         return [
-            ("incidents", record.id, payload, record.opened_at, record.fingerprint),
-            ("incident_events", event_id, payload, record.updated_at, record.id),
+            ("incidents", record.id, payload, ns_to_rfc3339(record.opened_at), record.fingerprint),
+            ("incident_events", event_id, payload, ns_to_rfc3339(record.updated_at), record.id),
         ]
     if isinstance(record, Anomaly):
-        return [("anomalies", record.id, payload, record.onset, record.service or "")]
+        return [
+            ("anomalies", record.id, payload, ns_to_rfc3339(record.onset), record.service or "")
+        ]
     if isinstance(record, AnomalyCleared):
         # Cleared anomalies update their anomaly row rather than adding one.
-        return [("anomalies", f"{record.id}|cleared", payload, record.at, record.service or "")]
+        return [
+            (
+                "anomalies",
+                f"{record.id}|cleared",
+                payload,
+                ns_to_rfc3339(record.at),
+                record.service or "",
+            )
+        ]
     if isinstance(record, ChangeEvent):
-        return [("changes", record.id, payload, record.at, record.service)]
+        return [("changes", record.id, payload, ns_to_rfc3339(record.at), record.service)]
     return [record_row(record)]
 
 
@@ -47,7 +58,8 @@ def record_row(record: Record) -> Row:
     if isinstance(record, SignalWindow):
         kind, svc, name = record.key
         key = f"{kind}|{svc}|{name}"
-        return ("signals", f"{key}|{record.window_start}", payload, record.window_start, key)
+        start = ns_to_rfc3339(record.window_start)
+        return ("signals", f"{key}|{start}", payload, start, key)
     if isinstance(record, DeadLetter):
         rid = f"{record.source}|{record.partition}|{record.offset}"
         return ("deadletters", rid, payload, "", record.source)

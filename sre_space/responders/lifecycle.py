@@ -15,6 +15,7 @@ from typing import Any
 from sinks.outputs.store_sink import record_rows
 from sinks.store import Store
 from sre_space.records import Incident, Record
+from sre_space.timeutil import rfc3339_to_ns
 
 Publish = Callable[[str, Record], None]
 
@@ -27,7 +28,7 @@ def incident_event(store: Store, incident_id: str, state: str, at: str) -> Incid
     current = Incident.from_dict(row)
     if current.state == state:
         return None  # a retried step sets the same state again: no duplicate event
-    event = dataclasses.replace(current, state=state, event=state, updated_at=at)  # type: ignore[arg-type]
+    event = dataclasses.replace(current, state=state, event=state, updated_at=rfc3339_to_ns(at))  # type: ignore[arg-type]
     for table, rid, payload, ts, key in record_rows(event):
         store.upsert(table, rid, payload, ts=ts, key=key)
     return event

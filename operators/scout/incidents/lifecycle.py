@@ -43,7 +43,7 @@ def check_transition(current: str, new: str) -> None:
         )
 
 
-def apply_state(incident: Incident, state: str, at: str, note: str = "") -> Incident:
+def apply_state(incident: Incident, state: str, at: int, note: str = "") -> Incident:
     """The incident event for moving `incident` to `state` at event time `at`.
 
     The event is named after the state; `note` (say, the diagnosis or the reason to escalate)
