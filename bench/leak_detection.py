@@ -40,7 +40,6 @@ from operators.signals.finalize import finalize
 from operators.signals.partials import MetricPartial, merge_partials
 from sre_space.records import Anomaly, SignalWindow
 from sre_space.settings import load_pipeline_config
-from sre_space.timeutil import rfc3339_to_ns
 
 NS = 1_000_000_000
 BEFORE_S = 300.0
@@ -87,7 +86,7 @@ def first_page(signals: list[SignalWindow], deploy_ns: int, config: DetectionCon
     detector = SeriesDetector(config)
     announced = False
     for sig in signals:
-        end_ns = rfc3339_to_ns(sig.window_end)
+        end_ns = sig.window_end
         out = detector.on_signal(sig)
         paged = any(
             isinstance(d.item, Anomaly) and d.item.detector == "saturation_trend" for d in out
@@ -118,7 +117,7 @@ def bound_page(
     diffs: list[float] = []
     new: dict[str, list[tuple[float, float]]] = {}
     for sig in signals:
-        t = rfc3339_to_ns(sig.window_end) / NS
+        t = sig.window_end / NS
         for inst, u in (sig.instances or {}).items():
             if inst in new or (inst not in prev and t > deploy_s):
                 new.setdefault(inst, []).append((t, u))

@@ -30,7 +30,7 @@ from operators.signals import (
 from operators.signals.graph import call_edges, sampled
 from sre_space.records import DeadLetter, SignalWindow
 from sre_space.settings import PipelineConfig
-from sre_space.timeutil import ns_to_datetime, ns_to_rfc3339
+from sre_space.timeutil import ns_to_datetime
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -68,8 +68,8 @@ def late_signal(partial: Partial, window_ns: int) -> SignalWindow:
         kind="pipeline",
         metric="late",
         service=name,
-        window_start=ns_to_rfc3339(start),
-        window_end=ns_to_rfc3339(start + window_ns),
+        window_start=start,
+        window_end=start + window_ns,
         count=n,
         late=n,
     )
@@ -175,4 +175,4 @@ def _edges_of(decoded: Decoded, window_ns: int) -> EdgesSeen | None:
     if not found:
         return None
     end = (int(decoded.spans.end_ns.max()) // window_ns + 1) * window_ns
-    return edges_seen(ns_to_rfc3339(end), found)
+    return edges_seen(end, found)

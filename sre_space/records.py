@@ -1,14 +1,19 @@
 """Record types that cross stage boundaries: what the flow emits and the responders consume.
 
 Every record serialises to a JSON object carrying a versioned `schema` field, so topics and files
-can evolve without breaking readers. Times inside records are RFC 3339 UTC strings (event time).
+can evolve without breaking readers. Times inside records are event-time integer nanoseconds
+since the epoch, truncated to the millisecond (the precision of their JSON form); the JSON carries
+them as RFC 3339 UTC strings, the only format readers and the jsonl/SQLite history know.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Self, TypeVar
+
+from sre_space.timeutil import NS_PER_MS, ns_to_rfc3339, rfc3339_to_ns
 
 SIGNAL_SCHEMA = "sre.signal/v1"
 DEADLETTER_SCHEMA = "sre.deadletter/v1"
@@ -24,22 +29,72 @@ IncidentState = Literal[
 
 R = TypeVar("R", bound="Record")
 
+# Field metadata marking event time (ns, optional ns or a list of ns), RFC 3339 in JSON. Spelt
+# `field(metadata=TIME)` rather than through a helper so type checkers still see the defaults.
+TIME = {"time": True}
+
+
+_TIME_NAMES: dict[type[Record], tuple[str, ...]] = {}
+
+
+def _time_names(cls: type[Record]) -> tuple[str, ...]:
+    names = _TIME_NAMES.get(cls)
+    if names is None:
+        names = _TIME_NAMES[cls] = tuple(f.name for f in fields(cls) if f.metadata.get("time"))
+    return names
+
+
+def _ms(ns: int) -> int:
+    # The JSON form keeps milliseconds (`ns_to_rfc3339` truncates), so a record truncates too:
+    # one built in-process then holds the same time as one read back from Kafka or a file.
+    return ns - ns % NS_PER_MS
+
+
+def _convert(value: Any, one: Callable[[Any], Any]) -> Any:
+    """Apply `one` to a time value: a scalar, each item of a list, None left as is."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [one(v) for v in value]
+    return one(value)
+
+
+def _parse(value: int | str) -> int:
+    return value if isinstance(value, int) else rfc3339_to_ns(value)
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """Base: JSON round trip with the schema tag; None-valued optional fields are omitted."""
+    """Base: JSON round trip with the schema tag; None-valued optional fields are omitted.
+
+    Fields marked `TIME` hold ns (truncated to the millisecond on construction) and are RFC 3339
+    strings in `to_dict`/`to_json`; `from_dict` parses those strings and accepts ns as well.
+    """
+
+    def __post_init__(self) -> None:
+        for name in _time_names(type(self)):
+            object.__setattr__(self, name, _convert(getattr(self, name), _ms))
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if v is not None}
+        for name in _time_names(type(self)):
+            if name in out:
+                out[name] = _convert(out[name], ns_to_rfc3339)
         return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
+    def _init_args(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The constructor's arguments from a `to_dict` form: unknown keys dropped, times parsed."""
+        times = _time_names(cls)
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return {k: _convert(v, _parse) if k in times else v for k, v in data.items() if k in names}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**cls._init_args(data))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Self:
@@ -55,8 +110,8 @@ class SignalWindow(Record):
     """
 
     kind: SignalKind
-    window_start: str
-    window_end: str
+    window_start: int = field(metadata=TIME)
+    window_end: int = field(metadata=TIME)
     service: str | None = None
     operation: str | None = None
     cuj: str | None = None
@@ -123,7 +178,7 @@ class Anomaly(Record):
     detector: str
     signal: str
     kind: SignalKind
-    onset: str
+    onset: int = field(metadata=TIME)
     observed: float
     expected: float
     score: float
@@ -131,7 +186,7 @@ class Anomaly(Record):
     operation: str | None = None
     cuj: str | None = None
     metric: str | None = None
-    windows: list[str] = field(default_factory=list)
+    windows: list[int] = field(default_factory=list, metadata=TIME)
     exemplar_trace_ids: list[str] = field(default_factory=list)
     severity: str = "warning"
     detail: str = ""
@@ -145,12 +200,12 @@ class Incident(Record):
     id: str
     fingerprint: str
     state: IncidentState
-    opened_at: str
-    updated_at: str
+    opened_at: int = field(metadata=TIME)
+    updated_at: int = field(metadata=TIME)
     services: list[str]
     severity: str
     anomaly_ids: list[str] = field(default_factory=list)
-    recovered_at: str | None = None
+    recovered_at: int | None = field(default=None, metadata=TIME)
     event: str = "opened"
     summary: str = ""
     schema: str = INCIDENT_SCHEMA
@@ -188,8 +243,7 @@ class Candidate(Record):
             e if isinstance(e, Evidence) else Evidence.from_dict(e)
             for e in data.get("evidence", [])
         ]
-        names = {f.name for f in fields(cls)}
-        return cls(**{**{k: v for k, v in data.items() if k in names}, "evidence": evidence})
+        return cls(**{**cls._init_args(data), "evidence": evidence})
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +251,10 @@ class Diagnosis(Record):
     """The Brain's answer for one incident: ranked candidates, or an abstention."""
 
     incident_id: str
-    window_start: str
-    window_end: str
-    baseline_start: str
-    baseline_end: str
+    window_start: int = field(metadata=TIME)
+    window_end: int = field(metadata=TIME)
+    baseline_start: int = field(metadata=TIME)
+    baseline_end: int = field(metadata=TIME)
     candidates: list[Candidate]
     abstained: bool = False
     summary: str = ""
@@ -214,15 +268,14 @@ class Diagnosis(Record):
             c if isinstance(c, Candidate) else Candidate.from_dict(c)
             for c in data.get("candidates", [])
         ]
-        names = {f.name for f in fields(cls)}
-        return cls(**{**{k: v for k, v in data.items() if k in names}, "candidates": candidates})
+        return cls(**{**cls._init_args(data), "candidates": candidates})
 
 
 @dataclass(frozen=True, slots=True)
 class AuditAction(Record):
     """One automated decision, with its reason and inputs: the audit log's row."""
 
-    at: str
+    at: int = field(metadata=TIME)
     actor: str
     action: str
     reason: str

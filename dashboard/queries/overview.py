@@ -13,7 +13,7 @@ from dashboard.queries.store import StoreReader, latest_ts, minutes_before
 from operators.scout.detect import budget
 from operators.scout.detect.budget import Slo
 from sre_space.records import SignalWindow
-from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S
 
 
 def pipeline_health(store: StoreReader, df: pl.DataFrame) -> dict[str, Any]:
@@ -94,8 +94,8 @@ def slo_status(
     windows = [SignalWindow.from_dict(dict(r)) for r in rows]
     if not windows:
         return []
-    end_ns = max(rfc3339_to_ns(w.window_end) for w in windows)
-    start_ns = min(rfc3339_to_ns(w.window_start) for w in windows)
+    end_ns = max(w.window_end for w in windows)
+    start_ns = min(w.window_start for w in windows)
     short_from = end_ns - int(short_s * NS_PER_S)
     span_s = max((end_ns - start_ns) / NS_PER_S, 1.0)
     acc: dict[tuple[str, str], list[float]] = {}
@@ -107,7 +107,7 @@ def slo_status(
             n, n_bad = budget.events_and_bad(slo, w)
             a[0] += n
             a[1] += n_bad
-            if rfc3339_to_ns(w.window_end) > short_from:
+            if w.window_end > short_from:
                 a[2] += n
                 a[3] += n_bad
     by_name = {s.name: s for s in slos}

@@ -49,7 +49,7 @@ class Scout:
 
     def on_window(
         self,
-        window_end: str,
+        window_end: int,
         signals: Sequence[SignalWindow],
         edges: Iterable[tuple[str, str]] = (),
     ) -> ScoutOutput:
@@ -90,7 +90,7 @@ class Scout:
             for key in sorted(k for k in self.series if k.startswith(tuple(prefixes))):
                 self.series[key].on_change(event)
 
-    def set_state(self, incident_id: str, state: str, at: str, note: str = "") -> list[Incident]:
+    def set_state(self, incident_id: str, state: str, at: int, note: str = "") -> list[Incident]:
         """Apply a later lifecycle state (see `Correlator.set_state`)."""
         return self.correlator.set_state(incident_id, state, at, note)
 

@@ -20,7 +20,6 @@ from operators.scout.incidents.correlator import journey_services
 from operators.scout.judge import Scout
 from sre_space.records import Incident, SignalWindow
 from sre_space.settings import PipelineConfig
-from sre_space.timeutil import rfc3339_to_ns
 
 ScoutRecord = DetectedItem | Incident
 
@@ -29,7 +28,7 @@ ScoutRecord = DetectedItem | Incident
 class EdgesSeen:
     """Call-graph edges learned from one request, stamped with the window they fall in."""
 
-    window_end: str
+    window_end: int
     edges: frozenset[tuple[str, str]]
 
 
@@ -50,15 +49,14 @@ class ScoutStage:
             load_incidents(config.extra),
             journey_services(config.journeys),
         )
-        self.pending: dict[str, list[SignalWindow]] = {}
+        self.pending: dict[int, list[SignalWindow]] = {}
         self.edges: set[tuple[str, str]] = set()
         self.max_end_ns = 0
         self.judged_end_ns = 0
 
     def on_signal(self, sig: SignalWindow) -> list[ScoutRecord]:
         """Take one closed window's signal; returns what windows it completed produced."""
-        end = sig.window_end
-        end_ns = rfc3339_to_ns(end)
+        end_ns = end = sig.window_end
         if end_ns <= self.judged_end_ns:
             # A straggler: judge it with the next window released rather than drop it.
             end = next(iter(sorted(self.pending)), end)
@@ -75,21 +73,20 @@ class ScoutStage:
         """Judge every pending window (end of input)."""
         return self._release(None)
 
-    def set_state(self, incident_id: str, state: str, at: str, note: str = "") -> list[ScoutRecord]:
+    def set_state(self, incident_id: str, state: str, at: int, note: str = "") -> list[ScoutRecord]:
         """Apply a lifecycle state set by a responder (diagnosed, mitigating, resolved, ...)."""
         return list(self.scout.set_state(incident_id, state, at, note))
 
     def _release(self, up_to_ns: int | None) -> list[ScoutRecord]:
         out: list[ScoutRecord] = []
-        for end in sorted(self.pending, key=rfc3339_to_ns):
-            end_ns = rfc3339_to_ns(end)
-            if up_to_ns is not None and end_ns > up_to_ns:
+        for end in sorted(self.pending):
+            if up_to_ns is not None and end > up_to_ns:
                 break
             signals = self.pending.pop(end)
             result = self.scout.on_window(end, signals, sorted(self.edges))
             out.extend(d.item for d in result.detections)
             out.extend(result.incidents)
-            self.judged_end_ns = max(self.judged_end_ns, end_ns)
+            self.judged_end_ns = max(self.judged_end_ns, end)
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -122,6 +119,6 @@ class ScoutStage:
         return stage
 
 
-def edges_seen(window_end: str, edges: Iterable[tuple[str, str]]) -> EdgesSeen:
+def edges_seen(window_end: int, edges: Iterable[tuple[str, str]]) -> EdgesSeen:
     """Wrap a request's edges for the stage."""
     return EdgesSeen(window_end, frozenset(edges))

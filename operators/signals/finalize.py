@@ -5,7 +5,6 @@ from __future__ import annotations
 from operators.otlp.span_kind import KIND_NAMES
 from operators.signals.partials import CujPartial, MetricPartial, Partial, SpanPartial
 from sre_space.records import SignalWindow
-from sre_space.timeutil import ns_to_rfc3339
 
 
 def _r(x: float | None, digits: int = 3) -> float | None:
@@ -15,7 +14,7 @@ def _r(x: float | None, digits: int = 3) -> float | None:
 def finalize(partial: Partial, window_ns: int) -> SignalWindow:
     """The signal record of one key's window."""
     start_ns = partial.window * window_ns
-    start, end = ns_to_rfc3339(start_ns), ns_to_rfc3339(start_ns + window_ns)
+    start, end = start_ns, start_ns + window_ns
     if isinstance(partial, SpanPartial):
         return _span(partial, start, end)
     if isinstance(partial, CujPartial):
@@ -34,7 +33,7 @@ def finalize(partial: Partial, window_ns: int) -> SignalWindow:
     return _metric(partial, start, end)
 
 
-def _span(p: SpanPartial, start: str, end: str) -> SignalWindow:
+def _span(p: SpanPartial, start: int, end: int) -> SignalWindow:
     p50, p95, p99 = p.sketch.quantiles((0.5, 0.95, 0.99))
     kind = min(p.kinds.items(), key=lambda kv: (-kv[1], kv[0]))[0] if p.kinds else 0
     return SignalWindow(
@@ -58,7 +57,7 @@ def _span(p: SpanPartial, start: str, end: str) -> SignalWindow:
     )
 
 
-def _metric(p: MetricPartial, start: str, end: str) -> SignalWindow:
+def _metric(p: MetricPartial, start: int, end: int) -> SignalWindow:
     lasts = {inst: v for inst, (_, v) in p.last.items()}
     limits = {inst: v for inst, (_, v) in p.limit_last.items()}
     per_instance: dict[str, float] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sre_space.records import SignalWindow
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
+from sre_space.timeutil import NS_PER_S
 
 
 class PipelineHealth:
@@ -58,8 +58,8 @@ class PipelineHealth:
         """Live freshness at wall-clock `now_ns`: watermark delay and (Kafka) consumer lag."""
         window = now_ns // self.window_ns
         start, end = (
-            ns_to_rfc3339(window * self.window_ns),
-            ns_to_rfc3339((window + 1) * self.window_ns),
+            window * self.window_ns,
+            (window + 1) * self.window_ns,
         )
         # No data yet counts as infinitely stale only once something was seen; before that the
         # pipeline is merely starting.
@@ -106,8 +106,8 @@ class PipelineHealth:
         sig = SignalWindow(
             kind="pipeline",
             metric="deadletters",
-            window_start=ns_to_rfc3339(start),
-            window_end=ns_to_rfc3339(start + self.window_ns),
+            window_start=start,
+            window_end=start + self.window_ns,
             count=total,
             errors=self.deadletters,
             error_rate=round(self.deadletters / total, 6),

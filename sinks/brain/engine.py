@@ -15,7 +15,7 @@ from sinks.brain.population import PopulationReport, analyze_population
 from sinks.brain.rank import Ranking, action_params, rank
 from sinks.brain.resources import ResourceFinding, resource_evidence
 from sre_space.records import Diagnosis, SignalWindow
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
+from sre_space.timeutil import NS_PER_S
 
 Window = tuple[int, int]
 
@@ -87,10 +87,10 @@ def analyze(
     ranking = rank(report, inc, base, resources, changes, cfg, similar)
     diagnosis = Diagnosis(
         incident_id=incident_id,
-        window_start=ns_to_rfc3339(window[0]),
-        window_end=ns_to_rfc3339(window[1]),
-        baseline_start=ns_to_rfc3339(baseline[0]),
-        baseline_end=ns_to_rfc3339(baseline[1]),
+        window_start=window[0],
+        window_end=window[1],
+        baseline_start=baseline[0],
+        baseline_end=baseline[1],
         candidates=ranking.candidates,
         abstained=ranking.abstained,
         summary=summarize(ranking, report),

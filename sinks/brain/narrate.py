@@ -21,6 +21,7 @@ from typing import Any
 from sinks.brain.rank import CATALOG
 from sinks.brain.redact import redact_value
 from sre_space.records import Diagnosis
+from sre_space.timeutil import ns_to_rfc3339
 
 NARRATIVE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -145,8 +146,11 @@ def evidence_payload(
     span attributes, redacted."""
     data = {
         "incident_id": diagnosis.incident_id,
-        "window": [diagnosis.window_start, diagnosis.window_end],
-        "baseline": [diagnosis.baseline_start, diagnosis.baseline_end],
+        "window": [ns_to_rfc3339(diagnosis.window_start), ns_to_rfc3339(diagnosis.window_end)],
+        "baseline": [
+            ns_to_rfc3339(diagnosis.baseline_start),
+            ns_to_rfc3339(diagnosis.baseline_end),
+        ],
         "abstained": diagnosis.abstained,
         "deterministic_summary": diagnosis.summary,
         "candidates": [c.to_dict() for c in diagnosis.candidates],

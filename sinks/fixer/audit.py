@@ -14,6 +14,7 @@ from typing import Any
 from sinks.fixer.pr_body import redact
 from sinks.store.sqlite import Store
 from sre_space.records import AuditAction
+from sre_space.timeutil import rfc3339_to_ns
 
 
 class AuditLog:
@@ -46,7 +47,7 @@ class AuditLog:
     ) -> AuditAction:
         """Write one decision; the same (incident, key) overwrites its earlier row."""
         row = AuditAction(
-            at=at,
+            at=rfc3339_to_ns(at),
             actor=actor or self.actor,
             action=action,
             reason=redact(reason, self.secrets),

@@ -15,6 +15,7 @@ from string import Template
 
 from sinks.fixer.catalog import Change
 from sre_space.records import Diagnosis, Incident
+from sre_space.timeutil import ns_to_rfc3339
 
 TEMPLATE_PATH = Path(__file__).with_name("pr_body.md")
 REDACTED = "[REDACTED]"
@@ -125,7 +126,7 @@ def render_pr_body(
         "incident_id": incident_id,
         "incident_link": link,
         "severity": incident.severity if incident else "unknown",
-        "opened_at": incident.opened_at if incident else "unknown",
+        "opened_at": ns_to_rfc3339(incident.opened_at) if incident else "unknown",
         "services": ", ".join(
             quote(s) for s in (incident.services if incident else [change.service])
         ),

@@ -29,6 +29,7 @@ from sinks.fixer.github_client import RetryPolicy, call_with_retries
 from sinks.fixer.pr_body import marker, quote, redact
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis, Incident
+from sre_space.timeutil import ns_to_rfc3339
 
 BASE_LABELS = ("sre-space", "incident")
 
@@ -110,8 +111,8 @@ class IncidentTracker(ABC):
                     "state": incident.state,
                     "severity": incident.severity,
                     "labels": labels,
-                    "opened_at": incident.opened_at,
-                    "steps": {"open": incident.opened_at},
+                    "opened_at": ns_to_rfc3339(incident.opened_at),
+                    "steps": {"open": ns_to_rfc3339(incident.opened_at)},
                     "closed": False,
                 },
             )
@@ -204,7 +205,7 @@ class IncidentTracker(ABC):
         return (
             f"## Incident `{incident.id}`\n\n"
             f"- severity: `{incident.severity}`\n- state: `{incident.state}`\n"
-            f"- opened: {incident.opened_at}\n"
+            f"- opened: {ns_to_rfc3339(incident.opened_at)}\n"
             f"- services: {', '.join(quote(s) for s in incident.services)}\n"
             f"- anomalies: {len(incident.anomaly_ids)}\n\n### Symptoms\n\n{symptoms}\n"
         )
@@ -238,8 +239,11 @@ class IncidentTracker(ABC):
 
 def diagnosis_md(diagnosis: Diagnosis) -> str:
     """A diagnosis as Markdown: ranked candidates with their evidence, untrusted text quoted."""
-    head = f"**Diagnosis** (window {diagnosis.window_start} – {diagnosis.window_end}, baseline"
-    head += f" {diagnosis.baseline_start} – {diagnosis.baseline_end})"
+    window = f"{ns_to_rfc3339(diagnosis.window_start)} – {ns_to_rfc3339(diagnosis.window_end)}"
+    baseline = (
+        f"{ns_to_rfc3339(diagnosis.baseline_start)} – {ns_to_rfc3339(diagnosis.baseline_end)}"
+    )
+    head = f"**Diagnosis** (window {window}, baseline {baseline})"
     if diagnosis.abstained or not diagnosis.candidates:
         return f"{head}\n\nThe Brain abstained: {quote(diagnosis.summary or 'no candidate')}"
     lines = [head, ""]

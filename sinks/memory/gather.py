@@ -30,7 +30,7 @@ from sre_space.records import (
     Incident,
     SignalWindow,
 )
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
 
 
 class LearnInputs(NamedTuple):
@@ -51,7 +51,7 @@ def diagnosis_from_dict(data: Mapping[str, Any]) -> Diagnosis:
 
 def _first(audit: Sequence[AuditAction], *actions: str) -> str | None:
     times = [a.at for a in audit if a.action in actions]
-    return min(times, key=rfc3339_to_ns) if times else None
+    return ns_to_rfc3339(min(times)) if times else None
 
 
 def change_diff(change: Mapping[str, Any]) -> str:
@@ -135,9 +135,9 @@ def gather(
     elif result != "resolved" and incident.state != "escalated":
         incident = dataclasses.replace(incident, state="escalated")
 
-    onset = min([rfc3339_to_ns(a.onset) for a in anomalies] + [rfc3339_to_ns(incident.opened_at)])
+    onset = min([a.onset for a in anomalies] + [incident.opened_at])
     ends = [incident.recovered_at, incident.updated_at, *(a.at for a in audit)]
-    end = max(rfc3339_to_ns(t) for t in ends if t)
+    end = max(t for t in ends if t is not None)
     since = ns_to_rfc3339(onset - int(before_s * NS_PER_S))
     until = ns_to_rfc3339(end + int(after_s * NS_PER_S))
     keys = {(a.kind, a.service or "", a.operation or a.cuj or a.metric or "") for a in anomalies}

@@ -28,28 +28,28 @@ from operators.scout.detect.budget import (
 )
 from sinks.memory.records import BudgetSpent, Impact, Remediation
 from sre_space.records import Anomaly, Incident, SignalWindow
-from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 
 def impact_interval(
     incident: Incident, anomalies: Sequence[Anomaly], remediation: Remediation | None
 ) -> tuple[str, str, bool]:
     """(start, end, ongoing): earliest onset to recovery (see the module docstring)."""
-    start = min((a.onset for a in anomalies), key=rfc3339_to_ns, default=incident.opened_at)
-    if rfc3339_to_ns(incident.opened_at) < rfc3339_to_ns(start):
-        start = incident.opened_at
-    if incident.recovered_at:
-        return start, incident.recovered_at, False
+    start = ns_to_rfc3339(min([a.onset for a in anomalies] + [incident.opened_at]))
+    if incident.recovered_at is not None:
+        return start, ns_to_rfc3339(incident.recovered_at), False
     if remediation is not None and remediation.verified and remediation.verified_at:
         return start, remediation.verified_at, False
-    return start, incident.updated_at, incident.state not in ("resolved", "recovered")
+    return (
+        start,
+        ns_to_rfc3339(incident.updated_at),
+        incident.state not in ("resolved", "recovered"),
+    )
 
 
 def in_interval(w: SignalWindow, start: str, end: str) -> bool:
     """Whether a window overlaps [start, end)."""
-    return rfc3339_to_ns(w.window_start) < rfc3339_to_ns(end) and rfc3339_to_ns(
-        w.window_end
-    ) > rfc3339_to_ns(start)
+    return w.window_start < rfc3339_to_ns(end) and w.window_end > rfc3339_to_ns(start)
 
 
 def affected_span_keys(anomalies: Sequence[Anomaly]) -> set[tuple[str, str]]:
@@ -92,11 +92,7 @@ def conversions_lost(
         if expected:
             baseline = expected[0]
         else:
-            before = [
-                w
-                for w in series
-                if rfc3339_to_ns(w.window_end) <= rfc3339_to_ns(start) and w.started
-            ]
+            before = [w for w in series if w.window_end <= rfc3339_to_ns(start) and w.started]
             started = sum(w.started or 0 for w in before)
             if not started:
                 continue
@@ -124,10 +120,7 @@ def error_budget(
     mine = [w for w in windows if matches(slo, w)]
     if not mine:
         return None
-    span_s = (
-        max(rfc3339_to_ns(w.window_end) for w in mine)
-        - min(rfc3339_to_ns(w.window_start) for w in mine)
-    ) / NS_PER_S
+    span_s = (max(w.window_end for w in mine) - min(w.window_start for w in mine)) / NS_PER_S
     if span_s <= 0:
         return None
     counts = [events_and_bad(slo, w) for w in mine]
@@ -178,9 +171,9 @@ def first_restart(windows: Sequence[SignalWindow]) -> str | None:
             by_key.setdefault(w.key, []).append(w)
     firsts = []
     for series in by_key.values():
-        series.sort(key=lambda w: rfc3339_to_ns(w.window_start))
+        series.sort(key=lambda w: w.window_start)
         for prev, cur in itertools.pairwise(series):
             if (cur.value or 0) > (prev.value or 0):
                 firsts.append(cur.window_start)
                 break
-    return min(firsts, key=rfc3339_to_ns, default=None)
+    return ns_to_rfc3339(min(firsts)) if firsts else None

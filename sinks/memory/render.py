@@ -19,9 +19,10 @@ from sre_space.timeutil import NS_PER_S, ns_to_datetime, rfc3339_to_ns
 _MAX_DIFF_CHARS = 6000
 
 
-def fmt_time(ts: str) -> str:
-    """RFC 3339 to `YYYY-MM-DDTHH:MM:SSZ` (UTC, seconds)."""
-    return ns_to_datetime(rfc3339_to_ns(ts)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def fmt_time(ts: str | int) -> str:
+    """Nanoseconds (or RFC 3339) to `YYYY-MM-DDTHH:MM:SSZ` (UTC, seconds)."""
+    ns = ts if isinstance(ts, int) else rfc3339_to_ns(ts)
+    return ns_to_datetime(ns).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fmt_duration(seconds: float) -> str:
@@ -166,7 +167,7 @@ def _detection(
             "| onset | detector | signal | key | observed | expected | score | exemplar traces |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for a in sorted(anomalies, key=lambda a: (rfc3339_to_ns(a.onset), a.id)):
+        for a in sorted(anomalies, key=lambda a: (a.onset, a.id)):
             key = "/".join(x for x in (a.service, a.operation or a.cuj or a.metric) if x)
             traces = ", ".join(f"`{t}`" for t in a.exemplar_trace_ids[:3]) or "-"
             lines.append(
@@ -241,7 +242,7 @@ def _resolution(
     if rem.commit_sha:
         lines.append(f"Commit `{rem.commit_sha}`.")
     if rem.merged and rem.merged_at:
-        detect = f", {fmt_duration((rfc3339_to_ns(rem.merged_at) - rfc3339_to_ns(incident.opened_at)) / NS_PER_S)} after detection"
+        detect = f", {fmt_duration((rfc3339_to_ns(rem.merged_at) - incident.opened_at) / NS_PER_S)} after detection"
         lines.append(
             f"Merged at {fmt_time(rem.merged_at)}: time to mitigate {fmt_duration(ttm_s or 0.0)} from onset{detect}."
         )
@@ -280,7 +281,7 @@ def _timeline(audit: Sequence[AuditAction], impact: Impact) -> str:
         "| --- | --- | --- | --- | --- |",
         f"| {fmt_time(impact.start)} | signals | first anomalous window | - | impact starts |",
     ]
-    for a in sorted(audit, key=lambda a: (rfc3339_to_ns(a.at), a.actor, a.action)):
+    for a in sorted(audit, key=lambda a: (a.at, a.actor, a.action)):
         rows.append(
             f"| {fmt_time(a.at)} | {cell(a.actor)} | {cell(a.action)} | {cell(a.outcome)} | {cell(a.reason)} |"
         )
@@ -315,9 +316,7 @@ def _went_well(f: Facts) -> list[str]:
         out.append(
             f"Detected {fmt_duration(f.ttd_s)} after onset, within the {fmt_duration(f.detect_target_s)} target."
         )
-    if f.restart_at is not None and rfc3339_to_ns(f.incident.opened_at) <= rfc3339_to_ns(
-        f.restart_at
-    ):
+    if f.restart_at is not None and f.incident.opened_at <= rfc3339_to_ns(f.restart_at):
         out.append(f"Detected before the first restart ({fmt_time(f.restart_at)}).")
     if f.top is not None and f.top.confidence >= 0.7:
         out.append(
@@ -338,9 +337,7 @@ def _went_badly(f: Facts) -> list[str]:
         out.append(
             f"Detection took {fmt_duration(f.ttd_s)}, over the {fmt_duration(f.detect_target_s)} target."
         )
-    if f.restart_at is not None and rfc3339_to_ns(f.restart_at) < rfc3339_to_ns(
-        f.incident.opened_at
-    ):
+    if f.restart_at is not None and rfc3339_to_ns(f.restart_at) < f.incident.opened_at:
         out.append(f"The first restart ({fmt_time(f.restart_at)}) came before detection.")
     if f.diagnosis is not None and f.top is None:
         out.append("The diagnosis abstained: no root-cause candidate was strong enough.")
@@ -404,9 +401,7 @@ def _action_items(f: Facts) -> list[str]:
     if f.ttd_s > f.detect_target_s:
         detectors = ", ".join(sorted({f"`{a.detector}`" for a in f.anomalies})) or "the detectors"
         out.append(f"Tune {detectors} to detect this within {fmt_duration(f.detect_target_s)}.")
-    if f.restart_at is not None and rfc3339_to_ns(f.restart_at) < rfc3339_to_ns(
-        f.incident.opened_at
-    ):
+    if f.restart_at is not None and rfc3339_to_ns(f.restart_at) < f.incident.opened_at:
         out.append(
             "Alert on the saturation trend before the first restart (trend-to-limit detector)."
         )

@@ -11,6 +11,7 @@ from operators.scout.detect.events import AnomalyCleared, ChangeEvent
 from sinks.store import Store
 from sinks.store.incidents import record_events
 from sre_space.records import Anomaly, DeadLetter, Incident, Record, SignalWindow
+from sre_space.timeutil import ns_to_rfc3339
 
 Row = tuple[str, str, dict[str, Any], str, str]
 
@@ -20,12 +21,22 @@ def record_rows(record: Record) -> list[Row]:
     writes those); ids make rewrites idempotent."""
     payload = record.to_dict()
     if isinstance(record, Anomaly):
-        return [("anomalies", record.id, payload, record.onset, record.service or "")]
+        return [
+            ("anomalies", record.id, payload, ns_to_rfc3339(record.onset), record.service or "")
+        ]
     if isinstance(record, AnomalyCleared):
         # Cleared anomalies update their anomaly row rather than adding one.
-        return [("anomalies", f"{record.id}|cleared", payload, record.at, record.service or "")]
+        return [
+            (
+                "anomalies",
+                f"{record.id}|cleared",
+                payload,
+                ns_to_rfc3339(record.at),
+                record.service or "",
+            )
+        ]
     if isinstance(record, ChangeEvent):
-        return [("changes", record.id, payload, record.at, record.service)]
+        return [("changes", record.id, payload, ns_to_rfc3339(record.at), record.service)]
     return [record_row(record)]
 
 
@@ -35,7 +46,8 @@ def record_row(record: Record) -> Row:
     if isinstance(record, SignalWindow):
         kind, svc, name = record.key
         key = f"{kind}|{svc}|{name}"
-        return ("signals", f"{key}|{record.window_start}", payload, record.window_start, key)
+        start = ns_to_rfc3339(record.window_start)
+        return ("signals", f"{key}|{start}", payload, start, key)
     if isinstance(record, DeadLetter):
         rid = f"{record.source}|{record.partition}|{record.offset}"
         return ("deadletters", rid, payload, "", record.source)

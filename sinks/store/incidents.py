@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from operators.scout.incidents.lifecycle import responder_event, stored_after
 from sinks.store.sqlite import Store
 from sre_space.records import Incident
+from sre_space.timeutil import ns_to_rfc3339, rfc3339_to_ns
 
 
 def record_events(store: Store, events: Iterable[Incident]) -> None:
@@ -34,7 +35,7 @@ def record_move(store: Store, incident_id: str, state: str, at: str) -> Incident
     for an unknown incident, or one already in `state`)."""
     with store.transaction():
         latest = _latest(store, incident_id)
-        event = None if latest is None else responder_event(latest, state, at)
+        event = None if latest is None else responder_event(latest, state, rfc3339_to_ns(at))
         if event is not None:
             _write(store, latest, event)
         return event
@@ -49,6 +50,13 @@ def _write(store: Store, latest: Incident | None, event: Incident) -> None:
     stored = stored_after(latest, event)
     if stored is not None:
         payload = stored.to_dict()
-        store.upsert("incidents", stored.id, payload, ts=stored.opened_at, key=stored.fingerprint)
-    timeline_id = f"{event.id}|{event.event}|{event.updated_at}"
-    store.upsert("incident_events", timeline_id, event.to_dict(), ts=event.updated_at, key=event.id)
+        store.upsert(
+            "incidents",
+            stored.id,
+            payload,
+            ts=ns_to_rfc3339(stored.opened_at),
+            key=stored.fingerprint,
+        )
+    updated = ns_to_rfc3339(event.updated_at)
+    timeline_id = f"{event.id}|{event.event}|{updated}"
+    store.upsert("incident_events", timeline_id, event.to_dict(), ts=updated, key=event.id)

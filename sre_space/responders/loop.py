@@ -136,7 +136,7 @@ class ResponderLoop:
         self.max_loop_errors = max_loop_errors
         self._loop_errors: dict[str, int] = {}
         # The incident snapshot each run last saw, so that only real changes are observed.
-        self._seen: dict[str, tuple[str, str, str]] = {}
+        self._seen: dict[str, tuple[str, int, str]] = {}
         # Event time of the tick in progress (None between ticks): an accelerated shop waits for
         # it, so that the Brain's and the Fixer's wall time does not pass as event time.
         self.busy_at_ns: int | None = None
@@ -179,7 +179,7 @@ class ResponderLoop:
     def _handle(self, incident: Incident, now: str, now_ns: int, report: TickReport) -> str | None:
         p = self.responder.get(incident.id)
         if p is None:
-            if now_ns - rfc3339_to_ns(incident.updated_at) > self.backfill_ns:
+            if now_ns - incident.updated_at > self.backfill_ns:
                 return None  # history from before the responders ran: nothing to act on now
             p = self.responder.start(incident, now)
             report.started.append(incident.id)

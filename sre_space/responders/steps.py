@@ -105,7 +105,7 @@ class BrainStep:
         """
         if incident.id in self._ready:
             return True
-        opened = rfc3339_to_ns(incident.opened_at)
+        opened = incident.opened_at
         out_of_time = now_ns - opened >= self.diagnose_wait_ns
         last = self._last_try.get(incident.id)
         if not out_of_time and last is not None and now_ns - last < self.rediagnose_ns:
@@ -142,7 +142,7 @@ class BrainStep:
         Diagnosing before the spans are on disk would abstain for lack of data; waiting is
         bounded so that an archive that is off or stuck does not hold the incident forever.
         """
-        opened = rfc3339_to_ns(incident.opened_at)
+        opened = incident.opened_at
         if now_ns - opened >= self.diagnose_wait_ns:
             return True
         end = self._archive_end_ns(incident_windows(opened, now_ns)[0][0], now_ns + NS_PER_S)
@@ -150,10 +150,10 @@ class BrainStep:
 
     def _brain(self, incident: Incident, now: str | None) -> Diagnosis | None:
         """The Brain on the archived spans around the incident; stored in `diagnoses`."""
-        opened = rfc3339_to_ns(incident.opened_at)
+        opened = incident.opened_at
         end = rfc3339_to_ns(now) if now else opened + NS_PER_S
-        if incident.recovered_at:
-            end = min(end, rfc3339_to_ns(incident.recovered_at))
+        if incident.recovered_at is not None:
+            end = min(end, incident.recovered_at)
         _, baseline = incident_windows(opened, end)
         archived = self._archive_end_ns(baseline[0], end + NS_PER_S)
         if archived is None:
@@ -192,7 +192,9 @@ class BrainStep:
         top = diagnosis.candidates[0].service if diagnosis.candidates else ""
         # What Memory returned is kept with the diagnosis: drills and post-mortems report it.
         doc = {**diagnosis.to_dict(), "similar": similar}
-        self.store.upsert("diagnoses", incident.id, doc, ts=incident.opened_at, key=top)
+        self.store.upsert(
+            "diagnoses", incident.id, doc, ts=ns_to_rfc3339(incident.opened_at), key=top
+        )
         self.log(f"{incident.id}: diagnosis: {diagnosis.summary.splitlines()[0][:160]}")
         return diagnosis
 

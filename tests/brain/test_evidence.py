@@ -22,8 +22,8 @@ W, B = INCIDENT, BASELINE
 def _sw(service: str, metric: str, at: int, **kw: float) -> SignalWindow:
     return SignalWindow(
         kind="metric",
-        window_start=ns_to_rfc3339(at),
-        window_end=ns_to_rfc3339(at + 10 * S),
+        window_start=at,
+        window_end=at + 10 * S,
         service=service,
         metric=metric,
         **kw,  # type: ignore[arg-type]
@@ -39,7 +39,7 @@ def test_signal_windows_memory_pool_and_lag() -> None:
         _sw("checkout", "db.client.connection.count", W[0] + S, value=2.0, limit=2.0),
         _sw("checkout", "db.client.connection.count", B[0] + S, value=5.0, limit=20.0),
         # a span signal is ignored
-        SignalWindow(kind="span", window_start=ns_to_rfc3339(W[0]), window_end=ns_to_rfc3339(W[1])),
+        SignalWindow(kind="span", window_start=W[0], window_end=W[1]),
     ]
     found = resource_evidence(items, W, B)
     assert {f.kind for f in found["payment"]} == {"memory"}

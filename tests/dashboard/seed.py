@@ -99,15 +99,16 @@ def _incident_row(store: Store, inc: Incident) -> None:
     payload = inc.to_dict()
     first = store.get("incidents", inc.id)
     if first is not None:
-        payload["opened_at"] = first.get("opened_at", inc.opened_at)
+        payload["opened_at"] = first.get("opened_at", payload["opened_at"])
     store.upsert("incidents", inc.id, payload, ts=payload["opened_at"], key=inc.state)
-    eid = f"{inc.id}|{inc.event}|{inc.updated_at}"
-    store.upsert("incident_events", eid, inc.to_dict(), ts=inc.updated_at, key=inc.id)
+    updated = ns_to_rfc3339(inc.updated_at)
+    eid = f"{inc.id}|{inc.event}|{updated}"
+    store.upsert("incident_events", eid, inc.to_dict(), ts=updated, key=inc.id)
 
 
 def _advance(store: Store, incident: Incident, state: str, at: str, note: str) -> Incident:
     """Move the incident through its lifecycle (as the responder does) and store the event."""
-    moved = apply_state(incident, state, at, note)
+    moved = apply_state(incident, state, rfc3339_to_ns(at), note)
     _incident_row(store, moved)
     return moved
 
@@ -128,12 +129,12 @@ def _scout(
     scout = Scout(
         load_detection(extra), load_slos(extra), load_incidents(extra), journey_services(journeys)
     )
-    by_end: dict[str, list[SignalWindow]] = defaultdict(list)
+    by_end: dict[int, list[SignalWindow]] = defaultdict(list)
     for s in signals:
         by_end[s.window_end].append(s)
     anomalies: list[Anomaly] = []
     events: list[Incident] = []
-    for i, end in enumerate(sorted(by_end, key=rfc3339_to_ns)):
+    for i, end in enumerate(sorted(by_end)):
         out = scout.on_window(end, by_end[end], edges if i == 0 else ())
         anomalies += [d.item for d in out.detections if isinstance(d.item, Anomaly)]
         events += out.incidents
@@ -147,7 +148,7 @@ def _anomalies(path: Path) -> list[Anomaly]:
         data = json.loads(line) if line.strip() else {}
         if data.get("schema") == ANOMALY_SCHEMA:
             found[data["id"]] = Anomaly.from_dict(data)
-    return sorted(found.values(), key=lambda a: (rfc3339_to_ns(a.onset), a.id))
+    return sorted(found.values(), key=lambda a: (a.onset, a.id))
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,8 @@ def _replay_one(
         anomalies_file.write_text("".join(a.to_json() + "\n" for a in anomalies))
         incidents_file.write_text("".join(e.to_json() + "\n" for e in events))
     store.upsert_many(
-        "anomalies", [(a.id, a.to_dict(), a.onset, a.service or a.cuj or "") for a in anomalies]
+        "anomalies",
+        [(a.id, a.to_dict(), ns_to_rfc3339(a.onset), a.service or a.cuj or "") for a in anomalies],
     )
     for ev in events:
         _incident_row(store, ev)
@@ -318,8 +320,8 @@ def _respond(
     from sinks.memory.memory import Memory
 
     mine = [a for a in anomalies if a.id in incident.anomaly_ids]
-    onset = min([rfc3339_to_ns(a.onset) for a in mine] + [rfc3339_to_ns(incident.opened_at)])
-    opened = rfc3339_to_ns(incident.opened_at)
+    onset = min([a.onset for a in mine] + [incident.opened_at])
+    opened = incident.opened_at
     # The Brain looks at the incident from its onset to a few minutes in, as it would on a retry.
     window = (onset, max(opened, onset + 180 * NS_PER_S))
     metrics = store.query(
@@ -338,7 +340,7 @@ def _respond(
     diagnosis: Diagnosis = analysis.diagnosis
     # The responder picks the incident up after Scout's last event for it, so its own events
     # follow Scout's on the timeline.
-    t0 = rfc3339_to_ns(incident.updated_at)
+    t0 = incident.updated_at
 
     def at(seconds: int) -> str:
         return ns_to_rfc3339(t0 + seconds * NS_PER_S)

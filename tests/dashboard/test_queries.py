@@ -44,8 +44,8 @@ def span(
         kind="span",
         service=service,
         operation=op,
-        window_start=at(10 * i),
-        window_end=at(10 * i + 10),
+        window_start=timeutil.rfc3339_to_ns(at(10 * i)),
+        window_end=timeutil.rfc3339_to_ns(at(10 * i + 10)),
         count=count,
         errors=errors,
         error_rate=errors / count,
@@ -163,8 +163,8 @@ def _incident(state: str, event: str, updated: int, **kw: Any) -> Incident:
         id="inc-1",
         fingerprint="cart/errors",
         state=state,  # type: ignore[arg-type]
-        opened_at=at(100),
-        updated_at=at(updated),
+        opened_at=timeutil.rfc3339_to_ns(at(100)),
+        updated_at=timeutil.rfc3339_to_ns(at(updated)),
         services=["cart"],
         severity="major",
         anomaly_ids=["an-1"],
@@ -177,13 +177,19 @@ def test_incidents_fold_events_and_measure_duration(store: Store) -> None:
     put_signals(store, [span(i, "cart", 10, 0, 5.0) for i in range(60)])
     for ev in (_incident("open", "opened", 100), _incident("diagnosed", "diagnosed", 130)):
         store.upsert(
-            "incident_events", f"{ev.id}|{ev.event}", ev.to_dict(), ts=ev.updated_at, key=ev.id
+            "incident_events",
+            f"{ev.id}|{ev.event}",
+            ev.to_dict(),
+            ts=timeutil.ns_to_rfc3339(ev.updated_at),
+            key=ev.id,
         )
     (row,) = incidents_q.incidents(store)
     assert row["state"] == "diagnosed" and row["open"]
     assert row["duration_s"] == 500.0  # still open: up to the newest signal (t=600)
     resolved = _incident("resolved", "resolved", 400)
-    store.upsert("incidents", "inc-1", resolved.to_dict(), ts=resolved.opened_at)
+    store.upsert(
+        "incidents", "inc-1", resolved.to_dict(), ts=timeutil.ns_to_rfc3339(resolved.opened_at)
+    )
     (row,) = incidents_q.incidents(store)
     assert row["state"] == "resolved" and not row["open"] and row["duration_s"] == 300.0
     assert incidents_q.open_incidents([row]) == []
@@ -191,7 +197,9 @@ def test_incidents_fold_events_and_measure_duration(store: Store) -> None:
 
 def test_timeline_merges_events_and_actions_in_time_order(store: Store) -> None:
     ev = _incident("open", "opened", 100)
-    store.upsert("incident_events", "e1", ev.to_dict(), ts=ev.updated_at, key=ev.id)
+    store.upsert(
+        "incident_events", "e1", ev.to_dict(), ts=timeutil.ns_to_rfc3339(ev.updated_at), key=ev.id
+    )
     store.upsert(
         "actions",
         "a2",

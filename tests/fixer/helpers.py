@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sinks.fixer.catalog import Revision
 from sre_space.records import Candidate, Diagnosis, Evidence, Incident
+from sre_space.timeutil import rfc3339_to_ns
 
 CHECKOUT = """\
 service: checkout            # must equal the file name
@@ -108,8 +109,8 @@ INCIDENT = Incident(
     id="inc-7",
     fingerprint="fp",
     state="open",
-    opened_at="2026-11-28T10:00:00.000Z",
-    updated_at="2026-11-28T10:00:00.000Z",
+    opened_at=rfc3339_to_ns("2026-11-28T10:00:00.000Z"),
+    updated_at=rfc3339_to_ns("2026-11-28T10:00:00.000Z"),
     services=["checkout"],
     severity="critical",
     anomaly_ids=["a1", "a2"],
@@ -120,10 +121,10 @@ INCIDENT = Incident(
 def diagnosis() -> Diagnosis:
     return Diagnosis(
         incident_id="inc-7",
-        window_start="2026-11-28T09:55:00.000Z",
-        window_end="2026-11-28T10:00:00.000Z",
-        baseline_start="2026-11-28T09:00:00.000Z",
-        baseline_end="2026-11-28T09:55:00.000Z",
+        window_start=rfc3339_to_ns("2026-11-28T09:55:00.000Z"),
+        window_end=rfc3339_to_ns("2026-11-28T10:00:00.000Z"),
+        baseline_start=rfc3339_to_ns("2026-11-28T09:00:00.000Z"),
+        baseline_end=rfc3339_to_ns("2026-11-28T09:55:00.000Z"),
         candidates=[
             Candidate(
                 service="checkout",

@@ -21,6 +21,7 @@ from sinks.fixer.policy import (
 )
 from sinks.store.sqlite import Store
 from sre_space.records import Candidate, Diagnosis, Incident
+from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import git
 
@@ -148,8 +149,8 @@ def _incident() -> Incident:
         id="inc-42",
         fingerprint="f",
         state="open",
-        opened_at="2026-11-28T10:00:00.000Z",
-        updated_at="2026-11-28T10:00:00.000Z",
+        opened_at=rfc3339_to_ns("2026-11-28T10:00:00.000Z"),
+        updated_at=rfc3339_to_ns("2026-11-28T10:00:00.000Z"),
         services=["checkout"],
         severity="critical",
         summary="checkout OOM",
@@ -159,10 +160,10 @@ def _incident() -> Incident:
 def _diagnosis(*remediations: str) -> Diagnosis:
     return Diagnosis(
         incident_id="inc-42",
-        window_start="2026-11-28T09:55:00.000Z",
-        window_end="2026-11-28T10:00:00.000Z",
-        baseline_start="2026-11-28T09:00:00.000Z",
-        baseline_end="2026-11-28T09:55:00.000Z",
+        window_start=rfc3339_to_ns("2026-11-28T09:55:00.000Z"),
+        window_end=rfc3339_to_ns("2026-11-28T10:00:00.000Z"),
+        baseline_start=rfc3339_to_ns("2026-11-28T09:00:00.000Z"),
+        baseline_end=rfc3339_to_ns("2026-11-28T09:55:00.000Z"),
         candidates=[
             Candidate(
                 service="checkout",

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from bench.workload import Truth, expected_signals
 from sre_space.records import SignalWindow
-from sre_space.timeutil import rfc3339_to_ns
 
 
 def assert_matches_truth(signals: list[SignalWindow], truth: Truth, window_ns: int) -> None:
     """Counts and errors exact; p50/p95/p99 within 1% of numpy's on the same spans."""
     want = expected_signals(truth, window_ns)
-    got = {
-        (s.service, s.operation, rfc3339_to_ns(s.window_start)): s
-        for s in signals
-        if s.kind == "span"
-    }
+    got = {(s.service, s.operation, s.window_start): s for s in signals if s.kind == "span"}
     assert set(got) == set(want)
     for key, exp in want.items():
         sig = got[key]

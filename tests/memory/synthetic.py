@@ -134,8 +134,8 @@ def _spans(
         ctx.signals.append(
             SignalWindow(
                 kind="span",
-                window_start=ctx.t(ws),
-                window_end=ctx.t(we),
+                window_start=ws,
+                window_end=we,
                 service=service,
                 operation=op,
                 count=count,
@@ -161,8 +161,8 @@ def _cuj(ctx: _Ctx, base: float, inc: float) -> None:
         ctx.signals.append(
             SignalWindow(
                 kind="cuj",
-                window_start=ctx.t(ws),
-                window_end=ctx.t(we),
+                window_start=ws,
+                window_end=we,
                 cuj="checkout",
                 steps=[started, int(started * 0.9), completed],
                 started=started,
@@ -199,8 +199,8 @@ def _metric(
         ctx.signals.append(
             SignalWindow(
                 kind="metric",
-                window_start=ctx.t(ws),
-                window_end=ctx.t(we),
+                window_start=ws,
+                window_end=we,
                 service=service,
                 metric=metric,
                 value=round(value, 3),
@@ -235,7 +235,7 @@ def _anomaly(
         detector=detector,
         signal=signal,
         kind=kind,  # type: ignore[arg-type]
-        onset=ctx.t(onset),
+        onset=onset,
         observed=round(observed, 4),
         expected=round(expected, 4),
         score=round(ctx.rng.uniform(4.0, 14.0), 2),
@@ -243,7 +243,7 @@ def _anomaly(
         operation=operation,
         cuj=cuj,
         metric=metric,
-        windows=[ctx.t(onset)],
+        windows=[onset],
         exemplar_trace_ids=[ctx.hex(32) for _ in range(2)],
         severity="critical" if ctx.rng.random() < 0.5 else "warning",
         detail=detail,
@@ -1350,7 +1350,7 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
     verify_at = merged + rng.randint(60, 240) * NS_PER_S
     reverted = outcome == "reverted"
     escalated = outcome in ("reverted", "escalated")
-    recovered = None if escalated else ctx.t(max(end, verify_at))
+    recovered = None if escalated else max(end, verify_at)
     state = "escalated" if escalated else "resolved"
     confidence = round(rng.uniform(0.55, 0.95), 2)
     candidates = [
@@ -1374,10 +1374,10 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
     ]
     diagnosis = Diagnosis(
         incident_id=incident_id,
-        window_start=ctx.t(onset),
-        window_end=ctx.t(opened),
-        baseline_start=ctx.t(start),
-        baseline_end=ctx.t(onset),
+        window_start=onset,
+        window_end=opened,
+        baseline_start=start,
+        baseline_end=onset,
         candidates=candidates,
         summary=parts.diag_summary,
     )
@@ -1385,8 +1385,8 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
         id=incident_id,
         fingerprint=fingerprint,
         state=state,  # type: ignore[arg-type]
-        opened_at=ctx.t(opened),
-        updated_at=ctx.t(verify_at if not escalated else verify_at + 30 * NS_PER_S),
+        opened_at=opened,
+        updated_at=verify_at if not escalated else verify_at + 30 * NS_PER_S,
         services=parts.services,
         severity=rng.choice(["critical", "major", "minor"]),
         anomaly_ids=[a.id for a in parts.anomalies],
@@ -1424,21 +1424,21 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
     )
     audit = [
         AuditAction(
-            ctx.t(opened),
+            opened,
             "scout",
             "open_incident",
             f"{len(parts.anomalies)} anomalies correlated",
             incident_id,
         ),
         AuditAction(
-            ctx.t(diagnosed),
+            diagnosed,
             "brain",
             "diagnose",
             f"top candidate {fault} in {parts.culprit} ({confidence:.2f})",
             incident_id,
         ),
         AuditAction(
-            ctx.t(pr_opened),
+            pr_opened,
             "fixer",
             "open_pull_request",
             f"{parts.action} proposed for {parts.culprit}",
@@ -1449,7 +1449,7 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
     if merged_flag:
         audit.append(
             AuditAction(
-                ctx.t(merged),
+                merged,
                 "fixer",
                 "merge",
                 "policy allows automatic merge",
@@ -1459,7 +1459,7 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
         )
         audit.append(
             AuditAction(
-                ctx.t(verify_at),
+                verify_at,
                 "verifier",
                 "verified",
                 remediation.verification,
@@ -1470,7 +1470,7 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
     else:
         audit.append(
             AuditAction(
-                ctx.t(merged),
+                merged,
                 "policy",
                 "require_approval",
                 "action needs a person",
@@ -1481,7 +1481,7 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
     if reverted:
         audit.append(
             AuditAction(
-                ctx.t(verify_at + 10 * NS_PER_S),
+                verify_at + 10 * NS_PER_S,
                 "fixer",
                 "revert",
                 "verification failed",
@@ -1491,7 +1491,7 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
     if escalated:
         audit.append(
             AuditAction(
-                ctx.t(verify_at + 30 * NS_PER_S), "fixer", "escalate", "needs a person", incident_id
+                verify_at + 30 * NS_PER_S, "fixer", "escalate", "needs a person", incident_id
             )
         )
     return Case(

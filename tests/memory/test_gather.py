@@ -10,6 +10,7 @@ from sinks.memory.memory import Memory
 from sinks.memory.postmortem import build_postmortem
 from sinks.store.sqlite import Store
 from sre_space.records import AuditAction, SignalWindow
+from sre_space.timeutil import ns_to_rfc3339, rfc3339_to_ns
 from tests.memory.synthetic import SLOS, Case, make_case
 
 OLD = 'service: payment\nversion: "2.4.1"\nreplicas: 2\n'
@@ -53,7 +54,8 @@ def _fill(store: Store, c: Case, state: str) -> None:
     for w in c.signals:
         kind, svc, name = w.key
         key = f"{kind}|{svc}|{name}"
-        store.upsert("signals", f"{key}|{w.window_start}", w.to_dict(), ts=w.window_start, key=key)
+        start = ns_to_rfc3339(w.window_start)
+        store.upsert("signals", f"{key}|{start}", w.to_dict(), ts=start, key=key)
     # noise: another service in the same time range, and the incident's key a day earlier
     w0 = c.signals[0]
     noise = SignalWindow(
@@ -69,27 +71,29 @@ def _fill(store: Store, c: Case, state: str) -> None:
         "signals",
         "span|ads|GET /ads|x",
         noise.to_dict(),
-        ts=w0.window_start,
+        ts=ns_to_rfc3339(w0.window_start),
         key="span|ads|GET /ads",
     )
     old = dataclasses.replace(
         w0,
-        window_start="2020-01-01T00:00:00.000Z",
-        window_end="2020-01-01T00:00:10.000Z",
+        window_start=rfc3339_to_ns("2020-01-01T00:00:00.000Z"),
+        window_end=rfc3339_to_ns("2020-01-01T00:00:10.000Z"),
         errors=999,
     )
-    store.upsert("signals", "old", old.to_dict(), ts=old.window_start, key="x")
+    store.upsert("signals", "old", old.to_dict(), ts=ns_to_rfc3339(old.window_start), key="x")
     for a in c.anomalies:
-        store.upsert("anomalies", a.id, a.to_dict(), ts=a.onset, key=a.service or "")
+        store.upsert("anomalies", a.id, a.to_dict(), ts=ns_to_rfc3339(a.onset), key=a.service or "")
     store.upsert(
         "diagnoses",
         c.incident.id,
         c.diagnosis.to_dict(),
-        ts=c.diagnosis.window_end,
+        ts=ns_to_rfc3339(c.diagnosis.window_end),
         key=c.incident.id,
     )
     for i, act in enumerate(c.audit):
-        store.upsert("actions", f"audit:{i}", act.to_dict(), ts=act.at, key=c.incident.id)
+        store.upsert(
+            "actions", f"audit:{i}", act.to_dict(), ts=ns_to_rfc3339(act.at), key=c.incident.id
+        )
     store.upsert(
         "pull_requests",
         f"local:{c.incident.id}",
@@ -163,8 +167,8 @@ def test_no_change_and_missing_rows_are_tolerated(memory: Memory) -> None:
 def test_pull_request_mapping() -> None:
     c = make_case("oom", 1)
     audit = [
-        AuditAction("2026-11-18T00:00:05.000Z", "fixer", "merge", "auto"),
-        AuditAction("2026-11-18T00:00:09.000Z", "responder", "deployed", "ok"),
+        AuditAction(rfc3339_to_ns("2026-11-18T00:00:05.000Z"), "fixer", "merge", "auto"),
+        AuditAction(rfc3339_to_ns("2026-11-18T00:00:09.000Z"), "responder", "deployed", "ok"),
     ]
     r = remediation_from_pull_request(
         _pr_row(c, "merged"), audit, {"result": "error", "detail": "boom"}

@@ -13,7 +13,7 @@ from sinks.memory.memory import Memory
 from sinks.memory.postmortem import build_postmortem
 from sinks.memory.records import PostMortem
 from sre_space.records import Evidence, SignalWindow
-from sre_space.timeutil import rfc3339_to_ns
+from sre_space.timeutil import ns_to_rfc3339, rfc3339_to_ns
 from tests.memory.synthetic import SCENARIOS, SLOS, Case, make_case
 
 SECTIONS = [
@@ -39,8 +39,8 @@ def _ns(ts: str) -> int:
     return rfc3339_to_ns(ts)
 
 
-def _overlaps(w: SignalWindow, start: str, end: str) -> bool:
-    return _ns(w.window_start) < _ns(end) and _ns(w.window_end) > _ns(start)
+def _overlaps(w: SignalWindow, start: int, end: int) -> bool:
+    return w.window_start < end and w.window_end > start
 
 
 def _slow_share(w: SignalWindow, threshold: float) -> float:
@@ -66,11 +66,11 @@ def test_numbers_match_the_signals_they_came_from(scenario: str) -> None:
     pm = _pm(c)
     md = pm.markdown
     # Recompute every impact figure here, straight from the windows, without the module's helpers.
-    start = min([a.onset for a in c.anomalies] + [c.incident.opened_at], key=_ns)
+    start = min([a.onset for a in c.anomalies] + [c.incident.opened_at])
     assert c.incident.recovered_at is not None
     end = c.incident.recovered_at
-    assert pm.onset == start and pm.resolved_at == end
-    assert pm.duration_s == (_ns(end) - _ns(start)) / 1e9
+    assert pm.onset == ns_to_rfc3339(start) and pm.resolved_at == ns_to_rfc3339(end)
+    assert pm.duration_s == (end - start) / 1e9
     keys = {(a.service, a.operation) for a in c.anomalies if a.kind == "span"}
     spans = [
         w
@@ -90,7 +90,7 @@ def test_numbers_match_the_signals_they_came_from(scenario: str) -> None:
         if expected:
             baseline = expected[0]
         else:
-            before = [w for w in cuj if _ns(w.window_end) <= _ns(start)]
+            before = [w for w in cuj if w.window_end <= start]
             baseline = sum(w.completed or 0 for w in before) / sum(w.started or 0 for w in before)
         lost = max(
             0.0,
@@ -116,9 +116,7 @@ def test_numbers_match_the_signals_they_came_from(scenario: str) -> None:
             assert slo.name not in budgets
             assert f"| {slo.name} | " in md and "no signal" in md
             continue
-        seconds = (
-            max(_ns(w.window_end) for w in mine) - min(_ns(w.window_start) for w in mine)
-        ) / 1e9
+        seconds = (max(w.window_end for w in mine) - min(w.window_start for w in mine)) / 1e9
         during = [w for w in mine if _overlaps(w, start, end)]
         if slo.type == "conversion":
             events = sum(w.started or 0 for w in mine)
@@ -135,10 +133,10 @@ def test_numbers_match_the_signals_they_came_from(scenario: str) -> None:
         assert budgets[slo.name]["spent_pct"] == pytest.approx(100 * bad / allowance)
         assert f"| {_num(100 * bad / allowance)}% |" in md
 
-    ttd = (_ns(c.incident.opened_at) - _ns(start)) / 1e9
+    ttd = (c.incident.opened_at - start) / 1e9
     assert pm.time_to_detect_s == ttd
     assert c.remediation.merged_at is not None
-    assert pm.time_to_mitigate_s == (_ns(c.remediation.merged_at) - _ns(start)) / 1e9
+    assert pm.time_to_mitigate_s == (_ns(c.remediation.merged_at) - start) / 1e9
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -159,7 +157,7 @@ def test_sections_ids_and_timeline(scenario: str) -> None:
     assert c.remediation.diff.strip() in md
     timeline = md.split("## Timeline (UTC)")[1].split("## What went well")[0]
     for act in c.audit:
-        assert f"| {act.at[:19]}Z | {act.actor} | {act.action} |" in timeline
+        assert f"| {ns_to_rfc3339(act.at)[:19]}Z | {act.actor} | {act.action} |" in timeline
     times = [ln.split("|")[1].strip() for ln in timeline.strip().splitlines()[2:]]
     assert times == sorted(times), "timeline in time order"
 
@@ -211,12 +209,12 @@ def test_detection_before_or_after_first_restart() -> None:
         if (cur.value or 0) > (prev.value or 0)
     )
     md = _pm(c).markdown
-    if _ns(first) < _ns(c.incident.opened_at):
+    if first < c.incident.opened_at:
         assert "came before detection" in md
     else:
         assert "Detected before the first restart" in md
     # Move detection before any restart: the verdict flips to "went well".
-    early = dataclasses.replace(c.incident, opened_at=c.truth["onset"])
+    early = dataclasses.replace(c.incident, opened_at=rfc3339_to_ns(c.truth["onset"]))
     md2 = build_postmortem(
         early, c.anomalies, c.diagnosis, c.remediation, c.audit, c.signals
     ).markdown

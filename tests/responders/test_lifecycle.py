@@ -8,6 +8,7 @@ from sinks.store import Store
 from sinks.store.incidents import record_events, record_move
 from sre_space.records import Incident, Record
 from sre_space.responders.lifecycle import LifecycleTracker
+from sre_space.timeutil import rfc3339_to_ns
 
 
 class _Tracker:
@@ -27,8 +28,8 @@ def _store_with_incident(tmp_path: Path) -> Store:
         id="inc-1",
         fingerprint="checkout/saturation",
         state="open",
-        opened_at="2026-01-05T00:12:40.000Z",
-        updated_at="2026-01-05T00:12:40.000Z",
+        opened_at=rfc3339_to_ns("2026-01-05T00:12:40.000Z"),
+        updated_at=rfc3339_to_ns("2026-01-05T00:12:40.000Z"),
         services=["checkout"],
         severity="minor",
     )
@@ -76,12 +77,15 @@ def test_scout_events_do_not_undo_a_settled_incident(tmp_path: Path) -> None:
     base = Incident.from_dict(store.get("incidents", "inc-1"))
     sink = StoreSink(tmp_path / "sre.db").build("store", 0, 1)
     later = dataclasses.replace(
-        base, state="recovered", event="recovered", updated_at="2026-01-05T00:31:00.000Z"
+        base,
+        state="recovered",
+        event="recovered",
+        updated_at=rfc3339_to_ns("2026-01-05T00:31:00.000Z"),
     )
     sink.write_batch([later])
     assert store.get("incidents", "inc-1")["state"] == "escalated"
     reopened = dataclasses.replace(
-        base, state="open", event="reopened", updated_at="2026-01-05T00:40:00.000Z"
+        base, state="open", event="reopened", updated_at=rfc3339_to_ns("2026-01-05T00:40:00.000Z")
     )
     sink.write_batch([reopened])
     assert store.get("incidents", "inc-1")["state"] == "escalated"  # a person owns it now
@@ -89,6 +93,6 @@ def test_scout_events_do_not_undo_a_settled_incident(tmp_path: Path) -> None:
     assert events == ["opened", "escalated", "recovered", "reopened"]
     # A resolved incident whose problem comes back is open again.
     record_move(store, "inc-1", "resolved", "2026-01-05T00:50:00.000Z")
-    again = dataclasses.replace(reopened, updated_at="2026-01-05T00:55:00.000Z")
+    again = dataclasses.replace(reopened, updated_at=rfc3339_to_ns("2026-01-05T00:55:00.000Z"))
     sink.write_batch([again])
     assert store.get("incidents", "inc-1")["state"] == "open"

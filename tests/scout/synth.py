@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sre_space.records import SignalWindow
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
+from sre_space.timeutil import NS_PER_S
 
 WINDOW_S = 10
 T0_NS = 1_795_000_000 * NS_PER_S  # 2026-11-18, aligned to 10 s
@@ -40,13 +40,13 @@ EDGES: list[tuple[str, str]] = [
 JOURNEYS = {"checkout": ["cart", "checkout", "payment"]}
 
 
-def window_bounds(i: int) -> tuple[str, str]:
-    """RFC 3339 start and end of window `i`."""
+def window_bounds(i: int) -> tuple[int, int]:
+    """Start and end of window `i` (ns since the epoch)."""
     start = T0_NS + i * WINDOW_S * NS_PER_S
-    return ns_to_rfc3339(start), ns_to_rfc3339(start + WINDOW_S * NS_PER_S)
+    return start, start + WINDOW_S * NS_PER_S
 
 
-def at(i: int) -> str:
+def at(i: int) -> int:
     """The start of window `i` (an event time)."""
     return window_bounds(i)[0]
 
@@ -77,7 +77,7 @@ class Shop:
     restarts_every: int = 6
     conversion: float = 0.9
 
-    def windows(self, n: int) -> Iterator[tuple[str, list[SignalWindow], list[tuple[str, str]]]]:
+    def windows(self, n: int) -> Iterator[tuple[int, list[SignalWindow], list[tuple[str, str]]]]:
         """(window_end, signals, edges) for windows 0..n-1."""
         rng = np.random.default_rng(self.seed)
         memory = {s: 0.40 + 0.02 * k for k, s in enumerate(SERVICES)}
@@ -186,7 +186,7 @@ class Shop:
 
 
 def _metric(
-    start: str, end: str, svc: str, name: str, value: float, util: float | None, limit: float | None
+    start: int, end: int, svc: str, name: str, value: float, util: float | None, limit: float | None
 ) -> SignalWindow:
     return SignalWindow(
         kind="metric",

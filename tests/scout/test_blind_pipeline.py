@@ -7,6 +7,7 @@ from operators.scout.stage import ScoutStage
 from operators.signals.pipeline import PipelineHealth
 from sre_space.records import Anomaly, Incident
 from sre_space.settings import load_pipeline_config
+from sre_space.timeutil import rfc3339_to_ns
 
 S = 1_000_000_000
 W = 10 * S
@@ -33,5 +34,7 @@ def test_a_blind_pipeline_opens_an_incident() -> None:
     opened = [r for r in out if isinstance(r, Incident) and r.event == "opened"]
     assert opened and "watermark_delay_s" in opened[0].summary
     first_alarm = min(a.onset for a in anomalies if a.metric == "watermark_delay_s")
-    assert first_alarm <= "2026-01-05T00:12:00.000Z"  # within two minutes of going blind
+    assert first_alarm <= rfc3339_to_ns(
+        "2026-01-05T00:12:00.000Z"
+    )  # within two minutes of going blind
     assert not any(isinstance(r, ChangeEvent) for r in out)

@@ -9,6 +9,7 @@ from operators.scout.detect.config import DetectionConfig
 from operators.scout.detect.events import ChangeEvent
 from operators.scout.detect.series import SeriesDetector
 from sre_space.records import Anomaly
+from sre_space.timeutil import rfc3339_to_ns
 from tests.scout.helpers import cuj, items, metric, span
 from tests.scout.synth import at
 
@@ -36,8 +37,13 @@ def test_restart_increase_is_a_change_and_replacement_is_not() -> None:
 
 def test_flag_changes() -> None:
     tr = ChangeTracker()
-    assert tr.on_flags("cart", {"new_pricing_rules": False}, "2026-01-01T00:00:00.000Z") == []
-    (ev,) = tr.on_flags("cart", {"new_pricing_rules": True}, "2026-01-01T00:00:10.000Z")
+    assert (
+        tr.on_flags("cart", {"new_pricing_rules": False}, rfc3339_to_ns("2026-01-01T00:00:00.000Z"))
+        == []
+    )
+    (ev,) = tr.on_flags(
+        "cart", {"new_pricing_rules": True}, rfc3339_to_ns("2026-01-01T00:00:10.000Z")
+    )
     assert (ev.change, ev.name, ev.before, ev.after) == (
         "flag",
         "new_pricing_rules",

@@ -11,6 +11,7 @@ from operators.scout.incidents.config import IncidentsConfig, load_incidents
 from operators.scout.incidents.correlator import Correlator, journey_services
 from operators.scout.incidents.lifecycle import InvalidTransition, apply_state
 from sre_space.records import Incident
+from sre_space.timeutil import ns_to_rfc3339
 from tests.scout.helpers import anomaly, cleared
 from tests.scout.synth import EDGES, JOURNEYS, at, window_bounds
 
@@ -113,7 +114,13 @@ def test_silence_and_maintenance_suppress() -> None:
         {
             "incidents": {
                 "silences": [{"service": "recommendation", "signal": "p9*"}],
-                "maintenance": [{"services": ["payment"], "starts": at(0), "ends": at(10)}],
+                "maintenance": [
+                    {
+                        "services": ["payment"],
+                        "starts": ns_to_rfc3339(at(0)),
+                        "ends": ns_to_rfc3339(at(10)),
+                    }
+                ],
             }
         }
     )

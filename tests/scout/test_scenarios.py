@@ -15,7 +15,7 @@ from operators.scout.detect.scoring import render_table, score_recording, score_
 from operators.scout.incidents.config import IncidentsConfig
 from operators.scout.judge import Scout
 from sre_space.records import Anomaly, Incident
-from sre_space.timeutil import rfc3339_to_ns
+from sre_space.timeutil import ns_to_rfc3339
 from tests.scout.synth import JOURNEYS, Fault, Shop, at, window_bounds
 
 SLOS = load_slos(
@@ -61,17 +61,22 @@ def runs() -> dict[str, Any]:
             "scenario": name,
             "seed": 0,
             "culprit": {"service": fault.service},
-            "onset": at(fault.start),
-            "end": at(fault.end) if fault.end else None,
+            "onset": ns_to_rfc3339(at(fault.start)),
+            "end": ns_to_rfc3339(at(fault.end)) if fault.end else None,
         }
         recs.append(
             score_recording(
-                incidents, label, start=at(0), end=window_bounds(LENGTH - 1)[1], name=name
+                incidents,
+                label,
+                start=ns_to_rfc3339(at(0)),
+                end=ns_to_rfc3339(window_bounds(LENGTH - 1)[1]),
+                name=name,
             )
         )
     for seed in (101, 102):
         incidents, _ = _replay(Shop(seed=seed), 300)
-        recs.append(score_recording(incidents, None, start=at(0), end=window_bounds(299)[1]))
+        start, end = ns_to_rfc3339(at(0)), ns_to_rfc3339(window_bounds(299)[1])
+        recs.append(score_recording(incidents, None, start=start, end=end))
     return {"report": score_suite(recs), "anomalies": anomalies}
 
 
@@ -109,4 +114,4 @@ def test_oom_predicted_before_the_first_restart(runs: dict[str, Any]) -> None:
     pred = [a for a in anomalies if a.detector == "saturation_trend"]
     crash = [a for a in anomalies if a.detector == "restarts"]
     assert pred and crash
-    assert rfc3339_to_ns(pred[0].windows[-1]) < rfc3339_to_ns(crash[0].onset)
+    assert pred[0].windows[-1] < crash[0].onset

@@ -11,6 +11,7 @@ from operators.scout.detect.scoring import (
     score_suite,
 )
 from sre_space.records import Incident
+from sre_space.timeutil import rfc3339_to_ns
 
 
 def _inc(id: str, opened: str, services: list[str], event: str = "opened") -> Incident:
@@ -18,8 +19,8 @@ def _inc(id: str, opened: str, services: list[str], event: str = "opened") -> In
         id=id,
         fingerprint="f",
         state="open",
-        opened_at=opened,
-        updated_at=opened,
+        opened_at=rfc3339_to_ns(opened),
+        updated_at=rfc3339_to_ns(opened),
         services=services,
         severity="minor",
         event=event,
@@ -43,7 +44,7 @@ def test_final_incidents_keeps_the_first_opened_at() -> None:
         _inc("a", "2026-01-01T00:11:00Z", ["payment", "checkout"], "updated"),
     ]
     (final,) = final_incidents(evs)
-    assert final["opened_at"] == "2026-01-01T00:10:20Z" and final["event"] == "updated"
+    assert final["opened_at"] == "2026-01-01T00:10:20.000Z" and final["event"] == "updated"
 
 
 def test_score_one_recording() -> None:

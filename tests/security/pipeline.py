@@ -26,6 +26,7 @@ from sinks.fixer.fixer import Remedy
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis, Incident
 from sre_space.settings import Settings, load_settings
+from sre_space.timeutil import rfc3339_to_ns
 from tests.brain import synth
 from tests.brain.fake_llm import FakeLLM, Reply
 from tests.brain.otlp_writer import metrics_request, spans_request
@@ -46,8 +47,8 @@ INCIDENT = Incident(
     id="inc-inj",
     fingerprint="fp-inj",
     state="open",
-    opened_at="2025-11-24T16:05:00.000Z",
-    updated_at="2025-11-24T16:05:00.000Z",
+    opened_at=rfc3339_to_ns("2025-11-24T16:05:00.000Z"),
+    updated_at=rfc3339_to_ns("2025-11-24T16:05:00.000Z"),
     services=[CULPRIT],
     severity="critical",
     anomaly_ids=["a-mem", "a-err"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from operators.scout.detect.events import ChangeEvent, stable_id
+from sre_space.timeutil import ns_to_rfc3339
 
 
 def _dominant(versions: dict[str, int]) -> str | None:
@@ -28,7 +29,7 @@ class ChangeTracker:
         self.restarts: float | None = None
         self.flags: dict[str, str] = {}
 
-    def on_versions(self, service: str, versions: dict[str, int], at: str) -> list[ChangeEvent]:
+    def on_versions(self, service: str, versions: dict[str, int], at: int) -> list[ChangeEvent]:
         """Deploy events for versions this series has not seen before (none on the first call)."""
         out: list[ChangeEvent] = []
         seen = {v for v, c in versions.items() if c > 0 and v}
@@ -53,7 +54,7 @@ class ChangeTracker:
         return out
 
     def on_restarts(
-        self, service: str, cumulative: float, at: str
+        self, service: str, cumulative: float, at: int
     ) -> tuple[int, ChangeEvent | None]:
         """The restart increase since the last point and its change event (None if no increase).
 
@@ -66,7 +67,7 @@ class ChangeTracker:
         if delta <= 0:
             return 0, None
         event = ChangeEvent(
-            id=stable_id("chg", service, "restart", at),
+            id=stable_id("chg", service, "restart", ns_to_rfc3339(at)),
             change="restart",
             service=service,
             at=at,
@@ -78,7 +79,7 @@ class ChangeTracker:
         )
         return delta, event
 
-    def on_flags(self, service: str, flags: dict[str, Any], at: str) -> list[ChangeEvent]:
+    def on_flags(self, service: str, flags: dict[str, Any], at: int) -> list[ChangeEvent]:
         """Flag change events for flags whose value differs from the last seen (none at first)."""
         out: list[ChangeEvent] = []
         for name in sorted(flags):
@@ -87,7 +88,7 @@ class ChangeTracker:
             if before is not None and before != value:
                 out.append(
                     ChangeEvent(
-                        id=stable_id("chg", service, "flag", name, value, at),
+                        id=stable_id("chg", service, "flag", name, value, ns_to_rfc3339(at)),
                         change="flag",
                         service=service,
                         at=at,

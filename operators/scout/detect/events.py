@@ -6,10 +6,11 @@ Ids are hashes of what identifies the event in event time, so a replay gives ide
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from sre_space.records import Anomaly, Record
+from sre_space.records import TIME, Anomaly, Record
+from sre_space.timeutil import ns_to_rfc3339
 
 CHANGE_SCHEMA = "sre.change/v1"
 ANOMALY_CLEARED_SCHEMA = "sre.anomaly_cleared/v1"
@@ -28,7 +29,7 @@ class ChangeEvent(Record):
     id: str
     change: ChangeKind
     service: str
-    at: str
+    at: int = field(metadata=TIME)
     name: str = ""
     before: str | None = None
     after: str | None = None
@@ -44,7 +45,7 @@ class AnomalyCleared(Record):
     id: str
     detector: str
     signal: str
-    at: str
+    at: int = field(metadata=TIME)
     service: str | None = None
     operation: str | None = None
     cuj: str | None = None
@@ -62,7 +63,7 @@ class Detection:
     The correlator orders its input by `at`, so the flow may interleave streams freely.
     """
 
-    at: str
+    at: int
     item: DetectedItem
 
 
@@ -72,9 +73,10 @@ def stable_id(prefix: str, *parts: object) -> str:
     return f"{prefix}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}"
 
 
-def anomaly_id(key: tuple[str, str, str], detector: str, signal: str, onset: str) -> str:
+def anomaly_id(key: tuple[str, str, str], detector: str, signal: str, onset: int) -> str:
     """Deterministic anomaly id from the series key, detector, signal and onset."""
-    return stable_id("an", *key, detector, signal, onset)
+    # Hashed in its RFC 3339 form, so ids stay those of the recorded history.
+    return stable_id("an", *key, detector, signal, ns_to_rfc3339(onset))
 
 
 # Signal classes: what kind of user-visible symptom a signal is; incident fingerprints use them.

@@ -18,16 +18,16 @@ class Streak:
         self.k = k
         self.n = n
         self.clear_after = clear_after
-        self.recent: deque[tuple[bool, str]] = deque(maxlen=n)
+        self.recent: deque[tuple[bool, int]] = deque(maxlen=n)
         self.active = False
-        self.onset: str | None = None
+        self.onset: int | None = None
         self.anomaly_id: str | None = None
         self.quiet = 0
         self.run = 0
         self.last_ns: int | None = None
 
     def update(
-        self, flag: bool, window_start: str, t_ns: int, max_gap_ns: int, conclusive: bool = False
+        self, flag: bool, window_start: int, t_ns: int, max_gap_ns: int, conclusive: bool = False
     ) -> Transition:
         """Record one verdict; returns "fire" when the anomaly starts, "clear" when it ends.
 
@@ -54,7 +54,7 @@ class Streak:
             return "fire"
         return ""
 
-    def flagged_windows(self) -> list[str]:
+    def flagged_windows(self) -> list[int]:
         """Window starts of the abnormal verdicts among the last n."""
         return [ws for f, ws in self.recent if f]
 
@@ -77,7 +77,7 @@ class Streak:
     def from_snapshot(cls, data: dict[str, Any]) -> Streak:
         """Rebuild from `snapshot()`."""
         out = cls(data["k"], data["n"], data["clear_after"])
-        out.recent.extend((bool(f), str(ws)) for f, ws in data["recent"])
+        out.recent.extend((bool(f), int(ws)) for f, ws in data["recent"])
         out.active = data["active"]
         out.onset = data["onset"]
         out.anomaly_id = data["anomaly_id"]

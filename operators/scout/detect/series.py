@@ -23,7 +23,7 @@ from operators.scout.detect.events import AnomalyCleared, ChangeEvent, Detection
 from operators.scout.detect.persistence import Streak
 from operators.scout.detect.saturation import FreshInstances, TrendToLimit, TrendVerdict
 from sre_space.records import Anomaly, SignalWindow
-from sre_space.timeutil import NS_PER_S, ns_to_datetime, ns_to_rfc3339, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, ns_to_datetime, ns_to_rfc3339
 
 # Fields judged per kind, in a fixed order so outputs are ordered the same on every replay.
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -81,7 +81,7 @@ class SeriesDetector:
     def on_signal(self, sig: SignalWindow) -> list[Detection]:
         """Judge one closed window of this series; returns what started, ended or changed."""
         at = sig.window_end
-        t_ns = rfc3339_to_ns(at)
+        t_ns = at
         out: list[Detection] = []
         kind, service, name = sig.key
         cfg = self.config
@@ -95,7 +95,7 @@ class SeriesDetector:
             out += self._restarts(sig, t_ns)
 
         rate = self._cumulative_rate(sig, t_ns) if kind == "metric" else None
-        self.window_s = (t_ns - rfc3339_to_ns(sig.window_start)) / NS_PER_S
+        self.window_s = (t_ns - sig.window_start) / NS_PER_S
         for field in self._fields(sig):
             if kind == "metric" and field == "value" and cfg.is_cumulative(name):
                 continue  # a cumulative sum only grows; its rate is what is judged
@@ -134,7 +134,7 @@ class SeriesDetector:
         self.anchored_by = event.id
         # The version appeared within the window ending at `event.at`; the point of the window
         # before it stays in as the pre-deploy level.
-        at_s = rfc3339_to_ns(event.at) / NS_PER_S
+        at_s = event.at / NS_PER_S
         self.trend.anchor(at_s - self.window_s)
 
     # ------------------------------------------------------------------ fields

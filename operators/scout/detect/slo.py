@@ -24,7 +24,7 @@ from operators.scout.detect.budget import burn, events_and_bad, matches, subject
 from operators.scout.detect.config import BurnAlert, SlosConfig, SloSpec
 from operators.scout.detect.events import AnomalyCleared, Detection, anomaly_id
 from sre_space.records import Anomaly, SignalWindow
-from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S
 
 BUCKETS = 120
 _SEVERITY_RANK = {"ticket": 1, "page": 2}
@@ -115,8 +115,8 @@ class SloEvaluator:
         self.active_severity: str | None = None
         self.quiet = 0
         self.first_ns: int | None = None
-        self.onset = ""
-        self.windows: list[str] = []
+        self.onset = 0
+        self.windows: list[int] = []
         self.exemplars: deque[list[str]] = deque(maxlen=3)
 
     # ------------------------------------------------------------------ input
@@ -124,7 +124,7 @@ class SloEvaluator:
     def on_signal(self, sig: SignalWindow) -> list[Detection]:
         """Count one signal; evaluates the previous window first when this one is later."""
         out: list[Detection] = []
-        end_ns = rfc3339_to_ns(sig.window_end)
+        end_ns = sig.window_end
         if self.pending is not None and end_ns > self.pending["end_ns"]:
             out = self._evaluate()
         good, bad = good_bad(sig, self.spec)
@@ -135,7 +135,7 @@ class SloEvaluator:
                 "start": sig.window_start,
                 "end": sig.window_end,
                 "end_ns": end_ns,
-                "len_ns": end_ns - rfc3339_to_ns(sig.window_start),
+                "len_ns": end_ns - sig.window_start,
                 "good": 0,
                 "bad": 0,
                 "ids": [],
@@ -152,15 +152,15 @@ class SloEvaluator:
             self.pending["ids"] += [i for i in ids if i not in self.pending["ids"]]
         return out
 
-    def flush(self, now: str) -> list[Detection]:
+    def flush(self, now: int) -> list[Detection]:
         """Evaluate the buffered window if it ended at or before `now` (event time)."""
-        if self.pending is not None and self.pending["end_ns"] <= rfc3339_to_ns(now):
+        if self.pending is not None and self.pending["end_ns"] <= now:
             return self._evaluate()
         return []
 
-    def burn_rates(self, now: str) -> dict[float, float]:
+    def burn_rates(self, now: int) -> dict[float, float]:
         """Current burn rate per (scaled) window length in seconds, for dashboards and tests."""
-        now_ns = rfc3339_to_ns(now)
+        now_ns = now
         out = {}
         for length, ring in sorted(self.rings.items()):
             g, b = ring.totals(now_ns)

@@ -71,13 +71,13 @@ def anomaly_node(anomaly: Anomaly) -> str:
 class _Incident:
     """Mutable working state of one incident (snapshots as a plain dict)."""
 
-    def __init__(self, id: str, opened_at: str) -> None:
+    def __init__(self, id: str, opened_at: int) -> None:
         self.id = id
         self.fingerprint = ""
         self.state = "open"
         self.opened_at = opened_at
         self.updated_at = opened_at
-        self.recovered_at: str | None = None
+        self.recovered_at: int | None = None
         self.closed_ns: int | None = None
         self.severity = "minor"
         self.nodes: list[str] = []
@@ -133,38 +133,37 @@ class Correlator:
         """Buffer one detector output until the window it belongs to is closed."""
         self.buffer.append(detection)
 
-    def on_window(self, window_end: str, edges: Iterable[tuple[str, str]] = ()) -> list[Incident]:
+    def on_window(self, window_end: int, edges: Iterable[tuple[str, str]] = ()) -> list[Incident]:
         """Close the window ending at `window_end`: learn edges, handle detections, recover."""
-        now_ns = rfc3339_to_ns(window_end)
+        now_ns = window_end
         self.now_ns = max(self.now_ns, now_ns)
         self.graph.add(sorted(edges), now_ns)
-        ready = [d for d in self.buffer if rfc3339_to_ns(d.at) <= now_ns]
-        self.buffer = [d for d in self.buffer if rfc3339_to_ns(d.at) > now_ns]
-        ready.sort(key=lambda d: (rfc3339_to_ns(d.at), _ORDER[type(d.item)], d.item.id))
+        ready = [d for d in self.buffer if d.at <= now_ns]
+        self.buffer = [d for d in self.buffer if d.at > now_ns]
+        ready.sort(key=lambda d: (d.at, _ORDER[type(d.item)], d.item.id))
         out: list[Incident] = []
         # Per event time: changes first, then the anomalies together, then the clears.
         by_time: dict[int, list[Detection]] = {}
         for det in ready:
-            by_time.setdefault(rfc3339_to_ns(det.at), []).append(det)
+            by_time.setdefault(det.at, []).append(det)
         for at_ns, dets in sorted(by_time.items()):
-            at = dets[0].at
             batch: list[Anomaly] = []
             for det in dets:
                 if isinstance(det.item, ChangeEvent):
                     self.changes.setdefault(det.item.id, det.item.to_dict())
                 elif isinstance(det.item, Anomaly):
                     batch.append(det.item)
-            out += self._on_anomalies(batch, at, at_ns)
+            out += self._on_anomalies(batch, at_ns)
             for det in dets:
                 if isinstance(det.item, AnomalyCleared):
                     self._on_cleared(det.item, at_ns)
-        out += self._recover(window_end, now_ns)
+        out += self._recover(now_ns)
         self._prune(now_ns)
         return out
 
     def process(
         self,
-        window_end: str,
+        window_end: int,
         detections: Iterable[Detection],
         edges: Iterable[tuple[str, str]] = (),
     ) -> list[Incident]:
@@ -173,7 +172,7 @@ class Correlator:
             self.on_detection(det)
         return self.on_window(window_end, edges)
 
-    def set_state(self, incident_id: str, state: str, at: str, note: str = "") -> list[Incident]:
+    def set_state(self, incident_id: str, state: str, at: int, note: str = "") -> list[Incident]:
         """Apply a later state (diagnosed, mitigating, verifying, resolved, escalated).
 
         Unknown (already pruned) incidents and repeats of the current state give no event, so
@@ -187,7 +186,7 @@ class Correlator:
         inc.state = state
         inc.updated_at = at
         if state == "resolved" and inc.closed_ns is None:
-            inc.closed_ns = rfc3339_to_ns(at)
+            inc.closed_ns = at
         return [event]
 
     def current(self) -> list[Incident]:
@@ -211,7 +210,7 @@ class Correlator:
         services = [a.service] if a.service else self.journeys.get(a.cuj or "", [])
         return any(m.covers(s, at_ns) for m in self.config.maintenance for s in services)
 
-    def _on_anomalies(self, batch: list[Anomaly], at: str, at_ns: int) -> list[Incident]:
+    def _on_anomalies(self, batch: list[Anomaly], at_ns: int) -> list[Incident]:
         """Anomalies detected at the same event time: linked ones are handled as one group."""
         out: list[Incident] = []
         fresh: list[Anomaly] = []
@@ -226,14 +225,14 @@ class Correlator:
                 # A re-emission (an SLO escalating): only the severity can change.
                 inc = self.incidents[known]
                 if self._raise_severity(inc, a):
-                    inc.updated_at = at
+                    inc.updated_at = at_ns
                     out.append(self._record(inc, "updated"))
             elif self._suppressed(a, at_ns):
                 self.ignored.add(a.id)
             else:
                 fresh.append(a)
         for group in self._components(fresh):
-            out += self._on_group(group, at, at_ns)
+            out += self._on_group(group, at_ns)
         return out
 
     def _components(self, anomalies: list[Anomaly]) -> list[list[Anomaly]]:
@@ -266,7 +265,7 @@ class Correlator:
             groups.setdefault(find(i), []).append(a)
         return list(groups.values())
 
-    def _on_group(self, group: list[Anomaly], at: str, at_ns: int) -> list[Incident]:
+    def _on_group(self, group: list[Anomaly], at_ns: int) -> list[Incident]:
         nodes = [anomaly_node(a) for a in group]
         classes = [signal_class(a) for a in group]
         active = sorted(
@@ -282,7 +281,7 @@ class Correlator:
             changed = self._attach_all(inc, group, nodes, classes)
             if changed:
                 inc.last_symptom_ns = at_ns
-                inc.updated_at = at
+                inc.updated_at = at_ns
                 return [self._record(inc, "updated")]
             return []
         cooldown_ns = int(self.config.cooldown * NS_PER_S)
@@ -299,7 +298,7 @@ class Correlator:
                 inc.closed_ns = None
                 inc.recovered_at = None
                 inc.state = "open"
-                inc.updated_at = at
+                inc.updated_at = at_ns
                 inc.last_symptom_ns = at_ns
                 self._attach_all(inc, group, nodes, classes)
                 return [self._record(inc, "reopened")]
@@ -308,10 +307,11 @@ class Correlator:
             for a in group:
                 self.pending_slo[a.id] = a.to_dict()
             return []
-        inc = _Incident("", at)
+        inc = _Incident("", at_ns)
         for a, node, cls in zip(group, nodes, classes, strict=True):
             self._attach(inc, a, node, cls)
-        inc.id = stable_id("inc", inc.fingerprint, at)
+        # Hashed in its RFC 3339 form, so ids stay those of the recorded history.
+        inc.id = stable_id("inc", inc.fingerprint, ns_to_rfc3339(at_ns))
         inc.last_symptom_ns = at_ns
         self.incidents[inc.id] = inc
         self._attach_all(inc, group, nodes, classes)
@@ -449,7 +449,7 @@ class Correlator:
 
     # ------------------------------------------------------------------ time
 
-    def _recover(self, window_end: str, now_ns: int) -> list[Incident]:
+    def _recover(self, now_ns: int) -> list[Incident]:
         out: list[Incident] = []
         recovery_ns = int(self.config.recovery * NS_PER_S)
         for _, inc in sorted(self.incidents.items()):
@@ -459,9 +459,9 @@ class Correlator:
             if blocking or now_ns - inc.last_clear_ns < recovery_ns:
                 continue
             inc.state = "recovered"
-            inc.recovered_at = ns_to_rfc3339(inc.last_clear_ns)
+            inc.recovered_at = inc.last_clear_ns
             inc.closed_ns = now_ns
-            inc.updated_at = window_end
+            inc.updated_at = now_ns
             out.append(self._record(inc, "recovered"))
         return out
 
@@ -486,7 +486,7 @@ class Correlator:
         if len(inc.pairs) > MAX_SYMPTOMS:
             symptoms.append(f"+{len(inc.pairs) - MAX_SYMPTOMS} more")
         services = {s for n in inc.nodes for s in self._services(n)}
-        since = rfc3339_to_ns(inc.opened_at) - int(self.config.change_lookback * NS_PER_S)
+        since = inc.opened_at - int(self.config.change_lookback * NS_PER_S)
         changes = sorted(
             (ev["at"], ev["service"], ev["change"], ev.get("after") or "", ev.get("count", 1))
             for ev in self.changes.values()

@@ -56,7 +56,7 @@ def check_transition(current: str, new: str) -> None:
         )
 
 
-def apply_state(incident: Incident, state: str, at: str, note: str = "") -> Incident:
+def apply_state(incident: Incident, state: str, at: int, note: str = "") -> Incident:
     """The incident event for moving `incident` to `state` at event time `at`.
 
     The event is named after the state; `note` (say, the diagnosis or the reason to escalate)
@@ -73,7 +73,7 @@ def apply_state(incident: Incident, state: str, at: str, note: str = "") -> Inci
     )
 
 
-def responder_event(latest: Incident, state: str, at: str) -> Incident | None:
+def responder_event(latest: Incident, state: str, at: int) -> Incident | None:
     """A responder's move of the stored incident to `state` at event time `at` (None if it is
     already there: a retried step); every other field is Scout's, kept from `latest`.
 
