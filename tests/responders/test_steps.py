@@ -10,6 +10,7 @@ from sinks.fixer.catalog import ActionRequest
 from sinks.store import Store
 from sinks.store.incidents import record_events
 from sre_space.responders.steps import memory_preference, scout_health
+from sre_space.timeutil import rfc3339_to_ns
 from tests.fixer.helpers import INCIDENT
 
 
@@ -24,8 +25,8 @@ def test_scout_health_is_the_stored_state(tmp_path: Path) -> None:
         INCIDENT,
         state="recovered",
         event="recovered",
-        recovered_at="2026-01-05T00:13:00.000Z",
-        updated_at="2026-01-05T00:14:00.000Z",
+        recovered_at=rfc3339_to_ns("2026-01-05T00:13:00.000Z"),
+        updated_at=rfc3339_to_ns("2026-01-05T00:14:00.000Z"),
     )
     record_events(store, [recovered])
     sample = health(INCIDENT, "2026-01-05T00:15:00.000Z")

@@ -12,8 +12,9 @@ from operators.scout.incidents.lifecycle import responder_event, stored_after
 from sinks.store import Store
 from sinks.store.incidents import record_events, record_move
 from sre_space.records import Incident
+from sre_space.timeutil import rfc3339_to_ns
 
-T0 = "2026-01-05T00:10:00.000Z"
+T0 = rfc3339_to_ns("2026-01-05T00:10:00.000Z")
 
 
 def _opened() -> Incident:
@@ -29,28 +30,28 @@ def _opened() -> Incident:
     )
 
 
-def _scout(base: Incident, event: str, state: str, at: str, **fields: object) -> Incident:
+def _scout(base: Incident, event: str, state: str, at: int, **fields: object) -> Incident:
     return dataclasses.replace(base, event=event, state=state, updated_at=at, **fields)  # type: ignore[arg-type]
 
 
 def test_a_responder_move_keeps_scouts_fields_and_a_retry_is_no_event() -> None:
     scout = dataclasses.replace(_opened(), services=["checkout", "payment"], severity="major")
-    moved = responder_event(scout, "diagnosed", "2026-01-05T00:11:00.000Z")
+    moved = responder_event(scout, "diagnosed", rfc3339_to_ns("2026-01-05T00:11:00.000Z"))
     assert moved is not None
     assert (moved.state, moved.event, moved.updated_at) == (
         "diagnosed",
         "diagnosed",
-        "2026-01-05T00:11:00.000Z",
+        rfc3339_to_ns("2026-01-05T00:11:00.000Z"),
     )
     assert dataclasses.replace(moved, state="open", event="opened", updated_at=T0) == scout
-    assert responder_event(moved, "diagnosed", "2026-01-05T00:12:00.000Z") is None
+    assert responder_event(moved, "diagnosed", rfc3339_to_ns("2026-01-05T00:12:00.000Z")) is None
 
 
 def test_scout_events_leave_a_settled_state_standing_except_a_reopen_of_a_resolved_one() -> None:
     opened = _opened()
     resolved = dataclasses.replace(opened, state="resolved", event="resolved")
     escalated = dataclasses.replace(opened, state="escalated", event="escalated")
-    later = "2026-01-05T00:20:00.000Z"
+    later = rfc3339_to_ns("2026-01-05T00:20:00.000Z")
     for event, state in (("updated", "open"), ("recovered", "recovered")):
         assert stored_after(resolved, _scout(opened, event, state, later)) is None
         assert stored_after(escalated, _scout(opened, event, state, later)) is None
@@ -68,8 +69,10 @@ def test_events_of_one_batch_apply_in_order(tmp_path: Path) -> None:
     record_events(store, [opened])
     record_move(store, opened.id, "resolved", "2026-01-05T00:20:00.000Z")
     # The problem came back, then grew: the update follows the reopen, so it stands.
-    reopened = _scout(opened, "reopened", "open", "2026-01-05T00:30:00.000Z")
-    grown = _scout(reopened, "updated", "open", "2026-01-05T00:31:00.000Z", severity="major")
+    reopened = _scout(opened, "reopened", "open", rfc3339_to_ns("2026-01-05T00:30:00.000Z"))
+    grown = _scout(
+        reopened, "updated", "open", rfc3339_to_ns("2026-01-05T00:31:00.000Z"), severity="major"
+    )
     record_events(store, [reopened, grown])
     latest = store.get("incidents", opened.id)
     assert latest is not None and (latest["event"], latest["severity"]) == ("updated", "major")
