@@ -1,6 +1,7 @@
 """The Brain's fault classes, the other names they go by, and the remediations for each.
 
-`REMEDIATIONS` keys are the fault classes the Brain reports; every action is one of the Fixer's catalog.
+`REMEDIATIONS` keys are the fault classes the Brain reports; every action is one of the Fixer's
+catalog.
 """
 
 from __future__ import annotations
