@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-unit lint kafka-up kafka-down recordings suite bench clean
 
-$(STAMP): pyproject.toml setup.py operators/otlp/_wire.c
+$(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/otlp/_wire*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -2,11 +2,14 @@
 
 from setuptools import Extension, setup
 
+WIRE = "operators/otlp/_wire"
+
 setup(
     ext_modules=[
         Extension(
             "operators.otlp._wire",
-            ["operators/otlp/_wire.c"],
+            [f"{WIRE}.c", f"{WIRE}_read.c", f"{WIRE}_spans.c"],
+            depends=[f"{WIRE}.h"],
             extra_compile_args=["-O3"],
             optional=True,
         )

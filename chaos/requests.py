@@ -40,6 +40,10 @@ Event = tuple[str, int, tuple[tuple[str, Any], ...]]  # (name, time_ns, attribut
 Span = tuple[int, int, int, Pod, str, int, int, int, int, str, Attrs, list[Event] | None]
 KIND_INTERNAL, KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = 1, 2, 3, 4, 5
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
+Status = tuple[int, str]  # (status code, status message)
+UNSET: Status = (STATUS_UNSET, "")
+REFUSED: Status = (STATUS_ERROR, "connection refused")
+SHED: Status = (STATUS_ERROR, "request queue full, shedding load")
 
 NET_MS = 0.3  # one network hop
 RETRY_BACKOFF_MS = 25.0
@@ -141,6 +145,25 @@ class Simulator:
             KIND_CONSUMER,
         )
 
+    def _span(
+        self,
+        kind: int,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        pod: Pod,
+        name: str,
+        start: int,
+        end: int,
+        attrs: Attrs,
+        status: Status = UNSET,
+        events: list[Event] | None = None,
+    ) -> None:
+        code, msg = status
+        self.spans.append(
+            (trace_id, span_id, parent_id, pod, name, kind, start, end, code, msg, attrs, events)
+        )
+
     # -- server side ----------------------------------------------------------------------------
     def _serve(
         self,
@@ -214,7 +237,6 @@ class Simulator:
                 ("http.response.status_code", code),
             ]
         elif op.protocol == "grpc":
-            svc, _, method = opname.partition("/")
             gcode = GRPC_OK
             if failed:
                 gcode = (
@@ -222,12 +244,7 @@ class Simulator:
                     if timed_out
                     else (GRPC_UNAVAILABLE if code in (502, 503) else GRPC_INTERNAL)
                 )
-            attrs = [
-                ("rpc.system", "grpc"),
-                ("rpc.service", svc),
-                ("rpc.method", method),
-                ("rpc.grpc.status_code", gcode),
-            ]
+            attrs = _grpc_attrs(opname, gcode)
             code = gcode
         else:
             attrs = [
@@ -253,36 +270,15 @@ class Simulator:
             pod.checkouts += 1
         if kind == KIND_CONSUMER and not failed:
             pod.orders += 1
-        status, msg = STATUS_UNSET, ""
+        status = UNSET
         if failed:
-            status, msg = STATUS_ERROR, exc[1] if exc else err
+            status = (STATUS_ERROR, exc[1] if exc else err)
             attrs.append(("error.type", err))
             if exc:
-                ev = (
-                    "exception",
-                    end,
-                    (
-                        ("exception.type", exc[0]),
-                        ("exception.message", exc[1]),
-                        ("exception.escaped", True),
-                    ),
-                )
+                ev = _exception(end, *exc)
                 events = [*events, ev] if events else [ev]
-        self.spans.append(
-            (
-                trace_id,
-                span_id,
-                parent_id,
-                pod,
-                opname,
-                kind,
-                start_ns,
-                end,
-                status,
-                msg,
-                attrs,
-                events,
-            )
+        self._span(
+            kind, trace_id, span_id, parent_id, pod, opname, start_ns, end, attrs, status, events
         )
         return Outcome(
             end, failed, code, err, retryable=code in (503, GRPC_UNAVAILABLE), timed_out=timed_out
@@ -302,13 +298,7 @@ class Simulator:
         pod.work_ms += 0.5
         end = start_ns + int(self.rand.lognormal_ms(0.5, 0.3) * MS)
         if op.protocol == "grpc":
-            svc, _, method = op.name.partition("/")
-            attrs: list[tuple[str, Any]] = [
-                ("rpc.system", "grpc"),
-                ("rpc.service", svc),
-                ("rpc.method", method),
-                ("rpc.grpc.status_code", GRPC_UNAVAILABLE),
-            ]
+            attrs = _grpc_attrs(op.name, GRPC_UNAVAILABLE)
             code = GRPC_UNAVAILABLE
         else:
             method, _, route = op.name.partition(" ")
@@ -319,30 +309,9 @@ class Simulator:
             ]
             code = 503
         attrs.append(("error.type", "Overloaded"))
-        ev = (
-            "exception",
-            end,
-            (
-                ("exception.type", "Overloaded"),
-                ("exception.message", "request queue full, shedding load"),
-                ("exception.escaped", True),
-            ),
-        )
-        self.spans.append(
-            (
-                trace_id,
-                span_id,
-                parent_id,
-                pod,
-                op.name,
-                kind,
-                start_ns,
-                end,
-                STATUS_ERROR,
-                "request queue full, shedding load",
-                attrs,
-                [ev],
-            )
+        ev = _exception(end, "Overloaded", SHED[1])
+        self._span(
+            kind, trace_id, span_id, parent_id, pod, op.name, start_ns, end, attrs, SHED, [ev]
         )
         return Outcome(end, True, code, "Overloaded", retryable=False)
 
@@ -411,42 +380,31 @@ class Simulator:
                 if attempt:
                     attrs.append(("http.request.resend_count", attempt))
             else:
-                svc, _, method = call.op.partition("/")
                 code = GRPC_DEADLINE if out.timed_out else out.code
                 if out.failed and code in (503, 502):
                     code = GRPC_UNAVAILABLE
-                attrs = [
-                    ("rpc.system", "grpc"),
-                    ("rpc.service", svc),
-                    ("rpc.method", method),
-                    ("rpc.grpc.status_code", code),
-                    ("server.address", call.service),
-                    ("peer.service", call.service),
-                ]
-            status, msg = STATUS_UNSET, ""
+                attrs = _grpc_attrs(call.op, code)
+                attrs += [("server.address", call.service), ("peer.service", call.service)]
+            status = UNSET
             if out.failed:
-                status = STATUS_ERROR
-                msg = (
+                status = (
+                    STATUS_ERROR,
                     f"deadline of {mine.downstream_timeout_ms} ms exceeded"
                     if out.timed_out
-                    else out.error
+                    else out.error,
                 )
                 attrs.append(("error.type", out.error))
-            self.spans.append(
-                (
-                    trace_id,
-                    client_id,
-                    parent_id,
-                    pod,
-                    call.op,
-                    KIND_CLIENT,
-                    start,
-                    out.end_ns,
-                    status,
-                    msg,
-                    attrs,
-                    None,
-                )
+            self._span(
+                KIND_CLIENT,
+                trace_id,
+                client_id,
+                parent_id,
+                pod,
+                call.op,
+                start,
+                out.end_ns,
+                attrs,
+                status,
             )
             if not (out.failed and out.retryable) or attempt == call.retries:
                 break
@@ -473,21 +431,8 @@ class Simulator:
         if not db_pods:
             end = t + 2 * MS
             attrs.append(("error.type", "OperationalError"))
-            self.spans.append(
-                (
-                    trace_id,
-                    span_id,
-                    parent_id,
-                    pod,
-                    q.name,
-                    KIND_CLIENT,
-                    t,
-                    end,
-                    STATUS_ERROR,
-                    "connection refused",
-                    attrs,
-                    None,
-                )
+            self._span(
+                KIND_CLIENT, trace_id, span_id, parent_id, pod, q.name, t, end, attrs, REFUSED
             )
             return Outcome(end, True, 503, "OperationalError")
         db = db_pods[int(r.uniform() * len(db_pods))]
@@ -497,22 +442,7 @@ class Simulator:
         ms = r.lognormal_ms(q.median_ms, q.sigma) * self.beh[pod.service].slow_db.get(q.name, 1.0)
         ms = ms * db.latency_factor + db.backlog_ms
         end = t + int((ms + 2 * NET_MS) * MS)
-        self.spans.append(
-            (
-                trace_id,
-                span_id,
-                parent_id,
-                pod,
-                q.name,
-                KIND_CLIENT,
-                t,
-                end,
-                STATUS_UNSET,
-                "",
-                attrs,
-                None,
-            )
-        )
+        self._span(KIND_CLIENT, trace_id, span_id, parent_id, pod, q.name, t, end, attrs)
         return Outcome(end, False, 0, "")
 
     def _cache(self, pod: Pod, call: Call, t: int, trace_id: int, parent_id: int) -> Outcome:
@@ -528,21 +458,8 @@ class Simulator:
         if not caches:
             end = t + MS
             attrs.append(("error.type", "ConnectionError"))
-            self.spans.append(
-                (
-                    trace_id,
-                    span_id,
-                    parent_id,
-                    pod,
-                    call.op,
-                    KIND_CLIENT,
-                    t,
-                    end,
-                    STATUS_ERROR,
-                    "connection refused",
-                    attrs,
-                    None,
-                )
+            self._span(
+                KIND_CLIENT, trace_id, span_id, parent_id, pod, call.op, t, end, attrs, REFUSED
             )
             hit = False
         else:
@@ -557,22 +474,7 @@ class Simulator:
                     cache.cache_hits += 1
                 else:
                     cache.cache_misses += 1
-            self.spans.append(
-                (
-                    trace_id,
-                    span_id,
-                    parent_id,
-                    pod,
-                    call.op,
-                    KIND_CLIENT,
-                    t,
-                    end,
-                    STATUS_UNSET,
-                    "",
-                    attrs,
-                    None,
-                )
-            )
+            self._span(KIND_CLIENT, trace_id, span_id, parent_id, pod, call.op, t, end, attrs)
         if hit or not call.db_op:
             return Outcome(end, False, 0, "")
         return self._db(pod, call.db_op, end, trace_id, parent_id)
@@ -589,21 +491,27 @@ class Simulator:
             ("messaging.operation.type", "send"),
             ("server.address", "kafka"),
         ]
-        self.spans.append(
-            (
-                trace_id,
-                span_id,
-                parent_id,
-                pod,
-                f"{QUEUE.topic} publish",
-                KIND_PRODUCER,
-                t,
-                end,
-                STATUS_UNSET,
-                "",
-                attrs,
-                None,
-            )
-        )
+        name = f"{QUEUE.topic} publish"
+        self._span(KIND_PRODUCER, trace_id, span_id, parent_id, pod, name, t, end, attrs)
         self.queue.append(Message(end, trace_id, span_id, dict(ctx)))
         return Outcome(end, False, 0, "")
+
+
+def _grpc_attrs(op_name: str, code: int) -> Attrs:
+    """The gRPC attributes of a span of `op_name` (`service/method`) that ended with `code`."""
+    svc, _, method = op_name.partition("/")
+    return [
+        ("rpc.system", "grpc"),
+        ("rpc.service", svc),
+        ("rpc.method", method),
+        ("rpc.grpc.status_code", code),
+    ]
+
+
+def _exception(at_ns: int, exc_type: str, message: str) -> Event:
+    """The `exception` event of an error that escaped its span."""
+    return (
+        "exception",
+        at_ns,
+        (("exception.type", exc_type), ("exception.message", message), ("exception.escaped", True)),
+    )

@@ -4,6 +4,7 @@ A module defines `SCENARIO = Scenario(...)`; adding a scenario is adding a file.
 the shop the way the fault would happen for real: a bad deploy or a config change is a real commit to
 the GitOps repository (so the Fixer can roll it back and the Brain can find it), a runtime fault is a
 defect in the shop's catalog. It returns an `Injection`: the ground truth and how to undo it.
+`deploy_defect`, `commit_config` and `runtime_fault` build the three families' injections.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from chaos.catalog import Defect, RuntimeFault
+
 if TYPE_CHECKING:
-    from chaos.catalog import Defect
     from chaos.shop import Shop
 
 
@@ -160,13 +162,12 @@ def deploy_defect(
     sha, restore = change_manifest(
         shop, service, ("version",), version, f"deploy {service} {version}"
     )
-    return Injection(
-        scenario=scenario,
-        tag=new_tag(shop, scenario),
-        fault_class=fault_class,
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
+    return _injection(
+        shop,
+        scenario,
+        fault_class,
+        service,
+        intensity,
         operation=operation,
         version=version,
         previous_version=previous,
@@ -180,6 +181,99 @@ def deploy_defect(
             {"action": "revert_commit", "params": {"commit": sha}},
         ],
         restores=[restore],
+    )
+
+
+def commit_config(
+    shop: Shop,
+    scenario: str,
+    fault_class: str,
+    service: str,
+    change: tuple[tuple[str, ...], Any, str],
+    intensity: float,
+    *,
+    tag: str | None = None,
+    remediation: dict[str, Any] | None = None,
+    **labels: Any,
+) -> Injection:
+    """Commit one manifest field of `service` (a real commit): the bad-config family.
+
+    `change` is (path, value, commit message). Reverting the commit heals it, unless `remediation`
+    says what does; reverting is then the alternative. `labels`: more Injection fields.
+    """
+    path, value, message = change
+    sha, restore = change_manifest(shop, service, path, value, message)
+    alternatives: list[dict[str, Any]] = []
+    if remediation is None:
+        remediation = {"action": "revert_commit", "params": {"commit": sha, "service": service}}
+    else:
+        alternatives = [{"action": "revert_commit", "params": {"commit": sha}}]
+    return _injection(
+        shop,
+        scenario,
+        fault_class,
+        service,
+        intensity,
+        tag=tag,
+        commit=sha,
+        remediation=remediation,
+        alternatives=alternatives,
+        restores=[restore],
+        **labels,
+    )
+
+
+def runtime_fault(
+    shop: Shop,
+    scenario: str,
+    fault_class: str,
+    service: str,
+    defect: Defect,
+    intensity: float,
+    remediation: dict[str, Any],
+    *,
+    healed_by_restart: bool = True,
+    **labels: Any,
+) -> Injection:
+    """Add `defect` to the shop's catalog at run time (no commit); a restart of `service` heals it
+    when `healed_by_restart`. `labels`: more Injection fields."""
+    tag = new_tag(shop, scenario)
+    restarted_at = shop.desired[service].restarted_at if healed_by_restart else ""
+    shop.catalog.add_runtime(
+        RuntimeFault(defect, restarted_at, healed_by_restart=healed_by_restart, tag=tag)
+    )
+    return _injection(
+        shop, scenario, fault_class, service, intensity, tag=tag, remediation=remediation, **labels
+    )
+
+
+def scale_out(service: str, replicas: int, needed: int) -> dict[str, Any]:
+    """The remediation that scales `service` from `replicas` to `needed` (one more at least, 20 at
+    most)."""
+    return {
+        "action": "scale_replicas",
+        "params": {"service": service, "replicas": min(20, max(replicas + 1, needed))},
+    }
+
+
+def _injection(
+    shop: Shop,
+    scenario: str,
+    fault_class: str,
+    service: str,
+    intensity: float,
+    *,
+    tag: str | None = None,
+    **labels: Any,
+) -> Injection:
+    return Injection(
+        scenario=scenario,
+        tag=tag or new_tag(shop, scenario),
+        fault_class=fault_class,
+        service=service,
+        onset_ns=shop.now_ns,
+        intensity=intensity,
+        **labels,
     )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.catalog import Defect, RuntimeFault
-from chaos.scenarios import Injection, Scenario, new_tag
+from chaos.catalog import Defect
+from chaos.scenarios import Injection, Scenario, runtime_fault
 from chaos.topology import CACHE_HIT_RATIO
 
 if TYPE_CHECKING:
@@ -14,24 +14,11 @@ if TYPE_CHECKING:
 
 def inject(shop: Shop, service: str, intensity: float) -> Injection:
     """The cache evicts everything it stores (a runtime fault a restart of the cache clears)."""
-    tag = new_tag(shop, "cache_failure")
     hit = max(0.0, CACHE_HIT_RATIO * (1.0 - min(1.0, intensity)))
-    shop.catalog.add_runtime(
-        RuntimeFault(
-            Defect(service, "cache_miss", {"hit_ratio": hit}),
-            shop.desired[service].restarted_at,
-            tag=tag,
-        )
-    )
-    return Injection(
-        scenario="cache_failure",
-        tag=tag,
-        fault_class="cache_failure",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
-        remediation={"action": "restart", "params": {"service": service}},
-        alternatives=[],
+    defect = Defect(service, "cache_miss", {"hit_ratio": hit})
+    restart = {"action": "restart", "params": {"service": service}}
+    return runtime_fault(
+        shop, "cache_failure", "cache_failure", service, defect, intensity, restart
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.scenarios import Injection, Scenario, change_manifest, new_tag
+from chaos.scenarios import Injection, Scenario, commit_config
 from chaos.topology import PROFILES
 
 if TYPE_CHECKING:
@@ -18,25 +18,9 @@ def inject(shop: Shop, service: str, intensity: float) -> Injection:
             f"config_drift needs a service with a database pool: one of {sorted(s for s, p in PROFILES.items() if p.db_hold_ms)}"
         )
     size = max(1, round(2 / intensity))
-    sha, restore = change_manifest(
-        shop,
-        service,
-        ("connection_pool", "max"),
-        size,
-        f"{service}: reduce connection pool to {size} (save DB connections)",
-    )
-    return Injection(
-        scenario="config_drift",
-        tag=new_tag(shop, "config_drift"),
-        fault_class="config_change",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
-        commit=sha,
-        remediation={"action": "revert_commit", "params": {"commit": sha, "service": service}},
-        alternatives=[],
-        restores=[restore],
-    )
+    message = f"{service}: reduce connection pool to {size} (save DB connections)"
+    change = (("connection_pool", "max"), size, message)
+    return commit_config(shop, "config_drift", "config_change", service, change, intensity)
 
 
 SCENARIO = Scenario(

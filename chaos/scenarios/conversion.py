@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaos.catalog import Defect
-from chaos.scenarios import Injection, Scenario, change_manifest, new_tag
+from chaos.scenarios import Injection, Scenario, commit_config
 
 if TYPE_CHECKING:
     from chaos.shop import Shop
@@ -24,30 +24,21 @@ def inject(shop: Shop, service: str, intensity: float) -> Injection:
             service, "decline", {"segment": SEGMENT, "rate": rate, "reason": "risk_score_threshold"}
         ),
     )
-    sha, restore = change_manifest(
+    change = (("feature_flags", FLAG), True, f"{service}: enable {FLAG} (stricter risk scoring)")
+    return commit_config(
         shop,
+        "conversion",
+        "business_logic",
         service,
-        ("feature_flags", FLAG),
-        True,
-        f"{service}: enable {FLAG} (stricter risk scoring)",
-    )
-    return Injection(
-        scenario="conversion",
-        tag=new_tag(shop, "conversion"),
-        fault_class="business_logic",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
-        operation="POST /payments",
-        commit=sha,
-        flag=FLAG,
-        segment=f"app.loyalty_level={SEGMENT}",
+        change,
+        intensity,
         remediation={
             "action": "set_feature_flag",
             "params": {"service": service, "flag": FLAG, "value": False},
         },
-        alternatives=[{"action": "revert_commit", "params": {"commit": sha}}],
-        restores=[restore],
+        operation="POST /payments",
+        flag=FLAG,
+        segment=f"app.loyalty_level={SEGMENT}",
     )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from chaos.catalog import Defect, RuntimeFault
-from chaos.scenarios import Injection, Scenario, new_tag
+from chaos.catalog import Defect
+from chaos.scenarios import Injection, Scenario, runtime_fault, scale_out
 from chaos.topology import OPERATIONS
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ def inject(shop: Shop, service: str, intensity: float) -> Injection:
     """Add a surge of product-API requests sized to overload `service` (a runtime fault)."""
     if (service, TARGET_OP) not in OPERATIONS:
         raise ValueError(f"cpu_saturation targets the service behind {ROUTE}: catalog")
-    tag = new_tag(shop, "cpu_saturation")
     d = shop.desired[service]
     pods = shop.cluster.pods[service]
     now_rho = sum(p.rho for p in pods) / max(1, len(pods))
@@ -30,30 +29,20 @@ def inject(shop: Shop, service: str, intensity: float) -> Injection:
     extra = (
         max(0.0, 1.0 + OVERLOAD * intensity - now_rho) * d.replicas * d.cpu_limit_millicores / cost
     )
-    shop.catalog.add_runtime(
-        RuntimeFault(
-            Defect("frontend", "surge", {"route": ROUTE, "extra_rps": extra}),
-            "",
-            healed_by_restart=False,
-            tag=tag,
-        )
-    )
+    defect = Defect("frontend", "surge", {"route": ROUTE, "extra_rps": extra})
     # replicas that bring utilization back to about 60% (the daily peak adds a third on top)
     demand = (1.0 + OVERLOAD * intensity) * d.replicas
-    needed = math.ceil(demand / 0.6)
-    return Injection(
-        scenario="cpu_saturation",
-        tag=tag,
-        fault_class="saturation",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
+    scale = scale_out(service, d.replicas, math.ceil(demand / 0.6))
+    return runtime_fault(
+        shop,
+        "cpu_saturation",
+        "saturation",
+        service,
+        defect,
+        intensity,
+        scale,
+        healed_by_restart=False,
         operation=TARGET_OP,
-        remediation={
-            "action": "scale_replicas",
-            "params": {"service": service, "replicas": min(20, max(d.replicas + 1, needed))},
-        },
-        alternatives=[],
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaos.catalog import Defect
-from chaos.scenarios import Injection, Scenario, change_manifest, new_tag
+from chaos.scenarios import Injection, Scenario, commit_config, new_tag
 
 if TYPE_CHECKING:
     from chaos.shop import Shop
@@ -23,25 +23,9 @@ def inject(shop: Shop, service: str, intensity: float) -> Injection:
         Defect(service, "crashloop", {"reason": "CrashLoopBackOff"}),
         tag,
     )
-    sha, restore = change_manifest(
-        shop,
-        service,
-        ("timeouts", "downstream_ms"),
-        BAD_TIMEOUT_MS,
-        f"{service}: tighten downstream timeout to {BAD_TIMEOUT_MS} ms",
-    )
-    return Injection(
-        scenario="crashloop",
-        tag=tag,
-        fault_class="crashloop",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
-        commit=sha,
-        remediation={"action": "revert_commit", "params": {"commit": sha, "service": service}},
-        alternatives=[],
-        restores=[restore],
-    )
+    message = f"{service}: tighten downstream timeout to {BAD_TIMEOUT_MS} ms"
+    change = (("timeouts", "downstream_ms"), BAD_TIMEOUT_MS, message)
+    return commit_config(shop, "crashloop", "crashloop", service, change, intensity, tag=tag)
 
 
 SCENARIO = Scenario(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chaos.catalog import Defect, RuntimeFault
-from chaos.scenarios import Injection, Scenario, new_tag
+from chaos.catalog import Defect
+from chaos.scenarios import Injection, Scenario, runtime_fault
 
 if TYPE_CHECKING:
     from chaos.shop import Shop
@@ -15,25 +15,18 @@ HANG_MS = 4000.0
 
 def inject(shop: Shop, service: str, intensity: float) -> Injection:
     """`service` gets stuck on an untraced call (a runtime fault a restart clears)."""
-    tag = new_tag(shop, "dependency_timeout")
-    shop.catalog.add_runtime(
-        RuntimeFault(
-            Defect(service, "hang", {"median_ms": HANG_MS * intensity}),
-            shop.desired[service].restarted_at,
-            tag=tag,
-        )
-    )
+    defect = Defect(service, "hang", {"median_ms": HANG_MS * intensity})
     callers = sorted(
         {c for c, pods in shop.cluster.pods.items() if c != service and _calls(c, service)}
     )
-    return Injection(
-        scenario="dependency_timeout",
-        tag=tag,
-        fault_class="dependency_timeout",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
-        remediation={"action": "restart", "params": {"service": service}},
+    return runtime_fault(
+        shop,
+        "dependency_timeout",
+        "dependency_timeout",
+        service,
+        defect,
+        intensity,
+        {"action": "restart", "params": {"service": service}},
         alternatives=[
             {
                 "action": "raise_timeout",

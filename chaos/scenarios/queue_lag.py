@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from chaos.catalog import Defect, RuntimeFault
-from chaos.scenarios import Injection, Scenario, new_tag
+from chaos.catalog import Defect
+from chaos.scenarios import Injection, Scenario, runtime_fault, scale_out
 from chaos.topology import CART_TO_CHECKOUT, QUEUE, ROUTE_MIX
 
 if TYPE_CHECKING:
@@ -22,35 +22,24 @@ def order_rate(shop: Shop) -> float:
 
 def inject(shop: Shop, service: str, intensity: float) -> Injection:
     """Each message takes far longer to process (slow downstream; a restart does not help)."""
-    tag = new_tag(shop, "queue_lag")
     arrivals = order_rate(shop)
     replicas = shop.desired[service].replicas
     healthy_capacity = replicas * 1000.0 / QUEUE.consumer_ms_per_message
     factor = max(1.0, healthy_capacity / (CAPACITY_SHARE * arrivals) * intensity)
-    shop.catalog.add_runtime(
-        RuntimeFault(
-            Defect(service, "slow_consumer", {"factor": factor}),
-            "",
-            healed_by_restart=False,
-            tag=tag,
-        )
-    )
+    defect = Defect(service, "slow_consumer", {"factor": factor})
     per_pod = 1000.0 / (QUEUE.consumer_ms_per_message * factor)
     # enough consumers for the daily peak with headroom, so the backlog drains
-    needed = math.ceil(2.0 * arrivals / per_pod)
-    return Injection(
-        scenario="queue_lag",
-        tag=tag,
-        fault_class="queue_lag",
-        service=service,
-        onset_ns=shop.now_ns,
-        intensity=intensity,
+    scale = scale_out(service, replicas, math.ceil(2.0 * arrivals / per_pod))
+    return runtime_fault(
+        shop,
+        "queue_lag",
+        "queue_lag",
+        service,
+        defect,
+        intensity,
+        scale,
+        healed_by_restart=False,
         operation=QUEUE.consumer_op,
-        remediation={
-            "action": "scale_replicas",
-            "params": {"service": service, "replicas": min(20, max(replicas + 1, needed))},
-        },
-        alternatives=[],
     )
 
 

@@ -13,8 +13,14 @@ from typing import Any
 import numpy as np
 
 from operators.otlp.errors import DecodeError, DecodeLimits
-from operators.otlp.spans import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, SpanBatch
-from operators.otlp.values import json_any, json_attrs, value_size
+from operators.otlp.spans import (
+    ENTRY_KINDS,
+    HTTP_STATUS_KEYS,
+    RPC_STATUS_KEY,
+    SpanBatch,
+    SpanColumns,
+)
+from operators.otlp.values import int_or, json_any, json_attrs, value_size
 
 SPAN_KINDS = {
     "SPAN_KIND_UNSPECIFIED": 0,
@@ -25,10 +31,6 @@ SPAN_KINDS = {
     "SPAN_KIND_CONSUMER": 5,
 }
 STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
-_HTTP_KEYS = ("http.response.status_code", "http.status_code")
-_RPC_KEY = "rpc.grpc.status_code"
-# server and consumer spans are where HTTP/gRPC status decides the error flag
-_ENTRY_KINDS = frozenset((SPAN_KIND_SERVER, SPAN_KIND_CONSUMER))
 
 
 def load_json(data: bytes | str, limits: DecodeLimits) -> dict[str, Any]:
@@ -63,17 +65,7 @@ def trace_json_to_batch(
     if not isinstance(resource_spans, list):
         raise DecodeError("resourceSpans must be a list")
 
-    service: list[str] = []
-    version: list[str] = []
-    names: list[str] = []
-    kinds: list[int] = []
-    status: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    trace_ids: list[bytes] = []
-    span_ids: list[bytes] = []
-    parents: list[bytes] = []
-    res_attrs: list[dict[str, Any]] = []
+    cols = SpanColumns()
     http: list[int] = []
     rpc: list[int] = []
     flat: list[dict[str, Any]] = []
@@ -95,31 +87,32 @@ def trace_json_to_batch(
             for ss in scopes:
                 for s in ss.get("spans") or []:
                     flat.append(s)
-                    service.append(svc)
-                    version.append(ver)
-                    res_attrs.append(attrs)
-                    names.append(str(s.get("name", "")))
+                    cols.service.append(svc)
+                    cols.version.append(ver)
+                    cols.res_attrs.append(attrs)
+                    cols.names.append(str(s.get("name", "")))
                     kind = _enum(s.get("kind", 0), SPAN_KINDS, "kind")
-                    kinds.append(kind)
+                    cols.kinds.append(kind)
                     st = s.get("status") or {}
-                    status.append(_enum(st.get("code", 0), STATUS_CODES, "status.code"))
-                    starts.append(int(_get(s, "startTimeUnixNano", "start_time_unix_nano") or 0))
-                    ends.append(int(_get(s, "endTimeUnixNano", "end_time_unix_nano") or 0))
-                    trace_ids.append(_hex_id(_get(s, "traceId", "trace_id"), 16, "traceId"))
-                    span_ids.append(_hex_id(_get(s, "spanId", "span_id"), 8, "spanId"))
+                    cols.status.append(_enum(st.get("code", 0), STATUS_CODES, "status.code"))
+                    start = _get(s, "startTimeUnixNano", "start_time_unix_nano")
+                    cols.starts.append(int(start or 0))
+                    cols.ends.append(int(_get(s, "endTimeUnixNano", "end_time_unix_nano") or 0))
+                    cols.trace_ids.append(_hex_id(_get(s, "traceId", "trace_id"), 16, "traceId"))
+                    cols.span_ids.append(_hex_id(_get(s, "spanId", "span_id"), 8, "spanId"))
                     parent = _get(s, "parentSpanId", "parent_span_id")
-                    parents.append(_hex_id(parent, 8, "parentSpanId") if parent else b"")
+                    cols.parents.append(_hex_id(parent, 8, "parentSpanId") if parent else b"")
                     h, g = 0, -1
                     span_attrs = s.get("attributes")
                     if oversized and span_attrs:
                         _check_sizes(json_attrs(span_attrs), limits.max_attribute_bytes, "span")
-                    if kind in _ENTRY_KINDS and span_attrs:
+                    if kind in ENTRY_KINDS and span_attrs:
                         for kv in span_attrs:
                             key = kv.get("key")
-                            if key in _HTTP_KEYS:
-                                h = _int_or(json_any(kv.get("value")), 0)
-                            elif key == _RPC_KEY:
-                                g = _int_or(json_any(kv.get("value")), -1)
+                            if key in HTTP_STATUS_KEYS:
+                                h = int_or(json_any(kv.get("value")), 0)
+                            elif key == RPC_STATUS_KEY:
+                                g = int_or(json_any(kv.get("value")), -1)
                     http.append(h)
                     rpc.append(g)
     except DecodeError:
@@ -150,24 +143,8 @@ def trace_json_to_batch(
             for e in flat[i].get("events") or []
         ]
 
-    return SpanBatch(
-        service=service,
-        service_version=version,
-        operation=names,
-        kind=np.asarray(kinds, dtype=np.int8),
-        status_code=np.asarray(status, dtype=np.int8),
-        _http_status=np.asarray(http, dtype=np.int32),
-        _rpc_grpc_status=np.asarray(rpc, dtype=np.int32),
-        start_ns=np.asarray(starts, dtype=np.int64),
-        end_ns=np.asarray(ends, dtype=np.int64),
-        trace_id=trace_ids,
-        span_id=span_ids,
-        parent_span_id=parents,
-        resource_attrs=res_attrs,
-        _attr_reader=read_attr,
-        _attrs_reader=read_attrs,
-        _events_reader=read_events,
-    )
+    status = (np.asarray(http, dtype=np.int32), np.asarray(rpc, dtype=np.int32))
+    return cols.batch(status, (read_attr, read_attrs, read_events))
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
@@ -198,13 +175,6 @@ def _hex_id(value: Any, size: int, what: str) -> bytes:
     if len(raw) != size:
         raise DecodeError(f"{what} {value[:64]!r} is {len(raw)} bytes; OTLP requires {size}")
     return raw
-
-
-def _int_or(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _check_sizes(attrs: dict[str, Any], limit: int, where: str) -> None:

@@ -2,7 +2,8 @@
 
 Fixed fields are pulled with one list comprehension per column over a scope's spans (C-speed
 iteration over upb messages). The per-span attribute walk, the expensive part, runs only for
-server and consumer spans, whose HTTP/gRPC status decides their error flag.
+server and consumer spans, whose HTTP/gRPC status decides their error flag, and is put off until
+the status is read when the raw bytes prove that no span carries an error code.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from operators.otlp.errors import DecodeError, DecodeLimits
-from operators.otlp.spans import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, SpanBatch
-from operators.otlp.values import proto_any, proto_attrs, value_size
-
-_HTTP_KEYS = ("http.response.status_code", "http.status_code")
-_RPC_KEY = "rpc.grpc.status_code"
-# server and consumer spans are where HTTP/gRPC status decides the error flag
-_ENTRY_KINDS = frozenset((SPAN_KIND_SERVER, SPAN_KIND_CONSUMER))
+from operators.otlp.spans import (
+    ENTRY_KINDS,
+    HTTP_STATUS_KEYS,
+    RPC_STATUS_KEY,
+    SpanBatch,
+    SpanColumns,
+)
+from operators.otlp.values import int_or, proto_any, proto_attrs, value_size
 
 
 def parse_trace_request(data: bytes, limits: DecodeLimits) -> ExportTraceServiceRequest:
@@ -95,17 +97,7 @@ def trace_request_to_batch(
     req: ExportTraceServiceRequest, *, error_codes_possible: bool = True
 ) -> SpanBatch:
     """Columns from a parsed request; the attribute walk runs only if error codes are possible."""
-    service: list[str] = []
-    version: list[str] = []
-    names: list[str] = []
-    kinds: list[int] = []
-    status: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    trace_ids: list[bytes] = []
-    span_ids: list[bytes] = []
-    parents: list[bytes] = []
-    res_attrs: list[dict[str, Any]] = []
+    cols = SpanColumns()
     flat: list[Any] = []
 
     for r_index, rs in enumerate(req.resource_spans):
@@ -122,23 +114,23 @@ def trace_request_to_batch(
             if n == 0:
                 continue
             flat.extend(spans)
-            service.extend([svc] * n)
-            version.extend([ver] * n)
-            res_attrs.extend([attrs] * n)
-            names.extend([s.name for s in spans])
-            kinds.extend([s.kind for s in spans])
-            status.extend([s.status.code for s in spans])
-            starts.extend([s.start_time_unix_nano for s in spans])
-            ends.extend([s.end_time_unix_nano for s in spans])
-            trace_ids.extend([s.trace_id for s in spans])
-            span_ids.extend([s.span_id for s in spans])
-            parents.extend([s.parent_span_id for s in spans])
+            cols.service.extend([svc] * n)
+            cols.version.extend([ver] * n)
+            cols.res_attrs.extend([attrs] * n)
+            cols.names.extend([s.name for s in spans])
+            cols.kinds.extend([s.kind for s in spans])
+            cols.status.extend([s.status.code for s in spans])
+            cols.starts.extend([s.start_time_unix_nano for s in spans])
+            cols.ends.extend([s.end_time_unix_nano for s in spans])
+            cols.trace_ids.extend([s.trace_id for s in spans])
+            cols.span_ids.extend([s.span_id for s in spans])
+            cols.parents.extend([s.parent_span_id for s in spans])
 
-    _check_ids(trace_ids, 16, "trace_id")
-    _check_ids(span_ids, 8, "span_id")
+    _check_ids(cols.trace_ids, 16, "trace_id")
+    _check_ids(cols.span_ids, 8, "span_id")
 
     def load_status() -> tuple[np.ndarray, np.ndarray]:
-        return _scan_status(flat, kinds)
+        return _scan_status(flat, cols.kinds)
 
     def read_attr(i: int, key: str) -> Any:
         for kv in flat[i].attributes:
@@ -155,26 +147,8 @@ def trace_request_to_batch(
             for e in flat[i].events
         ]
 
-    http, rpc = load_status() if error_codes_possible else (None, None)
-    return SpanBatch(
-        service=service,
-        service_version=version,
-        operation=names,
-        kind=np.asarray(kinds, dtype=np.int8),
-        status_code=np.asarray(status, dtype=np.int8),
-        _http_status=http,
-        _rpc_grpc_status=rpc,
-        start_ns=np.asarray(starts, dtype=np.int64),
-        end_ns=np.asarray(ends, dtype=np.int64),
-        trace_id=trace_ids,
-        span_id=span_ids,
-        parent_span_id=parents,
-        resource_attrs=res_attrs,
-        _attr_reader=read_attr,
-        _attrs_reader=read_attrs,
-        _events_reader=read_events,
-        _status_loader=load_status,
-    )
+    status = load_status() if error_codes_possible else (None, None)
+    return cols.batch(status, (read_attr, read_attrs, read_events), load_status)
 
 
 def _scan_status(flat: list[Any], kinds: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -183,14 +157,14 @@ def _scan_status(flat: list[Any], kinds: list[int]) -> tuple[np.ndarray, np.ndar
     rpc: list[int] = []
     for s, kind in zip(flat, kinds, strict=True):
         h, g = 0, -1
-        if kind in _ENTRY_KINDS:
+        if kind in ENTRY_KINDS:
             # The last occurrence of a key wins, and only it is converted (as the C decoder does).
             hv = gv = None
             for kv in s.attributes:
                 key = kv.key
-                if key in _HTTP_KEYS:
+                if key in HTTP_STATUS_KEYS:
                     hv = kv.value
-                elif key == _RPC_KEY:
+                elif key == RPC_STATUS_KEY:
                     gv = kv.value
             if hv is not None:
                 h = hv.int_value if hv.HasField("int_value") else _status_int(hv, 0)
@@ -203,16 +177,9 @@ def _scan_status(flat: list[Any], kinds: list[int]) -> tuple[np.ndarray, np.ndar
 
 def _status_int(value: Any, default: int) -> int:
     try:
-        return _as_int(proto_any(value), default)
+        return int_or(proto_any(value), default)
     except OverflowError:
         raise DecodeError("status code attribute is an infinite double") from None
-
-
-def _as_int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _check_ids(ids: list[bytes], size: int, what: str) -> None:

@@ -18,6 +18,10 @@ import numpy.typing as npt
 SPAN_KIND_SERVER = 2
 SPAN_KIND_CONSUMER = 5
 STATUS_CODE_ERROR = 2
+HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
+RPC_STATUS_KEY = "rpc.grpc.status_code"
+# server and consumer spans are where HTTP/gRPC status decides the error flag
+ENTRY_KINDS = frozenset((SPAN_KIND_SERVER, SPAN_KIND_CONSUMER))
 
 # Reads one attribute (by key) or the events of span i from the parsed request; set by the decoder.
 AttributeReader = Callable[[int, str], Any]
@@ -181,6 +185,51 @@ class SpanBatch:
             events.append(json.dumps(evs, separators=(",", ":"), sort_keys=True) if evs else "")
         data["events"] = events
         return pl.DataFrame(data)
+
+
+@dataclass(slots=True)
+class SpanColumns:
+    """The fixed columns a Python decoder fills span by span, before they become a SpanBatch."""
+
+    service: list[str] = field(default_factory=list)
+    version: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    kinds: list[int] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    trace_ids: list[bytes] = field(default_factory=list)
+    span_ids: list[bytes] = field(default_factory=list)
+    parents: list[bytes] = field(default_factory=list)
+    res_attrs: list[dict[str, Any]] = field(default_factory=list)
+
+    def batch(
+        self,
+        status: tuple[npt.NDArray[np.int32] | None, npt.NDArray[np.int32] | None],
+        readers: tuple[AttributeReader, AttributesReader, EventsReader],
+        status_loader: StatusLoader | None = None,
+    ) -> SpanBatch:
+        """The SpanBatch of these columns with the (HTTP, gRPC) status columns and the decoder's
+        attribute, attributes and events readers."""
+        return SpanBatch(
+            service=self.service,
+            service_version=self.version,
+            operation=self.names,
+            kind=np.asarray(self.kinds, dtype=np.int8),
+            status_code=np.asarray(self.status, dtype=np.int8),
+            _http_status=status[0],
+            _rpc_grpc_status=status[1],
+            start_ns=np.asarray(self.starts, dtype=np.int64),
+            end_ns=np.asarray(self.ends, dtype=np.int64),
+            trace_id=self.trace_ids,
+            span_id=self.span_ids,
+            parent_span_id=self.parents,
+            resource_attrs=self.res_attrs,
+            _attr_reader=readers[0],
+            _attrs_reader=readers[1],
+            _events_reader=readers[2],
+            _status_loader=status_loader,
+        )
 
 
 def concat_batches(batches: Sequence[SpanBatch]) -> SpanBatch:

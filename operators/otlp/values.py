@@ -54,6 +54,14 @@ def json_attrs(attributes: Any) -> dict[str, Any]:
     return {kv["key"]: json_any(kv.get("value")) for kv in attributes}
 
 
+def int_or(value: Any, default: int) -> int:
+    """Python's int(value); `default` where int() raises TypeError or ValueError."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def value_size(value: Any) -> int:
     """Approximate size in bytes of an attribute value (strings, bytes, nested values)."""
     if isinstance(value, str | bytes):

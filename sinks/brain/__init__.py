@@ -6,9 +6,11 @@ Modules, one job each:
 - `structure`: vectorised span-tree facts (self time, critical path, error origins, call patterns).
 - `traces`: what one trace says (`analyze_trace`).
 - `population`: incident window against its baseline over many traces (`analyze_population`).
+- `pinpoint`: attribute values that concentrate a service's failures or slowness.
 - `resources`, `changes`: metric and change evidence.
-- `rank`: evidence into ranked candidates, fault classes, remediations, abstention.
-- `engine`: the whole deterministic diagnosis (`diagnose`).
+- `rank`: evidence into ranked candidates with a fault class, confidence and abstention.
+- `faults`: the fault classes, their other spellings, and the remediations for each.
+- `engine`: the whole deterministic diagnosis (`analyze`, `diagnose`).
 - `redact`, `narrate`: secret redaction and the LLM narrative.
 - `jaeger`: traces from a Jaeger API v3 endpoint.
 - `scoring`: diagnoses against chaos recording labels (top-1 / top-3 / fault class).

@@ -1,9 +1,9 @@
 """`sre-space diagnose`: the root cause of a time range of recorded OTLP, or what one trace says.
 
     sre-space diagnose FILE... --window START END [--baseline START END] [--json]
-    sre-space diagnose --trace FILE [--json]
+    sre-space diagnose --trace FILE|TRACE_ID [--json]
 
-Register in `sre_space/cli.py` as `"diagnose": ("sinks.brain.cli", "...")`.
+Registered in `sre_space/cli.py` as the `diagnose` command.
 """
 
 from __future__ import annotations

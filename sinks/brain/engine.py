@@ -11,8 +11,9 @@ import polars as pl
 
 from sinks.brain.changes import ChangeFinding, commit_changes, flag_changes, version_changes
 from sinks.brain.config import DiagnosisConfig
+from sinks.brain.faults import action_params
 from sinks.brain.population import PopulationReport, analyze_population
-from sinks.brain.rank import Ranking, action_params, rank
+from sinks.brain.rank import Ranking, rank
 from sinks.brain.resources import ResourceFinding, resource_evidence
 from sre_space.records import Diagnosis, SignalWindow
 from sre_space.timeutil import NS_PER_S

@@ -1,7 +1,7 @@
 """Traces from an existing Jaeger through its API v3 (`SRE_JAEGER_URL`), as contract span frames.
 
-Results are `ToolResult` values (status, data, error); nothing raises to the caller, so the Brain can
-fall back to the span archive when Jaeger is unreachable.
+Results are `ToolResult` values (status, data, error); nothing raises to the caller, which decides
+what an unreachable Jaeger means (`sre-space diagnose --trace ID` reports the error).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Recorded OTLP/JSON (Collector file-exporter lines, single documents, or Jaeger API v3 output) into
-the span-column frame of docs/contracts.md, and metric data points into plain samples.
+"""Recorded OTLP (Collector file-exporter files, single documents, or Jaeger API v3 output) into the
+span-column frame of docs/contracts.md, and metric data points into plain samples.
 
 Decoding is the shared decoder's (`operators.otlp`): recordings in JSON lines or length-prefixed
 proto, single JSON documents and Jaeger API v3 output alike; nothing else in the Brain parses OTLP.

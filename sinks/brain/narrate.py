@@ -18,7 +18,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from sinks.brain.rank import CATALOG
+from sinks.brain.faults import CATALOG
 from sinks.brain.redact import redact_value
 from sre_space.records import Diagnosis
 from sre_space.timeutil import ns_to_rfc3339

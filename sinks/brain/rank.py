@@ -17,72 +17,11 @@ import polars as pl
 
 from sinks.brain.changes import ChangeFinding
 from sinks.brain.config import DiagnosisConfig
-from sinks.brain.population import AttributeFinding, PopulationReport, pinpoint
+from sinks.brain.faults import remediations
+from sinks.brain.pinpoint import AttributeFinding, pinpoint
+from sinks.brain.population import PopulationReport
 from sinks.brain.resources import ResourceFinding
 from sre_space.records import Candidate, Evidence
-
-FAULT_CLASSES: tuple[str, ...] = (
-    "memory_leak",
-    "business_rule",
-    "db_latency",
-    "error_regression",
-    "dependency_timeout",
-    "config_pool_exhaustion",
-    "cpu_saturation",
-    "cache_failure",
-    "queue_lag",
-    "crashloop",
-    "latency_regression",
-)
-
-# Chaos scenario names and other spellings -> the fault class the Brain reports.
-FAULT_CLASS_ALIASES: dict[str, str] = {
-    "oom": "memory_leak",
-    "memory": "memory_leak",
-    "memory_leak": "memory_leak",
-    "conversion": "business_rule",
-    "business_rule": "business_rule",
-    "latency": "db_latency",
-    "db_latency": "db_latency",
-    "errors": "error_regression",
-    "error_regression": "error_regression",
-    "bad_deploy": "error_regression",
-    "dependency_timeout": "dependency_timeout",
-    "config_drift": "config_pool_exhaustion",
-    "config_pool_exhaustion": "config_pool_exhaustion",
-    "pool_exhaustion": "config_pool_exhaustion",
-    "cpu_saturation": "cpu_saturation",
-    "saturation": "cpu_saturation",
-    "cache_failure": "cache_failure",
-    "queue_lag": "queue_lag",
-    "crashloop": "crashloop",
-    "latency_regression": "latency_regression",
-    # the chaos shop's label spellings
-    "config_change": "config_pool_exhaustion",
-    "business_logic": "business_rule",
-    "error_rate": "error_regression",
-}
-
-# The Fixer's catalog, by action name, in the order to try.
-REMEDIATIONS: dict[str, tuple[str, ...]] = {
-    "memory_leak": ("rollback_version", "raise_memory_limit", "restart"),
-    "business_rule": ("set_feature_flag", "revert_commit"),
-    "db_latency": ("revert_commit", "scale_replicas"),
-    "error_regression": ("rollback_version", "revert_commit"),
-    "dependency_timeout": ("restart", "raise_timeout"),
-    "config_pool_exhaustion": ("revert_commit",),
-    "cpu_saturation": ("scale_replicas",),
-    "cache_failure": ("restart", "set_feature_flag"),
-    "queue_lag": ("scale_replicas",),
-    "crashloop": ("revert_commit", "rollback_version"),
-    "latency_regression": ("rollback_version", "scale_replicas"),
-}
-CATALOG: frozenset[str] = frozenset(a for actions in REMEDIATIONS.values() for a in actions)
-
-
-def canonical_fault_class(name: str) -> str:
-    """A scenario name or fault class spelled any known way -> the Brain's fault class."""
-    return FAULT_CLASS_ALIASES.get(name.strip().lower(), name.strip().lower())
 
 
 @dataclass
@@ -404,7 +343,7 @@ def rank(
 
     `similar`: past incidents from Memory, `{"fault_class", "service"?, "action", "outcome":
     "worked"|"failed"}`; an action that worked for the same fault class moves first, one that failed
-    moves last.
+    is left out (see `faults.remediations`).
     """
     cfg = cfg or DiagnosisConfig()
     acc: dict[str, _Acc] = {}
@@ -500,7 +439,9 @@ def rank(
                 attribute=attribute,
                 attribute_value=value,
                 evidence=a.evidence,
-                remediations=_remediations(fault, a, by_service.get(a.service, []), similar),
+                remediations=remediations(
+                    fault, a.findings, by_service.get(a.service, []), similar
+                ),
             )
         )
     reason = ""
@@ -561,73 +502,3 @@ def _attribute(a: _Acc, fault: str, changes: list[ChangeFinding]) -> tuple[str |
         if new:
             return "service.version", new[0].value
     return a.findings[0].attribute, a.findings[0].value
-
-
-def _remediations(
-    fault: str, a: _Acc, changes: list[ChangeFinding], similar: Sequence[dict[str, Any]]
-) -> list[str]:
-    actions = list(REMEDIATIONS.get(fault, ()))
-    has_commit = any(c.kind == "commit" for c in changes)
-    has_version = any(c.kind == "version" for c in changes) or any(
-        f.attribute == "service.version" for f in a.findings
-    )
-    if fault in ("db_latency", "latency_regression"):
-        # "Scale, or revert the change that caused it": undo a change when there is one.
-        if has_version:
-            actions = ["rollback_version", "revert_commit", "scale_replicas"]
-        elif has_commit:
-            actions = ["revert_commit", "scale_replicas"]
-        else:
-            actions = ["scale_replicas"]
-    if fault in ("error_regression", "memory_leak") and not has_version and has_commit:
-        actions = ["revert_commit", *[x for x in actions if x != "revert_commit"]]
-    if fault in ("crashloop", "config_pool_exhaustion") and not has_commit:
-        actions = [x for x in actions if x != "revert_commit"] + ["restart"]
-    worked = [
-        s["action"]
-        for s in similar
-        if canonical_fault_class(str(s.get("fault_class", ""))) == fault
-        and s.get("outcome") == "worked"
-    ]
-    failed = {
-        s["action"]
-        for s in similar
-        if canonical_fault_class(str(s.get("fault_class", ""))) == fault
-        and s.get("outcome") == "failed"
-    }
-    ordered = [x for x in worked if x in CATALOG] + actions
-    out: list[str] = []
-    for x in ordered:
-        if x not in out and x not in failed:
-            out.append(x)
-    return out or actions
-
-
-def action_params(
-    candidate: Candidate, changes: Sequence[ChangeFinding]
-) -> dict[str, dict[str, Any]]:
-    """Parameters for each recommended action of `candidate`, from the evidence (for the Fixer,
-    which still applies its own bounds and policy): the version to roll back to, the commit to
-    revert, the flag to turn off. An action whose parameter is unknown gets only the service.
-    """
-    mine = [c for c in changes if c.service == candidate.service]
-    version = next((c for c in mine if c.kind == "version"), None)
-    commits = sorted((c for c in mine if c.kind == "commit" and c.sha), key=lambda c: -c.at_ns)
-    flag = next((c for c in mine if c.kind == "flag" and c.value), None)
-    out: dict[str, dict[str, Any]] = {}
-    for action in candidate.remediations:
-        params: dict[str, Any] = {"service": candidate.service}
-        if action == "rollback_version" and version is not None and version.previous:
-            params["version"] = version.previous
-        elif action == "revert_commit" and commits:
-            params["commit"] = commits[0].sha
-        elif action == "set_feature_flag":
-            key = None
-            if candidate.attribute == "feature_flag" and candidate.attribute_value:
-                key = candidate.attribute_value.split("=", 1)[0]
-            elif flag is not None and flag.value:
-                key = flag.value.split("=", 1)[0]
-            if key:
-                params.update(flag=key, value=False)
-        out[action] = params
-    return out

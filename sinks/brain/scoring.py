@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sinks.brain.rank import canonical_fault_class
+from sinks.brain.faults import canonical_fault_class
 from sre_space.records import Diagnosis
 from sre_space.timeutil import rfc3339_to_ns
 

@@ -8,8 +8,9 @@ import pytest
 
 from sinks.brain.config import DiagnosisConfig
 from sinks.brain.engine import analyze
-from sinks.brain.population import analyze_population, pinpoint
-from sinks.brain.rank import CATALOG, canonical_fault_class
+from sinks.brain.faults import CATALOG, canonical_fault_class
+from sinks.brain.pinpoint import pinpoint
+from sinks.brain.population import analyze_population
 from tests.brain.synth import BASELINE, EXPECTED, INCIDENT, generate
 
 SEEDS = (1, 2, 3)

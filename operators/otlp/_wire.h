@@ -1,0 +1,244 @@
+/*
+ * Shared by the C files of operators.otlp._wire (see _wire.c): the decoder state, growable
+ * buffers, and the protobuf wire-format reader primitives (the UTF-8 check included), inline
+ * because the span loops call them for every field.
+ *
+ * Every reader returns 0, or -1 with the reason in Dec.err (or a Python exception set).
+ */
+#ifndef OTLP_WIRE_H
+#define OTLP_WIRE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+/* only PyInit__wire (declared visible by PyMODINIT_FUNC) leaves the shared object */
+#pragma GCC visibility push(hidden)
+#endif
+
+#define MAX_DEPTH 100
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((call) < 0) {                                                                          \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* growable byte buffer */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} Buf;
+
+/* one interned span name */
+typedef struct {
+    const uint8_t *p;
+    uint32_t len;
+    uint32_t idx;
+    uint64_t hash;
+} NameEnt;
+
+typedef struct {
+    const uint8_t *base;
+    const char *err; /* wire error reason; NULL when a Python exception is set instead */
+    Buf rs_idx;      /* int32 per span */
+    Buf name_idx;    /* int32 per span */
+    Buf kind;        /* int8 per span */
+    Buf status;      /* int8 per span */
+    Buf start;       /* int64 per span */
+    Buf end;         /* int64 per span */
+    Buf http;        /* int32 per span */
+    Buf rpc;         /* int32 per span */
+    Buf offs;        /* int64 (offset, length) per span */
+    Buf ids;         /* int64 (offset, length) x 3 per span: trace, span, parent */
+    Buf res_chunks;  /* int64 (resource spans index, offset, length) per Resource field */
+    Buf names;       /* int64 (offset, length) per unique name */
+    int64_t n_rs;
+    int64_t n_spans;
+    NameEnt *tab;
+    size_t tab_cap;
+    size_t n_names;
+} Dec;
+
+/* The message types of ExportTraceServiceRequest, for the schema table in _wire_read.c. */
+enum {
+    M_REQ,
+    M_RS,
+    M_RES,
+    M_ENTREF,
+    M_KV,
+    M_ANY,
+    M_ARR,
+    M_KVL,
+    M_SS,
+    M_SCOPE,
+    M_SPAN,
+    M_EVENT,
+    M_LINK,
+    M_STATUS,
+    M_COUNT
+};
+
+/* _wire_read.c */
+int buf_grow(Buf *b, size_t extra);
+void buf_free(Buf *b);
+int utf8_seq(const uint8_t *s, size_t n, size_t *i);
+int skip_value(Dec *d, const uint8_t **pp, const uint8_t *end, uint32_t fn, int wt, int depth);
+int generic_field(Dec *d, int mt, uint32_t fn, int wt, const uint8_t **pp, const uint8_t *end,
+                  int depth);
+int validate(Dec *d, int mt, const uint8_t *p, const uint8_t *end, int depth);
+
+/* _wire_spans.c */
+int parse_request(Dec *d, const uint8_t *p, const uint8_t *end);
+
+/* UTF-8 as Python and upb accept it; ASCII inline, other sequences by utf8_seq. */
+static inline int utf8_ok(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
+        if (s[i] < 0x80) {
+            i++;
+        } else if (!utf8_seq(s, n, &i)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static inline int buf_put(Buf *b, const void *v, size_t n) {
+    if (b->len + n > b->cap && buf_grow(b, n) < 0) {
+        return -1;
+    }
+    memcpy(b->data + b->len, v, n);
+    b->len += n;
+    return 0;
+}
+
+/* Record the first wire error's reason. */
+static inline int fail(Dec *d, const char *why) {
+    if (d->err == NULL) {
+        d->err = why;
+    }
+    return -1;
+}
+
+static inline int nest(Dec *d, int depth) {
+    return depth > MAX_DEPTH ? fail(d, "messages nest too deeply") : 0;
+}
+
+static inline int need(Dec *d, const uint8_t *p, const uint8_t *end, ptrdiff_t n,
+                       const char *why) {
+    return end - p < n ? fail(d, why) : 0;
+}
+
+/* A varint of at most `max` bytes; `too_long` is the reason when it runs on. */
+static inline int rd_varint_max(Dec *d, const uint8_t **pp, const uint8_t *end, uint64_t *out,
+                                int max, const char *too_long) {
+    const uint8_t *p = *pp;
+    if (p < end && *p < 0x80) {
+        *out = *p;
+        *pp = p + 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < max; i++) {
+        if (p >= end) {
+            return fail(d, "truncated varint");
+        }
+        uint8_t b = *p++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = v;
+            *pp = p;
+            return 0;
+        }
+    }
+    return fail(d, too_long);
+}
+
+static inline int rd_varint(Dec *d, const uint8_t **pp, const uint8_t *end, uint64_t *out) {
+    return rd_varint_max(d, pp, end, out, 10, "varint longer than 10 bytes");
+}
+
+/* A tag or a size: at most 5 bytes. */
+static inline int rd_varint5(Dec *d, const uint8_t **pp, const uint8_t *end, uint64_t *out) {
+    return rd_varint_max(d, pp, end, out, 5, "tag or length varint longer than 5 bytes");
+}
+
+static inline int rd_tag(Dec *d, const uint8_t **pp, const uint8_t *end, uint32_t *fn, int *wt) {
+    uint64_t t;
+    TRY(rd_varint5(d, pp, end, &t));
+    if (t > 0xffffffffu) {
+        return fail(d, "tag over 32 bits");
+    }
+    *fn = (uint32_t)(t >> 3);
+    *wt = (int)(t & 7);
+    return 0;
+}
+
+/* 1 when a field's tag was read, 0 at the end of the message, -1 on an error. */
+static inline int next_field(Dec *d, const uint8_t **pp, const uint8_t *end, uint32_t *fn,
+                             int *wt) {
+    if (*pp >= end) {
+        return 0;
+    }
+    return rd_tag(d, pp, end, fn, wt) < 0 ? -1 : 1;
+}
+
+static inline int rd_size(Dec *d, const uint8_t **pp, const uint8_t *end, size_t *out) {
+    uint64_t s;
+    TRY(rd_varint5(d, pp, end, &s));
+    if (s >= 0x7fffffffu || s > (uint64_t)(end - *pp)) {
+        return fail(d, "length past the end");
+    }
+    *out = (size_t)s;
+    return 0;
+}
+
+/* A length-delimited value: its n bytes at *s, and *pp past them. */
+static inline int rd_bytes(Dec *d, const uint8_t **pp, const uint8_t *end, const uint8_t **s,
+                           size_t *n) {
+    TRY(rd_size(d, pp, end, n));
+    *s = *pp;
+    *pp += *n;
+    return 0;
+}
+
+static inline int rd_string(Dec *d, const uint8_t **pp, const uint8_t *end, const uint8_t **s,
+                            size_t *n) {
+    TRY(rd_bytes(d, pp, end, s, n));
+    if (!utf8_ok(*s, *n)) {
+        return fail(d, "string field is not valid UTF-8");
+    }
+    return 0;
+}
+
+static inline int rd_fixed64(Dec *d, const uint8_t **pp, const uint8_t *end, uint64_t *out) {
+    TRY(need(d, *pp, end, 8, "truncated fixed64"));
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | (*pp)[i];
+    }
+    *out = v;
+    *pp += 8;
+    return 0;
+}
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#endif
