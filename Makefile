@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit lint kafka-up kafka-down recordings suite bench clean
+.PHONY: install demo test test-unit test-ecosystem otel-build lint kafka-up kafka-down recordings suite bench clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/otlp/_wire*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,12 +18,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sre-space demo
 
-## test: start the local Kafka broker if none is configured, run every test, stop what it started
+## test: build the Collector and Jaeger if missing, start the local Kafka broker if none is
+## configured, run every test, stop what it started
 test: $(STAMP)
 	$(BIN)/python scripts/run_tests.py
 
+## test-ecosystem: the same, but only the tests that run the real Collector and Jaeger
+test-ecosystem: $(STAMP)
+	$(BIN)/python scripts/run_tests.py -m "collector or jaeger" -q
+
 test-unit: $(STAMP)
-	$(BIN)/pytest -m "not kafka and not e2e and not dashboard" -q
+	$(BIN)/pytest -m "not kafka and not e2e and not dashboard and not collector and not jaeger" -q
+
+## otel-build: build the OpenTelemetry Collector and Jaeger v2 into ~/.cache/sre-space/otel
+otel-build:
+	scripts/otel/otel build all
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,6 +9,11 @@ The broker gets port 9092 (or SRE_KAFKA_PORT) when that port and the next one ar
 another free pair otherwise, so a developer's own broker or a second test run on the same
 machine is never reused or stopped by this one.
 
+Before that it builds the real OpenTelemetry Collector and Jaeger v2 that the ecosystem tests run
+(``scripts/otel/otel build all``: a no-op when cached in ~/.cache/sre-space/otel, a Go build on a
+fresh machine) and passes their paths on as SRE_OTELCOL_BIN and SRE_JAEGER_BIN. Set
+SRE_OTEL_BUILD=0 to skip that (those tests then fail, saying how to build).
+
 Exit code: pytest's, except that "no tests collected" (pytest's 5) is reported as a failure:
 a run that tested nothing must not look green.
 
@@ -28,6 +33,7 @@ from types import FrameType
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = REPO / "scripts" / "kafka" / "kafka"
+OTEL_SCRIPT = REPO / "scripts" / "otel" / "otel"
 DEFAULT_PORT = 9092
 PYTEST_NO_TESTS = 5
 
@@ -83,11 +89,41 @@ def _python() -> str:
     return str(venv_python) if venv_python.exists() else sys.executable
 
 
+def build_otel(env: dict[str, str]) -> int:
+    """Build (or find cached) the Collector and Jaeger; export their paths into `env`."""
+    if env.get("SRE_OTEL_BUILD", "1") == "0":
+        _say("SRE_OTEL_BUILD=0: not building the Collector and Jaeger")
+        return 0
+    began = time.monotonic()
+    built = subprocess.run(
+        ["bash", str(OTEL_SCRIPT), "build", "all"], cwd=REPO, env=env, check=False
+    )
+    if built.returncode != 0:
+        _say(f"`scripts/otel/otel build all` failed with exit code {built.returncode}")
+        return built.returncode
+    for name, var in (("collector", "SRE_OTELCOL_BIN"), ("jaeger", "SRE_JAEGER_BIN")):
+        path = subprocess.run(
+            ["bash", str(OTEL_SCRIPT), "path", name],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        if path.returncode == 0:
+            env[var] = path.stdout.strip()
+    _say(f"Collector and Jaeger ready in {time.monotonic() - began:.1f} s")
+    return 0
+
+
 def run(pytest_args: list[str]) -> int:
     env = dict(os.environ)
     started_port: int | None = None
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        built = build_otel(env)
+        if built != 0:
+            return built
         if env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
             _say(f"using the broker at KAFKA_BOOTSTRAP_SERVERS={env['KAFKA_BOOTSTRAP_SERVERS']}")
         else:

@@ -75,7 +75,8 @@ def _metric(p: MetricPartial, start: int, end: int) -> SignalWindow:
         value = sum(lasts.values()) if p.is_sum else (max(lasts.values()) if lasts else None)
         utilization, limit = None, None
     return SignalWindow(
-        kind="metric",
+        # The Collector's own metrics (OpenTelemetry's `otelcol_` namespace) are pipeline health.
+        kind="pipeline" if p.metric.startswith("otelcol_") else "metric",
         service=p.service,
         metric=p.metric,
         window_start=start,

@@ -1,7 +1,8 @@
 """`sre-space diagnose`: the root cause of a time range of recorded OTLP, or what one trace says.
 
     sre-space diagnose FILE... --window START END [--baseline START END] [--json]
-    sre-space diagnose --trace FILE|TRACE_ID [--json]
+    sre-space diagnose --trace FILE [--json]
+    sre-space diagnose --trace TRACE_ID [--json]     (from Jaeger's API v3 at SRE_JAEGER_URL)
 
 Registered in `sre_space/cli.py` as the `diagnose` command.
 """
@@ -85,19 +86,25 @@ def _run_trace(args: argparse.Namespace) -> int:
     if path.exists():
         spans = load_spans([path])
     else:
-        from sinks.brain.jaeger import JaegerClient
+        from sinks.brain.jaeger import client_from_settings
         from sre_space.settings import load_settings
 
-        url = load_settings().jaeger_url
-        if not url:
+        client = client_from_settings(load_settings())
+        if client is None:
             print(
                 f"diagnose: no such file {args.trace} (and SRE_JAEGER_URL is not set)",
                 file=sys.stderr,
             )
             return 1
-        result = JaegerClient(url).trace(args.trace)
+        result = client.trace(args.trace)
+        if result.status == "not_found":
+            print(
+                f"diagnose: trace {args.trace} not found in Jaeger at {client.base_url}",
+                file=sys.stderr,
+            )
+            return 1
         if result.status != "ok" or result.data is None:
-            print(f"diagnose: {result.error}", file=sys.stderr)
+            print(f"diagnose: Jaeger at {client.base_url}: {result.error}", file=sys.stderr)
             return 1
         spans = result.data
     analysis = analyze_trace(spans, DiagnosisConfig())

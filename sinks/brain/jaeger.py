@@ -1,12 +1,15 @@
 """Traces from an existing Jaeger through its API v3 (`SRE_JAEGER_URL`), as contract span frames.
 
-Results are `ToolResult` values (status, data, error); nothing raises to the caller, which decides
-what an unreachable Jaeger means (`sre-space diagnose --trace ID` reports the error).
+Results are `ToolResult` values (status, data, error); nothing raises to the caller, so a caller can
+tell a missing trace from an unreachable or broken Jaeger. Every request is bounded: `timeout_s`
+per connect and per read (`SRE_JAEGER_TIMEOUT`, 10 s by default), and `max_bytes` of body.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,6 +23,9 @@ import polars as pl
 from sinks.brain.loading import spans_from_documents
 
 _HEX = set("0123456789abcdef")
+DEFAULT_TIMEOUT_S = 10.0
+# A 100k-span trace in OTLP/JSON is about 100 MB; a larger answer is not a trace we can use.
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +49,14 @@ class JaegerClient:
         self,
         base_url: str,
         *,
-        timeout_s: float = 10.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         attributes: Sequence[str] | None = None,
         future_slack_s: float = 60.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
         self.attributes = attributes
         # Jaeger answers 404 when start_time_max is exactly "now"; ask slightly into the future.
         self.future_slack_s = future_slack_s
@@ -57,13 +65,24 @@ class JaegerClient:
         url = self.base_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         try:
             with urllib.request.urlopen(url, timeout=self.timeout_s) as resp:
-                body = json.loads(resp.read().decode("utf-8"))
+                raw = resp.read(self.max_bytes + 1)
+            if len(raw) > self.max_bytes:
+                return ToolResult(
+                    "error", error=f"GET {url}: answer larger than {self.max_bytes} bytes"
+                )
+            body = json.loads(raw.decode("utf-8"))
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
-                return ToolResult("not_found", error=f"GET {url}: 404")
+                return ToolResult("not_found", error=f"GET {url}: 404 (Jaeger has no such trace)")
             return ToolResult("error", error=f"GET {url}: HTTP {exc.code}")
-        except (urllib.error.URLError, TimeoutError, OSError, json.JSONDecodeError) as exc:
+        except (TimeoutError, http.client.HTTPException) as exc:
+            return ToolResult(
+                "error", error=f"GET {url}: no answer within {self.timeout_s:g} s ({exc!r})"
+            )
+        except (urllib.error.URLError, OSError) as exc:
             return ToolResult("error", error=f"GET {url}: {exc}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return ToolResult("error", error=f"GET {url}: not JSON ({exc})")
         if not isinstance(body, dict):
             return ToolResult("error", error=f"GET {url}: unexpected JSON {type(body).__name__}")
         if "error" in body and "result" not in body:
@@ -81,7 +100,8 @@ class JaegerClient:
         tid = trace_id.strip().lower()
         if not tid or set(tid) - _HEX or len(tid) > 32:
             return ToolResult("error", error=f"not a hex trace id: {trace_id!r}")
-        return self._get(f"/api/v3/traces/{tid}")
+        # Jaeger stores 128-bit ids; a 64-bit id (older clients) is the same id zero-padded.
+        return self._get(f"/api/v3/traces/{tid.zfill(32)}")
 
     def search(
         self, service: str, start_ns: int, end_ns: int | None = None, limit: int = 100
@@ -100,9 +120,15 @@ class JaegerClient:
 
 
 def client_from_settings(settings: Any) -> JaegerClient | None:
-    """A client when `SRE_JAEGER_URL` is set, else None."""
+    """A client when `SRE_JAEGER_URL` is set, else None; `SRE_JAEGER_TIMEOUT` (seconds) bounds it."""
     url = getattr(settings, "jaeger_url", None)
-    return JaegerClient(url) if url else None
+    if not url:
+        return None
+    try:
+        timeout = float(os.environ.get("SRE_JAEGER_TIMEOUT", "") or DEFAULT_TIMEOUT_S)
+    except ValueError:
+        timeout = DEFAULT_TIMEOUT_S
+    return JaegerClient(url, timeout_s=timeout if timeout > 0 else DEFAULT_TIMEOUT_S)
 
 
 def as_frame(result: ToolResult) -> pl.DataFrame | None:
