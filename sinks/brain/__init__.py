@@ -13,6 +13,7 @@ Modules, one job each:
 - `engine`: the whole deterministic diagnosis (`analyze`, `diagnose`).
 - `redact`, `narrate`: secret redaction and the LLM narrative.
 - `jaeger`: traces from a Jaeger API v3 endpoint.
+- `exemplars`: an incident's exemplar traces the span archive lacks, fetched from Jaeger.
 - `scoring`: diagnoses against chaos recording labels (top-1 / top-3 / fault class).
 - `cli`: `sre-space diagnose`.
 """

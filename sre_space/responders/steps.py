@@ -1,7 +1,8 @@
 """The responder's step functions on live incidents, built by the loop and handed to the machine.
 
-- `BrainStep`: the Brain on the span archive around the incident, asked ahead of the diagnose
-  step until it is sure (`ready`), so the machine's `diagnose` gets that answer.
+- `BrainStep`: the Brain on the span archive around the incident (plus, with `SRE_JAEGER_URL`,
+  exemplar traces the archive lacks, from Jaeger), asked ahead of the diagnose step until it is
+  sure (`ready`), so the machine's `diagnose` gets that answer.
 - `narrator`: the LLM's narrative of a diagnosis, within each incident's budget.
 - `scout_health`: Scout's verdict for the verify step (recovered in the store = within baseline).
 - `memory_preference`: Memory's order of the Fixer's actions for an incident's fingerprint.
@@ -18,6 +19,7 @@ import polars as pl
 
 from sinks.archive.reader import scan_spans
 from sinks.brain.engine import analyze, incident_windows
+from sinks.brain.exemplars import JaegerExemplars, exemplar_trace_ids
 from sinks.brain.narrate import NarrationBudget, NarrationConfig, NarrationResult, narrate
 from sinks.brain.redact import redact_strings
 from sinks.fixer.audit import AuditLog
@@ -81,6 +83,8 @@ class BrainStep:
         self.audit = audit
         self.now = now
         self.log = log
+        # With SRE_JAEGER_URL, exemplar traces the archive lacks are read from Jaeger.
+        self.exemplars = JaegerExemplars.from_settings(settings, log)
         self.archive_margin_ns = int(archive_margin_s * NS_PER_S)
         self.diagnose_wait_ns = int(diagnose_wait_s * NS_PER_S)
         self.rediagnose_ns = int(rediagnose_s * NS_PER_S)
@@ -156,19 +160,25 @@ class BrainStep:
             end = min(end, incident.recovered_at)
         _, baseline = incident_windows(opened, end)
         archived = self._archive_end_ns(baseline[0], end + NS_PER_S)
-        if archived is None:
+        if archived is None and self.exemplars is None:
             self.log(f"{incident.id}: no archived spans around the incident; no diagnosis")
             return None
-        window, baseline = incident_windows(opened, min(end, archived + 1))
+        window, baseline = incident_windows(
+            opened, end if archived is None else min(end, archived + 1)
+        )
         end = window[1]
         spans = scan_spans(self.spans, baseline[0], end).collect()
-        metrics = [
-            SignalWindow.from_dict(r)
-            for r in self.store.query(
-                "signals", since=ns_to_rfc3339(baseline[0]), until=ns_to_rfc3339(end)
-            )
-            if r.get("kind") == "metric"
-        ]
+        signals = self.store.query(
+            "signals", since=ns_to_rfc3339(baseline[0]), until=ns_to_rfc3339(end)
+        )
+        metrics = [SignalWindow.from_dict(r) for r in signals if r.get("kind") == "metric"]
+        if self.exemplars is not None:
+            anomalies = [self.store.get("anomalies", a) or {} for a in incident.anomaly_ids]
+            ids = exemplar_trace_ids(anomalies, signals, incident.services, window)
+            spans = self.exemplars.add_missing(spans, ids)
+            if spans.height == 0:
+                self.log(f"{incident.id}: no spans in the archive or Jaeger; no diagnosis")
+                return None
         commits = commits_for_brain(self.gitops)
 
         def run(similar: list[dict[str, Any]]) -> Diagnosis:
