@@ -8,6 +8,8 @@ this relies on the entry script having run: the state folder comes from the sess
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,10 @@ from sre_space.paths import StatePaths
 from sre_space.paths import state_dir as resolve_state_dir
 
 DEFAULT_REFRESH_S = 10
+_HEX = re.compile(r"[0-9a-fA-F]{1,32}")
+_NOT_ID = re.compile(r"[^0-9A-Za-z_-]")
+# A code span holding exactly a trace id, not already a link's text.
+_CODE_TRACE = re.compile(r"(?<!\[)`([0-9a-f]{32})`(?!\]\()")
 
 
 def state_dir() -> Path:
@@ -88,9 +94,52 @@ def local_zone() -> str:
 
 
 def jaeger_url() -> str | None:
-    """The Jaeger UI base URL when configured (`SRE_JAEGER_URL`)."""
-    url = os.environ.get("SRE_JAEGER_URL", "").strip()
-    return url.rstrip("/") or None
+    """The Jaeger UI's base URL as a browser reaches it: `SRE_JAEGER_UI_URL`, else
+    `SRE_JAEGER_URL` (the address the Brain uses, right when both see Jaeger alike); else None."""
+    for name in ("SRE_JAEGER_UI_URL", "SRE_JAEGER_URL"):
+        url = os.environ.get(name, "").strip().rstrip("/")
+        if url:
+            return url
+    return None
+
+
+def trace_url(trace_id: str) -> str | None:
+    """The Jaeger UI's page of one trace, or None when Jaeger is not configured (or the id is
+    not hex: ids come from telemetry and end up in Markdown and URLs)."""
+    base = jaeger_url()
+    if not base or not trace_id or not _HEX.fullmatch(trace_id):
+        return None
+    return f"{base}/trace/{trace_id}"
+
+
+def trace_links(trace_ids: Sequence[str]) -> str:
+    """Markdown for trace ids: links to the Jaeger UI when configured, else code spans."""
+    parts = []
+    for tid in trace_ids:
+        url = trace_url(tid)
+        parts.append(f"[`{tid}`]({url})" if url else f"`{_NOT_ID.sub('', tid)}`")
+    return " · ".join(parts)
+
+
+def link_trace_ids(markdown: str) -> str:
+    """Markdown with each trace id in a code span (`` `<32 hex>` ``) linked to the Jaeger UI
+    when it is configured (post-mortems quote their traces that way); unchanged otherwise."""
+    if jaeger_url() is None:
+        return markdown
+    return _CODE_TRACE.sub(lambda m: f"[{m.group(0)}]({trace_url(m.group(1))})", markdown)
+
+
+def trace_column(label: str) -> Any:
+    """A table column of trace ids that links each to the Jaeger UI when it is configured
+    (the cells then hold `{url}/trace/{id}`, shown as the id); plain text otherwise."""
+    if jaeger_url() is None:
+        return st.column_config.TextColumn(label)
+    return st.column_config.LinkColumn(label, display_text=r".*/trace/([0-9a-fA-F]+)$")
+
+
+def trace_cell(trace_id: str) -> str:
+    """A `trace_column` cell: the trace's Jaeger UI URL when configured, else its id."""
+    return trace_url(trace_id) or trace_id
 
 
 def empty(message: str) -> None:

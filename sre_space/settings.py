@@ -181,6 +181,8 @@ class Settings(BaseSettings):
     )
     github_repo: str | None = None
     jaeger_url: str | None = None
+    # the Jaeger UI as a browser reaches it, for the dashboard's trace links (else jaeger_url)
+    jaeger_ui_url: str | None = None
     chroma_url: str | None = None
 
     @cached_property

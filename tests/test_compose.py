@@ -90,3 +90,12 @@ def test_collector_writes_what_the_flow_reads() -> None:
 def test_dockerfile_installs_the_project() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert re.search(r"pip install .*\.", text)
+
+
+def test_the_dashboard_links_traces_to_a_jaeger_ui_the_browser_reaches() -> None:
+    services = _compose()["services"]
+    env = services["dashboard"]["environment"]
+    assert env["SRE_JAEGER_URL"] == "http://jaeger:16686"  # the Brain's, inside compose
+    ui = env["SRE_JAEGER_UI_URL"]
+    assert ui == "http://localhost:16686"
+    assert f"{ui.rsplit(':', 1)[1]}:16686" in services["jaeger"]["ports"]

@@ -234,21 +234,21 @@ def pull_requests(store: StoreReader, incident_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def exemplar_traces(
+def exemplar_sources(
     store: StoreReader, inc: Mapping[str, Any], anomalies: Sequence[Mapping[str, Any]]
-) -> list[str]:
-    """Trace ids worth opening for an incident, best first, without duplicates.
+) -> list[dict[str, str]]:
+    """Trace ids worth opening for an incident, best first, each once: `{trace_id, source}`.
 
     Anomaly exemplars, then the diagnosis' evidence, then the failing and slowest traces the flow
-    kept for the incident's services in the windows around the onset.
+    kept for the incident's services in the windows around the onset (`source` says which).
     """
-    ids: list[str] = []
+    ids: list[tuple[str, str]] = []
     for a in anomalies:
-        ids += list(a.get("exemplar_trace_ids") or [])
+        ids += [(t, "anomaly exemplar") for t in a.get("exemplar_trace_ids") or []]
     diag = diagnosis(store, str(inc["id"])) or {}
     for c in (diag.get("candidates") or [])[:1]:
         for ev in c.get("evidence") or []:
-            ids += list(ev.get("trace_ids") or [])
+            ids += [(t, "diagnosis evidence") for t in ev.get("trace_ids") or []]
     onsets = [rfc3339_to_ns(a["onset"]) for a in anomalies if a.get("onset")]
     onset = min(onsets) if onsets else rfc3339_to_ns(str(inc["opened_at"]))
     services = set(inc.get("services") or [])
@@ -258,15 +258,21 @@ def exemplar_traces(
         until=ns_to_rfc3339(onset + 300 * NS_PER_S),
     )
     spans = [r for r in rows if r.get("kind") == "span" and r.get("service") in services]
-    for r in spans:
-        ids += list(r.get("failing_trace_ids") or [])
-    for r in spans:
-        ids += list(r.get("slowest_trace_ids") or [])
-    seen: dict[str, None] = {}
-    for t in ids:
+    for field, source in (("failing_trace_ids", "failing"), ("slowest_trace_ids", "slowest")):
+        for r in spans:
+            ids += [(t, f"{source} · {r.get('service')}") for t in r.get(field) or []]
+    seen: dict[str, str] = {}
+    for t, source in ids:
         if t and t not in seen:
-            seen[t] = None
-    return list(seen)
+            seen[t] = source
+    return [{"trace_id": t, "source": source} for t, source in seen.items()]
+
+
+def exemplar_traces(
+    store: StoreReader, inc: Mapping[str, Any], anomalies: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The trace ids of `exemplar_sources`, in its order."""
+    return [r["trace_id"] for r in exemplar_sources(store, inc, anomalies)]
 
 
 def trace_spans(

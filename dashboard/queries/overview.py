@@ -17,7 +17,8 @@ from sre_space.timeutil import NS_PER_S
 
 
 def pipeline_health(store: StoreReader, df: pl.DataFrame) -> dict[str, Any]:
-    """SRE-Space's own health: dead letters, late data, watermark delay and lag when reported."""
+    """SRE-Space's own health: dead letters, late data, watermark delay and lag when reported,
+    and the Collector's own metrics (`collector_health`)."""
     pipe = df.filter(pl.col("kind") == "pipeline")
     late = int(pipe.filter(pl.col("name") == "late")["late"].fill_null(0).sum() or 0)
 
@@ -30,6 +31,7 @@ def pipeline_health(store: StoreReader, df: pl.DataFrame) -> dict[str, Any]:
     for d in newest_dead:
         reasons[str(d.get("reason", "?"))] = reasons.get(str(d.get("reason", "?")), 0) + 1
     return {
+        "collector": collector_health(pipe),
         "deadletters": store.count("deadletters"),
         "deadletter_reasons": reasons,
         "late": late,
@@ -38,6 +40,55 @@ def pipeline_health(store: StoreReader, df: pl.DataFrame) -> dict[str, Any]:
         "signals": store.count("signals"),
         "newest_signal": latest_ts(store, "signals"),
     }
+
+
+# The Collector's counters of telemetry it accepted but could not pass on (OpenTelemetry's
+# `otelcol_` names; a `_total` suffix where Prometheus naming was kept).
+COLLECTOR_FAILURES = (
+    "otelcol_exporter_send_failed_spans",
+    "otelcol_exporter_send_failed_metric_points",
+    "otelcol_exporter_send_failed_log_records",
+    "otelcol_exporter_enqueue_failed_spans",
+    "otelcol_exporter_enqueue_failed_metric_points",
+    "otelcol_receiver_refused_spans",
+    "otelcol_receiver_refused_metric_points",
+)
+
+
+def collector_health(pipe: pl.DataFrame) -> pl.DataFrame:
+    """The Collector's own metrics (kind `pipeline`, `otelcol_*`): per Collector and metric, the
+    last value in the range and how much it moved (counters are cumulative), failures first."""
+    schema: dict[str, pl.DataType] = {
+        "collector": pl.String(),
+        "metric": pl.String(),
+        "last": pl.Float64(),
+        "change": pl.Float64(),
+        "failure": pl.Boolean(),
+    }
+    own = pipe.filter(pl.col("name").str.starts_with("otelcol_") & pl.col("value").is_not_null())
+    if own.is_empty():
+        return pl.DataFrame(schema=schema)
+    failures = [*COLLECTOR_FAILURES, *(f"{m}_total" for m in COLLECTOR_FAILURES)]
+    return (
+        own.sort("start")
+        .group_by(pl.col("service").alias("collector"), pl.col("name").alias("metric"))
+        .agg(
+            pl.col("value").last().alias("last"),
+            (pl.col("value").last() - pl.col("value").first()).alias("change"),
+        )
+        .with_columns(pl.col("metric").is_in(failures).alias("failure"))
+        .sort(["failure", "collector", "metric"], descending=[True, False, False])
+        .select(list(schema))
+        .cast(pl.Schema(schema))
+    )
+
+
+def collector_failures(health: pl.DataFrame) -> float | None:
+    """Telemetry the Collectors could not pass on (the failure counters' last values summed),
+    or None when no Collector reports its metrics."""
+    if health.is_empty():
+        return None
+    return float(health.filter(pl.col("failure"))["last"].sum())
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import polars as pl
 from dashboard.format import parse_time
 from dashboard.queries.store import StoreReader, latest_ts, minutes_before
 from operators.otlp.span_kind import normalize_span_kind
+from sre_space.timeutil import rfc3339_to_ns
 
 SIGNAL_COLUMNS: dict[str, pl.DataType] = {
     "kind": pl.String(),
@@ -137,3 +138,35 @@ def conversion_series(df: pl.DataFrame) -> pl.DataFrame:
     return c.select(
         pl.col("name").alias("journey"), "start", "started", "completed", "conversion"
     ).sort("journey", "start")
+
+
+def signal_traces(
+    store: StoreReader, service: str, *, minutes: float = 30.0, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The failing and slowest trace ids the flow kept for one service's span signals in the last
+    `minutes`, newest window first: `{start, operation, trace_kind, trace_id}`, each id once."""
+    end = latest_ts(store, "signals")
+    if end is None:
+        return []
+    rows = [
+        r
+        for r in store.query("signals", since=minutes_before(end, minutes))
+        if r.get("kind") == "span" and r.get("service") == service
+    ]
+    rows.sort(key=lambda r: rfc3339_to_ns(str(r["window_start"])), reverse=True)
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for r in rows:
+        for field, what in (("failing_trace_ids", "failing"), ("slowest_trace_ids", "slowest")):
+            for tid in r.get(field) or []:
+                if tid and tid not in seen:
+                    seen.add(tid)
+                    out.append(
+                        {
+                            "start": parse_time(r.get("window_start")),
+                            "operation": str(r.get("operation") or ""),
+                            "trace_kind": what,
+                            "trace_id": str(tid),
+                        }
+                    )
+    return out[:limit]

@@ -86,7 +86,7 @@ def detail(inc: dict[str, Any]) -> None:
                 "No post-mortem yet: Memory writes it when the incident is resolved or escalated."
             )
         else:
-            st.markdown(md)
+            st.markdown(common.link_trace_ids(md))
 
 
 @st.fragment(run_every=common.refresh_seconds())
@@ -145,6 +145,9 @@ def _anomalies(anomalies: list[dict[str, Any]]) -> None:
                 )
             if a.get("detail"):
                 st.caption(a["detail"])
+            exemplars = list(a.get("exemplar_trace_ids") or [])[:3]
+            if exemplars:
+                st.markdown("Exemplar traces: " + common.trace_links(exemplars))
 
 
 def _diagnosis(diag: dict[str, Any] | None) -> None:
@@ -176,6 +179,7 @@ def _diagnosis(diag: dict[str, Any] | None) -> None:
             f"#{i} {c.get('service')} — {c.get('fault_class')} ({len(c.get('evidence') or [])} facts)",
             expanded=i == 1,
         ):
+            evidence = c.get("evidence") or []
             ev = pl.DataFrame(
                 [
                     {
@@ -183,25 +187,31 @@ def _diagnosis(diag: dict[str, Any] | None) -> None:
                         "description": e.get("description", ""),
                         "baseline": e.get("baseline"),
                         "incident": e.get("incident"),
-                        "traces": ", ".join((e.get("trace_ids") or [])[:3]),
+                        "trace": common.trace_cell(next(iter(e.get("trace_ids") or []), "")),
                     }
-                    for e in c.get("evidence") or []
+                    for e in evidence
                 ],
                 schema={
                     "kind": pl.String(),
                     "description": pl.String(),
                     "baseline": pl.Float64(),
                     "incident": pl.Float64(),
-                    "traces": pl.String(),
+                    "trace": pl.String(),
                 },
             )
-            st.dataframe(ev, hide_index=True)
+            st.dataframe(
+                ev, hide_index=True, column_config={"trace": common.trace_column("example trace")}
+            )
+            shown = list(dict.fromkeys(t for e in evidence for t in e.get("trace_ids") or []))
+            if shown:
+                st.markdown("Traces behind these facts: " + common.trace_links(shown[:10]))
 
 
 def _trace(inc: dict[str, Any], anomalies: list[dict[str, Any]]) -> None:
     store = common.store()
     archive = common.paths().spans
-    ids = q.exemplar_traces(store, inc, anomalies)
+    sources = q.exemplar_sources(store, inc, anomalies)
+    ids = [r["trace_id"] for r in sources]
     if not ids:
         common.empty(
             "No exemplar trace for this incident: the flow keeps the slowest and failing trace "
@@ -215,19 +225,31 @@ def _trace(inc: dict[str, Any], anomalies: list[dict[str, Any]]) -> None:
     trace_id = st.selectbox(
         "Exemplar trace", ids[:20], key=key, help="Anomaly exemplars and diagnosis evidence first"
     )
-    spans = q.trace_spans(archive, trace_id, around=inc["opened_at"])
-    jaeger = common.jaeger_url()
-    if jaeger:
-        st.link_button(
-            "Open in Jaeger", f"{jaeger}/trace/{trace_id}", icon=":material/open_in_new:"
+    with st.expander(f"Every exemplar trace ({len(sources)})"):
+        st.dataframe(
+            pl.DataFrame(
+                [
+                    {"trace": common.trace_cell(r["trace_id"]), "source": r["source"]}
+                    for r in sources
+                ],
+                schema={"trace": pl.String(), "source": pl.String()},
+            ),
+            hide_index=True,
+            column_config={"trace": common.trace_column("trace")},
         )
+    spans = q.trace_spans(archive, trace_id, around=inc["opened_at"])
+    url = common.trace_url(trace_id)
+    if url:
+        st.link_button("Open in Jaeger", url, icon=":material/open_in_new:")
     if spans.is_empty():
         common.empty(
             f"Trace {trace_id} is not in the span archive ({archive}); it may have been sampled "
             "out or aged out of retention."
-            + ("" if jaeger else " Set SRE_JAEGER_URL to open traces in Jaeger.")
+            + ("" if url else " Set SRE_JAEGER_UI_URL (or SRE_JAEGER_URL) to open it in Jaeger.")
         )
         return
+    # The waterfall and the critical path below are this trace's.
+    st.markdown(f"Trace {common.trace_links([trace_id])} from the span archive")
     rows = wf.waterfall_frame(spans)
     s = wf.waterfall_summary(rows)
     m1, m2, m3, m4 = st.columns(4)

@@ -14,7 +14,7 @@ from dashboard.format import fmt_duration, state_badge, time_html
 from dashboard.queries import incidents as incidents_q
 from dashboard.queries import overview as q
 from dashboard.queries import signals as signals_q
-from dashboard.queries.store import latest_ts
+from dashboard.queries.store import StoreReader, latest_ts
 from sre_space.settings import ConfigError, Settings
 
 st.title("Overview")
@@ -159,6 +159,7 @@ def live() -> None:
                 charts.line_chart(services, y="p95_ms", color="service", y_title="p95 (ms)"),
                 width="stretch",
             )
+            _signal_traces(store, service, float(minutes))
         else:
             st.caption("No span signals in this range.")
     with tabs[1]:
@@ -212,6 +213,58 @@ def live() -> None:
             "Latest dead letters: "
             + "; ".join(f"{k} ×{v}" for k, v in health["deadletter_reasons"].items())
         )
+    _collector(health["collector"])
+
+
+def _signal_traces(store: StoreReader, service: str, minutes: float) -> None:
+    """The failing and slowest traces the flow kept for the service, linked to Jaeger."""
+    rows = signals_q.signal_traces(store, service, minutes=minutes)
+    st.caption(f"Failing and slowest traces of {service}, newest window first")
+    if not rows:
+        st.caption("The flow kept no trace ids for this service in this range.")
+        return
+    df = pl.DataFrame(
+        [{**r, "trace_id": common.trace_cell(r["trace_id"])} for r in rows],
+        schema={
+            "start": pl.Datetime("us", "UTC"),
+            "operation": pl.String(),
+            "trace_kind": pl.String(),
+            "trace_id": pl.String(),
+        },
+    )
+    st.dataframe(
+        df,
+        hide_index=True,
+        column_config={
+            "start": common.utc_column("window (UTC)"),
+            "trace_kind": st.column_config.TextColumn("kept as"),
+            "trace_id": common.trace_column("trace"),
+        },
+    )
+
+
+def _collector(health: pl.DataFrame) -> None:
+    """The Collector's own metrics (pipeline signals `otelcol_*`), failures first."""
+    failures = q.collector_failures(health)
+    if failures is None:
+        st.caption(
+            "No Collector reports its own metrics into the pipeline (`otelcol_*`; see "
+            "deploy/otel-collector.yaml, which sends them)."
+        )
+        return
+    st.metric(
+        "Collector: telemetry not passed on",
+        f"{failures:,.0f}",
+        help="The Collector's send-failed, enqueue-failed and refused counters, summed",
+    )
+    st.dataframe(
+        health.drop("failure"),
+        hide_index=True,
+        column_config={
+            "last": st.column_config.NumberColumn("last value", format="%.6g"),
+            "change": st.column_config.NumberColumn("change in range", format="%.6g"),
+        },
+    )
 
 
 def _incidents_block(

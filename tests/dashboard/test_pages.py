@@ -11,6 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from chaos.control import read_commands
+from sinks.outputs.store_sink import record_row
+from sinks.store import Store
+from sre_space.records import SignalWindow
 from tests.dashboard.seed import Seeded
 
 pytestmark = pytest.mark.dashboard
@@ -215,12 +218,114 @@ def test_empty_state(page: str, hint: str, empty_state: Path) -> None:
     assert not empty_state.exists()  # reading never creates the state folder
 
 
-def test_jaeger_link_when_configured(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SRE_JAEGER_URL", "http://jaeger.local:16686/")
+def cells(at: AppTest) -> list[str]:
+    """Every cell of every dataframe, as text (links are the cells' URLs)."""
+    return [str(v) for d in at.dataframe for v in d.value.to_numpy().ravel()]
+
+
+def test_trace_ids_link_to_the_jaeger_ui(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The Brain's address of Jaeger (inside compose) is not what a browser opens.
+    monkeypatch.setenv("SRE_JAEGER_URL", "http://jaeger:16686")
+    monkeypatch.setenv("SRE_JAEGER_UI_URL", "http://localhost:16686/")
+    ui = "http://localhost:16686/trace/"
     at = run_page("incidents", seeded.state, incident=seeded.resolved_id)
     trace = at.selectbox(key=f"trace_{seeded.resolved_id}").value
     links = [(e.proto.label, e.proto.url) for e in at.get("link_button")]
-    assert ("Open in Jaeger", f"http://jaeger.local:16686/trace/{trace}") in links
-    monkeypatch.delenv("SRE_JAEGER_URL")
+    assert ("Open in Jaeger", f"{ui}{trace}") in links
+    shown, table = texts(at), cells(at)
+    assert f"Trace [`{trace}`]({ui}{trace}) from the span archive" in shown  # the waterfall's
+    evidence = [m for m in shown.splitlines() if m.startswith("Traces behind these facts:")]
+    assert evidence and all(f"]({ui}" in m for m in evidence), shown
+    # the post-mortem's trace ids too
+    assert f"[`{trace}`]({ui}{trace})" in next(m for m in shown.split("\n# ") if "Post-mortem" in m)
+    linked = [c for c in table if c.startswith(ui)]
+    assert f"{ui}{trace}" in linked  # the table of every exemplar trace
+    options = at.selectbox(key=f"trace_{seeded.resolved_id}").options
+    assert {f"{ui}{t}" for t in options} <= set(linked)
+    assert "http://jaeger:16686" not in shown + "".join(table)
+
+    # The open incident's anomalies (cart throws) carry exemplars of their own.
+    at = run_page("incidents", seeded.state, incident=seeded.open_ids[0])
+    exemplars = [m for m in texts(at).splitlines() if m.startswith("Exemplar traces: ")]
+    assert exemplars and all(f"]({ui}" in m for m in exemplars), texts(at)
+
+    monkeypatch.delenv("SRE_JAEGER_UI_URL")  # falls back to SRE_JAEGER_URL
+    at = run_page("incidents", seeded.state, incident=seeded.resolved_id)
+    links = [(e.proto.label, e.proto.url) for e in at.get("link_button")]
+    assert ("Open in Jaeger", f"http://jaeger:16686/trace/{trace}") in links
+
+    monkeypatch.delenv("SRE_JAEGER_URL")  # not configured: ids as text, no links
     at = run_page("incidents", seeded.state, incident=seeded.resolved_id)
     assert not [e for e in at.get("link_button") if e.proto.label == "Open in Jaeger"]
+    assert "/trace/" not in texts(at) + "".join(cells(at))
+    assert trace in cells(at) and f"Trace `{trace}` from the span archive" in texts(at)
+
+
+def _signal(**fields: object) -> SignalWindow:
+    return SignalWindow.from_dict({"window_end": fields["window_start"], **fields})
+
+
+def test_overview_links_signal_traces_and_shows_the_collectors_health(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SRE_JAEGER_UI_URL", "http://localhost:16686")
+    state = tmp_path / "state"
+    state.mkdir()
+    t0, t1 = "2026-01-05T00:00:00.000Z", "2026-01-05T00:00:10.000Z"
+    failing, slow = "a" * 32, "b" * 32
+    windows = [
+        _signal(
+            kind="span",
+            window_start=t0,
+            service="checkout",
+            operation="POST /api/checkout",
+            span_kind="server",
+            count=10,
+            errors=1,
+            p95_ms=80.0,
+            failing_trace_ids=[failing],
+            slowest_trace_ids=[slow, failing],
+        ),
+        _signal(
+            kind="span",
+            window_start=t1,
+            service="checkout",
+            operation="POST /api/checkout",
+            span_kind="server",
+            count=10,
+            p95_ms=70.0,
+        ),
+    ]
+    for start, failed, sent in ((t0, 10.0, 100.0), (t1, 25.0, 180.0)):
+        for name, value in (
+            ("otelcol_exporter_send_failed_spans", failed),
+            ("otelcol_exporter_sent_spans", sent),
+        ):
+            windows.append(
+                _signal(
+                    kind="pipeline",
+                    window_start=start,
+                    service="otelcol-sre",
+                    metric=name,
+                    value=value,
+                )
+            )
+    with Store(state / "sre.db") as store:
+        for w in windows:
+            _table, rid, payload, ts, key = record_row(w)
+            store.upsert("signals", rid, payload, ts=ts, key=key)
+
+    at = run_page("overview", state)
+    assert metric(at, "Collector: telemetry not passed on") == "25"
+    health = next(d.value for d in at.dataframe if "collector" in d.value.columns)
+    rows = {r["metric"]: (r["last"], r["change"]) for r in health.to_dict("records")}
+    assert rows == {
+        "otelcol_exporter_send_failed_spans": (25.0, 15.0),
+        "otelcol_exporter_sent_spans": (180.0, 80.0),
+    }
+    assert health["metric"].iloc[0] == "otelcol_exporter_send_failed_spans"  # failures first
+    traces = next(d.value for d in at.dataframe if "trace_kind" in d.value.columns)
+    assert list(zip(traces["trace_kind"], traces["trace_id"], strict=True)) == [
+        ("failing", f"http://localhost:16686/trace/{failing}"),
+        ("slowest", f"http://localhost:16686/trace/{slow}"),
+    ]
