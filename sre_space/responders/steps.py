@@ -176,7 +176,7 @@ class BrainStep:
             anomalies = [self.store.get("anomalies", a) or {} for a in incident.anomaly_ids]
             ids = exemplar_trace_ids(anomalies, signals, incident.services, window)
             spans = self.exemplars.add_missing(spans, ids)
-            if spans.height == 0:
+            if archived is None and spans.height == 0:
                 self.log(f"{incident.id}: no spans in the archive or Jaeger; no diagnosis")
                 return None
         commits = commits_for_brain(self.gitops)
