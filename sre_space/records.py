@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from sre_space.timeutil import NS_PER_MS, ns_to_rfc3339, rfc3339_to_ns
 
@@ -69,14 +69,17 @@ class Record:
 
     Fields marked `TIME` hold ns (truncated to the millisecond on construction) and are RFC 3339
     strings in `to_dict`/`to_json`; `from_dict` parses those strings and accepts ns as well.
+    A subclass whose stored rows always carried every field sets `keep_none`.
     """
+
+    keep_none: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         for name in _time_names(type(self)):
             object.__setattr__(self, name, _convert(getattr(self, name), _ms))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None}
+        out = {k: v for k, v in asdict(self).items() if v is not None or self.keep_none}
         for name in _time_names(type(self)):
             if name in out:
                 out[name] = _convert(out[name], ns_to_rfc3339)

@@ -14,7 +14,7 @@ from typing import Any
 from sinks.fixer.pr_body import redact
 from sinks.store.sqlite import Store
 from sre_space.records import AuditAction
-from sre_space.timeutil import rfc3339_to_ns
+from sre_space.timeutil import ns_to_rfc3339
 
 
 class AuditLog:
@@ -36,7 +36,7 @@ class AuditLog:
     def record(
         self,
         *,
-        at: str,
+        at: int,
         action: str,
         reason: str,
         incident_id: str | None,
@@ -45,9 +45,10 @@ class AuditLog:
         outcome: str = "done",
         actor: str | None = None,
     ) -> AuditAction:
-        """Write one decision; the same (incident, key) overwrites its earlier row."""
+        """Write one decision at event time `at` (ns); the same (incident, key) overwrites its
+        earlier row."""
         row = AuditAction(
-            at=rfc3339_to_ns(at),
+            at=at,
             actor=actor or self.actor,
             action=action,
             reason=redact(reason, self.secrets),
@@ -56,7 +57,13 @@ class AuditLog:
             outcome=outcome,
         )
         digest = hashlib.sha256(f"{incident_id}|{key}".encode()).hexdigest()[:24]
-        self.store.upsert("actions", f"audit:{digest}", row.to_dict(), ts=at, key=incident_id or "")
+        self.store.upsert(
+            "actions",
+            f"audit:{digest}",
+            row.to_dict(),
+            ts=ns_to_rfc3339(row.at),
+            key=incident_id or "",
+        )
         if self.emit is not None:
             self.emit(row)
         return row

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sinks.fixer import manifest as mf
+from sre_space.timeutil import ns_to_rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,7 @@ class PlanContext:
     """What an action may look at besides the manifest: the repository and the event time."""
 
     source: ManifestSource
-    now: str = ""  # RFC 3339 event time; restart writes it into the manifest
+    now: int | None = None  # event time (ns); restart writes it into the manifest
     bounds: Bounds = Bounds()
 
 
@@ -314,9 +315,9 @@ def _breaker_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) ->
 
 
 def _restart_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -> Target:
-    if not ctx.now:
+    if ctx.now is None:
         raise Refused("restart needs the event time (no clock given)")
-    return {"rollout.restarted_at": ctx.now}
+    return {"rollout.restarted_at": ns_to_rfc3339(ctx.now)}
 
 
 def _revert_keys(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -> tuple[str, ...]:
@@ -471,7 +472,9 @@ class Catalog:
         """The actions the catalog knows."""
         return sorted(SPECS)
 
-    def plan(self, request: ActionRequest, source: ManifestSource, now: str = "") -> PlanResult:
+    def plan(
+        self, request: ActionRequest, source: ManifestSource, now: int | None = None
+    ) -> PlanResult:
         """A bounded change for the request against main, or a refusal with the reason."""
         spec = SPECS.get(request.action)
         if spec is None:

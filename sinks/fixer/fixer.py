@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Literal
 
 from sinks.fixer.audit import AuditLog
@@ -23,14 +22,13 @@ from sinks.fixer.forge import (
     ForgeResult,
     MergeMode,
     PullRequest,
-    now_dt,
     recent_changes,
 )
 from sinks.fixer.policy import Policy
 from sinks.fixer.pr_body import render_pr_body
 from sinks.store.sqlite import Store
 from sre_space.records import Candidate, Diagnosis, Incident
-from sre_space.timeutil import datetime_to_ns, ns_to_rfc3339
+from sre_space.timeutil import NS_PER_S
 
 RemedyStatus = Literal["merged", "pending", "no_change", "failed"]
 
@@ -126,7 +124,7 @@ class Fixer:
                 return self.forge.get(row["id"])
         return None
 
-    def remediate(self, incident: Incident, diagnosis: Diagnosis | None, now: str) -> Remedy:
+    def remediate(self, incident: Incident, diagnosis: Diagnosis | None, now: int) -> Remedy:
         """Open (or continue) the incident's pull request and merge it when allowed."""
         existing = self._existing(incident.id)
         if existing is not None:
@@ -135,10 +133,8 @@ class Fixer:
         requests = self.requests_for(incident, diagnosis)
         if not requests:
             refusals.append("the diagnosis recommends no action")
-        when = now_dt(now)
         cooldown = max(60.0, self.policy.config.cooldown_minutes)
-        since = ns_to_rfc3339(datetime_to_ns(when - timedelta(minutes=cooldown + 1)))
-        recent = recent_changes(self.store, since)
+        recent = recent_changes(self.store, now - round((cooldown + 1) * 60 * NS_PER_S))
         for i, request in enumerate(requests):
             plan = self.catalog.plan(request, self.forge, now=now)
             key = f"plan:{i}:{request.key()}"
@@ -155,7 +151,7 @@ class Fixer:
                 )
                 continue
             change = plan.change
-            decision = self.policy.decide(change.action, [change.service], when, recent)
+            decision = self.policy.decide(change.action, [change.service], now, recent)
             inputs = {**decision.inputs, "request": request.key(), "summary": change.summary}
             self.audit.record(
                 at=now,
@@ -222,7 +218,7 @@ class Fixer:
             return self._advance_pr(checked.pr, now)
         return Remedy("no_change", "; ".join(refusals) or "nothing to do", None, {})
 
-    def _advance_pr(self, pr: PullRequest, now: str) -> Remedy:
+    def _advance_pr(self, pr: PullRequest, now: int) -> Remedy:
         if pr.state == "merged":
             return Remedy("merged", f"pull request {pr.id} is merged", pr)
         if pr.state == "reverted":
@@ -249,7 +245,7 @@ class Fixer:
             return Remedy("merged", merged.reason, merged.pr)
         return Remedy("pending", merged.reason, merged.pr or pr)
 
-    def revert(self, pr_id: str, now: str, reason: str) -> ForgeResult:
+    def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
         """Revert a merged pull request (verification failed); audited, idempotent."""
         result = self.forge.revert(pr_id, now, reason)
         pr = result.pr

@@ -18,8 +18,7 @@ import json
 import re
 from abc import abstractmethod
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sinks.fixer import manifest as mf
@@ -27,7 +26,8 @@ from sinks.fixer.catalog import Change, ManifestSource, guard
 from sinks.fixer.policy import PastChange
 from sinks.fixer.schema import validate_manifest_text
 from sinks.store.sqlite import Store
-from sre_space.timeutil import ns_to_datetime, rfc3339_to_ns
+from sre_space.records import TIME, Record
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 PRState = Literal["open", "merged", "closed", "reverted"]
 MergeMode = Literal["auto_merge", "approval"]
@@ -51,8 +51,11 @@ class CheckResult:
 
 
 @dataclass(frozen=True, slots=True)
-class PullRequest:
-    """A pull request record as the Fixer stores it (same shape for every forge)."""
+class PullRequest(Record):
+    """A pull request record as the Fixer stores it (same shape for every forge); its rows carry
+    every field, None included, and unknown keys of old rows are ignored when read."""
+
+    keep_none = True
 
     id: str  # "<incident-id>/<action>"
     forge: str
@@ -65,8 +68,8 @@ class PullRequest:
     labels: list[str]
     change: dict[str, Any]
     merge_mode: MergeMode
-    created_at: str
-    updated_at: str
+    created_at: int = field(metadata=TIME)
+    updated_at: int = field(metadata=TIME)
     state: PRState = "open"
     base_sha: str = ""
     head_sha: str = ""
@@ -88,16 +91,6 @@ class PullRequest:
     def planned_change(self) -> Change:
         """The catalog change this pull request carries."""
         return Change.from_dict(self.change)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PullRequest:
-        """Inverse of `to_dict` (unknown keys ignored, so old rows still load)."""
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in names})
 
     def with_(self, **changes: Any) -> PullRequest:
         """A copy with fields replaced."""
@@ -139,7 +132,7 @@ class Forge(ManifestSource):
         body: str,
         labels: list[str],
         merge_mode: MergeMode,
-        now: str,
+        now: int,
     ) -> ForgeResult:
         """Branch + one commit + pull request for a change; a retry returns the existing one."""
         pr_id = pr_id_for(incident_id, change.action)
@@ -179,7 +172,7 @@ class Forge(ManifestSource):
 
     @abstractmethod
     def _push_change(
-        self, branch: str, change: Change, message: str, now: str
+        self, branch: str, change: Change, message: str, now: int
     ) -> tuple[str, str] | None:
         """The branch with the change committed on top of main: (base, head) commit ids, adopting
         a branch a crash left behind; None when the file changed on main since it was planned."""
@@ -194,17 +187,17 @@ class Forge(ManifestSource):
         """Text as this forge publishes it (a hosted forge scrubs its secrets)."""
         return text
 
-    def _record_checks(self, pr: PullRequest, checks: list[CheckResult], now: str) -> ForgeResult:
+    def _record_checks(self, pr: PullRequest, checks: list[CheckResult], now: int) -> ForgeResult:
         """Store the checks on the record; ok when every one passed."""
         pr = self.records.save(pr.with_(checks=[c.to_dict() for c in checks], updated_at=now))
         failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
         return ForgeResult(not failed, pr, "; ".join(failed) or "all checks passed")
 
     @abstractmethod
-    def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
+    def run_checks(self, pr_id: str, policy_check: CheckResult, now: int) -> ForgeResult:
         """Schema, scope and policy checks on the pull request's head; stored on the record."""
 
-    def approve(self, pr_id: str, by: str, now: str) -> ForgeResult:
+    def approve(self, pr_id: str, by: str, now: int) -> ForgeResult:
         """Record a person's approval of a pull request that needs one."""
         with self._lock:
             pr = self.records.get(pr_id)
@@ -215,11 +208,11 @@ class Forge(ManifestSource):
             return ForgeResult(True, self.records.save(pr.with_(approved_by=by, updated_at=now)))
 
     @abstractmethod
-    def merge(self, pr_id: str, now: str) -> ForgeResult:
+    def merge(self, pr_id: str, now: int) -> ForgeResult:
         """Merge when checks passed (and approval, when needed); idempotent."""
 
     @abstractmethod
-    def revert(self, pr_id: str, now: str, reason: str) -> ForgeResult:
+    def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
         """Undo a merged pull request on main; idempotent."""
 
 
@@ -235,9 +228,9 @@ def branch_for(incident_id: str, action: str) -> str:
     return f"sre/{safe}/{action}"
 
 
-def git_date(now: str) -> str:
-    """An RFC 3339 event time as git's internal date format (`@epoch +0000`)."""
-    return f"@{rfc3339_to_ns(now) // 1_000_000_000} +0000"
+def git_date(now: int) -> str:
+    """An event time (ns) as git's internal date format (`@epoch +0000`)."""
+    return f"@{now // NS_PER_S} +0000"
 
 
 class PullRequestStore:
@@ -258,7 +251,11 @@ class PullRequestStore:
     def save(self, pr: PullRequest) -> PullRequest:
         """Write the record (before the next external step)."""
         self.store.upsert(
-            "pull_requests", self._row_id(pr.id), pr.to_dict(), ts=pr.created_at, key=pr.incident_id
+            "pull_requests",
+            self._row_id(pr.id),
+            pr.to_dict(),
+            ts=ns_to_rfc3339(pr.created_at),
+            key=pr.incident_id,
         )
         return pr
 
@@ -268,13 +265,13 @@ class PullRequestStore:
         return [PullRequest.from_dict(r) for r in rows if r.get("forge") == self.forge]
 
 
-def recent_changes(store: Store, since: str) -> list[PastChange]:
+def recent_changes(store: Store, since: int) -> list[PastChange]:
     """Changes the Fixer opened since an event time (any forge), for cool-downs and hourly caps."""
     out = []
-    for row in store.query("pull_requests", since=since):
+    for row in store.query("pull_requests", since=ns_to_rfc3339(since)):
         if row.get("state") == "closed" and not row.get("merge_sha"):
             continue
-        at = ns_to_datetime(rfc3339_to_ns(row["created_at"]))
+        at = rfc3339_to_ns(row["created_at"])
         out.append(PastChange(service=row["service"], action=row["action"], at=at))
     return out
 
@@ -324,8 +321,3 @@ def standard_checks(
         "; ".join(scope_errors) or f"only {', '.join(change.allowed_keys)} in {change.path}",
     )
     return [schema_check, scope_check, policy_check]
-
-
-def now_dt(now: str) -> datetime:
-    """RFC 3339 event time as an aware datetime."""
-    return ns_to_datetime(rfc3339_to_ns(now))

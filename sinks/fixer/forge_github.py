@@ -180,7 +180,7 @@ class GithubForge(Forge):
         return self._call("open pull request", ensure)
 
     def _push_change(
-        self, branch: str, change: Change, message: str, now: str
+        self, branch: str, change: Change, message: str, now: int
     ) -> tuple[str, str] | None:
         # One commit through the contents API; the branch is created from main when missing.
         branch_sha, created = self._ensure_branch(branch)
@@ -203,7 +203,7 @@ class GithubForge(Forge):
     def _redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
-    def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
+    def run_checks(self, pr_id: str, policy_check: CheckResult, now: int) -> ForgeResult:
         """Schema, scope and policy on the head commit; published as commit statuses."""
         pr = self.records.get(pr_id)
         if pr is None or pr.number is None:
@@ -236,7 +236,7 @@ class GithubForge(Forge):
                 return str(review.user.login) if review.user else "unknown"
         return None
 
-    def merge(self, pr_id: str, now: str) -> ForgeResult:
+    def merge(self, pr_id: str, now: int) -> ForgeResult:
         """Merge when checks passed and, where needed, a person approved; idempotent."""
         pr = self.records.get(pr_id)
         if pr is None or pr.number is None:
@@ -285,7 +285,7 @@ class GithubForge(Forge):
         pr = pr.with_(state="merged", merge_sha=sha, updated_at=now)
         return ForgeResult(True, self.records.save(pr), "merged")
 
-    def revert(self, pr_id: str, now: str, reason: str) -> ForgeResult:
+    def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
         """A new pull request restoring the values the change replaced, merged at once."""
         pr = self.records.get(pr_id)
         if pr is None:

@@ -73,13 +73,13 @@ class LocalForge(Forge):
         self,
         *args: str,
         stdin: str | None = None,
-        now: str | None = None,
+        now: int | None = None,
         env: dict[str, str] | None = None,
         check: bool = True,
         where: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         full_env = dict(self._identity)
-        if now:
+        if now is not None:
             full_env["GIT_AUTHOR_DATE"] = full_env["GIT_COMMITTER_DATE"] = git_date(now)
         full_env.update(env or {})
         try:
@@ -140,7 +140,7 @@ class LocalForge(Forge):
     # --- pull requests ----------------------------------------------------------------------------
 
     def _push_change(
-        self, branch: str, change: Change, message: str, now: str
+        self, branch: str, change: Change, message: str, now: int
     ) -> tuple[str, str] | None:
         head = self._rev(f"refs/heads/{branch}")
         if head is not None:
@@ -160,7 +160,7 @@ class LocalForge(Forge):
         # The branch is the pull request; the record in the store is all there is besides.
         return None, f"{self.repo}#{branch}"
 
-    def _commit_on(self, base: str, change: Change, message: str, now: str) -> str:
+    def _commit_on(self, base: str, change: Change, message: str, now: int) -> str:
         blob = self._git("hash-object", "-w", "--stdin", stdin=change.new_text).stdout.strip()
         with tempfile.TemporaryDirectory(prefix="sre-space-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -173,7 +173,7 @@ class LocalForge(Forge):
             "commit-tree", tree, "-p", base, stdin=f"{message}\n", now=now
         ).stdout.strip()
 
-    def run_checks(self, pr_id: str, policy_check: CheckResult, now: str) -> ForgeResult:
+    def run_checks(self, pr_id: str, policy_check: CheckResult, now: int) -> ForgeResult:
         """Schema, scope and policy checks on the branch head; stored on the record."""
         with self._lock:
             pr = self.records.get(pr_id)
@@ -189,7 +189,7 @@ class LocalForge(Forge):
         names = self._git("diff", "--name-only", "--no-renames", base, head).stdout.split()
         return {p: (self.read(p, base), self.read(p, head)) for p in names}
 
-    def merge(self, pr_id: str, now: str) -> ForgeResult:
+    def merge(self, pr_id: str, now: int) -> ForgeResult:
         """A `--no-ff` merge commit on main once checks (and approval) allow; idempotent."""
         with self._lock:
             pr = self.records.get(pr_id)
@@ -229,7 +229,7 @@ class LocalForge(Forge):
                 return sha
         return None
 
-    def _on_main(self, command: list[str], now: str) -> tuple[bool, str]:
+    def _on_main(self, command: list[str], now: int) -> tuple[bool, str]:
         """Run a porcelain command (merge, revert) on main in a private worktree.
 
         The primary working tree is never used: the chaos injectors and other writers commit to
@@ -255,7 +255,7 @@ class LocalForge(Forge):
             return False, f"{self.main} moved while the commit was made; try again"
         return True, new
 
-    def revert(self, pr_id: str, now: str, reason: str) -> ForgeResult:
+    def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
         """`git revert -m 1` of the merge commit on main; idempotent."""
         with self._lock:
             pr = self.records.get(pr_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sinks.fixer.catalog import SPECS, Bounds
 from sre_space.settings import FrozenModel
+from sre_space.timeutil import NS_PER_S, datetime_to_ns, ns_to_datetime
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
 
@@ -128,13 +129,13 @@ class FreezeWindow(FrozenModel):
             Cron.parse(self.cron)
         return self
 
-    def active(self, now: datetime) -> bool:
-        """Whether `now` falls inside the window."""
+    def active(self, now: int) -> bool:
+        """Whether event time `now` (ns) falls inside the window."""
         if self.start is not None and self.end is not None:
-            return self.start <= now < self.end
+            return datetime_to_ns(self.start) <= now < datetime_to_ns(self.end)
         assert self.cron is not None and self.duration_minutes is not None
         cron = Cron.parse(self.cron)
-        minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+        minute = ns_to_datetime(now).replace(second=0, microsecond=0)
         # The window is active when the cron fired within the last `duration_minutes` minutes.
         return any(
             cron.matches(minute - timedelta(minutes=m)) for m in range(self.duration_minutes)
@@ -203,7 +204,7 @@ class PastChange:
 
     service: str
     action: str
-    at: datetime
+    at: int  # ns
     automated: bool = True
 
 
@@ -237,19 +238,19 @@ class Policy:
         self,
         action: str,
         services: Sequence[str],
-        now: datetime,
+        now: int,
         recent: Sequence[PastChange] = (),
     ) -> Decision:
-        """Whether a change by `action` to `services` at event time `now` may go ahead, and how."""
-        if now.tzinfo is None:
-            raise ValueError(f"naive datetime {now!r}: policy decisions need aware UTC time")
+        """Whether a change by `action` to `services` at event time `now` (ns) may go ahead, and
+        how."""
         cfg = self.config
-        hour_ago = now - timedelta(hours=1)
+        hour_ago = now - 3600 * NS_PER_S
         automated_last_hour = [c for c in recent if c.automated and hour_ago < c.at <= now]
         inputs: dict[str, Any] = {
             "action": action,
             "services": list(services),
-            "now": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            # isoformat, not RFC 3339 with milliseconds: the form audit rows have always had
+            "now": ns_to_datetime(now).isoformat().replace("+00:00", "Z"),
             "dry_run": cfg.dry_run,
             "changes_last_hour": len(automated_last_hour),
         }
@@ -263,14 +264,14 @@ class Policy:
         for window in cfg.freeze:
             if window.active(now):
                 refusals.append(f"freeze window active: {window.reason}")
-        cooldown = timedelta(minutes=cfg.cooldown_minutes)
+        cooldown = round(cfg.cooldown_minutes * 60 * NS_PER_S)
         for service in sorted(set(services)):
             last = max((c.at for c in recent if c.service == service and c.at <= now), default=None)
             if last is not None and now - last < cooldown:
                 left = cooldown - (now - last)
                 refusals.append(
-                    f"{service} is cooling down: last change {int((now - last).total_seconds())}s"
-                    f" ago, {int(left.total_seconds())}s left of {cfg.cooldown_minutes:g} min"
+                    f"{service} is cooling down: last change {(now - last) // NS_PER_S}s"
+                    f" ago, {left // NS_PER_S}s left of {cfg.cooldown_minutes:g} min"
                 )
         if len(automated_last_hour) >= cfg.max_changes_per_hour:
             refusals.append(

@@ -118,7 +118,7 @@ class IncidentTracker(ABC):
             )
             return ref
 
-    def comment(self, incident_id: str, step: str, body: str, *, at: str = "") -> bool:
+    def comment(self, incident_id: str, step: str, body: str, *, at: int | None = None) -> bool:
         """Post a comment once per step key; False when it had been posted before."""
         with self._lock:
             rec = self._require(incident_id)
@@ -126,11 +126,12 @@ class IncidentTracker(ABC):
                 return False
             ref = IssueRef(incident_id, int(rec["number"]), rec["url"])
             text = redact(f"{marker(incident_id, step)}\n{body}", self.secrets)
+            stamp = ns_to_rfc3339(at) if at is not None else ""
             created = False
             if not self._has_comment(ref, marker(incident_id, step)):
-                self._create_comment(ref, text, at)
+                self._create_comment(ref, text, stamp)
                 created = True
-            rec["steps"][step] = at or "done"
+            rec["steps"][step] = stamp or "done"
             self._save(incident_id, rec)
             return created
 
@@ -152,11 +153,11 @@ class IncidentTracker(ABC):
                 self._save(incident_id, rec)
             return labels
 
-    def comment_diagnosis(self, diagnosis: Diagnosis, *, at: str = "") -> bool:
+    def comment_diagnosis(self, diagnosis: Diagnosis, *, at: int | None = None) -> bool:
         """Brain's diagnosis as a comment (step `diagnosis`)."""
         return self.comment(diagnosis.incident_id, "diagnosis", diagnosis_md(diagnosis), at=at)
 
-    def link_pull_request(self, pr: PullRequest, *, at: str = "") -> bool:
+    def link_pull_request(self, pr: PullRequest, *, at: int | None = None) -> bool:
         """Fixer's pull request as a comment (step `pull_request:<action>`)."""
         where = f"#{pr.number}" if pr.number else f"`{pr.branch}`"
         link = f"[{where}]({pr.url})" if pr.url.startswith("http") else where
@@ -167,21 +168,29 @@ class IncidentTracker(ABC):
         return self.comment(pr.incident_id, f"pull_request:{pr.action}", body, at=at)
 
     def comment_verification(
-        self, incident_id: str, *, healthy: bool, detail: str, attempt: int = 1, at: str = ""
+        self,
+        incident_id: str,
+        *,
+        healthy: bool,
+        detail: str,
+        attempt: int = 1,
+        at: int | None = None,
     ) -> bool:
         """The verification result (step `verification:<attempt>`)."""
         verdict = "recovered" if healthy else "did NOT recover"
         body = f"**Verification:** signals {verdict}.\n\n{detail}"
         return self.comment(incident_id, f"verification:{attempt}", body, at=at)
 
-    def escalate(self, incident_id: str, reason: str, *, at: str = "") -> bool:
+    def escalate(self, incident_id: str, reason: str, *, at: int | None = None) -> bool:
         """Label `state:escalated` and say why a person is needed (step `escalation`)."""
         self.set_state(incident_id, "escalated", extra=("needs-human",))
         return self.comment(
             incident_id, "escalation", f"**Escalated to a person.** {reason}", at=at
         )
 
-    def close_with_postmortem(self, incident_id: str, postmortem_md: str, *, at: str = "") -> bool:
+    def close_with_postmortem(
+        self, incident_id: str, postmortem_md: str, *, at: int | None = None
+    ) -> bool:
         """Memory's post-mortem as the last comment, then close (step `postmortem`)."""
         with self._lock:
             posted = self.comment(incident_id, "postmortem", postmortem_md, at=at)
@@ -226,7 +235,7 @@ class IncidentTracker(ABC):
 
     @abstractmethod
     def _create_comment(self, ref: IssueRef, body: str, at: str) -> None:
-        """Add a comment."""
+        """Add a comment; `at` is its event time as RFC 3339 text ("" when not given)."""
 
     @abstractmethod
     def _set_labels(self, ref: IssueRef, labels: list[str]) -> None:

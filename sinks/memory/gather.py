@@ -30,7 +30,7 @@ from sre_space.records import (
     Incident,
     SignalWindow,
 )
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 
 class LearnInputs(NamedTuple):
@@ -49,9 +49,9 @@ def diagnosis_from_dict(data: Mapping[str, Any]) -> Diagnosis:
     return Diagnosis.from_dict(dict(data))
 
 
-def _first(audit: Sequence[AuditAction], *actions: str) -> str | None:
+def _first(audit: Sequence[AuditAction], *actions: str) -> int | None:
     times = [a.at for a in audit if a.action in actions]
-    return ns_to_rfc3339(min(times)) if times else None
+    return min(times) if times else None
 
 
 def change_diff(change: Mapping[str, Any]) -> str:
@@ -91,7 +91,7 @@ def remediation_from_pull_request(
         pr_url=str(pr.get("url") or "") or None,
         commit_sha=pr.get("merge_sha") or None,
         diff=change_diff(change),
-        opened_at=pr.get("created_at") or None,
+        opened_at=rfc3339_to_ns(pr["created_at"]) if pr.get("created_at") else None,
         merged=merged,
         merged_at=merged_at,
         verified=verified,
@@ -103,8 +103,8 @@ def remediation_from_pull_request(
     )
 
 
-def _signal_rows(store: Store, since: str, until: str) -> list[dict[str, Any]]:
-    return store.query("signals", since=since, until=until)
+def _signal_rows(store: Store, since: int, until: int) -> list[dict[str, Any]]:
+    return store.query("signals", since=ns_to_rfc3339(since), until=ns_to_rfc3339(until))
 
 
 def gather(
@@ -125,7 +125,7 @@ def gather(
     drow = store.get("diagnoses", incident.id)
     diagnosis = diagnosis_from_dict(drow) if drow is not None else None
     prs = store.query("pull_requests", key=incident.id)
-    pr = max(prs, key=lambda r: str(r.get("created_at", ""))) if prs else None
+    pr = max(prs, key=lambda r: rfc3339_to_ns(r["created_at"])) if prs else None
     remediation = remediation_from_pull_request(pr, audit, outcome) if pr is not None else None
 
     # The incident as it ends: the responder may hand it over still `verifying`.
@@ -138,8 +138,8 @@ def gather(
     onset = min([a.onset for a in anomalies] + [incident.opened_at])
     ends = [incident.recovered_at, incident.updated_at, *(a.at for a in audit)]
     end = max(t for t in ends if t is not None)
-    since = ns_to_rfc3339(onset - int(before_s * NS_PER_S))
-    until = ns_to_rfc3339(end + int(after_s * NS_PER_S))
+    since = onset - int(before_s * NS_PER_S)
+    until = end + int(after_s * NS_PER_S)
     keys = {(a.kind, a.service or "", a.operation or a.cuj or a.metric or "") for a in anomalies}
     services = set(incident.services)
     signals = []

@@ -28,28 +28,28 @@ from operators.scout.detect.budget import (
 )
 from sinks.memory.records import BudgetSpent, Impact, Remediation
 from sre_space.records import Anomaly, Incident, SignalWindow
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S
 
 
 def impact_interval(
     incident: Incident, anomalies: Sequence[Anomaly], remediation: Remediation | None
-) -> tuple[str, str, bool]:
-    """(start, end, ongoing): earliest onset to recovery (see the module docstring)."""
-    start = ns_to_rfc3339(min([a.onset for a in anomalies] + [incident.opened_at]))
+) -> tuple[int, int, bool]:
+    """(start, end, ongoing), ns: earliest onset to recovery (see the module docstring)."""
+    start = min([a.onset for a in anomalies] + [incident.opened_at])
     if incident.recovered_at is not None:
-        return start, ns_to_rfc3339(incident.recovered_at), False
-    if remediation is not None and remediation.verified and remediation.verified_at:
+        return start, incident.recovered_at, False
+    if remediation is not None and remediation.verified and remediation.verified_at is not None:
         return start, remediation.verified_at, False
     return (
         start,
-        ns_to_rfc3339(incident.updated_at),
+        incident.updated_at,
         incident.state not in ("resolved", "recovered"),
     )
 
 
-def in_interval(w: SignalWindow, start: str, end: str) -> bool:
-    """Whether a window overlaps [start, end)."""
-    return w.window_start < rfc3339_to_ns(end) and w.window_end > rfc3339_to_ns(start)
+def in_interval(w: SignalWindow, start: int, end: int) -> bool:
+    """Whether a window overlaps [start, end) (ns)."""
+    return w.window_start < end and w.window_end > start
 
 
 def affected_span_keys(anomalies: Sequence[Anomaly]) -> set[tuple[str, str]]:
@@ -62,7 +62,7 @@ def affected_span_keys(anomalies: Sequence[Anomaly]) -> set[tuple[str, str]]:
 
 
 def failed_requests(
-    windows: Sequence[SignalWindow], anomalies: Sequence[Anomaly], start: str, end: str
+    windows: Sequence[SignalWindow], anomalies: Sequence[Anomaly], start: int, end: int
 ) -> tuple[int, int]:
     """(requests, failed requests) of the affected span keys over the impact interval."""
     keys = affected_span_keys(anomalies)
@@ -78,7 +78,7 @@ def failed_requests(
 
 
 def conversions_lost(
-    windows: Sequence[SignalWindow], anomalies: Sequence[Anomaly], start: str, end: str
+    windows: Sequence[SignalWindow], anomalies: Sequence[Anomaly], start: int, end: int
 ) -> tuple[str | None, float | None, float | None, float | None]:
     """(cuj, conversions lost, baseline, observed) for the most affected CUJ; Nones when no CUJ."""
     best: tuple[str | None, float | None, float | None, float | None] = (None, None, None, None)
@@ -92,7 +92,7 @@ def conversions_lost(
         if expected:
             baseline = expected[0]
         else:
-            before = [w for w in series if w.window_end <= rfc3339_to_ns(start) and w.started]
+            before = [w for w in series if w.window_end <= start and w.started]
             started = sum(w.started or 0 for w in before)
             if not started:
                 continue
@@ -114,7 +114,7 @@ def conversions_lost(
 
 
 def error_budget(
-    slo: Slo, windows: Sequence[SignalWindow], start: str, end: str
+    slo: Slo, windows: Sequence[SignalWindow], start: int, end: int
 ) -> BudgetSpent | None:
     """Error budget spent by the impact against one SLO; None when no window matches it."""
     mine = [w for w in windows if matches(slo, w)]
@@ -151,7 +151,7 @@ def compute_impact(
     return Impact(
         start=start,
         end=end,
-        duration_s=(rfc3339_to_ns(end) - rfc3339_to_ns(start)) / NS_PER_S,
+        duration_s=(end - start) / NS_PER_S,
         requests=requests,
         failed_requests=failed,
         conversions_lost=lost,
@@ -163,8 +163,8 @@ def compute_impact(
     )
 
 
-def first_restart(windows: Sequence[SignalWindow]) -> str | None:
-    """Start of the first window where a restart counter went up, or None."""
+def first_restart(windows: Sequence[SignalWindow]) -> int | None:
+    """Start (ns) of the first window where a restart counter went up, or None."""
     by_key: dict[tuple[str, str, str], list[SignalWindow]] = {}
     for w in windows:
         if w.kind == "metric" and w.metric and "restart" in w.metric and w.value is not None:
@@ -176,4 +176,4 @@ def first_restart(windows: Sequence[SignalWindow]) -> str | None:
             if (cur.value or 0) > (prev.value or 0):
                 firsts.append(cur.window_start)
                 break
-    return ns_to_rfc3339(min(firsts)) if firsts else None
+    return min(firsts) if firsts else None

@@ -28,7 +28,7 @@ from sinks.memory.embedding import EmbeddingSpec, MemoryEmbedding, embedding_fro
 from sinks.memory.records import POSTMORTEM_SCHEMA, PostMortem, SimilarIncident
 from sre_space.paths import DEFAULT_STATE, StatePaths
 from sre_space.settings import Settings
-from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 COLLECTION = "postmortems"
 CHROMA_DEFAULT_PORT = 8000
@@ -137,10 +137,10 @@ def _metadata(pm: PostMortem, link: str) -> dict[str, str | int | float | bool]:
         "outcome": pm.outcome,
         "severity": pm.severity,
         "title": pm.title,
-        "opened_at": pm.opened_at,
-        "resolved_at": pm.resolved_at,
-        "opened_ts": rfc3339_to_ns(pm.opened_at) // NS_PER_S,
-        "resolved_ts": rfc3339_to_ns(pm.resolved_at) // NS_PER_S,
+        "opened_at": ns_to_rfc3339(pm.opened_at),
+        "resolved_at": ns_to_rfc3339(pm.resolved_at),
+        "opened_ts": pm.opened_at // NS_PER_S,
+        "resolved_ts": pm.resolved_at // NS_PER_S,
         "link": link,
         "schema": pm.schema,
     }
@@ -259,7 +259,9 @@ class PostMortemIndex:
                     fingerprint=str(m.get("fingerprint", "")),
                     action=str(m.get("action", "")),
                     outcome=str(m.get("outcome", "none")),
-                    resolved_at=str(m.get("resolved_at", "")),
+                    resolved_at=rfc3339_to_ns(str(m["resolved_at"]))
+                    if m.get("resolved_at")
+                    else None,
                     title=str(m.get("title", "")),
                     link=str(m.get("link", "")),
                 )

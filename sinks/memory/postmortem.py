@@ -15,7 +15,7 @@ from sinks.memory.impact import compute_impact, first_restart
 from sinks.memory.records import PostMortem, Remediation, SimilarIncident
 from sinks.memory.render import Facts, cell, render_markdown, top_candidate
 from sre_space.records import Anomaly, AuditAction, Diagnosis, Incident, SignalWindow
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S
 
 # What a post-mortem is built from, in `build_postmortem`'s (and `Memory.learn`'s) order.
 PostMortemInputs = tuple[
@@ -94,10 +94,10 @@ def build_postmortem(
         if remediation is not None
         else ("escalated" if incident.state == "escalated" else "none")
     )
-    ttd_s = max(0.0, (incident.opened_at - rfc3339_to_ns(impact.start)) / NS_PER_S)
+    ttd_s = max(0.0, (incident.opened_at - impact.start) / NS_PER_S)
     ttm_s = None
-    if remediation is not None and remediation.merged and remediation.merged_at:
-        ttm_s = (rfc3339_to_ns(remediation.merged_at) - rfc3339_to_ns(impact.start)) / NS_PER_S
+    if remediation is not None and remediation.merged and remediation.merged_at is not None:
+        ttm_s = (remediation.merged_at - impact.start) / NS_PER_S
     facts = Facts(
         incident=incident,
         impact=impact,
@@ -130,7 +130,7 @@ def build_postmortem(
         culprit=culprit,
         action=remediation.action if remediation else "",
         outcome=outcome,
-        opened_at=ns_to_rfc3339(incident.opened_at),
+        opened_at=incident.opened_at,
         onset=impact.start,
         resolved_at=impact.end,
         duration_s=impact.duration_s,

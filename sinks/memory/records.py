@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sre_space.records import Evidence, Record
+from sre_space.records import TIME, Evidence, Record
 
 POSTMORTEM_SCHEMA = "sre.postmortem/v1"
 REMEDIATION_SCHEMA = "sre.remediation-outcome/v1"
@@ -30,14 +30,14 @@ class Remediation(Record):
     pr_url: str | None = None
     commit_sha: str | None = None
     diff: str = ""
-    opened_at: str | None = None
+    opened_at: int | None = field(default=None, metadata=TIME)
     merged: bool = False
-    merged_at: str | None = None
+    merged_at: int | None = field(default=None, metadata=TIME)
     verified: bool | None = None
-    verified_at: str | None = None
+    verified_at: int | None = field(default=None, metadata=TIME)
     verification: str = ""
     reverted: bool = False
-    reverted_at: str | None = None
+    reverted_at: int | None = field(default=None, metadata=TIME)
     revert_pr_url: str | None = None
     escalated: bool = False
     schema: str = REMEDIATION_SCHEMA
@@ -68,7 +68,7 @@ class SimilarIncident(Record):
     fingerprint: str = ""
     action: str = ""
     outcome: str = "none"
-    resolved_at: str = ""
+    resolved_at: int | None = field(default=None, metadata=TIME)
     title: str = ""
     link: str = ""
 
@@ -118,8 +118,8 @@ class BudgetSpent(Record):
 class Impact(Record):
     """The impact figures, each computed from the signal windows (see the module docstring)."""
 
-    start: str
-    end: str
+    start: int = field(metadata=TIME)
+    end: int = field(metadata=TIME)
     duration_s: float
     requests: int
     failed_requests: int
@@ -145,9 +145,9 @@ class PostMortem(Record):
     culprit: str
     action: str
     outcome: str
-    opened_at: str
-    onset: str
-    resolved_at: str
+    opened_at: int = field(metadata=TIME)
+    onset: int = field(metadata=TIME)
+    resolved_at: int = field(metadata=TIME)
     duration_s: float
     requests: int
     failed_requests: int

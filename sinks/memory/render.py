@@ -14,14 +14,13 @@ from typing import Any
 from operators.scout.detect.budget import Slo
 from sinks.memory.records import FAILED, POSTMORTEM_SCHEMA, Impact, Remediation, SimilarIncident
 from sre_space.records import Anomaly, AuditAction, Candidate, Diagnosis, Evidence, Incident
-from sre_space.timeutil import NS_PER_S, ns_to_datetime, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, ns_to_datetime
 
 _MAX_DIFF_CHARS = 6000
 
 
-def fmt_time(ts: str | int) -> str:
-    """Nanoseconds (or RFC 3339) to `YYYY-MM-DDTHH:MM:SSZ` (UTC, seconds)."""
-    ns = ts if isinstance(ts, int) else rfc3339_to_ns(ts)
+def fmt_time(ns: int) -> str:
+    """Nanoseconds to `YYYY-MM-DDTHH:MM:SSZ` (UTC, seconds)."""
     return ns_to_datetime(ns).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -241,23 +240,25 @@ def _resolution(
     ]
     if rem.commit_sha:
         lines.append(f"Commit `{rem.commit_sha}`.")
-    if rem.merged and rem.merged_at:
-        detect = f", {fmt_duration((rfc3339_to_ns(rem.merged_at) - incident.opened_at) / NS_PER_S)} after detection"
+    if rem.merged and rem.merged_at is not None:
+        detect = (
+            f", {fmt_duration((rem.merged_at - incident.opened_at) / NS_PER_S)} after detection"
+        )
         lines.append(
             f"Merged at {fmt_time(rem.merged_at)}: time to mitigate {fmt_duration(ttm_s or 0.0)} from onset{detect}."
         )
     elif not rem.merged:
         lines.append("The pull request was not merged.")
     if rem.verified is True:
-        when = f" at {fmt_time(rem.verified_at)}" if rem.verified_at else ""
+        when = f" at {fmt_time(rem.verified_at)}" if rem.verified_at is not None else ""
         lines.append(f"Verification passed{when}: {cell(rem.verification or 'signals recovered')}.")
     elif rem.verified is False:
-        when = f" at {fmt_time(rem.verified_at)}" if rem.verified_at else ""
+        when = f" at {fmt_time(rem.verified_at)}" if rem.verified_at is not None else ""
         lines.append(
             f"Verification failed{when}: {cell(rem.verification or 'signals did not recover')}."
         )
     if rem.reverted:
-        when = f" at {fmt_time(rem.reverted_at)}" if rem.reverted_at else ""
+        when = f" at {fmt_time(rem.reverted_at)}" if rem.reverted_at is not None else ""
         via = f" ([revert]({rem.revert_pr_url}))" if rem.revert_pr_url else ""
         lines.append(f"The fix was reverted{when}{via}.")
     if rem.escalated or incident.state == "escalated":
@@ -302,7 +303,7 @@ class Facts:
     outcome: str
     ttd_s: float
     ttm_s: float | None
-    restart_at: str | None
+    restart_at: int | None
     anomalies: Sequence[Anomaly]
     audit: Sequence[AuditAction]
     similar: Sequence[SimilarIncident]
@@ -316,7 +317,7 @@ def _went_well(f: Facts) -> list[str]:
         out.append(
             f"Detected {fmt_duration(f.ttd_s)} after onset, within the {fmt_duration(f.detect_target_s)} target."
         )
-    if f.restart_at is not None and f.incident.opened_at <= rfc3339_to_ns(f.restart_at):
+    if f.restart_at is not None and f.incident.opened_at <= f.restart_at:
         out.append(f"Detected before the first restart ({fmt_time(f.restart_at)}).")
     if f.top is not None and f.top.confidence >= 0.7:
         out.append(
@@ -337,7 +338,7 @@ def _went_badly(f: Facts) -> list[str]:
         out.append(
             f"Detection took {fmt_duration(f.ttd_s)}, over the {fmt_duration(f.detect_target_s)} target."
         )
-    if f.restart_at is not None and rfc3339_to_ns(f.restart_at) < f.incident.opened_at:
+    if f.restart_at is not None and f.restart_at < f.incident.opened_at:
         out.append(f"The first restart ({fmt_time(f.restart_at)}) came before detection.")
     if f.diagnosis is not None and f.top is None:
         out.append("The diagnosis abstained: no root-cause candidate was strong enough.")
@@ -401,7 +402,7 @@ def _action_items(f: Facts) -> list[str]:
     if f.ttd_s > f.detect_target_s:
         detectors = ", ".join(sorted({f"`{a.detector}`" for a in f.anomalies})) or "the detectors"
         out.append(f"Tune {detectors} to detect this within {fmt_duration(f.detect_target_s)}.")
-    if f.restart_at is not None and rfc3339_to_ns(f.restart_at) < f.incident.opened_at:
+    if f.restart_at is not None and f.restart_at < f.incident.opened_at:
         out.append(
             "Alert on the saturation trend before the first restart (trend-to-limit detector)."
         )
@@ -415,7 +416,7 @@ def _similar(similar: Sequence[SimilarIncident]) -> str:
     for s in similar:
         ref = f"[{s.incident_id}]({s.link})" if s.link else f"`{s.incident_id}`"
         fix = f"`{s.action}` -> {s.outcome}" if s.action else f"no fix, {s.outcome}"
-        when = f", resolved {fmt_time(s.resolved_at)}" if s.resolved_at else ""
+        when = f", resolved {fmt_time(s.resolved_at)}" if s.resolved_at is not None else ""
         lines.append(
             f"- {ref}: similarity {s.similarity:.2f}, {s.fault_class or 'unclassified'} on "
             f"{', '.join(s.services) or '?'}, {fix}{when}"

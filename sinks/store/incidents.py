@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from operators.scout.incidents.lifecycle import responder_event, stored_after
 from sinks.store.sqlite import Store
 from sre_space.records import Incident
-from sre_space.timeutil import ns_to_rfc3339, rfc3339_to_ns
+from sre_space.timeutil import ns_to_rfc3339
 
 
 def record_events(store: Store, events: Iterable[Incident]) -> None:
@@ -30,12 +30,12 @@ def record_events(store: Store, events: Iterable[Incident]) -> None:
             _write(store, _latest(store, event.id), event)
 
 
-def record_move(store: Store, incident_id: str, state: str, at: str) -> Incident | None:
-    """A responder's move of the incident to `state` at event time `at`; returns the event (None
-    for an unknown incident, or one already in `state`)."""
+def record_move(store: Store, incident_id: str, state: str, at: int) -> Incident | None:
+    """A responder's move of the incident to `state` at event time `at` (ns); returns the event
+    (None for an unknown incident, or one already in `state`)."""
     with store.transaction():
         latest = _latest(store, incident_id)
-        event = None if latest is None else responder_event(latest, state, rfc3339_to_ns(at))
+        event = None if latest is None else responder_event(latest, state, at)
         if event is not None:
             _write(store, latest, event)
         return event

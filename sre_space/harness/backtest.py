@@ -21,6 +21,7 @@ from sre_space.harness.diagnose_replay import (
     summarize_diagnoses,
 )
 from sre_space.records import Incident, read_jsonl
+from sre_space.timeutil import rfc3339_to_ns
 
 Replayer = Callable[[Sequence[Path], Path], dict[str, Path]]
 
@@ -46,8 +47,8 @@ def score_one(
     result = score_recording(
         incidents,
         label if label.get("onset") else None,
-        start=label["start"],
-        end=label["stop"],
+        start=rfc3339_to_ns(label["start"]),
+        end=rfc3339_to_ns(label["stop"]),
         name=run_name(recording),
     )
     result["scenario"] = label.get("scenario", "")

@@ -19,7 +19,6 @@ from sinks.brain.engine import analyze, incident_windows
 from sinks.brain.loading import load_spans
 from sinks.brain.scoring import score_diagnosis, summarize
 from sre_space.records import Diagnosis, Incident, SignalWindow, read_jsonl
-from sre_space.timeutil import rfc3339_to_ns
 
 
 def diagnose_replay(
@@ -38,12 +37,8 @@ def diagnose_replay(
             s for s in read_jsonl(str(folder / "signals.jsonl"), SignalWindow) if s.kind == "metric"
         ]
         for incident in incidents:
-            opened = rfc3339_to_ns(incident["opened_at"])
-            end = (
-                rfc3339_to_ns(incident["recovered_at"])
-                if incident.get("recovered_at")
-                else end_of_data
-            )
+            opened = incident.opened_at
+            end = incident.recovered_at if incident.recovered_at is not None else end_of_data
             window, baseline = incident_windows(opened, end)
             analysis = analyze(
                 spans,
@@ -51,7 +46,7 @@ def diagnose_replay(
                 baseline,
                 metrics=metrics,
                 commits=commits,
-                incident_id=incident["id"],
+                incident_id=incident.id,
                 onset_ns=opened,
             )
             diagnoses.append(analysis.diagnosis)

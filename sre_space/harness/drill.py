@@ -35,7 +35,7 @@ from sinks.store.sqlite import Store
 from sre_space.harness.demo import KAFKA_SCRIPT, start_local_broker
 from sre_space.harness.rig import KAFKA_TOPICS, Rig, RigOptions, run_rig, topics_of
 from sre_space.paths import StatePaths, state_dir
-from sre_space.records import Diagnosis
+from sre_space.records import Diagnosis, Incident
 from sre_space.settings import Settings, load_settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
@@ -118,14 +118,15 @@ def label_of(injection: Injection, seed: int) -> dict[str, Any]:
     }
 
 
-def _incidents(store: Store) -> list[dict[str, Any]]:
-    return sorted(store.query("incidents"), key=lambda r: str(r["opened_at"]))
+def _incidents(store: Store) -> list[Incident]:
+    return sorted(
+        (Incident.from_dict(r) for r in store.query("incidents")), key=lambda i: i.opened_at
+    )
 
 
 def _scored(store: Store, label: dict[str, Any], start_ns: int, end_ns: int) -> dict[str, Any]:
-    since = ns_to_rfc3339(start_ns)
-    incidents = [i for i in _incidents(store) if str(i["opened_at"]) >= since]
-    return score_recording(incidents, label, start=since, end=ns_to_rfc3339(end_ns))
+    incidents = [i for i in _incidents(store) if i.opened_at >= start_ns]
+    return score_recording(incidents, label, start=start_ns, end=end_ns)
 
 
 def primary_incident(store: Store, label: dict[str, Any], fault: dict[str, Any]) -> str | None:
@@ -188,8 +189,8 @@ def _end_faults(rig: Rig, cfg: DrillConfig) -> None:
         time.sleep(0.1)
 
 
-def _rel_s(at: str | None, onset_ns: int) -> float | None:
-    return None if not at else round((rfc3339_to_ns(at) - onset_ns) / NS_PER_S, 1)
+def _rel_s(at: int | None, onset_ns: int) -> float | None:
+    return None if at is None else round((at - onset_ns) / NS_PER_S, 1)
 
 
 def report(
@@ -204,18 +205,16 @@ def report(
     progress = (store.get("progress", iid) if iid else None) or {}
     diagnosis = store.get("diagnoses", iid) if iid else None
     prs = store.query("pull_requests", key=iid) if iid else []
-    events = store.query("incident_events", key=iid) if iid else []
+    events = [Incident.from_dict(e) for e in store.query("incident_events", key=iid)] if iid else []
     outcome = (progress.get("data") or {}).get("outcome") or {}
+    events.sort(key=lambda e: e.updated_at)
     timeline = [
-        {
-            "event": e.get("event"),
-            "at": e.get("updated_at"),
-            "t_s": _rel_s(e.get("updated_at"), onset_ns),
-        }
-        for e in sorted(events, key=lambda e: str(e.get("updated_at")))
+        {"event": e.event, "at": ns_to_rfc3339(e.updated_at), "t_s": _rel_s(e.updated_at, onset_ns)}
+        for e in events
     ]
-    resolved_at = next((str(e["at"]) for e in timeline if e["event"] == "resolved"), None)
+    resolved_at = next((e.updated_at for e in events if e.event == "resolved"), None)
     recovered_at = incident.get("recovered_at") if incident else None
+    recovered_ns = rfc3339_to_ns(recovered_at) if recovered_at else None
     result = outcome.get("result")
     pm = StatePaths(cfg.state).postmortems / f"{iid}.md"
     candidates = (diagnosis or {}).get("candidates", [])
@@ -281,7 +280,7 @@ def report(
         "reverted": any(pr.get("revert_sha") for pr in prs),
         "resolved": incident is not None and incident.get("state") == "resolved",
         "escalated": incident is not None and incident.get("state") == "escalated",
-        "time_to_mitigate_s": _rel_s(recovered_at, onset_ns) if result == "resolved" else None,
+        "time_to_mitigate_s": _rel_s(recovered_ns, onset_ns) if result == "resolved" else None,
         "time_to_resolve_s": _rel_s(resolved_at, onset_ns),
         "timeline": timeline,
         "postmortem": str(pm) if pm.exists() else None,

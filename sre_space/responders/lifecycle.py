@@ -26,7 +26,7 @@ class LifecycleTracker:
         self,
         inner: Any,
         store: Store,
-        now: Callable[[], str | None],
+        now: Callable[[], int | None],
         publish: Publish | None = None,
         topic: str = "sre.incidents",
     ) -> None:

@@ -45,7 +45,7 @@ from sre_space.responders.steps import (
     scout_health,
 )
 from sre_space.settings import Settings, load_settings
-from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 Log = Callable[[str], None]
 
@@ -54,7 +54,7 @@ Log = Callable[[str], None]
 class TickReport:
     """What one tick did (for logs and tests)."""
 
-    now: str | None = None
+    now: int | None = None  # event time of the tick (ns)
     started: list[str] = field(default_factory=list)
     advanced: dict[str, str] = field(default_factory=dict)  # incident id -> step after the tick
     deferred: list[str] = field(default_factory=list)  # waiting for the span archive
@@ -143,13 +143,13 @@ class ResponderLoop:
 
     # --- event time ---------------------------------------------------------------------------
 
-    def event_now(self) -> str | None:
-        """The newest `window_end` in the signals table (None before the first window)."""
+    def event_now(self) -> int | None:
+        """The newest `window_end` in the signals table, ns (None before the first window)."""
         # Rows are ordered by window start; windows of different kinds may differ in length, so
         # the newest few are looked at rather than just one.
         rows = self.store.query("signals", limit=50, newest_first=True)
-        ends = [str(r["window_end"]) for r in rows if r.get("window_end")]
-        return max(ends, key=rfc3339_to_ns) if ends else None
+        ends = [rfc3339_to_ns(str(r["window_end"])) for r in rows if r.get("window_end")]
+        return max(ends) if ends else None
 
     # --- the tick -----------------------------------------------------------------------------
 
@@ -159,14 +159,13 @@ class ResponderLoop:
         if report.now is None:
             return report
         now = report.now
-        now_ns = rfc3339_to_ns(now)
-        self.busy_at_ns = now_ns
+        self.busy_at_ns = now
         try:
             rows = sorted(self.store.query("incidents"), key=lambda r: str(r.get("opened_at", "")))
             for row in rows:
                 incident = Incident.from_dict(row)
                 try:
-                    step = self._handle(incident, now, now_ns, report)
+                    step = self._handle(incident, now, report)
                 except Exception as exc:  # one incident's failure must not stop the rest
                     self._loop_error(incident, now, exc, report)
                     continue
@@ -176,10 +175,10 @@ class ResponderLoop:
             self.busy_at_ns = None
         return report
 
-    def _handle(self, incident: Incident, now: str, now_ns: int, report: TickReport) -> str | None:
+    def _handle(self, incident: Incident, now: int, report: TickReport) -> str | None:
         p = self.responder.get(incident.id)
         if p is None:
-            if now_ns - incident.updated_at > self.backfill_ns:
+            if now - incident.updated_at > self.backfill_ns:
                 return None  # history from before the responders ran: nothing to act on now
             p = self.responder.start(incident, now)
             report.started.append(incident.id)
@@ -193,16 +192,16 @@ class ResponderLoop:
             return None
         if self._loop_errors.get(incident.id, 0) >= self.max_loop_errors:
             return None  # a person has it now (escalated by _loop_error)
-        if p.step == "diagnose" and not self.brain.ready(incident, now, now_ns):
+        if p.step == "diagnose" and not self.brain.ready(incident, now):
             report.deferred.append(incident.id)
             return None
         before = p.step
         p = self._run(incident.id, now)
         if p.step != before:
-            self.log(f"{incident.id}: {before} -> {p.step} at {now}")
+            self.log(f"{incident.id}: {before} -> {p.step} at {ns_to_rfc3339(now)}")
         return p.step
 
-    def _run(self, incident_id: str, now: str, max_steps: int = 10) -> Progress:
+    def _run(self, incident_id: str, now: int, max_steps: int = 10) -> Progress:
         """Like `Responder.run`, with event time read again before each step.
 
         A step can take a while (git, GitHub, an LLM, waiting for the deploy); in an accelerated
@@ -213,13 +212,13 @@ class ResponderLoop:
         for _ in range(max_steps - 1):
             if p.step == "done" or p.status == "waiting":
                 break
-            latest = self.event_now() or now
-            now = max(now, latest, key=rfc3339_to_ns)
+            latest = self.event_now()
+            now = max(now, latest) if latest is not None else now
             p = self.responder.advance(incident_id, now)
         return p
 
     def _loop_error(
-        self, incident: Incident, now: str, exc: BaseException, report: TickReport
+        self, incident: Incident, now: int, exc: BaseException, report: TickReport
     ) -> None:
         n = self._loop_errors.get(incident.id, 0) + 1
         self._loop_errors[incident.id] = n

@@ -4,7 +4,8 @@ Each incident's progress is a row in the store's `progress` table. `advance(inci
 the next step with the injected step functions and writes the result before returning; after a crash
 the next `advance` re-runs the interrupted step, and because every external step (tracker, forge,
 reconciler) is idempotent, nothing is duplicated. Every decision goes to the audit log with its
-reason and inputs. Time is the caller's event time (`now`, RFC 3339), never the wall clock.
+reason and inputs. Time is the caller's event time (`now`, ns since the epoch), never the wall
+clock.
 
 Outcomes, each recorded for Memory: `resolved` (signals back within baseline for the configured
 windows), `recovered_without_change` (Scout saw them recover before any change), `reverted` (the
@@ -18,18 +19,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import Any, Literal, Protocol
 
 from sinks.fixer.audit import AuditLog
 from sinks.fixer.fixer import Remedy
-from sinks.fixer.forge import ForgeError, ForgeResult, now_dt
+from sinks.fixer.forge import ForgeError, ForgeResult
 from sinks.fixer.policy import VerificationConfig
 from sinks.fixer.reconciler import Reconciler
 from sinks.fixer.tracker import IncidentTracker
 from sinks.store.sqlite import Store
-from sre_space.records import Diagnosis, Incident
-from sre_space.timeutil import datetime_to_ns, ns_to_rfc3339, rfc3339_to_ns
+from sre_space.records import TIME, Diagnosis, Incident, Record
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 Step = Literal["diagnose", "remediate", "deploy", "verify", "postmortem", "done"]
 STEPS: tuple[Step, ...] = ("diagnose", "remediate", "deploy", "verify", "postmortem", "done")
@@ -39,7 +39,7 @@ STEPS: tuple[Step, ...] = ("diagnose", "remediate", "deploy", "verify", "postmor
 class HealthSample:
     """One verdict of the incident's signals for one window: within baseline or not."""
 
-    window_end: str
+    window_end: int  # ns
     healthy: bool
     detail: str = ""
 
@@ -67,20 +67,21 @@ class ResponderSteps:
     """
 
     diagnose: Callable[[Incident], Diagnosis | None]
-    remediate: Callable[[Incident, Diagnosis | None, str], Remedy]
-    revert: Callable[[str, str, str], ForgeResult]
-    health: Callable[[Incident, str], HealthSample | None]
+    remediate: Callable[[Incident, Diagnosis | None, int], Remedy]
+    revert: Callable[[str, int, str], ForgeResult]
+    health: Callable[[Incident, int], HealthSample | None]
     postmortem: Callable[[Incident, dict[str, Any]], str]
     narrate: Callable[[Diagnosis], Narration] | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
-    """An incident's persisted progress."""
+class Progress(Record):
+    """An incident's persisted progress. `incident` and `data` are kept in their JSON form (times
+    in them as RFC 3339 strings), as the `progress` row holds them."""
 
     incident: dict[str, Any]
     step: Step
-    updated_at: str
+    updated_at: int = field(metadata=TIME)
     status: Literal["active", "waiting", "done"] = "active"
     data: dict[str, Any] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
@@ -89,22 +90,6 @@ class Progress:
     def incident_id(self) -> str:
         """The incident's id."""
         return str(self.incident["id"])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "incident": self.incident,
-            "step": self.step,
-            "updated_at": self.updated_at,
-            "status": self.status,
-            "data": self.data,
-            "attempts": self.attempts,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Progress:
-        """Inverse of `to_dict`."""
-        return cls(**data)
 
 
 class Responder:
@@ -144,7 +129,7 @@ class Responder:
             "progress",
             progress.incident_id,
             progress.to_dict(),
-            ts=progress.updated_at,
+            ts=ns_to_rfc3339(progress.updated_at),
             key=progress.step,
         )
         return progress
@@ -152,7 +137,7 @@ class Responder:
     def _audit(
         self,
         p: Progress,
-        now: str,
+        now: int,
         action: str,
         reason: str,
         key: str,
@@ -172,7 +157,7 @@ class Responder:
 
     # --- entry points -------------------------------------------------------------------------
 
-    def start(self, incident: Incident, now: str) -> Progress:
+    def start(self, incident: Incident, now: int) -> Progress:
         """Begin responding to an incident (idempotent): open its issue, persist step `diagnose`."""
         with self._lock:
             existing = self.get(incident.id)
@@ -183,7 +168,7 @@ class Responder:
             self._audit(p, now, "start", f"incident {incident.state}", "start")
             return self._save(p)
 
-    def advance(self, incident_id: str, now: str) -> Progress:
+    def advance(self, incident_id: str, now: int) -> Progress:
         """Run the next step of one incident and persist its result."""
         with self._lock:
             p = self.get(incident_id)
@@ -206,7 +191,7 @@ class Responder:
                 result = self._step_failed(p, incident, now, str(exc))
             return self._save(result)
 
-    def _step_failed(self, p: Progress, incident: Incident, now: str, error: str) -> Progress:
+    def _step_failed(self, p: Progress, incident: Incident, now: int, error: str) -> Progress:
         tries = p.attempts.get(p.step, 0)
         self._audit(
             p, now, "step_error", error, f"error:{p.step}:{tries}", step=p.step, attempt=tries
@@ -229,7 +214,7 @@ class Responder:
             p, incident, now, f"step {p.step} failed {tries} times: {error}", "error"
         )
 
-    def run(self, incident_id: str, now: str, max_steps: int = 10) -> Progress:
+    def run(self, incident_id: str, now: int, max_steps: int = 10) -> Progress:
         """Advance until the incident waits (approval, verification windows) or is done."""
         p = self.advance(incident_id, now)
         for _ in range(max_steps - 1):
@@ -238,7 +223,7 @@ class Responder:
             p = self.advance(incident_id, now)
         return p
 
-    def observe(self, incident: Incident, now: str) -> Progress | None:
+    def observe(self, incident: Incident, now: int) -> Progress | None:
         """An incident event from the flow: keep the snapshot; a recovery before any change ends it.
 
         When the incident recovers on its own while the responder is still diagnosing or waiting
@@ -269,13 +254,13 @@ class Responder:
 
     # --- steps --------------------------------------------------------------------------------
 
-    def _next(self, p: Progress, step: Step, now: str, **data: Any) -> Progress:
+    def _next(self, p: Progress, step: Step, now: int, **data: Any) -> Progress:
         return Progress(p.incident, step, now, "active", {**p.data, **data}, p.attempts)
 
-    def _wait(self, p: Progress, now: str, **data: Any) -> Progress:
+    def _wait(self, p: Progress, now: int, **data: Any) -> Progress:
         return Progress(p.incident, p.step, now, "waiting", {**p.data, **data}, p.attempts)
 
-    def _narrate(self, p: Progress, diagnosis: Diagnosis, now: str) -> Diagnosis:
+    def _narrate(self, p: Progress, diagnosis: Diagnosis, now: int) -> Diagnosis:
         """The diagnosis with the LLM's narrative when it was accepted; degradation is audited."""
         if self.steps.narrate is None:
             return diagnosis
@@ -294,7 +279,7 @@ class Responder:
             return replace(diagnosis, narrative=result.text)
         return diagnosis
 
-    def _step_diagnose(self, p: Progress, incident: Incident, now: str) -> Progress:
+    def _step_diagnose(self, p: Progress, incident: Incident, now: int) -> Progress:
         diagnosis = self.steps.diagnose(incident)
         if diagnosis is not None:
             diagnosis = self._narrate(p, diagnosis, now)
@@ -312,7 +297,7 @@ class Responder:
         )
         return self._next(p, "remediate", now, diagnosis=diagnosis.to_dict() if diagnosis else None)
 
-    def _step_remediate(self, p: Progress, incident: Incident, now: str) -> Progress:
+    def _step_remediate(self, p: Progress, incident: Incident, now: int) -> Progress:
         raw = p.data.get("diagnosis")
         diagnosis = Diagnosis.from_dict(raw) if raw else None
         remedy = self.steps.remediate(incident, diagnosis, now)
@@ -324,8 +309,8 @@ class Responder:
             self._audit(p, now, "remediated", remedy.reason, "remediate", pr=remedy.pr.id)
             return self._next(p, "deploy", now, merge_sha=remedy.pr.merge_sha, **pr_data)
         if remedy.status == "pending":
-            since = str(p.data.get("pending_since") or now)
-            waited = (rfc3339_to_ns(now) - rfc3339_to_ns(since)) / 60e9
+            since = str(p.data.get("pending_since") or ns_to_rfc3339(now))
+            waited = (now - rfc3339_to_ns(since)) / 60e9
             if waited >= self.verification.approval_timeout_minutes:
                 reason = f"waited {waited:g} min for approval: {remedy.reason}"
                 return self._escalate(p, incident, now, reason, "approval_timeout", **pr_data)
@@ -351,19 +336,19 @@ class Responder:
             **pr_data,
         )
 
-    def _step_deploy(self, p: Progress, incident: Incident, now: str) -> Progress:
+    def _step_deploy(self, p: Progress, incident: Incident, now: int) -> Progress:
         sha = str(p.data["merge_sha"])
         result = self.reconciler.apply(sha)
         if result.ok:
-            deadline = now_dt(now) + timedelta(minutes=self.verification.deadline_minutes)
+            deadline = now + round(self.verification.deadline_minutes * 60 * NS_PER_S)
             self.tracker.set_state(incident.id, "verifying")
             self._audit(p, now, "deployed", result.detail, "deploy", commit=sha)
             return self._next(
                 p,
                 "verify",
                 now,
-                deployed_at=now,
-                deadline=ns_to_rfc3339(datetime_to_ns(deadline)),
+                deployed_at=ns_to_rfc3339(now),
+                deadline=ns_to_rfc3339(deadline),
                 windows={},
             )
         if p.attempts.get("deploy", 0) < self.verification.deploy_attempts:
@@ -375,18 +360,19 @@ class Responder:
             p, incident, now, f"deploy of {sha[:12]} failed: {result.detail}"
         )
 
-    def _step_verify(self, p: Progress, incident: Incident, now: str) -> Progress:
+    def _step_verify(self, p: Progress, incident: Incident, now: int) -> Progress:
         windows: dict[str, bool] = dict(p.data.get("windows", {}))
         sample = self.steps.health(incident, now)
-        if sample is not None and sample.window_end not in windows:
-            windows[sample.window_end] = sample.healthy
+        # Windows are keyed by their end as RFC 3339 text: `data` is the row's JSON.
+        if sample is not None and (window_end := ns_to_rfc3339(sample.window_end)) not in windows:
+            windows[window_end] = sample.healthy
             self._audit(
                 p,
                 now,
                 "verify_window",
                 sample.detail or ("healthy" if sample.healthy else "unhealthy"),
-                f"verify:{sample.window_end}",
-                window_end=sample.window_end,
+                f"verify:{window_end}",
+                window_end=window_end,
                 healthy=sample.healthy,
             )
         streak = 0
@@ -401,7 +387,7 @@ class Responder:
             self._audit(p, now, "verified", detail, "verified")
             outcome = {"result": "resolved", "detail": detail, "pr_id": p.data.get("pr_id")}
             return self._next(p, "postmortem", now, windows=windows, outcome=outcome)
-        if rfc3339_to_ns(now) >= rfc3339_to_ns(str(p.data["deadline"])):
+        if now >= rfc3339_to_ns(str(p.data["deadline"])):
             reason = (
                 f"signals not back within baseline by the deadline {p.data['deadline']}"
                 f" ({streak}/{need} healthy windows, {len(windows)} observed)"
@@ -418,7 +404,7 @@ class Responder:
         return self._wait(p, now, windows=windows, streak=streak)
 
     def _revert_and_escalate(
-        self, p: Progress, incident: Incident, now: str, reason: str
+        self, p: Progress, incident: Incident, now: int, reason: str
     ) -> Progress:
         pr_id = p.data.get("pr_id")
         revert_detail = "nothing to revert"
@@ -433,7 +419,7 @@ class Responder:
         return self._escalate(p, incident, now, f"{reason}. Revert: {revert_detail}", "reverted")
 
     def _escalate(
-        self, p: Progress, incident: Incident, now: str, reason: str, result: str, **data: Any
+        self, p: Progress, incident: Incident, now: int, reason: str, result: str, **data: Any
     ) -> Progress:
         try:
             self.tracker.escalate(incident.id, reason, at=now)
@@ -454,7 +440,7 @@ class Responder:
         outcome = {"result": result, "detail": reason, "pr_id": p.data.get("pr_id")}
         return self._next(p, "postmortem", now, outcome=outcome, **data)
 
-    def _step_postmortem(self, p: Progress, incident: Incident, now: str) -> Progress:
+    def _step_postmortem(self, p: Progress, incident: Incident, now: int) -> Progress:
         outcome = dict(p.data.get("outcome") or {"result": "unknown"})
         markdown = self.steps.postmortem(incident, outcome)
         if outcome.get("result") in ("resolved", "recovered_without_change"):

@@ -31,7 +31,7 @@ from sre_space import git
 from sre_space.records import Diagnosis, Incident, SignalWindow
 from sre_space.responders.machine import HealthSample
 from sre_space.settings import Settings
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
 
 HEALTHY_STATES = frozenset({"recovered", "resolved"})
 FINAL_STATES = frozenset({"recovered", "resolved", "escalated"})
@@ -69,7 +69,7 @@ class BrainStep:
         store: Store,
         memory: Memory,
         audit: AuditLog,
-        now: Callable[[], str | None],
+        now: Callable[[], int | None],
         log: Log,
         *,
         archive_margin_s: float = 60.0,
@@ -98,7 +98,7 @@ class BrainStep:
             return self._ready.pop(incident.id)
         return self._brain(incident, self.now())
 
-    def ready(self, incident: Incident, now: str, now_ns: int) -> bool:
+    def ready(self, incident: Incident, now_ns: int) -> bool:
         """Whether the diagnose step should run now.
 
         An incident often opens on an early symptom (memory climbing towards its limit) before
@@ -117,17 +117,17 @@ class BrainStep:
         if not out_of_time and not self._archive_ready(incident, now_ns):
             return False
         self._last_try[incident.id] = now_ns
-        diagnosis = self._brain(incident, now)
+        diagnosis = self._brain(incident, now_ns)
         sure = diagnosis is not None and not diagnosis.abstained and bool(diagnosis.candidates)
         if sure or out_of_time or incident.state in FINAL_STATES:
             self._ready[incident.id] = diagnosis
             return True
         self.audit.record(
-            at=now,
+            at=now_ns,
             action="diagnosis_deferred",
             reason="the Brain is not sure yet; asking again with more data",
             incident_id=incident.id,
-            key=f"defer:{now}",
+            key=f"defer:{ns_to_rfc3339(now_ns)}",
             inputs={"summary": (diagnosis.summary if diagnosis else "no spans")[:300]},
             outcome="deferred",
         )
@@ -152,10 +152,10 @@ class BrainStep:
         end = self._archive_end_ns(incident_windows(opened, now_ns)[0][0], now_ns + NS_PER_S)
         return end is not None and end >= opened + self.archive_margin_ns
 
-    def _brain(self, incident: Incident, now: str | None) -> Diagnosis | None:
+    def _brain(self, incident: Incident, now: int | None) -> Diagnosis | None:
         """The Brain on the archived spans around the incident; stored in `diagnoses`."""
         opened = incident.opened_at
-        end = rfc3339_to_ns(now) if now else opened + NS_PER_S
+        end = now if now is not None else opened + NS_PER_S
         if incident.recovered_at is not None:
             end = min(end, incident.recovered_at)
         _, baseline = incident_windows(opened, end)
@@ -225,10 +225,10 @@ def narrator(settings: Settings) -> Callable[[Diagnosis], NarrationResult] | Non
     return narrate_diagnosis
 
 
-def scout_health(store: Store) -> Callable[[Incident, str], HealthSample | None]:
-    """Scout's verdict on an incident at event time `now`: recovered means within baseline."""
+def scout_health(store: Store) -> Callable[[Incident, int], HealthSample | None]:
+    """Scout's verdict on an incident at event time `now` (ns): recovered means within baseline."""
 
-    def health(incident: Incident, now: str) -> HealthSample | None:
+    def health(incident: Incident, now: int) -> HealthSample | None:
         row = store.get("incidents", incident.id)
         if row is None:
             return None

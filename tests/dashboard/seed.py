@@ -106,9 +106,9 @@ def _incident_row(store: Store, inc: Incident) -> None:
     store.upsert("incident_events", eid, inc.to_dict(), ts=updated, key=inc.id)
 
 
-def _advance(store: Store, incident: Incident, state: str, at: str, note: str) -> Incident:
+def _advance(store: Store, incident: Incident, state: str, at: int, note: str) -> Incident:
     """Move the incident through its lifecycle (as the responder does) and store the event."""
-    moved = apply_state(incident, state, rfc3339_to_ns(at), note)
+    moved = apply_state(incident, state, at, note)
     _incident_row(store, moved)
     return moved
 
@@ -201,7 +201,7 @@ def _replay_one(
     for ev in events:
         _incident_row(store, ev)
     report = score_suite(
-        [score_recording(events, labels, start=labels["start"], end=labels["stop"], name=rec.name)]
+        [score_recording(events, labels, start=start_ns, end=stop_ns, name=rec.name)]
     )
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return _Replayed(name, labels, signals, anomalies, events, spans, out, rec)
@@ -342,10 +342,12 @@ def _respond(
     # follow Scout's on the timeline.
     t0 = incident.updated_at
 
-    def at(seconds: int) -> str:
-        return ns_to_rfc3339(t0 + seconds * NS_PER_S)
+    def at(seconds: int) -> int:
+        return t0 + seconds * NS_PER_S
 
-    store.upsert("diagnoses", incident.id, diagnosis.to_dict(), ts=at(10), key=incident.id)
+    store.upsert(
+        "diagnoses", incident.id, diagnosis.to_dict(), ts=ns_to_rfc3339(at(10)), key=incident.id
+    )
     audit = AuditLog(store, actor="responder")
     audit.record(
         at=at(10),

@@ -92,9 +92,7 @@ def test_the_brain_names_the_culprit(report: dict[str, Any]) -> None:
 
 
 def _run(folder: Path) -> tuple[Incident, list[Anomaly], Diagnosis, list[SignalWindow]]:
-    incident = Incident.from_dict(
-        final_incidents(read_jsonl(str(folder / "incidents.jsonl"), Incident))[0]
-    )
+    incident = final_incidents(read_jsonl(str(folder / "incidents.jsonl"), Incident))[0]
     lines = (folder / "anomalies.jsonl").read_text().splitlines()
     anomalies = [
         Anomaly.from_dict(d) for d in map(json.loads, lines) if d["schema"] == ANOMALY_SCHEMA

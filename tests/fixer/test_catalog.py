@@ -15,10 +15,11 @@ from sinks.fixer.catalog import (
     guard,
     parse_request,
 )
+from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import MemSource, manifest
 
-NOW = "2026-11-28T10:00:00.000Z"
+NOW = rfc3339_to_ns("2026-11-28T10:00:00.000Z")
 
 
 def source(**replace: str) -> MemSource:
@@ -111,7 +112,7 @@ def test_refusals_are_results_with_reasons(
 
 
 def test_restart_needs_event_time() -> None:
-    res = Catalog().plan(ActionRequest("restart", {"service": "checkout"}), source(), now="")
+    res = Catalog().plan(ActionRequest("restart", {"service": "checkout"}), source(), now=None)
     assert not res.ok and "event time" in res.reason
 
 

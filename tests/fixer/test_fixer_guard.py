@@ -21,10 +21,11 @@ from sinks.fixer.forge_local import LocalForge
 from sinks.fixer.policy import load_policy
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis
+from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import INCIDENT, diagnosis, git
 
-NOW = "2026-11-28T10:00:00.000Z"
+NOW = rfc3339_to_ns("2026-11-28T10:00:00.000Z")
 
 # (id, the Brain's remediation text, the candidate's service, what the refusal says)
 REFUSED = [

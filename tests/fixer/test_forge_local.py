@@ -14,12 +14,13 @@ from sinks.fixer.catalog import ActionRequest, Catalog, Change
 from sinks.fixer.forge import CheckResult, ForgeResult, MergeMode, PullRequestStore
 from sinks.fixer.forge_local import LocalForge
 from sinks.store.sqlite import Store
+from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import SCHEMA, git
 
-T0 = "2026-11-28T10:00:00.000Z"
-T1 = "2026-11-28T10:01:00.000Z"
-T2 = "2026-11-28T10:20:00.000Z"
+T0 = rfc3339_to_ns("2026-11-28T10:00:00.000Z")
+T1 = rfc3339_to_ns("2026-11-28T10:01:00.000Z")
+T2 = rfc3339_to_ns("2026-11-28T10:20:00.000Z")
 POLICY_OK = CheckResult("policy", True, "raise_memory_limit may merge automatically")
 
 

@@ -23,13 +23,14 @@ from sinks.fixer.github_client import RetryPolicy, make_github
 from sinks.fixer.policy import Policy, PolicyConfig
 from sinks.fixer.tracker import GithubTracker
 from sinks.store.sqlite import Store
+from sre_space.timeutil import rfc3339_to_ns
 
 from .fake_github import FakeGithub
 from .helpers import INCIDENT, SCHEMA, diagnosis, manifest
 
 TOKEN = "ghp_" + "Zq9x" * 9
 REPO = "acme/gitops"
-T0 = "2026-11-28T10:00:00.000Z"
+T0 = rfc3339_to_ns("2026-11-28T10:00:00.000Z")
 POLICY_OK = CheckResult("policy", True, "raise_memory_limit may merge automatically")
 
 

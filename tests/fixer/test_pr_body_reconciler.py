@@ -8,6 +8,7 @@ from pathlib import Path
 from sinks.fixer.catalog import ActionRequest, Catalog
 from sinks.fixer.pr_body import quote, redact, render_pr_body
 from sinks.fixer.reconciler import CommandReconciler
+from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import INCIDENT, MemSource, diagnosis, manifest
 
@@ -21,7 +22,7 @@ def test_body_has_every_section_and_no_secret() -> None:
         .plan(
             ActionRequest("raise_memory_limit", {"service": "checkout"}),
             src,
-            "2026-11-28T10:00:00Z",
+            rfc3339_to_ns("2026-11-28T10:00:00Z"),
         )
         .change
     )

@@ -17,6 +17,7 @@ from sinks.fixer.tracker import IssueRef, LocalTracker
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis, Incident
 from sre_space.responders.machine import HealthSample, Progress, Responder, ResponderSteps
+from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import INCIDENT, diagnosis, git
 
@@ -25,8 +26,8 @@ class Crash(Exception):
     """A simulated process crash."""
 
 
-def at(minute: int) -> str:
-    return f"2026-11-28T10:{minute:02d}:00.000Z"
+def at(minute: int) -> int:
+    return rfc3339_to_ns(f"2026-11-28T10:{minute:02d}:00.000Z")
 
 
 @dataclass
@@ -92,7 +93,7 @@ class World:
 
         orig_merge, orig_comment = self.forge.merge, self.tracker._create_comment
 
-        def merge(pr_id: str, now: str) -> ForgeResult:
+        def merge(pr_id: str, now: int) -> ForgeResult:
             result = orig_merge(pr_id, now)
             if world.crash_in == "merge" and not world.crashed:
                 world.crashed = True
@@ -130,7 +131,7 @@ class World:
         )
         return Diagnosis.from_dict({**d.to_dict(), "candidates": [cand]})
 
-    def health(self, incident: Incident, now: str) -> HealthSample:
+    def health(self, incident: Incident, now: int) -> HealthSample:
         return HealthSample(window_end=now, healthy=self.healthy, detail="error rate vs baseline")
 
     def postmortem(self, incident: Incident, outcome: dict[str, Any]) -> str:
@@ -316,7 +317,7 @@ def test_approval_timeout_escalates_and_leaves_the_pr_open(world: World) -> None
     world.responder.run(INCIDENT.id, at(0))
     p = world.responder.run(INCIDENT.id, at(59))
     assert p.step == "remediate" and p.status == "waiting"
-    p = world.responder.run(INCIDENT.id, "2026-11-28T11:00:00.000Z")
+    p = world.responder.run(INCIDENT.id, rfc3339_to_ns("2026-11-28T11:00:00.000Z"))
     assert p.step == "done" and p.data["outcome"]["result"] == "approval_timeout"
     pr = world.forge.get("inc-7/rollback_version")
     assert pr is not None and pr.state == "open"

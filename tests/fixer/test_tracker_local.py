@@ -8,8 +8,11 @@ import pytest
 
 from sinks.fixer.tracker import LocalTracker, lifecycle_labels
 from sinks.store.sqlite import Store
+from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import INCIDENT, diagnosis
+
+T3, T4, T5 = (rfc3339_to_ns(f"2026-11-28T10:0{m}:00.000Z") for m in (3, 4, 5))
 
 
 def test_lifecycle_is_idempotent_and_rendered(tmp_path: Path, store: Store) -> None:
@@ -17,12 +20,12 @@ def test_lifecycle_is_idempotent_and_rendered(tmp_path: Path, store: Store) -> N
     ref = tracker.open_issue(INCIDENT, "conversion 0.62 -> 0.37 (token s3cr3t-value)")
     assert tracker.open_issue(INCIDENT, "again") == ref
     assert ref.number == 1
-    assert tracker.comment_diagnosis(diagnosis(), at="2026-11-28T10:01:00.000Z")
-    assert not tracker.comment_diagnosis(diagnosis(), at="2026-11-28T10:02:00.000Z")
+    assert tracker.comment_diagnosis(diagnosis(), at=rfc3339_to_ns("2026-11-28T10:01:00.000Z"))
+    assert not tracker.comment_diagnosis(diagnosis(), at=rfc3339_to_ns("2026-11-28T10:02:00.000Z"))
     assert tracker.set_state("inc-7", "diagnosed") == lifecycle_labels("diagnosed", "critical")
-    assert tracker.comment_verification("inc-7", healthy=True, detail="3/3 windows", at="t")
-    assert tracker.close_with_postmortem("inc-7", "# Post-mortem\n\nall good", at="t2")
-    assert not tracker.close_with_postmortem("inc-7", "# Post-mortem\n\nall good", at="t3")
+    assert tracker.comment_verification("inc-7", healthy=True, detail="3/3 windows", at=T3)
+    assert tracker.close_with_postmortem("inc-7", "# Post-mortem\n\nall good", at=T4)
+    assert not tracker.close_with_postmortem("inc-7", "# Post-mortem\n\nall good", at=T5)
     doc = tracker.issue_doc("inc-7")
     assert doc is not None
     assert doc["state"] == "closed"
@@ -54,7 +57,7 @@ def test_a_crash_between_comment_and_record_does_not_duplicate(store: Store) -> 
 def test_escalate_labels_and_comments(store: Store) -> None:
     tracker = LocalTracker(store)
     tracker.open_issue(INCIDENT, "s")
-    assert tracker.escalate("inc-7", "the fix did not help", at="t")
+    assert tracker.escalate("inc-7", "the fix did not help", at=T3)
     doc = tracker.issue_doc("inc-7")
     assert doc is not None
     assert "state:escalated" in doc["labels"] and "needs-human" in doc["labels"]

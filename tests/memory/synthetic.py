@@ -1403,11 +1403,11 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
         pr_url=f"http://127.0.0.1:3000/shop/gitops/pulls/{pr_id}",
         commit_sha=sha if merged_flag else None,
         diff=parts.diff,
-        opened_at=ctx.t(pr_opened),
+        opened_at=pr_opened,
         merged=merged_flag,
-        merged_at=ctx.t(merged) if merged_flag else None,
+        merged_at=merged if merged_flag else None,
         verified=(not reverted) if merged_flag else None,
-        verified_at=ctx.t(verify_at) if merged_flag else None,
+        verified_at=verify_at if merged_flag else None,
         verification=(
             "signals back within baseline for 3 consecutive windows"
             if outcome == "verified"
@@ -1416,7 +1416,7 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
             else ""
         ),
         reverted=reverted,
-        reverted_at=ctx.t(verify_at + 10 * NS_PER_S) if reverted else None,
+        reverted_at=verify_at + 10 * NS_PER_S if reverted else None,
         revert_pr_url=f"http://127.0.0.1:3000/shop/gitops/pulls/{int(pr_id) + 1}"
         if reverted
         else None,

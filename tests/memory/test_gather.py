@@ -40,8 +40,8 @@ def _pr_row(c: Case, state: str) -> dict[str, Any]:
             "summary": "roll back",
         },
         "merge_mode": "auto_merge",
-        "created_at": r.opened_at,
-        "updated_at": r.merged_at,
+        "created_at": r.to_dict().get("opened_at"),
+        "updated_at": r.to_dict().get("merged_at"),
         "state": state,
         "merge_sha": r.commit_sha,
         "number": int(r.pr_id or 0),
@@ -98,7 +98,7 @@ def _fill(store: Store, c: Case, state: str) -> None:
         "pull_requests",
         f"local:{c.incident.id}",
         _pr_row(c, state),
-        ts=str(c.remediation.opened_at),
+        ts=str(c.remediation.to_dict()["opened_at"]),
         key=c.incident.id,
     )
 
@@ -173,7 +173,7 @@ def test_pull_request_mapping() -> None:
     r = remediation_from_pull_request(
         _pr_row(c, "merged"), audit, {"result": "error", "detail": "boom"}
     )
-    assert r.merged and r.merged_at == "2026-11-18T00:00:05.000Z"
+    assert r.merged and r.merged_at == rfc3339_to_ns("2026-11-18T00:00:05.000Z")
     assert r.verified is None and r.escalated and r.outcome == "escalated"
     open_pr = remediation_from_pull_request(
         {**_pr_row(c, "open"), "merge_sha": None}, [], {"result": "no_change"}

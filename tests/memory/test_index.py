@@ -24,6 +24,7 @@ from sinks.memory.index import (
 from sinks.memory.postmortem import build_postmortem
 from sinks.memory.records import PostMortem
 from sre_space.settings import load_settings
+from sre_space.timeutil import ns_to_rfc3339
 from tests.memory.fake_openai import FakeOpenAI
 from tests.memory.synthetic import SCENARIOS, make_case
 
@@ -44,7 +45,8 @@ def test_index_is_idempotent_and_metadata_is_scalar(index: PostMortemIndex) -> N
     assert meta["services"] == ",".join(pm.services)
     assert meta["fault_class"] == "crashloop" and meta["fingerprint"] == pm.fingerprint
     assert meta["action"] == "rollback_version" and meta["outcome"] == "verified"
-    assert meta["opened_at"] == pm.opened_at and meta["resolved_at"] == pm.resolved_at
+    assert meta["opened_at"] == ns_to_rfc3339(pm.opened_at)
+    assert meta["resolved_at"] == ns_to_rfc3339(pm.resolved_at)
     # A changed outcome replaces the entry instead of adding one.
     index.index(_pm("crashloop", 1, outcome="reverted"))
     assert index.count() == 1

@@ -42,7 +42,12 @@ def test_set_state_writes_the_event_and_publishes_it(tmp_path: Path) -> None:
     published: list[tuple[str, Record]] = []
     inner = _Tracker()
     clock = iter(
-        ["2026-01-05T00:13:00.000Z", "2026-01-05T00:13:00.000Z", "2026-01-05T00:20:00.000Z"]
+        rfc3339_to_ns(t)
+        for t in (
+            "2026-01-05T00:13:00.000Z",
+            "2026-01-05T00:13:00.000Z",
+            "2026-01-05T00:20:00.000Z",
+        )
     )
     tracker = LifecycleTracker(
         inner, store, lambda: next(clock), lambda topic, rec: published.append((topic, rec))
@@ -63,7 +68,10 @@ def test_set_state_writes_the_event_and_publishes_it(tmp_path: Path) -> None:
 
 def test_unknown_incident_is_ignored(tmp_path: Path) -> None:
     assert (
-        record_move(Store(tmp_path / "sre.db"), "nope", "resolved", "2026-01-05T00:00:00Z") is None
+        record_move(
+            Store(tmp_path / "sre.db"), "nope", "resolved", rfc3339_to_ns("2026-01-05T00:00:00Z")
+        )
+        is None
     )
 
 
@@ -73,7 +81,7 @@ def test_scout_events_do_not_undo_a_settled_incident(tmp_path: Path) -> None:
     from sinks.outputs.store_sink import StoreSink
 
     store = _store_with_incident(tmp_path)
-    record_move(store, "inc-1", "escalated", "2026-01-05T00:30:00.000Z")
+    record_move(store, "inc-1", "escalated", rfc3339_to_ns("2026-01-05T00:30:00.000Z"))
     base = Incident.from_dict(store.get("incidents", "inc-1"))
     sink = StoreSink(tmp_path / "sre.db").build("store", 0, 1)
     later = dataclasses.replace(
@@ -92,7 +100,7 @@ def test_scout_events_do_not_undo_a_settled_incident(tmp_path: Path) -> None:
     events = [e["event"] for e in store.query("incident_events", key="inc-1")]
     assert events == ["opened", "escalated", "recovered", "reopened"]
     # A resolved incident whose problem comes back is open again.
-    record_move(store, "inc-1", "resolved", "2026-01-05T00:50:00.000Z")
+    record_move(store, "inc-1", "resolved", rfc3339_to_ns("2026-01-05T00:50:00.000Z"))
     again = dataclasses.replace(reopened, updated_at=rfc3339_to_ns("2026-01-05T00:55:00.000Z"))
     sink.write_batch([again])
     assert store.get("incidents", "inc-1")["state"] == "open"

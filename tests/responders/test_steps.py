@@ -17,9 +17,9 @@ from tests.fixer.helpers import INCIDENT
 def test_scout_health_is_the_stored_state(tmp_path: Path) -> None:
     store = Store(tmp_path / "sre.db")
     health = scout_health(store)
-    assert health(INCIDENT, "2026-01-05T00:12:00.000Z") is None  # not stored yet
+    assert health(INCIDENT, rfc3339_to_ns("2026-01-05T00:12:00.000Z")) is None  # not stored yet
     record_events(store, [INCIDENT])
-    sample = health(INCIDENT, "2026-01-05T00:12:00.000Z")
+    sample = health(INCIDENT, rfc3339_to_ns("2026-01-05T00:12:00.000Z"))
     assert sample is not None and not sample.healthy and sample.detail == "Scout: incident open"
     recovered = dataclasses.replace(
         INCIDENT,
@@ -29,10 +29,10 @@ def test_scout_health_is_the_stored_state(tmp_path: Path) -> None:
         updated_at=rfc3339_to_ns("2026-01-05T00:14:00.000Z"),
     )
     record_events(store, [recovered])
-    sample = health(INCIDENT, "2026-01-05T00:15:00.000Z")
+    sample = health(INCIDENT, rfc3339_to_ns("2026-01-05T00:15:00.000Z"))
     assert sample is not None and sample.healthy
     assert (sample.window_end, sample.detail) == (
-        "2026-01-05T00:15:00.000Z",
+        rfc3339_to_ns("2026-01-05T00:15:00.000Z"),
         "Scout: incident recovered since 2026-01-05T00:13:00.000Z",
     )
 

@@ -68,14 +68,14 @@ def runs() -> dict[str, Any]:
             score_recording(
                 incidents,
                 label,
-                start=ns_to_rfc3339(at(0)),
-                end=ns_to_rfc3339(window_bounds(LENGTH - 1)[1]),
+                start=at(0),
+                end=window_bounds(LENGTH - 1)[1],
                 name=name,
             )
         )
     for seed in (101, 102):
         incidents, _ = _replay(Shop(seed=seed), 300)
-        start, end = ns_to_rfc3339(at(0)), ns_to_rfc3339(window_bounds(299)[1])
+        start, end = at(0), window_bounds(299)[1]
         recs.append(score_recording(incidents, None, start=start, end=end))
     return {"report": score_suite(recs), "anomalies": anomalies}
 

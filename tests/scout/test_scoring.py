@@ -44,7 +44,7 @@ def test_final_incidents_keeps_the_first_opened_at() -> None:
         _inc("a", "2026-01-01T00:11:00Z", ["payment", "checkout"], "updated"),
     ]
     (final,) = final_incidents(evs)
-    assert final["opened_at"] == "2026-01-01T00:10:20.000Z" and final["event"] == "updated"
+    assert final.opened_at == rfc3339_to_ns("2026-01-01T00:10:20.000Z") and final.event == "updated"
 
 
 def test_score_one_recording() -> None:
@@ -54,7 +54,11 @@ def test_score_one_recording() -> None:
         _inc("echo", "2026-01-01T00:22:00Z", ["payment"]),  # within the post slack: not false
     ]
     rec = score_recording(
-        incidents, LABEL, start="2026-01-01T00:00:00Z", end="2026-01-01T01:00:00Z", name="oom-1"
+        incidents,
+        LABEL,
+        start=rfc3339_to_ns("2026-01-01T00:00:00Z"),
+        end=rfc3339_to_ns("2026-01-01T01:00:00Z"),
+        name="oom-1",
     )
     (fault,) = rec["faults"]
     assert fault["detected"] and fault["ttd_s"] == pytest.approx(25.0)
@@ -68,17 +72,20 @@ def test_suite_totals_and_table() -> None:
     hit = score_recording(
         [_inc("hit", "2026-01-01T00:10:20Z", ["payment"])],
         LABEL,
-        start="2026-01-01T00:00:00Z",
-        end="2026-01-01T00:30:00Z",
+        start=rfc3339_to_ns("2026-01-01T00:00:00Z"),
+        end=rfc3339_to_ns("2026-01-01T00:30:00Z"),
     )
     miss = score_recording(
-        [], {**LABEL, "seed": 2}, start="2026-01-01T00:00:00Z", end="2026-01-01T00:30:00Z"
+        [],
+        {**LABEL, "seed": 2},
+        start=rfc3339_to_ns("2026-01-01T00:00:00Z"),
+        end=rfc3339_to_ns("2026-01-01T00:30:00Z"),
     )
     clean = score_recording(
         [_inc("noise", "2026-01-01T00:05:00Z", ["cart"])],
         None,
-        start="2026-01-01T00:00:00Z",
-        end="2026-01-01T02:00:00Z",
+        start=rfc3339_to_ns("2026-01-01T00:00:00Z"),
+        end=rfc3339_to_ns("2026-01-01T02:00:00Z"),
     )
     report = score_suite([hit, miss, clean])
     assert report["scenarios"]["oom"]["detected"] == 1

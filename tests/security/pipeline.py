@@ -42,7 +42,7 @@ OPENAI_CANARY = "sk-canary-OpenAIKeyDoNotLeak-0123456789"
 ATTR_CANARY = "CANARYsessionSecret7f3a9c2e51d84b06"
 CANARIES = (GITHUB_CANARY, OPENAI_CANARY, ATTR_CANARY)
 
-NOW = "2025-11-24T16:10:00.000Z"  # the end of the incident window (event time)
+NOW = rfc3339_to_ns("2025-11-24T16:10:00.000Z")  # the end of the incident window (event time)
 INCIDENT = Incident(
     id="inc-inj",
     fingerprint="fp-inj",

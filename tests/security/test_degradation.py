@@ -36,6 +36,7 @@ from sinks.fixer.tracker import GithubTracker, IncidentTracker, LocalTracker
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis
 from sre_space.responders.machine import HealthSample, Progress, Responder, ResponderSteps
+from sre_space.timeutil import rfc3339_to_ns
 from tests.brain import synth
 from tests.brain.fake_llm import FakeLLM, Reply
 from tests.fixer.fake_github import FakeGithub
@@ -291,7 +292,7 @@ def test_github_failures_are_retried_then_escalated_with_the_reason_audited(
     (error,) = audit_rows(store, "step_error")
     assert f"GitHub open pull request failed ({status})" in error["reason"]
     assert message[:20] in error["reason"]
-    p = responder.advance(INCIDENT.id, "2025-11-24T16:11:00.000Z")
+    p = responder.advance(INCIDENT.id, rfc3339_to_ns("2025-11-24T16:11:00.000Z"))
     assert p.step == "postmortem" and p.data["outcome"]["result"] == "error"
     assert len(audit_rows(store, "step_error")) == 2
     (escalation,) = audit_rows(store, "escalate")
@@ -322,7 +323,9 @@ def test_github_down_for_everything_still_ends_with_an_audited_escalation(
     minutes = iter(range(11, 30))
     p: Progress | None = None
     for _ in range(12):
-        p = responder.advance(INCIDENT.id, f"2025-11-24T16:{next(minutes):02d}:00.000Z")
+        p = responder.advance(
+            INCIDENT.id, rfc3339_to_ns(f"2025-11-24T16:{next(minutes):02d}:00.000Z")
+        )
         if p.step == "done":
             break
     assert p is not None and p.step == "done" and p.status == "done"

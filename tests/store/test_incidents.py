@@ -67,7 +67,7 @@ def test_events_of_one_batch_apply_in_order(tmp_path: Path) -> None:
     store = Store(tmp_path / "sre.db")
     opened = _opened()
     record_events(store, [opened])
-    record_move(store, opened.id, "resolved", "2026-01-05T00:20:00.000Z")
+    record_move(store, opened.id, "resolved", rfc3339_to_ns("2026-01-05T00:20:00.000Z"))
     # The problem came back, then grew: the update follows the reopen, so it stands.
     reopened = _scout(opened, "reopened", "open", rfc3339_to_ns("2026-01-05T00:30:00.000Z"))
     grown = _scout(

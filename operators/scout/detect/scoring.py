@@ -12,60 +12,68 @@ time outside every fault's matching interval. Everything is plain data; `render_
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sre_space.records import Incident
-from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 PRE_SLACK_S = 30.0
 POST_SLACK_S = 300.0
 
 
-def final_incidents(events: Iterable[Incident | Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One dict per incident id: its last event's fields, with the first `opened_at` kept."""
-    out: dict[str, dict[str, Any]] = {}
+def final_incidents(events: Iterable[Incident]) -> list[Incident]:
+    """One incident per id: its last event, with the first `opened_at` kept; oldest first."""
+    out: dict[str, Incident] = {}
     for ev in events:
-        data = ev.to_dict() if isinstance(ev, Incident) else dict(ev)
-        first = out.get(data["id"])
-        if first is not None:
-            data["opened_at"] = first["opened_at"]
-        out[data["id"]] = data
-    return [out[k] for k in sorted(out, key=lambda i: (out[i]["opened_at"], i))]
+        first = out.get(ev.id)
+        out[ev.id] = ev if first is None else dataclasses.replace(ev, opened_at=first.opened_at)
+    return [out[k] for k in sorted(out, key=lambda i: (out[i].opened_at, i))]
 
 
-def _labels(labels: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+def _labels(
+    labels: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+) -> list[tuple[dict[str, Any], int, int | None]]:
+    """The faults among the labels, each with its onset and end (ns, None: open-ended) parsed."""
     if labels is None:
         return []
     items = [labels] if isinstance(labels, Mapping) else list(labels)
-    return [dict(lab) for lab in items if lab.get("onset")]
+    return [
+        (
+            dict(lab),
+            rfc3339_to_ns(lab["onset"]),
+            rfc3339_to_ns(lab["end"]) if lab.get("end") else None,
+        )
+        for lab in items
+        if lab.get("onset")
+    ]
 
 
 def score_recording(
-    incidents: Iterable[Incident | Mapping[str, Any]],
+    incidents: Iterable[Incident],
     labels: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     *,
-    start: str,
-    end: str,
+    start: int,
+    end: int,
     name: str = "",
     pre_slack_s: float = PRE_SLACK_S,
     post_slack_s: float = POST_SLACK_S,
 ) -> dict[str, Any]:
-    """Score one recording spanning [start, end) of event time; returns plain data."""
+    """Score one recording spanning [start, end) of event time (ns); returns plain data, its
+    times as the labels give them or RFC 3339."""
     incs = final_incidents(incidents)
-    start_ns, end_ns = rfc3339_to_ns(start), rfc3339_to_ns(end)
     pre, post = int(pre_slack_s * NS_PER_S), int(post_slack_s * NS_PER_S)
     matched: set[str] = set()
     faults = []
     intervals = []
-    for lab in _labels(labels):
-        onset = rfc3339_to_ns(lab["onset"])
-        f_end = rfc3339_to_ns(lab["end"]) if lab.get("end") else end_ns
+    for lab, onset, lab_end in _labels(labels):
+        f_end = lab_end if lab_end is not None else end
         lo, hi = onset - pre, f_end + post
-        intervals.append((max(lo, start_ns), min(hi, end_ns)))
-        hits = [i for i in incs if lo <= rfc3339_to_ns(i["opened_at"]) <= hi]
-        matched.update(i["id"] for i in hits)
+        intervals.append((max(lo, start), min(hi, end)))
+        hits = [i for i in incs if lo <= i.opened_at <= hi]
+        matched.update(i.id for i in hits)
         culprit = (lab.get("culprit") or {}).get("service")
         first = hits[0] if hits else None
         faults.append(
@@ -77,20 +85,20 @@ def score_recording(
                 "onset": lab["onset"],
                 "end": lab.get("end"),
                 "detected": bool(hits),
-                "ttd_s": (rfc3339_to_ns(first["opened_at"]) - onset) / NS_PER_S if first else None,
-                "incidents": [i["id"] for i in hits],
-                "culprit_in_services": any(culprit in i.get("services", []) for i in hits),
-                "severity": first.get("severity") if first else None,
+                "ttd_s": (first.opened_at - onset) / NS_PER_S if first else None,
+                "incidents": [i.id for i in hits],
+                "culprit_in_services": any(culprit in i.services for i in hits),
+                "severity": first.severity if first else None,
             }
         )
-    false = [i["id"] for i in incs if i["id"] not in matched]
+    false = [i.id for i in incs if i.id not in matched]
     covered = _union_length(intervals)
-    clean_s = max(0.0, (end_ns - start_ns - covered) / NS_PER_S)
+    clean_s = max(0.0, (end - start - covered) / NS_PER_S)
     return {
         "recording": name,
-        "start": start,
-        "end": end,
-        "hours": (end_ns - start_ns) / NS_PER_S / 3600,
+        "start": ns_to_rfc3339(start),
+        "end": ns_to_rfc3339(end),
+        "hours": (end - start) / NS_PER_S / 3600,
         "clean_hours": clean_s / 3600,
         "faults": faults,
         "incidents": len(incs),
