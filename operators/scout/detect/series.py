@@ -214,7 +214,9 @@ class SeriesDetector:
             observed = float(value)
             if rule.test == "threshold":
                 assert rule.above is not None
-                verdict = Verdict(observed > rule.above, rule.above, observed / rule.above)
+                # score: how far past the threshold (`above: 0` means any at all)
+                score = observed / rule.above if rule.above else observed
+                verdict = Verdict(observed > rule.above, rule.above, score)
                 lax = verdict
             else:
                 assert st.robust is not None
