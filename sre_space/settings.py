@@ -260,7 +260,7 @@ def _describe(
 ) -> str:
     lines = []
     for err in exc.errors():
-        loc = [p for p in err["loc"]]
+        loc = list(err["loc"])
         key = ".".join([*prefix, *(str(p) for p in loc)])
         if err["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1]) if model is not None else []

@@ -128,3 +128,15 @@ def test_a_misspelled_section_is_a_command_line_error(
     monkeypatch.setenv(CONFIG_ENV, str(_write(tmp_path, "detecton: {}\n")))
     assert cli.main(["config", "check"]) == 2
     assert "detecton: unknown section (did you mean `detection`?)" in capsys.readouterr().err
+
+
+def test_replay_reads_sre_config_and_its_own_config_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec = _write(tmp_path, "", "empty.jsonl")
+    monkeypatch.setenv(CONFIG_ENV, str(_write(tmp_path, "detecton: {}\n", "bad.yaml")))
+    # the misspelled section in SRE_CONFIG stops the replay before it starts
+    assert cli.main(["replay", str(rec), "--out", str(tmp_path / "a")]) == 2
+    assert "detecton: unknown section" in capsys.readouterr().err
+    good = _write(tmp_path, "signals: {exemplars: 2}\n", "good.yaml")
+    assert cli.main(["replay", str(rec), "--out", str(tmp_path / "b"), "--config", str(good)]) == 0
