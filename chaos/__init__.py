@@ -8,6 +8,12 @@ In-process use (the demo):
     shop.inject("oom")
 """
 
+from pathlib import Path
+
 from chaos.shop import Batch, Shop, ShopConfig
 
-__all__ = ["Batch", "Shop", "ShopConfig"]
+# The shop's site file (its journeys, objectives and span attributes), merged over the product's
+# defaults wherever the shop runs: `sre-space replay REC --config chaos/site.yaml`.
+SITE_CONFIG = Path(__file__).with_name("site.yaml")
+
+__all__ = ["SITE_CONFIG", "Batch", "Shop", "ShopConfig"]

@@ -28,9 +28,11 @@ from operators.signals import (
     span_partials,
 )
 from operators.signals.graph import call_edges, sampled
+from operators.signals.limit import SeriesLimit
+from operators.signals.partials import MetricPartial
 from sre_space.records import DeadLetter, SignalWindow
 from sre_space.settings import PipelineConfig
-from sre_space.timeutil import ns_to_datetime
+from sre_space.timeutil import NS_PER_S, ns_to_datetime
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -101,6 +103,7 @@ def build_signals(
     dead: Stream[DeadLetter] = split.falses  # type: ignore[assignment]
 
     parts = op.flat_map("partials", ok, partial(partials_of, spec=spec))
+    parts = _series_cap(parts, config, window_ns)
     keyed = op.key_on("key", parts, lambda p: p.key)
 
     clock = _event_clock(config, deterministic_clock)
@@ -130,6 +133,32 @@ def build_signals(
         ),
     )
     return FlowStreams(signals=signals, deadletters=dead, decoded=ok, edges=edges)
+
+
+def _series_cap(parts: Stream[Partial], config: PipelineConfig, window_ns: int) -> Stream[Partial]:
+    """Metric series partials through a per-service cap (`operators.signals.limit`)."""
+    series = op.branch(
+        "series_split",
+        parts,
+        lambda p: isinstance(p, MetricPartial) and not (p.saturation or p.pipeline),
+    )
+    cfg = config.metrics.series
+    idle_ns = int(cfg.idle * NS_PER_S)
+
+    def mapper(limit: SeriesLimit | None, part: Partial) -> tuple[SeriesLimit, list[Partial]]:
+        # The state is the object itself (Bytewax pickles it at snapshots only).
+        limit = limit or SeriesLimit(cfg.max_per_service, idle_ns, window_ns)
+        return limit, limit.admit(part)
+
+    keyed = op.key_on("series_service", series.trues, _service_of)
+    capped = op.stateful_map("series_cap", keyed, mapper)
+    admitted = op.flat_map("series_unkey", capped, lambda kv: kv[1])
+    return op.merge("series_capped", series.falses, admitted)
+
+
+def _service_of(part: Partial) -> str:
+    assert isinstance(part, MetricPartial)
+    return part.service
 
 
 def _no_partial() -> Partial | None:

@@ -18,7 +18,7 @@ from flows.sources import recording_input
 from operators.scout import build_scout
 from sinks.archive import ArchiveSink
 from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
-from sre_space.settings import PipelineConfig, load_pipeline_config
+from sre_space.settings import PipelineConfig, env_config_paths, load_pipeline_config
 
 # output file -> sorted (parallel streams) or in emission order (one stateful key, order is meaning)
 OUTPUTS = {"signals": True, "deadletters": True, "anomalies": False, "incidents": False}
@@ -86,7 +86,8 @@ def replay(
             "recovery_config": RecoveryConfig(Path(recovery)),
         }
     progress = Progress(paths) if show_progress else None
-    flow = build_replay_flow(paths, out, config or load_pipeline_config(), archive, progress)
+    config = config or load_pipeline_config(*env_config_paths())
+    flow = build_replay_flow(paths, out, config, archive, progress)
     try:
         if workers == 1:
             run_main(flow, **kwargs)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from sre_space.paths import STATE_ENV
+from sre_space.settings import CONFIG_ENV
 
 # subcommand -> (module exposing add_arguments(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -34,6 +35,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "diagnose": ("sinks.brain.cli", "root cause of a time range or of one trace"),
     "memory": ("sinks.memory.cli", "look up past incidents and post-mortems"),
     "dashboard": ("dashboard.cli", "start the dashboard (Streamlit)"),
+    "config": ("sre_space.config_cmd", "print (show) or validate (check) the effective config"),
 }
 
 
@@ -47,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state", help="state folder (default: $SRE_STATE_DIR or ./state)", default=None
     )
+    parser.add_argument(
+        "--config",
+        dest="global_config",
+        action="append",
+        help="pipeline config YAML merged over the defaults, for any subcommand (repeatable;"
+        " sets $SRE_CONFIG)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_module, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text)
@@ -59,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.state:
         os.environ[STATE_ENV] = args.state
+    if args.global_config:
+        # Every subcommand reads its settings from the environment: one place to honour --config.
+        os.environ[CONFIG_ENV] = os.pathsep.join(args.global_config)
     try:
         code: int = _load(args.command).run(args)
     except (ValueError, OSError) as exc:

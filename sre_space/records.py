@@ -9,7 +9,7 @@ them as RFC 3339 UTC strings, the only format readers and the jsonl/SQLite histo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
@@ -150,14 +150,32 @@ class SignalWindow(Record):
     # saturation trend fits containers that start while watched on their own points
     instances: dict[str, float] | None = None
     unit: str | None = None
+    # one metric series of many (a gauge or sum per instance and point attributes): the
+    # attributes that tell it apart, the instance's resource attribute (`k8s.pod.name`) included
+    attributes: dict[str, str] | None = None
+    # sums: "cumulative" (judged on the rate of `value`) or "delta" (`value` is the window's sum)
+    temporality: str | None = None
     late: int = 0
     schema: str = SIGNAL_SCHEMA
 
     @property
     def key(self) -> tuple[str, str, str]:
-        """(kind, service-or-empty, operation/cuj/metric) — the stable identity of the series."""
+        """(kind, service-or-empty, name) — the stable identity of the series.
+
+        The name is the operation, journey or metric; a metric series with attributes is named
+        `metric{k=v,...}` (sorted keys), so each series of a metric has a key of its own.
+        """
         name = self.operation or self.cuj or self.metric or ""
+        if self.attributes:
+            name = series_name(name, self.attributes)
         return (self.kind, self.service or "", name)
+
+
+def series_name(metric: str, attributes: Mapping[str, Any]) -> str:
+    """`metric{k=v,...}` with sorted keys: one metric series' name (the plain name without any)."""
+    if not attributes:
+        return metric
+    return metric + "{" + ",".join(f"{k}={attributes[k]}" for k in sorted(attributes)) + "}"
 
 
 @dataclass(frozen=True, slots=True)

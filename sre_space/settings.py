@@ -1,21 +1,38 @@
-"""Settings: environment (SRE_* plus the usual service variables) and the pipeline config file.
+"""Settings: environment (SRE_* plus the usual service variables) and the pipeline config files.
 
-Both are frozen and validated once at start-up; a bad value is reported with the key that holds it.
+Both are frozen and validated once at start-up. The pipeline config is the packaged defaults with
+each file of `--config` (else of SRE_CONFIG, separated by `os.pathsep`) merged over them in turn;
+every section is typed, and an unknown or bad key at any depth is reported with its dotted path
+(and, for an unknown key, the nearest valid name).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import importlib
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sre_space.paths import StatePaths
+from sre_space.timeutil import parse_duration
 
 Encoding = Literal["otlp_proto", "otlp_json"]
 M = TypeVar("M", bound=BaseModel)
@@ -67,9 +84,22 @@ class SaturationMapping(FrozenModel):
     usage_filter: dict[str, str] = Field(default_factory=dict)
 
 
+class SeriesConfig(FrozenModel):
+    """Every gauge and sum outside the saturation mappings: one signal per series."""
+
+    enabled: bool = True
+    # metric name globs never turned into signals (the opt-out list)
+    exclude: tuple[str, ...] = ()
+    # distinct series per service; points of further series are counted in the service's
+    # `metric_series_overflow` pipeline signal instead
+    max_per_service: int = Field(1000, ge=1)
+    # a series unseen this long (event time) gives its place under the cap back
+    idle: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 3600.0
+
+
 class MetricsConfig(FrozenModel):
     saturation: dict[str, SaturationMapping] = Field(default_factory=dict)
-    passthrough: tuple[str, ...] = ()
+    series: SeriesConfig = SeriesConfig()
 
 
 class PipelineConfig(FrozenModel):
@@ -79,12 +109,20 @@ class PipelineConfig(FrozenModel):
     archive: ArchiveConfig = ArchiveConfig()
     journeys: dict[str, Journey] = Field(default_factory=dict)
     metrics: MetricsConfig = MetricsConfig()
-    # Later stages (detectors, SLOs, policy...) add their sections; unknown sections are kept as data
-    # so that an older reader still starts, but each stage validates its own.
+    # The later stages' sections (`STAGE_SECTIONS`) as plain data, validated at load; each stage
+    # reads its own with its model (`load_section`).
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
 _KNOWN_SECTIONS = {"signals", "archive", "journeys", "metrics"}
+# The later stages' sections: name -> "module:Model", imported when a config is loaded (the core
+# imports no other package statically). A stage that adds a section registers it here.
+STAGE_SECTIONS: dict[str, str] = {
+    "slos": "operators.scout.detect.config:SlosConfig",
+    "detection": "operators.scout.detect.config:DetectionConfig",
+    "incidents": "operators.scout.incidents.config:IncidentsConfig",
+}
+CONFIG_ENV = "SRE_CONFIG"
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -105,10 +143,28 @@ def default_config_data() -> dict[str, Any]:
     return data
 
 
-def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
-    """Defaults merged with the YAML file at `path` (if any), validated; errors name the key."""
+def config_paths(value: str | Path | Iterable[str | Path] | None) -> tuple[Path, ...]:
+    """Config files from a `os.pathsep`-separated string, one path, or several."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(Path(p) for p in value.split(os.pathsep) if p)
+    if isinstance(value, Path):
+        return (value,)
+    return tuple(p for v in value for p in config_paths(v))
+
+
+def env_config_paths() -> tuple[Path, ...]:
+    """The files SRE_CONFIG names (none when unset)."""
+    return config_paths(os.environ.get(CONFIG_ENV))
+
+
+def merged_config_data(*paths: str | Path | None) -> dict[str, Any]:
+    """The defaults with each file merged over them in turn (later files win), as plain data."""
     data = default_config_data()
-    if path is not None:
+    for path in paths:
+        if path is None:
+            continue
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
@@ -116,18 +172,101 @@ def load_pipeline_config(path: str | Path | None = None) -> PipelineConfig:
         if not isinstance(loaded, dict):
             raise ConfigError(f"pipeline config {path} must be a mapping at the top level")
         data = _deep_merge(data, loaded)
-    extra = {k: data.pop(k) for k in list(data) if k not in _KNOWN_SECTIONS}
+    return data
+
+
+def load_pipeline_config(*paths: str | Path | None) -> PipelineConfig:
+    """Defaults merged with the YAML files `paths` (in order), validated; errors name the key."""
+    data = merged_config_data(*paths)
+    source = ", ".join(str(p) for p in paths if p is not None) or "defaults.yaml"
+    unknown = sorted(k for k in data if k not in _KNOWN_SECTIONS and k not in STAGE_SECTIONS)
+    if unknown:
+        valid = sorted(_KNOWN_SECTIONS | set(STAGE_SECTIONS))
+        lines = [f"{k}: unknown section{_nearest(k, valid)}" for k in unknown]
+        raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(lines))
+    extra = {k: data.pop(k) for k in list(data) if k in STAGE_SECTIONS}
     try:
-        return PipelineConfig(**data, extra=extra)
+        config = PipelineConfig(**data, extra=extra)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, f"configuration in {path or 'defaults.yaml'}")) from None
+        raise ConfigError(
+            _describe(exc, f"configuration in {source}", model=PipelineConfig)
+        ) from None
+    for name in sorted(extra):
+        load_section(extra, name, stage_model(name))
+    return config
 
 
-def _describe(exc: ValidationError, source: str, *prefix: str) -> str:
+def stage_model(name: str) -> type[BaseModel]:
+    """The model of a registered stage section (imported by name)."""
+    module, _, attr = STAGE_SECTIONS[name].partition(":")
+    model = getattr(importlib.import_module(module), attr)
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    return model
+
+
+def effective_config(config: PipelineConfig) -> dict[str, Any]:
+    """Every section with every default filled in, as plain data (`sre-space config show`)."""
+    out = config.model_dump(mode="json", exclude={"extra"})
+    for name in sorted(STAGE_SECTIONS):
+        out[name] = load_section(config.extra, name, stage_model(name)).model_dump(mode="json")
+    return out
+
+
+def _nearest(key: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _model_of(tp: Any) -> type[BaseModel] | None:
+    """The model inside an annotation (Optional, Annotated and unions unwrapped)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    origin = typing.get_origin(tp)
+    if origin is Annotated or origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            found = _model_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _fields_at(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
+    """The valid keys of the mapping at `path` inside `model` (none when unknown)."""
+    tp: Any = model
+    for part in path:
+        sub = _model_of(tp)
+        if sub is not None:
+            info = sub.model_fields.get(str(part))
+            if info is None:
+                return []
+            tp = info.annotation
+            continue
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin is Annotated:
+            tp = args[0]
+            continue
+        if origin in (dict, Mapping) and len(args) == 2:
+            tp = args[1]
+        elif origin in (tuple, list) and args:
+            tp = args[0]
+        else:
+            return []
+    sub = _model_of(tp)
+    return list(sub.model_fields) if sub is not None else []
+
+
+def _describe(
+    exc: ValidationError, source: str, *prefix: str, model: type[BaseModel] | None = None
+) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join([*prefix, *(str(p) for p in err["loc"])])
-        lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+        loc = list(err["loc"])
+        key = ".".join([*prefix, *(str(p) for p in loc)])
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(model, loc[:-1]) if model is not None else []
+            lines.append(f"{key}: unknown key{_nearest(str(loc[-1]), valid)}")
+        else:
+            lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
     return f"invalid {source}:\n  " + "\n  ".join(lines)
 
 
@@ -139,7 +278,14 @@ def load_section(extra: Mapping[str, Any], name: str, model: type[M]) -> M:
     try:
         return model(**dict(data))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, f"`{name}` configuration", name)) from None
+        raise ConfigError(_describe(exc, f"`{name}` configuration", name, model=model)) from None
+
+
+def _joined_paths(value: Any) -> Any:
+    # SRE_CONFIG is one string; code may pass a Path or a list of them.
+    if value is None or isinstance(value, str):
+        return value
+    return os.pathsep.join(str(p) for p in config_paths(value)) or None
 
 
 class Settings(BaseSettings):
@@ -148,7 +294,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SRE_", frozen=True, extra="ignore")
 
     state_dir: Path = Path("state")
-    config: Path | None = None
+    # pipeline config files merged over the defaults in order, `os.pathsep`-separated
+    config: Annotated[str | None, BeforeValidator(_joined_paths)] = None
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SRE_KAFKA_BOOTSTRAP_SERVERS"),
@@ -187,8 +334,13 @@ class Settings(BaseSettings):
 
     @cached_property
     def pipeline(self) -> PipelineConfig:
-        """The pipeline config: defaults merged with the file named by SRE_CONFIG."""
-        return load_pipeline_config(self.config)
+        """The pipeline config: defaults merged with the files named by SRE_CONFIG."""
+        return load_pipeline_config(*self.config_paths)
+
+    @property
+    def config_paths(self) -> tuple[Path, ...]:
+        """The pipeline config files, in merge order."""
+        return config_paths(self.config)
 
     @property
     def paths(self) -> StatePaths:

@@ -2,7 +2,8 @@
 
 Metric volume is small next to spans (one point per series per collection interval), so points
 are plain parallel lists. Histograms and summaries are accepted and skipped: the span path already
-gives latency distributions.
+gives latency distributions. A sum's aggregation temporality and monotonicity come from the data:
+a cumulative sum is judged on its rate, whatever its name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from operators.otlp.json_traces import load_json
 from operators.otlp.values import json_attrs, proto_attrs, value_size
 
 _INSTANCE_KEYS = ("k8s.pod.name", "service.instance.id", "host.name")
+# OTLP AggregationTemporality: 1 DELTA, 2 CUMULATIVE (0 UNSPECIFIED is read as neither)
+_TEMPORALITY = {
+    1: "delta",
+    2: "cumulative",
+    "AGGREGATION_TEMPORALITY_DELTA": "delta",
+    "AGGREGATION_TEMPORALITY_CUMULATIVE": "cumulative",
+}
 
 
 @dataclass(slots=True)
@@ -34,6 +42,11 @@ class MetricBatch:
     ts_ns: list[int] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     attributes: list[dict[str, Any]] = field(default_factory=list)
+    # "cumulative" or "delta" for sums, "" for gauges (and sums of unspecified temporality)
+    temporality: list[str] = field(default_factory=list)
+    monotonic: list[bool] = field(default_factory=list)
+    # the resource attribute the instance was read from (`k8s.pod.name`, ...), "" when none
+    instance_key: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.value)
@@ -48,6 +61,9 @@ class MetricBatch:
         ts_ns: int,
         value: float,
         attributes: dict[str, Any],
+        temporality: str = "",
+        monotonic: bool = False,
+        instance_key: str = "",
     ) -> None:
         self.service.append(service)
         self.instance.append(instance)
@@ -57,14 +73,18 @@ class MetricBatch:
         self.ts_ns.append(ts_ns)
         self.value.append(value)
         self.attributes.append(attributes)
+        self.temporality.append(temporality)
+        self.monotonic.append(monotonic)
+        self.instance_key.append(instance_key)
 
 
-def _resource_identity(attrs: dict[str, Any], index: int) -> tuple[str, str]:
+def _resource_identity(attrs: dict[str, Any], index: int) -> tuple[str, str, str]:
+    """(service, instance, the attribute the instance came from)."""
     svc = attrs.get("service.name")
     if not isinstance(svc, str) or not svc:
         raise DecodeError(f"resourceMetrics[{index}] has no service.name resource attribute")
-    instance = next((str(attrs[k]) for k in _INSTANCE_KEYS if attrs.get(k)), "")
-    return svc, instance
+    key = next((k for k in _INSTANCE_KEYS if attrs.get(k)), "")
+    return svc, str(attrs[key]) if key else "", key
 
 
 def decode_metrics_proto(data: bytes, limits: DecodeLimits | None = None) -> MetricBatch:
@@ -87,20 +107,34 @@ def decode_metrics_proto(data: bytes, limits: DecodeLimits | None = None) -> Met
         attrs = proto_attrs(rm.resource.attributes)
         if check:
             _check_sizes(attrs, limits.max_attribute_bytes)
-        svc, instance = _resource_identity(attrs, r_index)
+        svc, instance, ikey = _resource_identity(attrs, r_index)
         for sm in rm.scope_metrics:
             for m in sm.metrics:
                 which = m.WhichOneof("data")
                 if which not in ("gauge", "sum"):
                     continue
                 points = m.gauge.data_points if which == "gauge" else m.sum.data_points
+                temporality = (
+                    _TEMPORALITY.get(m.sum.aggregation_temporality, "") if which == "sum" else ""
+                )
+                monotonic = which == "sum" and m.sum.is_monotonic
                 for p in points:
                     v = p.as_double if p.WhichOneof("value") == "as_double" else float(p.as_int)
                     pattrs = proto_attrs(p.attributes) if p.attributes else {}
                     if check:
                         _check_sizes(pattrs, limits.max_attribute_bytes)
                     out.add(
-                        svc, instance, m.name, m.unit, which == "sum", p.time_unix_nano, v, pattrs
+                        svc,
+                        instance,
+                        m.name,
+                        m.unit,
+                        which == "sum",
+                        p.time_unix_nano,
+                        v,
+                        pattrs,
+                        temporality,
+                        monotonic,
+                        ikey,
                     )
     return out
 
@@ -122,17 +156,25 @@ def metrics_json_to_batch(obj: dict[str, Any], limits: DecodeLimits | None = Non
         for r_index, rm in enumerate(resource_metrics):
             attrs = json_attrs((rm.get("resource") or {}).get("attributes"))
             _check_sizes(attrs, limits.max_attribute_bytes)
-            svc, instance = _resource_identity(attrs, r_index)
+            svc, instance, ikey = _resource_identity(attrs, r_index)
             for sm in rm.get("scopeMetrics", rm.get("scope_metrics")) or []:
                 for m in sm.get("metrics") or []:
+                    temporality, monotonic = "", False
                     if "gauge" in m:
                         points, is_sum = (m["gauge"] or {}).get("dataPoints") or [], False
                     elif "sum" in m:
-                        points, is_sum = (m["sum"] or {}).get("dataPoints") or [], True
+                        body = m["sum"] or {}
+                        points, is_sum = body.get("dataPoints") or [], True
+                        raw = body.get("aggregationTemporality", 0)
+                        temporality = _TEMPORALITY.get(
+                            raw if isinstance(raw, str) else int(raw), ""
+                        )
+                        monotonic = bool(body.get("isMonotonic", False))
                     else:
                         continue
                     for p in points:
                         if "asDouble" in p:
+                            # OTLP/JSON spells non-finite doubles as strings ("NaN", "Infinity")
                             v = float(p["asDouble"])
                         elif "asInt" in p:
                             v = float(int(p["asInt"]))
@@ -150,6 +192,9 @@ def metrics_json_to_batch(obj: dict[str, Any], limits: DecodeLimits | None = Non
                             ts,
                             v,
                             pattrs,
+                            temporality,
+                            monotonic,
+                            ikey,
                         )
     except DecodeError:
         raise

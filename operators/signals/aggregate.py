@@ -7,7 +7,11 @@ groups per batch) runs in Python.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
+import json
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,6 +22,7 @@ from operators.otlp.span_kind import SPAN_KIND_SERVER
 from operators.otlp.spans import SpanBatch
 from operators.signals.partials import CujPartial, Exemplar, MetricPartial, Partial, SpanPartial
 from operators.sketch import ZERO_BUCKET, QuantileSketch, mapping_for
+from sre_space.records import series_name
 from sre_space.settings import PipelineConfig
 
 _BUCKET_SPAN = 1 << 22  # bucket indexes of any representable latency fit in +-2^21
@@ -43,12 +48,17 @@ class StepMatcher:
 
 @dataclass(frozen=True, slots=True)
 class MetricRole:
-    """What a metric name feeds: a saturation signal's usage or limit, or a passthrough signal."""
+    """What a metric name feeds: a saturation signal's usage or limit."""
 
     signal: str
-    role: str  # "usage" | "limit" | "passthrough"
+    role: str  # "usage" | "limit"
     ratio: bool = False
     filter: tuple[tuple[str, str], ...] = ()
+
+
+# Pipeline signals of points set aside, per service: never judged as the service's own metrics.
+INVALID_POINTS = "metric_points_invalid"
+SERIES_OVERFLOW = "metric_series_overflow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,9 @@ class SignalSpec:
     journeys: tuple[tuple[str, tuple[StepMatcher, ...]], ...]
     metric_roles: dict[str, tuple[MetricRole, ...]]
     accuracy: float = 0.005
+    # every other gauge and sum: one signal per series unless its name matches `exclude`
+    series: bool = True
+    exclude: re.Pattern[str] | None = None
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> SignalSpec:
@@ -81,14 +94,21 @@ class SignalSpec:
                 roles.setdefault(name, []).append(MetricRole(sig, "usage", m.ratio, flt))
             for name in m.limit:
                 roles.setdefault(name, []).append(MetricRole(sig, "limit", m.ratio))
-        for name in config.metrics.passthrough:
-            roles.setdefault(name, []).append(MetricRole(name, "passthrough"))
+        exclude = config.metrics.series.exclude
         return cls(
             window_ns=config.signals.window_seconds * 1_000_000_000,
             exemplars=config.signals.exemplars,
             journeys=journeys,
             metric_roles={k: tuple(v) for k, v in roles.items()},
+            series=config.metrics.series.enabled,
+            exclude=re.compile("|".join(fnmatch.translate(g) for g in exclude))
+            if exclude
+            else None,
         )
+
+    def is_series(self, name: str) -> bool:
+        """Whether a metric name outside the saturation mappings becomes series signals."""
+        return self.series and not (self.exclude is not None and self.exclude.match(name))
 
 
 def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
@@ -309,39 +329,83 @@ def _journey_partials(
 
 
 def metric_partials(batch: MetricBatch, spec: SignalSpec) -> list[Partial]:
-    """Saturation and passthrough partials of one metrics batch (unlisted names are ignored)."""
-    acc: dict[tuple[str, str, int], MetricPartial] = {}
+    """Saturation partials, one partial per metric series, and counts of invalid points.
+
+    A metric named in a saturation mapping feeds that signal (judged on utilization and its
+    trend); every other gauge and sum is a series per (service, instance, point attributes)
+    unless excluded. A non-finite value, or a negative one on a monotonic sum, cannot be
+    aggregated: it is counted in the service's `metric_points_invalid` pipeline signal instead.
+    """
+    acc: dict[str, MetricPartial] = {}
     roles = spec.metric_roles
+    series_of: dict[str, bool] = {}
     for i in range(len(batch)):
         name = batch.metric[i]
-        metric_roles = roles.get(name)
-        if not metric_roles:
-            continue
         ts = batch.ts_ns[i]
         w = ts // spec.window_ns
         svc = batch.service[i]
-        for role in metric_roles:
-            if role.filter and any(str(batch.attributes[i].get(k)) != v for k, v in role.filter):
-                continue
-            key = (svc, role.signal, w)
-            part = acc.get(key)
-            if part is None:
-                part = acc[key] = MetricPartial(
-                    service=svc,
-                    metric=role.signal,
-                    window=w,
-                    max_ts_ns=ts,
-                    unit="1" if role.ratio else batch.unit[i],
-                    is_sum=batch.is_sum[i],
-                    saturation=role.role != "passthrough",
-                    ratio=role.ratio,
-                )
-            # A series is an instance plus its point attributes (e.g. restarts per reason).
-            series = batch.instance[i]
-            if role.role == "passthrough" and batch.attributes[i]:
-                series += "|" + ",".join(f"{k}={v}" for k, v in sorted(batch.attributes[i].items()))
-            if role.role == "limit":
-                part.add_limit(series, ts, batch.value[i])
-            else:
-                part.add_usage(series, ts, batch.value[i])
+        value = batch.value[i]
+        if not math.isfinite(value) or (batch.monotonic[i] and value < 0):
+            _counted(acc, svc, INVALID_POINTS, w, ts)
+            continue
+        metric_roles = roles.get(name)
+        if metric_roles:
+            for role in metric_roles:
+                if role.filter and any(
+                    str(batch.attributes[i].get(k)) != v for k, v in role.filter
+                ):
+                    continue
+                key = f"sat|{svc}|{role.signal}|{w}"
+                part = acc.get(key)
+                if part is None:
+                    part = acc[key] = MetricPartial(
+                        service=svc,
+                        metric=role.signal,
+                        window=w,
+                        max_ts_ns=ts,
+                        unit="1" if role.ratio else batch.unit[i],
+                        is_sum=batch.is_sum[i],
+                        saturation=True,
+                        ratio=role.ratio,
+                    )
+                if role.role == "limit":
+                    part.add_limit(batch.instance[i], ts, value)
+                else:
+                    part.add_usage(batch.instance[i], ts, value)
+            continue
+        wanted = series_of.get(name)
+        if wanted is None:
+            wanted = series_of[name] = spec.is_series(name)
+        if not wanted:
+            continue
+        attrs = {k: _text(v) for k, v in batch.attributes[i].items()}
+        if batch.instance_key[i]:
+            attrs[batch.instance_key[i]] = batch.instance[i]
+        key = f"{series_name(name, attrs)}|{svc}|{w}"
+        part = acc.get(key)
+        if part is None:
+            part = acc[key] = MetricPartial(
+                service=svc,
+                metric=name,
+                window=w,
+                max_ts_ns=ts,
+                unit=batch.unit[i],
+                is_sum=batch.is_sum[i],
+                attributes=attrs,
+                temporality=batch.temporality[i],
+            )
+        part.add_usage("", ts, value)
     return [acc[k] for k in sorted(acc)]
+
+
+def _counted(acc: dict[str, MetricPartial], svc: str, name: str, w: int, ts: int) -> None:
+    key = f"pipeline|{svc}|{name}|{w}"
+    part = acc.get(key)
+    if part is None:
+        part = acc[key] = MetricPartial(svc, name, w, ts, "", False, pipeline=True)
+    part.count(ts)
+
+
+def _text(value: object) -> str:
+    # Attribute values name the series: strings as they are, the rest as JSON (true, 3, [..]).
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)

@@ -58,9 +58,21 @@ def _span(p: SpanPartial, start: int, end: int) -> SignalWindow:
 
 
 def _metric(p: MetricPartial, start: int, end: int) -> SignalWindow:
+    if p.pipeline:
+        # Points the pipeline set aside (invalid, or over the series cap): counted, never lost.
+        return SignalWindow(
+            kind="pipeline",
+            service=p.service,
+            metric=p.metric,
+            window_start=start,
+            window_end=end,
+            count=p.n,
+            value=float(p.n),
+        )
     lasts = {inst: v for inst, (_, v) in p.last.items()}
     limits = {inst: v for inst, (_, v) in p.limit_last.items()}
     per_instance: dict[str, float] = {}
+    utilization, limit = None, None
     if p.saturation:
         # Saturation is about the worst instance: its usage against its own limit.
         value = max(lasts.values()) if lasts else None
@@ -70,10 +82,12 @@ def _metric(p: MetricPartial, start: int, end: int) -> SignalWindow:
             per_instance = {i: v / limits[i] for i, v in lasts.items() if limits.get(i)}
         utilization = max(per_instance.values()) if per_instance else None
         limit = max(limits.values()) if limits else None
+    elif p.temporality == "delta":
+        # Each point of a delta sum is the increase since the previous one: the window's sum.
+        value = p.total_micro / 1_000_000 if p.n else None
     else:
-        # Passthrough series: sums add over instances (restarts, lag); gauges report the worst.
-        value = sum(lasts.values()) if p.is_sum else (max(lasts.values()) if lasts else None)
-        utilization, limit = None, None
+        # A gauge or a cumulative sum: the series' newest point.
+        value = max(lasts.values()) if lasts else None
     return SignalWindow(
         # The Collector's own metrics (OpenTelemetry's `otelcol_` namespace) are pipeline health.
         kind="pipeline" if p.metric.startswith("otelcol_") else "metric",
@@ -90,4 +104,6 @@ def _metric(p: MetricPartial, start: int, end: int) -> SignalWindow:
         utilization=_r(utilization, 6),
         instances={i: round(u, 6) for i, u in sorted(per_instance.items())} or None,
         unit=p.unit or None,
+        attributes=dict(sorted(p.attributes.items())) or None,
+        temporality=p.temporality or None,
     )

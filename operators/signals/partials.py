@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from operators.sketch import QuantileSketch
+from sre_space.records import series_name
 
 # (duration_ns, trace id hex): a total order, so top-k is the same whatever the merge order
 Exemplar = tuple[int, str]
@@ -86,10 +87,12 @@ class CujPartial:
 
 @dataclass(slots=True)
 class MetricPartial:
-    """Points of one (service, metric) series family: per instance last values, min/max/mean.
+    """Points of one metric series, one saturation signal, or points the pipeline set aside.
 
-    For saturation signals (`limit_names` non-empty or `ratio`), usage and limit are kept per
-    instance so that utilization is the worst instance's usage / its own limit.
+    A series (`attributes` tell it apart) keeps its own last point, min/max/mean and, for a delta
+    sum, the total of its points. A saturation signal keeps usage and limit per instance, so that
+    utilization is the worst instance's usage / its own limit. With `pipeline` the partial only
+    counts points (invalid ones, or points of series over the per-service cap).
     """
 
     service: str
@@ -107,10 +110,15 @@ class MetricPartial:
     limit_last: dict[str, Point] = field(default_factory=dict)
     saturation: bool = False
     ratio: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)
+    temporality: str = ""
+    pipeline: bool = False
 
     @property
     def key(self) -> str:
-        return f"metric|{self.service}|{self.metric}"
+        if self.pipeline:
+            return f"pipeline|{self.service}|{self.metric}"
+        return f"metric|{self.service}|{series_name(self.metric, self.attributes)}"
 
     def add_usage(self, instance: str, ts_ns: int, value: float) -> None:
         self.n += 1
@@ -127,6 +135,11 @@ class MetricPartial:
         prev = self.limit_last.get(instance)
         if prev is None or (ts_ns, value) > prev:
             self.limit_last[instance] = (ts_ns, value)
+
+    def count(self, ts_ns: int, points: int = 1) -> None:
+        """Points the pipeline set aside (a `pipeline` partial)."""
+        self.n += points
+        self.max_ts_ns = max(self.max_ts_ns, ts_ns)
 
     def merge(self, other: MetricPartial) -> MetricPartial:
         self.n += other.n

@@ -21,6 +21,7 @@ from sre_space.harness.diagnose_replay import (
     summarize_diagnoses,
 )
 from sre_space.records import Incident, read_jsonl
+from sre_space.settings import PipelineConfig
 from sre_space.timeutil import rfc3339_to_ns
 
 Replayer = Callable[[Sequence[Path], Path], dict[str, Path]]
@@ -40,9 +41,14 @@ def run_name(recording: str | Path) -> str:
 
 
 def score_one(
-    recording: str | Path, folder: Path, files: dict[str, Path], label: dict[str, Any]
+    recording: str | Path,
+    folder: Path,
+    files: dict[str, Path],
+    label: dict[str, Any],
+    config: PipelineConfig | None = None,
 ) -> dict[str, Any]:
-    """Score one replayed recording: detection against its labels, then the Brain's diagnoses."""
+    """Score one replayed recording: detection against its labels, then the Brain's diagnoses
+    (on the spans as the replay's `config` selects them)."""
     incidents = read_jsonl(str(files["incidents"]), Incident)
     result = score_recording(
         incidents,
@@ -53,7 +59,7 @@ def score_one(
     )
     result["scenario"] = label.get("scenario", "")
     result["seed"] = label.get("seed")
-    diagnoses = diagnose_replay([recording], folder, commits=label_commits(label))
+    diagnoses = diagnose_replay([recording], folder, commits=label_commits(label), config=config)
     score_fault_diagnoses(result, diagnoses, label)
     return result
 
@@ -63,6 +69,7 @@ def backtest(
     labels: Sequence[str | Path] | None,
     out: str | Path,
     replay_one: Replayer,
+    config: PipelineConfig | None = None,
 ) -> dict[str, Any]:
     """Replay and score every recording; write and return the suite report."""
     out = Path(out)
@@ -81,7 +88,7 @@ def backtest(
             raise ValueError(f"cannot read labels {label_file}: {exc}") from None
         folder = out / run_name(recording)
         files = replay_one([Path(recording)], folder)
-        scored.append(score_one(recording, folder, files, label))
+        scored.append(score_one(recording, folder, files, label, config))
     report = score_suite(scored)
     summarize_diagnoses(report)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from sre_space.harness.rig import REPO, RigOptions, run_rig
+from sre_space.harness.site import shop_config_files
 from sre_space.settings import load_settings
 from sre_space.timeutil import parse_duration
 
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = load_settings(config=shop_config_files())
     state, paths = settings.state_dir, settings.paths
     state.mkdir(parents=True, exist_ok=True)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None

@@ -16,22 +16,28 @@ from typing import Any
 
 from operators.scout.detect.scoring import final_incidents
 from sinks.brain.engine import analyze, incident_windows
-from sinks.brain.loading import load_spans
+from sinks.brain.loading import BRAIN_ATTRIBUTES, load_spans
 from sinks.brain.scoring import score_diagnosis, summarize
 from sre_space.records import Diagnosis, Incident, SignalWindow, read_jsonl
+from sre_space.settings import PipelineConfig
 
 
 def diagnose_replay(
     recordings: Sequence[str | Path],
     folder: str | Path,
     commits: Sequence[dict[str, Any]] = (),
+    config: PipelineConfig | None = None,
 ) -> list[Diagnosis]:
-    """Diagnose every incident of the replay in `folder`; writes `folder/diagnoses.jsonl`."""
+    """Diagnose every incident of the replay in `folder`; writes `folder/diagnoses.jsonl`.
+
+    The spans carry the `selected_attributes` of `config`, the one the replay ran with (else of
+    the defaults merged with SRE_CONFIG).
+    """
     folder = Path(folder)
     incidents = final_incidents(read_jsonl(str(folder / "incidents.jsonl"), Incident))
     diagnoses: list[Diagnosis] = []
     if incidents:
-        spans = load_spans(recordings)
+        spans = load_spans(recordings, None if config is None else span_attributes(config))
         end_of_data = int(spans["end_ns"].cast(int).max() or 0) + 1  # type: ignore[arg-type]
         metrics = [
             s for s in read_jsonl(str(folder / "signals.jsonl"), SignalWindow) if s.kind == "metric"
@@ -54,6 +60,12 @@ def diagnose_replay(
         "".join(d.to_json() + "\n" for d in diagnoses), encoding="utf-8"
     )
     return diagnoses
+
+
+def span_attributes(config: PipelineConfig) -> tuple[str, ...]:
+    """The span attribute columns the Brain reads: the config's selection plus its own."""
+    selected = tuple(config.signals.selected_attributes)
+    return (*selected, *(a for a in BRAIN_ATTRIBUTES if a not in selected))
 
 
 def score_fault_diagnoses(

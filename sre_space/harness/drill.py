@@ -34,6 +34,7 @@ from sinks.brain.scoring import score_diagnosis
 from sinks.store.sqlite import Store
 from sre_space.harness.demo import KAFKA_SCRIPT, start_local_broker
 from sre_space.harness.rig import KAFKA_TOPICS, Rig, RigOptions, run_rig, topics_of
+from sre_space.harness.site import shop_config_files
 from sre_space.paths import StatePaths, state_dir
 from sre_space.records import Diagnosis, Incident
 from sre_space.settings import Settings, load_settings
@@ -90,11 +91,10 @@ def next_epoch_ns(state: Path) -> int:
 def drill_settings(cfg: DrillConfig, epoch_ns: int) -> Settings:
     """The state folder's settings; through Kafka, topics of this drill's own."""
     cfg.out.mkdir(parents=True, exist_ok=True)
-    overrides: dict[str, Any] = {"state_dir": cfg.state}
-    if not os.environ.get("SRE_CONFIG"):
-        pipeline = cfg.out / "pipeline.yaml"
-        pipeline.write_text(DRILL_PIPELINE, encoding="utf-8")
-        overrides["config"] = pipeline
+    # The shop's site file, the drill's own settings, then the user's SRE_CONFIG files.
+    pipeline = cfg.out / "pipeline.yaml"
+    pipeline.write_text(DRILL_PIPELINE, encoding="utf-8")
+    overrides: dict[str, Any] = {"state_dir": cfg.state, "config": shop_config_files(pipeline)}
     if cfg.kafka:
         # A broker outlives drills; fresh topics keep one drill from reading another's traffic.
         prefix = f"drill-{cfg.scenario}-{cfg.seed}-{uuid.uuid4().hex[:8]}"

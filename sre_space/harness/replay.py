@@ -17,7 +17,7 @@ from sinks.brain.scoring import label_commits
 from sre_space.harness.backtest import backtest, labels_path
 from sre_space.harness.diagnose_replay import diagnose_replay, diagnosis_table
 from sre_space.records import SignalWindow, read_jsonl
-from sre_space.settings import load_pipeline_config
+from sre_space.settings import config_paths, env_config_paths, load_pipeline_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "files", nargs="+", help="recordings: OTLP/JSON lines (.gz) or length-prefixed proto"
     )
     parser.add_argument("--out", required=True, help="output folder (signals.jsonl, ...)")
-    parser.add_argument("--config", help="pipeline config YAML merged over the defaults")
+    parser.add_argument(
+        "--config",
+        action="append",
+        help="pipeline config YAML merged over the defaults (repeatable; default: $SRE_CONFIG);"
+        " a recording of the simulated shop wants chaos/site.yaml",
+    )
     parser.add_argument("--workers", type=int, default=1, help="Bytewax worker threads")
     parser.add_argument("--archive", help="also write the span archive (Parquet) to this folder")
     parser.add_argument(
@@ -44,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="replay: %(message)s", stream=sys.stderr)
-    config = load_pipeline_config(args.config)
+    config = load_pipeline_config(
+        *(config_paths(args.config) if args.config else env_config_paths())
+    )
     show = not args.no_progress and sys.stderr.isatty()
     if args.labels is not None:
         report = backtest(
@@ -54,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             lambda paths, folder: replay(
                 paths, folder, config, workers=args.workers, show_progress=show
             ),
+            config,
         )
         print(render_table(report))
         print(diagnosis_table(report))
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         labels = labels_path(recording)
         if labels.exists():
             commits += label_commits(json.loads(labels.read_text(encoding="utf-8")))
-    diagnoses = diagnose_replay(args.files, args.out, commits)
+    diagnoses = diagnose_replay(args.files, args.out, commits, config)
     files["diagnoses"] = Path(args.out) / "diagnoses.jsonl"
     print(f"diagnosed {len(diagnoses)} incident(s)", file=sys.stderr)
     for name, path in files.items():

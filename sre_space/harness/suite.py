@@ -28,13 +28,15 @@ def _one(job: tuple[str, int, float, float | None, str]) -> dict[str, Any]:
     # Imports inside: each worker process builds its own flow and shop.
     from chaos.recorder import record
     from flows.replay import replay
+    from sre_space.harness.site import shop_config
 
     scenario, seed, duration_s, onset_s, out = job
     folder = Path(out)
     path = folder / f"{scenario}-seed{seed}.pb"
     labels = record(scenario, seed, duration_s, path, onset_s=onset_s, bundle=False)
-    files = replay([path], folder / run_name(path))
-    result = score_one(path, folder / run_name(path), files, labels)
+    config = shop_config()
+    files = replay([path], folder / run_name(path), config)
+    result = score_one(path, folder / run_name(path), files, labels, config)
     path.unlink()  # the recording is large and reproducible from (scenario, seed)
     return result
 

@@ -7,11 +7,22 @@ page's control-file test uses its own folder).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from chaos import SITE_CONFIG
 from tests.dashboard.seed import Seeded, build_state
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shop_site_config() -> Iterator[None]:
+    """The seeded data is the shop's: the dashboard reads its site file, as a shop deployment
+    would through SRE_CONFIG (its journey and objectives are not in the product's defaults)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRE_CONFIG", str(SITE_CONFIG))
+        yield
 
 
 @pytest.fixture(scope="session")

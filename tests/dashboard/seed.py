@@ -36,6 +36,7 @@ from typing import Any
 
 import polars as pl
 
+from chaos import SITE_CONFIG
 from chaos.recorder import record
 from chaos.shop import DEFAULT_EPOCH_NS
 from flows.replay import replay
@@ -170,7 +171,7 @@ def _replay_one(
     name = f"{scenario}-seed{seed}"
     rec = work / f"{name}.jsonl.gz"
     labels = record(scenario, seed, opts.pop("duration_s"), rec, epoch_ns=epoch_ns, **opts)
-    config = load_pipeline_config()
+    config = load_pipeline_config(SITE_CONFIG)  # the shop's journey, objectives, attributes
     out = state / "backtests" / name
     files = replay([rec], out, config, archive=state / "spans")
     shutil.copy(Path(f"{rec}.labels.json"), out / "labels.json")

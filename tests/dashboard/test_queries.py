@@ -149,10 +149,10 @@ def test_slo_burn_and_budget_from_known_counts() -> None:
 
 def test_default_slos_when_the_config_has_none() -> None:
     slos, scale = overview_q.slo_specs({})
-    assert {s.name for s in slos} == {"availability", "latency", "checkout-conversion"}
+    assert {s.name for s in slos} == {"availability", "latency"}
     assert scale == 1.0
     bad, _ = overview_q.slo_specs({"slos": {"objectives": {"x": {"type": "nope"}}}})
-    assert {s.name for s in bad} == {"availability", "latency", "checkout-conversion"}
+    assert {s.name for s in bad} == {"availability", "latency"}
 
 
 # ------------------------------------------------------------------------------------- incidents

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos import SITE_CONFIG
 from chaos.recorder import record
 from tests.reliability.helpers import committed_epoch
 
@@ -28,6 +29,8 @@ def _replay(recording: Path, out: Path, recovery: Path | None = None) -> subproc
         "--out",
         str(out),
         "--no-progress",
+        "--config",
+        str(SITE_CONFIG),  # a recording of the shop replays with its site file
     ]
     if recovery is not None:
         cmd += ["--recovery", str(recovery), "--epoch", "0.2"]

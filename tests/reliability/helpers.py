@@ -17,6 +17,7 @@ from typing import Literal
 
 from bench.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_request
 from bench.workload import Truth
+from chaos import SITE_CONFIG
 from operators.otlp.errors import DecodeLimits
 from operators.otlp.messages import RawMessage, decode_message
 from sre_space.records import DeadLetter, SignalWindow
@@ -64,7 +65,7 @@ def flow_settings(
     return load_settings(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         state_dir=folder / "state",
-        config=config,
+        config=[SITE_CONFIG, config],  # the shop's recordings: its site file, then the run's
         kafka_tail=tail,
         deterministic_clock=deterministic_clock,
         **topics,

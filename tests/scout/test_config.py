@@ -15,11 +15,25 @@ SNIPPET = Path(__file__).resolve().parents[2] / "operators" / "scout" / "detect"
 
 
 def test_snippet_matches_builtin_defaults() -> None:
+    from sre_space.settings import default_config_data
+
     data = yaml.safe_load(SNIPPET.read_text(encoding="utf-8"))
     assert load_detection(data) == DetectionConfig()
     assert load_incidents(data) == IncidentsConfig()
     assert load_slos(data) == SlosConfig()
-    assert set(SlosConfig().objectives) == {"availability", "latency", "checkout-conversion"}
+    # ... and so do the packaged defaults, which name no site's journey
+    packaged = default_config_data()
+    assert {k: packaged[k] for k in ("slos", "detection", "incidents")} == data
+    assert set(SlosConfig().objectives) == {"availability", "latency"}
+
+
+def test_the_shop_s_site_file_adds_its_journey_objective() -> None:
+    from chaos import SITE_CONFIG
+    from sre_space.settings import load_pipeline_config
+
+    objectives = load_slos(load_pipeline_config(SITE_CONFIG).extra).objectives
+    assert set(objectives) == {"availability", "latency", "checkout-conversion"}
+    assert objectives["checkout-conversion"].cuj == "checkout"
 
 
 def test_an_objective_can_be_disabled_in_a_site_file(tmp_path: Path) -> None:

@@ -248,9 +248,12 @@ def test_order_within_a_window_does_not_matter_and_ids_are_deterministic() -> No
 
 
 def test_journey_services_from_pipeline_config() -> None:
+    from chaos import SITE_CONFIG
     from sre_space.settings import load_pipeline_config
 
-    services = journey_services(load_pipeline_config().journeys)
+    # Journeys are a site's: none by default, the shop's from its site file.
+    assert journey_services(load_pipeline_config().journeys) == {}
+    services = journey_services(load_pipeline_config(SITE_CONFIG).journeys)
     assert services == {"checkout": ["cart", "checkout", "payment"]}
 
 

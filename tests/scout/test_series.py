@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -208,17 +209,38 @@ def test_lasting_new_level_is_relearned() -> None:
     assert len(items(out, AnomalyCleared)) == 1
 
 
-def test_cumulative_counter_is_judged_on_its_rate() -> None:
-    det = SeriesDetector(CFG)
+@pytest.mark.parametrize(
+    ("name", "temporality", "cfg"),
+    [
+        # the data says cumulative, whatever the name
+        ("orders.placed", "cumulative", CFG),
+        # a gauge carrying a count: only the config can say it
+        ("orders.placed", None, DetectionConfig(cumulative=("orders.*",))),
+    ],
+)
+def test_cumulative_counter_is_judged_on_its_rate(
+    name: str, temporality: str | None, cfg: DetectionConfig
+) -> None:
+    det = SeriesDetector(cfg)
     out: list[Detection] = []
     total = 0.0
     rng = np.random.default_rng(2)
     for i in range(120):
         total += 0.0 if i >= 100 else float(rng.poisson(50))
-        out += det.on_signal(metric(i, "app.orders.placed", total))
+        out += det.on_signal(metric(i, name, total, temporality=temporality))
     fired = items(out, Anomaly)
     assert [a.signal for a in fired] == ["rate"]
     assert fired[0].observed == 0.0 and fired[0].expected > 4.0
+
+
+def test_a_gauge_of_the_same_counts_is_judged_on_its_value() -> None:
+    # Without temporality or a config entry the value itself is the series (no rate).
+    det = SeriesDetector(CFG)
+    for i in range(60):
+        det.on_signal(metric(i, "orders.placed", 50.0 * i))
+    value = det.fields["value"].robust
+    assert value is not None and len(value.values) > 0  # the value is the judged series
+    assert det.prev_value is None  # no rate is ever computed
 
 
 def test_pipeline_blindness_is_an_anomaly() -> None:

@@ -10,12 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_request
+from chaos import SITE_CONFIG
 from operators.otlp import decode_metrics_proto, decode_trace_proto
 from operators.otlp.spans import SpanBatch
 from operators.signals import SignalSpec, finalize, merge_partials, metric_partials, span_partials
 from sre_space.settings import load_pipeline_config
 
-SPEC = SignalSpec.from_config(load_pipeline_config())
+# The checkout journey is the shop's: its site file declares it.
+SPEC = SignalSpec.from_config(load_pipeline_config(SITE_CONFIG))
 W = SPEC.window_ns
 T0 = 1_767_571_200 * 10**9  # 2026-01-05T00:00:00Z
 
@@ -166,7 +168,7 @@ def test_memory_saturation_is_the_worst_instance_against_its_own_limit() -> None
         ]
     )
     sigs = {
-        p.metric: finalize(p, W)
+        finalize(p, W).key[2]: finalize(p, W)
         for p in metric_partials(decode_metrics_proto(req.SerializeToString()), SPEC)
     }
     mem = sigs["memory"]
@@ -174,8 +176,13 @@ def test_memory_saturation_is_the_worst_instance_against_its_own_limit() -> None
     assert mem.value == 220 * mib and mem.limit == 512 * mib and mem.count == 3
     # each pod's own utilization too, its last point in the window against its own limit
     assert mem.instances == {"cart-0": round(200 / 256, 6), "cart-1": round(220 / 512, 6)}
-    assert sigs["k8s.container.restarts"].instances is None  # not a saturation signal
-    assert sigs["k8s.container.restarts"].value == 3.0
+    # Any other gauge or sum: a series per instance, a cumulative sum's newest point as it is.
+    restarts = sigs["k8s.container.restarts{k8s.pod.name=cart-1}"]
+    assert restarts.instances is None and restarts.value == 2.0  # not a saturation signal
+    assert restarts.temporality == "cumulative" and restarts.attributes == {
+        "k8s.pod.name": "cart-1"
+    }
+    assert sigs["k8s.container.restarts{k8s.pod.name=cart-0}"].value == 1.0
 
 
 def _flagged(i: int, end_ns: int, variant: str, kind: int = 2) -> SpanSpec:

@@ -81,13 +81,13 @@ class SloSpec(FrozenModel):
         return any(fnmatch.fnmatchcase(operation, p) for p in self.operations)
 
 
-# Fitted to the simulated shop: its services run at 0.1-0.4% errors by design and its checkout
-# converts about 68% (70% of carts check out, 3% of payments are declined). An objective the
-# healthy system does not meet would burn budget forever: a standing ticket, not a signal.
+# One availability and one latency SLO per service, from server spans alone (OpenTelemetry span
+# kinds and status), so any system gets burn-rate alerts out of the box. An objective the healthy
+# system does not meet burns budget forever (a standing ticket, not a signal): a site file sets
+# its own objectives, and a `conversion` SLO per journey it declares.
 DEFAULT_OBJECTIVES: dict[str, SloSpec] = {
     "availability": SloSpec(type="availability", objective=0.995),
     "latency": SloSpec(type="latency", objective=0.95, threshold_ms=1000.0),
-    "checkout-conversion": SloSpec(type="conversion", objective=0.5, cuj="checkout"),
 }
 
 
@@ -266,6 +266,14 @@ DEFAULT_RULES: tuple[SeriesRule, ...] = (
     _r(kind="metric", field="rate", direction="both", min_abs=0.0, min_rel=0.5),
     _r(kind="metric", field="value", direction="both", min_abs=0.0, min_rel=0.5),
     _r(kind="pipeline", name="watermark_delay_s", field="value", test="threshold", above=60.0),
+    # A service past metrics.series.max_per_service: a cardinality explosion, never normal.
+    _r(
+        kind="pipeline",
+        name="metric_series_overflow",
+        field="value",
+        test="threshold",
+        above=0.0,
+    ),
     _r(
         kind="pipeline",
         name="consumer_lag",
@@ -336,13 +344,9 @@ class DetectionConfig(FrozenModel):
     # Checked before `rules`, so a site narrows or widens the defaults without repeating them.
     overrides: tuple[SeriesRule, ...] = ()
     rules: tuple[SeriesRule, ...] = DEFAULT_RULES
-    # Metric series whose value is a cumulative sum: judged on `rate`, never on `value`.
-    cumulative: tuple[str, ...] = (
-        "k8s.container.restarts",
-        "app.checkouts.started",
-        "app.orders.placed",
-        "redis.keyspace.*",
-    )
+    # Sums whose data says cumulative are judged on `rate`, never on `value`; these metric name
+    # globs too (a cumulative count carried in a gauge, which its data cannot say).
+    cumulative: tuple[str, ...] = ()
     saturation: SaturationConfig = SaturationConfig()
     changes: ChangesConfig = ChangesConfig()
 
@@ -353,9 +357,11 @@ class DetectionConfig(FrozenModel):
                 return rule if rule.enabled else None
         return None
 
-    def is_cumulative(self, name: str) -> bool:
-        """Whether a metric series carries a cumulative sum (globs)."""
-        return any(fnmatch.fnmatchcase(name, p) for p in self.cumulative)
+    def is_cumulative(self, name: str, temporality: str | None = None) -> bool:
+        """Whether a metric series carries a cumulative sum: its data says so, or `cumulative`."""
+        return temporality == "cumulative" or any(
+            fnmatch.fnmatchcase(name, p) for p in self.cumulative
+        )
 
 
 def load_slos(extra: Mapping[str, Any]) -> SlosConfig:

@@ -84,6 +84,8 @@ class SeriesDetector:
         t_ns = at
         out: list[Detection] = []
         kind, service, name = sig.key
+        # Config names a metric, not one of its series (`metric{attributes}` in the key).
+        metric = sig.metric or name
         cfg = self.config
 
         if kind == "span" and cfg.changes.deploys and sig.versions:
@@ -91,25 +93,25 @@ class SeriesDetector:
         flags = getattr(sig, "flags", None)
         if isinstance(flags, dict):
             out += [Detection(at, ev) for ev in self.changes.on_flags(service, flags, at)]
-        if kind == "metric" and name in cfg.changes.restart_metrics and sig.value is not None:
+        if kind == "metric" and metric in cfg.changes.restart_metrics and sig.value is not None:
             out += self._restarts(sig, t_ns)
 
         rate = self._cumulative_rate(sig, t_ns) if kind == "metric" else None
         self.window_s = (t_ns - sig.window_start) / NS_PER_S
         for field in self._fields(sig):
-            if kind == "metric" and field == "value" and cfg.is_cumulative(name):
+            if kind == "metric" and field == "value" and cfg.is_cumulative(metric, sig.temporality):
                 continue  # a cumulative sum only grows; its rate is what is judged
             rk = (kind, service, name, field)
             if rk not in self._rules:
                 # Per-step funnel fields share one rule (`step_conversion`).
                 base = field.partition(".")[0]
-                self._rules[rk] = cfg.rule_for(kind, service, name, base)
+                self._rules[rk] = cfg.rule_for(kind, service, metric, base)
             rule = self._rules[rk]
             if rule is None:
                 continue
             out += self._judge_field(sig, field, rule, t_ns, rate)
 
-        if kind == "metric" and name in cfg.saturation.metrics and sig.utilization is not None:
+        if kind == "metric" and metric in cfg.saturation.metrics and sig.utilization is not None:
             out += self._trend(sig, t_ns)
         return out
 
@@ -149,7 +151,7 @@ class SeriesDetector:
         return fields
 
     def _cumulative_rate(self, sig: SignalWindow, t_ns: int) -> float | None:
-        if sig.value is None or not self.config.is_cumulative(sig.key[2]):
+        if sig.value is None or not self.config.is_cumulative(sig.metric or "", sig.temporality):
             return None
         prev, self.prev_value = self.prev_value, (t_ns, sig.value)
         if prev is None or t_ns <= prev[0] or sig.value < prev[1]:
@@ -212,7 +214,9 @@ class SeriesDetector:
             observed = float(value)
             if rule.test == "threshold":
                 assert rule.above is not None
-                verdict = Verdict(observed > rule.above, rule.above, observed / rule.above)
+                # score: how far past the threshold (`above: 0` means any at all)
+                score = observed / rule.above if rule.above else observed
+                verdict = Verdict(observed > rule.above, rule.above, score)
                 lax = verdict
             else:
                 assert st.robust is not None

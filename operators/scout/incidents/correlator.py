@@ -355,7 +355,7 @@ class Correlator:
     def _returns(self, inc: _Incident, nodes: list[str], classes: list[str]) -> bool:
         """Whether a group is a closed incident's problem come back: on one of its nodes, or
         on a node linked to it with a symptom class it had. A linked service with a symptom of
-        its own (a cart error after a shipping slowdown was fixed) is a new problem."""
+        its own (errors in a caller after its callee's slowdown was fixed) is a new problem."""
         had = {p[1] for p in inc.pairs}
         return any(
             node in inc.nodes or (cls in had and self._links(node, inc))
