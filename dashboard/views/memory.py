@@ -25,7 +25,7 @@ if "memory_q" not in st.session_state:
 text = st.text_input(
     "Search past incidents",
     key="memory_q",
-    placeholder="e.g. checkout OOM after a deploy",
+    placeholder="e.g. pods OOM killed after a deploy",
     help="Searches the post-mortem index (service, signals, fault class, evidence, fix).",
 )
 if text:

@@ -111,8 +111,9 @@ def live() -> None:
     if not journeys.is_empty():
         last = journeys.drop_nulls("conversion").sort("start")
         conv = last["conversion"][-1] if last.height else None
+        journey = str(last["journey"][-1]) if last.height else ""
         c3.metric(
-            "Checkout conversion" if "checkout" in set(last["journey"]) else "Conversion",
+            f"Conversion: {journey}" if journey else "Conversion",
             f"{conv:.1%}" if conv is not None else "—",
         )
     else:

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register `memory search` on the `memory` subcommand's parser."""
     sub = parser.add_subparsers(dest="memory_command", required=True)
     search = sub.add_parser("search", help="find past incidents similar to a text")
-    search.add_argument("text", help="what to look for, e.g. 'checkout OOM after deploy'")
+    search.add_argument("text", help="what to look for, e.g. 'pods OOM killed after a deploy'")
     search.add_argument("--n", type=int, default=5, help="how many results (default 5)")
     search.add_argument("--fault-class", default=None, help="only this fault class")
     search.add_argument(

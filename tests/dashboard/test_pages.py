@@ -78,7 +78,7 @@ def test_overview(seeded: Seeded) -> None:
     shown = texts(at)
     assert metric(at, "Open incidents") == str(len(seeded.open_ids)) == "1"
     assert metric(at, "Dead letters") == "0"
-    assert metric(at, "Checkout conversion").endswith("%")
+    assert metric(at, "Conversion: checkout").endswith("%")  # the site's journey, by its name
     for iid in seeded.open_ids:
         assert iid in shown  # linked from the open incidents list
     assert seeded.resolved_id not in shown  # closed incidents are not listed as open
