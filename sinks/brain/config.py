@@ -5,14 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-# The attributes whose values may concentrate failures or slowness. `service.version` is the
-# contract's `service_version` column; `feature_flag` is built from `feature_flag` span events.
+# The attributes whose values may concentrate failures or slowness: OpenTelemetry semantic
+# conventions only (a site adds its own business attributes in its `diagnosis:` section).
+# `service.version` is the contract's `service_version` column; `feature_flag` is built from
+# `feature_flag` span events.
 DEFAULT_PINPOINT_ATTRIBUTES: tuple[str, ...] = (
     "service.version",
     "k8s.pod.name",
+    "service.instance.id",
     "http.route",
-    "app.product.id",
-    "app.loyalty_level",
+    "http.response.status_code",
+    "rpc.grpc.status_code",
+    "exception.type",
+    "db.system",
+    "server.address",
     "feature_flag",
 )
 
@@ -28,10 +34,9 @@ class DiagnosisConfig:
     # A child "used up the caller's budget" when it lasts this share of its parent's duration.
     dominant_child_share: float = 0.7
     # Business failures: spans whose attribute has one of these values count as failures even when
-    # the transport succeeded (HTTP 200 with a declined payment).
-    business_failures: dict[str, tuple[str, ...]] = field(
-        default_factory=lambda: {"app.payment.outcome": ("declined", "rejected", "failed")}
-    )
+    # the transport succeeded (HTTP 200 with a declined order). None by default: they are a
+    # site's own attributes, set in its `diagnosis:` section.
+    business_failures: dict[str, tuple[str, ...]] = field(default_factory=dict)
     pinpoint_attributes: tuple[str, ...] = DEFAULT_PINPOINT_ATTRIBUTES
     pinpoint_min_support: int = 5
     pinpoint_min_share: float = 0.5
@@ -43,12 +48,17 @@ class DiagnosisConfig:
     weight_changes: float = 0.25
     weight_traffic: float = 0.35
     weight_attribute: float = 0.15
+    weight_hops: float = 1.0
+    weight_structure: float = 1.0
     # A latency shift below this share of the baseline per-trace time is noise.
     min_latency_shift_ratio: float = 0.15
     min_error_excess_rate: float = 0.01
     # Abstain below this confidence, or with fewer incident traces than this.
     abstain_below: float = 0.35
     min_incident_traces: int = 20
+    # A baseline with fewer traces than this is replaced (history before the window, or the
+    # window's first quarter; the diagnosis says which).
+    min_baseline_traces: int = 20
     # Change evidence counts when it happened at most this long before onset (or during the window).
     change_lookback_s: float = 1800.0
     # Resource thresholds (utilization is usage / limit).
@@ -74,6 +84,16 @@ class DiagnosisConfig:
             message = "invalid diagnosis config: " + "; ".join(problems)
             raise ValueError(message)
         return self
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> DiagnosisConfig:
+        """From the pipeline config's `diagnosis:` section (packaged defaults merged with the file
+        named by SRE_CONFIG); `settings` defaults to `load_settings()`."""
+        if settings is None:
+            from sre_space.settings import load_settings
+
+            settings = load_settings()
+        return cls.from_mapping(settings.pipeline.extra.get("diagnosis"))
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any] | None) -> DiagnosisConfig:

@@ -90,8 +90,8 @@ def analyze(
         incident_id=incident_id,
         window_start=window[0],
         window_end=window[1],
-        baseline_start=baseline[0],
-        baseline_end=baseline[1],
+        baseline_start=report.baseline[0],
+        baseline_end=report.baseline[1],
         candidates=ranking.candidates,
         abstained=ranking.abstained,
         summary=summarize(ranking, report),
@@ -113,7 +113,8 @@ def summarize(ranking: Ranking, report: PopulationReport) -> str:
         f"{report.incident_traces} traces in the incident window, {report.baseline_traces} in the "
         f"baseline; failing traces {report.failing_trace_rate_baseline:.1%} -> "
         f"{report.failing_trace_rate_incident:.1%}; mean end-to-end "
-        f"{report.e2e_baseline_ms:.1f} -> {report.e2e_incident_ms:.1f} ms."
+        f"{report.e2e_baseline_ms:.1f} -> {report.e2e_incident_ms:.1f} ms. "
+        f"Baseline: {report.baseline_used}."
     )
     if not ranking.candidates:
         return f"Not sure: {ranking.reason}. Escalating to a person. {head}"

@@ -54,6 +54,9 @@ REMEDIATIONS: dict[str, tuple[str, ...]] = {
     "queue_lag": ("scale_replicas",),
     "crashloop": ("revert_commit", "rollback_version"),
     "latency_regression": ("rollback_version", "scale_replicas"),
+    # Evidence-typed classes (hops inflated around one pod; requests cut short at one service).
+    "resource_saturation": ("scale_replicas", "restart"),
+    "structural_change": ("rollback_version", "revert_commit", "restart"),
 }
 CATALOG: frozenset[str] = frozenset(a for actions in REMEDIATIONS.values() for a in actions)
 

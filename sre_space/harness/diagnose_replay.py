@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from operators.scout.detect.scoring import final_incidents
+from sinks.brain.config import DiagnosisConfig
 from sinks.brain.engine import analyze, incident_windows
 from sinks.brain.loading import load_spans
 from sinks.brain.scoring import score_diagnosis, summarize
@@ -26,8 +29,11 @@ def diagnose_replay(
     recordings: Sequence[str | Path],
     folder: str | Path,
     commits: Sequence[dict[str, Any]] = (),
+    cfg: DiagnosisConfig | None = None,
 ) -> list[Diagnosis]:
-    """Diagnose every incident of the replay in `folder`; writes `folder/diagnoses.jsonl`."""
+    """Diagnose every incident of the replay in `folder` on Scout's incident windows (as the live
+    responders do); writes `folder/diagnoses.jsonl`. `cfg` defaults to the shop's site config."""
+    cfg = cfg or DiagnosisConfig.from_mapping(shop_diagnosis_section())
     folder = Path(folder)
     incidents = final_incidents(read_jsonl(str(folder / "incidents.jsonl"), Incident))
     diagnoses: list[Diagnosis] = []
@@ -53,12 +59,24 @@ def diagnose_replay(
                 commits=commits,
                 incident_id=incident["id"],
                 onset_ns=opened,
+                cfg=cfg,
             )
             diagnoses.append(analysis.diagnosis)
     (folder / "diagnoses.jsonl").write_text(
         "".join(d.to_json() + "\n" for d in diagnoses), encoding="utf-8"
     )
     return diagnoses
+
+
+def shop_diagnosis_section() -> dict[str, Any]:
+    """The `diagnosis:` section of the chaos shop's site file (`chaos/site.yaml`): the shop's
+    business attributes belong to its site config, not to the product's defaults."""
+    import chaos
+
+    site = Path(chaos.__file__).parent / "site.yaml"
+    data = yaml.safe_load(site.read_text(encoding="utf-8")) or {}
+    section = data.get("diagnosis") if isinstance(data, dict) else None
+    return dict(section) if isinstance(section, dict) else {}
 
 
 def score_fault_diagnoses(

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from chaos import control
 from chaos.scenarios import Injection, registry
 from chaos.shop import DEFAULT_EPOCH_NS
@@ -33,6 +35,7 @@ from operators.scout.detect.scoring import score_recording
 from sinks.brain.scoring import score_diagnosis
 from sinks.store.sqlite import Store
 from sre_space.harness.demo import KAFKA_SCRIPT, start_local_broker
+from sre_space.harness.diagnose_replay import shop_diagnosis_section
 from sre_space.harness.rig import KAFKA_TOPICS, Rig, RigOptions, run_rig, topics_of
 from sre_space.paths import StatePaths, state_dir
 from sre_space.records import Diagnosis
@@ -87,13 +90,20 @@ def next_epoch_ns(state: Path) -> int:
     return start - start % (60 * NS_PER_S) + 60 * NS_PER_S
 
 
+def site_diagnosis_yaml() -> str:
+    """The chaos shop's `diagnosis:` section (`chaos/site.yaml`) as YAML text: the shop's own
+    business attributes are its site config's, not the product's defaults."""
+    section = shop_diagnosis_section()
+    return yaml.safe_dump({"diagnosis": section}, sort_keys=False) if section else ""
+
+
 def drill_settings(cfg: DrillConfig, epoch_ns: int) -> Settings:
     """The state folder's settings; through Kafka, topics of this drill's own."""
     cfg.out.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, Any] = {"state_dir": cfg.state}
     if not os.environ.get("SRE_CONFIG"):
         pipeline = cfg.out / "pipeline.yaml"
-        pipeline.write_text(DRILL_PIPELINE, encoding="utf-8")
+        pipeline.write_text(DRILL_PIPELINE + site_diagnosis_yaml(), encoding="utf-8")
         overrides["config"] = pipeline
     if cfg.kafka:
         # A broker outlives drills; fresh topics keep one drill from reading another's traffic.

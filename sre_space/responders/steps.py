@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from sinks.archive.reader import scan_spans
+from sinks.brain.config import DiagnosisConfig
 from sinks.brain.engine import analyze, incident_windows
 from sinks.brain.narrate import NarrationBudget, NarrationConfig, NarrationResult, narrate
 from sinks.brain.redact import redact_strings
@@ -75,6 +76,7 @@ class BrainStep:
         rediagnose_s: float = 60.0,
     ) -> None:
         self.spans = settings.paths.spans
+        self.diagnosis_config = DiagnosisConfig.from_settings(settings)
         self.gitops = settings.paths.gitops
         self.store = store
         self.memory = memory
@@ -181,6 +183,7 @@ class BrainStep:
                 similar=similar,
                 incident_id=incident.id,
                 onset_ns=opened,
+                cfg=self.diagnosis_config,
             ).diagnosis
 
         diagnosis = clean(run([]))
