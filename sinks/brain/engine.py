@@ -72,10 +72,12 @@ def analyze(
     """Diagnose the incident window [start_ns, end_ns) of `spans` against `baseline`.
 
     `metrics`: SignalWindow records or metric-sample dicts (see `resources`); `commits`: GitOps
-    commits as dicts (see `changes`); `similar`: past incidents from Memory. Returns the Diagnosis
+    commits as dicts (see `changes`); `similar`: past incidents from Memory; `cfg`: the
+    thresholds, by default the pipeline config's `diagnosis:` section. Returns the Diagnosis
     (candidates ranked, or abstained) and the evidence it was built from.
     """
-    cfg = (cfg or DiagnosisConfig()).validate()
+    # Without an explicit config: the pipeline config's `diagnosis:` section (defaults + SRE_CONFIG).
+    cfg = (cfg or DiagnosisConfig.from_settings()).validate()
     baseline = baseline or default_baseline(window)
     onset = window[0] if onset_ns is None else onset_ns
     report, inc, base = analyze_population(spans, window, baseline, cfg)

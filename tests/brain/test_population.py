@@ -105,7 +105,7 @@ def test_abstains_below_the_confidence_threshold() -> None:
 
 def test_pinpoint_finds_the_segment_and_respects_support() -> None:
     shop = generate("conversion", 1)
-    cfg = DiagnosisConfig()
+    cfg = DiagnosisConfig.from_settings()  # the shop's site config (conftest)
     _report, inc, base = analyze_population(shop.spans, INCIDENT, BASELINE, cfg)
     found = pinpoint(inc, base, service="payment", target="failure", cfg=cfg)
     assert found[0].attribute == "app.loyalty_level" and found[0].value == "gold"
