@@ -11,6 +11,13 @@ instrumented system: it uses only parent links, span kinds and times.
 A span is cut when it has fewer than half the children its (service, operation) usually has: the
 baseline median when the baseline has enough such spans, else the window's own upper quartile (the
 fuller shape the window still shows).
+
+Only work the caller waits for counts. Asynchronous children (a CONSUMER span, any child of a
+PRODUCER span, per OpenTelemetry's span kinds) run when a queue delivers them: a slow or lagging
+consumer leaves the producer's spans childless for a while although nothing was cut short, and the
+producer is not where the request went wrong. They are left out before children are counted and
+before the cut is followed down, so a queue's lag is judged by its own evidence (lag, the
+consumer's time), never as a cut at the producer.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from sinks.brain.structure import TRACE
 
 MIN_REFERENCE_SPANS = 10
 _CUT_RATIO = 0.5
+_PRODUCER, _CONSUMER = 4, 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,29 @@ class ShapeReport:
     loci: pl.DataFrame
     cut: pl.DataFrame
     reference: str
+
+
+def synchronous(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with its asynchronous edges cut: a CONSUMER span, or any child of a PRODUCER span,
+    is detached from its parent (see the module docstring). It stays in the frame as the root of
+    its own work, so a consumer whose own calls are cut short still shows."""
+    if frame.height == 0:
+        return frame
+    producers = (
+        frame.filter(pl.col("kind") == _PRODUCER)
+        .select(TRACE, pl.col("span_id").alias("parent_span_id"), pl.lit(True).alias("_async"))
+        .unique()
+    )
+    return (
+        frame.join(producers, on=[TRACE, "parent_span_id"], how="left")
+        .with_columns(
+            pl.when(pl.col("_async").fill_null(False) | (pl.col("kind") == _CONSUMER))
+            .then(pl.lit(""))
+            .otherwise(pl.col("parent_span_id"))
+            .alias("parent_span_id")
+        )
+        .drop("_async")
+    )
 
 
 def _children(frame: pl.DataFrame) -> pl.DataFrame:
@@ -96,8 +127,8 @@ def _locus(frame: pl.DataFrame, cut: pl.DataFrame) -> pl.DataFrame:
 def shape_shift(inc: pl.DataFrame, base: pl.DataFrame, n_inc: int, n_base: int) -> ShapeReport:
     """Cut spans in the incident window against the baseline, per locus service."""
     keys = ["service", "operation"]
-    ci = _children(inc)
-    cb = _children(base)
+    ci = _children(synchronous(inc))
+    cb = _children(synchronous(base))
     base_ref = cb.group_by(keys).agg(
         pl.len().alias("_nb"), pl.col("n_children").median().alias("base_ref")
     )

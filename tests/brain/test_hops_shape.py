@@ -54,3 +54,37 @@ def test_requests_cut_short_point_at_the_service_that_stopped_calling() -> None:
     report = shape_shift(inc, base, 30, 30)
     assert report.loci.get_column("service")[0] == "b"
     assert shape_shift(base, base, 30, 30).loci.height == 0
+
+
+def _queued(consumed: bool, worker_cut: bool = False) -> list[S]:
+    """entry publishes a message (PRODUCER); `consumed`: the worker's CONSUMER span (same trace,
+    child of the producer) has arrived; the worker then calls a store unless `worker_cut`."""
+    spans = [
+        S("r", "", "entry", "POST /order", 0, 20),
+        S("p", "r", "entry", "orders publish", 5, 7, kind=4),
+    ]
+    if consumed:
+        spans.append(S("w", "p", "worker", "orders process", 50, 90, kind=5))
+        if not worker_cut:
+            spans += [
+                S("cs", "w", "worker", "store put", 55, 80, kind=3),
+                S("ss", "cs", "store", "put", 56, 79),
+            ]
+    return spans
+
+
+def test_a_lagging_consumer_is_not_a_request_cut_short_at_the_producer() -> None:
+    cfg = DiagnosisConfig()
+    base = enrich(pl.concat([frame(_queued(True), f"b{i}", i * 100.0) for i in range(30)]), cfg)
+    # The queue lags: most messages are not consumed within the window.
+    lagging = enrich(
+        pl.concat([frame(_queued(i % 5 == 0), f"i{i}", 10_000 + i * 100.0) for i in range(30)]),
+        cfg,
+    )
+    assert shape_shift(lagging, base, 30, 30).loci.height == 0
+    # The consumer's own work is still judged: a worker that stops calling the store is a cut.
+    cut = enrich(
+        pl.concat([frame(_queued(True, True), f"c{i}", 10_000 + i * 100.0) for i in range(30)]),
+        cfg,
+    )
+    assert shape_shift(cut, base, 30, 30).loci.get_column("service")[0] == "worker"
