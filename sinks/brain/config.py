@@ -27,8 +27,10 @@ DEFAULT_PINPOINT_ATTRIBUTES: tuple[str, ...] = (
 class DiagnosisConfig:
     """Every knob of the deterministic analysis. Defaults are what the chaos suite is scored with."""
 
-    # N+1: at least this many calls with the same (service, operation) under one parent, and the
-    # calls overlap at most this much (1 - union/sum of durations); more overlap is fan-out.
+    # N+1: at least this many calls with the same (service, operation, target) under one parent,
+    # and the calls overlap at most this much (1 - union/sum of durations) with durations summing
+    # to about their wall window; more overlap, or different targets, is fan-out
+    # (`structure.call_groups`).
     n_plus_one_min_count: int = 5
     n_plus_one_max_overlap: float = 0.2
     # A child "used up the caller's budget" when it lasts this share of its parent's duration.

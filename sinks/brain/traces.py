@@ -129,6 +129,7 @@ def analyze_trace(spans: pl.DataFrame, cfg: DiagnosisConfig | None = None) -> Tr
             "parent_span_id": g["parent_span_id"],
             "service": g["service"],
             "operation": g["operation"],
+            "target": g["target"],
             "count": g["count"],
             "overlap": round(g["overlap"], 3),
             "total_ms": _ms(g["sum_ns"]),
