@@ -121,6 +121,7 @@ STAGE_SECTIONS: dict[str, str] = {
     "slos": "operators.scout.detect.config:SlosConfig",
     "detection": "operators.scout.detect.config:DetectionConfig",
     "incidents": "operators.scout.incidents.config:IncidentsConfig",
+    "diagnosis": "sinks.brain.config:DiagnosisSection",
 }
 CONFIG_ENV = "SRE_CONFIG"
 

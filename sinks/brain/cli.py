@@ -107,7 +107,7 @@ def _run_trace(args: argparse.Namespace) -> int:
             print(f"diagnose: Jaeger at {client.base_url}: {result.error}", file=sys.stderr)
             return 1
         spans = result.data
-    analysis = analyze_trace(spans, DiagnosisConfig())
+    analysis = analyze_trace(spans, DiagnosisConfig.from_settings())
     if args.json:
         print(json.dumps(analysis.to_dict(), indent=2, sort_keys=True))
         return 0

@@ -72,10 +72,12 @@ def analyze(
     """Diagnose the incident window [start_ns, end_ns) of `spans` against `baseline`.
 
     `metrics`: SignalWindow records or metric-sample dicts (see `resources`); `commits`: GitOps
-    commits as dicts (see `changes`); `similar`: past incidents from Memory. Returns the Diagnosis
+    commits as dicts (see `changes`); `similar`: past incidents from Memory; `cfg`: the
+    thresholds, by default the pipeline config's `diagnosis:` section. Returns the Diagnosis
     (candidates ranked, or abstained) and the evidence it was built from.
     """
-    cfg = (cfg or DiagnosisConfig()).validate()
+    # Without an explicit config: the pipeline config's `diagnosis:` section (defaults + SRE_CONFIG).
+    cfg = (cfg or DiagnosisConfig.from_settings()).validate()
     baseline = baseline or default_baseline(window)
     onset = window[0] if onset_ns is None else onset_ns
     report, inc, base = analyze_population(spans, window, baseline, cfg)
@@ -90,8 +92,8 @@ def analyze(
         incident_id=incident_id,
         window_start=window[0],
         window_end=window[1],
-        baseline_start=baseline[0],
-        baseline_end=baseline[1],
+        baseline_start=report.baseline[0],
+        baseline_end=report.baseline[1],
         candidates=ranking.candidates,
         abstained=ranking.abstained,
         summary=summarize(ranking, report),
@@ -113,7 +115,8 @@ def summarize(ranking: Ranking, report: PopulationReport) -> str:
         f"{report.incident_traces} traces in the incident window, {report.baseline_traces} in the "
         f"baseline; failing traces {report.failing_trace_rate_baseline:.1%} -> "
         f"{report.failing_trace_rate_incident:.1%}; mean end-to-end "
-        f"{report.e2e_baseline_ms:.1f} -> {report.e2e_incident_ms:.1f} ms."
+        f"{report.e2e_baseline_ms:.1f} -> {report.e2e_incident_ms:.1f} ms. "
+        f"Baseline: {report.baseline_used}."
     )
     if not ranking.candidates:
         return f"Not sure: {ranking.reason}. Escalating to a person. {head}"

@@ -1,4 +1,4 @@
-"""The Brain's fault classes, the other names they go by, and the remediations for each.
+"""The Brain's fault classes and the remediations for each.
 
 `REMEDIATIONS` keys are the fault classes the Brain reports; every action is one of the Fixer's
 catalog.
@@ -13,34 +13,6 @@ from sinks.brain.changes import ChangeFinding
 from sinks.brain.pinpoint import AttributeFinding
 from sre_space.records import Candidate
 
-# Chaos scenario names and other spellings -> the fault class the Brain reports.
-FAULT_CLASS_ALIASES: dict[str, str] = {
-    "oom": "memory_leak",
-    "memory": "memory_leak",
-    "memory_leak": "memory_leak",
-    "conversion": "business_rule",
-    "business_rule": "business_rule",
-    "latency": "db_latency",
-    "db_latency": "db_latency",
-    "errors": "error_regression",
-    "error_regression": "error_regression",
-    "bad_deploy": "error_regression",
-    "dependency_timeout": "dependency_timeout",
-    "config_drift": "config_pool_exhaustion",
-    "config_pool_exhaustion": "config_pool_exhaustion",
-    "pool_exhaustion": "config_pool_exhaustion",
-    "cpu_saturation": "cpu_saturation",
-    "saturation": "cpu_saturation",
-    "cache_failure": "cache_failure",
-    "queue_lag": "queue_lag",
-    "crashloop": "crashloop",
-    "latency_regression": "latency_regression",
-    # the chaos shop's label spellings
-    "config_change": "config_pool_exhaustion",
-    "business_logic": "business_rule",
-    "error_rate": "error_regression",
-}
-
 # The Fixer's catalog, by action name, in the order to try.
 REMEDIATIONS: dict[str, tuple[str, ...]] = {
     "memory_leak": ("rollback_version", "raise_memory_limit", "restart"),
@@ -54,13 +26,16 @@ REMEDIATIONS: dict[str, tuple[str, ...]] = {
     "queue_lag": ("scale_replicas",),
     "crashloop": ("revert_commit", "rollback_version"),
     "latency_regression": ("rollback_version", "scale_replicas"),
+    # Evidence-typed classes (hops inflated around one pod; requests cut short at one service).
+    "resource_saturation": ("scale_replicas", "restart"),
+    "structural_change": ("rollback_version", "revert_commit", "restart"),
 }
 CATALOG: frozenset[str] = frozenset(a for actions in REMEDIATIONS.values() for a in actions)
 
 
-def canonical_fault_class(name: str) -> str:
-    """A scenario name or fault class spelled any known way -> the Brain's fault class."""
-    return FAULT_CLASS_ALIASES.get(name.strip().lower(), name.strip().lower())
+def _same_class(name: object, fault: str) -> bool:
+    """Memory's records carry the Brain's own class names (a scorer maps other spellings)."""
+    return str(name or "").strip().lower() == fault
 
 
 def remediations(
@@ -92,14 +67,12 @@ def remediations(
     worked = [
         s["action"]
         for s in similar
-        if canonical_fault_class(str(s.get("fault_class", ""))) == fault
-        and s.get("outcome") == "worked"
+        if _same_class(s.get("fault_class"), fault) and s.get("outcome") == "worked"
     ]
     failed = {
         s["action"]
         for s in similar
-        if canonical_fault_class(str(s.get("fault_class", ""))) == fault
-        and s.get("outcome") == "failed"
+        if _same_class(s.get("fault_class"), fault) and s.get("outcome") == "failed"
     }
     ordered = [x for x in worked if x in CATALOG] + actions
     out: list[str] = []

@@ -39,8 +39,15 @@ SPAN_SCHEMA: dict[str, Any] = {
 
 
 # The Brain needs these even when a site config narrows `selected_attributes`: who was called
-# (a callee that never answered has no span of its own) and what kind of store it was.
-BRAIN_ATTRIBUTES: tuple[str, ...] = ("peer.service", "server.address", "db.system")
+# (a callee that never answered has no span of its own), what kind of store it was and which
+# statement it ran (siblings are told apart by target: `structure.call_groups`).
+BRAIN_ATTRIBUTES: tuple[str, ...] = (
+    "peer.service",
+    "server.address",
+    "db.system",
+    "db.query.text",
+    "db.statement",
+)
 
 
 def default_selected_attributes() -> tuple[str, ...]:

@@ -255,7 +255,29 @@ def check_grounding(
     for action in sorted(CATALOG - remediations):
         if action in text:
             problems.append(f"action {action!r} was not recommended by the analysis")
+    problems += [
+        f"number {n} is not in the evidence" for n in unmatched_numbers(text, evidence_text)
+    ]
     return problems
+
+
+# A number standing alone (not part of an identifier such as p95, http2 or a hex id).
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
+
+
+def unmatched_numbers(text: str, evidence_text: str) -> list[str]:
+    """Numbers of `text` that match no number of the evidence at the text's own precision (the
+    narrator may round what the analysis measured, never invent a value or convert a unit)."""
+    text = _HEX32.sub(" ", text)
+    evidence = [float(x) for x in _NUMBER.findall(_HEX32.sub(" ", evidence_text))]
+    evidence += [100.0 * x for x in evidence if x <= 1.0]  # shares said as percentages
+    out: list[str] = []
+    for token in _NUMBER.findall(text):
+        places = len(token.split(".", 1)[1]) if "." in token else 0
+        value = float(token)
+        if not any(abs(round(e, places) - value) < 10 ** (-places) / 2 for e in evidence):
+            out.append(token)
+    return out
 
 
 def narrate(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from sinks.brain.config import DiagnosisConfig
+from sinks.brain.hops import HopReport, hop_shift, mark_remote_calls
+from sinks.brain.shape import ShapeReport, shape_shift
 from sinks.brain.structure import (
     TRACE,
     add_critical_path,
@@ -52,6 +54,9 @@ class PopulationReport:
     patterns: pl.DataFrame
     services: list[str]
     entries: pl.DataFrame
+    hops: HopReport
+    shape: ShapeReport
+    baseline_used: str = "the given baseline"
 
     @property
     def shifted_entries(self) -> pl.DataFrame:
@@ -270,6 +275,9 @@ def latency_shift(
     )
 
     def agg(frame: pl.DataFrame, counts: pl.DataFrame, name: str) -> pl.DataFrame:
+        if "remote_call" in frame.columns:
+            # Hop time of client spans is `hops`' to judge, with both ends of the call in view.
+            frame = frame.filter(~pl.col("remote_call"))
         return (
             frame.group_by(["entry", *keys])
             .agg(
@@ -420,7 +428,7 @@ def enrich(df: pl.DataFrame, cfg: DiagnosisConfig) -> pl.DataFrame:
     )
     df = df.join(entry, on=TRACE, how="left")
     df = add_critical_path(add_self_time(df))
-    df = with_parent(df)
+    df = mark_remote_calls(with_parent(df))
     df = add_flags(df)
     return _fill_trace_level(df, list(cfg.pinpoint_attributes))
 
@@ -434,8 +442,10 @@ def analyze_population(
     attribute values behind a candidate.
     """
     cfg = cfg or DiagnosisConfig()
+    all_starts = trace_windows(spans)
+    baseline, window, used = choose_baseline(all_starts, window, baseline, cfg)
     # Only traces that started in one of the two windows matter; drop the rest before the joins.
-    starts = trace_windows(spans).filter(
+    starts = all_starts.filter(
         pl.col("trace_start_ns").is_between(window[0], window[1], closed="left")
         | pl.col("trace_start_ns").is_between(baseline[0], baseline[1], closed="left")
     )
@@ -444,6 +454,10 @@ def analyze_population(
     inc, base = split(enriched, window, baseline)
     n_inc = inc.get_column(TRACE).n_unique() if inc.height else 0
     n_base = base.get_column(TRACE).n_unique() if base.height else 0
+    # Hops and shapes have their own references when the baseline is missing (the window's other
+    # hops, its fuller shapes); a slice of the faulty window would only hide the fault from them.
+    own = base if used != _FIRST_PART else base.clear()
+    n_own = n_base if used != _FIRST_PART else 0
 
     def e2e(frame: pl.DataFrame, n: int) -> float:
         if n == 0:
@@ -476,5 +490,44 @@ def analyze_population(
         patterns=pattern_shift(inc, base, cfg),
         services=services,
         entries=entries,
+        hops=hop_shift(inc, own, n_inc),
+        shape=shape_shift(inc, own, n_inc, n_own),
+        baseline_used=used,
     )
     return report, inc, base
+
+
+_FIRST_PART = "the first quarter of the incident window (no baseline traces before it)"
+
+
+def choose_baseline(
+    starts: pl.DataFrame, window: Window, baseline: Window, cfg: DiagnosisConfig
+) -> tuple[Window, Window, str]:
+    """(baseline, window, what the baseline is): the given baseline when it holds at least
+    `min_baseline_traces` traces; else the history before the window (whatever the archive or the
+    files hold before it, same keys); else the window's own first quarter, the rest being the
+    incident (an incident window opens before the onset, so its start is the closest healthy
+    reference left)."""
+
+    def count(w: Window) -> int:
+        return starts.filter(pl.col("trace_start_ns").is_between(w[0], w[1], closed="left")).height
+
+    if count(baseline) >= cfg.min_baseline_traces:
+        return baseline, window, "the given baseline"
+    earlier = starts.filter(pl.col("trace_start_ns") < window[0])
+    if earlier.height >= cfg.min_baseline_traces:
+        first = min(int(t) for t in earlier.get_column("trace_start_ns").to_list())
+        return (first, window[0]), window, "the history before the window"
+    # The first quarter of the traces the window holds (data may start late in the window).
+    inside = sorted(
+        int(t)
+        for t in starts.filter(
+            pl.col("trace_start_ns").is_between(window[0], window[1], closed="left")
+        )
+        .get_column("trace_start_ns")
+        .to_list()
+    )
+    cut = inside[len(inside) // 4] if inside else window[0]
+    if count((window[0], cut)) >= cfg.min_baseline_traces:
+        return (window[0], cut), (cut, window[1]), _FIRST_PART
+    return baseline, window, "none (too few traces before or early in the window)"

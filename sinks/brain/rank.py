@@ -18,9 +18,11 @@ import polars as pl
 from sinks.brain.changes import ChangeFinding
 from sinks.brain.config import DiagnosisConfig
 from sinks.brain.faults import remediations
+from sinks.brain.hops import hop_findings
 from sinks.brain.pinpoint import AttributeFinding, pinpoint
 from sinks.brain.population import PopulationReport
 from sinks.brain.resources import ResourceFinding
+from sinks.brain.shape import shape_findings
 from sre_space.records import Candidate, Evidence
 
 
@@ -295,8 +297,31 @@ def _cache_targets(
     return found
 
 
+def _hop_and_shape_parts(
+    acc: dict[str, _Acc], report: PopulationReport, cfg: DiagnosisConfig
+) -> None:
+    """Inflated hops (a pod's CPU or network, seen from both ends of its calls) and requests cut
+    short (structure changed with no error status): see `hops` and `shape`."""
+    for part, weight, kind, found in (
+        ("hops", cfg.weight_hops, "hop_latency", hop_findings(report.hops)),
+        ("structure", cfg.weight_structure, "structure_shift", shape_findings(report.shape)),
+    ):
+        for svc, score, text in found[: cfg.max_candidates]:
+            a = acc.setdefault(svc, _Acc(svc))
+            a.add(part, weight * min(1.0, score))
+            a.evidence.append(
+                Evidence(kind=kind, description=text, baseline=None, incident=round(score, 4))
+            )
+
+
 def _classify(a: _Acc, resources: list[ResourceFinding], changes: list[ChangeFinding]) -> str:
     kinds = {f.kind for f in resources}
+    spans = {k: a.parts.get(k, 0.0) for k in ("errors", "latency", "hops", "structure")}
+    strongest = max(spans, key=lambda k: spans[k])
+    resource_kinds = {"crashloop", "oom_kill", "memory", "pool", "lag", "restarts"}
+    if spans[strongest] > 0 and strongest in ("hops", "structure") and not kinds & resource_kinds:
+        # Evidence-typed: what the spans show, not a scenario's name.
+        return "resource_saturation" if strongest == "hops" else "structural_change"
     topics = {t for c in changes for t in c.topics}
     versions = any(c.kind == "version" for c in changes)
     errors = a.parts.get("errors", 0.0)
@@ -364,6 +389,7 @@ def rank(
                 )
             )
     _traffic_part(acc, report, cfg, inc, resources)
+    _hop_and_shape_parts(acc, report, cfg)
     by_service: dict[str, list[ChangeFinding]] = {}
     for c in changes:
         by_service.setdefault(c.service, []).append(c)

@@ -9,11 +9,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sinks.brain.faults import canonical_fault_class
 from sre_space.records import Diagnosis
 from sre_space.timeutil import rfc3339_to_ns
 
 Window = tuple[int, int]
+
+# The chaos shop's label spellings (its scenarios' `fault_class`) -> the Brain's fault class. The
+# scorer's side of the answer key: the Brain never reads labels, so it never needs these names.
+LABEL_FAULT_CLASSES: dict[str, str] = {
+    "oom": "memory_leak",
+    "memory": "memory_leak",
+    "conversion": "business_rule",
+    "business_logic": "business_rule",
+    "latency": "db_latency",
+    "errors": "error_regression",
+    "error_rate": "error_regression",
+    "bad_deploy": "error_regression",
+    "config_drift": "config_pool_exhaustion",
+    "config_change": "config_pool_exhaustion",
+    "pool_exhaustion": "config_pool_exhaustion",
+    "saturation": "cpu_saturation",
+}
+
+
+def label_fault_class(name: str) -> str:
+    """A label's fault class (or scenario name) -> the Brain's class it should be diagnosed as."""
+    key = name.strip().lower()
+    return LABEL_FAULT_CLASSES.get(key, key)
 
 
 def label_commits(labels: dict[str, Any]) -> list[dict[str, Any]]:
@@ -47,7 +69,7 @@ def label_windows(labels: dict[str, Any]) -> tuple[Window, Window]:
 def score_diagnosis(diagnosis: Diagnosis, labels: dict[str, Any]) -> dict[str, Any]:
     """One row of the scoring table for one recording."""
     culprit = str((labels.get("culprit") or {}).get("service") or "")
-    truth_class = canonical_fault_class(str(labels.get("fault_class", "")))
+    truth_class = label_fault_class(str(labels.get("fault_class", "")))
     services = [c.service for c in diagnosis.candidates]
     top = diagnosis.candidates[0] if diagnosis.candidates else None
     expected_action = str((labels.get("remediation") or {}).get("action") or "")
@@ -60,7 +82,7 @@ def score_diagnosis(diagnosis: Diagnosis, labels: dict[str, Any]) -> dict[str, A
         "predicted_class": top.fault_class if top else None,
         "top1": bool(services[:1] == [culprit]),
         "top3": culprit in services[:3],
-        "class_ok": top is not None and canonical_fault_class(top.fault_class) == truth_class,
+        "class_ok": top is not None and top.fault_class == truth_class,
         "remediation_ok": top is not None and top.remediations[:1] == [expected_action],
         "abstained": diagnosis.abstained,
     }

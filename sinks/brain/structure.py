@@ -372,41 +372,99 @@ def error_origins(
     ).sort([TRACE, "end_ns", "span_id"])
 
 
-def call_groups(df: pl.DataFrame, cfg: DiagnosisConfig) -> pl.DataFrame:
-    """Repeated calls under one parent: N+1 (serial) told apart from fan-out (overlapping).
+# Where a call goes: who answers it (peer.service, server.address) and, for a database, which
+# statement it runs (current and older semantic-convention names).
+_STATEMENT_ATTRIBUTES = ("db.query.text", "db.statement")
+# Literals in a statement (numbers, quoted strings): an N+1 loop runs one statement with a
+# different parameter each time, so they are masked before statements are compared.
+_LITERALS = r"('[^']*'|\"[^\"]*\"|\b\d+(\.\d+)?\b)"
+# A serial loop's calls fill about their wall window: their durations sum to at most the window
+# (plus this much clock jitter) and to at least `_MIN_BUSY` of it.
+_SERIAL_SLACK = 0.05
+_MIN_BUSY = 0.5
 
-    One row per (trace, parent, service, operation) with at least `n_plus_one_min_count` calls:
-    `count`, `sum_ns`, `union_ns`, `overlap` (1 - union / sum: 0 when strictly serial, towards 1 when
-    concurrent) and `kind` (`n_plus_one` or `fan_out`).
+
+def call_target(df: pl.DataFrame) -> pl.Expr:
+    """Where each call goes, as one string: its peer and its (literal-masked) db statement. Empty
+    when the instrumentation says neither."""
+    peer = pl.col("peer").fill_null("") if "peer" in df.columns else pl.lit("")
+    statements = [
+        pl.col(c).replace("", None).str.replace_all(_LITERALS, "?")
+        for c in _STATEMENT_ATTRIBUTES
+        if c in df.columns
+    ]
+    statement = pl.coalesce([*statements, pl.lit("")]) if statements else pl.lit("")
+    return pl.concat_str([peer, statement], separator=" | ")
+
+
+def call_groups(df: pl.DataFrame, cfg: DiagnosisConfig) -> pl.DataFrame:
+    """Repeated calls under one parent: N+1 (serial, to one target) told apart from fan-out.
+
+    Siblings are grouped by operation *and* target (`call_target`): calls that share an operation
+    name but go to different peers, or run different statements, are a fan-out whatever their
+    timing, and an N+1 is the same call repeated. Within a group an N+1 needs serial execution:
+    little overlap (`overlap` = 1 - union / sum of durations, at most `n_plus_one_max_overlap`) and
+    durations summing to about the wall window (first start to last end). A bounded worker pool
+    overlaps its calls, so their durations sum to more than the window: a fan-out.
+
+    One row per (trace, parent, service, operation, target) with at least `n_plus_one_min_count`
+    calls, plus one fan-out row (target `N targets`) per (trace, parent, service, operation)
+    spread over several targets with that many calls in all but none repeated that often:
+    `count`, `sum_ns`, `union_ns`, `wall_ns`, `overlap` and `kind` (`n_plus_one` or `fan_out`).
     """
-    keys = [TRACE, "parent_span_id", "service", "operation"]
-    kids = df.filter(~pl.col("is_root"))
-    counts = (
-        kids.group_by(keys)
-        .agg(pl.len().alias("count"), pl.col("duration_ns").sum().alias("sum_ns"))
-        .filter(pl.col("count") >= cfg.n_plus_one_min_count)
-    )
-    if counts.height == 0:
-        return counts.with_columns(
-            pl.lit(0, pl.Int64).alias("union_ns"),
-            pl.lit(0.0).alias("overlap"),
-            pl.lit("").alias("kind"),
+    op_keys = [TRACE, "parent_span_id", "service", "operation"]
+    keys = [*op_keys, "target"]
+    kids = df.filter(~pl.col("is_root")).with_columns(call_target(df).alias("target"))
+    columns = {
+        "count": pl.UInt32,
+        "sum_ns": pl.Int64,
+        "union_ns": pl.Int64,
+        "wall_ns": pl.Int64,
+        "overlap": pl.Float64,
+        "kind": pl.String,
+    }
+
+    def measure(groups: list[str]) -> pl.DataFrame:
+        counts = (
+            kids.group_by(groups)
+            .agg(
+                pl.len().alias("count"),
+                pl.col("duration_ns").sum().cast(pl.Int64).alias("sum_ns"),
+                (pl.col("end_ns").max() - pl.col("start_ns").min()).cast(pl.Int64).alias("wall_ns"),
+                pl.col("target").n_unique().alias("targets"),
+            )
+            .filter(pl.col("count") >= cfg.n_plus_one_min_count)
         )
-    many = kids.join(counts.select(keys), on=keys, how="inner")
-    union = union_length(many, keys, "start_ns", "end_ns")
-    return (
-        counts.join(union, on=keys, how="left")
-        .with_columns(
+        many = kids.join(counts.select(groups), on=groups, how="inner")
+        union = union_length(many, groups, "start_ns", "end_ns")
+        return counts.join(union, on=groups, how="left").with_columns(
+            pl.col("union_ns").fill_null(0).cast(pl.Int64),
             pl.when(pl.col("sum_ns") > 0)
             .then(1.0 - pl.col("union_ns") / pl.col("sum_ns"))
             .otherwise(0.0)
-            .alias("overlap")
+            .alias("overlap"),
         )
-        .with_columns(
-            pl.when(pl.col("overlap") <= cfg.n_plus_one_max_overlap)
-            .then(pl.lit("n_plus_one"))
-            .otherwise(pl.lit("fan_out"))
-            .alias("kind")
-        )
-        .sort(keys)
+
+    per_target = measure(keys)
+    serial = (
+        (pl.col("overlap") <= cfg.n_plus_one_max_overlap)
+        & (pl.col("sum_ns") <= pl.col("wall_ns") * (1.0 + _SERIAL_SLACK))
+        & (pl.col("sum_ns") >= pl.col("wall_ns") * _MIN_BUSY)
     )
+    per_target = per_target.with_columns(
+        pl.when(serial).then(pl.lit("n_plus_one")).otherwise(pl.lit("fan_out")).alias("kind")
+    )
+    spread = (
+        measure(op_keys)
+        .filter(pl.col("targets") > 1)
+        .join(per_target.select(op_keys).unique(), on=op_keys, how="anti")
+        .with_columns(
+            pl.format("{} targets", pl.col("targets")).alias("target"),
+            pl.lit("fan_out").alias("kind"),
+        )
+    )
+    out = [
+        f.select(*keys, *(pl.col(c).cast(t) for c, t in columns.items()))
+        for f in (per_target, spread)
+    ]
+    return pl.concat(out).sort(keys)

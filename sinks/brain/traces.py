@@ -98,7 +98,7 @@ def analyze_trace(spans: pl.DataFrame, cfg: DiagnosisConfig | None = None) -> Tr
     first; retries collapsed), a one-paragraph `why`, the N+1 and fan-out patterns, and the critical
     path with each span's share of it.
     """
-    cfg = cfg or DiagnosisConfig()
+    cfg = cfg or DiagnosisConfig.from_settings()
     if spans.height == 0:
         return TraceAnalysis(trace_id="", locus=None, why="no spans in the input")
     trace_id = str(spans.get_column("trace_id").sort()[0])
@@ -129,6 +129,7 @@ def analyze_trace(spans: pl.DataFrame, cfg: DiagnosisConfig | None = None) -> Tr
             "parent_span_id": g["parent_span_id"],
             "service": g["service"],
             "operation": g["operation"],
+            "target": g["target"],
             "count": g["count"],
             "overlap": round(g["overlap"], 3),
             "total_ms": _ms(g["sum_ns"]),

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from operators.scout.detect.scoring import final_incidents
+from sinks.brain.config import DiagnosisConfig
 from sinks.brain.engine import analyze, incident_windows
 from sinks.brain.loading import BRAIN_ATTRIBUTES, load_spans
 from sinks.brain.scoring import score_diagnosis, summarize
 from sre_space.records import Diagnosis, Incident, SignalWindow, read_jsonl
-from sre_space.settings import PipelineConfig
+from sre_space.settings import PipelineConfig, env_config_paths, load_pipeline_config
 
 
 def diagnose_replay(
@@ -28,11 +29,14 @@ def diagnose_replay(
     commits: Sequence[dict[str, Any]] = (),
     config: PipelineConfig | None = None,
 ) -> list[Diagnosis]:
-    """Diagnose every incident of the replay in `folder`; writes `folder/diagnoses.jsonl`.
+    """Diagnose every incident of the replay in `folder` on Scout's incident windows, as the live
+    responders do; writes `folder/diagnoses.jsonl`.
 
-    The spans carry the `selected_attributes` of `config`, the one the replay ran with (else of
-    the defaults merged with SRE_CONFIG).
+    The spans carry the `selected_attributes` of `config`, the one the replay ran with, and the
+    Brain reads its `diagnosis:` section (else the defaults merged with SRE_CONFIG).
     """
+    pipeline = config or load_pipeline_config(*env_config_paths())
+    cfg = DiagnosisConfig.from_mapping(pipeline.extra.get("diagnosis"))
     folder = Path(folder)
     incidents = final_incidents(read_jsonl(str(folder / "incidents.jsonl"), Incident))
     diagnoses: list[Diagnosis] = []
@@ -54,6 +58,7 @@ def diagnose_replay(
                 commits=commits,
                 incident_id=incident.id,
                 onset_ns=opened,
+                cfg=cfg,
             )
             diagnoses.append(analysis.diagnosis)
     (folder / "diagnoses.jsonl").write_text(

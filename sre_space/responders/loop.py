@@ -118,7 +118,7 @@ class ResponderLoop:
             revert=self.parts.fixer.revert,
             health=scout_health(self.store),
             postmortem=self.memory.postmortem_step,
-            narrate=narrator(settings),
+            narrate=narrator(settings, self.brain.services_of),
         )
         # Lifecycle states the responder sets come back as incident events (store, sre.incidents).
         self.tracker = LifecycleTracker(

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from sinks.archive.reader import scan_spans
+from sinks.brain.config import DiagnosisConfig
 from sinks.brain.engine import analyze, incident_windows
 from sinks.brain.exemplars import JaegerExemplars, exemplar_trace_ids
 from sinks.brain.narrate import NarrationBudget, NarrationConfig, NarrationResult, narrate
@@ -77,6 +78,9 @@ class BrainStep:
         rediagnose_s: float = 60.0,
     ) -> None:
         self.spans = settings.paths.spans
+        self.diagnosis_config = DiagnosisConfig.from_settings(settings)
+        # Every service in each diagnosed incident's data: the narration check's known services.
+        self.services: dict[str, list[str]] = {}
         self.gitops = settings.paths.gitops
         self.store = store
         self.memory = memory
@@ -152,6 +156,10 @@ class BrainStep:
         end = self._archive_end_ns(incident_windows(opened, now_ns)[0][0], now_ns + NS_PER_S)
         return end is not None and end >= opened + self.archive_margin_ns
 
+    def services_of(self, incident_id: str) -> list[str]:
+        """The services in the data the incident was last diagnosed on."""
+        return self.services.get(incident_id, [])
+
     def _brain(self, incident: Incident, now: int | None) -> Diagnosis | None:
         """The Brain on the archived spans around the incident; stored in `diagnoses`."""
         opened = incident.opened_at
@@ -182,7 +190,7 @@ class BrainStep:
         commits = commits_for_brain(self.gitops)
 
         def run(similar: list[dict[str, Any]]) -> Diagnosis:
-            return analyze(
+            analysis = analyze(
                 spans,
                 window,
                 baseline,
@@ -191,7 +199,10 @@ class BrainStep:
                 similar=similar,
                 incident_id=incident.id,
                 onset_ns=opened,
-            ).diagnosis
+                cfg=self.diagnosis_config,
+            )
+            self.services[incident.id] = list(analysis.report.services)
+            return analysis.diagnosis
 
         diagnosis = clean(run([]))
         # Memory is asked with the first answer (services, fault class, evidence); when it knows
@@ -209,8 +220,14 @@ class BrainStep:
         return diagnosis
 
 
-def narrator(settings: Settings) -> Callable[[Diagnosis], NarrationResult] | None:
-    """The LLM's narrative of a diagnosis within the incident's own budget; None without a key."""
+def narrator(
+    settings: Settings, services_of: Callable[[str], Sequence[str]] | None = None
+) -> Callable[[Diagnosis], NarrationResult] | None:
+    """The LLM's narrative of a diagnosis within the incident's own budget; None without a key.
+
+    `services_of(incident_id)`: every service in the incident's data (the Brain's), so that a
+    narrative naming a service that is not in the evidence is dropped, not only one that names
+    an unknown candidate."""
     if not settings.openai_api_key:
         return None
     # The LLM only narrates; a slow or failing endpoint must not hold the loop for long.
@@ -219,7 +236,10 @@ def narrator(settings: Settings) -> Callable[[Diagnosis], NarrationResult] | Non
 
     def narrate_diagnosis(diagnosis: Diagnosis) -> NarrationResult:
         budget = budgets.setdefault(diagnosis.incident_id, NarrationBudget())
-        services = sorted({c.service for c in diagnosis.candidates})
+        services = sorted(
+            {c.service for c in diagnosis.candidates}
+            | set(services_of(diagnosis.incident_id) if services_of else ())
+        )
         return narrate(diagnosis, config, known_services=services, budget=budget)
 
     return narrate_diagnosis
