@@ -154,7 +154,8 @@ class _Model:
         # stretches of one repeated value keep it up (a burst 20x the spread moves it still).
         wide = cfg.spread_clip * max(self.spread, scale)
         self.spread += gs * (min(abs(r), wide) * 1.2533 - self.spread)
-        self.err += g * (min(abs(r), lim) - self.err) if not fresh else 0.0
+        # Model selection compares long-run errors: a day's disturbance does not flip it.
+        self.err += gs * (min(abs(r), wide) - self.err) if not fresh else 0.0
         self.ring.append(r)
         if len(self.ring) > cfg.relearn_run:
             del self.ring[0]
@@ -293,6 +294,10 @@ class Forecaster:
         for i, m in enumerate(self.models[1:], 1):
             if t - m.t0 >= 2 * m.period and m.err < self.config.season_win * best_err:
                 best, best_err = i, m.err
+        if best != self.active:
+            # Scores of another model say nothing of this one's: calibrate afresh.
+            self.hist = [0.0] * _HIST_BINS
+            self.total, self.weight = 0.0, 1.0
         self.active = best
 
     def _relearn(self, z: float, resids: list[float]) -> None:
