@@ -28,6 +28,7 @@ Method, and why this one:
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +111,8 @@ class _Model:
         self.bins = bins
         self.level = x
         self.trend = 0.0
-        self.season: list[float] = [math.nan] * bins if bins else []
+        # A packed array: 8 bytes a bin, not a Python float object each (50k series).
+        self.season = array("d", [math.nan] * bins)
         self.scale = 0.0
         self.spread = 0.0  # long-run mean absolute clipped residual: the scale's floor
         self.err = 0.0  # running mean |residual|, for model selection
@@ -193,7 +195,7 @@ class _Model:
         period, bins, level, trend, season, scale, spread, err, ring, t0 = data
         out = cls(float(period), int(bins), float(level), float(t0))
         out.trend = float(trend)
-        out.season = [math.nan if v is None else float(v) for v in season]
+        out.season = array("d", [math.nan if v is None else float(v) for v in season])
         out.scale, out.spread, out.err = float(scale), float(spread), float(err)
         out.ring = [float(v) for v in ring]
         return out
