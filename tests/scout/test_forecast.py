@@ -44,6 +44,15 @@ def test_spike_on_noise_fires_and_noise_does_not() -> None:
     assert j is not None and j.z > j.bar and abs(j.expected - 50.0) < 1.0
 
 
+def test_refractory_period_holds_back_a_second_anomaly() -> None:
+    rng = np.random.default_rng(1)
+    x = 50.0 + rng.normal(0, 2.0, 1500)
+    x[[1200, 1205, 1200 + CFG.refractory + 5]] = 90.0
+    # Without the period every spike is an anomaly; with it the one 5 points later is not.
+    assert _flags(_feed(Forecaster(ForecastConfig(refractory=0)), x)) == [1200, 1205, 1225]
+    assert _flags(_feed(Forecaster(CFG), x)) == [1200, 1225]
+
+
 def test_lasting_level_shift_fires_then_is_learned() -> None:
     rng = np.random.default_rng(2)
     x = 20.0 + rng.normal(0, 1.0, 1600)

@@ -20,6 +20,10 @@ Method, and why this one:
   2017): a decayed log-binned histogram gives the `quantile` of past |z|, and a point is
   abnormal beyond `margin` times that and at least `z_min`. A series with routine spikes thus
   learns that spikes are normal; a quiet one is judged tightly.
+- Refractory period: after a new anomaly starts, another does not start for `refractory`
+  points (an active one still holds): a disturbance that flickers past `clear_after` is one
+  alert, not a train of them (cuts false positives on NAB; a longer period hides the next
+  real anomaly).
 - Counts: while every value is a non-negative integer the score is also capped by the
   Anscombe-scale distance (Poisson noise is N(0, 1) there), so sparse counts do not fire on
   Poisson noise however tight their history.
@@ -66,7 +70,7 @@ class ForecastConfig(FrozenModel):
     season_win: float = Field(0.8, gt=0, le=1)  # a season's error must be below this share
     memory: int = Field(2000, ge=10)  # points the calibration remembers
     quantile: float = Field(0.99, gt=0, lt=1)
-    margin: float = Field(1.5, ge=1)
+    margin: float = Field(1.65, ge=1)
     z_min: float = Field(5.0, gt=0)
     # Beyond single x the bar one point fires alone (1: every abnormal point; the calibrated
     # bar is the guard against noise, and a spike is often the whole anomaly).
@@ -77,6 +81,8 @@ class ForecastConfig(FrozenModel):
     warmup: int = Field(18, ge=3)  # points before judging
     relearn_z: float = Field(2.0, gt=0)
     relearn_run: int = Field(8, ge=2)
+    # Refractory period: points after a new anomaly during which another does not start (0: off).
+    refractory: int = Field(20, ge=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +228,7 @@ class Forecaster:
         self.weight = 1.0  # the next histogram increment (grows instead of decaying all bins)
         self.total = 0.0
         self.skipped = 0  # points refused: not finite, duplicate or out of order
+        self.refr = 0  # points left in the refractory period
 
     # ------------------------------------------------------------------ judging
 
@@ -271,7 +278,14 @@ class Forecaster:
             d = z if direction != "down" else -z
             if direction == "both":
                 d = abs(z)
-            out = Judgement(z, bar, expected, d >= bar, d >= cfg.single * bar)
+            abnormal = d >= bar
+            if not holding and abnormal:
+                # A new anomaly (an active one is `holding`): after one starts, the next waits
+                # out the refractory period, as a neuron's does (and as alert grouping does).
+                abnormal = self.refr <= 0
+                self.refr = cfg.refractory if abnormal else self.refr
+            out = Judgement(z, bar, expected, abnormal, abnormal and d >= cfg.single * bar)
+        self.refr = max(self.refr - 1, 0)
         if self.n >= cfg.warmup:
             self._learn_score(abs(z))
         # A running mean while young (the first points define the scale), then exponential.
@@ -360,6 +374,7 @@ class Forecaster:
             "total": self.total,
             "weight": self.weight,
             "skipped": self.skipped,
+            "refr": self.refr,
         }
 
     @classmethod
@@ -377,5 +392,6 @@ class Forecaster:
         out.total = float(data["total"])
         out.weight = float(data["weight"])
         out.skipped = int(data["skipped"])
+        out.refr = int(data.get("refr", 0))
 
         return out
