@@ -53,6 +53,16 @@ def test_refractory_period_holds_back_a_second_anomaly() -> None:
     assert _flags(_feed(Forecaster(CFG), x)) == [1200, 1225]
 
 
+def test_variance_change_fires_once_where_no_point_stands_out() -> None:
+    rng = np.random.default_rng(3)
+    e = rng.normal(0, 1.0, 1500)
+    e[1200:] *= 3.0  # the noise triples; no single point is beyond the bar
+    x = 50.0 + e
+    assert _flags(_feed(Forecaster(ForecastConfig(var_ratio=0.0)), x)) == []
+    flags = _flags(_feed(Forecaster(CFG), x))
+    assert len(flags) == 1 and 1200 < flags[0] < 1250
+
+
 def test_lasting_level_shift_fires_then_is_learned() -> None:
     rng = np.random.default_rng(2)
     x = 20.0 + rng.normal(0, 1.0, 1600)

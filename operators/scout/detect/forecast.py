@@ -24,6 +24,11 @@ Method, and why this one:
   points (an active one still holds): a disturbance that flickers past `clear_after` is one
   alert, not a train of them (cuts false positives on NAB; a longer period hides the next
   real anomaly).
+- Variance change: the short-run scale (gain `scale_gain`) beyond `var_ratio` times the
+  long-run spread (gain `spread_gain`) is a change of noise level, which the point test misses
+  when each point stays under the bar (a variance ratio, as the F-test of a recent against a
+  reference window, made recursive: both are exponentially weighted mean absolute residuals).
+  It fires once, conclusively, and re-arms when the ratio falls below half of `var_ratio`.
 - Counts: while every value is a non-negative integer the score is also capped by the
   Anscombe-scale distance (Poisson noise is N(0, 1) there), so sparse counts do not fire on
   Poisson noise however tight their history.
@@ -83,6 +88,8 @@ class ForecastConfig(FrozenModel):
     relearn_run: int = Field(8, ge=2)
     # Refractory period: points after a new anomaly during which another does not start (0: off).
     refractory: int = Field(20, ge=0)
+    # Short-run scale over long-run spread that is a variance change (0: off).
+    var_ratio: float = Field(2.0, ge=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +236,7 @@ class Forecaster:
         self.total = 0.0
         self.skipped = 0  # points refused: not finite, duplicate or out of order
         self.refr = 0  # points left in the refractory period
+        self.widened = False  # the variance test fired and has not re-armed
 
     # ------------------------------------------------------------------ judging
 
@@ -279,12 +287,16 @@ class Forecaster:
             if direction == "both":
                 d = abs(z)
             abnormal = d >= bar
+            pooled = self._widened(m)
+            abnormal = abnormal or pooled
             if not holding and abnormal:
                 # A new anomaly (an active one is `holding`): after one starts, the next waits
                 # out the refractory period, as a neuron's does (and as alert grouping does).
                 abnormal = self.refr <= 0
                 self.refr = cfg.refractory if abnormal else self.refr
-            out = Judgement(z, bar, expected, abnormal, abnormal and d >= cfg.single * bar)
+            # The variance test pools many points: it is conclusive alone, as one spike is.
+            conclusive = abnormal and (pooled or d >= cfg.single * bar)
+            out = Judgement(z, bar, expected, abnormal, conclusive)
         self.refr = max(self.refr - 1, 0)
         if self.n >= cfg.warmup:
             self._learn_score(abs(z))
@@ -295,6 +307,18 @@ class Forecaster:
         self._relearn(z, resids)
         self.n += 1
         return out
+
+    def _widened(self, m: _Model) -> bool:
+        """True when the short-run scale has just risen past `var_ratio` x the long-run spread."""
+        cfg = self.config
+        if cfg.var_ratio <= 0 or m.spread <= 0:
+            return False
+        ratio = m.scale / m.spread
+        if self.widened:
+            self.widened = ratio >= cfg.var_ratio / 2
+            return False
+        self.widened = ratio > cfg.var_ratio
+        return self.widened
 
     def _start(self, t: float, x: float) -> None:
         cfg = self.config
@@ -375,6 +399,7 @@ class Forecaster:
             "weight": self.weight,
             "skipped": self.skipped,
             "refr": self.refr,
+            "widened": self.widened,
         }
 
     @classmethod
@@ -393,5 +418,6 @@ class Forecaster:
         out.weight = float(data["weight"])
         out.skipped = int(data["skipped"])
         out.refr = int(data.get("refr", 0))
+        out.widened = bool(data.get("widened", False))
 
         return out
