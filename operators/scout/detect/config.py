@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from operators.scout.detect.forecast import ForecastConfig
 from sre_space.settings import FrozenModel, load_section
 from sre_space.timeutil import parse_duration
 
@@ -349,6 +350,8 @@ class DetectionConfig(FrozenModel):
     cumulative: tuple[str, ...] = ()
     saturation: SaturationConfig = SaturationConfig()
     changes: ChangesConfig = ChangesConfig()
+    # The forecaster that judges metric series (operators/scout/detect/forecast.py).
+    metrics: ForecastConfig = ForecastConfig()
 
     def rule_for(self, kind: str, service: str, name: str, field: str) -> SeriesRule | None:
         """The first matching enabled-or-not rule for a series field (None: not judged)."""

@@ -20,6 +20,7 @@ from operators.scout.detect.baseline import RateBaseline, RobustBaseline, Verdic
 from operators.scout.detect.changes import ChangeTracker
 from operators.scout.detect.config import DetectionConfig, SeriesRule
 from operators.scout.detect.events import AnomalyCleared, ChangeEvent, Detection, anomaly_id
+from operators.scout.detect.forecast import Forecaster
 from operators.scout.detect.persistence import Streak
 from operators.scout.detect.saturation import FreshInstances, TrendToLimit, TrendVerdict
 from sre_space.records import Anomaly, SignalWindow
@@ -52,6 +53,7 @@ class _FieldState:
         self.streak = streak
         self.robust: RobustBaseline | None = None
         self.rate: RateBaseline | None = None
+        self.model: Forecaster | None = None
         self.exemplars: deque[list[str]] = deque(maxlen=streak.n)
         self.last: tuple[float, float] = (0.0, 0.0)  # (observed, expected) at the last verdict
         self.score = 0.0
@@ -108,6 +110,14 @@ class SeriesDetector:
                 self._rules[rk] = cfg.rule_for(kind, service, metric, base)
             rule = self._rules[rk]
             if rule is None:
+                continue
+            if (
+                kind == "metric"
+                and rule.test == "robust"
+                and cfg.metrics.enabled
+                and field in cfg.metrics.fields
+            ):
+                out += self._forecast_field(sig, field, rule, t_ns, rate)
                 continue
             out += self._judge_field(sig, field, rule, t_ns, rate)
 
@@ -169,6 +179,49 @@ class SeriesDetector:
                 st.robust = RobustBaseline(b)
             self.fields[field] = st
         return st
+
+    def _forecast_field(
+        self, sig: SignalWindow, field: str, rule: SeriesRule, t_ns: int, rate: float | None
+    ) -> list[Detection]:
+        """A metric field judged by its online forecaster (which learns every point itself)."""
+        value = rate if field == "rate" else getattr(sig, field, None)
+        if value is None:
+            return []
+        st = self.fields.get(field)
+        if st is None:
+            b = self.config.baseline
+            st = self.fields[field] = _FieldState(
+                Streak(b.persistence.k, b.persistence.n, self.config.metrics.clear_after)
+            )
+        if st.model is None:
+            st.model = Forecaster(self.config.metrics)
+        observed = float(value)
+        j = st.model.judge(
+            t_ns / NS_PER_S,
+            observed,
+            rule.direction,
+            st.streak.active,
+            self.config.baseline.hold_factor,
+        )
+        if j is None:
+            return []  # warming up, or a point refused (not finite, duplicate, out of order)
+        d = observed - j.expected
+        d = abs(d) if rule.direction == "both" else (-d if rule.direction == "down" else d)
+        f = self.config.baseline.hold_factor if st.streak.active else 1.0
+        big_enough = d >= f * rule.min_abs
+        if rule.min_level is not None:
+            big_enough = big_enough and (
+                observed <= rule.min_level
+                if rule.direction == "down"
+                else observed >= rule.min_level
+            )
+        abnormal = j.abnormal and big_enough
+        st.exemplars.append(_exemplars(sig, field) if abnormal else [])
+        st.last = (observed, j.expected)
+        st.score = min(abs(j.z), 1e6)
+        return self._transition(
+            sig, st, field, "forecast", abnormal, t_ns, conclusive=abnormal and j.conclusive
+        )
 
     def _judge_field(
         self, sig: SignalWindow, field: str, rule: SeriesRule, t_ns: int, rate: float | None
@@ -382,6 +435,7 @@ class SeriesDetector:
                 "streak": st.streak.snapshot(),
                 "robust": st.robust.snapshot() if st.robust else None,
                 "rate": st.rate.snapshot() if st.rate else None,
+                "model": st.model.snapshot() if st.model else None,
                 "exemplars": [list(e) for e in st.exemplars],
                 "last": list(st.last),
                 "score": st.score,
@@ -411,6 +465,8 @@ class SeriesDetector:
                 st.robust = RobustBaseline.from_snapshot(b, fd["robust"])
             if fd["rate"] is not None:
                 st.rate = RateBaseline.from_snapshot(b, config.rates, fd["rate"])
+            if fd.get("model") is not None:
+                st.model = Forecaster.from_snapshot(config.metrics, fd["model"])
             st.exemplars.extend(list(e) for e in fd["exemplars"])
             st.last = (float(fd["last"][0]), float(fd["last"][1]))
             st.score = fd["score"]

@@ -1,0 +1,423 @@
+"""`Forecaster`: an online robust forecaster with calibrated residuals, for one metric series.
+
+Method, and why this one:
+
+- Forecast: damped-trend additive exponential smoothing in error-correction form (ETS(A,Ad,A),
+  Hyndman et al. 2008), made robust as in Gelper, Fried & Croux (2010, "Robust forecasting with
+  exponential and Holt-Winters smoothing"): every residual is Huber-clipped at `huber_k` scales
+  before it updates the level, trend, season or scale, so a spike or a heavy tail cannot drag
+  the state. It is O(1) per point and a few dozen floats per series, which a 50k-series window
+  needs (a windowed median or an STL refit per point is not), and it is event-time exact: the
+  gains are per typical sampling step, so irregular sampling and gaps are handled.
+- Seasonality: a daily and a weekly additive profile (time-of-day / time-of-week bins on the
+  event clock) are smoothed beside the plain model; the one with the smallest running error is
+  used once the history covers two of its periods and it beats the plain model clearly
+  (prequential model selection: a series without a season keeps the plain model).
+- Level shifts: residuals on one side beyond `relearn_z` scales for `relearn_run` points in a
+  row re-level every model at once (a lasting change is learned, not alerted for hours).
+- Calibration: a score is the robust residual z, judged against the distribution of the series'
+  own past scores (conformal-style; Laxhammar & Falkman 2010, as in KNN-CAD, Ishimtsev et al.
+  2017): a decayed log-binned histogram gives the `quantile` of past |z|, and a point is
+  abnormal beyond `margin` times that and at least `z_min`. A series with routine spikes thus
+  learns that spikes are normal; a quiet one is judged tightly.
+- Refractory period: after a new anomaly starts, another does not start for `refractory`
+  points (an active one still holds): a disturbance that flickers past `clear_after` is one
+  alert, not a train of them (cuts false positives on NAB; a longer period hides the next
+  real anomaly).
+- Variance change: the short-run scale (gain `scale_gain`) beyond `var_ratio` times the
+  long-run spread (gain `spread_gain`) is a change of noise level, which the point test misses
+  when each point stays under the bar (a variance ratio, as the F-test of a recent against a
+  reference window, made recursive: both are exponentially weighted mean absolute residuals).
+  It fires once, conclusively, and re-arms when the ratio falls below half of `var_ratio`.
+- Counts: while every value is a non-negative integer the score is also capped by the
+  Anscombe-scale distance (Poisson noise is N(0, 1) there), so sparse counts do not fire on
+  Poisson noise however tight their history.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from sre_space.settings import FrozenModel
+
+DAY_S = 86400.0
+WEEK_S = 7 * DAY_S
+_HIST_BINS = 64
+_HIST_LO = 0.5  # |z| below this all lands in the first bin
+_HIST_RATIO = 1.25
+_LOG_RATIO = math.log(_HIST_RATIO)
+_RENORM = 1e200
+_MAX_Z = 1e6  # scores stay finite (JSON carries no infinity)
+
+
+class ForecastConfig(FrozenModel):
+    """The `detection.metrics:` section: the forecaster that judges metric series."""
+
+    enabled: bool = True
+    # Metric fields (of robust rules) judged by the forecaster instead of the median/MAD baseline.
+    fields: tuple[str, ...] = ("value", "rate")
+    level_gain: float = Field(0.05, gt=0, le=1)  # alpha, per typical sampling step
+    trend_gain: float = Field(0.005, ge=0, le=1)  # beta
+    damping: float = Field(0.98, gt=0, le=1)  # phi: a trend fades rather than runs away
+    season_gain: float = Field(0.2, ge=0, le=1)  # gamma, per visit of a season bin
+    scale_gain: float = Field(0.05, gt=0, le=1)  # of the mean absolute clipped residual
+    spread_gain: float = Field(0.005, gt=0, le=1)  # of the long-run spread (the scale's floor)
+    spread_floor: float = Field(0.25, ge=0)  # the scale is at least this share of the spread
+    spread_clip: float = Field(20.0, gt=0)  # residuals enter the spread clipped at this many
+    huber_k: float = Field(3.0, gt=0)
+    daily_bins: int = Field(48, ge=2)
+    weekly_bins: int = Field(168, ge=0)  # 0 disables the weekly profile
+    season_win: float = Field(0.8, gt=0, le=1)  # a season's error must be below this share
+    memory: int = Field(2000, ge=10)  # points the calibration remembers
+    quantile: float = Field(0.99, gt=0, lt=1)
+    margin: float = Field(1.65, ge=1)
+    z_min: float = Field(5.0, gt=0)
+    # Beyond single x the bar one point fires alone (1: every abnormal point; the calibrated
+    # bar is the guard against noise, and a spike is often the whole anomaly).
+    single: float = Field(1.0, ge=1)
+    # Normal points in a row that end an anomaly: one episode, one alert, even when a
+    # disturbance flickers around the bar for a while.
+    clear_after: int = Field(12, ge=1)
+    warmup: int = Field(18, ge=3)  # points before judging
+    relearn_z: float = Field(2.0, gt=0)
+    relearn_run: int = Field(8, ge=2)
+    # Refractory period: points after a new anomaly during which another does not start (0: off).
+    refractory: int = Field(20, ge=0)
+    # Short-run scale over long-run spread that is a variance change (0: off).
+    var_ratio: float = Field(2.0, ge=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """One judged point: the signed z (rule direction applied), the bar, the forecast."""
+
+    z: float
+    bar: float
+    expected: float
+    abnormal: bool
+    conclusive: bool
+
+
+class _Model:
+    """One robust damped-trend smoother, optionally with an additive seasonal profile."""
+
+    __slots__ = (
+        "bins",
+        "err",
+        "level",
+        "period",
+        "ring",
+        "scale",
+        "season",
+        "spread",
+        "t0",
+        "trend",
+    )
+
+    def __init__(self, period: float, bins: int, x: float, t: float) -> None:
+        self.period = period
+        self.bins = bins
+        self.level = x
+        self.trend = 0.0
+        # A packed array: 8 bytes a bin, not a Python float object each (50k series).
+        self.season = array("d", [math.nan] * bins)
+        self.scale = 0.0
+        self.spread = 0.0  # long-run mean absolute clipped residual: the scale's floor
+        self.err = 0.0  # running mean |residual|, for model selection
+        self.ring: list[float] = []  # last residuals, to re-level on a lasting shift
+        self.t0 = t
+
+    def bin(self, t: float) -> int:
+        return int((t % self.period) / self.period * self.bins) if self.bins else 0
+
+    def forecast(self, t: float, h: float, phi: float) -> float:
+        s = self.season[self.bin(t)] if self.bins else 0.0
+        return self.level + phi * self.trend * h + (0.0 if math.isnan(s) else s)
+
+    def update(
+        self, t: float, x: float, h: float, cfg: ForecastConfig, g: float, gs: float
+    ) -> float:
+        """Learn x at t (h typical steps after the last point, scale gain g); returns the
+        raw residual; gs: the spread's gain)."""
+        phi = cfg.damping**h
+        b = self.bin(t) if self.bins else 0
+        s = self.season[b] if self.bins else 0.0
+        fresh = self.bins > 0 and math.isnan(s)
+        pred = self.level + phi * self.trend * h + (0.0 if fresh else s)
+        r = x - pred
+        scale = self.sigma(cfg)
+        lim = cfg.huber_k * scale
+        # No clipping while young: the scale is still being learned from these residuals.
+        rc = max(-lim, min(lim, r)) if g < 1.0 / cfg.warmup else r
+        a = 1.0 - (1.0 - cfg.level_gain) ** min(h, 10.0)
+        if fresh:
+            # First visit of this bin: its deviation from the level starts its profile.
+            self.season[b] = rc
+            self.level += phi * self.trend * h
+        else:
+            self.level += phi * self.trend * h + a * rc
+            self.trend = phi * self.trend + cfg.trend_gain * rc
+            if self.bins:
+                self.season[b] = s + cfg.season_gain * (1.0 - a) * rc
+        self.scale += g * (abs(rc) * 1.2533 - self.scale)  # E|N(0,s)| = s * sqrt(2/pi)
+        # The spread takes residuals far beyond the Huber bound, so sparse bursts between
+        # stretches of one repeated value keep it up (a burst 20x the spread moves it still).
+        wide = cfg.spread_clip * max(self.spread, scale)
+        self.spread += gs * (min(abs(r), wide) * 1.2533 - self.spread)
+        # Model selection compares long-run errors: a day's disturbance does not flip it.
+        self.err += gs * (min(abs(r), wide) - self.err) if not fresh else 0.0
+        self.ring.append(r)
+        if len(self.ring) > cfg.relearn_run:
+            del self.ring[0]
+        return r
+
+    def sigma(self, cfg: ForecastConfig) -> float:
+        """The scale, floored. A series that mostly repeats one value (idle, zero between
+        bursts) has no short-term scale: its long-run spread bounds it from below. A constant
+        series has no spread either: a millionth of its level is the least news."""
+        return max(self.scale, cfg.spread_floor * self.spread, 1e-6 * abs(self.level), 1e-9)
+
+    def relevel(self) -> None:
+        """A lasting shift: move the level by the median of the recent residuals."""
+        if self.ring:
+            self.level += sorted(self.ring)[len(self.ring) // 2]
+        self.trend = 0.0
+        self.ring.clear()
+
+    def snapshot(self) -> list[Any]:
+        return [
+            self.period,
+            self.bins,
+            self.level,
+            self.trend,
+            [None if math.isnan(v) else v for v in self.season],
+            self.scale,
+            self.spread,
+            self.err,
+            list(self.ring),
+            self.t0,
+        ]
+
+    @classmethod
+    def from_snapshot(cls, data: list[Any]) -> _Model:
+        period, bins, level, trend, season, scale, spread, err, ring, t0 = data
+        out = cls(float(period), int(bins), float(level), float(t0))
+        out.trend = float(trend)
+        out.season = array("d", [math.nan if v is None else float(v) for v in season])
+        out.scale, out.spread, out.err = float(scale), float(spread), float(err)
+        out.ring = [float(v) for v in ring]
+        return out
+
+
+def _anscombe(x: float) -> float:
+    """2 sqrt(x + 3/8): Poisson counts become about normal with unit variance."""
+    return 2.0 * math.sqrt(max(x, 0.0) + 0.375)
+
+
+class Forecaster:
+    """Online robust forecaster and calibrated score of one series (bounded, snapshot-able)."""
+
+    def __init__(self, config: ForecastConfig) -> None:
+        self.config = config
+        self.models: list[_Model] = []
+        self.active = 0  # index of the model used for judging
+        self.n = 0
+        self.last_t: float | None = None
+        self.step = 0.0  # typical sampling interval, seconds
+        self.counts = True  # every value so far a non-negative integer
+        self.run = 0  # signed count of residuals in a row beyond relearn_z
+        self.hist = [0.0] * _HIST_BINS
+        self.weight = 1.0  # the next histogram increment (grows instead of decaying all bins)
+        self.total = 0.0
+        self.skipped = 0  # points refused: not finite, duplicate or out of order
+        self.refr = 0  # points left in the refractory period
+        self.widened = False  # the variance test fired and has not re-armed
+
+    # ------------------------------------------------------------------ judging
+
+    def judge(
+        self, t: float, x: float, direction: str = "both", holding: bool = False, hold: float = 0.5
+    ) -> Judgement | None:
+        """Judge then learn the point x at event time t (seconds); None while warming up or
+        when the point is refused (not finite, duplicate or out of order: `skipped` counts)."""
+        if not math.isfinite(x) or not math.isfinite(t):
+            self.skipped += 1
+            return None
+        if self.last_t is not None and t <= self.last_t:
+            self.skipped += 1
+            return None
+        cfg = self.config
+        if self.counts and (x < 0 or x != math.floor(x)):
+            self.counts = False
+        if not self.models:
+            self._start(t, x)
+            return None
+        assert self.last_t is not None
+        dt = t - self.last_t
+        if self.step <= 0:
+            self.step = dt
+        h = dt / self.step
+        self.step += 0.1 * (min(max(dt, self.step / 4), self.step * 4) - self.step)
+        self.last_t = t
+        self._select(t)
+        m = self.models[self.active]
+        expected = m.forecast(t, h, cfg.damping**h)
+        scale = m.sigma(cfg)
+        z = (
+            (x - expected) / scale
+            if scale > 0
+            else (0.0 if x == expected else math.copysign(1e6, x - expected))
+        )
+        z = max(-_MAX_Z, min(_MAX_Z, z))
+        if self.counts:
+            za = _anscombe(x) - _anscombe(expected)
+            if abs(za) < abs(z):
+                z = za
+        out: Judgement | None = None
+        if self.n >= cfg.warmup:
+            bar = self._bar()
+            if holding:
+                bar *= hold
+            d = z if direction != "down" else -z
+            if direction == "both":
+                d = abs(z)
+            abnormal = d >= bar
+            pooled = self._widened(m)
+            abnormal = abnormal or pooled
+            if not holding and abnormal:
+                # A new anomaly (an active one is `holding`): after one starts, the next waits
+                # out the refractory period, as a neuron's does (and as alert grouping does).
+                abnormal = self.refr <= 0
+                self.refr = cfg.refractory if abnormal else self.refr
+            # The variance test pools many points: it is conclusive alone, as one spike is.
+            conclusive = abnormal and (pooled or d >= cfg.single * bar)
+            out = Judgement(z, bar, expected, abnormal, conclusive)
+        self.refr = max(self.refr - 1, 0)
+        if self.n >= cfg.warmup:
+            self._learn_score(abs(z))
+        # A running mean while young (the first points define the scale), then exponential.
+        g = max(cfg.scale_gain, 1.0 / (self.n + 1))
+        gs = max(cfg.spread_gain, 1.0 / (self.n + 1))
+        resids = [mm.update(t, x, h, cfg, g, gs) for mm in self.models]
+        self._relearn(z, resids)
+        self.n += 1
+        return out
+
+    def _widened(self, m: _Model) -> bool:
+        """True when the short-run scale has just risen past `var_ratio` x the long-run spread."""
+        cfg = self.config
+        if cfg.var_ratio <= 0 or m.spread <= 0:
+            return False
+        ratio = m.scale / m.spread
+        if self.widened:
+            self.widened = ratio >= cfg.var_ratio / 2
+            return False
+        self.widened = ratio > cfg.var_ratio
+        return self.widened
+
+    def _start(self, t: float, x: float) -> None:
+        cfg = self.config
+        self.models = [_Model(0.0, 0, x, t), _Model(DAY_S, cfg.daily_bins, x, t)]
+        if cfg.weekly_bins:
+            self.models.append(_Model(WEEK_S, cfg.weekly_bins, x, t))
+        self.last_t = t
+        self.n = 1
+
+    def _select(self, t: float) -> None:
+        """The plain model, unless a season covering two periods has clearly smaller errors."""
+        best, best_err = 0, self.models[0].err
+        for i, m in enumerate(self.models[1:], 1):
+            if t - m.t0 >= 2 * m.period and m.err < self.config.season_win * best_err:
+                best, best_err = i, m.err
+        if best != self.active:
+            # Scores of another model say nothing of this one's: calibrate afresh.
+            self.hist = [0.0] * _HIST_BINS
+            self.total, self.weight = 0.0, 1.0
+        self.active = best
+
+    def _relearn(self, z: float, resids: list[float]) -> None:
+        cfg = self.config
+        if z > cfg.relearn_z:
+            self.run = self.run + 1 if self.run > 0 else 1
+        elif z < -cfg.relearn_z:
+            self.run = self.run - 1 if self.run < 0 else -1
+        else:
+            self.run = 0
+        if abs(self.run) >= cfg.relearn_run:
+            for m in self.models:
+                m.relevel()
+            self.run = 0
+
+    # ------------------------------------------------------------------ calibration
+
+    def _learn_score(self, az: float) -> None:
+        i = (
+            0
+            if az <= _HIST_LO
+            else min(int(math.log(az / _HIST_LO) / _LOG_RATIO) + 1, _HIST_BINS - 1)
+        )
+        self.hist[i] += self.weight
+        self.total += self.weight
+        self.weight /= 1.0 - 1.0 / self.config.memory
+        if self.weight > _RENORM:
+            self.hist = [v / self.weight for v in self.hist]
+            self.total /= self.weight
+            self.weight = 1.0
+
+    def _bar(self) -> float:
+        """margin x the calibrated quantile of past |z|, at least z_min."""
+        cfg = self.config
+        tail = (1.0 - cfg.quantile) * self.total
+        acc = 0.0
+        q = 0.0
+        for i in range(_HIST_BINS - 1, -1, -1):
+            acc += self.hist[i]
+            if acc > tail:
+                q = _HIST_LO * _HIST_RATIO**i  # the bin's upper edge
+                break
+        return max(cfg.z_min, cfg.margin * q)
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain picklable state (the config is not part of it)."""
+        return {
+            "models": [m.snapshot() for m in self.models],
+            "active": self.active,
+            "n": self.n,
+            "last_t": self.last_t,
+            "step": self.step,
+            "counts": self.counts,
+            "run": self.run,
+            "hist": list(self.hist),
+            "total": self.total,
+            "weight": self.weight,
+            "skipped": self.skipped,
+            "refr": self.refr,
+            "widened": self.widened,
+        }
+
+    @classmethod
+    def from_snapshot(cls, config: ForecastConfig, data: dict[str, Any]) -> Forecaster:
+        """Rebuild from `snapshot()`."""
+        out = cls(config)
+        out.models = [_Model.from_snapshot(m) for m in data["models"]]
+        out.active = int(data["active"])
+        out.n = int(data["n"])
+        out.last_t = data["last_t"]
+        out.step = float(data["step"])
+        out.counts = bool(data["counts"])
+        out.run = int(data["run"])
+        out.hist = [float(v) for v in data["hist"]]
+        out.total = float(data["total"])
+        out.weight = float(data["weight"])
+        out.skipped = int(data["skipped"])
+        out.refr = int(data.get("refr", 0))
+        out.widened = bool(data.get("widened", False))
+
+        return out
