@@ -90,6 +90,14 @@ class SeriesConfig(FrozenModel):
     enabled: bool = True
     # metric name globs never turned into signals (the opt-out list)
     exclude: tuple[str, ...] = ()
+    # point attributes that describe an instance's state rather than name a series (a container's
+    # last termination reason appears with its first restart): left out of the series' identity,
+    # so the restart count stays one series whose rise is seen
+    state_attributes: tuple[str, ...] = (
+        "k8s.container.status.last_terminated_reason",
+        "k8s.container.status.reason",
+        "k8s.container.status.state",
+    )
     # distinct series per service; points of further series are counted in the service's
     # `metric_series_overflow` pipeline signal instead
     max_per_service: int = Field(1000, ge=1)

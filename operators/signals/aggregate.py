@@ -73,6 +73,7 @@ class SignalSpec:
     # every other gauge and sum: one signal per series unless its name matches `exclude`
     series: bool = True
     exclude: re.Pattern[str] | None = None
+    state_attributes: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> SignalSpec:
@@ -104,6 +105,7 @@ class SignalSpec:
             exclude=re.compile("|".join(fnmatch.translate(g) for g in exclude))
             if exclude
             else None,
+            state_attributes=frozenset(config.metrics.series.state_attributes),
         )
 
     def is_series(self, name: str) -> bool:
@@ -378,7 +380,9 @@ def metric_partials(batch: MetricBatch, spec: SignalSpec) -> list[Partial]:
             wanted = series_of[name] = spec.is_series(name)
         if not wanted:
             continue
-        attrs = {k: _text(v) for k, v in batch.attributes[i].items()}
+        attrs = {
+            k: _text(v) for k, v in batch.attributes[i].items() if k not in spec.state_attributes
+        }
         if batch.instance_key[i]:
             attrs[batch.instance_key[i]] = batch.instance[i]
         key = f"{series_name(name, attrs)}|{svc}|{w}"

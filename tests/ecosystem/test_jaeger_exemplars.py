@@ -21,7 +21,7 @@ from sinks.store import Store
 from sre_space.records import Anomaly, Diagnosis, Incident, SignalWindow
 from sre_space.responders.steps import BrainStep
 from sre_space.settings import load_settings
-from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
+from sre_space.timeutil import NS_PER_S
 from tests.ecosystem.conftest import Jaeger
 from tests.ecosystem.test_jaeger import _failing_checkout, _wait_for_trace
 
@@ -74,7 +74,7 @@ def _incident_in_store(store: Store, trace_id: str, trace_start_ns: int) -> Inci
     )
 
 
-def _brain(state: Path, jaeger_url: str | None, logs: list[str], now: str) -> BrainStep:
+def _brain(state: Path, jaeger_url: str | None, logs: list[str], now: int) -> BrainStep:
     settings = load_settings(state_dir=state, jaeger_url=jaeger_url)
     store = Store(settings.paths.db)
     return BrainStep(
@@ -101,7 +101,7 @@ def test_the_brain_reads_exemplar_traces_the_archive_lacks_from_jaeger(
     state.mkdir()
     with Store(state / "sre.db") as store:
         incident = _incident_in_store(store, trace_id, start)
-    now = ns_to_rfc3339(incident.opened_at + 60 * NS_PER_S)
+    now = incident.opened_at + 60 * NS_PER_S
 
     logs: list[str] = []
     assert _brain(state, None, logs, now).diagnose(incident) is None
