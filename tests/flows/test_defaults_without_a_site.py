@@ -24,6 +24,6 @@ def test_a_cpu_saturation_is_seen_with_no_site_file(tmp_path: Path) -> None:
     assert ("slo_burn", "span") in kinds  # the default availability and latency objectives
     assert {("significance", "span"), ("baseline", "span")} & kinds  # RED
     # a metric no config lists (CFS throttling) is judged as a series of its own
-    throttled = [a for a in anomalies if a.kind == "metric" and a.detector == "baseline"]
+    throttled = [a for a in anomalies if a.kind == "metric" and a.detector == "forecast"]
     assert any(a.metric == "container.cpu.throttling" for a in throttled)
     assert read_jsonl(str(files["incidents"]), Incident)
