@@ -242,7 +242,7 @@ def latency_shift(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Critical-path time per (service, operation), incident vs baseline, per entry point.
 
-    Traffic mixes requests of very different lengths (a product page and a checkout), so the shift is
+    Traffic mixes requests of very different lengths (a page view and a purchase), so the shift is
     measured per entry point (the root span's service and operation): an entry point shifted when its
     mean end-to-end time rose by more than `min_latency_shift_ratio`. For each (service, operation),
     over the shifted entry points weighted by their incident traffic: `base_ms` / `inc_ms` (mean time

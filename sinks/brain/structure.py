@@ -19,7 +19,7 @@ def prepare(df: pl.DataFrame, cfg: DiagnosisConfig) -> pl.DataFrame:
     """Normalise a contract frame and add the columns the analysis needs.
 
     Added: `is_failure` (transport error, or a configured business failure such as
-    `app.payment.outcome=declined`), `business_failure`, `is_root` (no parent in the trace: real
+    `order.outcome=declined` set in `diagnosis.business_failures`), `business_failure`, `is_root` (no parent in the trace: real
     roots and orphans of partial traces), `timeout_hint` (gRPC DEADLINE_EXCEEDED, HTTP 408/504, or an
     event that says timeout).
     """
