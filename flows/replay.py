@@ -24,6 +24,13 @@ from sre_space.settings import PipelineConfig, env_config_paths, load_pipeline_c
 OUTPUTS = {"signals": True, "deadletters": True, "anomalies": False, "incidents": False}
 
 
+def check_recordings(paths: Sequence[str | Path]) -> None:
+    """FileNotFoundError naming every recording that is not a readable file, before any work."""
+    missing = [str(p) for p in paths if not Path(p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such recording: {', '.join(missing)}")
+
+
 def build_replay_flow(
     paths: Sequence[str | Path],
     out: str | Path,
@@ -68,6 +75,7 @@ def replay(
     epoch_s: float = 1.0,
 ) -> dict[str, Path]:
     """Run recordings through the flow; returns the files written in `out`."""
+    check_recordings(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     resuming = recovery is not None and Path(recovery).exists()

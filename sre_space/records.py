@@ -188,6 +188,8 @@ class DeadLetter(Record):
     offset: int
     size: int
     payload_b64: str | None = None
+    # recordings only: where the record (or the unreadable rest) starts in the decompressed file
+    byte_offset: int | None = None
     schema: str = DEADLETTER_SCHEMA
 
 

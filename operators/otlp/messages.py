@@ -28,6 +28,10 @@ class RawMessage:
     offset: int
     value: bytes
     signal: Signal = "auto"
+    # recordings: the record's byte offset in the (decompressed) file
+    byte_offset: int | None = None
+    # set by a source that could not read the record: the message is a dead letter as it stands
+    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -49,6 +53,8 @@ def is_json(value: bytes) -> bool:
 
 def decode_message(msg: RawMessage, limits: DecodeLimits) -> Decoded | DeadLetter:
     """Decode one message; any failure comes back as a DeadLetter with the reason."""
+    if msg.error is not None:
+        return dead_letter(msg, msg.error)
     try:
         return _decode(msg, limits)
     except DecodeError as exc:
@@ -113,4 +119,5 @@ def dead_letter(msg: RawMessage, reason: str) -> DeadLetter:
         offset=msg.offset,
         size=len(value),
         payload_b64=payload,
+        byte_offset=msg.byte_offset,
     )

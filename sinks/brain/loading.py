@@ -17,7 +17,7 @@ import polars as pl
 
 from operators.otlp import Decoded, DecodeError, DecodeLimits, decode_message, iter_recording
 from operators.otlp.json_traces import trace_json_to_batch
-from operators.otlp.recording import open_recording
+from operators.otlp.recording import UNREADABLE, open_recording
 from sre_space.records import DeadLetter
 
 SPAN_SCHEMA: dict[str, Any] = {
@@ -143,8 +143,11 @@ def _concat(frames: list[pl.DataFrame], selected: Sequence[str]) -> pl.DataFrame
 
 def _whole_document(path: Path) -> bool:
     """True for a file holding one (possibly pretty-printed) JSON document, not one per line."""
-    with open_recording(path) as fh:
-        first = fh.readline().strip()
+    try:
+        with open_recording(path) as fh:
+            first = fh.readline().strip()
+    except UNREADABLE:
+        return False  # a damaged file: read record by record, as far as it goes
     if not first.startswith((b"{", b"[")):
         return False
     try:
@@ -154,27 +157,33 @@ def _whole_document(path: Path) -> bool:
     return False
 
 
-def _decoded(path: str | Path) -> Iterator[Decoded]:
-    """Every export request of a recording through the shared decoder (JSON lines or proto)."""
+def _decoded(path: str | Path, strict: bool = True) -> Iterator[Decoded]:
+    """Every export request of a recording through the shared decoder (JSON lines or proto);
+    an undecodable one is a ValueError, or skipped when not `strict`."""
     limits = DecodeLimits()
     for msg in iter_recording(path):
         out = decode_message(msg, limits)
         if isinstance(out, DeadLetter):
+            if not strict:
+                continue
             raise ValueError(f"{path}: record {msg.offset}: {out.reason}")
         yield out
 
 
 def load_spans(
-    paths: Sequence[str | Path], attributes: Sequence[str] | None = None
+    paths: Sequence[str | Path], attributes: Sequence[str] | None = None, *, strict: bool = True
 ) -> pl.DataFrame:
-    """All spans of the recorded files as one contract frame (metric requests are skipped)."""
+    """All spans of the recorded files as one contract frame (metric requests are skipped);
+    `strict=False` skips undecodable records (a replay has dead-lettered them already)."""
     selected = tuple(default_selected_attributes() if attributes is None else attributes)
     frames: list[pl.DataFrame] = []
     for path in paths:
         if _whole_document(Path(path)):
             frames.append(spans_from_documents(read_documents(path), selected))
             continue
-        frames.extend(d.spans.to_polars(selected) for d in _decoded(path) if d.spans is not None)
+        frames.extend(
+            d.spans.to_polars(selected) for d in _decoded(path, strict) if d.spans is not None
+        )
     return _concat([f for f in frames if f.height], selected)
 
 

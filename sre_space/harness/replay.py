@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.replay import replay
+from flows.replay import check_recordings, replay
 from operators.scout.detect.scoring import render_table
 from sinks.brain.scoring import label_commits
 from sre_space.harness.backtest import backtest, labels_path
@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="replay: %(message)s", stream=sys.stderr)
+    check_recordings(args.files)  # a missing file is a one-line error (exit 2), not a flow crash
     config = load_pipeline_config(
         *(config_paths(args.config) if args.config else env_config_paths())
     )
@@ -87,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
         f"{dead} dead letters in {elapsed:.2f} s ({spans / max(elapsed, 1e-9):,.0f} spans/s)",
         file=sys.stderr,
     )
+    if dead:
+        print(
+            f"replay: warning: {dead} record(s) could not be read or decoded;"
+            f" see {files['deadletters']}",
+            file=sys.stderr,
+        )
     # The Brain on every incident; a recording's labels, when present, carry its GitOps history.
     commits: list[dict[str, Any]] = []
     for recording in args.files:
