@@ -1,8 +1,9 @@
-"""Builds the optional compiled OTLP decoder; the project metadata lives in pyproject.toml."""
+"""Builds the optional compiled OTLP decoders (protobuf, JSON); the metadata is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
 WIRE = "operators/otlp/_wire"
+JSON = "operators/otlp/_json"
 
 setup(
     ext_modules=[
@@ -12,6 +13,14 @@ setup(
             depends=[f"{WIRE}.h"],
             extra_compile_args=["-O3"],
             optional=True,
-        )
+        ),
+        # the OTLP/JSON decoder shares the wire decoder's growable buffers (_wire_read.c)
+        Extension(
+            "operators.otlp._json",
+            [f"{JSON}.c", f"{JSON}_scan.c", f"{WIRE}_read.c"],
+            depends=[f"{JSON}.h", f"{WIRE}.h"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
     ]
 )

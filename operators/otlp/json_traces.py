@@ -8,6 +8,8 @@ fields are ignored.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,9 @@ from operators.otlp.spans import (
     ENTRY_KINDS,
     HTTP_STATUS_KEYS,
     RPC_STATUS_KEY,
+    AttributeReader,
+    AttributesReader,
+    EventsReader,
     SpanBatch,
     SpanColumns,
 )
@@ -46,8 +51,18 @@ def load_json(data: bytes | str, limits: DecodeLimits) -> dict[str, Any]:
 
 
 def decode_trace_json(data: bytes | str, limits: DecodeLimits | None = None) -> SpanBatch:
-    """Decode an OTLP/JSON ExportTraceServiceRequest (or Jaeger v3 `result` wrapper)."""
+    """Decode an OTLP/JSON ExportTraceServiceRequest (or Jaeger v3 `result` wrapper).
+
+    Uses the compiled decoder when it is built and takes the request (unless SRE_PURE_PYTHON=1).
+    """
     limits = limits or DecodeLimits()
+    if isinstance(data, bytes) and os.environ.get("SRE_PURE_PYTHON") != "1":
+        from operators.otlp import json_wire
+
+        limits.check_size(data)
+        batch = json_wire.decode_trace_json_wire(data, limits)
+        if batch is not None:
+            return batch
     obj = load_json(data, limits)
     return trace_json_to_batch(obj, limits, oversized=len(data) > limits.max_attribute_bytes)
 
@@ -120,8 +135,17 @@ def trace_json_to_batch(
     except (AttributeError, TypeError, ValueError, KeyError) as exc:
         raise DecodeError(f"malformed OTLP/JSON trace request: {exc!r}") from None
 
+    status = (np.asarray(http, dtype=np.int32), np.asarray(rpc, dtype=np.int32))
+    return cols.batch(status, json_readers(flat.__getitem__))
+
+
+def json_readers(
+    span_at: Callable[[int], dict[str, Any]],
+) -> tuple[AttributeReader, AttributesReader, EventsReader]:
+    """The attribute, attributes and events readers of a SpanBatch over parsed OTLP/JSON spans."""
+
     def read_attr(i: int, key: str) -> Any:
-        for kv in flat[i].get("attributes") or []:
+        for kv in span_at(i).get("attributes") or []:
             if kv.get("key") == key:
                 return json_any(kv.get("value"))
         return None
@@ -129,7 +153,7 @@ def trace_json_to_batch(
     def read_attrs(i: int, wanted: frozenset[str]) -> dict[str, Any]:
         return {
             kv.get("key"): json_any(kv.get("value"))
-            for kv in flat[i].get("attributes") or []
+            for kv in span_at(i).get("attributes") or []
             if kv.get("key") in wanted
         }
 
@@ -140,11 +164,10 @@ def trace_json_to_batch(
                 "time_ns": int(_get(e, "timeUnixNano", "time_unix_nano") or 0),
                 "attributes": json_attrs(e.get("attributes")),
             }
-            for e in flat[i].get("events") or []
+            for e in span_at(i).get("events") or []
         ]
 
-    status = (np.asarray(http, dtype=np.int32), np.asarray(rpc, dtype=np.int32))
-    return cols.batch(status, (read_attr, read_attrs, read_events))
+    return read_attr, read_attrs, read_events
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 from operators.otlp.errors import DecodeError, DecodeLimits
 from operators.otlp.json_traces import load_json, trace_json_to_batch
+from operators.otlp.json_wire import decode_trace_json_wire
 from operators.otlp.metrics import MetricBatch, decode_metrics_proto, metrics_json_to_batch
 from operators.otlp.proto_traces import decode_trace_proto
 from operators.otlp.spans import SpanBatch
@@ -74,6 +76,12 @@ def _decode(msg: RawMessage, limits: DecodeLimits) -> Decoded:
         raise DecodeError("empty record value (null or zero bytes)")
     out = Decoded(msg.source, msg.partition, msg.offset)
     if is_json(value):
+        if msg.signal != "metrics" and os.environ.get("SRE_PURE_PYTHON") != "1":
+            limits.check_size(value)
+            spans = decode_trace_json_wire(value, limits)  # None: not the compiled subset
+            if spans is not None:
+                out.spans = spans
+                return out
         obj = load_json(value, limits)
         signal = msg.signal
         if signal == "auto":
