@@ -42,7 +42,8 @@ def json_any(value: Any) -> Any:
         return [json_any(v) for v in value["arrayValue"].get("values", [])]
     if "kvlistValue" in value:
         return {
-            kv["key"]: json_any(kv.get("value")) for kv in value["kvlistValue"].get("values", [])
+            kv.get("key", ""): json_any(kv.get("value"))
+            for kv in value["kvlistValue"].get("values", [])
         }
     return None
 
@@ -51,7 +52,8 @@ def json_attrs(attributes: Any) -> dict[str, Any]:
     """An OTLP/JSON attribute list as a dict."""
     if not attributes:
         return {}
-    return {kv["key"]: json_any(kv.get("value")) for kv in attributes}
+    # proto3 JSON leaves out default values: a KeyValue with the empty key has no "key"
+    return {kv.get("key", ""): json_any(kv.get("value")) for kv in attributes}
 
 
 def int_or(value: Any, default: int) -> int:
