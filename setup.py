@@ -17,7 +17,7 @@ setup(
         # the OTLP/JSON decoder shares the wire decoder's growable buffers (_wire_read.c)
         Extension(
             "operators.otlp._json",
-            [f"{JSON}.c", f"{JSON}_scan.c", f"{WIRE}_read.c"],
+            [f"{JSON}.c", f"{JSON}_read.c", f"{JSON}_scan.c", f"{WIRE}_read.c"],
             depends=[f"{JSON}.h", f"{WIRE}.h"],
             extra_compile_args=["-O3"],
             optional=True,

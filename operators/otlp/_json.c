@@ -6,7 +6,8 @@
  * JSON at all: the Python decoder then accepts or rejects it with its reason. So this extension
  * changes how fast a request decodes, never whether it does.
  *
- * Files: _json.h (the decoder state), _json_scan.c (the one pass), this one (the Python objects).
+ * Files: _json.h (the decoder state, primitives), _json_read.c (the JSON grammar, typed fields),
+ * _json_scan.c (the one pass over the request), this one (the Python objects).
  */
 #include "_json.h"
 
