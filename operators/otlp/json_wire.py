@@ -7,8 +7,8 @@ Structs would still build one object per span and per attribute). The target, 20
 for the whole replay, leaves about 5 us per span, so the request is never materialised:
 `_json.decode_spans` walks the bytes once in C and returns the fixed columns, the span names
 interned, the HTTP/gRPC status of entry spans, each resource's JSON text and each span's
-(offset, length). As in `wire.py`, the few resources are parsed here (cached) and a span's
-attributes and events only when something asks for them.
+(offset, length): about 1M spans/CPU-s, 15x `json.loads` alone. As in `wire.py`, the few
+resources are parsed here (cached) and a span's attributes and events only when asked for.
 
 The C decoder handles what the Collector and the SDKs write and returns None for anything else
 (snake_case keys, escapes in a key or a span name, duplicated fields, odd value types, invalid
