@@ -394,8 +394,13 @@ class SeriesDetector:
             if self.fresh is None:
                 self.fresh = FreshInstances(cfg.saturation)
             per_instance = self.fresh.on_window(t_ns / NS_PER_S, sig.instances)
-        if per_instance is not None and (per_instance.abnormal or verdict is None):
-            verdict = per_instance  # the containers that started lately speak first
+        # The containers that started lately speak first; and a fit anchored on a deploy straddles
+        # the rollout's swap of old containers for new ones (a step, not a trend), so once the new
+        # ones can be fitted one by one, their common slope is the test.
+        if per_instance is not None and (
+            per_instance.abnormal or verdict is None or verdict.anchored
+        ):
+            verdict = per_instance
         st = _FieldState(self.trend_streak)
         abnormal = verdict is not None and verdict.abnormal
         tte = verdict.time_to_exhaustion_s if verdict is not None else None
