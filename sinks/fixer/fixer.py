@@ -112,13 +112,22 @@ class Fixer:
                     reason=plan.reason,
                     incident_id=incident.id,
                     key=key,
-                    inputs={"request": request.key(), "source": request.source},
+                    inputs={
+                        "request": request.key(),
+                        "source": request.source,
+                        "evidence": request.evidence,
+                    },
                     outcome="refused",
                 )
                 continue
             change = plan.change
             decision = self.policy.decide(change.action, [change.service], now, recent)
-            inputs = {**decision.inputs, "request": request.key(), "summary": change.summary}
+            inputs = {
+                **decision.inputs,
+                "request": request.key(),
+                "evidence": request.evidence,
+                "summary": change.summary,
+            }
             self.audit.record(
                 at=now,
                 action=f"policy_{decision.verdict}",

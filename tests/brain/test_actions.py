@@ -3,6 +3,8 @@ inputs, Memory's reordering, and the typed request's JSON round trip (old string
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sinks.brain.faults import DRAIN_S, propose, queue_demand
@@ -10,10 +12,10 @@ from sre_space.actions import request
 from sre_space.records import ActionRequest, Candidate, Diagnosis, Evidence
 
 
-def ev(kind: str, i: int, **fields: object) -> Evidence:
+def ev(kind: str, i: int, **fields: Any) -> Evidence:
     return Evidence(
         kind=kind, description="prose the actions never read", id=f"{kind}#{i}", **fields
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_changes_are_undone_first_with_their_own_parameters() -> None:
