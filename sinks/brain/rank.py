@@ -107,11 +107,26 @@ def _error_part(acc: dict[str, _Acc], report: PopulationReport, cfg: DiagnosisCo
                     incident=round(r["inc_rate"], 6),
                     trace_ids=list(r["trace_ids"]),
                     # The caller whose calls timed out on this service: where a breaker goes.
-                    peer=r["locus_service"]
-                    if r["timeout_share"] >= 0.5 and r["blame_service"] != r["locus_service"]
-                    else None,
+                    peer=_timed_out_caller(report, r) if r["timeout_share"] >= 0.5 else None,
                 )
             )
+
+
+def _timed_out_caller(report: PopulationReport, row: dict[str, Any]) -> str | None:
+    """The service whose calls timed out: the failure's locus when that is a client, else the
+    busiest caller of the locus operation."""
+    if row["locus_service"] != row["blame_service"]:
+        return str(row["locus_service"])
+    calls = report.calls
+    if calls.height == 0:
+        return None
+    callers = calls.filter(
+        (pl.col("service") == row["locus_service"])
+        & (pl.col("operation") == row["locus_operation"])
+        & (pl.col("parent_service") != "")
+        & (pl.col("parent_service") != row["locus_service"])
+    ).sort(["inc_calls", "parent_service"], descending=[True, False])
+    return str(callers.get_column("parent_service")[0]) if callers.height else None
 
 
 def _latency_part(acc: dict[str, _Acc], report: PopulationReport, cfg: DiagnosisConfig) -> None:

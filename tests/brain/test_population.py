@@ -147,3 +147,22 @@ def test_diagnosis_is_deterministic_and_serialisable() -> None:
     b = analyze(shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits)
     assert a.diagnosis.to_json() == b.diagnosis.to_json()
     assert '"schema":"sre.diagnosis/v1"' in a.diagnosis.to_json()
+
+
+def test_actions_follow_the_evidence_of_load_and_timeouts() -> None:
+    hang = generate("dependency_timeout", 1)
+    top = analyze(hang.spans, INCIDENT, BASELINE).diagnosis.candidates[0]
+    # The stuck service restarts; its caller (from the call graph, not the prose) gets a breaker.
+    assert [(a.action, a.service) for a in top.actions[:3]] == [
+        ("restart", "shipping"),
+        ("enable_circuit_breaker", "checkout"),
+        ("raise_timeout", "checkout"),
+    ]
+    lag = generate("queue_lag", 1)
+    top = analyze(lag.spans, INCIDENT, BASELINE, metrics=lag.metrics).diagnosis.candidates[0]
+    scale = top.actions[0]
+    assert scale.action == "scale_replicas"
+    # Arrivals outrun the consumers and a backlog waits: demand is well over their capacity.
+    assert float(scale.params["utilization"]) > 1.5
+    cited = {e.id: e.kind for e in top.evidence}
+    assert "resource_lag" in {cited[i] for i in scale.evidence}
