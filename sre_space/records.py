@@ -243,6 +243,36 @@ class Evidence(Record):
     baseline: float | None = None
     incident: float | None = None
     trace_ids: list[str] = field(default_factory=list)
+    # Unique within its candidate; the candidate's action requests cite evidence by it.
+    id: str = ""
+    # Structured facts the actions are built from (never parsed out of `description`): the change
+    # (commit sha, new and previous version, feature flag key), the other service involved (the
+    # caller whose calls timed out) and resource measures (`utilization`, `backlog`...).
+    commit: str | None = None
+    version: str | None = None
+    previous_version: str | None = None
+    flag: str | None = None
+    peer: str | None = None
+    measures: dict[str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest(Record):
+    """One remediation asked for: action, target service, typed parameters, the evidence behind it.
+
+    Nothing in it is trusted until the Fixer's catalog planned it (`sre_space.actions` types it).
+    """
+
+    action: str
+    service: str
+    params: dict[str, str | int | float | bool] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)
+    source: str = "brain"  # who asked: "brain", "memory", "operator"...
+
+    def key(self) -> str:
+        """A stable text form for logs and audit rows."""
+        args = {"service": self.service, **self.params}
+        return f"{self.action}({json.dumps(args, sort_keys=True, default=str)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,16 +287,40 @@ class Candidate(Record):
     attribute: str | None = None
     attribute_value: str | None = None
     evidence: list[Evidence] = field(default_factory=list)
-    remediations: list[str] = field(default_factory=list)
+    actions: list[ActionRequest] = field(default_factory=list)
+
+    @property
+    def action_names(self) -> list[str]:
+        """The requested actions' names, in the order to try."""
+        return [a.action for a in self.actions]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Inverse of `to_dict`, with the evidence rebuilt as `Evidence` records."""
+        """Inverse of `to_dict`, with evidence and actions rebuilt as records.
+
+        Diagnoses stored before actions were typed carry `remediations`, bare action names: they
+        are read as requests for the candidate's service without parameters.
+        """
         evidence = [
             e if isinstance(e, Evidence) else Evidence.from_dict(e)
             for e in data.get("evidence", [])
         ]
-        return cls(**{**cls._init_args(data), "evidence": evidence})
+        raw = data.get("actions")
+        if raw is None:
+            raw = [
+                {"action": str(name), "service": data.get("service", "")}
+                for name in data.get("remediations") or []
+            ]
+        actions = [a if isinstance(a, ActionRequest) else ActionRequest.from_dict(a) for a in raw]
+        return cls(**{**cls._init_args(data), "evidence": evidence, "actions": actions})
+
+
+def action_names(candidate: Mapping[str, Any]) -> list[str]:
+    """The action names of a candidate's JSON form, typed (`actions`) or older (`remediations`)."""
+    typed = candidate.get("actions")
+    if typed is not None:
+        return [str(a.get("action", "")) for a in typed]
+    return [str(r) for r in candidate.get("remediations") or []]
 
 
 @dataclass(frozen=True, slots=True)

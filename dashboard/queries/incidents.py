@@ -13,6 +13,7 @@ from dashboard.format import parse_time
 from dashboard.queries.signals import SIGNAL_COLUMNS, signals_frame
 from dashboard.queries.store import StoreReader, latest_ts
 from sinks.memory.gather import change_diff
+from sre_space.records import action_names
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 OPEN_STATES = ("open", "diagnosed", "mitigating", "verifying", "escalated")
@@ -208,7 +209,7 @@ def candidates_frame(diag: Mapping[str, Any] | None) -> pl.DataFrame:
                 "score": float(c.get("score", 0.0)),
                 "confidence": float(c.get("confidence", 0.0)),
                 "evidence": len(c.get("evidence") or []),
-                "remediations": ", ".join(c.get("remediations") or []),
+                "remediations": ", ".join(action_names(c)),
             }
         )
     return pl.DataFrame(

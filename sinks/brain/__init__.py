@@ -9,7 +9,7 @@ Modules, one job each:
 - `pinpoint`: attribute values that concentrate a service's failures or slowness.
 - `resources`, `changes`: metric and change evidence.
 - `rank`: evidence into ranked candidates with a fault class, confidence and abstention.
-- `faults`: the fault classes, their other spellings, and the remediations for each.
+- `faults`: the fault classes and the typed actions each piece of evidence proposes.
 - `engine`: the whole deterministic diagnosis (`analyze`, `diagnose`).
 - `redact`, `narrate`: secret redaction and the LLM narrative.
 - `jaeger`: traces from a Jaeger API v3 endpoint.

@@ -11,7 +11,6 @@ import polars as pl
 
 from sinks.brain.changes import ChangeFinding, commit_changes, flag_changes, version_changes
 from sinks.brain.config import DiagnosisConfig
-from sinks.brain.faults import action_params
 from sinks.brain.population import PopulationReport, analyze_population
 from sinks.brain.rank import Ranking, rank
 from sinks.brain.resources import ResourceFinding, resource_evidence
@@ -42,13 +41,6 @@ class Analysis:
     resources: dict[str, list[ResourceFinding]]
     changes: list[ChangeFinding]
     ranking: Ranking
-
-    def actions(self) -> dict[str, dict[str, Any]]:
-        """The top candidate's recommended actions with parameters from the evidence (empty when
-        the diagnosis abstained: nothing should act on its own then)."""
-        if self.diagnosis.abstained or not self.diagnosis.candidates:
-            return {}
-        return action_params(self.diagnosis.candidates[0], self.changes)
 
 
 def default_baseline(window: Window) -> Window:
@@ -145,8 +137,8 @@ def summarize(ranking: Ranking, report: PopulationReport) -> str:
     for ev in top.evidence[:8]:
         ids = f" (e.g. trace {', '.join(ev.trace_ids[:2])})" if ev.trace_ids else ""
         lines.append(f"- {ev.description}{ids}")
-    if top.remediations and not ranking.abstained:
-        lines.append(f"Recommended remediation: {', '.join(top.remediations)}.")
+    if top.actions and not ranking.abstained:
+        lines.append(f"Recommended remediation: {', '.join(top.action_names)}.")
     others = ranking.candidates[1:4]
     if others:
         lines.append(

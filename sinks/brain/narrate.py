@@ -1,6 +1,6 @@
 """LLM narration of a finished diagnosis, through the `openai` client (OpenAI or any compatible endpoint).
 
-The narrative is decoration on a decision already made: it never changes candidates or remediations.
+The narrative is decoration on a decision already made: it never changes candidates or their actions.
 A reply is used only if it is valid JSON matching `NARRATIVE_SCHEMA` and every service, operation and
 trace id it mentions is in the evidence; otherwise (and with no key, on errors, timeouts or an exhausted
 budget) the deterministic summary stands. Nothing here raises: the outcome is a `NarrationResult`.
@@ -18,9 +18,9 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from sinks.brain.faults import CATALOG
 from sinks.brain.redact import redact_value
-from sre_space.records import Diagnosis
+from sre_space.actions import ACTIONS
+from sre_space.records import Diagnosis, action_names
 from sre_space.timeutil import ns_to_rfc3339
 
 NARRATIVE_SCHEMA: dict[str, Any] = {
@@ -142,7 +142,7 @@ def load_prompt(name: str) -> str:
 def evidence_payload(
     diagnosis: Diagnosis, samples: Sequence[dict[str, Any]] = ()
 ) -> dict[str, Any]:
-    """The data the narrator may use: the diagnosis (candidates, evidence, remediations) and sample
+    """The data the narrator may use: the diagnosis (candidates, evidence, actions) and sample
     span attributes, redacted."""
     data = {
         "incident_id": diagnosis.incident_id,
@@ -226,7 +226,7 @@ def check_grounding(
     trace_ids = set(_HEX32.findall(evidence_text.lower()))
     allowed_services = {s for s in known_services if s and s in evidence_text}
     allowed_services |= {c.get("service", "") for c in payload.get("candidates", [])}
-    remediations = {r for c in payload.get("candidates", []) for r in c.get("remediations", [])}
+    recommended = {a for c in payload.get("candidates", []) for a in action_names(c)}
     problems: list[str] = []
     mentions = reply.get("mentions", {})
     for svc in mentions.get("services", []):
@@ -252,7 +252,7 @@ def check_grounding(
             and re.search(rf"(?<![\w-]){re.escape(svc)}(?![\w-])", text)
         ):
             problems.append(f"service {svc!r} is not in the evidence")
-    for action in sorted(CATALOG - remediations):
+    for action in sorted(set(ACTIONS) - recommended):
         if action in text:
             problems.append(f"action {action!r} was not recommended by the analysis")
     problems += [

@@ -17,7 +17,7 @@ import polars as pl
 
 from sinks.brain.changes import ChangeFinding
 from sinks.brain.config import DiagnosisConfig
-from sinks.brain.faults import remediations
+from sinks.brain.faults import propose
 from sinks.brain.hops import hop_findings
 from sinks.brain.pinpoint import AttributeFinding, pinpoint
 from sinks.brain.population import PopulationReport
@@ -106,8 +106,27 @@ def _error_part(acc: dict[str, _Acc], report: PopulationReport, cfg: DiagnosisCo
                     baseline=round(r["base_rate"], 6),
                     incident=round(r["inc_rate"], 6),
                     trace_ids=list(r["trace_ids"]),
+                    # The caller whose calls timed out on this service: where a breaker goes.
+                    peer=_timed_out_caller(report, r) if r["timeout_share"] >= 0.5 else None,
                 )
             )
+
+
+def _timed_out_caller(report: PopulationReport, row: dict[str, Any]) -> str | None:
+    """The service whose calls timed out: the failure's locus when that is a client, else the
+    busiest caller of the locus operation."""
+    if row["locus_service"] != row["blame_service"]:
+        return str(row["locus_service"])
+    calls = report.calls
+    if calls.height == 0:
+        return None
+    callers = calls.filter(
+        (pl.col("service") == row["locus_service"])
+        & (pl.col("operation") == row["locus_operation"])
+        & (pl.col("parent_service") != "")
+        & (pl.col("parent_service") != row["locus_service"])
+    ).sort(["inc_calls", "parent_service"], descending=[True, False])
+    return str(callers.get_column("parent_service")[0]) if callers.height else None
 
 
 def _latency_part(acc: dict[str, _Acc], report: PopulationReport, cfg: DiagnosisConfig) -> None:
@@ -368,7 +387,7 @@ def rank(
 
     `similar`: past incidents from Memory, `{"fault_class", "service"?, "action", "outcome":
     "worked"|"failed"}`; an action that worked for the same fault class moves first, one that failed
-    is left out (see `faults.remediations`).
+    is left out (see `faults.propose`).
     """
     cfg = cfg or DiagnosisConfig()
     acc: dict[str, _Acc] = {}
@@ -380,12 +399,16 @@ def rank(
         a = acc.setdefault(svc, _Acc(svc))
         a.add("resources", cfg.weight_resources * max(f.strength for f in found))
         for f in found:
+            measures = {k: float(v) for k, v in f.detail.items() if isinstance(v, int | float)}
+            if f.kind == "lag":
+                measures["processed_per_s"] = _inbound_rate(report, svc)
             a.evidence.append(
                 Evidence(
                     kind=f"resource_{f.kind}",
                     description=f"{svc}: {f.description}",
                     baseline=f.baseline,
                     incident=f.incident,
+                    measures=measures or None,
                 )
             )
     _traffic_part(acc, report, cfg, inc, resources)
@@ -398,7 +421,7 @@ def rank(
         if mine:
             a.add("changes", cfg.weight_changes * max(c.strength for c in mine))
             for c in mine[:3]:
-                a.evidence.append(Evidence(kind=f"change_{c.kind}", description=c.description))
+                a.evidence.append(_change_evidence(c))
     for a in acc.values():
         if a.operation is None:
             # Resource-only candidates: name the operation whose time shifted most.
@@ -435,6 +458,8 @@ def rank(
                         baseline=round(af.baseline_share, 6),
                         incident=round(af.share_of_hits, 6),
                         trace_ids=af.trace_ids,
+                        flag=af.value.partition("=")[0] if af.attribute == "feature_flag" else None,
+                        version=af.value if af.attribute == "service.version" else None,
                     )
                 )
     ordered = sorted(acc.values(), key=lambda a: (-a.score, a.service))[: cfg.max_candidates]
@@ -442,7 +467,10 @@ def rank(
         # Every fact should point at traces a person can open: evidence without its own examples
         # (metrics, call counts, changes) gets the candidate's slowest incident traces.
         examples = _example_traces(inc, a.service, a.operation, cfg.example_traces)
-        a.evidence = [e if e.trace_ids else replace(e, trace_ids=examples) for e in a.evidence]
+        a.evidence = [
+            replace(e, id=f"{e.kind}#{i}", trace_ids=e.trace_ids or examples)
+            for i, e in enumerate(a.evidence)
+        ]
     if not ordered or ordered[0].score <= 0:
         return Ranking([], 0.0, True, "no evidence points at any service")
     top = ordered[0].score
@@ -465,9 +493,7 @@ def rank(
                 attribute=attribute,
                 attribute_value=value,
                 evidence=a.evidence,
-                remediations=remediations(
-                    fault, a.findings, by_service.get(a.service, []), similar
-                ),
+                actions=propose(a.service, fault, a.evidence, similar),
             )
         )
     reason = ""
@@ -480,6 +506,29 @@ def rank(
     elif confidence < cfg.abstain_below:
         abstain, reason = True, f"confidence {confidence:.2f} below {cfg.abstain_below:.2f}"
     return Ranking(candidates, confidence, abstain, reason)
+
+
+def _change_evidence(c: ChangeFinding) -> Evidence:
+    """A change as evidence, with what undoing it needs as fields (`value` is `key=variant` for a
+    flag, the new version for a version)."""
+    return Evidence(
+        kind=f"change_{c.kind}",
+        description=c.description,
+        commit=c.sha if c.kind == "commit" else None,
+        version=c.value if c.kind == "version" else None,
+        previous_version=c.previous if c.kind == "version" else None,
+        flag=c.value.partition("=")[0] if c.kind == "flag" and c.value else None,
+    )
+
+
+def _inbound_rate(report: PopulationReport, service: str) -> float:
+    """Requests or messages per second `service` took in (server and consumer spans) in the
+    incident window: what a saturated consumer processes."""
+    calls = report.calls
+    if calls.height == 0:
+        return 0.0
+    mine = calls.filter((pl.col("service") == service) & pl.col("kind").is_in([2, 5]))
+    return float(mine.get_column("inc_rate_s").sum())
 
 
 def _example_traces(inc: pl.DataFrame, service: str, operation: str | None, n: int) -> list[str]:

@@ -120,6 +120,8 @@ def _stats(frame: pl.DataFrame, names: tuple[str, ...], w: Window) -> pl.DataFra
             pl.col("value").mean().alias("mean"),
             pl.col("value").sort_by("time_ns").last().alias("last"),
             pl.col("value").sort_by("time_ns").first().alias("first"),
+            pl.col("time_ns").min().alias("t0"),
+            pl.col("time_ns").max().alias("t1"),
             pl.col("limit").max().alias("limit"),
             pl.col("util").max().alias("util"),
             pl.col("reason").filter(pl.col("reason") != "").unique().sort().alias("reasons"),
@@ -179,6 +181,7 @@ def resource_evidence(
                     base,
                     util,
                     1.0,
+                    {"utilization": util, "limit": limit},
                 )
             )
         elif util >= 0.75 and util > base * 1.25:
@@ -190,6 +193,7 @@ def resource_evidence(
                     base,
                     util,
                     0.5,
+                    {"utilization": util, "limit": limit},
                 )
             )
     # Restarts, with the reason when the metric carries it.
@@ -246,7 +250,13 @@ def resource_evidence(
         if util >= cfg.cpu_high:
             add(
                 ResourceFinding(
-                    svc, "cpu", f"CPU at {util:.0%}", cpu_base, util, 1.0 if util >= 0.95 else 0.7
+                    svc,
+                    "cpu",
+                    f"CPU at {util:.0%}",
+                    cpu_base,
+                    util,
+                    1.0 if util >= 0.95 else 0.7,
+                    {"utilization": util},
                 )
             )
     thr_i = {r["service"]: r for r in _stats(frame, CPU_THROTTLING, window).to_dicts()}
@@ -295,5 +305,12 @@ def resource_evidence(
         base = float(q_b.get(svc, {}).get("mean") or 0.0)
         peak = float(row["max"])
         if peak >= 10 and peak >= cfg.lag_growth * (base + 1.0):
-            add(ResourceFinding(svc, "lag", f"queue lag {base:g} -> {peak:g}", base, peak, 1.0))
+            seconds = (int(row["t1"]) - int(row["t0"])) / 1e9
+            growth = (float(row["last"]) - float(row["first"])) / seconds if seconds > 0 else 0.0
+            measures = {"backlog": float(row["last"]), "growth_per_s": round(growth, 4)}
+            add(
+                ResourceFinding(
+                    svc, "lag", f"queue lag {base:g} -> {peak:g}", base, peak, 1.0, measures
+                )
+            )
     return out

@@ -83,7 +83,7 @@ def score_diagnosis(diagnosis: Diagnosis, labels: dict[str, Any]) -> dict[str, A
         "top1": bool(services[:1] == [culprit]),
         "top3": culprit in services[:3],
         "class_ok": top is not None and top.fault_class == truth_class,
-        "remediation_ok": top is not None and top.remediations[:1] == [expected_action],
+        "remediation_ok": top is not None and top.action_names[:1] == [expected_action],
         "abstained": diagnosis.abstained,
     }
 

@@ -1,22 +1,25 @@
 """The remediation catalog: typed, bounded actions that turn one manifest into the next.
 
-An action is asked for by name with parameters (an `ActionRequest`: from the Brain's recommendation,
-an LLM's suggestion or a person). `Catalog.plan` refuses anything that is not in the catalog, has
-unknown, missing or mistyped parameters, or is out of bounds, and returns a `PlanResult` with the
-reason instead of raising: whatever the request said, only a `Change` that passed every bound and the
+An action is asked for by name, service and parameters (an `ActionRequest` record, usually the
+Brain's, built from its evidence). Names and parameter types are `sre_space.actions.ACTIONS`; this
+module gives each its bounds and manifest edit. `Catalog.plan` refuses anything that is not in the
+catalog, has unknown, missing or mistyped parameters, or is out of bounds, and returns a
+`PlanResult` with the reason instead of raising: whatever the request said, only a `Change` that passed every bound and the
 key guard can reach a forge. A `Change` is exactly one manifest file's old and new text, the keys it
 touched with their values before and after, and how to undo it.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sinks.fixer import manifest as mf
+from sre_space.actions import ACTIONS, Param
+from sre_space.records import ActionRequest
 from sre_space.timeutil import ns_to_rfc3339
 
 
@@ -43,19 +46,6 @@ class ManifestSource(Protocol):
     def commit_changes(self, sha: str) -> dict[str, tuple[str | None, str | None]]:
         """Files a commit changed: path -> (text before, text after) against its first parent."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequest:
-    """An action asked for by name; nothing about it is trusted until the catalog planned it."""
-
-    action: str
-    params: dict[str, Any] = field(default_factory=dict)
-    source: str = ""  # who asked: "brain", "llm", "memory", "operator"...
-
-    def key(self) -> str:
-        """A stable text form for logs and audit rows."""
-        return f"{self.action}({json.dumps(self.params, sort_keys=True, default=str)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +117,9 @@ class Bounds:
     replicas_max_step_up: int = 3
     timeout_ceiling_ms: int = 30000
     timeout_max_step_ratio: float = 2.0
+    # What a sized change aims for: demand per replica (or of the memory limit) at this share of
+    # capacity, leaving headroom for the daily peak and bursts instead of sizing to exactly 100%.
+    target_utilization: float = 0.65
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,29 +135,24 @@ class Refused(Exception):
     """Internal: an action's bound or precondition failed (converted to a PlanResult reason)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Param:
-    """A parameter's type and whether it must be given."""
-
-    kind: type
-    required: bool = True
-
-
 Target = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One catalog entry: parameters, the keys it may touch, how to compute its target values."""
+    """One catalog entry: the keys it may touch and how to compute its target values."""
 
     name: str
-    params: dict[str, Param]
     keys: Callable[[dict[str, Any], dict[str, Any], PlanContext], tuple[str, ...]]
     target: Callable[[dict[str, Any], dict[str, Any], PlanContext], Target]
     summary: Callable[[str, dict[str, Any], dict[str, Any]], str]
     rationale: str
     expected_recovery: str
-    service_param: bool = True
+
+    @property
+    def params(self) -> dict[str, Param]:
+        """The action's parameters (`sre_space.actions`), the service always among them."""
+        return {"service": Param(str, required=True), **ACTIONS[self.name]}
 
 
 def _int_param(name: str, value: Any) -> int:
@@ -187,6 +175,12 @@ def _bool_param(name: str, value: Any) -> bool:
     raise Refused(f"parameter {name!r} must be true or false, got {value!r}")
 
 
+def _float_param(name: str, value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise Refused(f"parameter {name!r} must be a finite number, got {value!r}")
+
+
 def _str_param(name: str, value: Any) -> str:
     if isinstance(value, str) and value.strip() and len(value) <= 200:
         return value.strip()
@@ -195,6 +189,7 @@ def _str_param(name: str, value: Any) -> str:
 
 _COERCE: dict[type, Callable[[str, Any], Any]] = {
     int: _int_param,
+    float: _float_param,
     bool: _bool_param,
     str: _str_param,
 }
@@ -247,6 +242,10 @@ def _memory_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -> 
     to = p.get("to_mib")
     if to is None:
         to = ceiling
+        if p.get("utilization") is not None:
+            # The observed peak is `utilization` x the current limit; size the limit so that peak
+            # sits at the target utilization (an OOM-killed pod's peak is at least its limit).
+            to = min(ceiling, math.ceil(current * p["utilization"] / b.target_utilization))
     if to <= current:
         raise Refused(f"to_mib={to} does not raise the limit (current {current} MiB)")
     if to > b.memory_ceiling_mib:
@@ -261,10 +260,17 @@ def _memory_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -> 
 def _replicas_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -> Target:
     current = _current_int(doc, "replicas")
     b = ctx.bounds
-    # Without an explicit target: double, but never more than the step or the maximum.
     to = p.get("to")
     if to is None:
-        to = min(current * 2, current + b.replicas_max_step_up, b.replicas_max)
+        # A sized step is clamped to the bounds (the policy's cap wins over the estimate); an
+        # explicit `to` beyond them is refused below.
+        to = min(_sized_replicas(current, p.get("utilization"), b), b.replicas_max)
+        to = min(to, current + b.replicas_max_step_up)
+        if to <= current:
+            raise Refused(
+                f"the observed load needs no more than the current {current} replicas"
+                f" at the target utilization of {b.target_utilization:g}"
+            )
     if not b.replicas_min <= to <= b.replicas_max:
         raise Refused(f"to={to} is outside {b.replicas_min}..{b.replicas_max} replicas")
     if to - current > b.replicas_max_step_up:
@@ -274,6 +280,19 @@ def _replicas_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -
     if to == current:
         raise Refused(f"{p['service']} already runs {current} replicas")
     return {"replicas": to}
+
+
+def _sized_replicas(current: int, utilization: float | None, b: Bounds) -> int:
+    """Replicas that carry the observed load at the target utilization per replica.
+
+    The load is `current * utilization` replicas' worth of capacity (the Brain's `utilization` is
+    demand over current capacity: CPU per replica, or a queue's arrivals plus its backlog's drain
+    over what the consumers process); dividing by the target leaves headroom. Without a measure:
+    double, the most a blind step may do.
+    """
+    if utilization is None:
+        return current * 2
+    return max(1, math.ceil(current * utilization / b.target_utilization))
 
 
 def _timeout_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -> Target:
@@ -376,7 +395,6 @@ SPECS: dict[str, ActionSpec] = {
     for spec in (
         ActionSpec(
             "rollback_version",
-            {"service": Param(str), "to_version": Param(str, required=False)},
             _fixed("version"),
             _rollback_target,
             _describe("Roll back"),
@@ -387,7 +405,6 @@ SPECS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "raise_memory_limit",
-            {"service": Param(str), "to_mib": Param(int, required=False)},
             _fixed("resources.memory_limit_mib"),
             _memory_target,
             _describe("Raise the memory limit of"),
@@ -397,7 +414,6 @@ SPECS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "scale_replicas",
-            {"service": Param(str), "to": Param(int, required=False)},
             _fixed("replicas"),
             _replicas_target,
             _describe("Scale"),
@@ -406,18 +422,15 @@ SPECS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "revert_commit",
-            {"sha": Param(str), "service": Param(str, required=False)},
             _revert_keys,
             _revert_target,
             _describe("Revert config commit on"),
             "A recent configuration commit coincides with the onset; restoring the values it"
             " replaced removes the change.",
             "the affected signals back to their values before the commit",
-            service_param=False,
         ),
         ActionSpec(
             "set_feature_flag",
-            {"service": Param(str), "flag": Param(str), "value": Param(bool, required=False)},
             _flag_keys,
             _flag_target,
             _describe("Set feature flag on"),
@@ -426,7 +439,6 @@ SPECS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "raise_timeout",
-            {"service": Param(str), "to_ms": Param(int, required=False)},
             _fixed("timeouts.downstream_ms"),
             _timeout_target,
             _describe("Raise the downstream timeout of"),
@@ -435,7 +447,6 @@ SPECS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "enable_circuit_breaker",
-            {"service": Param(str), "enabled": Param(bool, required=False)},
             _fixed("circuit_breaker"),
             _breaker_target,
             _describe("Circuit breaker on"),
@@ -444,7 +455,6 @@ SPECS: dict[str, ActionSpec] = {
         ),
         ActionSpec(
             "restart",
-            {"service": Param(str)},
             _fixed("rollout.restarted_at"),
             _restart_target,
             _describe("Restart"),
@@ -453,6 +463,9 @@ SPECS: dict[str, ActionSpec] = {
         ),
     )
 }
+if set(SPECS) != set(ACTIONS):
+    _message = f"catalog specs {sorted(SPECS)} differ from sre_space.actions {sorted(ACTIONS)}"
+    raise RuntimeError(_message)
 
 
 def guard(old: Mapping[str, Any], new: Mapping[str, Any], allowed: Iterable[str]) -> list[str]:
@@ -484,13 +497,14 @@ class Catalog:
             )
         ctx = PlanContext(source=source, now=now, bounds=self.bounds)
         try:
-            params = self._params(spec, request.params)
-            if not spec.service_param and "service" not in params:
-                path, _old, _new = _commit_diff(params, ctx)
-                service_name = mf.service_of_path(path)
-                assert service_name is not None
-                params["service"] = service_name
+            if "service" in request.params:
+                raise Refused(f"{spec.name} has no parameter 'service'; the request names it")
+            params = self._params(spec, {**request.params, "service": request.service})
             service = params["service"]
+            if "sha" in params:
+                committed, _old, _new = _commit_diff(params, ctx)
+                if mf.service_of_path(committed) != service:
+                    raise Refused(f"commit {params['sha']} changed {committed}, not {service}")
             path = mf.manifest_path(service)
             old_text = source.read(path)
             if old_text is None:
@@ -558,41 +572,3 @@ class Catalog:
         if not back:
             return None
         return mf.edit(current_text, back)
-
-
-_CALL = re.compile(r"^\s*(?P<name>[a-z_]+)\s*(?:\((?P<args>.*)\))?\s*$", re.S)
-
-
-def parse_request(text: str, *, service: str | None = None, source: str = "brain") -> ActionRequest:
-    """A recommendation string as an ActionRequest: `name`, `name(k=v, ...)` or JSON.
-
-    JSON is `{"action": ..., "params": {...}}`. The candidate's service fills `service` when the
-    text does not name one. Parsing never validates: the catalog does that.
-    """
-    text = text.strip()
-    params: dict[str, Any] = {}
-    name = text
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-            name = str(data.get("action", ""))
-            raw = data.get("params", {})
-            params = dict(raw) if isinstance(raw, Mapping) else {"_invalid": raw}
-        except (ValueError, AttributeError):
-            return ActionRequest(action=text[:80], params={}, source=source)
-    else:
-        m = _CALL.match(text)
-        if not m:
-            return ActionRequest(action=text[:80], params={}, source=source)
-        name = m.group("name")
-        for part in filter(None, (a.strip() for a in (m.group("args") or "").split(","))):
-            key, sep, value = part.partition("=")
-            if not sep:
-                params[f"_positional_{len(params)}"] = part
-                continue
-            value = value.strip().strip("\"'")
-            params[key.strip()] = value
-    spec = SPECS.get(name)
-    if service and "service" not in params and (spec is None or spec.service_param):
-        params["service"] = service
-    return ActionRequest(action=name, params=params, source=source)

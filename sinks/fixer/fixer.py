@@ -1,7 +1,7 @@
 """The Fixer's remediate and revert steps: catalog -> policy -> forge, every decision audited.
 
-`Fixer.remediate(incident, diagnosis, now)` turns the Brain's recommendations into at most one pull
-request per incident: recommendations are parsed into `ActionRequest`s (the Brain's order, optionally
+`Fixer.remediate(incident, diagnosis, now)` turns the Brain's action requests into at most one pull
+request per incident: the candidates' typed `ActionRequest`s (the Brain's order, optionally
 re-ranked by Memory), each planned by the catalog (refused when unknown or out of bounds), decided by
 the policy (refused, dry-run, auto-merge or approval), opened on the forge with its evidence, checked,
 and merged when the policy allows. A retry continues the incident's existing pull request.
@@ -9,13 +9,12 @@ and merged when the policy allows. A retry continues the incident's existing pul
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import ActionRequest, Catalog, parse_request
+from sinks.fixer.catalog import Catalog
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
@@ -27,7 +26,7 @@ from sinks.fixer.forge import (
 from sinks.fixer.policy import Policy
 from sinks.fixer.pr_body import render_pr_body
 from sinks.store.sqlite import Store
-from sre_space.records import Candidate, Diagnosis, Incident
+from sre_space.records import ActionRequest, Diagnosis, Incident
 from sre_space.timeutil import NS_PER_S
 
 RemedyStatus = Literal["merged", "pending", "no_change", "failed"]
@@ -49,37 +48,6 @@ class Remedy:
 
 
 Prefer = Callable[[Incident, list[ActionRequest]], list[ActionRequest]]
-
-_COMMIT = re.compile(r"\bcommit ([0-9a-f]{7,40})\b")
-_FLAG = re.compile(r"\bfeature flag ([A-Za-z0-9_\-]+)")
-
-
-def enrich(request: ActionRequest, candidate: Candidate) -> ActionRequest:
-    """Fill parameters the Brain names by action only, from the candidate's own evidence.
-
-    The Brain recommends bare action names; the commit to revert and the flag to turn off are in
-    its evidence (`change_commit`: "commit <sha> ...", `change_flag`: "feature flag <key>...")
-    or its attribute (`feature_flag.key` = key). The catalog still validates whatever comes out.
-    """
-    params = dict(request.params)
-    if request.action == "revert_commit" and "sha" not in params:
-        for ev in candidate.evidence:
-            m = _COMMIT.search(ev.description) if ev.kind == "change_commit" else None
-            if m:
-                params["sha"] = m.group(1)
-                break
-    if request.action == "set_feature_flag" and "flag" not in params:
-        if (candidate.attribute or "").startswith("feature_flag") and candidate.attribute_value:
-            params["flag"] = candidate.attribute_value.split("=", 1)[0]
-        else:
-            for ev in candidate.evidence:
-                m = _FLAG.search(ev.description) if ev.kind == "change_flag" else None
-                if m:
-                    params["flag"] = m.group(1).split("=", 1)[0]
-                    break
-    if params == request.params:
-        return request
-    return ActionRequest(request.action, params, request.source)
 
 
 class Fixer:
@@ -107,13 +75,11 @@ class Fixer:
         self.secrets = tuple(secrets)
 
     def requests_for(self, incident: Incident, diagnosis: Diagnosis | None) -> list[ActionRequest]:
-        """The recommendations as requests, best candidate first, Memory's preference applied."""
+        """The Brain's typed requests, best candidate first, Memory's preference applied."""
         out: list[ActionRequest] = []
         if diagnosis is not None and not diagnosis.abstained:
             for cand in diagnosis.candidates:
-                for text in cand.remediations:
-                    request = parse_request(text, service=cand.service, source="brain")
-                    out.append(enrich(request, cand))
+                out.extend(cand.actions)
         if self.prefer is not None:
             out = self.prefer(incident, out)
         return out
@@ -146,13 +112,22 @@ class Fixer:
                     reason=plan.reason,
                     incident_id=incident.id,
                     key=key,
-                    inputs={"request": request.key(), "source": request.source},
+                    inputs={
+                        "request": request.key(),
+                        "source": request.source,
+                        "evidence": request.evidence,
+                    },
                     outcome="refused",
                 )
                 continue
             change = plan.change
             decision = self.policy.decide(change.action, [change.service], now, recent)
-            inputs = {**decision.inputs, "request": request.key(), "summary": change.summary}
+            inputs = {
+                **decision.inputs,
+                "request": request.key(),
+                "evidence": request.evidence,
+                "summary": change.summary,
+            }
             self.audit.record(
                 at=now,
                 action=f"policy_{decision.verdict}",

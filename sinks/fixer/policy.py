@@ -160,6 +160,8 @@ class BoundsConfig(FrozenModel):
     replicas_max_step_up: int = Field(3, ge=1, le=3)
     timeout_ceiling_ms: int = Field(30000, ge=50, le=30000)
     timeout_max_step_ratio: float = Field(2.0, gt=1.0, le=2.0)
+    # Not a limit but the sizing goal; kept within a sane band (below 0.3 over-provisions).
+    target_utilization: float = Field(0.65, ge=0.3, le=0.9)
 
     def to_bounds(self) -> Bounds:
         """The catalog's bounds object."""
@@ -170,6 +172,7 @@ class BoundsConfig(FrozenModel):
             replicas_max_step_up=self.replicas_max_step_up,
             timeout_ceiling_ms=self.timeout_ceiling_ms,
             timeout_max_step_ratio=self.timeout_max_step_ratio,
+            target_utilization=self.target_utilization,
         )
 
 

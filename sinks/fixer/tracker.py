@@ -261,8 +261,8 @@ def diagnosis_md(diagnosis: Diagnosis) -> str:
             f"{i}. {quote(c.service)} — {quote(c.fault_class)}, score {c.score:.2f},"
             f" confidence {c.confidence:.0%}"
             + (
-                f", remediations {', '.join(quote(r, 80) for r in c.remediations)}"
-                if c.remediations
+                f", actions {', '.join(quote(a.key(), 120) for a in c.actions)}"
+                if c.actions
                 else ""
             )
         )

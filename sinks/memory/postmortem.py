@@ -62,8 +62,8 @@ def incident_digest(
                 parts.append(f"{c.attribute} {c.attribute_value or ''}")
             for e in c.evidence:
                 parts.append(f"{_words(e.kind)}: {e.description}")
-            if c.remediations:
-                parts.append("remediations: " + " ".join(_words(r) for r in c.remediations))
+            if c.actions:
+                parts.append("remediations: " + " ".join(_words(a) for a in c.action_names))
     if remediation is not None:
         parts.append(f"action {remediation.action} {_words(remediation.action)}")
     return "\n".join(p for p in parts if p)

@@ -36,7 +36,7 @@ from sre_space.harness.demo import KAFKA_SCRIPT, start_local_broker
 from sre_space.harness.rig import KAFKA_TOPICS, Rig, RigOptions, run_rig, topics_of
 from sre_space.harness.site import shop_config_files
 from sre_space.paths import StatePaths, state_dir
-from sre_space.records import Diagnosis, Incident
+from sre_space.records import Diagnosis, Incident, action_names
 from sre_space.settings import Settings, load_settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
@@ -253,7 +253,7 @@ def report(
                     "service": c.get("service"),
                     "fault_class": c.get("fault_class"),
                     "score": c.get("score"),
-                    "remediations": c.get("remediations", [])[:3],
+                    "actions": action_names(c)[:3],
                 }
                 for c in candidates[:3]
             ],

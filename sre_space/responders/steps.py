@@ -24,12 +24,11 @@ from sinks.brain.exemplars import JaegerExemplars, exemplar_trace_ids
 from sinks.brain.narrate import NarrationBudget, NarrationConfig, NarrationResult, narrate
 from sinks.brain.redact import redact_strings
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import ActionRequest
 from sinks.fixer.fixer import Prefer
 from sinks.memory.memory import Memory
 from sinks.store.sqlite import Store
 from sre_space import git
-from sre_space.records import Diagnosis, Incident, SignalWindow
+from sre_space.records import ActionRequest, Diagnosis, Incident, SignalWindow
 from sre_space.responders.machine import HealthSample
 from sre_space.settings import Settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339

@@ -119,8 +119,8 @@ def test_every_scenario_label_maps_to_a_brain_fault_class() -> None:
     """The shop's label spellings are the scorer's to map (the Brain never reads labels): every
     scenario's `fault_class` lands on a class the Brain reports, so "fault class" can be right."""
     from chaos.scenarios import registry
-    from sinks.brain.faults import REMEDIATIONS
+    from sinks.brain.faults import FAULT_CLASSES
     from sinks.brain.scoring import label_fault_class
 
     for name, scenario in registry().items():
-        assert label_fault_class(scenario.fault_class) in REMEDIATIONS, name
+        assert label_fault_class(scenario.fault_class) in FAULT_CLASSES, name

@@ -115,19 +115,29 @@ def test_versions_and_flag_owner() -> None:
     assert [(c.service, c.value, c.previous) for c in v] == [("checkout", "2.1.0", "2.0.3")]
 
 
-def test_action_params_come_from_the_evidence() -> None:
+def test_actions_take_their_parameters_from_the_structured_evidence() -> None:
     shop = generate("errors", 1)
-    a = analyze(shop.spans, W, B, commits=shop.commits)
-    assert a.actions()["rollback_version"] == {"service": "checkout", "version": "2.0.3"}
-    assert a.actions()["revert_commit"]["commit"] == "abcd" + "0" * 36
-    conv = analyze(generate("conversion", 1).spans, W, B)
-    assert conv.actions()["set_feature_flag"] == {
-        "service": "payment",
-        "flag": "new_pricing_rules",
-        "value": False,
-    }
-    healthy = analyze(generate(None, 1).spans, W, B)
-    assert healthy.actions() == {}
+    top = analyze(shop.spans, W, B, commits=shop.commits).diagnosis.candidates[0]
+    asked = {a.action: a for a in top.actions}
+    assert top.action_names[0] == "rollback_version"
+    assert (asked["rollback_version"].service, asked["rollback_version"].params) == (
+        "checkout",
+        {"to_version": "2.0.3"},
+    )
+    assert asked["revert_commit"].params == {"sha": "abcd" + "0" * 36}
+    cited = {e.id: e for e in top.evidence}
+    assert len(cited) == len(top.evidence)
+    for request in top.actions:
+        assert request.evidence and set(request.evidence) <= set(cited), request
+    assert {cited[i].kind for i in asked["revert_commit"].evidence} == {"change_commit"}
+    conv = analyze(generate("conversion", 1).spans, W, B).diagnosis.candidates[0]
+    flag = conv.actions[0]
+    assert (flag.action, flag.service, flag.params) == (
+        "set_feature_flag",
+        "payment",
+        {"flag": "new_pricing_rules", "value": False},
+    )
+    assert analyze(generate(None, 1).spans, W, B).diagnosis.abstained
 
 
 def test_scoring_helpers() -> None:

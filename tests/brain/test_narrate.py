@@ -180,7 +180,7 @@ def test_hostile_reply_changes_nothing(analysis: Analysis, llm: FakeLLM) -> None
     assert result.status == "rejected" and "scale_replicas" in result.reason
     after = apply_narrative(analysis.diagnosis, result)
     assert after.to_json() == before
-    assert after.candidates[0].remediations == analysis.diagnosis.candidates[0].remediations
+    assert after.candidates[0].actions == analysis.diagnosis.candidates[0].actions
 
 
 def test_hostile_attribute_does_not_change_the_ranking() -> None:
@@ -190,8 +190,8 @@ def test_hostile_attribute_does_not_change_the_ranking() -> None:
     clean = analyze(shop.spans, INCIDENT, BASELINE).diagnosis
     poisoned = shop.spans.with_columns(pl.lit(HOSTILE).alias("app.product.id"))
     dirty = analyze(poisoned, INCIDENT, BASELINE).diagnosis
-    assert [(c.service, c.fault_class, c.remediations) for c in dirty.candidates] == [
-        (c.service, c.fault_class, c.remediations) for c in clean.candidates
+    assert [(c.service, c.fault_class, c.actions) for c in dirty.candidates] == [
+        (c.service, c.fault_class, c.actions) for c in clean.candidates
     ]
 
 

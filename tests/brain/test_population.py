@@ -8,9 +8,9 @@ import pytest
 
 from sinks.brain.config import DiagnosisConfig
 from sinks.brain.engine import analyze
-from sinks.brain.faults import CATALOG
 from sinks.brain.pinpoint import pinpoint
 from sinks.brain.population import analyze_population
+from sre_space.actions import ACTIONS
 from tests.brain.synth import BASELINE, EXPECTED, INCIDENT, generate
 
 SEEDS = (1, 2, 3)
@@ -26,7 +26,7 @@ def test_top1_culprit_and_fault_class(fault: str, seed: int) -> None:
     assert not d.abstained, d.summary
     top = d.candidates[0]
     assert (top.service, top.fault_class) == (service, fault_class), d.summary
-    assert top.remediations and set(top.remediations) <= CATALOG
+    assert top.actions and set(top.action_names) <= set(ACTIONS)
     assert (top.evidence and any(e.trace_ids for e in top.evidence)) or fault in (
         "queue_lag",
         "cpu_saturation",
@@ -66,7 +66,7 @@ def test_conversion_names_the_flag_and_the_segment_without_any_5xx() -> None:
         for e in top.evidence
     )
     assert "app.loyalty_level=gold" in d.summary
-    assert top.remediations[0] == "set_feature_flag"
+    assert top.action_names[0] == "set_feature_flag"
 
 
 def test_errors_pinpoint_the_new_version_and_rollback() -> None:
@@ -74,7 +74,7 @@ def test_errors_pinpoint_the_new_version_and_rollback() -> None:
     d = analyze(shop.spans, INCIDENT, BASELINE, commits=shop.commits).diagnosis
     top = d.candidates[0]
     assert (top.attribute, top.attribute_value) == ("service.version", "2.1.0")
-    assert top.remediations[0] == "rollback_version"
+    assert top.action_names[0] == "rollback_version"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -131,8 +131,14 @@ def test_memory_of_a_failed_fix_reorders_remediations() -> None:
     d = analyze(
         shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits, similar=similar
     ).diagnosis
-    assert d.candidates[0].remediations[0] == "raise_memory_limit"
-    assert "rollback_version" not in d.candidates[0].remediations
+    # The rollback failed before and is dropped; the deploy's own commit is still a different undo
+    # to try before more memory.
+    assert d.candidates[0].action_names == ["revert_commit", "raise_memory_limit", "restart"]
+    worked = [{"fault_class": "memory_leak", "action": "raise_memory_limit", "outcome": "worked"}]
+    d = analyze(
+        shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits, similar=worked
+    ).diagnosis
+    assert d.candidates[0].action_names[0] == "raise_memory_limit"
 
 
 def test_diagnosis_is_deterministic_and_serialisable() -> None:
@@ -141,3 +147,22 @@ def test_diagnosis_is_deterministic_and_serialisable() -> None:
     b = analyze(shop.spans, INCIDENT, BASELINE, metrics=shop.metrics, commits=shop.commits)
     assert a.diagnosis.to_json() == b.diagnosis.to_json()
     assert '"schema":"sre.diagnosis/v1"' in a.diagnosis.to_json()
+
+
+def test_actions_follow_the_evidence_of_load_and_timeouts() -> None:
+    hang = generate("dependency_timeout", 1)
+    top = analyze(hang.spans, INCIDENT, BASELINE).diagnosis.candidates[0]
+    # The stuck service restarts; its caller (from the call graph, not the prose) gets a breaker.
+    assert [(a.action, a.service) for a in top.actions[:3]] == [
+        ("restart", "shipping"),
+        ("enable_circuit_breaker", "checkout"),
+        ("raise_timeout", "checkout"),
+    ]
+    lag = generate("queue_lag", 1)
+    top = analyze(lag.spans, INCIDENT, BASELINE, metrics=lag.metrics).diagnosis.candidates[0]
+    scale = top.actions[0]
+    assert scale.action == "scale_replicas"
+    # Arrivals outrun the consumers and a backlog waits: demand is well over their capacity.
+    assert float(scale.params["utilization"]) > 1.5
+    cited = {e.id: e.kind for e in top.evidence}
+    assert "resource_lag" in {cited[i] for i in scale.evidence}

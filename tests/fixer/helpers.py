@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sinks.fixer.catalog import Revision
-from sre_space.records import Candidate, Diagnosis, Evidence, Incident
+from sre_space.records import ActionRequest, Candidate, Diagnosis, Evidence, Incident
 from sre_space.timeutil import rfc3339_to_ns
 
 CHECKOUT = """\
@@ -139,7 +139,7 @@ def diagnosis() -> Diagnosis:
                         incident=6,
                     )
                 ],
-                remediations=["rollback_version"],
+                actions=[ActionRequest("rollback_version", "checkout")],
             )
         ],
     )

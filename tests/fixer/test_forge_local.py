@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import ActionRequest, Catalog, Change
+from sinks.fixer.catalog import Catalog, Change
 from sinks.fixer.forge import CheckResult, ForgeResult, MergeMode, PullRequestStore
 from sinks.fixer.forge_local import LocalForge
 from sinks.store.sqlite import Store
+from sre_space.records import ActionRequest
 from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import SCHEMA, git
@@ -24,8 +25,8 @@ T2 = rfc3339_to_ns("2026-11-28T10:20:00.000Z")
 POLICY_OK = CheckResult("policy", True, "raise_memory_limit may merge automatically")
 
 
-def plan(forge: LocalForge, action: str = "raise_memory_limit", **params: object) -> Change:
-    res = Catalog().plan(ActionRequest(action, {"service": "checkout", **params}), forge, T0)
+def plan(forge: LocalForge, action: str = "raise_memory_limit", **params: str | int) -> Change:
+    res = Catalog().plan(ActionRequest(action, "checkout", dict(params)), forge, T0)
     assert res.change is not None, res.reason
     return res.change
 

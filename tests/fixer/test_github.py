@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.fixer.catalog import ActionRequest, Catalog, Change
+from sinks.fixer.catalog import Catalog, Change
 from sinks.fixer.fixer import Fixer
 from sinks.fixer.forge import CheckResult, ForgeError
 from sinks.fixer.forge_github import GithubForge
@@ -23,6 +23,7 @@ from sinks.fixer.github_client import RetryPolicy, make_github
 from sinks.fixer.policy import Policy, PolicyConfig
 from sinks.fixer.tracker import GithubTracker
 from sinks.store.sqlite import Store
+from sre_space.records import ActionRequest
 from sre_space.timeutil import rfc3339_to_ns
 
 from .fake_github import FakeGithub
@@ -69,7 +70,7 @@ def forge_for(fake: FakeGithub, store: Store, retry: RetryPolicy, **kw: object) 
 
 
 def plan(forge: GithubForge, action: str = "raise_memory_limit") -> Change:
-    res = Catalog().plan(ActionRequest(action, {"service": "checkout"}), forge, T0)
+    res = Catalog().plan(ActionRequest(action, "checkout"), forge, T0)
     assert res.change is not None, res.reason
     return res.change
 

@@ -20,7 +20,7 @@ from sinks.fixer.policy import (
     load_policy,
 )
 from sinks.store.sqlite import Store
-from sre_space.records import Candidate, Diagnosis, Incident
+from sre_space.records import ActionRequest, Candidate, Diagnosis, Incident
 from sre_space.timeutil import NS_PER_S, datetime_to_ns, rfc3339_to_ns
 
 from .helpers import git
@@ -154,7 +154,11 @@ def _incident() -> Incident:
     )
 
 
-def _diagnosis(*remediations: str) -> Diagnosis:
+def _ask(action: str, **params: str | int | bool) -> ActionRequest:
+    return ActionRequest(action, "checkout", dict(params))
+
+
+def _diagnosis(*actions: ActionRequest) -> Diagnosis:
     return Diagnosis(
         incident_id="inc-42",
         window_start=rfc3339_to_ns("2026-11-28T09:55:00.000Z"),
@@ -167,7 +171,7 @@ def _diagnosis(*remediations: str) -> Diagnosis:
                 fault_class="oom",
                 score=0.9,
                 confidence=0.8,
-                remediations=list(remediations),
+                actions=list(actions),
             )
         ],
     )
@@ -178,7 +182,9 @@ def test_dry_run_makes_no_commit_and_no_branch(manifests_repo: Path, store: Stor
     forge = LocalForge(manifests_repo, store)
     fixer = Fixer(forge, store, policy(dry_run=True))
     remedy = fixer.remediate(
-        _incident(), _diagnosis("raise_memory_limit"), rfc3339_to_ns("2026-11-28T10:00:00.000Z")
+        _incident(),
+        _diagnosis(_ask("raise_memory_limit")),
+        rfc3339_to_ns("2026-11-28T10:00:00.000Z"),
     )
     assert remedy.status == "no_change" and remedy.reason.startswith("dry-run: would Raise")
     assert git(manifests_repo, "for-each-ref") == before
@@ -195,10 +201,10 @@ def test_fixer_skips_refused_recommendations_and_audits_each(
     remedy = fixer.remediate(
         _incident(),
         _diagnosis(
-            "format_disk",
-            "raise_memory_limit(to_mib=99999)",
-            "set_feature_flag(flag=x, value=true)",
-            "raise_memory_limit",
+            _ask("format_disk"),
+            _ask("raise_memory_limit", to_mib=99999),
+            _ask("set_feature_flag", flag="x", value=True),
+            _ask("raise_memory_limit"),
         ),
         rfc3339_to_ns("2026-11-28T10:00:00.000Z"),
     )
@@ -209,7 +215,7 @@ def test_fixer_skips_refused_recommendations_and_audits_each(
     # the next incident on the same service hits the cool-down
     second = Incident.from_dict({**_incident().to_dict(), "id": "inc-43"})
     remedy = fixer.remediate(
-        second, _diagnosis("scale_replicas(to=3)"), rfc3339_to_ns("2026-11-28T10:05:00.000Z")
+        second, _diagnosis(_ask("scale_replicas", to=3)), rfc3339_to_ns("2026-11-28T10:05:00.000Z")
     )
     assert remedy.status == "no_change" and "cooling down" in remedy.reason
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sinks.fixer.catalog import ActionRequest, Catalog
+from sinks.fixer.catalog import Catalog
 from sinks.fixer.pr_body import quote, redact, render_pr_body
 from sinks.fixer.reconciler import CommandReconciler
+from sre_space.records import ActionRequest
 from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import INCIDENT, MemSource, diagnosis, manifest
@@ -20,7 +21,7 @@ def test_body_has_every_section_and_no_secret() -> None:
     change = (
         Catalog()
         .plan(
-            ActionRequest("raise_memory_limit", {"service": "checkout"}),
+            ActionRequest("raise_memory_limit", "checkout"),
             src,
             rfc3339_to_ns("2026-11-28T10:00:00Z"),
         )

@@ -15,7 +15,7 @@ from sinks.fixer.policy import Policy, PolicyConfig, VerificationConfig
 from sinks.fixer.reconciler import ReconcileResult
 from sinks.fixer.tracker import IssueRef, LocalTracker
 from sinks.store.sqlite import Store
-from sre_space.records import Diagnosis, Incident
+from sre_space.records import ActionRequest, Diagnosis, Incident
 from sre_space.responders.machine import HealthSample, Progress, Responder, ResponderSteps
 from sre_space.timeutil import rfc3339_to_ns
 
@@ -50,7 +50,9 @@ class World:
     repo: Path
     db: Path
     healthy: bool = True
-    remediation: str = "rollback_version"
+    remediation: ActionRequest = field(
+        default_factory=lambda: ActionRequest("rollback_version", "checkout")
+    )
     approval: bool = False
     reconciler: RecordingReconciler = field(default_factory=RecordingReconciler)
     crash_step: str | None = None
@@ -127,7 +129,7 @@ class World:
         d = diagnosis()
         cand = d.candidates[0]
         cand = type(cand).from_dict(
-            {**cand.to_dict(), "evidence": cand.evidence, "remediations": [self.remediation]}
+            {**cand.to_dict(), "evidence": cand.evidence, "actions": [self.remediation.to_dict()]}
         )
         return Diagnosis.from_dict({**d.to_dict(), "candidates": [cand]})
 
@@ -268,7 +270,7 @@ def test_approval_waits_then_merges(world: World) -> None:
 
 
 def test_refused_recommendation_escalates_without_a_change(world: World) -> None:
-    world.remediation = "delete_namespace(name=prod)"
+    world.remediation = ActionRequest("delete_namespace", "checkout", {"name": "prod"})
     p = world.drive()
     assert p.step == "done" and p.data["outcome"]["result"] == "no_change"
     assert "unknown action" in p.data["outcome"]["detail"]

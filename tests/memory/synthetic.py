@@ -18,6 +18,7 @@ from typing import Any
 from operators.scout.detect.budget import Slo as SLO
 from sinks.memory.records import Remediation
 from sre_space.records import (
+    ActionRequest,
     Anomaly,
     AuditAction,
     Candidate,
@@ -1363,7 +1364,7 @@ def make_case(scenario: str, seed: int, *, outcome: str = "verified") -> Case:
             attribute=parts.attribute[0] if parts.attribute else None,
             attribute_value=parts.attribute[1] if parts.attribute else None,
             evidence=parts.evidence,
-            remediations=[parts.action],
+            actions=[ActionRequest(parts.action, parts.culprit)],
         ),
         Candidate(
             service=rng.choice([s for s in parts.services if s != parts.culprit] or ["frontend"]),

@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from sinks.fixer.catalog import ActionRequest
 from sinks.store import Store
 from sinks.store.incidents import record_events
+from sre_space.records import ActionRequest
 from sre_space.responders.steps import memory_preference, scout_health
 from sre_space.timeutil import rfc3339_to_ns
 from tests.fixer.helpers import INCIDENT
@@ -40,13 +40,15 @@ def test_scout_health_is_the_stored_state(tmp_path: Path) -> None:
 class _Memory:
     def rank_actions(self, fingerprint: str, proposed: Sequence[str]) -> list[str]:
         assert fingerprint == INCIDENT.fingerprint
-        return [a for a in ("rollback", "restart") if a in proposed]  # "scale" failed before
+        return [a for a in ("rollback_version", "restart") if a in proposed]  # scaling failed
 
 
 def test_memory_preference_orders_and_drops_requests() -> None:
     prefer = memory_preference(_Memory())  # type: ignore[arg-type]
-    restart = ActionRequest("restart", {"service": "checkout"})
-    scale = ActionRequest("scale", {"service": "checkout"})
-    rollbacks = [ActionRequest("rollback", {"to": v}) for v in ("1.4.1", "1.4.0")]
+    restart = ActionRequest("restart", "checkout")
+    scale = ActionRequest("scale_replicas", "checkout")
+    rollbacks = [
+        ActionRequest("rollback_version", "checkout", {"to_version": v}) for v in ("1.4.1", "1.4.0")
+    ]
     requests = [restart, scale, *rollbacks]
     assert prefer(INCIDENT, requests) == [*rollbacks, restart]

@@ -184,7 +184,7 @@ def good_reply(analysis: Analysis) -> str:
                 "operations": [top.operation],
                 "trace_ids": [tid] if tid else [],
             },
-            "next_steps": [f"{top.remediations[0]} of {top.service}"],
+            "next_steps": [f"{top.action_names[0]} of {top.service}"],
         }
     )
 

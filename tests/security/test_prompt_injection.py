@@ -175,7 +175,14 @@ def _reply_for(case: Case) -> Any:
 def decision(d: Diagnosis) -> list[tuple[Any, ...]]:
     """What decides: every candidate's place, class, numbers and remediations, and abstention."""
     return [(d.abstained,)] + [
-        (c.service, c.operation, c.fault_class, c.score, c.confidence, tuple(c.remediations))
+        (
+            c.service,
+            c.operation,
+            c.fault_class,
+            c.score,
+            c.confidence,
+            tuple(a.key() for a in c.actions),
+        )
         for c in d.candidates
     ]
 
