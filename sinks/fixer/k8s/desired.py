@@ -7,8 +7,10 @@ repository file edit that carries it, rendered and validated, or refuses with th
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sinks.fixer import manifest as mf
@@ -18,6 +20,27 @@ from sinks.fixer.k8s.repo import GitOpsRepo, Proposal, ProposalError
 
 # A snapshot of the repository's files at a ref (the forge's checkout of main).
 Snapshot = Callable[[str], Mapping[str, str]]
+
+
+def git_snapshot(repo: Path, git: str = "git") -> Snapshot:
+    """The text files of a local git repository at a ref, read from git objects (not the tree)."""
+
+    def read(ref: str) -> dict[str, str]:
+        def run(*args: str) -> bytes:
+            return subprocess.run(
+                [git, "-C", str(repo), *args], capture_output=True, check=True, timeout=60
+            ).stdout
+
+        out: dict[str, str] = {}
+        for name in run("ls-tree", "-r", "-z", "--name-only", ref).decode().split("\0"):
+            if name:
+                try:
+                    out[name] = run("show", f"{ref}:{name}").decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+        return out
+
+    return read
 
 
 class LogicalSource:
@@ -61,7 +84,7 @@ class KubernetesState:
         """The repository at a ref."""
         return GitOpsRepo(self.snapshot(ref))
 
-    def source(self, _forge: ManifestSource | None = None) -> ManifestSource:
+    def source(self) -> ManifestSource:
         """What the catalog plans on: the logical documents of main."""
         return LogicalSource(self.repo())
 

@@ -1,0 +1,78 @@
+"""The Fixer end to end on a Kubernetes repository: plan on logical documents, commit the one
+owned line through the local forge, or refuse an invalid render in the audit log."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from sinks.fixer.audit import AuditLog
+from sinks.fixer.fixer import Fixer
+from sinks.fixer.forge_local import LocalForge
+from sinks.fixer.k8s.desired import KubernetesState, git_snapshot
+from sinks.fixer.policy import load_policy
+from sinks.store.sqlite import Store
+from sre_space.records import Diagnosis
+from sre_space.timeutil import rfc3339_to_ns
+
+from .helpers import INCIDENT, diagnosis, git
+
+FIXTURES = Path(__file__).parent / "gitops_fixtures"
+NOW = rfc3339_to_ns("2026-11-28T10:01:00.000Z")
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "k8s"
+    shutil.copytree(FIXTURES / "plain", repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+def _diagnosis(remediation: str) -> Diagnosis:
+    d = diagnosis()
+    cand = replace(d.candidates[0], service="inkwell", remediations=[remediation])
+    return replace(d, candidates=[cand])
+
+
+def _fixer(repo: Path, store: Store) -> Fixer:
+    state = KubernetesState(git_snapshot(repo), AuditLog(store))
+    return Fixer(LocalForge(repo, store), store, load_policy(None), desired=state)
+
+
+def test_a_memory_raise_merges_one_line_of_the_deployment(tmp_path: Path, store: Store) -> None:
+    repo = _repo(tmp_path)
+    remedy = _fixer(repo, store).remediate(
+        INCIDENT, _diagnosis("raise_memory_limit(to_mib=384)"), NOW
+    )
+    assert remedy.status == "merged", remedy.reason
+    assert remedy.merge_sha is not None
+    diff = git(repo, "diff", "-U0", f"{remedy.merge_sha}^1", remedy.merge_sha)
+    changed = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    assert changed == [
+        "-              memory: 256Mi  # raised after the March OOMs",
+        "+              memory: 384Mi  # raised after the March OOMs",
+    ]
+    actions = [r["action"] for r in store.query("actions", key=INCIDENT.id)]
+    assert "render_validated" in actions and "merge" in actions
+
+
+def test_an_invalid_render_opens_no_pull_request(tmp_path: Path, store: Store) -> None:
+    repo = _repo(tmp_path)
+    path = repo / "apps" / "inkwell.yaml"
+    path.write_text(path.read_text().replace("containerPort: 8080", "containerPorts: 8080"))
+    git(repo, "commit", "-q", "-am", "a misspelt field")
+    head = git(repo, "rev-parse", "main")
+    remedy = _fixer(repo, store).remediate(
+        INCIDENT, _diagnosis("raise_memory_limit(to_mib=384)"), NOW
+    )
+    assert remedy.status == "no_change" and remedy.pr is None
+    assert "Deployment/inkwell is invalid" in remedy.reason
+    (row,) = [r for r in store.query("actions", key=INCIDENT.id) if r["action"] == "refuse_render"]
+    assert row["outcome"] == "refused"
+    assert "'containerPort' is a required property" in row["reason"]
+    assert git(repo, "rev-parse", "main") == head
+    assert git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads").split() == ["main"]
+    assert store.count("pull_requests") == 0
