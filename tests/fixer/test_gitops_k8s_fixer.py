@@ -10,7 +10,7 @@ from pathlib import Path
 from sinks.fixer.audit import AuditLog
 from sinks.fixer.fixer import Fixer
 from sinks.fixer.forge_local import LocalForge
-from sinks.fixer.k8s.desired import KubernetesState, git_snapshot
+from sinks.fixer.k8s.desired import KubernetesState, RepositoryState, git_snapshot
 from sinks.fixer.policy import load_policy
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis
@@ -38,8 +38,10 @@ def _diagnosis(remediation: str) -> Diagnosis:
 
 
 def _fixer(repo: Path, store: Store) -> Fixer:
-    state = KubernetesState(git_snapshot(repo), AuditLog(store))
-    return Fixer(LocalForge(repo, store), store, load_policy(None), desired=state)
+    # As sinks/fixer/factory.py composes it for the local forge.
+    forge = LocalForge(repo, store)
+    state = RepositoryState(forge, KubernetesState(git_snapshot(repo), AuditLog(store)))
+    return Fixer(forge, store, load_policy(None), desired=state)
 
 
 def test_a_memory_raise_merges_one_line_of_the_deployment(tmp_path: Path, store: Store) -> None:
@@ -76,3 +78,15 @@ def test_an_invalid_render_opens_no_pull_request(tmp_path: Path, store: Store) -
     assert git(repo, "rev-parse", "main") == head
     assert git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads").split() == ["main"]
     assert store.count("pull_requests") == 0
+
+
+def test_a_repository_of_service_manifests_keeps_its_own_format(
+    manifests_repo: Path, store: Store
+) -> None:
+    fixer = _fixer(manifests_repo, store)
+    assert fixer.desired is not None and fixer.desired.source() is fixer.forge
+    cand = replace(diagnosis().candidates[0], remediations=["raise_memory_limit(to_mib=768)"])
+    remedy = fixer.remediate(INCIDENT, replace(diagnosis(), candidates=[cand]), NOW)
+    assert remedy.status == "merged", remedy.reason
+    assert remedy.pr is not None
+    assert remedy.pr.planned_change().path == "services/checkout.yaml"

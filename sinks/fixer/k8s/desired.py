@@ -16,6 +16,7 @@ from typing import Any
 from sinks.fixer import manifest as mf
 from sinks.fixer.audit import AuditLog
 from sinks.fixer.catalog import Change, ManifestSource, Revision
+from sinks.fixer.k8s.config import CONFIG_PATH
 from sinks.fixer.k8s.repo import GitOpsRepo, Proposal, ProposalError
 
 # A snapshot of the repository's files at a ref (the forge's checkout of main).
@@ -127,3 +128,25 @@ class KubernetesState:
 
 def _summary(proposal: Proposal) -> str:
     return f"{proposal.layout} render of {', '.join(proposal.edits)} validated"
+
+
+class RepositoryState:
+    """Kubernetes editing when main carries the gitops config; the service manifests otherwise."""
+
+    def __init__(self, forge: ManifestSource, kubernetes: KubernetesState) -> None:
+        self.forge = forge
+        self.kubernetes = kubernetes
+
+    def is_kubernetes(self) -> bool:
+        """True when main has `sre-space.gitops.yaml` (read at each use: main may change)."""
+        return self.forge.read(CONFIG_PATH) is not None
+
+    def source(self) -> ManifestSource:
+        """The logical documents of a Kubernetes repository, or the forge's own manifests."""
+        return self.kubernetes.source() if self.is_kubernetes() else self.forge
+
+    def realize(self, change: Change, *, incident_id: str | None, now: int) -> Change | str:
+        """The rendered, validated file edit on a Kubernetes repository; the change otherwise."""
+        if mf.service_of_path(change.path) is None or not self.is_kubernetes():
+            return change
+        return self.kubernetes.realize(change, incident_id=incident_id, now=now)
