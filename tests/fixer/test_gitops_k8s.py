@@ -127,7 +127,7 @@ def test_each_action_edits_only_its_line_and_validates(
     assert proposal.before == {key: flatten(before).get(key)}
 
 
-def test_detects_each_layout(tmp_path: Path) -> None:
+def test_detects_each_layout() -> None:
     kinds = {
         name: GitOpsRepo(load_dir(FIXTURES / name)).layout
         for name in ("plain", "kustomize", "helm")
@@ -192,7 +192,7 @@ def test_a_flag_file_with_a_syntax_error_is_refused(tmp_path: Path) -> None:
     path = repo_dir / "flags" / "flags.flagd.json"
     path.write_text(path.read_text().replace('"defaultVariant": "on",', '"defaultVariant": "on"'))
     reason = refused(repo_dir, SERVICE, {"feature_flags.inkwellFastPath": False})
-    assert "flags/flags.flagd.json is not valid YAML" in reason
+    assert "flags/flags.flagd.json is not valid JSON" in reason
 
 
 def test_an_unknown_flag_is_refused(tmp_path: Path) -> None:

@@ -66,12 +66,13 @@ def detect(files: Mapping[str, str], config: GitOpsConfig) -> Layout:
     return Layout("plain")
 
 
-def _join(base: str, rel: str) -> str:
+def join_path(base: str, rel: str) -> str:
+    """A repository path relative to a directory, normalised (`overlays/prod/../../base`)."""
     return posixpath.normpath(posixpath.join(base, rel)) if base else posixpath.normpath(rel)
 
 
 def _kustomization(files: Mapping[str, str], directory: str) -> dict[str, Any]:
-    path = _join(directory, KUSTOMIZATION)
+    path = join_path(directory, KUSTOMIZATION)
     if path not in files:
         raise LayoutError(f"no {KUSTOMIZATION} in {directory or '.'}")
     docs = load_all(files[path], path)
@@ -82,8 +83,8 @@ def _kustomize_dirs(files: Mapping[str, str], directory: str) -> list[str]:
     """The directories a kustomization takes resources from."""
     out = []
     for res in _kustomization(files, directory).get("resources") or []:
-        sub = _join(directory, str(res))
-        if _join(sub, KUSTOMIZATION) in files:
+        sub = join_path(directory, str(res))
+        if join_path(sub, KUSTOMIZATION) in files:
             out.append(sub)
     return out
 
@@ -92,8 +93,8 @@ def _resource_files(files: Mapping[str, str], directory: str) -> list[str]:
     """The manifest files an overlay builds from, its bases' first (recursively)."""
     out: list[str] = []
     for res in _kustomization(files, directory).get("resources") or []:
-        sub = _join(directory, str(res))
-        if _join(sub, KUSTOMIZATION) in files:
+        sub = join_path(directory, str(res))
+        if join_path(sub, KUSTOMIZATION) in files:
             out.extend(_resource_files(files, sub))
         elif sub in files:
             out.append(sub)
@@ -107,7 +108,7 @@ def _patch_files(kustomization: Mapping[str, Any], directory: str) -> list[str]:
         if isinstance(p, Mapping) and "path" in p
     ]
     paths += [str(p) for p in kustomization.get("patchesStrategicMerge") or []]
-    return [_join(directory, str(p)) for p in paths]
+    return [join_path(directory, str(p)) for p in paths]
 
 
 def _workloads(
@@ -233,7 +234,7 @@ def _kustomize_overlay_target(
     files: Mapping[str, str], overlay: str, service: str, key: str, value: Any, image: str
 ) -> Target | None:
     """The overlay's own `images:` or `replicas:` entry for a key, created when missing."""
-    path = _join(overlay, KUSTOMIZATION)
+    path = join_path(overlay, KUSTOMIZATION)
     kust = _kustomization(files, overlay)
     if key == "version":
         name = lg.split_image(image)[0]
@@ -265,7 +266,7 @@ def _helm_target(
     value: Any,
     files: Mapping[str, str],
 ) -> Target:
-    path = _join(layout.root, config.helm_values)
+    path = join_path(layout.root, config.helm_values)
     if path not in files:
         raise LayoutError(f"no values file {path}")
     prefix = tuple(config.helm_service_key.format(service=service).split("."))

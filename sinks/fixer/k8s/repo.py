@@ -41,6 +41,15 @@ class Proposal:
     rendered: str
 
 
+def _others(objs: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
+    """The rendered objects other than the service's workload."""
+    return [
+        o
+        for o in objs
+        if not (o.get("kind") in lg.WORKLOAD_KINDS and o["metadata"]["name"] == service)
+    ]
+
+
 def load_dir(root: Path) -> dict[str, str]:
     """The text files of a checked-out repository by relative path (`.git` left out)."""
     out: dict[str, str] = {}
@@ -71,7 +80,7 @@ class GitOpsRepo:
         if self.layout.kind == "kustomize":
             return rd.kustomize_build(snapshot, self.layout.root)
         if self.layout.kind == "helm":
-            values = lo._join(self.layout.root, self.config.helm_values)
+            values = lo.join_path(self.layout.root, self.config.helm_values)
             return rd.helm_template(snapshot, self.layout.root, values, self.config.helm_release)
         skip = {self.config.flag_file, CONFIG_PATH}
         parts = []
@@ -86,9 +95,12 @@ class GitOpsRepo:
         text = files.get(self.config.flag_file)
         if text is None:
             return None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
+        if self.config.flag_file.endswith(".json"):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise rd.RenderError(f"{self.config.flag_file} is not valid JSON: {exc}") from None
+        else:
             docs = load_all(text, self.config.flag_file)
             data = plain(docs[0]) if docs else None
         rd.validate_flags(data, self.config.flag_file)
@@ -140,6 +152,8 @@ class GitOpsRepo:
         rendered, new_objs, new_docs = self._read(new_files)
         rd.validate(new_objs, self.config.kubernetes_version)
         self._check(service, docs, new_docs, changes)
+        if _others(objs, service) != _others(new_objs, service):
+            raise ProposalError(f"the change renders differently outside Deployment {service!r}")
         return Proposal(
             service=service,
             edits=edits,

@@ -218,15 +218,12 @@ def set_value(text: str, doc_index: int, path: NodePath, value: Any, name: str =
     want = [plain(d) for d in docs]
     _set_plain(want[doc_index], path, copy.deepcopy(value))
     lines = text.splitlines(keepends=True)
+    # Walk down as far as the path exists: `depth` parts exist, `node` is the deepest of them.
     node: Any = docs[doc_index]
     depth = 0
-    for depth, part in enumerate(path):  # noqa: B007 - depth says where the walk stopped
-        child = get(node, (part,))
-        if child is None:
-            break
-        node = child
-    else:
-        depth = len(path)
+    while depth < len(path) and get(node, (path[depth],)) is not None:
+        node = get(node, (path[depth],))
+        depth += 1
     done = False
     if depth == len(path):
         parent = get(docs[doc_index], path[:-1])
