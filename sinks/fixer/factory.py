@@ -17,7 +17,7 @@ from sinks.fixer.forge import Forge
 from sinks.fixer.forge_github import GithubForge
 from sinks.fixer.forge_local import LocalForge
 from sinks.fixer.github_client import DEFAULT_BASE_URL, RetryPolicy, make_github
-from sinks.fixer.k8s.desired import KubernetesState, RepositoryState, git_snapshot
+from sinks.fixer.k8s.desired import GitHistory, KubernetesState, RepositoryState
 from sinks.fixer.policy import Policy, load_policy
 from sinks.fixer.tracker import GithubTracker, IncidentTracker, LocalTracker
 from sinks.store.sqlite import Store
@@ -75,7 +75,9 @@ def build_fixer(
     desired: DesiredState | None = None
     if isinstance(forge, LocalForge):
         # A repository of Kubernetes manifests says so with sre-space.gitops.yaml on main.
-        desired = RepositoryState(forge, KubernetesState(git_snapshot(forge.repo), audit))
+        desired = RepositoryState(
+            forge, KubernetesState(GitHistory(forge.repo, main=forge.main), audit)
+        )
 
     def incident_url(incident_id: str) -> str:
         ref = tracker.issue(incident_id)

@@ -11,7 +11,7 @@ import pytest
 
 from sinks.fixer.audit import AuditLog
 from sinks.fixer.catalog import ActionRequest, Catalog
-from sinks.fixer.k8s.desired import KubernetesState
+from sinks.fixer.k8s.desired import GitHistory, KubernetesState
 from sinks.fixer.k8s.repo import GitOpsRepo, Proposal, ProposalError, load_dir
 from sinks.fixer.manifest import flatten
 from sinks.store.sqlite import Store
@@ -234,10 +234,7 @@ def test_a_kustomize_base_kept_under_a_protected_path_is_refused(tmp_path: Path)
 
 
 def forge_state(repo_dir: Path, store: Store) -> KubernetesState:
-    def snapshot(ref: str) -> dict[str, str]:
-        return load_dir(repo_dir)
-
-    return KubernetesState(snapshot, AuditLog(store))
+    return KubernetesState(GitHistory(repo_dir), AuditLog(store))
 
 
 def test_the_catalog_plans_on_logical_documents_and_the_change_is_one_file(

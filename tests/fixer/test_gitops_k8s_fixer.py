@@ -10,7 +10,7 @@ from pathlib import Path
 from sinks.fixer.audit import AuditLog
 from sinks.fixer.fixer import Fixer
 from sinks.fixer.forge_local import LocalForge
-from sinks.fixer.k8s.desired import KubernetesState, RepositoryState, git_snapshot
+from sinks.fixer.k8s.desired import GitHistory, KubernetesState, RepositoryState
 from sinks.fixer.policy import load_policy
 from sinks.store.sqlite import Store
 from sre_space.records import Diagnosis
@@ -40,7 +40,7 @@ def _diagnosis(remediation: str) -> Diagnosis:
 def _fixer(repo: Path, store: Store) -> Fixer:
     # As sinks/fixer/factory.py composes it for the local forge.
     forge = LocalForge(repo, store)
-    state = RepositoryState(forge, KubernetesState(git_snapshot(repo), AuditLog(store)))
+    state = RepositoryState(forge, KubernetesState(GitHistory(repo), AuditLog(store)))
     return Fixer(forge, store, load_policy(None), desired=state)
 
 
@@ -90,3 +90,47 @@ def test_a_repository_of_service_manifests_keeps_its_own_format(
     assert remedy.status == "merged", remedy.reason
     assert remedy.pr is not None
     assert remedy.pr.planned_change().path == "services/checkout.yaml"
+
+
+def _commit_edit(repo: Path, old: str, new: str, message: str, date: str) -> str:
+    path = repo / "apps" / "inkwell.yaml"
+    path.write_text(path.read_text().replace(old, new))
+    git(repo, "commit", "-q", "-am", message, date=date)
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_a_rollback_finds_the_earlier_version_in_the_rendered_history(
+    tmp_path: Path, store: Store
+) -> None:
+    repo = _repo(tmp_path)
+    _commit_edit(repo, "inkwell:2.3.1", "inkwell:2.4.0", "deploy 2.4.0", "@1795856400 +0000")
+    _commit_edit(repo, '"20"', '"25"', "a bigger pool", "@1795857000 +0000")
+    remedy = _fixer(repo, store).remediate(INCIDENT, _diagnosis("rollback_version"), NOW)
+    assert remedy.status == "merged", remedy.reason
+    assert remedy.merge_sha is not None
+    diff = git(repo, "diff", "-U0", f"{remedy.merge_sha}^1", remedy.merge_sha)
+    changed = [
+        ln[0] + ln[1:].strip()
+        for ln in diff.splitlines()
+        if ln[:1] in "+-" and ln[:3] not in ("+++", "---")
+    ]
+    assert changed == [
+        '-image: "registry.example.com/inkwell:2.4.0"  # pinned by release',
+        '+image: "registry.example.com/inkwell:2.3.1"  # pinned by release',
+    ]
+
+
+def test_a_commit_is_reverted_in_logical_terms(tmp_path: Path, store: Store) -> None:
+    repo = _repo(tmp_path)
+    sha = _commit_edit(repo, 'value: "800"', 'value: "200"', "tighter timeout", "@1795856400 +0000")
+    _commit_edit(repo, "replicas: 2", "replicas: 3", "scale", "@1795857000 +0000")
+    remedy = _fixer(repo, store).remediate(INCIDENT, _diagnosis(f"revert_commit(sha={sha})"), NOW)
+    # The default policy has a person approve a revert; the pull request's branch holds it.
+    assert remedy.status == "pending" and remedy.pr is not None, remedy.reason
+    change = remedy.pr.planned_change()
+    assert change.path == "apps/inkwell.yaml"
+    assert change.after == {"timeouts.downstream_ms": 800}
+    text = git(repo, "show", f"{remedy.pr.head_sha}:apps/inkwell.yaml")
+    # The timeout is back; the later, unrelated scale stays.
+    assert 'value: "800"  # p99 of quill is ~300ms' in text
+    assert "replicas: 3" in text
