@@ -150,6 +150,17 @@ def test_kustomize_adds_overlay_entries_when_the_overlay_has_none(tmp_path: Path
     assert GitOpsRepo(load_dir(repo_dir)).documents()["quill"]["version"] == "1.0.0"
 
 
+def test_a_missing_env_variable_is_added_to_the_container(tmp_path: Path) -> None:
+    repo_dir = make_repo(tmp_path, "plain")
+    proposal = GitOpsRepo(load_dir(repo_dir)).propose("quill", {"timeouts.downstream_ms": 900})
+    apply(repo_dir, proposal)
+    removed, added = diff_lines(repo_dir)
+    assert removed == []
+    assert [ln.strip() for ln in added] == ["env:", "- name: UPSTREAM_TIMEOUT_MS", "value: '900'"]
+    after = GitOpsRepo(load_dir(repo_dir)).documents()["quill"]
+    assert after["timeouts"] == {"downstream_ms": 900}
+
+
 def refused(repo_dir: Path, service: str, changes: dict[str, object]) -> str:
     """The refusal's reason; the files on disk are checked to be untouched."""
     files = load_dir(repo_dir)

@@ -188,7 +188,7 @@ def flag_target(files: Mapping[str, str], key: str, value: Any, config: GitOpsCo
     return Target(config.flag_file, 0, ("flags", name, "defaultVariant"), variant)
 
 
-def targets(
+def target(
     files: Mapping[str, str],
     layout: Layout,
     config: GitOpsConfig,
@@ -217,6 +217,8 @@ def targets(
         sources = _workloads(files, yaml_files, service)
     if not sources:
         raise LayoutError(f"no Deployment {service!r} in the repository's manifests")
+    # The first source that already keeps the node wins (overlay patches, newest first, before the
+    # base); when none does, the first source gets it, so an overlay's value stays in the overlay.
     chosen = None
     for path, i, doc in sources:
         node = _workload_node(key, doc, str(main.get("name")), config)

@@ -142,7 +142,7 @@ class GitOpsRepo:
                 raise ProposalError(f"{key!r} is not a key the Fixer can write")
             if key.startswith(lg.FLAGS_PREFIX) and key not in current:
                 raise ProposalError(f"{service!r} owns no flag {key[len(lg.FLAGS_PREFIX) :]!r}")
-            target = lo.targets(new_files, self.layout, self.config, workload, key, value)
+            target = lo.target(new_files, self.layout, self.config, workload, key, value)
             if self.config.is_protected(target.path):
                 raise ProposalError(f"{key} is kept in {target.path}, a protected path")
             new_files[target.path] = set_value(
