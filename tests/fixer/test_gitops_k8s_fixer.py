@@ -7,6 +7,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from sinks.fixer.audit import AuditLog
 from sinks.fixer.fixer import Fixer
 from sinks.fixer.forge_local import LocalForge
@@ -59,25 +61,6 @@ def test_a_memory_raise_merges_one_line_of_the_deployment(tmp_path: Path, store:
     ]
     actions = [r["action"] for r in store.query("actions", key=INCIDENT.id)]
     assert "render_validated" in actions and "merge" in actions
-
-
-def test_an_invalid_render_opens_no_pull_request(tmp_path: Path, store: Store) -> None:
-    repo = _repo(tmp_path)
-    path = repo / "apps" / "inkwell.yaml"
-    path.write_text(path.read_text().replace("containerPort: 8080", "containerPorts: 8080"))
-    git(repo, "commit", "-q", "-am", "a misspelt field")
-    head = git(repo, "rev-parse", "main")
-    remedy = _fixer(repo, store).remediate(
-        INCIDENT, _diagnosis("raise_memory_limit(to_mib=384)"), NOW
-    )
-    assert remedy.status == "no_change" and remedy.pr is None
-    assert "Deployment/inkwell is invalid" in remedy.reason
-    (row,) = [r for r in store.query("actions", key=INCIDENT.id) if r["action"] == "refuse_render"]
-    assert row["outcome"] == "refused"
-    assert "'containerPort' is a required property" in row["reason"]
-    assert git(repo, "rev-parse", "main") == head
-    assert git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads").split() == ["main"]
-    assert store.count("pull_requests") == 0
 
 
 def test_a_repository_of_service_manifests_keeps_its_own_format(
@@ -134,3 +117,87 @@ def test_a_commit_is_reverted_in_logical_terms(tmp_path: Path, store: Store) -> 
     # The timeout is back; the later, unrelated scale stays.
     assert 'value: "800"  # p99 of quill is ~300ms' in text
     assert "replicas: 3" in text
+
+
+# (file, text replaced, replacement or None to delete the file, remediation, reason audited)
+BAD_INPUT = [
+    (
+        "apps/quill.yaml",
+        "replicas: 1",
+        "replicas: [1",
+        "raise_memory_limit(to_mib=384)",
+        "apps/quill.yaml is not valid YAML",
+    ),
+    (
+        "apps/inkwell.yaml",
+        "inkwell:2.3.1",
+        "inkwell",
+        "raise_memory_limit(to_mib=384)",
+        "has no tag",
+    ),
+    # The service the diagnosis names is not in the repository (its file is deleted).
+    ("apps/inkwell.yaml", None, None, "scale_replicas(to=3)", "no manifest services/inkwell"),
+    (
+        "sre-space.gitops.yaml",
+        "env:",
+        "protected: [apps/*]\nenv:",
+        "raise_memory_limit(to_mib=384)",
+        "apps/inkwell.yaml, a protected path",
+    ),
+    (
+        "flags/flags.flagd.json",
+        '"on",',
+        '"on"',
+        "set_feature_flag(flag=inkwellFastPath, value=false)",
+        "is not valid JSON",
+    ),
+    (
+        "apps/inkwell.yaml",
+        "containerPort: 8080",
+        "containerPorts: 8080",
+        "raise_memory_limit(to_mib=384)",
+        "'containerPort' is a required property",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "remediation", "reason"),
+    BAD_INPUT,
+    ids=[
+        "unparsable",
+        "untagged-image",
+        "missing-service",
+        "protected",
+        "flag-syntax",
+        "invalid-render",
+    ],
+)
+def test_bad_input_is_refused_in_the_audit_log_and_nothing_is_written(
+    tmp_path: Path,
+    store: Store,
+    path: str,
+    old: str | None,
+    new: str | None,
+    remediation: str,
+    reason: str,
+) -> None:
+    repo = _repo(tmp_path)
+    target = repo / path
+    if old is None or new is None:
+        target.unlink()
+    else:
+        assert old in target.read_text()
+        target.write_text(target.read_text().replace(old, new, 1))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "bad input")
+    head = git(repo, "rev-parse", "main")
+    remedy = _fixer(repo, store).remediate(INCIDENT, _diagnosis(remediation), NOW)
+    assert remedy.status == "no_change" and remedy.pr is None
+    assert reason in remedy.reason
+    rows = [r for r in store.query("actions", key=INCIDENT.id) if r["outcome"] == "refused"]
+    assert rows and reason in rows[0]["reason"], rows
+    assert git(repo, "rev-parse", "main") == head
+    assert git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads").split() == ["main"]
+    assert git(repo, "status", "--porcelain") == ""
+    assert store.count("pull_requests") == 0
