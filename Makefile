@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-ecosystem otel-build lint kafka-up kafka-down recordings suite bench clean
+.PHONY: install demo test test-unit test-ecosystem otel-build gitops-tools lint kafka-up kafka-down recordings suite bench clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/otlp/_wire*.h operators/otlp/_json*.c operators/otlp/_json*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-unit: $(STAMP)
 ## otel-build: build the OpenTelemetry Collector and Jaeger v2 into ~/.cache/sre-space/otel
 otel-build:
 	scripts/otel/otel build all
+
+## gitops-tools: build kustomize and helm (the Fixer's renderers) into ~/.cache/sre-space/gitops
+gitops-tools:
+	scripts/gitops/tools build all
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,7 +12,9 @@ machine is never reused or stopped by this one.
 Before that it builds the real OpenTelemetry Collector and Jaeger v2 that the ecosystem tests run
 (``scripts/otel/otel build all``: a no-op when cached in ~/.cache/sre-space/otel, a Go build on a
 fresh machine) and passes their paths on as SRE_OTELCOL_BIN and SRE_JAEGER_BIN. Set
-SRE_OTEL_BUILD=0 to skip that (those tests then fail, saying how to build).
+SRE_OTEL_BUILD=0 to skip that (those tests then fail, saying how to build). Likewise it builds
+kustomize and helm for the Fixer's Kubernetes tests (``scripts/gitops/tools build all``, cached in
+~/.cache/sre-space/gitops) and passes them on as SRE_KUSTOMIZE_BIN and SRE_HELM_BIN.
 
 Exit code: pytest's, except that "no tests collected" (pytest's 5) is reported as a failure:
 a run that tested nothing must not look green.
@@ -34,6 +36,7 @@ from types import FrameType
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = REPO / "scripts" / "kafka" / "kafka"
 OTEL_SCRIPT = REPO / "scripts" / "otel" / "otel"
+GITOPS_SCRIPT = REPO / "scripts" / "gitops" / "tools"
 DEFAULT_PORT = 9092
 PYTEST_NO_TESTS = 5
 
@@ -116,12 +119,37 @@ def build_otel(env: dict[str, str]) -> int:
     return 0
 
 
+def build_gitops_tools(env: dict[str, str]) -> int:
+    """Build (or find cached) kustomize and helm; export their paths into `env`."""
+    if env.get("SRE_OTEL_BUILD", "1") == "0":
+        _say("SRE_OTEL_BUILD=0: not building kustomize and helm either")
+        return 0
+    built = subprocess.run(
+        ["bash", str(GITOPS_SCRIPT), "build", "all"], cwd=REPO, env=env, check=False
+    )
+    if built.returncode != 0:
+        _say(f"`scripts/gitops/tools build all` failed with exit code {built.returncode}")
+        return built.returncode
+    for name, var in (("kustomize", "SRE_KUSTOMIZE_BIN"), ("helm", "SRE_HELM_BIN")):
+        path = subprocess.run(
+            ["bash", str(GITOPS_SCRIPT), "path", name],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        if path.returncode == 0:
+            env[var] = path.stdout.strip()
+    return 0
+
+
 def run(pytest_args: list[str]) -> int:
     env = dict(os.environ)
     started_port: int | None = None
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        built = build_otel(env)
+        built = build_otel(env) or build_gitops_tools(env)
         if built != 0:
             return built
         if env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():

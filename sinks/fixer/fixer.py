@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import Catalog
+from sinks.fixer.catalog import Catalog, Change, ManifestSource
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
@@ -50,6 +50,18 @@ class Remedy:
 Prefer = Callable[[Incident, list[ActionRequest]], list[ActionRequest]]
 
 
+class DesiredState(Protocol):
+    """Desired state kept in another format than `services/<service>.yaml` (Kubernetes YAML)."""
+
+    def source(self) -> ManifestSource:
+        """The logical documents the catalog plans on."""
+        ...
+
+    def realize(self, change: Change, *, incident_id: str | None, now: int) -> Change | str:
+        """The planned change as the repository's own file edit, or a refusal's reason."""
+        ...
+
+
 class Fixer:
     """Remediation over a forge with a policy; idempotent per incident."""
 
@@ -64,6 +76,7 @@ class Fixer:
         prefer: Prefer | None = None,
         incident_url: Callable[[str], str] | None = None,
         secrets: Sequence[str] = (),
+        desired: DesiredState | None = None,
     ) -> None:
         self.forge = forge
         self.store = store
@@ -73,6 +86,7 @@ class Fixer:
         self.prefer = prefer
         self.incident_url = incident_url
         self.secrets = tuple(secrets)
+        self.desired = desired
 
     def requests_for(self, incident: Incident, diagnosis: Diagnosis | None) -> list[ActionRequest]:
         """The Brain's typed requests, best candidate first, Memory's preference applied."""
@@ -101,8 +115,9 @@ class Fixer:
             refusals.append("the diagnosis recommends no action")
         cooldown = max(60.0, self.policy.config.cooldown_minutes)
         recent = recent_changes(self.store, now - round((cooldown + 1) * 60 * NS_PER_S))
+        source = self.desired.source() if self.desired is not None else self.forge
         for i, request in enumerate(requests):
-            plan = self.catalog.plan(request, self.forge, now=now)
+            plan = self.catalog.plan(request, source, now=now)
             key = f"plan:{i}:{request.key()}"
             if plan.change is None:
                 refusals.append(f"{request.action}: {plan.reason}")
@@ -121,6 +136,13 @@ class Fixer:
                 )
                 continue
             change = plan.change
+            if self.desired is not None:
+                # The repository's own files carry the change; the render was validated.
+                realized = self.desired.realize(change, incident_id=incident.id, now=now)
+                if isinstance(realized, str):
+                    refusals.append(f"{change.action}: {realized}")
+                    continue
+                change = realized
             decision = self.policy.decide(change.action, [change.service], now, recent)
             inputs = {
                 **decision.inputs,

@@ -1,0 +1,1 @@
+"""The Fixer on Kubernetes GitOps repositories: plain manifests, kustomize overlays, Helm values."""
