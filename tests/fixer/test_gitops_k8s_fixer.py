@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from sinks.fixer.forge_local import LocalForge
 from sinks.fixer.k8s.desired import GitHistory, KubernetesState, RepositoryState
 from sinks.fixer.policy import load_policy
 from sinks.store.sqlite import Store
-from sre_space.records import Diagnosis
+from sre_space.records import ActionRequest, Diagnosis
 from sre_space.timeutil import rfc3339_to_ns
 
 from .helpers import INCIDENT, diagnosis, git
@@ -33,9 +34,14 @@ def _repo(tmp_path: Path) -> Path:
     return repo
 
 
-def _diagnosis(remediation: str) -> Diagnosis:
+Ask = tuple[str, dict[str, Any]]
+
+
+def _diagnosis(ask: Ask) -> Diagnosis:
     d = diagnosis()
-    cand = replace(d.candidates[0], service="inkwell", remediations=[remediation])
+    action, params = ask
+    request = ActionRequest(action, "inkwell", params)
+    cand = replace(d.candidates[0], service="inkwell", actions=[request])
     return replace(d, candidates=[cand])
 
 
@@ -49,7 +55,7 @@ def _fixer(repo: Path, store: Store) -> Fixer:
 def test_a_memory_raise_merges_one_line_of_the_deployment(tmp_path: Path, store: Store) -> None:
     repo = _repo(tmp_path)
     remedy = _fixer(repo, store).remediate(
-        INCIDENT, _diagnosis("raise_memory_limit(to_mib=384)"), NOW
+        INCIDENT, _diagnosis(("raise_memory_limit", {"to_mib": 384})), NOW
     )
     assert remedy.status == "merged", remedy.reason
     assert remedy.merge_sha is not None
@@ -68,7 +74,9 @@ def test_a_repository_of_service_manifests_keeps_its_own_format(
 ) -> None:
     fixer = _fixer(manifests_repo, store)
     assert fixer.desired is not None and fixer.desired.source() is fixer.forge
-    cand = replace(diagnosis().candidates[0], remediations=["raise_memory_limit(to_mib=768)"])
+    base = diagnosis().candidates[0]
+    ask = ActionRequest("raise_memory_limit", base.service, {"to_mib": 768})
+    cand = replace(base, actions=[ask])
     remedy = fixer.remediate(INCIDENT, replace(diagnosis(), candidates=[cand]), NOW)
     assert remedy.status == "merged", remedy.reason
     assert remedy.pr is not None
@@ -88,7 +96,7 @@ def test_a_rollback_finds_the_earlier_version_in_the_rendered_history(
     repo = _repo(tmp_path)
     _commit_edit(repo, "inkwell:2.3.1", "inkwell:2.4.0", "deploy 2.4.0", "@1795856400 +0000")
     _commit_edit(repo, '"20"', '"25"', "a bigger pool", "@1795857000 +0000")
-    remedy = _fixer(repo, store).remediate(INCIDENT, _diagnosis("rollback_version"), NOW)
+    remedy = _fixer(repo, store).remediate(INCIDENT, _diagnosis(("rollback_version", {})), NOW)
     assert remedy.status == "merged", remedy.reason
     assert remedy.merge_sha is not None
     diff = git(repo, "diff", "-U0", f"{remedy.merge_sha}^1", remedy.merge_sha)
@@ -107,7 +115,9 @@ def test_a_commit_is_reverted_in_logical_terms(tmp_path: Path, store: Store) -> 
     repo = _repo(tmp_path)
     sha = _commit_edit(repo, 'value: "800"', 'value: "200"', "tighter timeout", "@1795856400 +0000")
     _commit_edit(repo, "replicas: 2", "replicas: 3", "scale", "@1795857000 +0000")
-    remedy = _fixer(repo, store).remediate(INCIDENT, _diagnosis(f"revert_commit(sha={sha})"), NOW)
+    remedy = _fixer(repo, store).remediate(
+        INCIDENT, _diagnosis(("revert_commit", {"sha": sha})), NOW
+    )
     # The default policy has a person approve a revert; the pull request's branch holds it.
     assert remedy.status == "pending" and remedy.pr is not None, remedy.reason
     change = remedy.pr.planned_change()
@@ -125,37 +135,43 @@ BAD_INPUT = [
         "apps/quill.yaml",
         "replicas: 1",
         "replicas: [1",
-        "raise_memory_limit(to_mib=384)",
+        ("raise_memory_limit", {"to_mib": 384}),
         "apps/quill.yaml is not valid YAML",
     ),
     (
         "apps/inkwell.yaml",
         "inkwell:2.3.1",
         "inkwell",
-        "raise_memory_limit(to_mib=384)",
+        ("raise_memory_limit", {"to_mib": 384}),
         "has no tag",
     ),
     # The service the diagnosis names is not in the repository (its file is deleted).
-    ("apps/inkwell.yaml", None, None, "scale_replicas(to=3)", "no manifest services/inkwell"),
+    (
+        "apps/inkwell.yaml",
+        None,
+        None,
+        ("scale_replicas", {"to": 3}),
+        "no manifest services/inkwell",
+    ),
     (
         "sre-space.gitops.yaml",
         "env:",
         "protected: [apps/*]\nenv:",
-        "raise_memory_limit(to_mib=384)",
+        ("raise_memory_limit", {"to_mib": 384}),
         "apps/inkwell.yaml, a protected path",
     ),
     (
         "flags/flags.flagd.json",
         '"on",',
         '"on"',
-        "set_feature_flag(flag=inkwellFastPath, value=false)",
+        ("set_feature_flag", {"flag": "inkwellFastPath", "value": False}),
         "is not valid JSON",
     ),
     (
         "apps/inkwell.yaml",
         "containerPort: 8080",
         "containerPorts: 8080",
-        "raise_memory_limit(to_mib=384)",
+        ("raise_memory_limit", {"to_mib": 384}),
         "'containerPort' is a required property",
     ),
 ]
@@ -179,7 +195,7 @@ def test_bad_input_is_refused_in_the_audit_log_and_nothing_is_written(
     path: str,
     old: str | None,
     new: str | None,
-    remediation: str,
+    remediation: Ask,
     reason: str,
 ) -> None:
     repo = _repo(tmp_path)
