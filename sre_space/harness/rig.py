@@ -36,6 +36,7 @@ from flows.embedded import build_embedded_flow
 from flows.queue_source import END, QueueSource
 from flows.sources import create_topics
 from operators.otlp.messages import RawMessage
+from sinks.fixer.factory import Deployer
 from sinks.fixer.reconciler import ReconcileResult
 from sinks.fixer.shop_reconciler import ShopReconciler
 from sinks.store.sqlite import Store
@@ -140,8 +141,12 @@ class Rig:
         self.responders = ResponderLoop(
             self.settings,
             policy_path=opts.policy_path,
-            reconciler=_Deploying(
-                self, ShopReconciler(self.state, timeout_s=opts.deploy_timeout_s)
+            # The shop applies `main` itself and says which commit it runs.
+            deployer=Deployer(
+                _Deploying(self, ShopReconciler(self.state, timeout_s=opts.deploy_timeout_s)),
+                None,
+                0.0,
+                "shop",
             ),
             publish=json_publisher(opts.kafka) if opts.kafka else None,
             log=lambda line: opts.log(f"responders: {line}"),

@@ -11,7 +11,8 @@ Outcomes, each recorded for Memory: `resolved` (signals back within baseline for
 windows), `recovered_without_change` (Scout saw them recover before any change), `reverted` (the
 deploy failed or the deadline passed: the change was reverted and the incident escalated), or an
 escalation without a change: `no_change` (refused, dry-run, checks failed), `approval_timeout`,
-`error` (a step kept failing).
+`error` (a step kept failing), `not_rolled_out` (merged, but the telemetry never showed it
+running by the rollout deadline: nothing ran, so nothing is reverted).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sinks.fixer.fixer import Remedy
 from sinks.fixer.forge import ForgeError, ForgeResult
 from sinks.fixer.policy import VerificationConfig
 from sinks.fixer.reconciler import Reconciler
+from sinks.fixer.rollout import Rollout, RolloutCheck, rollout_of
 from sinks.fixer.tracker import IncidentTracker
 from sinks.store.sqlite import Store
 from sre_space.records import TIME, Diagnosis, Incident, Record
@@ -106,6 +108,8 @@ class Responder:
         audit: AuditLog | None = None,
         symptoms: Callable[[Incident], str] | None = None,
         max_step_attempts: int = 5,
+        watch: Callable[[Rollout, int], RolloutCheck] | None = None,
+        rollout_deadline_s: float = 600.0,
     ) -> None:
         self.store = store
         self.steps = steps
@@ -115,6 +119,9 @@ class Responder:
         self.audit = audit or AuditLog(store, actor="responder")
         self.symptoms = symptoms or (lambda inc: inc.summary or "(no summary)")
         self.max_step_attempts = max_step_attempts
+        # With a watch, a deploy is done only once the telemetry shows the merged change running.
+        self.watch = watch
+        self.rollout_deadline_ns = round(rollout_deadline_s * NS_PER_S)
         self._lock = threading.RLock()
 
     # --- persistence --------------------------------------------------------------------------
@@ -307,7 +314,10 @@ class Responder:
         if remedy.status == "merged" and remedy.pr is not None and remedy.pr.merge_sha:
             self.tracker.set_state(incident.id, "mitigating")
             self._audit(p, now, "remediated", remedy.reason, "remediate", pr=remedy.pr.id)
-            return self._next(p, "deploy", now, merge_sha=remedy.pr.merge_sha, **pr_data)
+            rollout = rollout_of(remedy.pr.change, now).to_dict()
+            return self._next(
+                p, "deploy", now, merge_sha=remedy.pr.merge_sha, rollout=rollout, **pr_data
+            )
         if remedy.status == "pending":
             since = str(p.data.get("pending_since") or ns_to_rfc3339(now))
             waited = (now - rfc3339_to_ns(since)) / 60e9
@@ -338,26 +348,46 @@ class Responder:
 
     def _step_deploy(self, p: Progress, incident: Incident, now: int) -> Progress:
         sha = str(p.data["merge_sha"])
-        result = self.reconciler.apply(sha)
-        if result.ok:
-            deadline = now + round(self.verification.deadline_minutes * 60 * NS_PER_S)
-            self.tracker.set_state(incident.id, "verifying")
+        if p.data.get("applied") != sha:
+            result = self.reconciler.apply(sha)
+            if not result.ok:
+                if p.attempts.get("deploy", 0) < self.verification.deploy_attempts:
+                    key = f"deploy-retry-{p.attempts['deploy']}"
+                    self._audit(p, now, "deploy_retry", result.detail, key)
+                    return self._wait(p, now, deploy_error=result.detail)
+                return self._revert_and_escalate(
+                    p, incident, now, f"deploy of {sha[:12]} failed: {result.detail}"
+                )
             self._audit(p, now, "deployed", result.detail, "deploy", commit=sha)
-            return self._next(
-                p,
-                "verify",
-                now,
-                deployed_at=ns_to_rfc3339(now),
-                deadline=ns_to_rfc3339(deadline),
-                windows={},
+            p = self._wait(p, now, applied=sha, applied_at=ns_to_rfc3339(now))
+        raw = p.data.get("rollout")
+        if self.watch is None or not raw or not raw.get("service"):
+            return self._verifying(p, incident, now)
+        check = self.watch(Rollout.from_dict(raw), now)
+        if check.running:
+            self._audit(p, now, "rolled_out", check.detail, "rolled-out", commit=sha)
+            return self._verifying(p, incident, now)
+        deadline = rfc3339_to_ns(str(p.data["applied_at"])) + self.rollout_deadline_ns
+        if now >= deadline:
+            # The change never showed up: it is not what runs, so reverting it would fix nothing;
+            # a person finds out why the controller did not apply it.
+            reason = (
+                f"merged {sha[:12]}, but by {ns_to_rfc3339(deadline)} the telemetry did not show"
+                f" it running: {check.detail}"
             )
-        if p.attempts.get("deploy", 0) < self.verification.deploy_attempts:
-            self._audit(
-                p, now, "deploy_retry", result.detail, f"deploy-retry-{p.attempts['deploy']}"
-            )
-            return self._wait(p, now, deploy_error=result.detail)
-        return self._revert_and_escalate(
-            p, incident, now, f"deploy of {sha[:12]} failed: {result.detail}"
+            return self._escalate(p, incident, now, reason, "not_rolled_out")
+        return self._wait(p, now, rollout_detail=check.detail)
+
+    def _verifying(self, p: Progress, incident: Incident, now: int) -> Progress:
+        deadline = now + round(self.verification.deadline_minutes * 60 * NS_PER_S)
+        self.tracker.set_state(incident.id, "verifying")
+        return self._next(
+            p,
+            "verify",
+            now,
+            deployed_at=ns_to_rfc3339(now),
+            deadline=ns_to_rfc3339(deadline),
+            windows={},
         )
 
     def _step_verify(self, p: Progress, incident: Incident, now: int) -> Progress:
