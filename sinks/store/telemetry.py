@@ -77,3 +77,27 @@ def service_state(store: Store, service: str, since_ns: int, until_ns: int) -> S
         replicas={m: v for m, (_, v) in replicas.items()},
         windows=len(ends),
     )
+
+
+def metric_levels(
+    store: Store, services: Iterable[str], metrics: Iterable[str], since_ns: int, until_ns: int
+) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """(service, metric) -> [(window end, worst value over the metric's series)], oldest first."""
+    wanted, names = set(services), set(metrics)
+    worst: dict[tuple[str, str], dict[int, float]] = {}
+    for row in store.query("signals", since=ns_to_rfc3339(since_ns), until=ns_to_rfc3339(until_ns)):
+        service, metric, value = row.get("service"), row.get("metric"), row.get("value")
+        if row.get("kind") != "metric" or service not in wanted or metric not in names:
+            continue
+        if value is None:
+            continue
+        end = rfc3339_to_ns(str(row["window_end"]))
+        series = worst.setdefault((str(service), str(metric)), {})
+        series[end] = max(series.get(end, float("-inf")), float(value))
+    return {key: sorted(points.items()) for key, points in worst.items()}
+
+
+def span_kind(store: Store, service: str, operation: str) -> str:
+    """The span kind of the newest signal of (service, operation), "" when none is stored."""
+    rows = store.query("signals", key=f"span|{service}|{operation}", limit=1, newest_first=True)
+    return str(rows[0].get("span_kind") or "") if rows else ""

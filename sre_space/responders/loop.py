@@ -37,12 +37,8 @@ from sinks.store.sqlite import Store
 from sre_space.records import AuditAction, Incident
 from sre_space.responders.lifecycle import LifecycleTracker, Publish, kafka_publisher
 from sre_space.responders.machine import Progress, Responder, ResponderSteps
-from sre_space.responders.steps import (
-    BrainStep,
-    memory_preference,
-    narrator,
-    scout_health,
-)
+from sre_space.responders.steps import BrainStep, memory_preference, narrator
+from sre_space.responders.verify import IncidentHealth
 from sre_space.settings import Settings, load_settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
@@ -117,7 +113,7 @@ class ResponderLoop:
             diagnose=self.brain.diagnose,
             remediate=self.parts.fixer.remediate,
             revert=self.parts.fixer.revert,
-            health=scout_health(self.store),
+            health=IncidentHealth(self.store),
             postmortem=self.memory.postmortem_step,
             narrate=narrator(settings, self.brain.services_of),
         )

@@ -44,6 +44,8 @@ class HealthSample:
     window_end: int  # ns
     healthy: bool
     detail: str = ""
+    # seconds a backlog needs to drain at its current rate (None: not draining, or no backlog)
+    drain_eta_s: float | None = None
 
 
 class Narration(Protocol):
@@ -418,6 +420,9 @@ class Responder:
             outcome = {"result": "resolved", "detail": detail, "pr_id": p.data.get("pr_id")}
             return self._next(p, "postmortem", now, windows=windows, outcome=outcome)
         if now >= rfc3339_to_ns(str(p.data["deadline"])):
+            grace = self._drain_grace(p, sample, now)
+            if grace is not None:
+                return self._wait(p, now, windows=windows, streak=streak, deadline=grace)
             reason = (
                 f"signals not back within baseline by the deadline {p.data['deadline']}"
                 f" ({streak}/{need} healthy windows, {len(windows)} observed)"
@@ -432,6 +437,32 @@ class Responder:
                 reason,
             )
         return self._wait(p, now, windows=windows, streak=streak)
+
+    def _drain_grace(self, p: Progress, sample: HealthSample | None, now: int) -> str | None:
+        """A later deadline when a backlog drains but needs longer (bounded); else None."""
+        eta = sample.drain_eta_s if sample is not None else None
+        if eta is None or eta <= 0:
+            return None
+        deployed = rfc3339_to_ns(str(p.data["deployed_at"]))
+        cap = deployed + round(
+            (self.verification.deadline_minutes + self.verification.drain_grace_max_minutes)
+            * 60
+            * NS_PER_S
+        )
+        until = min(now + round(eta * NS_PER_S), cap)
+        if until <= now:
+            return None
+        deadline = ns_to_rfc3339(until)
+        self._audit(
+            p,
+            now,
+            "verify_grace",
+            f"the backlog drains in {eta:.0f} s at its current rate: judging at {deadline}",
+            f"grace:{deadline}",
+            drain_eta_s=round(eta, 1),
+            deadline=deadline,
+        )
+        return deadline
 
     def _revert_and_escalate(
         self, p: Progress, incident: Incident, now: int, reason: str
