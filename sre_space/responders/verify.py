@@ -53,15 +53,25 @@ class Backlog:
         return (self.now - max(self.before * 1.1, self.before + 1.0)) / self.drain_per_s
 
 
-def _slope(points: Sequence[tuple[int, float]]) -> float:
-    """Least-squares slope of (ns, value) points, per second."""
-    if len(points) < 2:
+def drain_rate(points: Sequence[tuple[int, float]]) -> float:
+    """How fast (per second) a series of (ns, value) points falls; 0 unless the fall is clear.
+
+    The least-squares slope counts only when it is below minus twice its standard error, so a
+    backlog that hovers on a plateau is not taken for one that drains.
+    """
+    n = len(points)
+    if n < 3:
         return 0.0
     xs = [t / NS_PER_S for t, _ in points]
     ys = [v for _, v in points]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    mx, my = sum(xs) / n, sum(ys) / n
     var = sum((x - mx) ** 2 for x in xs)
-    return 0.0 if var == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+    if var == 0:
+        return 0.0
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+    residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys, strict=True))
+    se = (residual / (n - 2) / var) ** 0.5
+    return -slope if slope < -2 * se else 0.0
 
 
 class IncidentHealth:
@@ -148,5 +158,5 @@ class IncidentHealth:
             if not points:
                 continue
             level = before.get((service, metric), 0.0)
-            out.append(Backlog(service, metric, level, points[-1][1], -_slope(points)))
+            out.append(Backlog(service, metric, level, points[-1][1], drain_rate(points)))
         return out

@@ -22,7 +22,7 @@ from sinks.store import Store
 from sinks.store.incidents import record_events
 from sre_space.records import Anomaly, Incident, Record, SignalWindow
 from sre_space.responders.machine import HealthSample, Responder, ResponderSteps
-from sre_space.responders.verify import IncidentHealth
+from sre_space.responders.verify import IncidentHealth, drain_rate
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 T0 = rfc3339_to_ns("2027-05-10T14:00:00.000Z")
@@ -220,3 +220,11 @@ def test_grace_is_bounded_and_a_backlog_that_does_not_drain_is_reverted(
     other.at(T0, False, None)
     assert other.at(deadline, False, None) == "done"  # not draining: no grace
     assert other.reverted == ["inc-idx/scale_replicas"]
+
+
+def test_a_backlog_hovering_on_a_plateau_is_not_draining() -> None:
+    plateau = [36.0, 35.0, 35.0, 33.0, 34.0, 34.0, 36.0]
+    assert drain_rate([(T0 + k * W, v) for k, v in enumerate(plateau)]) == 0.0
+    falling = [60.0, 52.0, 41.0, 33.0, 19.0, 12.0]
+    rate = drain_rate([(T0 + k * W, v) for k, v in enumerate(falling)])
+    assert rate == pytest.approx(0.97, abs=0.05)
