@@ -22,6 +22,7 @@ from sinks.fixer.reconciler import CommandReconciler, Reconciler
 from sinks.fixer.rollout import (
     DeployConfig,
     GitOpsReconciler,
+    ReconcilerMode,
     Rollout,
     RolloutCheck,
     TelemetryWatch,
@@ -112,17 +113,15 @@ def build_deployer(
     store: Store,
     *,
     command: Sequence[str] = (),
-    mode: str | None = None,
+    mode: ReconcilerMode | None = None,
     timeout_s: float = 30.0,
 ) -> Deployer:
-    """The `deploy:` section's reconciler, with `command` and `mode` (command-line) taking over.
-
-    Without a command or an explicit mode it is `gitops`: Argo CD / Flux apply `main`, and the
-    responders wait until the telemetry shows the change.
+    """The `deploy:` section's reconciler; a `mode` or `command` given here (the command line)
+    wins. Without any, it is `gitops`: the responders wait until the telemetry shows the change.
     """
     cfg = load_section(settings.pipeline.extra, "deploy", DeployConfig)
+    chosen = mode or ("command" if command else cfg.reconciler)
     command = tuple(command) or cfg.command
-    chosen = mode or cfg.reconciler
     if chosen == "auto":
         chosen = "command" if command else "gitops"
     watch = TelemetryWatch(store, lookback_s=cfg.lookback).check
@@ -131,10 +130,11 @@ def build_deployer(
         reconciler, watch_on = ShopReconciler(settings.state_dir, timeout_s=timeout_s), False
     elif chosen == "command":
         if not command:
-            raise ValueError(
-                "deploy.reconciler is command but no command is set: give"
-                " deploy.command or --deploy-command, e.g. 'kubectl apply -k .'"
+            message = (
+                "deploy.reconciler is command but no command is set: give deploy.command or"
+                " --deploy-command, e.g. 'argocd app sync shop --revision {sha}'"
             )
+            raise ValueError(message)
         reconciler = CommandReconciler(command, timeout_s=timeout_s)
         watch_on = cfg.watch_after_command
     else:

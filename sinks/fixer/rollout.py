@@ -24,6 +24,7 @@ from sre_space.settings import FrozenModel
 from sre_space.timeutil import NS_PER_S, parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+ReconcilerMode = Literal["auto", "gitops", "command", "shop"]
 # Manifest fields that carry the running version (the image tag is the version in Kubernetes).
 VERSION_FIELDS = ("version", "image_tag", "image.tag", "tag")
 
@@ -34,7 +35,7 @@ class DeployConfig(FrozenModel):
     # auto: `command` when one is given, else gitops; gitops: Argo CD / Flux apply `main`, SRE-Space
     # only watches the telemetry; command: run `command` with the commit id; shop: the harness's
     # simulated shop reports the commit it runs
-    reconciler: Literal["auto", "gitops", "command", "shop"] = "auto"
+    reconciler: ReconcilerMode = "auto"
     command: tuple[str, ...] = ()
     # after a command's deploy, also wait until the telemetry shows the change (gitops always does)
     watch_after_command: bool = True

@@ -265,5 +265,9 @@ def test_default_deployer_is_gitops_watched_through_telemetry(store: Store, tmp_
     site.write_text("deploy:\n  reconciler: command\n  rollout_deadline: 2m\n")
     with pytest.raises(ValueError, match="no command is set"):
         build_deployer(load_settings(state_dir=tmp_path, config=site), store)
-    site.write_text("deploy:\n  rollout_deadline: 2m\n")
-    assert build_deployer(load_settings(config=site), store).rollout_deadline_s == 120.0
+    site.write_text("deploy:\n  reconciler: shop\n  rollout_deadline: 2m\n")
+    assert build_deployer(load_settings(config=site), store).mode == "shop"
+    given = build_deployer(
+        load_settings(config=site), store, command=["kubectl", "apply", "-k", "."]
+    )
+    assert given.mode == "command" and given.rollout_deadline_s == 120.0
