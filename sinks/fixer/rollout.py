@@ -1,7 +1,10 @@
-"""Whether a merged change runs, judged from telemetry: for Argo CD / Flux, which apply `main` alone.
+"""Whether a merged change runs, judged from telemetry: for Argo CD / Flux, which apply `main`.
 
 What a merge should make the telemetry show (`Rollout`, from the change's new values):
 - a version change: the service's newest spans carry the merged `service.version` only;
+- a feature flag change: the flag's evaluations in the service's newest spans (OpenTelemetry
+  `feature_flag` events) return a variant other than the ones they returned before the merge
+  (a flag not evaluated before the merge falls to the last rule);
 - a replica change: `k8s.deployment.available` (else `k8s.replicaset.available`) equals the
   merged count (and `*.desired` when reported); without those metrics, the number of instances
   (`k8s.pod.name`, `service.instance.id`, `host.name`) reporting in the last `lookback`;
@@ -25,6 +28,8 @@ from sre_space.timeutil import NS_PER_S, parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 ReconcilerMode = Literal["auto", "gitops", "command", "shop"]
+# Manifest paths whose second part names a feature flag: `feature_flags.<key>`, flagd's `flags.<key>`
+FLAG_ROOTS = ("feature_flags", "flags")
 # Manifest fields that carry the running version (the image tag is the version in Kubernetes).
 VERSION_FIELDS = ("version", "image_tag", "image.tag", "tag")
 
@@ -53,6 +58,7 @@ class Rollout:
     merged_at: int
     version: str | None = None
     replicas: int | None = None
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (kept in the responder's progress)."""
@@ -61,6 +67,7 @@ class Rollout:
             "merged_at": self.merged_at,
             "version": self.version,
             "replicas": self.replicas,
+            "flags": list(self.flags),
         }
 
     @classmethod
@@ -72,6 +79,7 @@ class Rollout:
             merged_at=int(data["merged_at"]),
             version=str(data["version"]) if data.get("version") is not None else None,
             replicas=int(replicas) if replicas is not None else None,
+            flags=tuple(str(f) for f in data.get("flags") or ()),
         )
 
 
@@ -81,7 +89,10 @@ def rollout_of(change: Mapping[str, Any], merged_at: int) -> Rollout:
     version = next((str(after[k]) for k in VERSION_FIELDS if after.get(k) is not None), None)
     replicas = after.get("replicas")
     count = int(replicas) if isinstance(replicas, int) and not isinstance(replicas, bool) else None
-    return Rollout(str(change.get("service", "")), merged_at, version, count)
+    flags = sorted(
+        {p[1] for p in (str(k).split(".") for k in after) if len(p) > 1 and p[0] in FLAG_ROOTS}
+    )
+    return Rollout(str(change.get("service", "")), merged_at, version, count, tuple(flags))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +123,8 @@ class TelemetryWatch:
         before = service_state(
             self.store, rollout.service, rollout.merged_at - self.lookback_ns, rollout.merged_at
         )
+        if rollout.flags and all(f in before.flags for f in rollout.flags):
+            return _flags(rollout.flags, before.flags, after.flags)
         new = sorted(after.instances - before.instances)
         if new:
             return RolloutCheck(True, f"new instances since the merge: {', '.join(new[:5])}")
@@ -125,6 +138,21 @@ def _version(rollout: Rollout, versions: Mapping[str, int]) -> RolloutCheck:
     if versions and set(versions) == {rollout.version}:
         return RolloutCheck(True, f"spans of {rollout.service} carry version {rollout.version}")
     return RolloutCheck(False, f"newest spans of {rollout.service} carry {shown}")
+
+
+def _flags(
+    keys: tuple[str, ...],
+    before: Mapping[str, frozenset[str]],
+    after: Mapping[str, frozenset[str]],
+) -> RolloutCheck:
+    told = []
+    for key in keys:
+        now = after.get(key, frozenset())
+        told.append(f"{key}: {'/'.join(sorted(now)) or 'not evaluated'}")
+        if not now or now & before[key]:
+            was = "/".join(sorted(before[key]))
+            return RolloutCheck(False, f"{', '.join(told)} since the merge (before: {was})")
+    return RolloutCheck(True, f"flag evaluations changed: {', '.join(told)}")
 
 
 def _replicas(want: int, metrics: Mapping[str, float], instances: int) -> RolloutCheck:

@@ -1,4 +1,4 @@
-"""What one service's stored signals say it runs: versions, instances and replica counts.
+"""What one service's stored signals say it runs: versions, flags, instances and replica counts.
 
 The responders read the running state back from Scout's signals in the store (the one copy of
 the telemetry they have), so that a deploy by Argo CD or Flux is confirmed by what the system
@@ -28,6 +28,8 @@ class ServiceState:
 
     # span counts per `service.version` in the newest window that had spans of the service
     versions: dict[str, int] = field(default_factory=dict)
+    # per feature flag, the variants its evaluations returned in the newest window that has it
+    flags: dict[str, frozenset[str]] = field(default_factory=dict)
     # instances (pods) that reported a metric in the range
     instances: frozenset[str] = frozenset()
     # the newest value of each replica-count metric present (`k8s.deployment.available`, ...)
@@ -54,6 +56,7 @@ def service_state(store: Store, service: str, since_ns: int, until_ns: int) -> S
         if r.get("service") == service
     ]
     versions: dict[int, dict[str, int]] = {}  # window end -> span count per version
+    flags: dict[str, tuple[int, set[str]]] = {}  # flag -> (newest window end, its variants)
     instances: set[str] = set()
     replicas: dict[str, tuple[int, float]] = {}
     ends: set[int] = set()
@@ -64,6 +67,12 @@ def service_state(store: Store, service: str, since_ns: int, until_ns: int) -> S
             counts = versions.setdefault(end, {})
             for version, n in (row.get("versions") or {}).items():
                 counts[str(version)] = counts.get(str(version), 0) + int(n)
+            for flag, variant in (row.get("flags") or {}).items():
+                seen = flags.get(flag)
+                if seen is None or end > seen[0]:
+                    flags[flag] = (end, {str(variant)})
+                elif end == seen[0]:
+                    seen[1].add(str(variant))
         elif row.get("kind") == "metric":
             instances.update(_instances(row))
             metric, value = str(row.get("metric") or ""), row.get("value")
@@ -73,6 +82,7 @@ def service_state(store: Store, service: str, since_ns: int, until_ns: int) -> S
     newest = max((end for end, counts in versions.items() if counts), default=None)
     return ServiceState(
         versions=versions[newest] if newest is not None else {},
+        flags={flag: frozenset(variants) for flag, (_, variants) in flags.items()},
         instances=frozenset(instances),
         replicas={m: v for m, (_, v) in replicas.items()},
         windows=len(ends),

@@ -141,10 +141,33 @@ def test_other_changes_run_once_new_instances_replace_the_old(store: Store) -> N
     assert check.running and "ledger-9ab-x" in check.detail
 
 
+def test_a_flag_change_runs_once_its_evaluations_return_another_variant(store: Store) -> None:
+    watch = TelemetryWatch(store, lookback_s=60)
+
+    def flagged(start: int, variant: str) -> SignalWindow:
+        return SignalWindow(
+            kind="span", window_start=start, window_end=start + WINDOW, service="ledger",
+            operation="POST /entries", count=30, flags={"fast_posting": variant},
+        )  # fmt: skip
+
+    put(store, flagged(T0 - WINDOW, "on"), *pods("ledger", T0 - WINDOW, ["ledger-77f-a"]))
+    rollout = rollout_of({"service": "ledger", "after": {"flags.fast_posting.state": "off"}}, T0)
+    assert rollout.flags == ("fast_posting",)
+    put(store, flagged(T0, "on"), *pods("ledger", T0, ["ledger-77f-a"]))
+    waiting = watch.check(rollout, T0 + WINDOW)
+    assert not waiting.running and "fast_posting: on since the merge (before: on)" in waiting.detail
+    put(store, flagged(T0 + WINDOW, "off"))
+    check = watch.check(rollout, T0 + 2 * WINDOW)
+    assert check.running and "fast_posting: off" in check.detail
+    # a flag never evaluated before the merge is judged by the pods, which did not change
+    unseen = rollout_of({"service": "ledger", "after": {"feature_flags.dark_mode": True}}, T0)
+    assert not watch.check(unseen, T0 + 2 * WINDOW).running
+
+
 def test_rollout_reads_the_changes_new_values() -> None:
     assert rollout_of({"service": "ledger", "after": {"version": "2.3.1"}}, T0).version == "2.3.1"
     assert rollout_of({"service": "ledger", "after": {"replicas": 4}}, T0).replicas == 4
-    r = Rollout("ledger", T0, "1.0", None)
+    r = Rollout("ledger", T0, "1.0", None, ("fast_posting",))
     assert Rollout.from_dict(r.to_dict()) == r
 
 
