@@ -130,6 +130,7 @@ STAGE_SECTIONS: dict[str, str] = {
     "detection": "operators.scout.detect.config:DetectionConfig",
     "incidents": "operators.scout.incidents.config:IncidentsConfig",
     "diagnosis": "sinks.brain.config:DiagnosisSection",
+    "deploy": "sinks.fixer.rollout:DeployConfig",
 }
 CONFIG_ENV = "SRE_CONFIG"
 

@@ -10,7 +10,8 @@ One module per job:
 - `pr_body` + `pr_body.md`: pull request bodies, quoting of untrusted text, secret redaction.
 - `tracker`: incident issues (local store + Markdown, or GitHub Issues).
 - `fixer`: remediate/revert steps (catalog -> policy -> forge), audited.
-- `reconciler`: deploy interface and the command hook.
+- `reconciler`: deploy interface and the command hook; `shop_reconciler`: the demo shop's.
+- `rollout`: the `deploy:` section, Argo CD / Flux (deploy nothing) and the telemetry watch.
 - `responder`: the persisted per-incident state machine.
 - `audit`: AuditAction rows in the store's `actions` table.
 - `factory`: builds the parts from Settings (local by default, GitHub when configured).

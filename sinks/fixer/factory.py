@@ -7,7 +7,7 @@ step functions come from the Brain, Scout and Memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +19,20 @@ from sinks.fixer.forge_local import LocalForge
 from sinks.fixer.github_client import DEFAULT_BASE_URL, RetryPolicy, make_github
 from sinks.fixer.k8s.desired import GitHistory, KubernetesState, RepositoryState
 from sinks.fixer.policy import Policy, load_policy
+from sinks.fixer.reconciler import CommandReconciler, Reconciler
+from sinks.fixer.rollout import (
+    DeployConfig,
+    GitOpsReconciler,
+    ReconcilerMode,
+    Rollout,
+    RolloutCheck,
+    TelemetryWatch,
+)
+from sinks.fixer.shop_reconciler import ShopReconciler
 from sinks.fixer.tracker import GithubTracker, IncidentTracker, LocalTracker
 from sinks.store.sqlite import Store
 from sre_space.records import AuditAction
-from sre_space.settings import Settings
+from sre_space.settings import Settings, load_section
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +104,47 @@ def build_fixer(
         desired=desired,
     )
     return FixerParts(forge=forge, tracker=tracker, policy=policy, audit=audit, fixer=fixer)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployer:
+    """How merged commits are deployed (`reconciler`) and confirmed running (`watch`, optional)."""
+
+    reconciler: Reconciler
+    watch: Callable[[Rollout, int], RolloutCheck] | None
+    rollout_deadline_s: float
+    mode: str
+
+
+def build_deployer(
+    settings: Settings,
+    store: Store,
+    *,
+    command: Sequence[str] = (),
+    mode: ReconcilerMode | None = None,
+    timeout_s: float = 30.0,
+) -> Deployer:
+    """The `deploy:` section's reconciler; a `mode` or `command` given here (the command line)
+    wins. Without any, it is `gitops`: the responders wait until the telemetry shows the change.
+    """
+    cfg = load_section(settings.pipeline.extra, "deploy", DeployConfig)
+    chosen = mode or ("command" if command else cfg.reconciler)
+    command = tuple(command) or cfg.command
+    if chosen == "auto":
+        chosen = "command" if command else "gitops"
+    watch = TelemetryWatch(store, lookback_s=cfg.lookback).check
+    reconciler: Reconciler
+    if chosen == "shop":
+        reconciler, watch_on = ShopReconciler(settings.state_dir, timeout_s=timeout_s), False
+    elif chosen == "command":
+        if not command:
+            message = (
+                "deploy.reconciler is command but no command is set: give deploy.command or"
+                " --deploy-command, e.g. 'argocd app sync shop --revision {sha}'"
+            )
+            raise ValueError(message)
+        reconciler = CommandReconciler(command, timeout_s=timeout_s)
+        watch_on = cfg.watch_after_command
+    else:
+        reconciler, watch_on = GitOpsReconciler(), True
+    return Deployer(reconciler, watch if watch_on else None, cfg.rollout_deadline, chosen)

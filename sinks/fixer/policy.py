@@ -149,6 +149,8 @@ class VerificationConfig(FrozenModel):
     deadline_minutes: float = Field(10, gt=0)
     deploy_attempts: int = Field(3, ge=1, le=20)
     approval_timeout_minutes: float = Field(60, gt=0)
+    # a backlog still draining at the deadline gets the time it needs at its rate, up to this
+    drain_grace_max_minutes: float = Field(20, ge=0)
 
 
 class BoundsConfig(FrozenModel):

@@ -5,9 +5,9 @@ and return a `ReconcileResult` rather than raise for a failed rollout. Implement
 
 - `CommandReconciler` (here): runs a configured command with the commit id, for real systems —
   `kubectl apply`, `argocd app sync --revision {sha}`, `flux reconcile source git ... --revision`.
-- The simulated shop's reconciler (the lead wires it): reads the manifests at `commit_sha` and
-  applies versions, limits, replicas, flags and timeouts to the in-process shop. It only needs
-  `apply(commit_sha) -> ReconcileResult` with this module's types.
+- `rollout.GitOpsReconciler`: Argo CD or Flux apply `main` alone; `rollout.TelemetryWatch` then
+  says when the change runs.
+- `shop_reconciler.ShopReconciler`: waits until the simulated shop reports running the commit.
 """
 
 from __future__ import annotations

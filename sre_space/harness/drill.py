@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from chaos import control
 from chaos.scenarios import Injection, registry
@@ -64,6 +64,7 @@ class DrillConfig:
     after_s: float = 40 * 60  # how long after the injection the drill waits for an outcome
     kafka: str | None = None
     policy: Path | None = None
+    reconciler: Literal["shop", "gitops"] = "shop"
     wall_guard_s: float = 900.0  # only stops a run that hangs; no result depends on wall time
     log: Log = field(default=lambda line: None)
 
@@ -309,6 +310,7 @@ def run_drill(cfg: DrillConfig) -> dict[str, Any]:
         duration_s=cfg.warmup_s + cfg.after_s + 120,
         kafka=cfg.kafka,
         policy_path=cfg.policy,
+        reconciler=cfg.reconciler,
         log=cfg.log,
     )
     wall0 = time.monotonic()
@@ -397,6 +399,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="through Kafka: KAFKA_BOOTSTRAP_SERVERS, or a local broker started for the drill",
     )
+    parser.add_argument(
+        "--reconciler",
+        choices=("shop", "gitops"),
+        default="shop",
+        help="shop: the shop reports the commit it runs; gitops: as under Argo CD / Flux, the"
+        " responders wait until the telemetry shows each merged change",
+    )
     parser.add_argument("--verbose", action="store_true", help="print the loop's log")
 
 
@@ -416,6 +425,7 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         kafka=bootstrap if args.kafka else None,
         policy=Path(args.policy) if args.policy else None,
+        reconciler=args.reconciler,
         log=(lambda line: print(line, flush=True)) if args.verbose else (lambda line: None),
     )
     try:

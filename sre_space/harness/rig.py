@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from bytewax.testing import run_main
 
@@ -36,6 +37,7 @@ from flows.embedded import build_embedded_flow
 from flows.queue_source import END, QueueSource
 from flows.sources import create_topics
 from operators.otlp.messages import RawMessage
+from sinks.fixer.factory import Deployer, build_deployer
 from sinks.fixer.reconciler import ReconcileResult
 from sinks.fixer.shop_reconciler import ShopReconciler
 from sinks.store.sqlite import Store
@@ -69,6 +71,9 @@ class RigOptions:
     max_lead_s: float | None = 40.0
     poll_s: float = 0.3
     deploy_timeout_s: float = 60.0
+    # shop: the shop says which commit it runs; gitops: as with Argo CD / Flux, nothing is told,
+    # and the responders wait until the telemetry shows the merged change
+    reconciler: Literal["shop", "gitops"] = "shop"
     log: Log = field(default=lambda line: print(line, flush=True))
 
 
@@ -140,9 +145,7 @@ class Rig:
         self.responders = ResponderLoop(
             self.settings,
             policy_path=opts.policy_path,
-            reconciler=_Deploying(
-                self, ShopReconciler(self.state, timeout_s=opts.deploy_timeout_s)
-            ),
+            deployer=self._deployer(),
             publish=json_publisher(opts.kafka) if opts.kafka else None,
             log=lambda line: opts.log(f"responders: {line}"),
         )
@@ -168,6 +171,13 @@ class Rig:
         for t in self._threads:
             t.daemon = True
             t.start()
+
+    def _deployer(self) -> Deployer:
+        """The shop applies `main` itself; whether it says so or the telemetry shows it."""
+        if self.options.reconciler == "gitops":
+            return build_deployer(self.settings, self._flow_store, mode="gitops")
+        shop = ShopReconciler(self.state, timeout_s=self.options.deploy_timeout_s)
+        return Deployer(_Deploying(self, shop), None, 0.0, "shop")
 
     def stop(self, timeout_s: float = 120.0) -> None:
         """Stop the shop, let the flow drain (queue) or interrupt it (Kafka), stop the responders."""

@@ -30,20 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.factory import FixerParts, build_fixer
-from sinks.fixer.reconciler import CommandReconciler, Reconciler
-from sinks.fixer.shop_reconciler import ShopReconciler
+from sinks.fixer.factory import Deployer, FixerParts, build_deployer, build_fixer
+from sinks.fixer.reconciler import Reconciler
 from sinks.memory.memory import Memory
 from sinks.store.sqlite import Store
 from sre_space.records import AuditAction, Incident
 from sre_space.responders.lifecycle import LifecycleTracker, Publish, kafka_publisher
 from sre_space.responders.machine import Progress, Responder, ResponderSteps
-from sre_space.responders.steps import (
-    BrainStep,
-    memory_preference,
-    narrator,
-    scout_health,
-)
+from sre_space.responders.steps import BrainStep, memory_preference, narrator
+from sre_space.responders.verify import IncidentHealth
 from sre_space.settings import Settings, load_settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
@@ -69,7 +64,7 @@ class ResponderLoop:
         settings: Settings,
         store: Store | None = None,
         *,
-        reconciler: Reconciler | None = None,
+        deployer: Deployer | None = None,
         policy_path: str | Path | None = None,
         memory: Memory | None = None,
         emit: Callable[[AuditAction], None] | None = None,
@@ -99,7 +94,9 @@ class ResponderLoop:
             prefer=memory_preference(self.memory),
             emit=emit,
         )
-        self.reconciler: Reconciler = reconciler or ShopReconciler(self.state_dir)
+        # The `deploy:` section decides by default: Argo CD / Flux watched through the telemetry.
+        self.deployer = deployer or build_deployer(settings, self.store)
+        self.reconciler: Reconciler = self.deployer.reconciler
         self.audit = AuditLog(self.store, actor="responders", emit=emit)
         self.brain = BrainStep(
             settings,
@@ -116,7 +113,7 @@ class ResponderLoop:
             diagnose=self.brain.diagnose,
             remediate=self.parts.fixer.remediate,
             revert=self.parts.fixer.revert,
-            health=scout_health(self.store),
+            health=IncidentHealth(self.store),
             postmortem=self.memory.postmortem_step,
             narrate=narrator(settings, self.brain.services_of),
         )
@@ -131,6 +128,8 @@ class ResponderLoop:
             self.reconciler,
             verification=self.parts.policy.config.verification,
             audit=AuditLog(self.store, actor="responder", emit=emit),
+            watch=self.deployer.watch,
+            rollout_deadline_s=self.deployer.rollout_deadline_s,
         )
         self.backfill_ns = int(backfill_s * NS_PER_S)
         self.max_loop_errors = max_loop_errors
@@ -268,12 +267,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--deploy-timeout",
         type=float,
         default=30.0,
-        help="seconds to wait for the shop to run a merged commit",
+        help="seconds a deploy command (or the shop) may take to run a merged commit",
     )
     parser.add_argument(
         "--deploy-command",
         help="deploy a merged commit by running this command ('{sha}' is replaced; exit 0 = "
-        "deployed), e.g. 'argocd app sync shop --revision {sha}'; default: wait for the demo shop",
+        "deployed), e.g. 'argocd app sync shop --revision {sha}'; default: the deploy section",
+    )
+    parser.add_argument(
+        "--reconciler",
+        choices=("auto", "gitops", "command", "shop"),
+        help="how merges are deployed (default: the deploy section; auto = the command if one"
+        " is given, else gitops: Argo CD / Flux apply main and the telemetry confirms it)",
     )
     parser.add_argument("--once", action="store_true", help="run one tick and exit")
     parser.add_argument(
@@ -286,15 +291,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the responders against the state folder (`--state` / SRE_STATE_DIR) until Ctrl-C."""
     settings = load_settings()
-    reconciler: Reconciler = (
-        CommandReconciler(shlex.split(args.deploy_command), timeout_s=args.deploy_timeout)
-        if args.deploy_command
-        else ShopReconciler(settings.state_dir, timeout_s=args.deploy_timeout)
+    store = Store(settings.paths.db)
+    deployer = build_deployer(
+        settings,
+        store,
+        command=shlex.split(args.deploy_command or ""),
+        mode=args.reconciler,
+        timeout_s=args.deploy_timeout,
     )
     # With a broker configured, audit actions and lifecycle events are published too.
     publish = kafka_publisher(settings.kafka_bootstrap_servers) if args.kafka else None
-    loop = ResponderLoop(settings, reconciler=reconciler, policy_path=args.policy, publish=publish)
-    print(f"SRE-Space responders on {settings.state_dir.resolve()}", flush=True)
+    loop = ResponderLoop(
+        settings, store, deployer=deployer, policy_path=args.policy, publish=publish
+    )
+    print(
+        f"SRE-Space responders on {settings.state_dir.resolve()}, deploying by {deployer.mode}",
+        flush=True,
+    )
     try:
         if args.once:
             report = loop.tick()

@@ -11,7 +11,8 @@ Outcomes, each recorded for Memory: `resolved` (signals back within baseline for
 windows), `recovered_without_change` (Scout saw them recover before any change), `reverted` (the
 deploy failed or the deadline passed: the change was reverted and the incident escalated), or an
 escalation without a change: `no_change` (refused, dry-run, checks failed), `approval_timeout`,
-`error` (a step kept failing).
+`error` (a step kept failing), `not_rolled_out` (merged, but the telemetry never showed it
+running by the rollout deadline: nothing ran, so nothing is reverted).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sinks.fixer.fixer import Remedy
 from sinks.fixer.forge import ForgeError, ForgeResult
 from sinks.fixer.policy import VerificationConfig
 from sinks.fixer.reconciler import Reconciler
+from sinks.fixer.rollout import Rollout, RolloutCheck, rollout_of
 from sinks.fixer.tracker import IncidentTracker
 from sinks.store.sqlite import Store
 from sre_space.records import TIME, Diagnosis, Incident, Record
@@ -42,6 +44,8 @@ class HealthSample:
     window_end: int  # ns
     healthy: bool
     detail: str = ""
+    # seconds a backlog needs to drain at its current rate (None: not draining, or no backlog)
+    drain_eta_s: float | None = None
 
 
 class Narration(Protocol):
@@ -106,6 +110,8 @@ class Responder:
         audit: AuditLog | None = None,
         symptoms: Callable[[Incident], str] | None = None,
         max_step_attempts: int = 5,
+        watch: Callable[[Rollout, int], RolloutCheck] | None = None,
+        rollout_deadline_s: float = 600.0,
     ) -> None:
         self.store = store
         self.steps = steps
@@ -115,6 +121,9 @@ class Responder:
         self.audit = audit or AuditLog(store, actor="responder")
         self.symptoms = symptoms or (lambda inc: inc.summary or "(no summary)")
         self.max_step_attempts = max_step_attempts
+        # With a watch, a deploy is done only once the telemetry shows the merged change running.
+        self.watch = watch
+        self.rollout_deadline_ns = round(rollout_deadline_s * NS_PER_S)
         self._lock = threading.RLock()
 
     # --- persistence --------------------------------------------------------------------------
@@ -307,7 +316,10 @@ class Responder:
         if remedy.status == "merged" and remedy.pr is not None and remedy.pr.merge_sha:
             self.tracker.set_state(incident.id, "mitigating")
             self._audit(p, now, "remediated", remedy.reason, "remediate", pr=remedy.pr.id)
-            return self._next(p, "deploy", now, merge_sha=remedy.pr.merge_sha, **pr_data)
+            rollout = rollout_of(remedy.pr.change, now).to_dict()
+            return self._next(
+                p, "deploy", now, merge_sha=remedy.pr.merge_sha, rollout=rollout, **pr_data
+            )
         if remedy.status == "pending":
             since = str(p.data.get("pending_since") or ns_to_rfc3339(now))
             waited = (now - rfc3339_to_ns(since)) / 60e9
@@ -338,26 +350,46 @@ class Responder:
 
     def _step_deploy(self, p: Progress, incident: Incident, now: int) -> Progress:
         sha = str(p.data["merge_sha"])
-        result = self.reconciler.apply(sha)
-        if result.ok:
-            deadline = now + round(self.verification.deadline_minutes * 60 * NS_PER_S)
-            self.tracker.set_state(incident.id, "verifying")
+        if p.data.get("applied") != sha:
+            result = self.reconciler.apply(sha)
+            if not result.ok:
+                if p.attempts.get("deploy", 0) < self.verification.deploy_attempts:
+                    key = f"deploy-retry-{p.attempts['deploy']}"
+                    self._audit(p, now, "deploy_retry", result.detail, key)
+                    return self._wait(p, now, deploy_error=result.detail)
+                return self._revert_and_escalate(
+                    p, incident, now, f"deploy of {sha[:12]} failed: {result.detail}"
+                )
             self._audit(p, now, "deployed", result.detail, "deploy", commit=sha)
-            return self._next(
-                p,
-                "verify",
-                now,
-                deployed_at=ns_to_rfc3339(now),
-                deadline=ns_to_rfc3339(deadline),
-                windows={},
+            p = self._wait(p, now, applied=sha, applied_at=ns_to_rfc3339(now))
+        raw = p.data.get("rollout")
+        if self.watch is None or not raw or not raw.get("service"):
+            return self._verifying(p, incident, now)
+        check = self.watch(Rollout.from_dict(raw), now)
+        if check.running:
+            self._audit(p, now, "rolled_out", check.detail, "rolled-out", commit=sha)
+            return self._verifying(p, incident, now)
+        deadline = rfc3339_to_ns(str(p.data["applied_at"])) + self.rollout_deadline_ns
+        if now >= deadline:
+            # The change never showed up: it is not what runs, so reverting it would fix nothing;
+            # a person finds out why the controller did not apply it.
+            reason = (
+                f"merged {sha[:12]}, but by {ns_to_rfc3339(deadline)} the telemetry did not show"
+                f" it running: {check.detail}"
             )
-        if p.attempts.get("deploy", 0) < self.verification.deploy_attempts:
-            self._audit(
-                p, now, "deploy_retry", result.detail, f"deploy-retry-{p.attempts['deploy']}"
-            )
-            return self._wait(p, now, deploy_error=result.detail)
-        return self._revert_and_escalate(
-            p, incident, now, f"deploy of {sha[:12]} failed: {result.detail}"
+            return self._escalate(p, incident, now, reason, "not_rolled_out")
+        return self._wait(p, now, rollout_detail=check.detail)
+
+    def _verifying(self, p: Progress, incident: Incident, now: int) -> Progress:
+        deadline = now + round(self.verification.deadline_minutes * 60 * NS_PER_S)
+        self.tracker.set_state(incident.id, "verifying")
+        return self._next(
+            p,
+            "verify",
+            now,
+            deployed_at=ns_to_rfc3339(now),
+            deadline=ns_to_rfc3339(deadline),
+            windows={},
         )
 
     def _step_verify(self, p: Progress, incident: Incident, now: int) -> Progress:
@@ -388,6 +420,9 @@ class Responder:
             outcome = {"result": "resolved", "detail": detail, "pr_id": p.data.get("pr_id")}
             return self._next(p, "postmortem", now, windows=windows, outcome=outcome)
         if now >= rfc3339_to_ns(str(p.data["deadline"])):
+            grace = self._drain_grace(p, sample, now)
+            if grace is not None:
+                return self._wait(p, now, windows=windows, streak=streak, deadline=grace)
             reason = (
                 f"signals not back within baseline by the deadline {p.data['deadline']}"
                 f" ({streak}/{need} healthy windows, {len(windows)} observed)"
@@ -402,6 +437,32 @@ class Responder:
                 reason,
             )
         return self._wait(p, now, windows=windows, streak=streak)
+
+    def _drain_grace(self, p: Progress, sample: HealthSample | None, now: int) -> str | None:
+        """A later deadline when a backlog drains but needs longer (bounded); else None."""
+        eta = sample.drain_eta_s if sample is not None else None
+        if eta is None or eta <= 0:
+            return None
+        deployed = rfc3339_to_ns(str(p.data["deployed_at"]))
+        cap = deployed + round(
+            (self.verification.deadline_minutes + self.verification.drain_grace_max_minutes)
+            * 60
+            * NS_PER_S
+        )
+        until = min(now + round(eta * NS_PER_S), cap)
+        if until <= now:
+            return None
+        deadline = ns_to_rfc3339(until)
+        self._audit(
+            p,
+            now,
+            "verify_grace",
+            f"the backlog drains in {eta:.0f} s at its current rate: judging at {deadline}",
+            f"grace:{deadline}",
+            drain_eta_s=round(eta, 1),
+            deadline=deadline,
+        )
+        return deadline
 
     def _revert_and_escalate(
         self, p: Progress, incident: Incident, now: int, reason: str

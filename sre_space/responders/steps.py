@@ -4,7 +4,6 @@
   exemplar traces the archive lacks, from Jaeger), asked ahead of the diagnose step until it is
   sure (`ready`), so the machine's `diagnose` gets that answer.
 - `narrator`: the LLM's narrative of a diagnosis, within each incident's budget.
-- `scout_health`: Scout's verdict for the verify step (recovered in the store = within baseline).
 - `memory_preference`: Memory's order of the Fixer's actions for an incident's fingerprint.
 """
 
@@ -29,11 +28,9 @@ from sinks.memory.memory import Memory
 from sinks.store.sqlite import Store
 from sre_space import git
 from sre_space.records import ActionRequest, Diagnosis, Incident, SignalWindow
-from sre_space.responders.machine import HealthSample
 from sre_space.settings import Settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
 
-HEALTHY_STATES = frozenset({"recovered", "resolved"})
 FINAL_STATES = frozenset({"recovered", "resolved", "escalated"})
 
 Log = Callable[[str], None]
@@ -242,23 +239,6 @@ def narrator(
         return narrate(diagnosis, config, known_services=services, budget=budget)
 
     return narrate_diagnosis
-
-
-def scout_health(store: Store) -> Callable[[Incident, int], HealthSample | None]:
-    """Scout's verdict on an incident at event time `now` (ns): recovered means within baseline."""
-
-    def health(incident: Incident, now: int) -> HealthSample | None:
-        row = store.get("incidents", incident.id)
-        if row is None:
-            return None
-        state = str(row.get("state", ""))
-        healthy = state in HEALTHY_STATES
-        detail = f"Scout: incident {state}" + (
-            f" since {row['recovered_at']}" if healthy and row.get("recovered_at") else ""
-        )
-        return HealthSample(window_end=now, healthy=healthy, detail=detail)
-
-    return health
 
 
 def memory_preference(memory: Memory) -> Prefer:

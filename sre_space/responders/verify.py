@@ -1,0 +1,162 @@
+"""Whether a fix worked: the harm the incident's anomalies show is gone, and any backlog drained.
+
+Scout's incident state is the first answer (recovered = every anomaly back within baseline). When
+it is not recovered, what still holds it open is weighed, because two kinds of anomaly are not
+harm that a fix can or should remove:
+- a traffic surge (more requests than the baseline): demand; scaling serves it, nothing ends it;
+- the latency of consumer spans of a service that reports a backlog: async work is felt as the
+  backlog's delay, and one message's work time is not what a scale-up changes.
+A backlog (`backlog_metrics` of the incident's services) is judged against its level before the
+incident; while it drains, the time it needs at its current rate (`drain_eta_s`) lets the
+responder extend the deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from operators.scout.detect.events import signal_class
+from sinks.store.sqlite import Store
+from sinks.store.telemetry import metric_levels, span_kind
+from sre_space.records import Anomaly, Incident
+from sre_space.responders.machine import HealthSample
+from sre_space.timeutil import NS_PER_S
+
+HEALTHY_STATES = frozenset({"recovered", "resolved"})
+# Queue depth (the `queue` saturation mapping) and consumer lag (semantic conventions).
+BACKLOG_METRICS = ("queue", "messaging.kafka.consumer.lag", "kafka.consumer_group.lag")
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """One backlog series: its level before the incident, now, and its drain rate (per second)."""
+
+    service: str
+    metric: str
+    before: float
+    now: float
+    drain_per_s: float
+
+    @property
+    def drained(self) -> bool:
+        """Back to its level before the incident (a message or a tenth of it over is noise)."""
+        return self.now <= max(self.before * 1.1, self.before + 1.0)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until drained at the current rate; None when it is not draining."""
+        if self.drained:
+            return 0.0
+        if self.drain_per_s <= 0:
+            return None
+        return (self.now - max(self.before * 1.1, self.before + 1.0)) / self.drain_per_s
+
+
+def drain_rate(points: Sequence[tuple[int, float]]) -> float:
+    """How fast (per second) a series of (ns, value) points falls; 0 unless the fall is clear.
+
+    The least-squares slope counts only when it is below minus twice its standard error, so a
+    backlog that hovers on a plateau is not taken for one that drains.
+    """
+    n = len(points)
+    if n < 3:
+        return 0.0
+    xs = [t / NS_PER_S for t, _ in points]
+    ys = [v for _, v in points]
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0:
+        return 0.0
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+    residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys, strict=True))
+    se = (residual / (n - 2) / var) ** 0.5
+    return -slope if slope < -2 * se else 0.0
+
+
+class IncidentHealth:
+    """The verify step's verdict per window, from the store (Scout's incidents and signals)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        backlog_metrics: Sequence[str] = BACKLOG_METRICS,
+        baseline_s: float = 600.0,
+        rate_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.backlog_metrics = tuple(backlog_metrics)
+        self.baseline_ns = round(baseline_s * NS_PER_S)
+        self.rate_ns = round(rate_s * NS_PER_S)
+        self._before: dict[str, dict[tuple[str, str], float]] = {}
+
+    def __call__(self, incident: Incident, now: int) -> HealthSample | None:
+        row = self.store.get("incidents", incident.id)
+        if row is None:
+            return None
+        current = Incident.from_dict(row)
+        backlogs = self.backlogs(current, now)
+        pending = [b for b in backlogs if not b.drained]
+        etas = [b.eta_s for b in pending]
+        eta = None if not pending or None in etas else max(e for e in etas if e is not None)
+        lines = [
+            f"{b.service} {b.metric} {b.now:g} (before {b.before:g}, draining"
+            f" {b.drain_per_s:.3g}/s)"
+            for b in pending
+        ]
+        if current.state in HEALTHY_STATES and not pending:
+            since = f" since {row['recovered_at']}" if row.get("recovered_at") else ""
+            return HealthSample(now, True, f"Scout: incident {current.state}{since}", 0.0)
+        blocking = self.blocking(current, {b.service for b in backlogs})
+        healthy = not blocking and not pending
+        if healthy:
+            detail = "only demand or async work time still abnormal; harm and backlog gone"
+        else:
+            detail = "; ".join([*blocking, *lines])
+        return HealthSample(now, healthy, detail[:500], eta)
+
+    def blocking(self, incident: Incident, backlogged: set[str]) -> list[str]:
+        """The incident's active anomalies that are harm a fix must remove, described."""
+        out = []
+        for aid in incident.anomaly_ids:
+            if self.store.get("anomalies", f"{aid}|cleared") is not None:
+                continue
+            raw = self.store.get("anomalies", aid)
+            if raw is None:
+                out.append(f"anomaly {aid} (not in the store)")
+                continue
+            a = Anomaly.from_dict(raw)
+            kind = signal_class(a)
+            if kind == "traffic" and a.observed > a.expected:
+                continue  # a surge of demand
+            if (
+                kind == "latency"
+                and a.service in backlogged
+                and a.operation
+                and span_kind(self.store, a.service, a.operation) == "consumer"
+            ):
+                continue  # async work: judged by its backlog
+            out.append(f"{a.service} {a.operation or a.metric or a.cuj} {a.signal} abnormal")
+        return out
+
+    def backlogs(self, incident: Incident, now: int) -> list[Backlog]:
+        """Backlog series of the incident's services: level before it, now, and drain rate."""
+        before = self._before.get(incident.id)
+        if before is None:
+            start = incident.opened_at - self.baseline_ns
+            levels = metric_levels(
+                self.store, incident.services, self.backlog_metrics, start, incident.opened_at
+            )
+            before = {k: max(v for _, v in pts) for k, pts in levels.items() if pts}
+            self._before[incident.id] = before
+        recent = metric_levels(
+            self.store, incident.services, self.backlog_metrics, now - self.rate_ns, now + 1
+        )
+        out = []
+        for (service, metric), points in sorted(recent.items()):
+            if not points:
+                continue
+            level = before.get((service, metric), 0.0)
+            out.append(Backlog(service, metric, level, points[-1][1], drain_rate(points)))
+        return out
