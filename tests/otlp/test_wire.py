@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from bench.otlp_encode import SpanSpec, trace_request
 from operators.otlp import DecodeError, DecodeLimits, decode_trace_proto
 from operators.otlp.proto_traces import decode_trace_upb
 from operators.otlp.spans import SpanBatch
+from operators.otlp.text import TextColumn
 from operators.otlp.wire import HAVE_WIRE, decode_trace_wire
 
 BUILD_HINT = (
@@ -123,7 +125,19 @@ def assert_same(data: bytes) -> Any:
     assert wire == upb
     if wire[0] == "ok":
         check_codes(decode_trace_wire(data, LIMITS))
+        keys = (*SELECTED, "a", "b", "service.version")
+        compiled = texts(decode_trace_wire(data, LIMITS).text_columns(keys))
+        assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(keys))
     return wire
+
+
+def texts(columns: tuple[list[TextColumn], TextColumn]) -> list[list[str]]:
+    """Text columns as Python strings, to compare the compiled ones with the walked ones."""
+    out = []
+    for offsets, data in [*columns[0], columns[1]]:
+        bounds = offsets.tolist()
+        out.append([data[a:b].decode() for a, b in pairwise(bounds)])
+    return out
 
 
 def check_codes(batch: SpanBatch) -> None:
