@@ -30,14 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from bench.workload import generate, iter_json_lines
+from bench.workload import generate, iter_json_lines, shop_requests
 
-OUT = Path(__file__).parent / "out"
+# SRE_BENCH_OUT moves the results and the cached workloads (the tests use a temporary folder).
+OUT = Path(os.environ.get("SRE_BENCH_OUT") or Path(__file__).parent / "out")
 ALL_MODES = ("naive", "columnar", "replay_proto", "replay_json", "kafka", "kafka_no_archive")
 
 
-def _workload(n: int, per_request: int = 512) -> list[bytes]:
-    cache = OUT / f"workload-{n}-{per_request}.bin"
+WORKLOADS = ("lean", "rich", "shop")
+
+
+def _workload(n: int, per_request: int = 512, workload: str = "lean") -> list[bytes]:
+    name = f"{n}-{per_request}" if workload == "lean" else f"{workload}-{n}-{per_request}"
+    cache = OUT / f"workload-{name}.bin"
     if cache.exists():
         data = cache.read_bytes()
         out, pos = [], 0
@@ -46,7 +51,12 @@ def _workload(n: int, per_request: int = 512) -> list[bytes]:
             out.append(data[pos + 4 : pos + 4 + size])
             pos += 4 + size
         return out
-    requests, _ = generate(n, seed=1, spans_per_request=per_request, services=8)
+    if workload == "shop":
+        requests = shop_requests(n, seed=1, spans_per_request=per_request)
+    else:
+        requests, _ = generate(
+            n, seed=1, spans_per_request=per_request, services=8, rich=workload == "rich"
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
     return requests
@@ -199,9 +209,11 @@ def _spans_in_signals(bootstrap: str, topic: str) -> int:
 _timing: dict[str, float] = {}
 
 
-def child(mode: str, n: int, kafka: str | None, per_request: int) -> dict[str, object]:
+def child(
+    mode: str, n: int, kafka: str | None, per_request: int, workload: str = "lean"
+) -> dict[str, object]:
     """Run one mode in this process and report spans, seconds and peak RSS."""
-    requests = _workload(n, per_request)
+    requests = _workload(n, per_request, workload)
     window_ns = 10 * 10**9
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -233,7 +245,13 @@ def child(mode: str, n: int, kafka: str | None, per_request: int) -> dict[str, o
     }
 
 
-def main() -> int:
+def _span_count(data: bytes) -> int:
+    from operators.otlp import decode_trace_proto
+
+    return len(decode_trace_proto(data))
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--modes", nargs="+", default=list(ALL_MODES))
@@ -244,28 +262,38 @@ def main() -> int:
         default=512,
         help="spans per export request (the Collector's batch processor sends up to 8192)",
     )
+    parser.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="lean",
+        help="lean spans (3 attributes), rich (20 semantic-convention attributes) or the shop's",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    run = (args.spans, args.kafka, args.spans_per_request, args.workload)
     if args.child == "generate":
-        requests = _workload(args.spans, args.spans_per_request)
-        print(json.dumps({"requests": len(requests), "bytes": sum(len(r) for r in requests)}))
+        requests = _workload(args.spans, args.spans_per_request, args.workload)
+        spans = sum(_span_count(r) for r in requests)
+        size = sum(len(r) for r in requests)
+        print(json.dumps({"requests": len(requests), "bytes": size, "spans": spans}))
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.spans, args.kafka, args.spans_per_request)))
+        print(json.dumps(child(args.child, *run)))
         return 0
     # Generate (and cache) in a child too: Linux carries a process's peak RSS across exec, so the
     # parent must stay small for the children's figures to be their own.
-    info = _run_child("generate", args.spans, None, args.spans_per_request)
-    size = info["bytes"]
+    info = _run_child("generate", *run)
+    size, total = info["bytes"], info["spans"]
     print(
-        f"workload: {args.spans} spans in {info['requests']} requests, {size / args.spans:.0f} B/span"
+        f"workload {args.workload}: {total} spans in {info['requests']} requests, "
+        f"{size / total:.0f} B/span"
     )
     results = []
     for mode in args.modes:
         if mode.startswith("kafka") and not args.kafka:
             print("kafka: skipped (no --kafka / KAFKA_BOOTSTRAP_SERVERS)")
             continue
-        r = _run_child(mode, args.spans, args.kafka, args.spans_per_request)
+        r = _run_child(mode, *run)
         results.append(r)
         print(
             f"{r['mode']:>13}: {r['spans_per_s']:>10,} spans/s wall  "
@@ -282,18 +310,22 @@ def main() -> int:
         )
     OUT.mkdir(parents=True, exist_ok=True)
     summary = {
-        "spans": args.spans,
+        "workload": args.workload,
+        "spans": total,
         "spans_per_request": args.spans_per_request,
-        "bytes_per_span": round(size / args.spans, 1),
+        "bytes_per_span": round(size / total, 1),
         "cores": os.cpu_count(),
         "numpy": np.__version__,
         "results": results,
     }
-    (OUT / f"throughput-{args.spans_per_request}.json").write_text(json.dumps(summary, indent=2))
+    out = OUT / f"throughput-{args.workload}-{args.spans_per_request}.json"
+    out.write_text(json.dumps(summary, indent=2))
     return 0
 
 
-def _run_child(mode: str, spans: int, kafka: str | None, per_request: int) -> dict[str, Any]:
+def _run_child(
+    mode: str, spans: int, kafka: str | None, per_request: int, workload: str
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
@@ -304,6 +336,8 @@ def _run_child(mode: str, spans: int, kafka: str | None, per_request: int) -> di
         str(spans),
         "--spans-per-request",
         str(per_request),
+        "--workload",
+        workload,
     ]
     if kafka:
         cmd += ["--kafka", kafka]

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from operators.otlp.spans import SpanBatch
-from operators.otlp.text import TextColumn, hex_text
+from operators.otlp.text import TextColumn, hex_text, strings_text
 
 
 def _text(n: int, column: TextColumn) -> pa.Array:
@@ -20,13 +20,24 @@ def _text(n: int, column: TextColumn) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
+def _numbers(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    # From the buffer: pa.array() on numpy consults pandas, whose import costs a second of CPU.
+    data = np.ascontiguousarray(values, dtype=type_.to_pandas_dtype())
+    return pa.Array.from_buffers(type_, len(data), [None, pa.py_buffer(data)])
+
+
+def _flags(values: np.ndarray) -> pa.Array:
+    bits = np.packbits(values.astype(bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
 def _names(values: list[str], codes: np.ndarray | None, names: list[str] | None) -> pa.Array:
     if codes is None or names is None:
-        return pa.array(values, type=pa.string()).dictionary_encode()
+        return _text(len(values), strings_text(values)).dictionary_encode()
     # Dictionary-encoded as decoded; Parquet stores the same text (the schema is not stored, so
-    # readers see plain strings).
+    # readers see plain strings). From buffers, as pa.array() on a list imports pandas.
     return pa.DictionaryArray.from_arrays(
-        pa.array(codes, type=pa.int32()), pa.array(names, type=pa.string())
+        _numbers(codes, pa.int32()), _text(len(names), strings_text(names))
     )
 
 
@@ -41,14 +52,14 @@ def span_record_batch(batch: SpanBatch, selected: Sequence[str] = ()) -> pa.Reco
         "service": _names(batch.service, batch.svc_codes, batch.svc_names),
         "service_version": _names(batch.service_version, batch.ver_codes, batch.ver_names),
         "operation": _names(batch.operation, batch.op_codes, batch.op_names),
-        "kind": pa.array(batch.kind, type=pa.int8()),
-        "status_code": pa.array(batch.status_code, type=pa.int8()),
-        "http_status": pa.array(batch.http_status, type=pa.int32()),
-        "rpc_grpc_status": pa.array(batch.rpc_grpc_status, type=pa.int32()),
-        "start_ns": pa.array(batch.start_ns, type=pa.int64()),
-        "end_ns": pa.array(batch.end_ns, type=pa.int64()),
-        "duration_ns": pa.array(batch.duration_ns, type=pa.int64()),
-        "is_error": pa.array(batch.is_error, type=pa.bool_()),
+        "kind": _numbers(batch.kind, pa.int8()),
+        "status_code": _numbers(batch.status_code, pa.int8()),
+        "http_status": _numbers(batch.http_status, pa.int32()),
+        "rpc_grpc_status": _numbers(batch.rpc_grpc_status, pa.int32()),
+        "start_ns": _numbers(batch.start_ns, pa.int64()),
+        "end_ns": _numbers(batch.end_ns, pa.int64()),
+        "duration_ns": _numbers(batch.duration_ns, pa.int64()),
+        "is_error": _flags(batch.is_error),
     }
     for key, column in zip(selected, attributes, strict=True):
         columns[key] = _text(n, column)
