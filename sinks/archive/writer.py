@@ -33,6 +33,7 @@ from operators.sampling import TailPolicy, TraceSampler, notable, trace_keys
 from sinks.archive.columns import span_record_batch
 
 NS_PER_HOUR = 3_600 * 10**9
+_TIME_COLUMNS = ("start_ns", "end_ns", "duration_ns")
 # Unique per span: a dictionary would only cost (names, codes and attributes repeat and keep one).
 _PLAIN_COLUMNS = frozenset(
     ("trace_id", "span_id", "parent_span_id", "start_ns", "end_ns", "duration_ns")
@@ -200,6 +201,8 @@ class _FileWriter:
             self._write(pa.Table.from_batches(batches))
         except Exception as exc:  # reported on the dataflow's thread at its next add or flush
             self._failure = exc
+        # Arrow's allocator keeps freed pages for reuse; give them back so the peak stays low.
+        pa.default_memory_pool().release_unused()
 
     def _write(self, table: pa.Table) -> None:
         end = np.concatenate([_int64s(chunk) for chunk in table.column("end_ns").chunks])
@@ -207,19 +210,23 @@ class _FileWriter:
         self._newest_ns = max(self._newest_ns, int(np.median(end)))
         cutoff = self._oldest_kept_hour()
         hours = end // NS_PER_HOUR
-        for hour in np.unique(hours).tolist():
+        unique = np.unique(hours).tolist()
+        for hour in unique:
             if hour < cutoff:
                 continue  # late spans the retention would drop at once
-            rows = np.flatnonzero(hours == hour)
-            rows = rows[np.argsort(end[rows], kind="stable")]
+            # Rows stay in arrival order: a file is one row group, so sorting would not prune.
+            part = table
+            if len(unique) > 1:
+                rows = np.flatnonzero(hours == hour)
+                index = pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
+                part = table.take(index)
             start = time.gmtime(hour * 3600)
             folder = (
                 self.root / f"dt={time.strftime('%Y-%m-%d', start)}" / f"hour={start.tm_hour:02d}"
             )
             self._seq += 1
             path = folder / f"part-{self.writer_id}-{self._run}-{self._seq:06d}.parquet"
-            index = pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
-            _write(table.take(index), path)
+            _write(part, path)
             self._written.append(path)
         if self.retention is not None:
             enforce_retention(
@@ -256,9 +263,13 @@ def _write(table: pa.Table, path: Path) -> None:
                 table,
                 tmp,
                 compression="zstd",
+                compression_level=1,
+                # Times are near-sorted integers: deltas pack them smaller and far cheaper
+                # than compressing them.
+                column_encoding=dict.fromkeys(_TIME_COLUMNS, "DELTA_BINARY_PACKED"),
                 use_dictionary=[c for c in table.column_names if c not in _PLAIN_COLUMNS],
                 # Statistics prune by time; for random ids they cost and never prune.
-                write_statistics=["start_ns", "end_ns"],
+                write_statistics=list(_TIME_COLUMNS[:2]),
                 store_schema=False,  # readers see the text columns as plain strings
             )
             os.replace(tmp, path)
