@@ -179,7 +179,7 @@ def run_kafka(requests: list[bytes], bootstrap: str, archive: bool = True) -> in
     return spans
 
 
-def _spans_in_signals(bootstrap: str, topic: str) -> int:
+def _spans_in_signals(bootstrap: str, topic: str, late: bool = False) -> int:
     # Read the flow's output back, so the figure counts spans that really became signals.
     from confluent_kafka import Consumer, TopicPartition
 
@@ -200,7 +200,7 @@ def _spans_in_signals(bootstrap: str, topic: str) -> int:
             value = m.value()
             if m.error() is None and value is not None:
                 sig = json.loads(value)
-                if sig.get("kind") == "span":
+                if sig.get("kind") == "span" or (late and sig.get("metric") == "late"):
                     total += int(sig["count"])
     consumer.close()
     return total
