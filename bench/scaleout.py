@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.throughput import OUT, _spans_in_signals, _workload
+from bench.throughput import OUT, _spans_in_signals, publish_in_child
 
 TOPICS = ("spans", "metrics", "signals", "dead")
 
@@ -76,12 +76,13 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def run(bootstrap: str, requests: list[bytes], procs: int, partitions: int) -> dict[str, Any]:
-    """Publish the requests over `partitions` partitions and run the flow on `procs` processes."""
+def run(
+    bootstrap: str, spans: int, per_request: int, procs: int, partitions: int
+) -> dict[str, Any]:
+    """Publish the lean workload over `partitions` partitions, run the flow on `procs` processes."""
     from confluent_kafka.admin import AdminClient
 
     from flows.sources import create_topics
-    from sre_space.kafka import KafkaPublisher
 
     suffix = uuid.uuid4().hex[:8]
     state = Path(tempfile.mkdtemp(prefix="sre-scale-"))
@@ -90,10 +91,7 @@ def run(bootstrap: str, requests: list[bytes], procs: int, partitions: int) -> d
     create_topics(
         bootstrap, [settings.metrics_topic, settings.signals_topic, settings.deadletter_topic]
     )
-    producer = KafkaPublisher(bootstrap, {"message.max.bytes": 20_971_520})
-    for i, data in enumerate(requests):
-        producer.send(settings.spans_topic, data, key=str(i).encode())
-    producer.flush(60)
+    publish_in_child(bootstrap, settings.spans_topic, spans, per_request, "lean")
     addresses = [f"127.0.0.1:{p}" for p in _free_ports(procs)]
     cmd = [sys.executable, "-m", "bench.scaleout", "--kafka", bootstrap, "--member", suffix]
     children = [
@@ -110,7 +108,7 @@ def run(bootstrap: str, requests: list[bytes], procs: int, partitions: int) -> d
         reports.append(json.loads(out.strip().splitlines()[-1]))
     # Partitions are read side by side, so some spans reach a window after it closed: they are
     # counted from the late-data signal (the workload has no journeys, whose late data would too).
-    spans = _spans_in_signals(bootstrap, settings.signals_topic, late=True)
+    counted = _spans_in_signals(bootstrap, settings.signals_topic, late=True)
     topics = [settings.spans_topic, settings.metrics_topic, settings.signals_topic]
     AdminClient({"bootstrap.servers": bootstrap}).delete_topics(
         [*topics, settings.deadletter_topic]
@@ -121,11 +119,11 @@ def run(bootstrap: str, requests: list[bytes], procs: int, partitions: int) -> d
     return {
         "procs": procs,
         "partitions": partitions,
-        "spans": spans,
+        "spans": counted,
         "seconds": wall,
-        "spans_per_s": round(spans / wall),
+        "spans_per_s": round(counted / wall),
         "cpu_seconds": round(cpu, 3),
-        "spans_per_cpu_s": round(spans / cpu),
+        "spans_per_cpu_s": round(counted / cpu),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in reports),
         "members": reports,
     }
@@ -144,10 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         suffix, state, proc, *addresses = args.member
         member(args.kafka, suffix, Path(state), addresses, int(proc))
         return 0
-    requests = _workload(args.spans, args.spans_per_request)
     results = []
     for procs in args.procs:
-        r = run(args.kafka, requests, procs, args.partitions)
+        r = run(args.kafka, args.spans, args.spans_per_request, procs, args.partitions)
         results.append(r)
         print(
             f"{procs} process(es): {r['spans_per_s']:>10,} spans/s wall  "

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,11 @@ def _workload(n: int, per_request: int = 512, workload: str = "lean") -> list[by
     name = f"{n}-{per_request}" if workload == "lean" else f"{workload}-{n}-{per_request}"
     cache = OUT / f"workload-{name}.bin"
     if cache.exists():
-        data = cache.read_bytes()
-        out, pos = [], 0
-        while pos < len(data):
-            (size,) = struct.unpack_from(">I", data, pos)
-            out.append(data[pos + 4 : pos + 4 + size])
-            pos += 4 + size
+        out = []
+        with cache.open("rb") as fh:  # request by request: the file's copy never sits in memory
+            while head := fh.read(4):
+                (size,) = struct.unpack(">I", head)
+                out.append(fh.read(size))
         return out
     if workload == "shop":
         requests = shop_requests(n, seed=1, spans_per_request=per_request)
@@ -138,21 +138,34 @@ def _replay_in(tmp: Path, requests: list[bytes], fmt: str) -> int:
     return sum(s.count for s in read_jsonl(str(files["signals"]), SignalWindow) if s.kind == "span")
 
 
-def run_kafka(requests: list[bytes], bootstrap: str, archive: bool = True) -> int:
+def publish(bootstrap: str, topic: str, requests: list[bytes]) -> None:
+    """Produce the requests to `topic` and wait until the broker has them."""
+    from sre_space.kafka import KafkaPublisher
+
+    producer = KafkaPublisher(bootstrap, {"message.max.bytes": 20_971_520})
+    for i, data in enumerate(requests):
+        producer.send(topic, data, key=str(i).encode())
+    producer.flush(60)
+
+
+def publish_in_child(bootstrap: str, topic: str, n: int, per_request: int, workload: str) -> None:
+    """`publish` from another process, so that the workload is not in the measured peak RSS."""
+    cmd = [sys.executable, "-m", "bench.throughput", "--child", "publish", "--topic", topic]
+    cmd += ["--kafka", bootstrap, "--spans", str(n), "--spans-per-request", str(per_request)]
+    subprocess.run([*cmd, "--workload", workload], check=True, capture_output=True)
+
+
+def run_kafka(publish_to: Callable[[str], None], bootstrap: str, archive: bool = True) -> int:
     from bytewax.testing import run_main
 
     from flows.main import build_kafka_flow
     from flows.sources import create_topics
-    from sre_space.kafka import KafkaPublisher
     from sre_space.settings import Settings
 
     suffix = uuid.uuid4().hex[:8]
     topics = {name: f"bench-{name}-{suffix}" for name in ("spans", "metrics", "signals", "dead")}
     create_topics(bootstrap, list(topics.values()))
-    producer = KafkaPublisher(bootstrap, {"message.max.bytes": 20_971_520})
-    for data in requests:
-        producer.send(topics["spans"], data)
-    producer.flush(60)
+    publish_to(topics["spans"])
     tmp = Path(tempfile.mkdtemp(prefix="sre-bench-state-"))
     config = tmp / "pipeline.yaml"
     config.write_text(f"archive:\n  enabled: {str(archive).lower()}\n")
@@ -213,7 +226,8 @@ def child(
     mode: str, n: int, kafka: str | None, per_request: int, workload: str = "lean"
 ) -> dict[str, object]:
     """Run one mode in this process and report spans, seconds and peak RSS."""
-    requests = _workload(n, per_request, workload)
+    kafka_mode = mode in ("kafka", "kafka_no_archive")
+    requests = [] if kafka_mode else _workload(n, per_request, workload)
     window_ns = 10 * 10**9
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -226,7 +240,12 @@ def child(
     elif mode in ("kafka", "kafka_no_archive"):
         if not kafka:
             raise SystemExit("kafka mode needs --kafka or KAFKA_BOOTSTRAP_SERVERS")
-        spans = run_kafka(requests, kafka, archive=mode == "kafka")
+        bootstrap = kafka
+
+        def publish_to(topic: str) -> None:
+            publish_in_child(bootstrap, topic, n, per_request, workload)
+
+        spans = run_kafka(publish_to, kafka, archive=mode == "kafka")
     else:
         raise SystemExit(f"unknown mode {mode!r}; known: {', '.join(ALL_MODES)}")
     elapsed = _timing.get("elapsed", time.perf_counter() - t0)
@@ -269,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         help="lean spans (3 attributes), rich (20 semantic-convention attributes) or the shop's",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     run = (args.spans, args.kafka, args.spans_per_request, args.workload)
     if args.child == "generate":
@@ -276,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         spans = sum(_span_count(r) for r in requests)
         size = sum(len(r) for r in requests)
         print(json.dumps({"requests": len(requests), "bytes": size, "spans": spans}))
+        return 0
+    if args.child == "publish":
+        publish(
+            args.kafka, args.topic, _workload(args.spans, args.spans_per_request, args.workload)
+        )
         return 0
     if args.child:
         print(json.dumps(child(args.child, *run)))
