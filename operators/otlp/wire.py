@@ -196,6 +196,10 @@ def _attribute_text(
         if value is not None:
             by_resource[r] = len(fallback_text)
             fallback_text.append(value if isinstance(value, str) else str(value))
+    column = (np.frombuffer(offsets, dtype=np.int32), text)
+    codes = np.frombuffer(state, dtype=np.int8)
+    if not fallback_text and not (codes == PYTHON).any():
+        return column  # the common case: every value is in the compiled column already
     wanted = frozenset((key,))
 
     def python_text(i: int) -> str:
@@ -203,8 +207,8 @@ def _attribute_text(
         return "" if value is None else value if isinstance(value, str) else str(value)
 
     return patch_text(
-        (np.frombuffer(offsets, dtype=np.int32), text),
-        np.frombuffer(state, dtype=np.int8),
+        column,
+        codes,
         by_resource[res_index] if len(res_info) else np.empty(0, dtype=np.int64),
         fallback_text,
         python_text,
