@@ -196,10 +196,10 @@ def _attribute_text(
         if value is not None:
             by_resource[r] = len(fallback_text)
             fallback_text.append(value if isinstance(value, str) else str(value))
-    column = (np.frombuffer(offsets, dtype=np.int32), text)
+    compiled = (np.frombuffer(offsets, dtype=np.int32), text)
     codes = np.frombuffer(state, dtype=np.int8)
     if not fallback_text and not (codes == PYTHON).any():
-        return column  # the common case: every value is in the compiled column already
+        return compiled  # the common case: every value is in the compiled column already
     wanted = frozenset((key,))
 
     def python_text(i: int) -> str:
@@ -207,7 +207,7 @@ def _attribute_text(
         return "" if value is None else value if isinstance(value, str) else str(value)
 
     return patch_text(
-        column,
+        compiled,
         codes,
         by_resource[res_index] if len(res_info) else np.empty(0, dtype=np.int64),
         fallback_text,
