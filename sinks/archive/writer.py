@@ -1,7 +1,7 @@
 """Writes decoded span batches to `<state>/spans/dt=YYYY-MM-DD/hour=HH/*.parquet`.
 
-Rows are buffered per worker as Arrow batches and written by a thread in chunks, one file per chunk and event hour, so the
-archive holds a few large files instead of one per export request. Names carry the worker and a
+Rows are buffered per worker as Arrow batches and written by a thread in chunks, one file per chunk
+and event hour, so the archive holds a few large files instead of one per export request. Names carry the worker and a
 sequence number, so workers never collide and a restart never overwrites.
 
 Retention (`archive.max_age_hours`, `archive.max_bytes`): after each flush the writer drops the
@@ -92,7 +92,8 @@ class SpanArchive:
 
     `add` converts and samples on the caller's thread; every `flush_rows` rows the buffer goes to
     a bounded queue (`max_queued` flushes) that one thread drains, so the caller waits only when
-    the disk falls behind, and memory stays within about (max_queued + 2) x flush_rows spans.
+    the disk falls behind, and memory stays within about (max_queued + 2) x flush_rows spans, plus
+    4 x flush_rows spans waiting for their trace decision when sampling.
     """
 
     def __init__(
@@ -114,7 +115,11 @@ class SpanArchive:
         self.writer_id = writer_id
         self.retention = retention
         self._sampler: TraceSampler[pa.RecordBatch] = TraceSampler(
-            TailPolicy(sample_rate, wait_ns=int(decision_wait_s * 1e9))
+            TailPolicy(
+                sample_rate,
+                wait_ns=int(decision_wait_s * 1e9),
+                max_pending_spans=4 * flush_rows,
+            )
         )
         self._batches: list[pa.RecordBatch] = []
         self._rows = 0
