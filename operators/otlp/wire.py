@@ -28,7 +28,7 @@ from operators.otlp.proto_traces import (
     check_span_attribute_sizes,
 )
 from operators.otlp.spans import SpanBatch
-from operators.otlp.text import ABSENT, PYTHON, TextColumn, patch_text
+from operators.otlp.text import PYTHON, TextColumn, patch_text
 from operators.otlp.values import proto_any, proto_attrs
 
 log = logging.getLogger(__name__)
@@ -142,15 +142,18 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             _attribute_text(key, column, res_info, res_index, read_attrs)
             for key, column in zip(keys, columns, strict=True)
         ]
-        counts = np.frombuffer(events, dtype=np.int32)
-        empty = (np.zeros(len(counts) + 1, dtype=np.int32), b"")
-        state = np.where(counts > 0, PYTHON, ABSENT).astype(np.int8)
-        no_fallback = np.full(len(counts), -1, dtype=np.int64)
+        ev_offsets, ev_text, ev_state = events
+        codes = np.frombuffer(ev_state, dtype=np.int8)
+        compiled = (np.frombuffer(ev_offsets, dtype=np.int32), ev_text)
+        if not (codes == PYTHON).any():
+            return out, compiled
 
         def events_json(i: int) -> str:
+            # an event attribute the compiled writer leaves to Python (a double, bytes, a list...)
             return json.dumps(read_events(i), separators=(",", ":"), sort_keys=True)
 
-        return out, patch_text(empty, state, no_fallback, (), events_json)
+        no_fallback = np.full(len(codes), -1, dtype=np.int64)
+        return out, patch_text(compiled, codes, no_fallback, (), events_json)
 
     op_codes = _column(cols["name_index"], np.int32)
     return SpanBatch(
