@@ -9,7 +9,7 @@ setup(
     ext_modules=[
         Extension(
             "operators.otlp._wire",
-            [f"{WIRE}.c", f"{WIRE}_read.c", f"{WIRE}_spans.c"],
+            [f"{WIRE}.c", f"{WIRE}_read.c", f"{WIRE}_spans.c", f"{WIRE}_cols.c"],
             depends=[f"{WIRE}.h"],
             extra_compile_args=["-O3"],
             optional=True,

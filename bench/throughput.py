@@ -25,28 +25,38 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.workload import generate, iter_json_lines
+from bench.workload import generate, iter_json_lines, shop_requests
 
-OUT = Path(__file__).parent / "out"
+# SRE_BENCH_OUT moves the results and the cached workloads (the tests use a temporary folder).
+OUT = Path(os.environ.get("SRE_BENCH_OUT") or Path(__file__).parent / "out")
 ALL_MODES = ("naive", "columnar", "replay_proto", "replay_json", "kafka", "kafka_no_archive")
 
 
-def _workload(n: int, per_request: int = 512) -> list[bytes]:
-    cache = OUT / f"workload-{n}-{per_request}.bin"
+WORKLOADS = ("lean", "rich", "shop")
+
+
+def _workload(n: int, per_request: int = 512, workload: str = "lean") -> list[bytes]:
+    name = f"{n}-{per_request}" if workload == "lean" else f"{workload}-{n}-{per_request}"
+    cache = OUT / f"workload-{name}.bin"
     if cache.exists():
-        data = cache.read_bytes()
-        out, pos = [], 0
-        while pos < len(data):
-            (size,) = struct.unpack_from(">I", data, pos)
-            out.append(data[pos + 4 : pos + 4 + size])
-            pos += 4 + size
+        out = []
+        with cache.open("rb") as fh:  # request by request: the file's copy never sits in memory
+            while head := fh.read(4):
+                (size,) = struct.unpack(">I", head)
+                out.append(fh.read(size))
         return out
-    requests, _ = generate(n, seed=1, spans_per_request=per_request, services=8)
+    if workload == "shop":
+        requests = shop_requests(n, seed=1, spans_per_request=per_request)
+    else:
+        requests, _ = generate(
+            n, seed=1, spans_per_request=per_request, services=8, rich=workload == "rich"
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
     return requests
@@ -128,21 +138,34 @@ def _replay_in(tmp: Path, requests: list[bytes], fmt: str) -> int:
     return sum(s.count for s in read_jsonl(str(files["signals"]), SignalWindow) if s.kind == "span")
 
 
-def run_kafka(requests: list[bytes], bootstrap: str, archive: bool = True) -> int:
+def publish(bootstrap: str, topic: str, requests: list[bytes]) -> None:
+    """Produce the requests to `topic` and wait until the broker has them."""
+    from sre_space.kafka import KafkaPublisher
+
+    producer = KafkaPublisher(bootstrap, {"message.max.bytes": 20_971_520})
+    for i, data in enumerate(requests):
+        producer.send(topic, data, key=str(i).encode())
+    producer.flush(60)
+
+
+def publish_in_child(bootstrap: str, topic: str, n: int, per_request: int, workload: str) -> None:
+    """`publish` from another process, so that the workload is not in the measured peak RSS."""
+    cmd = [sys.executable, "-m", "bench.throughput", "--child", "publish", "--topic", topic]
+    cmd += ["--kafka", bootstrap, "--spans", str(n), "--spans-per-request", str(per_request)]
+    subprocess.run([*cmd, "--workload", workload], check=True, capture_output=True)
+
+
+def run_kafka(publish_to: Callable[[str], None], bootstrap: str, archive: bool = True) -> int:
     from bytewax.testing import run_main
 
     from flows.main import build_kafka_flow
     from flows.sources import create_topics
-    from sre_space.kafka import KafkaPublisher
     from sre_space.settings import Settings
 
     suffix = uuid.uuid4().hex[:8]
     topics = {name: f"bench-{name}-{suffix}" for name in ("spans", "metrics", "signals", "dead")}
     create_topics(bootstrap, list(topics.values()))
-    producer = KafkaPublisher(bootstrap, {"message.max.bytes": 20_971_520})
-    for data in requests:
-        producer.send(topics["spans"], data)
-    producer.flush(60)
+    publish_to(topics["spans"])
     tmp = Path(tempfile.mkdtemp(prefix="sre-bench-state-"))
     config = tmp / "pipeline.yaml"
     config.write_text(f"archive:\n  enabled: {str(archive).lower()}\n")
@@ -169,7 +192,7 @@ def run_kafka(requests: list[bytes], bootstrap: str, archive: bool = True) -> in
     return spans
 
 
-def _spans_in_signals(bootstrap: str, topic: str) -> int:
+def _spans_in_signals(bootstrap: str, topic: str, late: bool = False) -> int:
     # Read the flow's output back, so the figure counts spans that really became signals.
     from confluent_kafka import Consumer, TopicPartition
 
@@ -190,7 +213,7 @@ def _spans_in_signals(bootstrap: str, topic: str) -> int:
             value = m.value()
             if m.error() is None and value is not None:
                 sig = json.loads(value)
-                if sig.get("kind") == "span":
+                if sig.get("kind") == "span" or (late and sig.get("metric") == "late"):
                     total += int(sig["count"])
     consumer.close()
     return total
@@ -199,9 +222,12 @@ def _spans_in_signals(bootstrap: str, topic: str) -> int:
 _timing: dict[str, float] = {}
 
 
-def child(mode: str, n: int, kafka: str | None, per_request: int) -> dict[str, object]:
+def child(
+    mode: str, n: int, kafka: str | None, per_request: int, workload: str = "lean"
+) -> dict[str, object]:
     """Run one mode in this process and report spans, seconds and peak RSS."""
-    requests = _workload(n, per_request)
+    kafka_mode = mode in ("kafka", "kafka_no_archive")
+    requests = [] if kafka_mode else _workload(n, per_request, workload)
     window_ns = 10 * 10**9
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -214,7 +240,12 @@ def child(mode: str, n: int, kafka: str | None, per_request: int) -> dict[str, o
     elif mode in ("kafka", "kafka_no_archive"):
         if not kafka:
             raise SystemExit("kafka mode needs --kafka or KAFKA_BOOTSTRAP_SERVERS")
-        spans = run_kafka(requests, kafka, archive=mode == "kafka")
+        bootstrap = kafka
+
+        def publish_to(topic: str) -> None:
+            publish_in_child(bootstrap, topic, n, per_request, workload)
+
+        spans = run_kafka(publish_to, kafka, archive=mode == "kafka")
     else:
         raise SystemExit(f"unknown mode {mode!r}; known: {', '.join(ALL_MODES)}")
     elapsed = _timing.get("elapsed", time.perf_counter() - t0)
@@ -233,7 +264,13 @@ def child(mode: str, n: int, kafka: str | None, per_request: int) -> dict[str, o
     }
 
 
-def main() -> int:
+def _span_count(data: bytes) -> int:
+    from operators.otlp import decode_trace_proto
+
+    return len(decode_trace_proto(data))
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--modes", nargs="+", default=list(ALL_MODES))
@@ -244,28 +281,44 @@ def main() -> int:
         default=512,
         help="spans per export request (the Collector's batch processor sends up to 8192)",
     )
+    parser.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="lean",
+        help="lean spans (3 attributes), rich (20 semantic-convention attributes) or the shop's",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    run = (args.spans, args.kafka, args.spans_per_request, args.workload)
     if args.child == "generate":
-        requests = _workload(args.spans, args.spans_per_request)
-        print(json.dumps({"requests": len(requests), "bytes": sum(len(r) for r in requests)}))
+        requests = _workload(args.spans, args.spans_per_request, args.workload)
+        spans = sum(_span_count(r) for r in requests)
+        size = sum(len(r) for r in requests)
+        print(json.dumps({"requests": len(requests), "bytes": size, "spans": spans}))
+        return 0
+    if args.child == "publish":
+        publish(
+            args.kafka, args.topic, _workload(args.spans, args.spans_per_request, args.workload)
+        )
         return 0
     if args.child:
-        print(json.dumps(child(args.child, args.spans, args.kafka, args.spans_per_request)))
+        print(json.dumps(child(args.child, *run)))
         return 0
     # Generate (and cache) in a child too: Linux carries a process's peak RSS across exec, so the
     # parent must stay small for the children's figures to be their own.
-    info = _run_child("generate", args.spans, None, args.spans_per_request)
-    size = info["bytes"]
+    info = _run_child("generate", *run)
+    size, total = info["bytes"], info["spans"]
     print(
-        f"workload: {args.spans} spans in {info['requests']} requests, {size / args.spans:.0f} B/span"
+        f"workload {args.workload}: {total} spans in {info['requests']} requests, "
+        f"{size / total:.0f} B/span"
     )
     results = []
     for mode in args.modes:
         if mode.startswith("kafka") and not args.kafka:
             print("kafka: skipped (no --kafka / KAFKA_BOOTSTRAP_SERVERS)")
             continue
-        r = _run_child(mode, args.spans, args.kafka, args.spans_per_request)
+        r = _run_child(mode, *run)
         results.append(r)
         print(
             f"{r['mode']:>13}: {r['spans_per_s']:>10,} spans/s wall  "
@@ -282,18 +335,22 @@ def main() -> int:
         )
     OUT.mkdir(parents=True, exist_ok=True)
     summary = {
-        "spans": args.spans,
+        "workload": args.workload,
+        "spans": total,
         "spans_per_request": args.spans_per_request,
-        "bytes_per_span": round(size / args.spans, 1),
+        "bytes_per_span": round(size / total, 1),
         "cores": os.cpu_count(),
         "numpy": np.__version__,
         "results": results,
     }
-    (OUT / f"throughput-{args.spans_per_request}.json").write_text(json.dumps(summary, indent=2))
+    out = OUT / f"throughput-{args.workload}-{args.spans_per_request}.json"
+    out.write_text(json.dumps(summary, indent=2))
     return 0
 
 
-def _run_child(mode: str, spans: int, kafka: str | None, per_request: int) -> dict[str, Any]:
+def _run_child(
+    mode: str, spans: int, kafka: str | None, per_request: int, workload: str
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
@@ -304,6 +361,8 @@ def _run_child(mode: str, spans: int, kafka: str | None, per_request: int) -> di
         str(spans),
         "--spans-per-request",
         str(per_request),
+        "--workload",
+        workload,
     ]
     if kafka:
         cmd += ["--kafka", kafka]

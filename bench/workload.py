@@ -1,4 +1,5 @@
-"""A seeded synthetic OTLP workload: lean spans (~170 B each) with known durations.
+"""A seeded synthetic OTLP workload with known durations: lean spans (~160 B each, 3 attributes)
+or rich ones (20 semantic-convention attributes with realistic value lengths, ~1 kB each).
 
 Used by the throughput benchmark and by the integration tests, which compare the flow's signals
 against exact numbers computed here from the same spans.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +49,10 @@ def generate(
     rate_per_s: float = 5_000.0,
     error_rate: float = 0.03,
     start_ns: int = T0_NS,
+    rich: bool = False,
 ) -> tuple[list[bytes], Truth]:
-    """Serialized ExportTraceServiceRequests plus the ground truth of every span, in event-time order."""
+    """Serialized ExportTraceServiceRequests plus the ground truth of every span, in event-time
+    order; `rich` gives each span 20 attributes instead of 3."""
     rng = np.random.default_rng(seed)
     svc = rng.integers(0, services, size=n_spans)
     op = rng.integers(0, len(OPERATIONS), size=n_spans)
@@ -71,11 +75,9 @@ def generate(
                     end_ns=int(end[i]),
                     kind=2,
                     status_code=2 if err[i] else 0,
-                    attributes={
-                        "http.request.method": OPERATIONS[op[i]].split(" ")[0],
-                        "http.route": OPERATIONS[op[i]].split(" ")[1],
-                        "http.response.status_code": 500 if err[i] else 200,
-                    },
+                    attributes=(rich_attributes if rich else lean_attributes)(
+                        OPERATIONS[op[i]], 500 if err[i] else 200, i
+                    ),
                 )
             )
         req = trace_request(
@@ -93,6 +95,83 @@ def generate(
         error=err,
     )
     return requests, truth
+
+
+def lean_attributes(operation: str, status: int, i: int) -> dict[str, Any]:
+    """The lean span's three HTTP attributes."""
+    method, route = operation.split(" ")
+    return {"http.request.method": method, "http.route": route, "http.response.status_code": status}
+
+
+def rich_attributes(operation: str, status: int, i: int) -> dict[str, Any]:
+    """20 attributes of an instrumented HTTP server span, with values as long as real ones."""
+    method, route = operation.split(" ")
+    path = route.replace("items", f"items/{i % 9973}")
+    return {
+        "http.request.method": method,
+        "http.route": route,
+        "http.response.status_code": status,
+        "url.scheme": "https",
+        "url.path": path,
+        "url.full": f"https://shop.example.com{path}?session={i:016x}&lang=en-US",
+        "url.query": f"session={i:016x}&lang=en-US",
+        "server.address": "shop.example.com",
+        "server.port": 443,
+        "client.address": f"10.{i % 200}.{i % 7}.{i % 250}",
+        "network.protocol.version": "1.1",
+        "network.peer.address": f"10.42.{i % 16}.{i % 240}",
+        "network.peer.port": 30_000 + i % 5_000,
+        "user_agent.original": USER_AGENT,
+        "http.request.body.size": i % 2_048,
+        "http.response.body.size": 512 + i % 16_384,
+        "thread.name": f"http-nio-8080-exec-{i % 64}",
+        "code.function": f"handle{method.title()}",
+        "code.namespace": "com.example.shop.web.RequestController",
+        "session.id": f"{i * 2654435761 % 2**64:016x}",
+    }
+
+
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+def shop_requests(n_spans: int, *, seed: int = 1, spans_per_request: int = 512) -> list[bytes]:
+    """The simulated shop's own trace requests (its services, attributes and events), about
+    `n_spans` spans regrouped into requests of `spans_per_request` spans."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from chaos.shop import Shop, ShopConfig
+
+    shop = Shop(seed=seed, config=ShopConfig(rate_rps=200.0))
+    out: list[bytes] = []
+    current, count = ExportTraceServiceRequest(), 0
+    parts: dict[bytes, Any] = {}  # one ResourceSpans per resource in each request
+    while len(out) * spans_per_request + count < n_spans:
+        for batch in shop.advance(10):
+            req = batch.proto()
+            if not isinstance(req, ExportTraceServiceRequest):
+                continue
+            for rs in req.resource_spans:
+                key = rs.resource.SerializeToString()
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        part = parts.get(key)
+                        if part is None:
+                            part = parts[key] = current.resource_spans.add()
+                            part.resource.CopyFrom(rs.resource)
+                            part.scope_spans.add(scope=ss.scope)
+                        part.scope_spans[0].spans.append(span)
+                        count += 1
+                        if count == spans_per_request:
+                            out.append(current.SerializeToString())
+                            current, count, parts = ExportTraceServiceRequest(), 0, {}
+    if count:
+        out.append(current.SerializeToString())
+    return out
 
 
 def expected_signals(truth: Truth, window_ns: int) -> dict[tuple[str, str, int], dict[str, float]]:

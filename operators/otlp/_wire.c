@@ -12,7 +12,8 @@
  * Wire errors and out-of-range column values raise ValueError with a short reason.
  *
  * Files: _wire.h (decoder state, reader primitives), _wire_read.c (buffers, skipping, schema
- * validation), _wire_spans.c (the message tree into columns), this one (the Python objects).
+ * validation), _wire_spans.c (the message tree into columns), _wire_cols.c (selected attributes
+ * as text columns), this one (the Python objects).
  */
 #include "_wire.h"
 
@@ -209,6 +210,8 @@ done:
 static PyMethodDef methods[] = {
     {"decode_spans", decode_spans, METH_O,
      "decode_spans(data: bytes) -> dict: columns of an OTLP ExportTraceServiceRequest."},
+    {"span_columns", span_columns, METH_VARARGS,
+     "span_columns(data, span_offsets, keys) -> (columns, events): selected attributes as text."},
     {NULL, NULL, 0, NULL},
 };
 

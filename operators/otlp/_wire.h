@@ -97,6 +97,9 @@ int validate(Dec *d, int mt, const uint8_t *p, const uint8_t *end, int depth);
 /* _wire_spans.c */
 int parse_request(Dec *d, const uint8_t *p, const uint8_t *end);
 
+/* _wire_cols.c */
+PyObject *span_columns(PyObject *self, PyObject *args);
+
 /* UTF-8 as Python and upb accept it; ASCII inline, other sequences by utf8_seq. */
 static inline int utf8_ok(const uint8_t *s, size_t n) {
     size_t i = 0;

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from operators.otlp.text import TextColumn, strings_text
+
 SPAN_KIND_SERVER = 2
 SPAN_KIND_CONSUMER = 5
 STATUS_CODE_ERROR = 2
@@ -29,6 +31,8 @@ AttributeReader = Callable[[int, str], Any]
 AttributesReader = Callable[[int, frozenset[str]], dict[str, Any]]
 EventsReader = Callable[[int], list[dict[str, Any]]]
 StatusLoader = Callable[[], tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]]
+# The selected attributes' text columns and the events' JSON column, from the compiled decoder.
+TextReader = Callable[[tuple[str, ...]], tuple[list[TextColumn], TextColumn]]
 
 
 @dataclass(slots=True)
@@ -63,6 +67,7 @@ class SpanBatch:
     svc_names: list[str] | None = None
     ver_codes: npt.NDArray[np.int32] | None = None
     ver_names: list[str] | None = None
+    _text_reader: TextReader | None = None
 
     def __len__(self) -> int:
         return len(self.operation)
@@ -142,6 +147,22 @@ class SpanBatch:
             out.append("" if value is None else str(value))
         return out
 
+    def text_columns(self, keys: Sequence[str]) -> tuple[list[TextColumn], TextColumn]:
+        """The selected attributes (as `attribute_columns`) and the events' JSON (as `to_polars`)
+        as Arrow-layout text columns; compiled when the decoder provides them."""
+        if self._text_reader is not None:
+            return self._text_reader(tuple(keys))
+        cols = self.attribute_columns(keys)
+        return [strings_text(cols[k]) for k in keys], strings_text(self.events_json())
+
+    def events_json(self, rows: Sequence[int] | None = None) -> list[str]:
+        """Each span's events as compact JSON ("" when it has none)."""
+        out = []
+        for i in range(len(self)) if rows is None else rows:
+            evs = self.events(i)
+            out.append(json.dumps(evs, separators=(",", ":"), sort_keys=True) if evs else "")
+        return out
+
     def events(self, i: int) -> list[dict[str, Any]]:
         """Span i's events as plain dicts (name, time_ns, attributes)."""
         return self._events_reader(i) if self._events_reader is not None else []
@@ -179,11 +200,7 @@ class SpanBatch:
             "is_error": pl.Series(self.is_error[pick], dtype=pl.Boolean),
         }
         data.update(self.attribute_columns(selected_attributes, idx))
-        events = []
-        for i in idx:
-            evs = self.events(i)
-            events.append(json.dumps(evs, separators=(",", ":"), sort_keys=True) if evs else "")
-        data["events"] = events
+        data["events"] = self.events_json(idx)
         return pl.DataFrame(data)
 
 

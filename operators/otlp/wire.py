@@ -12,7 +12,9 @@ It accepts and rejects the same bytes as upb's ParseFromString and gives the sam
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from operators.otlp.proto_traces import (
     check_span_attribute_sizes,
 )
 from operators.otlp.spans import SpanBatch
+from operators.otlp.text import PYTHON, TextColumn, patch_text
 from operators.otlp.values import proto_any, proto_attrs
 
 log = logging.getLogger(__name__)
@@ -133,6 +136,25 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             for e in span_at(i).events
         ]
 
+    def read_text(keys: tuple[str, ...]) -> tuple[list[TextColumn], TextColumn]:
+        columns, events = _wire.span_columns(data, offsets, keys)
+        out = [
+            _attribute_text(key, column, res_info, res_index, read_attrs)
+            for key, column in zip(keys, columns, strict=True)
+        ]
+        ev_offsets, ev_text, ev_state = events
+        codes = np.frombuffer(ev_state, dtype=np.int8)
+        compiled = (np.frombuffer(ev_offsets, dtype=np.int32), ev_text)
+        if not (codes == PYTHON).any():
+            return out, compiled
+
+        def events_json(i: int) -> str:
+            # an event attribute the compiled writer leaves to Python (a double, bytes, a list...)
+            return json.dumps(read_events(i), separators=(",", ":"), sort_keys=True)
+
+        no_fallback = np.full(len(codes), -1, dtype=np.int64)
+        return out, patch_text(compiled, codes, no_fallback, (), events_json)
+
     op_codes = _column(cols["name_index"], np.int32)
     return SpanBatch(
         service=service,
@@ -157,6 +179,42 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         svc_names=svc_names,
         ver_codes=res_ver[res_index],
         ver_names=ver_names,
+        _text_reader=read_text,
+    )
+
+
+def _attribute_text(
+    key: str,
+    column: tuple[bytes, bytes, bytes],
+    res_info: list[tuple[str, str, dict[str, Any]]],
+    res_index: np.ndarray,
+    read_attrs: Callable[[int, frozenset[str]], dict[str, Any]],
+) -> TextColumn:
+    """One selected attribute's column: the span's value, else its resource's, else ""."""
+    offsets, text, state = column
+    fallback_text: list[str] = []
+    by_resource = np.full(len(res_info), -1, dtype=np.int64)
+    for r, (_, _, attrs) in enumerate(res_info):
+        value = attrs.get(key)
+        if value is not None:
+            by_resource[r] = len(fallback_text)
+            fallback_text.append(value if isinstance(value, str) else str(value))
+    compiled = (np.frombuffer(offsets, dtype=np.int32), text)
+    codes = np.frombuffer(state, dtype=np.int8)
+    if not fallback_text and not (codes == PYTHON).any():
+        return compiled  # the common case: every value is in the compiled column already
+    wanted = frozenset((key,))
+
+    def python_text(i: int) -> str:
+        value = read_attrs(i, wanted).get(key, res_info[int(res_index[i])][2].get(key))
+        return "" if value is None else value if isinstance(value, str) else str(value)
+
+    return patch_text(
+        compiled,
+        codes,
+        by_resource[res_index] if len(res_info) else np.empty(0, dtype=np.int64),
+        fallback_text,
+        python_text,
     )
 
 

@@ -1,7 +1,7 @@
 """Writes decoded span batches to `<state>/spans/dt=YYYY-MM-DD/hour=HH/*.parquet`.
 
-Rows are buffered per worker and written in chunks, one file per chunk and event hour, so the
-archive holds a few large files instead of one per export request. Names carry the worker and a
+Rows are buffered per worker as Arrow batches and written by a thread in chunks, one file per chunk
+and event hour, so the archive holds a few large files instead of one per export request. Names carry the worker and a
 sequence number, so workers never collide and a restart never overwrites.
 
 Retention (`archive.max_age_hours`, `archive.max_bytes`): after each flush the writer drops the
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import calendar
 import os
+import queue
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -22,13 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from operators.otlp.messages import Decoded
-from operators.sampling import keep_mask
+from operators.sampling import TailPolicy, TraceSampler, notable, trace_keys
+from sinks.archive.columns import span_record_batch
 
 NS_PER_HOUR = 3_600 * 10**9
+_TIME_COLUMNS = ("start_ns", "end_ns", "duration_ns")
+# Unique per span: a dictionary would only cost (names, codes and attributes repeat and keep one).
+_PLAIN_COLUMNS = frozenset(
+    ("trace_id", "span_id", "parent_span_id", "start_ns", "end_ns", "duration_ns")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +88,13 @@ def _size(folder: Path) -> int:
 
 
 class SpanArchive:
-    """A buffer of span frames flushed to hour partitions as Parquet."""
+    """Kept spans as Arrow batches, flushed to hour partitions as Parquet by a writer thread.
+
+    `add` converts and samples on the caller's thread; every `flush_rows` rows the buffer goes to
+    a bounded queue (`max_queued` flushes) that one thread drains, so the caller waits only when
+    the disk falls behind, and memory stays within about (max_queued + 2) x flush_rows spans, plus
+    4 x flush_rows spans waiting for their trace decision when sampling.
+    """
 
     def __init__(
         self,
@@ -90,6 +105,8 @@ class SpanArchive:
         flush_rows: int = 50_000,
         writer_id: str = "0",
         retention: Retention | None = None,
+        decision_wait_s: float = 30.0,
+        max_queued: int = 2,
     ) -> None:
         self.root = Path(root)
         self.selected = tuple(selected_attributes)
@@ -97,50 +114,125 @@ class SpanArchive:
         self.flush_rows = flush_rows
         self.writer_id = writer_id
         self.retention = retention
-        self._newest_ns = 0  # the archive's event time "now", for the retention
-        self._frames: list[pl.DataFrame] = []
+        self._sampler: TraceSampler[pa.RecordBatch] = TraceSampler(
+            TailPolicy(
+                sample_rate,
+                wait_ns=int(decision_wait_s * 1e9),
+                max_pending_spans=4 * flush_rows,
+            )
+        )
+        self._batches: list[pa.RecordBatch] = []
         self._rows = 0
-        self._seq = 0
-        # A restart must never overwrite an earlier run's files.
-        self._run = uuid.uuid4().hex[:8]
+        self._files = _FileWriter(self.root, writer_id, retention)
+        self._queue: queue.Queue[list[pa.RecordBatch] | None] = queue.Queue(max_queued)
+        self._thread: threading.Thread | None = None
 
     def add(self, decoded: Decoded) -> None:
-        """Buffer the kept spans of one decoded request."""
+        """Buffer the kept spans of one decoded request (after the trace decision wait)."""
         batch = decoded.spans
         if batch is None or len(batch) == 0:
             return
-        mask = keep_mask(batch, self.sample_rate)
-        rows = None if mask.all() else np.flatnonzero(mask).tolist()
-        if rows == []:
+        records = span_record_batch(batch, self.selected)
+        if self.sample_rate >= 1.0:
+            self._buffer(records)
             return
-        frame = batch.to_polars(self.selected, rows)
-        self._frames.append(frame)
-        self._rows += frame.height
+        keys = trace_keys(batch)
+        for item, keep in self._sampler.offer(records, keys, notable(batch), batch.end_ns):
+            self._buffer(item.filter(_mask(keep)))
+
+    def _buffer(self, records: pa.RecordBatch) -> None:
+        if records.num_rows == 0:
+            return
+        self._batches.append(records)
+        self._rows += records.num_rows
         if self._rows >= self.flush_rows:
-            self.flush()
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        self._files.raise_failure()
+        if not self._batches:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._drain, name=f"span-archive-{self.writer_id}", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(self._batches)  # blocks while the writer is `max_queued` flushes behind
+        self._batches, self._rows = [], 0
+
+    def _drain(self) -> None:
+        while (batches := self._queue.get()) is not None:
+            self._files.write(batches)
 
     def flush(self) -> list[Path]:
-        """Write what is buffered, then enforce the retention; returns the files written."""
-        if not self._frames:
-            return []
-        frame = pl.concat(self._frames, how="vertical_relaxed")
-        self._frames, self._rows = [], 0
+        """Decide what waits, write everything buffered and wait for the writer; returns the
+        files written since the last flush."""
+        for item, keep in self._sampler.drain():
+            self._buffer(item.filter(_mask(keep)))
+        self._hand_off()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._files.raise_failure()
+        return self._files.take_written()
+
+
+class _FileWriter:
+    """Writes buffered batches as one Parquet file per event hour, then applies the retention."""
+
+    def __init__(self, root: Path, writer_id: str, retention: Retention | None) -> None:
+        self.root = root
+        self.writer_id = writer_id
+        self.retention = retention
+        self._newest_ns = 0  # the archive's event time "now", for the retention
+        self._seq = 0
+        # A restart must never overwrite an earlier run's files.
+        self._run = uuid.uuid4().hex[:8]
+        self._written: list[Path] = []
+        self._failure: BaseException | None = None
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise RuntimeError(f"span archive writer failed: {failure}") from failure
+
+    def take_written(self) -> list[Path]:
+        written, self._written = self._written, []
+        return written
+
+    def write(self, batches: list[pa.RecordBatch]) -> None:
+        try:
+            self._write(pa.Table.from_batches(batches))
+        except Exception as exc:  # reported on the dataflow's thread at its next add or flush
+            self._failure = exc
+        # Arrow's allocator keeps freed pages for reuse; give them back so the peak stays low.
+        pa.default_memory_pool().release_unused()
+
+    def _write(self, table: pa.Table) -> None:
+        end = np.concatenate([_int64s(chunk) for chunk in table.column("end_ns").chunks])
         # The median, not the newest span: one span from a skewed clock must not age out the rest.
-        self._newest_ns = max(self._newest_ns, int(frame["end_ns"].sort()[frame.height // 2]))
+        self._newest_ns = max(self._newest_ns, int(np.median(end)))
         cutoff = self._oldest_kept_hour()
-        frame = frame.with_columns((pl.col("end_ns") // NS_PER_HOUR).alias("_hour"))
-        written = []
-        for (hour,), part in frame.partition_by("_hour", as_dict=True).items():
-            if int(hour) < cutoff:
+        hours = end // NS_PER_HOUR
+        unique = np.unique(hours).tolist()
+        for hour in unique:
+            if hour < cutoff:
                 continue  # late spans the retention would drop at once
-            start = time.gmtime(int(hour) * 3600)
+            # Rows stay in arrival order: a file is one row group, so sorting would not prune.
+            part = table
+            if len(unique) > 1:
+                rows = np.flatnonzero(hours == hour)
+                index = pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
+                part = table.take(index)
+            start = time.gmtime(hour * 3600)
             folder = (
                 self.root / f"dt={time.strftime('%Y-%m-%d', start)}" / f"hour={start.tm_hour:02d}"
             )
             self._seq += 1
             path = folder / f"part-{self.writer_id}-{self._run}-{self._seq:06d}.parquet"
-            _write(part.drop("_hour").sort("end_ns"), path)
-            written.append(path)
+            _write(part, path)
+            self._written.append(path)
         if self.retention is not None:
             enforce_retention(
                 self.root,
@@ -148,7 +240,6 @@ class SpanArchive:
                 max_bytes=self.retention.max_bytes,
                 now_ns=self._newest_ns,
             )
-        return written
 
     def _oldest_kept_hour(self) -> int:
         if self.retention is None:
@@ -156,13 +247,36 @@ class SpanArchive:
         return self._newest_ns // NS_PER_HOUR - self.retention.max_age_hours
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    """Write `frame` to `path` through a temporary file, so readers never see half a file."""
+def _int64s(array: pa.Array) -> np.ndarray:
+    # From the buffer: Array.to_numpy() imports pandas, a second of CPU (the column has no nulls).
+    values = np.frombuffer(array.buffers()[1], dtype=np.int64)
+    return values[array.offset : array.offset + len(array)]
+
+
+def _mask(keep: np.ndarray) -> pa.Array:
+    bits = np.packbits(keep, bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(keep), [None, pa.py_buffer(bits)])
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` through a temporary file, so readers never see half a file."""
     tmp = path.with_suffix(".tmp")
     for attempt in (1, 2):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            frame.write_parquet(tmp, compression="zstd")
+            pq.write_table(
+                table,
+                tmp,
+                compression="zstd",
+                compression_level=1,
+                # Times are near-sorted integers: deltas pack them smaller and far cheaper
+                # than compressing them.
+                column_encoding=dict.fromkeys(_TIME_COLUMNS, "DELTA_BINARY_PACKED"),
+                use_dictionary=[c for c in table.column_names if c not in _PLAIN_COLUMNS],
+                # Statistics prune by time; for random ids they cost and never prune.
+                write_statistics=list(_TIME_COLUMNS[:2]),
+                store_schema=False,  # readers see the text columns as plain strings
+            )
             os.replace(tmp, path)
             return
         except FileNotFoundError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from bench.otlp_encode import SpanSpec, trace_request
 from operators.otlp import DecodeError, DecodeLimits, decode_trace_proto
 from operators.otlp.proto_traces import decode_trace_upb
 from operators.otlp.spans import SpanBatch
+from operators.otlp.text import TextColumn
 from operators.otlp.wire import HAVE_WIRE, decode_trace_wire
 
 BUILD_HINT = (
@@ -123,7 +125,19 @@ def assert_same(data: bytes) -> Any:
     assert wire == upb
     if wire[0] == "ok":
         check_codes(decode_trace_wire(data, LIMITS))
+        keys = (*SELECTED, "a", "b", "service.version")
+        compiled = texts(decode_trace_wire(data, LIMITS).text_columns(keys))
+        assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(keys))
     return wire
+
+
+def texts(columns: tuple[list[TextColumn], TextColumn]) -> list[list[str]]:
+    """Text columns as Python strings, to compare the compiled ones with the walked ones."""
+    out = []
+    for offsets, data in [*columns[0], columns[1]]:
+        bounds = offsets.tolist()
+        out.append([data[a:b].decode() for a, b in pairwise(bounds)])
+    return out
 
 
 def check_codes(batch: SpanBatch) -> None:
@@ -543,3 +557,33 @@ def test_workload_batches_match() -> None:
         assert wire.to_polars(["http.route"]).equals(upb.to_polars(["http.route"]))
         assert wire.resource_attrs == upb.resource_attrs
         check_codes(wire)
+
+
+def test_event_json_is_written_as_json_dumps_writes_it() -> None:
+    # keys out of order and repeated (the last wins), escapes, a character outside the BMP, a
+    # key-less attribute, and a double that the compiled writer leaves to Python
+    req = trace_request(
+        [({"service.name": "svc"}, [SpanSpec(b"\x01" * 16, b"\x02" * 8, "op", 1, 2)])]
+    )
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    for name, pairs in (
+        ('q"\\\n\x01é😀', [("z", "1"), ("a", -5), ("z", "last"), ("", True)]),
+        ("", []),
+    ):
+        event = span.events.add(name=name, time_unix_nano=2**64 - 1)
+        for key, value in pairs:
+            kv = event.attributes.add(key=key)
+            if isinstance(value, bool):
+                kv.value.bool_value = value
+            elif isinstance(value, int):
+                kv.value.int_value = value
+            else:
+                kv.value.string_value = value
+    second = req.resource_spans[0].scope_spans[0].spans.add()
+    second.CopyFrom(span)
+    second.events[1].attributes.add(key="d").value.double_value = 0.1
+    data = req.SerializeToString()
+    compiled = texts(decode_trace_wire(data, LIMITS).text_columns(()))
+    assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(()))
+    assert json.loads(compiled[-1][0])[0]["attributes"] == {"": True, "a": -5, "z": "last"}
+    assert json.loads(compiled[-1][1])[1]["attributes"] == {"d": 0.1}

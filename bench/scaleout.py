@@ -1,0 +1,167 @@
+"""The Kafka flow (archive on) as one Bytewax process, then as a cluster of several, on one topic.
+
+    python -m bench.scaleout --kafka 127.0.0.1:9092 [--spans 400000] [--procs 1 2] [--partitions 4]
+
+Each run gets fresh topics (the spans topic with `--partitions` partitions) and state folder; the
+processes are started with `bytewax.testing.cluster_main` (one worker each) and report their own
+CPU seconds and peak RSS. Total throughput is spans in `sre.signals` over the slowest process's
+wall time (spans that arrive after their window closed count, from the late-data signal).
+Results go to bench/out/scaleout.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.throughput import OUT, _spans_in_signals, publish_in_child
+
+TOPICS = ("spans", "metrics", "signals", "dead")
+
+
+def _settings(bootstrap: str, suffix: str, state: Path) -> Any:
+    from sre_space.settings import Settings
+
+    config = state / "pipeline.yaml"
+    if not config.exists():
+        config.write_text("archive:\n  enabled: true\n")
+    names = {name: f"scale-{name}-{suffix}" for name in TOPICS}
+    return Settings(
+        config=config,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        state_dir=state,
+        kafka_tail=False,
+        spans_topic=names["spans"],
+        metrics_topic=names["metrics"],
+        signals_topic=names["signals"],
+        deadletter_topic=names["dead"],
+    )
+
+
+def member(bootstrap: str, suffix: str, state: Path, addresses: list[str], proc: int) -> None:
+    """One process of the cluster: run the flow to the end of the topic and report."""
+    from bytewax.testing import cluster_main
+
+    from flows.main import build_kafka_flow
+
+    flow = build_kafka_flow(_settings(bootstrap, suffix, state))
+    t0, c0 = time.perf_counter(), time.process_time()
+    cluster_main(flow, addresses, proc)
+    report = {
+        "proc": proc,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "cpu_seconds": round(time.process_time() - c0, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print(json.dumps(report))
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [int(s.getsockname()[1]) for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def run(
+    bootstrap: str, spans: int, per_request: int, procs: int, partitions: int
+) -> dict[str, Any]:
+    """Publish the lean workload over `partitions` partitions, run the flow on `procs` processes."""
+    from confluent_kafka.admin import AdminClient
+
+    from flows.sources import create_topics
+
+    suffix = uuid.uuid4().hex[:8]
+    state = Path(tempfile.mkdtemp(prefix="sre-scale-"))
+    settings = _settings(bootstrap, suffix, state)
+    create_topics(bootstrap, [settings.spans_topic], partitions=partitions)
+    create_topics(
+        bootstrap, [settings.metrics_topic, settings.signals_topic, settings.deadletter_topic]
+    )
+    publish_in_child(bootstrap, settings.spans_topic, spans, per_request, "lean")
+    addresses = [f"127.0.0.1:{p}" for p in _free_ports(procs)]
+    cmd = [sys.executable, "-m", "bench.scaleout", "--kafka", bootstrap, "--member", suffix]
+    children = [
+        subprocess.Popen(
+            [*cmd, str(state), str(proc), *addresses], stdout=subprocess.PIPE, text=True
+        )
+        for proc in range(procs)
+    ]
+    reports = []
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"cluster process failed with exit code {child.returncode}")
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    # Partitions are read side by side, so some spans reach a window after it closed: they are
+    # counted from the late-data signal (the workload has no journeys, whose late data would too).
+    counted = _spans_in_signals(bootstrap, settings.signals_topic, late=True)
+    topics = [settings.spans_topic, settings.metrics_topic, settings.signals_topic]
+    AdminClient({"bootstrap.servers": bootstrap}).delete_topics(
+        [*topics, settings.deadletter_topic]
+    )
+    shutil.rmtree(state, ignore_errors=True)
+    wall = max(r["seconds"] for r in reports)
+    cpu = sum(r["cpu_seconds"] for r in reports)
+    return {
+        "procs": procs,
+        "partitions": partitions,
+        "spans": counted,
+        "seconds": wall,
+        "spans_per_s": round(counted / wall),
+        "cpu_seconds": round(cpu, 3),
+        "spans_per_cpu_s": round(counted / cpu),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in reports),
+        "members": reports,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kafka", required=True)
+    parser.add_argument("--spans", type=int, default=400_000)
+    parser.add_argument("--spans-per-request", type=int, default=8192)
+    parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--member", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.member:
+        suffix, state, proc, *addresses = args.member
+        member(args.kafka, suffix, Path(state), addresses, int(proc))
+        return 0
+    results = []
+    for procs in args.procs:
+        r = run(args.kafka, args.spans, args.spans_per_request, procs, args.partitions)
+        results.append(r)
+        print(
+            f"{procs} process(es): {r['spans_per_s']:>10,} spans/s wall  "
+            f"{r['spans_per_cpu_s']:>10,} spans/CPU-s  {r['seconds']:>7.2f} s  "
+            f"peak RSS {r['peak_rss_mib']:>7.1f} MiB per process"
+        )
+    if results[0]["procs"] == 1:
+        for r in results:
+            r["x_one"] = round(r["spans_per_s"] / results[0]["spans_per_s"], 2)
+        print(
+            "wall throughput over one process: "
+            + ", ".join(f"{r['procs']}: {r['x_one']}x" for r in results)
+        )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "scaleout.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""A small run of the throughput bench, so that it keeps working (the full run stays out of CI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import throughput
+
+
+def run_bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> dict[str, object]:
+    monkeypatch.setenv("SRE_BENCH_OUT", str(tmp_path))
+    monkeypatch.setattr(throughput, "OUT", tmp_path)
+    assert throughput.main(["--spans", "1500", "--spans-per-request", "512", *args]) == 0
+    [result] = tmp_path.glob("throughput-*.json")
+    summary: dict[str, object] = json.loads(result.read_text())
+    return summary
+
+
+@pytest.mark.parametrize("workload", ["lean", "rich"])
+def test_each_path_counts_every_span_of_the_workload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workload: str
+) -> None:
+    summary = run_bench(
+        tmp_path, monkeypatch, "--workload", workload, "--modes", "naive", "columnar"
+    )
+    results = summary["results"]
+    assert isinstance(results, list)
+    assert [r["mode"] for r in results] == ["naive", "columnar"]
+    assert all(r["spans"] == 1500 and r["peak_rss_mib"] > 0 for r in results)
+    assert results[0]["x_naive"] == 1.0
+    size = summary["bytes_per_span"]
+    assert isinstance(size, float) and (size > 500) == (workload == "rich")
+
+
+@pytest.mark.kafka
+def test_the_kafka_paths_turn_every_span_into_signals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
+) -> None:
+    summary = run_bench(
+        tmp_path, monkeypatch, "--kafka", kafka_bootstrap, "--modes", "kafka", "kafka_no_archive"
+    )
+    results = summary["results"]
+    assert isinstance(results, list)
+    assert [(r["mode"], r["spans"]) for r in results] == [
+        ("kafka", 1500),
+        ("kafka_no_archive", 1500),
+    ]
