@@ -190,6 +190,8 @@ def _correlation(spans: pl.DataFrame, points: pl.DataFrame) -> float | None:
     ts, vs = times.get_column("time_ns").to_list(), times.get_column("value").to_list()
     if len(ts) < 4 or spans.height == 0 or "self_ns" not in spans.columns:
         return None
+    if "remote_call" in spans.columns:
+        spans = spans.filter(~pl.col("remote_call"))
     pairs: list[tuple[float, float]] = []
     for j in range(1, len(ts)):
         inside = spans.filter(pl.col("start_ns").is_between(ts[j - 1], ts[j], closed="right"))
@@ -280,6 +282,8 @@ def pod_findings(
     _relative_changes(moves)
 
     found: list[PodFinding] = []
+    # One join per instance, shared by its series.
+    served: dict[tuple[str, ...], tuple[str, pl.DataFrame, pl.DataFrame, float, float]] = {}
     for m in moves:
         change, peers = m["change"], m["peers"]
         if change is None:
@@ -287,9 +291,13 @@ def pod_findings(
         moved = min(1.0, max(0.0, change - max(peers, 0.0)) / _FULL_CHANGE[m["resource"]])
         if moved <= 0.05:
             continue
-        joined_by, mine, theirs = _join(inc, base, m["service"], m["names"])
-        inc_ms = float(_own_time(mine, ["service"], n_inc).get_column("ms").sum() or 0.0)
-        base_ms = float(_own_time(theirs, ["service"], n_base).get_column("ms").sum() or 0.0)
+        key = (m["service"], *m["names"].values())
+        if key not in served:
+            joined_by, mine, theirs = _join(inc, base, m["service"], m["names"])
+            inc_ms = float(_own_time(mine, ["service"], n_inc).get_column("ms").sum() or 0.0)
+            base_ms = float(_own_time(theirs, ["service"], n_base).get_column("ms").sum() or 0.0)
+            served[key] = (joined_by, mine, theirs, inc_ms, base_ms)
+        joined_by, mine, theirs, inc_ms, base_ms = served[key]
         explained = min(1.0, max(0.0, inc_ms - base_ms) / total) * magnitude
         if explained <= 0.01:
             continue  # the metric moved but the requests it served did not slow down
