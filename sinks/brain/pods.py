@@ -277,6 +277,10 @@ def pod_findings(
                 "before": before,
                 "reference": reference,
                 "points": points,
+                "spread": float(ref_pts.get_column("value").std() or 0.0)
+                if ref_pts.height
+                else 0.0,
+                "ref_points": ref_pts.height,
             }
         )
     _relative_changes(moves)
@@ -289,7 +293,7 @@ def pod_findings(
         if change is None:
             continue
         moved = min(1.0, max(0.0, change - max(peers, 0.0)) / _FULL_CHANGE[m["resource"]])
-        if moved <= 0.05:
+        if moved < cfg.pod_min_move or not _beyond_noise(m):
             continue
         key = (m["service"], *m["names"].values())
         if key not in served:
@@ -364,6 +368,14 @@ def _relative_changes(moves: list[dict[str, Any]]) -> None:
         m["peers"] = median(others) if others else 0.0
         if m["ref_name"] == "sibling instances":
             m["peers"] = 0.0  # the siblings are the reference already
+
+
+def _beyond_noise(m: dict[str, Any]) -> bool:
+    """The window's level sits beyond three standard deviations of the series' own reference
+    (a reference of fewer than three points cannot say how noisy the series is)."""
+    if m["ref_name"] == "sibling instances" or m["ref_points"] < 3:
+        return True
+    return abs(m["now"] - m["base_value"]) > 3.0 * m["spread"]
 
 
 def _mean(frame: pl.DataFrame, column: str) -> float:

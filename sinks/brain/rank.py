@@ -322,7 +322,9 @@ def _pod_part(acc: dict[str, _Acc], pods: Sequence[PodFinding], cfg: DiagnosisCo
     for f in pods[: 3 * cfg.max_candidates]:
         a = acc.setdefault(f.service, _Acc(f.service))
         a.add("pods", cfg.weight_pods * f.strength)
-        a.pod_resources.add(f.resource)
+        if f.strength >= cfg.pod_min_move:
+            # Strong enough to name the kind of fault, not only to add to the score.
+            a.pod_resources.add(f.resource)
         if len([e for e in a.evidence if e.kind.startswith("pod_")]) < 3:
             a.evidence.append(f.evidence())
 
