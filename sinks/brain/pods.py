@@ -263,7 +263,9 @@ def pod_findings(
         if window_pts.height == 0:
             continue
         now = _mean(window_pts, "value")
-        before = _mean(ref_pts, "value") if ref_pts.height else None
+        # The reference's median and MAD: a history may hold the tail of an earlier fault.
+        values = [float(v) for v in ref_pts.get_column("value").to_list()]
+        before = median(values) if values else None
         moves.append(
             {
                 "service": str(svc),
@@ -277,8 +279,8 @@ def pod_findings(
                 "before": before,
                 "reference": reference,
                 "points": points,
-                "spread": float(ref_pts.get_column("value").std() or 0.0)
-                if ref_pts.height
+                "spread": 1.4826 * median(abs(v - (before or 0.0)) for v in values)
+                if values
                 else 0.0,
                 "ref_points": ref_pts.height,
             }
@@ -371,8 +373,8 @@ def _relative_changes(moves: list[dict[str, Any]]) -> None:
 
 
 def _beyond_noise(m: dict[str, Any]) -> bool:
-    """The window's level sits beyond three standard deviations of the series' own reference
-    (a reference of fewer than three points cannot say how noisy the series is)."""
+    """The window's level sits beyond three robust standard deviations (MAD) of the series' own
+    reference (a reference of fewer than three points cannot say how noisy the series is)."""
     if m["ref_name"] == "sibling instances" or m["ref_points"] < 3:
         return True
     return abs(m["now"] - m["base_value"]) > 3.0 * m["spread"]
