@@ -199,3 +199,11 @@ def test_flow_metric_signals_are_read_with_their_instance() -> None:
         "cpu",
     )
     assert row["series"] == "container.cpu.usage{cpu.mode=user}" and row["value"] == 0.8
+
+
+def test_without_metric_history_the_siblings_are_the_reference() -> None:
+    spans = _spans(slow_pod="ledger-7f9-b")
+    window_only = [p for p in _cpu(rising="ledger-7f9-b") if p["time_ns"] >= WINDOW[0]]
+    found = _findings(spans, window_only)
+    assert [(f.pod, f.reference) for f in found] == [("ledger-7f9-b", "sibling instances")]
+    assert 0.15 < found[0].baseline < 0.25 and found[0].incident > 0.85 and found[0].change > 2.0
