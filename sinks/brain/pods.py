@@ -155,9 +155,9 @@ def pod_series(items: Iterable[SignalWindow | dict[str, Any]] | pl.DataFrame) ->
 
 
 def _own_time(frame: pl.DataFrame, by: list[str], traces: int) -> pl.DataFrame:
-    """Critical-path ms per trace that each group's spans hold (client hop time is `hops`')."""
-    if "remote_call" in frame.columns:
-        frame = frame.filter(~pl.col("remote_call"))
+    """Critical-path ms per trace that each group's spans hold. A client span's share is the wait on
+    its call beyond the callee's own time: a starved pod is slow to send and to read its answers,
+    and its metric, moved beyond its peers', tells that apart from a slow network."""
     return frame.group_by(by).agg((pl.col("critical_ns").sum() / 1e6 / max(traces, 1)).alias("ms"))
 
 
@@ -240,8 +240,8 @@ def pod_findings(
     if series.height == 0 or inc.height == 0 or e2e_delta <= 0:
         return []
     n_inc, n_base = report.incident_traces, report.baseline_traces
-    # Shares of the end-to-end change: each service's own critical-path time against the sum of
-    # all rises (that sum is the end-to-end change, less hop time and traffic-mix noise).
+    # Shares of the end-to-end change: each service's critical-path time against the sum of all
+    # rises (that sum is the end-to-end change, plus what traffic-mix noise adds).
     by_service = _own_time(inc, ["service"], n_inc).join(
         _own_time(base, ["service"], n_base).rename({"ms": "base"}), on="service", how="full"
     )
