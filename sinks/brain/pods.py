@@ -2,11 +2,11 @@
 
 A series is classified by its semantic-convention name and unit (`k8s.pod.cpu.*`, `container.*`,
 `process.*`, `*.memory.*`, `*.network.*`, ...), joined to spans by `k8s.pod.name`, then
-`service.instance.id`, then `service.name`, and compared window against baseline (the spans'
-baseline, else the history before the window, else the instance's siblings). A pod is blamed in
-proportion to the share of the end-to-end latency change its own critical-path time explains, times
-how far its metric moved beyond its peers'.
-"""
+`service.instance.id`, then `service.name`, and compared window against baseline (the given
+baseline, else the metric's history before the window, else the instance's siblings). A pod is
+blamed in proportion to the share of the end-to-end latency change its critical-path time explains
+(on the spans' baseline, `population.choose_baseline`), times how far its metric moved beyond its
+peers'."""
 
 from __future__ import annotations
 
