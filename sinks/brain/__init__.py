@@ -8,6 +8,8 @@ Modules, one job each:
 - `population`: incident window against its baseline over many traces (`analyze_population`).
 - `pinpoint`: attribute values that concentrate a service's failures or slowness.
 - `resources`, `changes`: metric and change evidence.
+- `pods`: a pod's CPU, memory or network series joined to the spans it served, scored by how much
+  of the end-to-end change it explains.
 - `rank`: evidence into ranked candidates with a fault class, confidence and abstention.
 - `faults`: the fault classes and the typed actions each piece of evidence proposes.
 - `engine`: the whole deterministic diagnosis (`analyze`, `diagnose`).

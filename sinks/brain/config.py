@@ -56,6 +56,11 @@ class DiagnosisConfig:
     weight_attribute: float = 0.15
     weight_hops: float = 1.0
     weight_structure: float = 1.0
+    # A pod whose CPU, memory or network moved with the latency it served (`pods`).
+    weight_pods: float = 1.0
+    # ... counts when its metric moved at least this share of a full move (CPU or network doubled,
+    # memory up a quarter) beyond its peers'.
+    pod_min_move: float = 0.25
     # A latency shift below this share of the baseline per-trace time is noise.
     min_latency_shift_ratio: float = 0.15
     min_error_excess_rate: float = 0.01

@@ -11,6 +11,7 @@ import polars as pl
 
 from sinks.brain.changes import ChangeFinding, commit_changes, flag_changes, version_changes
 from sinks.brain.config import DiagnosisConfig
+from sinks.brain.pods import PodFinding, pod_findings
 from sinks.brain.population import PopulationReport, analyze_population
 from sinks.brain.rank import Ranking, rank
 from sinks.brain.resources import ResourceFinding, resource_evidence
@@ -41,6 +42,7 @@ class Analysis:
     resources: dict[str, list[ResourceFinding]]
     changes: list[ChangeFinding]
     ranking: Ranking
+    pods: tuple[PodFinding, ...] = ()
 
 
 def default_baseline(window: Window) -> Window:
@@ -73,13 +75,15 @@ def analyze(
     baseline = baseline or default_baseline(window)
     onset = window[0] if onset_ns is None else onset_ns
     report, inc, base = analyze_population(spans, window, baseline, cfg)
+    metrics = metrics if isinstance(metrics, pl.DataFrame) else list(metrics)
     resources = resource_evidence(metrics, window, baseline, cfg)
+    pods = pod_findings(metrics, report, inc, base, window, baseline, cfg)
     changes = (
         commit_changes(commits, onset, window[1], cfg)
         + version_changes(inc, base)
         + flag_changes(inc, base)
     )
-    ranking = rank(report, inc, base, resources, changes, cfg, similar)
+    ranking = rank(report, inc, base, resources, changes, cfg, similar, pods)
     diagnosis = Diagnosis(
         incident_id=incident_id,
         window_start=window[0],
@@ -90,7 +94,7 @@ def analyze(
         abstained=ranking.abstained,
         summary=summarize(ranking, report),
     )
-    return Analysis(diagnosis, report, resources, changes, ranking)
+    return Analysis(diagnosis, report, resources, changes, ranking, tuple(pods))
 
 
 def diagnose(

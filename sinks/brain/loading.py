@@ -40,8 +40,11 @@ SPAN_SCHEMA: dict[str, Any] = {
 
 # The Brain needs these even when a site config narrows `selected_attributes`: who was called
 # (a callee that never answered has no span of its own), what kind of store it was and which
-# statement it ran (siblings are told apart by target: `structure.call_groups`).
+# statement it ran (siblings are told apart by target: `structure.call_groups`), and which instance
+# served the span (pod metrics are joined on it: `pods`).
 BRAIN_ATTRIBUTES: tuple[str, ...] = (
+    "k8s.pod.name",
+    "service.instance.id",
     "peer.service",
     "server.address",
     "db.system",
@@ -190,8 +193,8 @@ def load_spans(
 def load_metrics(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Gauge and sum data points of the recorded files as plain samples.
 
-    Each sample is `{"service", "metric", "time_ns", "value", "attributes"}`; the point's
-    attributes plus its instance (`k8s.pod.name`) when the resource names one.
+    Each sample is `{"service", "metric", "unit", "time_ns", "value", "attributes"}`; the point's
+    attributes plus the resource attribute that names its instance (`k8s.pod.name`, ...).
     """
     out: list[dict[str, Any]] = []
     for path in paths:
@@ -204,11 +207,12 @@ def load_metrics(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             for i in range(len(batch)):
                 attrs = dict(batch.attributes[i])
                 if batch.instance[i]:
-                    attrs.setdefault("k8s.pod.name", batch.instance[i])
+                    attrs.setdefault(batch.instance_key[i] or "k8s.pod.name", batch.instance[i])
                 out.append(
                     {
                         "service": batch.service[i],
                         "metric": batch.metric[i],
+                        "unit": batch.unit[i],
                         "time_ns": batch.ts_ns[i],
                         "value": batch.value[i],
                         "attributes": attrs,

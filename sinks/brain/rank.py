@@ -20,6 +20,7 @@ from sinks.brain.config import DiagnosisConfig
 from sinks.brain.faults import propose
 from sinks.brain.hops import hop_findings
 from sinks.brain.pinpoint import AttributeFinding, pinpoint
+from sinks.brain.pods import PodFinding
 from sinks.brain.population import PopulationReport
 from sinks.brain.resources import ResourceFinding
 from sinks.brain.shape import shape_findings
@@ -38,6 +39,7 @@ class _Acc:
     cache_hint: bool = False
     surge: bool = False
     findings: list[AttributeFinding] = field(default_factory=list)
+    pod_resources: set[str] = field(default_factory=set)
 
     @property
     def score(self) -> float:
@@ -333,11 +335,29 @@ def _hop_and_shape_parts(
             )
 
 
+def _pod_part(acc: dict[str, _Acc], pods: Sequence[PodFinding], cfg: DiagnosisConfig) -> None:
+    """A pod's usage metric that moved with the latency it served, scored by its strength (the
+    share of the end-to-end change it explains times how far the metric moved)."""
+    for f in pods[: 3 * cfg.max_candidates]:
+        a = acc.setdefault(f.service, _Acc(f.service))
+        a.add("pods", cfg.weight_pods * f.strength)
+        if f.strength >= cfg.pod_min_move:
+            # Strong enough to name the kind of fault, not only to add to the score.
+            a.pod_resources.add(f.resource)
+        if len([e for e in a.evidence if e.kind.startswith("pod_")]) < 3:
+            a.evidence.append(f.evidence())
+
+
 def _classify(a: _Acc, resources: list[ResourceFinding], changes: list[ChangeFinding]) -> str:
-    kinds = {f.kind for f in resources}
+    # A pod's CPU that moved with the latency it served is CPU evidence like a saturated series.
+    kinds = {f.kind for f in resources} | ({"cpu"} & a.pod_resources)
     spans = {k: a.parts.get(k, 0.0) for k in ("errors", "latency", "hops", "structure")}
     strongest = max(spans, key=lambda k: spans[k])
     resource_kinds = {"crashloop", "oom_kill", "memory", "pool", "lag", "restarts"}
+    pods = a.parts.get("pods", 0.0)
+    if pods > 0 and pods >= spans[strongest] and not kinds & resource_kinds:
+        # The pod's own usage explains the latency it served.
+        return "cpu_saturation" if "cpu" in a.pod_resources else "resource_saturation"
     if spans[strongest] > 0 and strongest in ("hops", "structure") and not kinds & resource_kinds:
         # Evidence-typed: what the spans show, not a scenario's name.
         return "resource_saturation" if strongest == "hops" else "structural_change"
@@ -382,12 +402,14 @@ def rank(
     changes: list[ChangeFinding],
     cfg: DiagnosisConfig | None = None,
     similar: Sequence[dict[str, Any]] = (),
+    pods: Sequence[PodFinding] = (),
 ) -> Ranking:
     """Rank root-cause candidates from the population report plus resource and change evidence.
 
     `similar`: past incidents from Memory, `{"fault_class", "service"?, "action", "outcome":
     "worked"|"failed"}`; an action that worked for the same fault class moves first, one that failed
-    is left out (see `faults.propose`).
+    is left out (see `faults.propose`). `pods`: instances whose CPU, memory or network moved with
+    the latency they served (see `pods`).
     """
     cfg = cfg or DiagnosisConfig()
     acc: dict[str, _Acc] = {}
@@ -413,6 +435,7 @@ def rank(
             )
     _traffic_part(acc, report, cfg, inc, resources)
     _hop_and_shape_parts(acc, report, cfg)
+    _pod_part(acc, pods, cfg)
     by_service: dict[str, list[ChangeFinding]] = {}
     for c in changes:
         by_service.setdefault(c.service, []).append(c)
