@@ -1,9 +1,8 @@
-"""Evidence into ranked root-cause candidates: score, fault class, confidence, remediations, abstention.
+"""Evidence into ranked root-cause candidates: score, fault class, confidence, actions, abstention.
 
-The ranking is deterministic and is the only thing that decides; the LLM narrates its result.
-Scores add weighted evidence shares (config weights): where failures originate (excess over the
-baseline), how much of the end-to-end latency change a key explains along the critical path, resource
-saturation, call-count shifts, changes before onset, and a concentrating attribute value.
+Deterministic, and the only thing that decides. Scores add weighted evidence shares: failure origin,
+the share of the end-to-end latency change on the critical path, resource saturation, pod metrics,
+call-count shifts, changes before onset, and a concentrating attribute value.
 """
 
 from __future__ import annotations
