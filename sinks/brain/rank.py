@@ -335,8 +335,7 @@ def _hop_and_shape_parts(
 
 
 def _pod_part(acc: dict[str, _Acc], pods: Sequence[PodFinding], cfg: DiagnosisConfig) -> None:
-    """A pod's usage metric that moved with the latency it served, scored by its strength (the
-    share of the end-to-end change it explains times how far the metric moved)."""
+    """Pods whose usage moved with the latency they served, scored by `PodFinding.strength`."""
     for f in pods[: 3 * cfg.max_candidates]:
         a = acc.setdefault(f.service, _Acc(f.service))
         a.add("pods", cfg.weight_pods * f.strength)
