@@ -138,10 +138,11 @@ def propose(
             else:
                 found[key] = (answer, req)
 
-    def rank(item: tuple[Answer, ActionRequest]) -> tuple[int, int]:
+    def rank(item: tuple[Answer, ActionRequest]) -> tuple[int, bool, int]:
         answer, req = item
         inner = _UNDO_ORDER.index(req.action) if req.action in _UNDO_ORDER else 0
-        return order.index(answer), inner
+        # The root cause's own service before its callers: a breaker on a caller only mitigates.
+        return order.index(answer), req.service != service, inner
 
     actions = [req for _answer, req in sorted(found.values(), key=rank)]
     same = [s for s in similar if str(s.get("fault_class") or "").strip().lower() == fault]

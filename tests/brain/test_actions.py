@@ -131,3 +131,14 @@ def test_typed_requests_round_trip_and_old_records_still_read() -> None:
         "remediations": ["restart"],
     }
     assert Candidate.from_dict(old).actions == [ActionRequest("restart", "svc")]
+
+
+def test_the_saturated_service_scales_before_its_callers_get_a_breaker() -> None:
+    # Callers time out on the saturated service: their breaker only mitigates, capacity fixes it.
+    evidence = [ev("error_origin", 0, peer="caller"), ev("resource_cpu", 1, measures={})]
+    out = propose("svc", "cpu_saturation", evidence, [])
+    assert [(a.action, a.service) for a in out][:3] == [
+        ("scale_replicas", "svc"),
+        ("enable_circuit_breaker", "caller"),
+        ("raise_timeout", "caller"),
+    ]
