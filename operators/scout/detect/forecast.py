@@ -10,7 +10,7 @@ Method, and why this one:
   needs (a windowed median or an STL refit per point is not), and it is event-time exact: the
   gains are per typical sampling step, so irregular sampling and gaps are handled.
 - Seasonality: a daily and a weekly additive profile (time-of-day / time-of-week bins on the
-  event clock) are smoothed beside the plain model; the one with the smallest running error is
+  event clock, without trend) are smoothed beside the plain model; the one with the smallest running error is
   used once the history covers two of its periods and it beats the plain model clearly
   (prequential model selection: a series without a season keeps the plain model).
 - Level shifts: residuals on one side beyond `relearn_z` scales for `relearn_run` points in a
@@ -172,7 +172,11 @@ class _Model:
             self.level += phi * self.trend * h
         else:
             self.level += phi * self.trend * h + a * rc
-            self.trend = phi * self.trend + cfg.trend_gain * rc
+            if not self.bins:
+                # A seasonal model carries no trend (ETS(A,N,A)): within a period the profile's
+                # rise and a trend are one to the smoother, and they then run against each
+                # other (the level drifts off while the profile makes up for it).
+                self.trend = phi * self.trend + cfg.trend_gain * rc
             if self.bins:
                 self.season[b] = s + cfg.season_gain * (1.0 - a) * rc
         self.scale += g * (abs(rc) * 1.2533 - self.scale)  # E|N(0,s)| = s * sqrt(2/pi)
