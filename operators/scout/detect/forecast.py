@@ -72,7 +72,7 @@ class ForecastConfig(FrozenModel):
     season_gain: float = Field(0.2, ge=0, le=1)  # gamma, per visit of a season bin
     scale_gain: float = Field(0.05, gt=0, le=1)  # of the mean absolute clipped residual
     spread_gain: float = Field(0.005, gt=0, le=1)  # of the long-run spread (the scale's floor)
-    spread_floor: float = Field(0.25, ge=0)  # the scale is at least this share of the spread
+    spread_floor: float = Field(0.75, ge=0)  # the scale is at least this share of the spread
     spread_clip: float = Field(20.0, gt=0)  # residuals enter the spread clipped at this many
     huber_k: float = Field(3.0, gt=0)
     daily_bins: int = Field(48, ge=2)
@@ -94,7 +94,7 @@ class ForecastConfig(FrozenModel):
     # Refractory period: points after a new anomaly during which another does not start (0: off).
     refractory: int = Field(20, ge=0)
     # Short-run scale over long-run spread that is a variance change (0: off).
-    var_ratio: float = Field(2.0, ge=0)
+    var_ratio: float = Field(1.75, ge=0)
     # Seasonal calibration: time-of-day bins (0: off) of the largest recent |z| ...
     peak_bins: int = Field(24, ge=0)
     # ... a point must exceed this many times the largest near its time of day ...
@@ -194,7 +194,8 @@ class _Model:
     def sigma(self, cfg: ForecastConfig) -> float:
         """The scale, floored. A series that mostly repeats one value (idle, zero between
         bursts) has no short-term scale: its long-run spread bounds it from below. A constant
-        series has no spread either: a millionth of its level is the least news."""
+        series has no spread either: a millionth of its level is the least news. A quiet
+        stretch of a bursty series does not tighten the scale far below its long-run spread."""
         return max(self.scale, cfg.spread_floor * self.spread, 1e-6 * abs(self.level), 1e-9)
 
     def relevel(self) -> None:
