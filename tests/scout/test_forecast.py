@@ -91,6 +91,22 @@ def test_daily_season_is_learned_and_a_missing_peak_fires() -> None:
     assert all(i >= first_missing for i in flags if t[i] >= 3 * DAY_S)
 
 
+def test_a_daily_routine_spike_is_learned_and_a_spike_at_another_hour_fires() -> None:
+    rng = np.random.default_rng(11)
+    t = np.arange(int(8 * DAY_S / STEP)) * STEP
+    x = 30.0 + rng.normal(0, 1.0, t.size)
+    daily = np.flatnonzero((t % DAY_S) == 3 * 3600)  # a nightly job at 03:00
+    x[daily] += 40.0
+    odd = int(np.argmax(t >= 6 * DAY_S + 15 * 3600))
+    x[odd] += 40.0  # the same spike at 15:00: not the routine
+    flags = _flags(_feed(Forecaster(CFG), x))
+    assert odd in flags
+    # Each routine spike fires only until a past day holds one at that hour.
+    assert [i for i in flags if i in daily] == [i for i in daily if t[i] < DAY_S]
+    off = _flags(_feed(Forecaster(ForecastConfig(peak_bins=0)), x))
+    assert set(daily[t[daily] >= 2 * DAY_S]) <= set(off)  # without the seasonal calibration
+
+
 def test_no_season_keeps_the_plain_model() -> None:
     rng = np.random.default_rng(4)
     f = Forecaster(CFG)

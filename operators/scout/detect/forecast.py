@@ -10,7 +10,7 @@ Method, and why this one:
   needs (a windowed median or an STL refit per point is not), and it is event-time exact: the
   gains are per typical sampling step, so irregular sampling and gaps are handled.
 - Seasonality: a daily and a weekly additive profile (time-of-day / time-of-week bins on the
-  event clock) are smoothed beside the plain model; the one with the smallest running error is
+  event clock, without trend) are smoothed beside the plain model; the one with the smallest running error is
   used once the history covers two of its periods and it beats the plain model clearly
   (prequential model selection: a series without a season keeps the plain model).
 - Level shifts: residuals on one side beyond `relearn_z` scales for `relearn_run` points in a
@@ -20,6 +20,11 @@ Method, and why this one:
   2017): a decayed log-binned histogram gives the `quantile` of past |z|, and a point is
   abnormal beyond `margin` times that and at least `z_min`. A series with routine spikes thus
   learns that spikes are normal; a quiet one is judged tightly.
+- Seasonal calibration: the calibration is also kept per time of day (Mondrian conformal
+  prediction, Vovk et al. 2005: calibrate within categories of the input), as the largest |z|
+  of past days in each hour, decayed; a point must exceed `peak_margin` times the largest near
+  its hour. A nightly job's spike, which a profile of means cannot learn, stops alerting after
+  the first day; the same spike at another hour still fires.
 - Refractory period: after a new anomaly starts, another does not start for `refractory`
   points (an active one still holds): a disturbance that flickers past `clear_after` is one
   alert, not a train of them (cuts false positives on NAB; a longer period hides the next
@@ -67,7 +72,7 @@ class ForecastConfig(FrozenModel):
     season_gain: float = Field(0.2, ge=0, le=1)  # gamma, per visit of a season bin
     scale_gain: float = Field(0.05, gt=0, le=1)  # of the mean absolute clipped residual
     spread_gain: float = Field(0.005, gt=0, le=1)  # of the long-run spread (the scale's floor)
-    spread_floor: float = Field(0.25, ge=0)  # the scale is at least this share of the spread
+    spread_floor: float = Field(0.75, ge=0)  # the scale is at least this share of the spread
     spread_clip: float = Field(20.0, gt=0)  # residuals enter the spread clipped at this many
     huber_k: float = Field(3.0, gt=0)
     daily_bins: int = Field(48, ge=2)
@@ -89,7 +94,13 @@ class ForecastConfig(FrozenModel):
     # Refractory period: points after a new anomaly during which another does not start (0: off).
     refractory: int = Field(20, ge=0)
     # Short-run scale over long-run spread that is a variance change (0: off).
-    var_ratio: float = Field(2.0, ge=0)
+    var_ratio: float = Field(1.75, ge=0)
+    # Seasonal calibration: time-of-day bins (0: off) of the largest recent |z| ...
+    peak_bins: int = Field(24, ge=0)
+    # ... a point must exceed this many times the largest near its time of day ...
+    peak_margin: float = Field(1.5, gt=0)
+    # ... a memory that halves every this many days.
+    peak_halflife: float = Field(3.0, gt=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +172,11 @@ class _Model:
             self.level += phi * self.trend * h
         else:
             self.level += phi * self.trend * h + a * rc
-            self.trend = phi * self.trend + cfg.trend_gain * rc
+            if not self.bins:
+                # A seasonal model carries no trend (ETS(A,N,A)): within a period the profile's
+                # rise and a trend are one to the smoother, and they then run against each
+                # other (the level drifts off while the profile makes up for it).
+                self.trend = phi * self.trend + cfg.trend_gain * rc
             if self.bins:
                 self.season[b] = s + cfg.season_gain * (1.0 - a) * rc
         self.scale += g * (abs(rc) * 1.2533 - self.scale)  # E|N(0,s)| = s * sqrt(2/pi)
@@ -179,7 +194,8 @@ class _Model:
     def sigma(self, cfg: ForecastConfig) -> float:
         """The scale, floored. A series that mostly repeats one value (idle, zero between
         bursts) has no short-term scale: its long-run spread bounds it from below. A constant
-        series has no spread either: a millionth of its level is the least news."""
+        series has no spread either: a millionth of its level is the least news. A quiet
+        stretch of a bursty series does not tighten the scale far below its long-run spread."""
         return max(self.scale, cfg.spread_floor * self.spread, 1e-6 * abs(self.level), 1e-9)
 
     def relevel(self) -> None:
@@ -237,6 +253,10 @@ class Forecaster:
         self.skipped = 0  # points refused: not finite, duplicate or out of order
         self.refr = 0  # points left in the refractory period
         self.widened = False  # the variance test fired and has not re-armed
+        # Largest |z| per time of day: of past days (decayed), and of today (joins at midnight).
+        self.peaks = array("d", [0.0] * config.peak_bins)
+        self.today = array("d", [0.0] * config.peak_bins)
+        self.day = -1.0  # the day (event time, UTC) of `today`; -1: none yet
 
     # ------------------------------------------------------------------ judging
 
@@ -280,7 +300,7 @@ class Forecaster:
                 z = za
         out: Judgement | None = None
         if self.n >= cfg.warmup:
-            bar = self._bar()
+            bar = max(self._bar(), self._peak_bar(t))
             if holding:
                 bar *= hold
             d = z if direction != "down" else -z
@@ -300,6 +320,7 @@ class Forecaster:
         self.refr = max(self.refr - 1, 0)
         if self.n >= cfg.warmup:
             self._learn_score(abs(z))
+            self._learn_peak(t, abs(z))
         # A running mean while young (the first points define the scale), then exponential.
         g = max(cfg.scale_gain, 1.0 / (self.n + 1))
         gs = max(cfg.spread_gain, 1.0 / (self.n + 1))
@@ -335,7 +356,8 @@ class Forecaster:
             if t - m.t0 >= 2 * m.period and m.err < self.config.season_win * best_err:
                 best, best_err = i, m.err
         if best != self.active:
-            # Scores of another model say nothing of this one's: calibrate afresh.
+            # Scores of another model say nothing of this one's: calibrate afresh (the peaks
+            # stay: they say at what time of day the series misbehaves, whatever the model).
             self.hist = [0.0] * _HIST_BINS
             self.total, self.weight = 0.0, 1.0
         self.active = best
@@ -369,6 +391,33 @@ class Forecaster:
             self.total /= self.weight
             self.weight = 1.0
 
+    def _peak_bin(self, t: float) -> int:
+        return int((t % DAY_S) / DAY_S * len(self.peaks))
+
+    def _peak_bar(self, t: float) -> float:
+        """peak_margin x the largest recent |z| near this time of day (its bin, the neighbours)."""
+        nb = len(self.peaks)
+        if not nb:
+            return 0.0
+        b = self._peak_bin(t)
+        top = max(self.peaks[(b - 1) % nb], self.peaks[b], self.peaks[(b + 1) % nb])
+        return self.config.peak_margin * top
+
+    def _learn_peak(self, t: float, az: float) -> None:
+        if not self.peaks:
+            return
+        day = t // DAY_S
+        if day > self.day:
+            # Once a day, not per point (O(bins) a day whatever the sampling): the past decays
+            # and today joins it. Only past days count, so a repeat within the day still fires.
+            f = 0.5 ** ((day - self.day) / self.config.peak_halflife)
+            for i in range(len(self.peaks)):
+                self.peaks[i] = max(self.peaks[i] * f, self.today[i])
+                self.today[i] = 0.0
+            self.day = day
+        b = self._peak_bin(t)
+        self.today[b] = max(self.today[b], az)
+
     def _bar(self) -> float:
         """margin x the calibrated quantile of past |z|, at least z_min."""
         cfg = self.config
@@ -400,6 +449,9 @@ class Forecaster:
             "skipped": self.skipped,
             "refr": self.refr,
             "widened": self.widened,
+            "peaks": list(self.peaks),
+            "today": list(self.today),
+            "day": self.day,
         }
 
     @classmethod
@@ -419,5 +471,9 @@ class Forecaster:
         out.skipped = int(data["skipped"])
         out.refr = int(data.get("refr", 0))
         out.widened = bool(data.get("widened", False))
+        if len(data.get("peaks", ())) == config.peak_bins:
+            out.peaks = array("d", [float(v) for v in data["peaks"]])
+            out.today = array("d", [float(v) for v in data["today"]])
+            out.day = float(data["day"])
 
         return out
