@@ -33,17 +33,19 @@ FAULT_CLASSES = frozenset(
         "structural_change",
     }
 )
-Answer = Literal["undo", "capacity", "runtime"]
+Answer = Literal["undo", "capacity", "mitigate", "runtime"]
 # Undoing the change behind a fault comes first, except where the class says the cause is load
 # (capacity first: no change to undo made the surge) or a stuck process (a restart clears it).
+# "mitigate" protects the callers (a breaker, a longer timeout) and fixes nothing at the cause, so
+# it comes after the cause's own capacity, and right after the restart of a stuck dependency.
 _ORDER: dict[str, tuple[Answer, ...]] = {
-    "cpu_saturation": ("capacity", "undo", "runtime"),
-    "queue_lag": ("capacity", "undo", "runtime"),
-    "resource_saturation": ("capacity", "runtime", "undo"),
-    "dependency_timeout": ("runtime", "capacity", "undo"),
-    "cache_failure": ("runtime", "undo", "capacity"),
+    "cpu_saturation": ("capacity", "undo", "mitigate", "runtime"),
+    "queue_lag": ("capacity", "undo", "mitigate", "runtime"),
+    "resource_saturation": ("capacity", "runtime", "mitigate", "undo"),
+    "dependency_timeout": ("runtime", "mitigate", "capacity", "undo"),
+    "cache_failure": ("runtime", "undo", "mitigate", "capacity"),
 }
-_DEFAULT_ORDER: tuple[Answer, ...] = ("undo", "capacity", "runtime")
+_DEFAULT_ORDER: tuple[Answer, ...] = ("undo", "capacity", "mitigate", "runtime")
 # Within undo: a flag is the narrowest switch, then the deployed version, then a config commit.
 _UNDO_ORDER = ("set_feature_flag", "rollback_version", "revert_commit")
 # Bring a queue's backlog down within this long, while keeping up with arrivals: the default
@@ -91,8 +93,8 @@ def _proposals(service: str, ev: Evidence) -> list[tuple[Answer, ActionRequest]]
         out.append(("capacity", request("scale_replicas", service, [ev])))
     if ev.peer:
         # Callers that time out on a stuck dependency: fail fast there, then wait longer.
-        out.append(("capacity", request("enable_circuit_breaker", ev.peer, [ev], enabled=True)))
-        out.append(("capacity", request("raise_timeout", ev.peer, [ev])))
+        out.append(("mitigate", request("enable_circuit_breaker", ev.peer, [ev], enabled=True)))
+        out.append(("mitigate", request("raise_timeout", ev.peer, [ev])))
     if ev.kind in _RUNTIME_KINDS or ev.peer:
         out.append(("runtime", request("restart", service, [ev])))
     return out
@@ -138,11 +140,10 @@ def propose(
             else:
                 found[key] = (answer, req)
 
-    def rank(item: tuple[Answer, ActionRequest]) -> tuple[int, bool, int]:
+    def rank(item: tuple[Answer, ActionRequest]) -> tuple[int, int]:
         answer, req = item
         inner = _UNDO_ORDER.index(req.action) if req.action in _UNDO_ORDER else 0
-        # The root cause's own service before its callers: a breaker on a caller only mitigates.
-        return order.index(answer), req.service != service, inner
+        return order.index(answer), inner
 
     actions = [req for _answer, req in sorted(found.values(), key=rank)]
     same = [s for s in similar if str(s.get("fault_class") or "").strip().lower() == fault]
