@@ -74,5 +74,5 @@ def test_a_request_behind_an_earlier_one_by_more_than_the_lateness_is_not_joined
     ]
     ok_batches = [d.spans for d in ok_poll if isinstance(d, Decoded) and d.spans is not None]
     assert joinable(ok_batches, LATENESS)
-    assert [p.count for p in partials_of(ok_poll, SPEC, LATENESS)] == [1, 1]
+    assert [finalize(p, W).count for p in partials_of(ok_poll, SPEC, LATENESS)] == [1, 1]
     assert joinable(list(reversed(batches)), LATENESS)  # oldest first is in order
