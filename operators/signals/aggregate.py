@@ -252,7 +252,7 @@ def _top_per_group(
     if sel.size == 0 or k <= 0:
         return out
     # Sort the selected spans by group, then by duration descending; take each group's first k.
-    order = sel[np.lexsort((-dur_ns[sel], ginv[sel]))]
+    order = sel[_by_group_longest_first(ginv[sel], dur_ns[sel], ng)]
     g_sorted = ginv[order]
     d_sorted = dur_ns[order]
     starts = np.searchsorted(g_sorted, np.arange(ng), side="left").tolist()
@@ -267,6 +267,17 @@ def _top_per_group(
         top = [(int(dur_ns[i]), trace_ids[i].hex()) for i in order[lo:last].tolist()]
         out[g] = sorted(top, reverse=True)[:k] if last - lo > k else top
     return out
+
+
+def _by_group_longest_first(groups: np.ndarray, dur_ns: np.ndarray, ng: int) -> np.ndarray:
+    """The order sorting by group, then duration descending (ties in any order)."""
+    group_bits = max(1, (ng - 1).bit_length())
+    dur_bits = 62 - group_bits
+    if len(dur_ns) and int(dur_ns.max()) < (1 << dur_bits):
+        # Both keys in one int64: one argsort is several times faster than a two-key lexsort.
+        key = (groups.astype(np.int64) << dur_bits) | ((1 << dur_bits) - 1 - dur_ns)
+        return np.argsort(key)
+    return np.lexsort((-dur_ns, groups))
 
 
 def _journey_partials(
