@@ -25,8 +25,9 @@ from operators.signals import (
     finalize,
     merge_partials,
     metric_partials,
-    span_partials,
 )
+from operators.signals.aggregate import view_partials
+from operators.signals.batches import joinable, span_view
 from operators.signals.graph import call_edges, sampled
 from operators.signals.limit import SeriesLimit
 from operators.signals.partials import MetricPartial
@@ -47,14 +48,32 @@ class FlowStreams:
     edges: Stream[EdgesSeen]
 
 
-def partials_of(decoded: Decoded, spec: SignalSpec) -> list[Partial]:
-    """All partials of one decoded request."""
+def partials_of(
+    poll: list[Decoded | DeadLetter], spec: SignalSpec, lateness_ns: int
+) -> list[Partial]:
+    """All partials of one poll's decoded requests: their spans aggregated together when that
+    cannot change what is late (`joinable`), else request by request."""
+    spans = [d.spans for d in poll if isinstance(d, Decoded) and d.spans is not None]
+    spans = [b for b in spans if len(b)]
     out: list[Partial] = []
-    if decoded.spans is not None:
-        out.extend(span_partials(decoded.spans, spec))
-    if decoded.metrics is not None:
-        out.extend(metric_partials(decoded.metrics, spec))
+    if spans and joinable(spans, lateness_ns):
+        out.extend(view_partials(span_view(spans), spec))
+    else:
+        for batch in spans:
+            out.extend(view_partials(span_view([batch]), spec))
+    for d in poll:
+        if isinstance(d, Decoded) and d.metrics is not None:
+            out.extend(metric_partials(d.metrics, spec))
     return out
+
+
+def decode_poll(poll: list[RawMessage], limits: DecodeLimits) -> list[Decoded | DeadLetter]:
+    """Each message of a poll decoded (or its dead letter), in order."""
+    return [decode_message(m, limits) for m in poll]
+
+
+def _each(poll: list[Decoded | DeadLetter]) -> list[Decoded | DeadLetter]:
+    return poll
 
 
 def late_signal(partial: Partial, window_ns: int) -> SignalWindow:
@@ -79,14 +98,14 @@ def late_signal(partial: Partial, window_ns: int) -> SignalWindow:
 
 def build_signals(
     flow: Dataflow,
-    raw: Stream[RawMessage],
+    raw: Stream[list[RawMessage]],
     config: PipelineConfig,
     *,
     deterministic_clock: bool,
     live: bool = False,
     end_offsets: EndOffsets | None = None,
 ) -> FlowStreams:
-    """Add decode, aggregation and windowing steps behind `raw`.
+    """Add decode, aggregation and windowing steps behind `raw` (one item per poll).
 
     With `deterministic_clock` the watermark moves only with event time (replays and backtests:
     same input, same output); otherwise it also advances with the system clock so quiet keys
@@ -97,12 +116,14 @@ def build_signals(
     limits = DecodeLimits(config.signals.max_message_bytes, config.signals.max_attribute_bytes)
     window_ns = spec.window_ns
 
-    decoded = op.map("decode", raw, partial(decode_message, limits=limits))
+    polls = op.map("decode", raw, partial(decode_poll, limits=limits))
+    decoded = op.flat_map("requests", polls, _each)
     split = op.branch("split_dead", decoded, lambda d: isinstance(d, Decoded))
     ok: Stream[Decoded] = split.trues  # type: ignore[assignment]
     dead: Stream[DeadLetter] = split.falses  # type: ignore[assignment]
 
-    parts = op.flat_map("partials", ok, partial(partials_of, spec=spec))
+    lateness_ns = config.signals.lateness_seconds * NS_PER_S
+    parts = op.flat_map("partials", polls, partial(partials_of, spec=spec, lateness_ns=lateness_ns))
     parts = _series_cap(parts, config, window_ns)
     keyed = op.key_on("key", parts, lambda p: p.key)
 

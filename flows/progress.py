@@ -27,9 +27,9 @@ class Progress:
         self._t0 = time.monotonic()
         self._last = 0.0
 
-    def __call__(self, _step: str, msg: RawMessage) -> None:
-        self.messages += 1
-        self.done_bytes += len(msg.value) + 1
+    def __call__(self, _step: str, poll: list[RawMessage]) -> None:
+        self.messages += len(poll)
+        self.done_bytes += sum(len(msg.value) + 1 for msg in poll)
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now

@@ -18,14 +18,14 @@ END = None
 _IDLE = timedelta(milliseconds=50)
 
 
-class _Drain(StatelessSourcePartition[RawMessage]):
+class _Drain(StatelessSourcePartition[list[RawMessage]]):
     def __init__(self, q: queue.Queue[RawMessage | None], max_batch: int) -> None:
         self._q = q
         self._max = max_batch
         self._awake: datetime | None = None
         self._ended = False
 
-    def next_batch(self) -> list[RawMessage]:
+    def next_batch(self) -> list[list[RawMessage]]:
         if self._ended:
             raise StopIteration()
         out: list[RawMessage] = []
@@ -40,13 +40,14 @@ class _Drain(StatelessSourcePartition[RawMessage]):
             out.append(item)
         # Nothing waiting: let Bytewax sleep a little instead of spinning.
         self._awake = None if out else datetime.now(UTC) + _IDLE
-        return out
+        # What was waiting is one item: the flow aggregates it as one poll.
+        return [out] if out else []
 
     def next_awake(self) -> datetime | None:
         return self._awake
 
 
-class QueueSource(DynamicSource[RawMessage]):
+class QueueSource(DynamicSource[list[RawMessage]]):
     """Drains `q` on worker 0 until it yields `None`."""
 
     def __init__(self, q: queue.Queue[RawMessage | None], max_batch: int = 256) -> None:

@@ -1,14 +1,20 @@
-"""Inputs of the flow as RawMessage streams: Kafka topics or recorded files."""
+"""Inputs of the flow as streams of polls: each item is the list of RawMessages one poll read.
+
+The aggregator's cost is mostly per (service, operation, window) group, so the flow aggregates a
+poll's messages together (`operators.signals.batches`) instead of one export request at a time.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from bytewax import operators as op
-from bytewax.connectors.kafka import operators as kop
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
+from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
@@ -30,7 +36,48 @@ CONSUMER_TUNING = {
 }
 
 
-class _RecordingPartition(StatefulSourcePartition[RawMessage, int]):
+X = TypeVar("X")
+S = TypeVar("S")
+# What the Kafka source yields per message: the message, or a consumer error.
+KafkaItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
+
+
+class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
+    """A partition whose every non-empty batch becomes one item (the list itself)."""
+
+    def __init__(self, inner: StatefulSourcePartition[X, S]) -> None:
+        self._inner = inner
+
+    def next_batch(self) -> list[list[X]]:
+        batch = self._inner.next_batch()
+        return [list(batch)] if batch else []
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> S:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class PollSource(FixedPartitionedSource[list[X], S], Generic[X, S]):
+    """`inner` with each poll (a partition's batch) as one item; the same parts and resume state."""
+
+    def __init__(self, inner: FixedPartitionedSource[X, S]) -> None:
+        self.inner = inner
+
+    def list_parts(self) -> list[str]:
+        return self.inner.list_parts()
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: S | None
+    ) -> _PollPartition[X, S]:
+        return _PollPartition(self.inner.build_part(step_id, for_part, resume_state))
+
+
+class _RecordingPartition(StatefulSourcePartition[list[RawMessage], int]):
     def __init__(self, path: str, signal: Signal, resume: int | None, batch: int) -> None:
         self._offset = resume or 0
         if resume:
@@ -38,7 +85,7 @@ class _RecordingPartition(StatefulSourcePartition[RawMessage, int]):
         self._it: Iterator[RawMessage] = iter_recording(path, signal, start_offset=self._offset)
         self._batch = batch
 
-    def next_batch(self) -> list[RawMessage]:
+    def next_batch(self) -> list[list[RawMessage]]:
         out = []
         for msg in self._it:
             out.append(msg)
@@ -47,14 +94,15 @@ class _RecordingPartition(StatefulSourcePartition[RawMessage, int]):
         if not out:
             raise StopIteration()
         self._offset = out[-1].offset + 1
-        return out
+        return [out]
 
     def snapshot(self) -> int:
         return self._offset
 
 
-class RecordingSource(FixedPartitionedSource[RawMessage, int]):
-    """One partition per file; the resume state is the next record's index."""
+class RecordingSource(FixedPartitionedSource[list[RawMessage], int]):
+    """One partition per file, `batch` records per item; the resume state is the next record's
+    index."""
 
     def __init__(
         self, paths: Sequence[str | Path], signal: Signal = "auto", batch: int = 64
@@ -72,51 +120,69 @@ class RecordingSource(FixedPartitionedSource[RawMessage, int]):
         return _RecordingPartition(for_part, self.signal, resume_state, self.batch)
 
 
-def recording_input(flow: Dataflow, paths: Sequence[str | Path]) -> tuple[Stream[RawMessage], None]:
+def recording_input(
+    flow: Dataflow, paths: Sequence[str | Path]
+) -> tuple[Stream[list[RawMessage]], None]:
     """Recorded files as the flow's input."""
     return op.input("recordings", flow, RecordingSource(paths)), None
 
 
+@operator
+def _kafka_polls(step_id: str, flow: Dataflow, source: PollSource[Any, Any]) -> Stream[Any]:
+    # The same step ids as `bytewax.connectors.kafka.operators.input`, so recovery state written
+    # before polls were items still resumes.
+    return op.input("kafka_input", flow, source)
+
+
 def kafka_input(
     flow: Dataflow, settings: Settings, *, tail: bool = True
-) -> tuple[Stream[RawMessage], Stream[DeadLetter]]:
-    """The OTLP topics as the flow's input, plus consumer errors as dead letters."""
+) -> tuple[Stream[list[RawMessage]], Stream[DeadLetter]]:
+    """The OTLP topics as the flow's input (one item per poll), plus consumer errors as dead
+    letters."""
     signals: dict[str, Signal] = {settings.spans_topic: "traces", settings.metrics_topic: "metrics"}
     start = OFFSET_BEGINNING if settings.kafka_starting_offset == "beginning" else OFFSET_END
-    out = kop.input(
-        "kafka_in",
-        flow,
-        brokers=settings.kafka_bootstrap_servers.split(","),
-        topics=list(signals),
-        tail=tail,
-        starting_offset=start,
-        add_config=CONSUMER_TUNING,
-        # Small batches keep partitions interleaved: watermarks are per key, not per partition,
-        # so reading one partition far ahead of another would make the other one late.
-        batch_size=settings.kafka_batch_size,
+    source: PollSource[KafkaItem, Any] = PollSource(
+        KafkaSource(
+            settings.kafka_bootstrap_servers.split(","),
+            list(signals),
+            tail,
+            start,
+            CONSUMER_TUNING,
+            # Small batches keep partitions interleaved: watermarks are per key, not per
+            # partition, so reading one partition far ahead of another would make the other late.
+            settings.kafka_batch_size,
+            raise_on_errors=False,
+        )
     )
-    raw = op.map(
-        "kafka_raw",
-        out.oks,
-        lambda m: RawMessage(
-            m.topic or "",
-            m.partition or 0,
-            m.offset or 0,
-            m.value or b"",
-            signals.get(m.topic or "", "auto"),
-        ),
-    )
-    errs = op.map(
-        "kafka_errs",
-        out.errs,
-        lambda e: dead_letter(
+    polls: Stream[list[KafkaItem]] = _kafka_polls("kafka_in", flow, source)
+
+    def raw_of(items: list[KafkaItem]) -> list[RawMessage]:
+        return [
             RawMessage(
-                e.msg.topic or "", e.msg.partition or 0, e.msg.offset or 0, e.msg.value or b""
-            ),
-            f"kafka consumer error: {e.err}",
-        ),
-    )
-    return raw, errs
+                m.topic or "",
+                m.partition or 0,
+                m.offset or 0,
+                m.value or b"",
+                signals.get(m.topic or "", "auto"),
+            )
+            for m in items
+            if isinstance(m, KafkaSourceMessage)
+        ]
+
+    def errors_of(items: list[KafkaItem]) -> list[DeadLetter]:
+        return [
+            dead_letter(
+                RawMessage(
+                    e.msg.topic or "", e.msg.partition or 0, e.msg.offset or 0, e.msg.value or b""
+                ),
+                f"kafka consumer error: {e.err}",
+            )
+            for e in items
+            if isinstance(e, KafkaError)
+        ]
+
+    raw = op.filter("kafka_some", op.map("kafka_raw", polls, raw_of), bool)
+    return raw, op.flat_map("kafka_errs", polls, errors_of)
 
 
 def kafka_end_offsets(settings: Settings) -> Callable[[list[str]], dict[str, int] | None]:

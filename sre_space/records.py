@@ -63,6 +63,33 @@ def _parse(value: int | str) -> int:
     return value if isinstance(value, int) else rfc3339_to_ns(value)
 
 
+_ATOMS = (str, int, float, bool)
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _flat_dict(record: Record) -> dict[str, Any] | None:
+    """`asdict(record)` for a record whose fields are atoms, lists of atoms or dicts of atoms
+    (signals, dead letters); None otherwise. asdict deep-copies through a generic recursion that
+    cost more than the rest of writing a signal; for such fields a shallow copy is the same."""
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(f.name for f in fields(record))
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(record, name)
+        if value is None or isinstance(value, _ATOMS):
+            out[name] = value
+        elif type(value) is list and all(isinstance(v, _ATOMS) for v in value):
+            out[name] = list(value)
+        elif type(value) is dict and all(
+            isinstance(k, _ATOMS) and (v is None or isinstance(v, _ATOMS)) for k, v in value.items()
+        ):
+            out[name] = dict(value)
+        else:
+            return None
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """Base: JSON round trip with the schema tag; None-valued optional fields are omitted.
@@ -79,7 +106,11 @@ class Record:
             object.__setattr__(self, name, _convert(getattr(self, name), _ms))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None or self.keep_none}
+        out = _flat_dict(self)
+        if out is None:
+            out = asdict(self)
+        if not self.keep_none:
+            out = {k: v for k, v in out.items() if v is not None}
         for name in _time_names(type(self)):
             if name in out:
                 out[name] = _convert(out[name], ns_to_rfc3339)

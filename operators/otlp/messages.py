@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,10 +48,18 @@ class Decoded:
     metrics: MetricBatch | None = None
 
 
+# What bytes.lstrip() strips: ASCII whitespace.
+_LEADING_SPACE = re.compile(rb"[ \t\n\r\x0b\x0c]*")
+
+
 def is_json(value: bytes) -> bool:
     """JSON starts with '{' or '[' (after whitespace); an OTLP protobuf request never does: both
     bytes would open a deprecated group on a field number no export request has."""
-    return value.lstrip()[:1] in (b"{", b"[")
+    # Not `value.lstrip()`: a protobuf request starts with b"\n" (field 1, length-delimited), so
+    # that would copy the whole message to look at one byte.
+    start = _LEADING_SPACE.match(value)
+    end = start.end() if start else 0
+    return value[end : end + 1] in (b"{", b"[")
 
 
 def decode_message(msg: RawMessage, limits: DecodeLimits) -> Decoded | DeadLetter:

@@ -20,6 +20,7 @@ import numpy as np
 from operators.otlp.metrics import MetricBatch
 from operators.otlp.span_kind import SPAN_KIND_SERVER
 from operators.otlp.spans import SpanBatch
+from operators.signals.batches import SpanView, span_view
 from operators.signals.partials import CujPartial, Exemplar, MetricPartial, Partial, SpanPartial
 from operators.sketch import ZERO_BUCKET, QuantileSketch, mapping_for
 from sre_space.records import series_name
@@ -115,10 +116,15 @@ class SignalSpec:
 
 def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
     """Span and journey partials of one batch."""
+    return view_partials(span_view([batch]), spec)
+
+
+def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
+    """Span and journey partials of the batches in one view (`batches.span_view`)."""
     n = len(batch)
     if n == 0:
         return []
-    codes, keys = _triples(batch)
+    codes, keys = batch.codes, batch.keys
     # (service, operation) groups over the interned triples
     pair_code: dict[tuple[str, str], int] = {}
     triple_to_pair = np.array([pair_code.setdefault((s, o), len(pair_code)) for s, o, _ in keys])
@@ -195,7 +201,7 @@ def span_partials(batch: SpanBatch, spec: SignalSpec) -> list[Partial]:
 
 
 def _flags_per_group(
-    batch: SpanBatch, ginv: np.ndarray, ng: int
+    batch: SpanView, ginv: np.ndarray, ng: int
 ) -> list[dict[str, tuple[int, str]]]:
     """The feature flags of each group's newest server span (its `feature_flag` events).
 
@@ -232,40 +238,6 @@ def _split_dicts(
     return [dict(zip(k[lo:hi], c[lo:hi], strict=True)) for lo, hi in itertools.pairwise(bounds)]
 
 
-def _triples(batch: SpanBatch) -> tuple[np.ndarray, list[tuple[str, str, str]]]:
-    """A code per span for its (service, operation, version), and the triple of each code."""
-    n = len(batch)
-    if (
-        batch.op_codes is not None
-        and batch.op_names is not None
-        and batch.svc_codes is not None
-        and batch.svc_names is not None
-        and batch.ver_codes is not None
-        and batch.ver_names is not None
-    ):
-        # The compiled decoder interned the names already: combine its codes with numpy.
-        n_op, n_ver = len(batch.op_names), len(batch.ver_names)
-        raw = (batch.svc_codes.astype(np.int64) * n_op + batch.op_codes) * n_ver + batch.ver_codes
-        uniq, codes = np.unique(raw, return_inverse=True)
-        keys = []
-        for c in uniq.tolist():
-            rest, v = divmod(c, n_ver)
-            s, o = divmod(rest, n_op)
-            keys.append((batch.svc_names[s], batch.op_names[o], batch.ver_names[v]))
-        return codes.astype(np.int64), keys
-    # Otherwise intern in Python: one comprehension is the only per-span loop.
-    interned: dict[tuple[str, str, str], int] = {}
-    codes = np.fromiter(
-        (
-            interned.setdefault(k, len(interned))
-            for k in zip(batch.service, batch.operation, batch.service_version, strict=True)
-        ),
-        dtype=np.int64,
-        count=n,
-    )
-    return codes, list(interned)
-
-
 def _top_per_group(
     ginv: np.ndarray,
     dur_ns: np.ndarray,
@@ -276,22 +248,40 @@ def _top_per_group(
 ) -> list[list[Exemplar]]:
     out: list[list[Exemplar]] = [[] for _ in range(ng)]
     sel = np.flatnonzero(mask)
-    if sel.size == 0:
+    k = spec.exemplars
+    if sel.size == 0 or k <= 0:
         return out
     # Sort the selected spans by group, then by duration descending; take each group's first k.
-    order = sel[np.lexsort((-dur_ns[sel], ginv[sel]))]
+    order = sel[_by_group_longest_first(ginv[sel], dur_ns[sel], ng)]
     g_sorted = ginv[order]
-    starts = np.searchsorted(g_sorted, np.arange(ng), side="left")
-    ends = np.searchsorted(g_sorted, np.arange(ng), side="right")
-    k = spec.exemplars
+    d_sorted = dur_ns[order]
+    starts = np.searchsorted(g_sorted, np.arange(ng), side="left").tolist()
+    ends = np.searchsorted(g_sorted, np.arange(ng), side="right").tolist()
     for g in range(ng):
-        for i in order[starts[g] : min(ends[g], starts[g] + k)].tolist():
-            out[g].append((int(dur_ns[i]), trace_ids[i].hex()))
+        lo, hi = starts[g], ends[g]
+        last = min(hi, lo + k)
+        # Spans as long as the k-th compete on trace id too (the exemplars' total order), so a
+        # request's top k is the same whichever requests are aggregated together.
+        while lo < last < hi and d_sorted[last] == d_sorted[last - 1]:
+            last += 1
+        top = [(int(dur_ns[i]), trace_ids[i].hex()) for i in order[lo:last].tolist()]
+        out[g] = sorted(top, reverse=True)[:k] if last - lo > k else top
     return out
 
 
+def _by_group_longest_first(groups: np.ndarray, dur_ns: np.ndarray, ng: int) -> np.ndarray:
+    """The order sorting by group, then duration descending (ties in any order)."""
+    group_bits = max(1, (ng - 1).bit_length())
+    dur_bits = 62 - group_bits
+    if len(dur_ns) and int(dur_ns.max()) < (1 << dur_bits):
+        # Both keys in one int64: one argsort is several times faster than a two-key lexsort.
+        key = (groups.astype(np.int64) << dur_bits) | ((1 << dur_bits) - 1 - dur_ns)
+        return np.argsort(key)
+    return np.lexsort((-dur_ns, groups))
+
+
 def _journey_partials(
-    batch: SpanBatch,
+    batch: SpanView,
     spec: SignalSpec,
     pairs: list[tuple[str, str]],
     pair_of_span: np.ndarray,

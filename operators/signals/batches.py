@@ -1,0 +1,130 @@
+"""Several decoded export requests as one set of columns for the aggregator.
+
+Most of the aggregator's cost is per group (service, operation, window), not per span: with 512
+spans per request (the SDK's batch size) a request has about as many groups as one of 8192 spans.
+Aggregating a poll's worth of requests at once pays that cost once per poll. Only the columns the
+aggregator reads are joined; names stay interned (one code per distinct triple), and the per-span
+readers (events, attributes) dispatch to the request that holds the span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from operators.otlp.spans import SpanBatch
+
+
+@dataclass(frozen=True, slots=True)
+class SpanView:
+    """The columns `span_partials` reads, over one or several batches."""
+
+    batches: tuple[SpanBatch, ...]
+    # first row of each batch in the joined columns, and the total as the last entry
+    starts: npt.NDArray[np.int64]
+    codes: npt.NDArray[np.int64]  # per span: index into `keys`
+    keys: list[tuple[str, str, str]]  # (service, operation, version) per code
+    kind: npt.NDArray[np.int8]
+    end_ns: npt.NDArray[np.int64]
+    duration_ns: npt.NDArray[np.int64]
+    is_error: npt.NDArray[np.bool_]
+    trace_id: list[bytes]
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def _locate(self, i: int) -> tuple[SpanBatch, int]:
+        b = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return self.batches[b], i - int(self.starts[b])
+
+    def events(self, i: int) -> list[dict[str, Any]]:
+        batch, j = self._locate(i)
+        return batch.events(j)
+
+    def attribute(self, i: int, key: str) -> Any:
+        batch, j = self._locate(i)
+        return batch.attribute(j, key)
+
+
+def span_view(batches: Sequence[SpanBatch]) -> SpanView:
+    """Join `batches` (in order) into one view; codes are renumbered over the union of triples."""
+    interned: dict[tuple[str, str, str], int] = {}
+    codes = []
+    for batch in batches:
+        local, keys = triples(batch)
+        remap = np.array([interned.setdefault(k, len(interned)) for k in keys], dtype=np.int64)
+        codes.append(remap[local] if len(keys) else local)
+    lengths = [len(b) for b in batches]
+    one = len(batches) == 1
+
+    def joined(arrays: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
+        return arrays[0] if one else np.concatenate(arrays)
+
+    trace_ids = batches[0].trace_id if one else [t for b in batches for t in b.trace_id]
+    return SpanView(
+        batches=tuple(batches),
+        starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        codes=joined(codes),
+        keys=list(interned),
+        kind=joined([b.kind for b in batches]),
+        end_ns=joined([b.end_ns for b in batches]),
+        duration_ns=joined([b.duration_ns for b in batches]),
+        is_error=joined([b.is_error for b in batches]),
+        trace_id=trace_ids,
+    )
+
+
+def joinable(batches: Sequence[SpanBatch], lateness_ns: int) -> bool:
+    """Whether aggregating `batches` together marks the same spans late as one at a time.
+
+    A window's partial is late when its newest span is older than the watermark, the newest
+    event time seen for its key minus the lateness. One at a time, a request's partials can be
+    late behind an earlier request of the same poll; joined, they are not (the joined partial
+    carries the newest span of both). So join only when no request holds a span older than the
+    newest of the requests before it minus the lateness, over every key at once (conservative).
+    """
+    newest: int | None = None
+    for batch in batches:
+        lo, hi = int(batch.end_ns.min()), int(batch.end_ns.max())
+        if newest is not None and lo <= newest - lateness_ns:
+            return False
+        newest = hi if newest is None else max(newest, hi)
+    return True
+
+
+def triples(batch: SpanBatch) -> tuple[npt.NDArray[np.int64], list[tuple[str, str, str]]]:
+    """A code per span for its (service, operation, version), and the triple of each code."""
+    n = len(batch)
+    if (
+        batch.op_codes is not None
+        and batch.op_names is not None
+        and batch.svc_codes is not None
+        and batch.svc_names is not None
+        and batch.ver_codes is not None
+        and batch.ver_names is not None
+    ):
+        # The compiled decoder interned the names already: combine its codes with numpy.
+        n_op, n_ver = len(batch.op_names), len(batch.ver_names)
+        raw = (batch.svc_codes.astype(np.int64) * n_op + batch.op_codes) * n_ver + batch.ver_codes
+        uniq, codes = np.unique(raw, return_inverse=True)
+        keys = []
+        for c in uniq.tolist():
+            rest, v = divmod(c, n_ver)
+            s, o = divmod(rest, n_op)
+            keys.append((batch.svc_names[s], batch.op_names[o], batch.ver_names[v]))
+        return codes.astype(np.int64), keys
+    # Otherwise intern in Python: one comprehension is the only per-span loop.
+    interned: dict[tuple[str, str, str], int] = {}
+    out = np.fromiter(
+        (
+            interned.setdefault(k, len(interned))
+            for k in zip(batch.service, batch.operation, batch.service_version, strict=True)
+        ),
+        dtype=np.int64,
+        count=n,
+    )
+    return out, list(interned)

@@ -1,0 +1,78 @@
+"""A poll's requests aggregated together give the windows one request at a time gives, and a poll
+whose joining could change what is late is aggregated one request at a time."""
+
+from __future__ import annotations
+
+from functools import reduce
+from typing import Any
+
+from bench.otlp_encode import SpanSpec, trace_request
+from bench.workload import shop_requests
+from chaos import SITE_CONFIG
+from flows.build import partials_of
+from operators.otlp import DecodeLimits, RawMessage, decode_message
+from operators.otlp.messages import Decoded
+from operators.signals import Partial, SignalSpec, finalize, merge_partials, span_partials
+from operators.signals.batches import joinable
+from sre_space.records import DeadLetter
+from sre_space.settings import load_pipeline_config
+
+SPEC = SignalSpec.from_config(load_pipeline_config(SITE_CONFIG))
+W = SPEC.window_ns
+LATENESS = 5 * 10**9
+T0 = 1_767_571_200 * 10**9  # 2026-01-05T00:00:00Z
+
+
+def _poll(requests: list[bytes]) -> list[Decoded | DeadLetter]:
+    return [
+        decode_message(RawMessage("t", 0, i, data, "traces"), DecodeLimits())
+        for i, data in enumerate(requests)
+    ]
+
+
+def _windows(parts: list[Partial]) -> dict[tuple[str, int], dict[str, Any]]:
+    by_key: dict[tuple[str, int], list[Partial]] = {}
+    for p in parts:
+        by_key.setdefault((p.key, p.window), []).append(p)
+    return {k: finalize(reduce(merge_partials, v), W).to_dict() for k, v in by_key.items()}
+
+
+def test_a_poll_of_the_shop_s_requests_gives_the_windows_of_its_requests_one_by_one() -> None:
+    # The shop's spans: several services per request, versions, errors, the checkout journey
+    # (with an attribute step) and feature-flag events, in requests of 64 spans.
+    poll = _poll(shop_requests(3000, seed=2, spans_per_request=64))
+    batches = [d.spans for d in poll if isinstance(d, Decoded) and d.spans is not None]
+    assert len(batches) > 10 and joinable(batches, LATENESS)
+    joined = partials_of(poll, SPEC, LATENESS)
+    one_by_one = [p for b in batches for p in span_partials(b, SPEC)]
+    assert len(joined) < len(one_by_one)  # joined: one partial per key and window of the poll
+    assert {k[0].split("|")[0] for k in _windows(joined)} == {"span", "cuj"}
+    assert _windows(joined) == _windows(one_by_one)
+
+
+def _request(svc: str, ends: list[int]) -> bytes:
+    spans = [
+        SpanSpec(i.to_bytes(16, "big"), i.to_bytes(8, "big"), "GET /", end - 1000, end, kind=2)
+        for i, end in enumerate(ends, 1)
+    ]
+    return trace_request([({"service.name": svc}, spans)]).SerializeToString()
+
+
+def test_a_request_behind_an_earlier_one_by_more_than_the_lateness_is_not_joined() -> None:
+    newer = _request("a", [T0 + 30 * 10**9])
+    older = _request("a", [T0 + 1 * 10**9])  # 29 s older: late behind `newer` one at a time
+    within = _request("a", [T0 + 27 * 10**9])  # 3 s older: on time either way
+    late_poll, ok_poll = _poll([newer, older]), _poll([newer, within])
+    batches = [d.spans for d in late_poll if isinstance(d, Decoded) and d.spans is not None]
+    assert not joinable(batches, LATENESS)
+    # One partial per request, in request order: the window step sees the old one after the new
+    # one, as it would one request at a time, and counts it late.
+    parts = partials_of(late_poll, SPEC, LATENESS)
+    assert [(p.window, p.max_ts_ns) for p in parts] == [
+        ((T0 + 30 * 10**9) // W, T0 + 30 * 10**9),
+        ((T0 + 1 * 10**9) // W, T0 + 1 * 10**9),
+    ]
+    ok_batches = [d.spans for d in ok_poll if isinstance(d, Decoded) and d.spans is not None]
+    assert joinable(ok_batches, LATENESS)
+    assert [finalize(p, W).count for p in partials_of(ok_poll, SPEC, LATENESS)] == [1, 1]
+    assert joinable(list(reversed(batches)), LATENESS)  # oldest first is in order
