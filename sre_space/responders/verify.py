@@ -8,7 +8,8 @@ harm that a fix can or should remove:
   backlog's delay, and one message's work time is not what a scale-up changes.
 A backlog (`backlog_metrics` of the incident's services) is judged against its level before the
 incident; while it drains, the time it needs at its current rate (`drain_eta_s`) lets the
-responder extend the deadline.
+responder extend the deadline. A resource the incident saw trend to its limit must also have
+stopped climbing: more headroom for a leak clears Scout's trend without fixing anything.
 """
 
 from __future__ import annotations
@@ -53,12 +54,9 @@ class Backlog:
         return (self.now - max(self.before * 1.1, self.before + 1.0)) / self.drain_per_s
 
 
-def drain_rate(points: Sequence[tuple[int, float]]) -> float:
-    """How fast (per second) a series of (ns, value) points falls; 0 unless the fall is clear.
-
-    The least-squares slope counts only when it is below minus twice its standard error, so a
-    backlog that hovers on a plateau is not taken for one that drains.
-    """
+def clear_slope(points: Sequence[tuple[int, float]]) -> float:
+    """The least-squares slope (per second) of (ns, value) points, 0 unless beyond twice its
+    standard error: a series that hovers on a plateau is neither draining nor climbing."""
     n = len(points)
     if n < 3:
         return 0.0
@@ -71,7 +69,12 @@ def drain_rate(points: Sequence[tuple[int, float]]) -> float:
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
     residual = sum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys, strict=True))
     se = (residual / (n - 2) / var) ** 0.5
-    return -slope if slope < -2 * se else 0.0
+    return slope if abs(slope) > 2 * se else 0.0
+
+
+def drain_rate(points: Sequence[tuple[int, float]]) -> float:
+    """How fast (per second) a series of (ns, value) points clearly falls; 0 when it does not."""
+    return max(0.0, -clear_slope(points))
 
 
 class IncidentHealth:
@@ -84,11 +87,13 @@ class IncidentHealth:
         backlog_metrics: Sequence[str] = BACKLOG_METRICS,
         baseline_s: float = 600.0,
         rate_s: float = 60.0,
+        climb_s: float = 180.0,
     ) -> None:
         self.store = store
         self.backlog_metrics = tuple(backlog_metrics)
         self.baseline_ns = round(baseline_s * NS_PER_S)
         self.rate_ns = round(rate_s * NS_PER_S)
+        self.climb_ns = round(climb_s * NS_PER_S)
         self._before: dict[str, dict[tuple[str, str], float]] = {}
 
     def __call__(self, incident: Incident, now: int) -> HealthSample | None:
@@ -105,10 +110,11 @@ class IncidentHealth:
             f" {b.drain_per_s:.3g}/s)"
             for b in pending
         ]
-        if current.state in HEALTHY_STATES and not pending:
+        climbing = self.climbing(current, now)
+        if current.state in HEALTHY_STATES and not pending and not climbing:
             since = f" since {row['recovered_at']}" if row.get("recovered_at") else ""
             return HealthSample(now, True, f"Scout: incident {current.state}{since}", 0.0)
-        blocking = self.blocking(current, {b.service for b in backlogs})
+        blocking = self.blocking(current, {b.service for b in backlogs}) + climbing
         healthy = not blocking and not pending
         if healthy:
             detail = "only demand or async work time still abnormal; harm and backlog gone"
@@ -138,6 +144,31 @@ class IncidentHealth:
             ):
                 continue  # async work: judged by its backlog
             out.append(f"{a.service} {a.operation or a.metric or a.cuj} {a.signal} abnormal")
+        return out
+
+    def climbing(self, incident: Incident, now: int) -> list[str]:
+        """Resources the incident saw trend to their limit that still climb: more headroom only
+        moves a leak's exhaustion past Scout's horizon, so a fix is not judged until it levels."""
+        trending: set[tuple[str, str]] = set()
+        for aid in incident.anomaly_ids:
+            raw = self.store.get("anomalies", aid)
+            if raw is None or raw.get("detector") != "saturation_trend":
+                continue
+            trending.add((str(raw.get("service") or ""), str(raw.get("metric") or "")))
+        if not trending:
+            return []
+        levels = metric_levels(
+            self.store,
+            {s for s, _ in trending},
+            {m for _, m in trending},
+            now - self.climb_ns,
+            now + 1,
+        )
+        out = []
+        for (service, metric), points in sorted(levels.items()):
+            slope = clear_slope(points) if (service, metric) in trending else 0.0
+            if slope > 0:
+                out.append(f"{service} {metric} still climbing ({slope * 60:.3g}/min)")
         return out
 
     def backlogs(self, incident: Incident, now: int) -> list[Backlog]:

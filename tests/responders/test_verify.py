@@ -228,3 +228,32 @@ def test_a_backlog_hovering_on_a_plateau_is_not_draining() -> None:
     falling = [60.0, 52.0, 41.0, 33.0, 19.0, 12.0]
     rate = drain_rate([(T0 + k * W, v) for k, v in enumerate(falling)])
     assert rate == pytest.approx(0.97, abs=0.05)
+
+
+def memory(service: str, start: int, value: float) -> SignalWindow:
+    return SignalWindow(
+        kind="metric", window_start=start, window_end=start + W, service=service,
+        metric="memory", value=value,
+    )  # fmt: skip
+
+
+def test_a_resource_that_still_climbs_to_its_limit_holds_verification(store: Store) -> None:
+    # More headroom for a leak: Scout's trend clears (exhaustion beyond its horizon) and the
+    # incident recovers, but the memory still climbs, so the fix is not verified.
+    trend = anomaly("an-leak", "ingest", "time_to_exhaustion", 300.0, 900.0, kind="metric")
+    trend = dataclasses.replace(trend, detector="saturation_trend", metric="memory")
+    inc = incident(trend, services=["ingest"])
+    put(store, trend, cleared(trend, T0 + 5 * W))
+    recovered = dataclasses.replace(
+        inc, state="recovered", event="recovered", recovered_at=T0 + 5 * W, updated_at=T0 + 5 * W
+    )
+    record_events(store, [inc, recovered])
+    put(store, *(memory("ingest", T0 + i * W, 200e6 + i * 3e6) for i in range(20)))
+    health = IncidentHealth(store)
+    sample = health(inc, T0 + 20 * W)
+    assert sample is not None and not sample.healthy
+    assert "ingest memory still climbing" in sample.detail
+    # Levelled off (a warm-up after a restart): the recovered incident verifies.
+    put(store, *(memory("ingest", T0 + i * W, 260e6 + (i % 2) * 1e6) for i in range(20, 40)))
+    sample = health(inc, T0 + 40 * W)
+    assert sample is not None and sample.healthy, sample.detail
