@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from sinks.fixer.k8s import layout as lo
-from sinks.fixer.k8s import logical as lg
 from sinks.fixer.k8s import render as rd
-from sinks.fixer.k8s.config import CONFIG_PATH, ConfigError, GitOpsConfig
 from sinks.fixer.k8s.yamledit import EditError, load_all, plain, set_value
 from sinks.fixer.manifest import flatten
+from sre_space.gitops import logical as lg
+from sre_space.gitops.config import CONFIG_PATH, ConfigError, GitOpsConfig
 
 Files = Mapping[str, str]
 
