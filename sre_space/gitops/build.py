@@ -109,8 +109,10 @@ def read_flags(text: str | None, name: str) -> Any:
         return None
     try:
         data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise RenderError(f"{name} does not parse: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise RenderError(f"{name} is not valid JSON: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{name} is not valid YAML: {exc}") from None
     validate_flags(data, name)
     return data
 

@@ -15,7 +15,7 @@ from sre_space.gitops.build import (
     helm_template,
     kustomize_build,
     objects,
-    validate_flags,
+    read_flags,
 )
 
 __all__ = [
@@ -23,8 +23,8 @@ __all__ = [
     "helm_template",
     "kustomize_build",
     "objects",
+    "read_flags",
     "validate",
-    "validate_flags",
 ]
 
 
