@@ -94,18 +94,8 @@ class GitOpsRepo:
             return self.git("rev-parse", f"refs/heads/{BRANCH}").strip()
 
     def files(self, rev: str = BRANCH) -> dict[str, str]:
-        """Every file at `rev` by path, read from git objects in one `cat-file --batch`."""
-        names = [n for n in self.git("ls-tree", "-r", "-z", "--name-only", rev).split("\0") if n]
-        out = self.git("cat-file", "--batch", input_text="".join(f"{rev}:{n}\n" for n in names))
-        raw = out.encode("utf-8")
-        files: dict[str, str] = {}
-        pos = 0
-        for name in names:
-            header_end = raw.index(b"\n", pos)
-            size = int(raw[pos:header_end].split()[2])
-            files[name] = raw[header_end + 1 : header_end + 1 + size].decode("utf-8")
-            pos = header_end + 1 + size + 1
-        return files
+        """Every file at `rev` by path, read from git objects."""
+        return git.files(self.path, rev)
 
     def _render(self, rev: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
         sha = self.head() if rev == BRANCH else self.git("rev-parse", rev).strip()

@@ -23,6 +23,7 @@ from chaos.manifests import (
 from chaos.topology import SERVICES
 from sre_space.gitops.build import overlay_documents
 from sre_space.gitops.config import CONFIG_PATH, GitOpsConfig
+from sre_space.gitops.history import CommitServices
 
 
 def _git(repo: GitOpsRepo, *args: str) -> str:
@@ -131,3 +132,18 @@ def test_a_main_that_does_not_render_is_reported_not_applied(tmp_path: Path) -> 
     assert len(errors) == 1 and "lots" in errors[0]
     with pytest.raises(ManifestError, match="does not render"):
         repo.read_docs()
+
+
+def test_a_commit_names_the_services_its_render_changed(tmp_path: Path) -> None:
+    repo = GitOpsRepo.create(tmp_path / "gitops")
+    root = repo.head()
+    scale = repo.commit("catalog", lambda d: d.update(replicas=4), "scale catalog")
+    flag = repo.commit(
+        "payment", lambda d: d["feature_flags"].update(new_fraud_rules=True), "flag on"
+    )
+    services = CommitServices(repo.path)
+    assert services.is_kubernetes()
+    assert services.changed(root) == sorted(SERVICES)  # a root commit brings every service
+    # both touch the overlay or the flag file that every service shares
+    assert services.changed(scale) == ["catalog"]
+    assert services.changed(flag) == ["payment"]
