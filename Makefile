@@ -15,26 +15,26 @@ $(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/o
 install: $(STAMP)
 
 ## demo: run the demo on embedded defaults (no external service)
-demo: $(STAMP)
+demo: $(STAMP) gitops-tools
 	$(BIN)/sre-space demo
 
 ## test: build the Collector and Jaeger if missing, start the local Kafka broker if none is
 ## configured, run every test, stop what it started
-test: $(STAMP)
+test: $(STAMP) gitops-tools
 	$(BIN)/python scripts/run_tests.py
 
 ## test-ecosystem: the same, but only the tests that run the real Collector and Jaeger
 test-ecosystem: $(STAMP)
 	$(BIN)/python scripts/run_tests.py -m "collector or jaeger" -q
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) gitops-tools
 	$(BIN)/pytest -m "not kafka and not e2e and not dashboard and not collector and not jaeger" -q
 
 ## otel-build: build the OpenTelemetry Collector and Jaeger v2 into ~/.cache/sre-space/otel
 otel-build:
 	scripts/otel/otel build all
 
-## gitops-tools: build kustomize and helm (the Fixer's renderers) into ~/.cache/sre-space/gitops
+## gitops-tools: build kustomize and helm (the shop's and the Fixer's renderers) into ~/.cache/sre-space/gitops
 gitops-tools:
 	scripts/gitops/tools build all
 
@@ -49,10 +49,10 @@ kafka-up:
 kafka-down:
 	scripts/kafka/kafka down
 
-recordings: $(STAMP)
+recordings: $(STAMP) gitops-tools
 	$(BIN)/python -m chaos suite --out recordings
 
-suite: $(STAMP)
+suite: $(STAMP) gitops-tools
 	$(BIN)/python -m sre_space.harness.suite --out state/backtests/suite
 
 bench: $(STAMP)

@@ -1,31 +1,41 @@
-"""The GitOps repository of manifests: a real git repo driven through the `git` command line.
+"""The shop's GitOps repository of Kubernetes manifests: a real git repo driven through `git`.
 
-Layout (docs/contracts.md): `services/<service>.yaml` and `schema/service.schema.json` on branch
-`main`. The shop reads desired state from `main` (not from whatever the work tree has checked out),
-and the chaos injectors commit straight to `main` with plumbing so that a branch checked out by the
-Fixer is never disturbed. Commit dates can be pinned to simulated event time, so that commits line up
-with the telemetry and recordings are byte-for-byte reproducible.
+Layout (`chaos/manifests.py`, docs/contracts.md): a kustomize base and a production overlay, a flagd
+flag file and `sre-space.gitops.yaml`, on branch `main`. The shop runs what the overlay renders to
+at the tip of `main` (not whatever the work tree has checked out), rendered once per commit. The
+chaos injectors commit straight to `main` with plumbing so that a branch checked out by the Fixer is
+never disturbed. Commit dates can be pinned to simulated event time, so that commits line up with
+the telemetry and recordings are byte-for-byte reproducible.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chaos.manifests import Desired, ManifestError, default_docs, parse, render
-from chaos.schema import schema_text
+from chaos.manifests import (
+    FLAG_FILE,
+    OVERLAY,
+    Desired,
+    ManifestError,
+    complete,
+    default_docs,
+    repository_files,
+)
 from sre_space import git
 from sre_space.git import Commit, GitError
+from sre_space.gitops.build import RenderError, overlay_documents
+from sre_space.gitops.config import CONFIG_PATH, ConfigError, GitOpsConfig
 
 __all__ = ["BRANCH", "Commit", "GitError", "GitOpsRepo"]
 
 BRANCH = "main"
 AUTHOR_NAME = "sre-space chaos"
 AUTHOR_EMAIL = "chaos@sre-space.local"
-SCHEMA_PATH = "schema/service.schema.json"
 
 
 def _date_env(when_ns: int | None) -> dict[str, str]:
@@ -40,6 +50,8 @@ class GitOpsRepo:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # a commit never changes, so what it renders to is read once
+        self._rendered: dict[str, tuple[dict[str, dict[str, Any]], list[str]]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------
     def git(
@@ -60,12 +72,11 @@ class GitOpsRepo:
         repo.git("config", "user.name", AUTHOR_NAME)
         repo.git("config", "user.email", AUTHOR_EMAIL)
         repo.git("config", "commit.gpgsign", "false")
-        (repo.path / "services").mkdir(exist_ok=True)
-        (repo.path / "schema").mkdir(exist_ok=True)
-        for name, doc in default_docs().items():
-            (repo.path / "services" / f"{name}.yaml").write_text(render(doc), encoding="utf-8")
-        (repo.path / SCHEMA_PATH).write_text(schema_text(), encoding="utf-8")
-        repo.git("add", "services", "schema")
+        docs = {name: complete(doc) for name, doc in default_docs().items()}
+        for rel, text in repository_files(docs).items():
+            (repo.path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo.path / rel).write_text(text, encoding="utf-8")
+        repo.git("add", ".")
         repo.git("commit", "-q", "-m", "Initial manifests", env=_date_env(when_ns))
         return repo
 
@@ -82,40 +93,27 @@ class GitOpsRepo:
         except OSError:
             return self.git("rev-parse", f"refs/heads/{BRANCH}").strip()
 
+    def files(self, rev: str = BRANCH) -> dict[str, str]:
+        """Every file at `rev` by path, read from git objects."""
+        return git.files(self.path, rev)
+
+    def _render(self, rev: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        sha = self.head() if rev == BRANCH else self.git("rev-parse", rev).strip()
+        if sha not in self._rendered:
+            self._rendered[sha] = _documents(self.files(sha))
+        return self._rendered[sha]
+
     def read_docs(self, rev: str = BRANCH) -> dict[str, dict[str, Any]]:
-        """Every service manifest at `rev`, validated; raises ManifestError on the first bad one."""
-        names = self.git("ls-tree", "--name-only", f"{rev}:services").split()
-        files = [n for n in names if n.endswith(".yaml")]
-        # one `cat-file --batch` for all files instead of one `git show` each
-        out = self.git(
-            "cat-file", "--batch", input_text="".join(f"{rev}:services/{f}\n" for f in files)
-        )
-        docs: dict[str, dict[str, Any]] = {}
-        pos = 0
-        for name in files:
-            header_end = out.index("\n", pos)
-            size = int(out[pos:header_end].split()[2])
-            body = out[header_end + 1 : header_end + 1 + size]
-            pos = header_end + 1 + size + 1
-            doc = parse(body, f"services/{name}")
-            docs[doc["service"]] = doc
-        return docs
+        """Every service's complete logical document at `rev`; ManifestError when it does not render."""
+        docs, errors = self._render(rev)
+        if errors:
+            raise ManifestError(f"{rev} does not render:\n  " + "\n  ".join(errors))
+        return copy.deepcopy(docs)
 
     def read_desired(self, rev: str = BRANCH) -> tuple[dict[str, Desired], list[str]]:
-        """Desired state per service at `rev`, and the errors of manifests that did not validate."""
-        try:
-            docs = self.read_docs(rev)
-        except ManifestError:
-            # validate file by file so one bad manifest does not hide the good ones
-            docs, errors = {}, []
-            for name in self.git("ls-tree", "--name-only", f"{rev}:services").split():
-                try:
-                    doc = parse(self.git("show", f"{rev}:services/{name}"), f"services/{name}")
-                    docs[doc["service"]] = doc
-                except ManifestError as exc:
-                    errors.append(str(exc))
-            return {k: Desired.from_doc(v) for k, v in docs.items()}, errors
-        return {k: Desired.from_doc(v) for k, v in docs.items()}, []
+        """Desired state per service at `rev`, and why the services left out could not be read."""
+        docs, errors = self._render(rev)
+        return {k: Desired.from_doc(v) for k, v in docs.items()}, list(errors)
 
     def log(self, since: str | None = None) -> list[Commit]:
         """Commits on main, oldest first (after `since` when given)."""
@@ -129,27 +127,39 @@ class GitOpsRepo:
         message: str,
         when_ns: int | None = None,
     ) -> str:
-        """Change one service's manifest on main as a real commit; returns the commit id.
+        """Change one service's logical document on main as a real commit; returns the commit id.
 
-        The new manifest is validated before it is committed. Uses a private index so that the
-        work tree and whatever branch it has checked out are left alone, then fast-forwards the
-        work tree when it is on main.
+        The files that keep the changed values are rewritten and the result rendered before it is
+        committed. Uses a private index so that the work tree and whatever branch it has checked
+        out are left alone, then fast-forwards the work tree when it is on main.
         """
-        path = f"services/{service}.yaml"
         old = self.head()
-        doc = parse(self.git("show", f"{old}:{path}"), path)
+        docs = self.read_docs(old)
+        doc = docs[service] = complete(docs[service])
         change(doc)
-        text = render(doc)
-        parse(text, path)  # refuse to commit an invalid manifest
+        old_files = self.files(old)
+        # only the files that keep this service's values: a file the Fixer edited by hand for
+        # another service keeps its bytes
+        owned = (f"base/{service}.yaml", f"{OVERLAY}/kustomization.yaml", FLAG_FILE)
+        generated = repository_files(docs)
+        new_files = {**old_files, **{p: generated[p] for p in owned}}
+        # refuse to commit what would not render to exactly the intended state
+        rendered, errors = _documents(new_files)
+        if errors or rendered != docs:
+            why = errors or [f"the render of {service!r} does not show the change"]
+            raise ManifestError("; ".join(why))
+        changed = {p: t for p, t in new_files.items() if old_files.get(p) != t}
         env = _date_env(when_ns)
         with tempfile.TemporaryDirectory() as tmp:
             index_env = {**env, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
             self.git("read-tree", old, env=index_env)
-            blob = self.git("hash-object", "-w", "--stdin", input_text=text).strip()
-            self.git("update-index", "--cacheinfo", f"100644,{blob},{path}", env=index_env)
+            for path, text in changed.items():
+                blob = self.git("hash-object", "-w", "--stdin", input_text=text).strip()
+                self.git("update-index", "--cacheinfo", f"100644,{blob},{path}", env=index_env)
             tree = self.git("write-tree", env=index_env).strip()
         new = self.git("commit-tree", tree, "-p", old, "-m", message, env=env).strip()
         self.git("update-ref", f"refs/heads/{BRANCH}", new, old)
+        self._rendered[new] = (rendered, [])
         self._sync_worktree(old, new)
         return new
 
@@ -167,3 +177,19 @@ class GitOpsRepo:
     def bundle(self, out: str | Path) -> None:
         """Write main's history as a git bundle (clone it with `git clone FILE`)."""
         self.git("bundle", "create", "-q", str(Path(out).resolve()), BRANCH)
+
+
+def _documents(files: dict[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The complete logical documents a snapshot renders to, and the errors of what did not."""
+    try:
+        config = GitOpsConfig.from_text(files.get(CONFIG_PATH))
+        docs = overlay_documents(files, config)
+    except (ConfigError, RenderError) as exc:
+        return {}, [str(exc)]
+    out, errors = {}, []
+    for name, doc in docs.items():
+        try:
+            out[name] = complete(doc)
+        except ManifestError as exc:
+            errors.append(str(exc))
+    return out, errors

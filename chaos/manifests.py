@@ -1,19 +1,37 @@
-"""Service manifests: parse, validate, render; the shop's typed view of desired state."""
+"""The shop's desired state as a Kubernetes GitOps repository, and the shop's typed view of it.
+
+`repository_files(docs)` writes per-service logical documents (`version`, `replicas`,
+`resources.memory_limit_mib`, ...; the shape `sre_space.gitops.logical` reads back from a render)
+the way a team would keep them: a kustomize base with a Deployment and a Service per service, a
+production overlay that pins image tags and replica counts, a flagd flag file and the
+`sre-space.gitops.yaml` that tells the Fixer which env vars and files hold what.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
+from chaos.topology import BACKENDS, DEFAULT_MANIFESTS, NAMESPACE
+from sre_space.gitops.config import CONFIG_PATH
+from sre_space.gitops.logical import RESTART_ANNOTATION
 
-from chaos.schema import validate
-from chaos.topology import DEFAULT_MANIFESTS
+OVERLAY = "overlays/production"
+FLAG_FILE = "flags/shop.flagd.json"
+IMAGE_REPO = "ghcr.io/sre-space/shop"
+# The shop's own variable names; the Fixer learns them from sre-space.gitops.yaml.
+ENV = {
+    "timeouts.downstream_ms": "SHOP_DOWNSTREAM_TIMEOUT_MS",
+    "connection_pool.max": "SHOP_POOL_MAX_CONNECTIONS",
+    "circuit_breaker": "SHOP_CIRCUIT_BREAKER",
+}
+_PORTS = {"postgres": 5432, "redis": 6379}
 
 
 class ManifestError(ValueError):
-    """A manifest does not validate; the message names the file and fields."""
+    """The repository does not render to the intended desired state; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +55,7 @@ class Desired:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Desired:
-        """A typed view of a validated manifest document."""
+        """A typed view of a complete logical document (see `complete`)."""
         return cls(
             service=doc["service"],
             version=str(doc["version"]),
@@ -53,41 +71,184 @@ class Desired:
 
 
 def default_docs() -> dict[str, dict[str, Any]]:
-    """Fresh copies of the default manifest documents, by service."""
+    """Fresh copies of the default logical documents, by service."""
     return copy.deepcopy(DEFAULT_MANIFESTS)
 
 
-class _Quoted(str):
-    """A string always written in double quotes (versions, like the contract's example)."""
+def complete(doc: dict[str, Any]) -> dict[str, Any]:
+    """A rendered logical document with every key the shop needs; a missing one is an error.
+
+    A render leaves out what Kubernetes leaves out: no restart annotation before the first restart,
+    no flags for a service that owns none.
+    """
+    out = copy.deepcopy(doc)
+    out.setdefault("rollout", {}).setdefault("restarted_at", "")
+    out.setdefault("feature_flags", {})
+    missing = [
+        key
+        for key in (
+            "version",
+            "replicas",
+            "resources.memory_limit_mib",
+            "resources.cpu_limit_millicores",
+            *ENV,
+        )
+        if not _has(out, key)
+    ]
+    if missing:
+        raise ManifestError(f"Deployment {doc.get('service')!r} does not set {', '.join(missing)}")
+    return out
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+def _has(doc: dict[str, Any], dotted: str) -> bool:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
-_Dumper.add_representer(
-    _Quoted, lambda dumper, data: dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
-)
+def _image(service: str) -> str:
+    return f"{IMAGE_REPO}/{service}"
 
 
-def render(doc: dict[str, Any]) -> str:
-    """A manifest document as YAML text, keys in contract order (stable bytes for git)."""
-    out = dict(doc)
-    out["version"] = _Quoted(doc["version"])
-    return yaml.dump(out, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+def _env_text(key: str, doc: dict[str, Any]) -> str:
+    node: Any = doc
+    for part in key.split("."):
+        node = node[part]
+    return ("true" if node else "false") if isinstance(node, bool) else str(node)
 
 
-def parse(text: str, filename: str) -> dict[str, Any]:
-    """Parse and validate a manifest; raises ManifestError naming the file and the fields."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"{filename}: not valid YAML: {exc}") from None
-    errors = validate(doc)
-    expected = filename.rsplit("/", 1)[-1].removesuffix(".yaml")
-    if not errors and doc["service"] != expected:
-        errors.append(f"$.service: {doc['service']!r} must equal the file name {expected!r}")
-    if errors:
-        raise ManifestError(f"{filename} is invalid:\n  " + "\n  ".join(errors))
-    assert isinstance(doc, dict)
-    return doc
+def service_file(doc: dict[str, Any]) -> str:
+    """`base/<service>.yaml`: the service's Deployment and Service.
+
+    The base keeps the baseline image tag and replica count; the overlay pins what production runs.
+    """
+    name = doc["service"]
+    baseline = DEFAULT_MANIFESTS[name]
+    port = _PORTS.get(name, 8080)
+    restarted = doc["rollout"]["restarted_at"]
+    annotations = (
+        f"      annotations:\n        {RESTART_ANNOTATION}: {json.dumps(restarted)}\n"
+        if restarted
+        else ""
+    )
+    env = "".join(
+        f"            - name: {var}\n              value: {json.dumps(_env_text(key, doc))}\n"
+        for key, var in ENV.items()
+    )
+    kind = "datastore" if name in BACKENDS else "service"
+    return f"""# {name}: the shop's {name} {kind}.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: {name}
+    app.kubernetes.io/part-of: shop
+spec:
+  replicas: {baseline["replicas"]}  # the overlay sets the count production runs
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: {name}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: {name}
+{annotations}    spec:
+      containers:
+        - name: {name}
+          image: {_image(name)}:{baseline["version"]}  # the overlay pins the tag
+          ports:
+            - name: main
+              containerPort: {port}
+          # client settings the service reads at start (see sre-space.gitops.yaml)
+          env:
+{env}          resources:
+            limits:
+              memory: {doc["resources"]["memory_limit_mib"]}Mi
+              cpu: {doc["resources"]["cpu_limit_millicores"]}m
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  labels:
+    app.kubernetes.io/name: {name}
+spec:
+  selector:
+    app.kubernetes.io/name: {name}
+  ports:
+    - name: main
+      port: {port}
+      targetPort: main
+"""
+
+
+def overlay_file(docs: dict[str, dict[str, Any]]) -> str:
+    """`overlays/production/kustomization.yaml`: what production runs, tag and count per service."""
+    images = "".join(
+        f"  - name: {_image(n)}\n    newTag: {json.dumps(str(d['version']))}\n"
+        for n, d in sorted(docs.items())
+    )
+    replicas = "".join(
+        f"  - name: {n}\n    count: {d['replicas']}\n" for n, d in sorted(docs.items())
+    )
+    return f"""# Production: the image tag each service runs and its replica count.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: {NAMESPACE}
+resources:
+  - ../../base
+images:
+{images}replicas:
+{replicas}"""
+
+
+def base_file(docs: dict[str, dict[str, Any]]) -> str:
+    """`base/kustomization.yaml`: one file per service."""
+    files = "".join(f"  - {n}.yaml\n" for n in sorted(docs))
+    return f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{files}"
+
+
+def flag_file(docs: dict[str, dict[str, Any]]) -> str:
+    """The flagd flag file: one boolean flag per feature flag, owned by its service."""
+    flags = {
+        flag: {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "on" if value else "off",
+            "metadata": {"service": name},
+        }
+        for name, doc in sorted(docs.items())
+        for flag, value in sorted(doc["feature_flags"].items())
+    }
+    data = {"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": flags}
+    return json.dumps(data, indent=2) + "\n"
+
+
+def config_file() -> str:
+    """`sre-space.gitops.yaml`: where the shop keeps each logical key."""
+    env = "".join(f"  {key}: {var}\n" for key, var in ENV.items())
+    return f"""# How SRE-Space reads and edits this repository.
+kustomize:
+  overlay: {OVERLAY}
+flags:
+  file: {FLAG_FILE}
+  owner_metadata: service
+env:
+{env}"""
+
+
+def repository_files(docs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Every file of the repository for complete logical documents, by path (services sorted, so
+    the bytes do not depend on the order documents were read in)."""
+    files = {
+        CONFIG_PATH: config_file(),
+        "base/kustomization.yaml": base_file(docs),
+        f"{OVERLAY}/kustomization.yaml": overlay_file(docs),
+        FLAG_FILE: flag_file(docs),
+    }
+    files.update({f"base/{n}.yaml": service_file(d) for n, d in docs.items()})
+    return files

@@ -27,6 +27,7 @@ from typing import IO, Any
 from chaos.rand import Rand
 from chaos.scenarios import Injection, bump_version, change_manifest, get, registry
 from chaos.shop import DEFAULT_EPOCH_NS, Shop, ShopConfig
+from sre_space.gitops.history import CommitServices
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
 
 HEALTHY = "healthy"
@@ -150,12 +151,15 @@ def record(
                     fh.write(batch.json_line())
                     fh.write("\n")
                     lines += 1
+        commit_services = CommitServices(shop.repo.path)
         changes = [
             {
                 "commit": c.sha,
                 "time": ns_to_rfc3339(c.time_s * NS_PER_S),
                 "subject": c.subject,
                 "files": list(c.files),
+                # a path does not name the service in a kustomize overlay; the render does
+                "services": commit_services.changed(c.sha),
             }
             for c in shop.repo.log(since=start_head)
         ]

@@ -106,7 +106,7 @@ class Shop:
         self.catalog = Catalog()
         self.cluster = Cluster(self.rand, seed)
         self.sim = Simulator(self.rand, self.cluster)
-        # until main is read (and for a service whose manifest never validated), the defaults hold
+        # until main is read (and while it has never rendered), the defaults hold
         self.desired: dict[str, Desired] = {
             name: Desired.from_doc(doc) for name, doc in default_docs().items()
         }
@@ -128,7 +128,7 @@ class Shop:
         if head == self.head and not force:
             return False
         desired, errors = self.repo.read_desired(head)
-        # a manifest that does not validate is not applied: the service keeps its last good state
+        # a main that does not render is not applied: every service keeps its last good state
         self.desired = {**self.desired, **desired}
         self.manifest_errors = errors
         self.head = head

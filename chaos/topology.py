@@ -1,4 +1,4 @@
-"""The shop's static shape: services, their default manifests, operations and the calls between them.
+"""The shop's static shape: services, their default desired state, operations and the calls between them.
 
 This is data, not logic: `requests.py` walks it. Latencies are medians in milliseconds of a lognormal
 (long tail set by sigma); `cpu_ms` is the CPU one call costs the serving pod (drives saturation).
@@ -12,7 +12,8 @@ from typing import Any
 NAMESPACE = "shop"
 ENVIRONMENT = "production"
 
-# name -> default manifest (docs/contracts.md shape); versions here are the healthy baseline.
+# name -> default logical document (docs/contracts.md; `manifests.py` writes it as Kubernetes YAML);
+# versions here are the healthy baseline.
 DEFAULT_MANIFESTS: dict[str, dict[str, Any]] = {}
 
 

@@ -87,3 +87,34 @@ def log(repo: str | Path, rev: str, *, reverse: bool = False) -> list[Commit]:
         files = tuple(line for line in rest.splitlines() if line.strip())
         commits.append(Commit(sha, int(ts), subject, files))
     return commits
+
+
+def files(repo: str | Path, rev: str) -> dict[str, str]:
+    """Every file at `rev` by path, read from git objects (not the work tree) in one
+    `cat-file --batch`; files that are not UTF-8 text are left out."""
+    names = [
+        n for n in run(repo, "ls-tree", "-r", "-z", "--name-only", rev).stdout.split("\0") if n
+    ]
+    request = "".join(f"{rev}:{n}\n" for n in names).encode("utf-8")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | _ENV
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "--batch"],
+        input=request,
+        capture_output=True,
+        env=full_env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file failed in {repo}: {proc.stderr.decode(errors='replace')}")
+    out: dict[str, str] = {}
+    raw, pos = proc.stdout, 0
+    for name in names:
+        header_end = raw.index(b"\n", pos)
+        size = int(raw[pos:header_end].split()[2])
+        body = raw[header_end + 1 : header_end + 1 + size]
+        pos = header_end + 1 + size + 1
+        try:
+            out[name] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return out

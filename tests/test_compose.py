@@ -92,6 +92,15 @@ def test_dockerfile_installs_the_project() -> None:
     assert re.search(r"pip install .*\.", text)
 
 
+def test_dockerfile_builds_the_kustomize_the_tools_script_pins() -> None:
+    # the shop renders its GitOps repository with kustomize: the image needs the same version
+    pin = re.search(r'KUSTOMIZE_MODULE="([^"]+)"', (REPO / "scripts/gitops/tools").read_text())
+    assert pin is not None
+    text = (REPO / "Dockerfile").read_text()
+    assert f"go install {pin.group(1)}" in text
+    assert "COPY --from=tools /out/kustomize /usr/local/bin/kustomize" in text
+
+
 def test_the_dashboard_links_traces_to_a_jaeger_ui_the_browser_reaches() -> None:
     services = _compose()["services"]
     env = services["dashboard"]["environment"]

@@ -144,7 +144,7 @@ else:
             ]
         )
         st.dataframe(overview, hide_index=True)
-        pick = st.selectbox("Manifest", services, key="chaos_manifest")
+        pick = st.selectbox("Desired state (as main renders)", services, key="chaos_manifest")
         st.code(yaml.safe_dump(info["docs"][pick], sort_keys=False), language="yaml")
     if info["commits"]:
         st.caption("Recent commits on main")

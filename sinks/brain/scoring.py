@@ -46,6 +46,7 @@ def label_commits(labels: dict[str, Any]) -> list[dict[str, Any]]:
             "at": c.get("time") or c.get("at"),
             "message": c.get("subject") or c.get("message") or "",
             "files": list(c.get("files") or []),
+            "services": list(c.get("services") or []),
         }
         for c in labels.get("changes", [])
     ]

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Create `<state>/` and `<state>/gitops` (a git repo with the default manifests) if missing."""
+    """Create `<state>/` and `<state>/gitops` (a git repo of the shop's Kubernetes manifests) if missing."""
     state = Path(getattr(args, "state", None) or load_settings().state_dir)
     state.mkdir(parents=True, exist_ok=True)
     path = StatePaths(state).gitops
@@ -27,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
         f"{'found' if existed else 'created'} GitOps repository {path} (main at {repo.head()[:12]})"
     )
     for err in errors:
-        print(f"invalid manifest: {err}")
+        print(f"main does not render: {err}")
     return 1 if errors else 0

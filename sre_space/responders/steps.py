@@ -27,6 +27,7 @@ from sinks.fixer.fixer import Prefer
 from sinks.memory.memory import Memory
 from sinks.store.sqlite import Store
 from sre_space import git
+from sre_space.gitops.history import CommitServices
 from sre_space.records import ActionRequest, Diagnosis, Incident, SignalWindow
 from sre_space.settings import Settings
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339
@@ -42,19 +43,31 @@ def clean(diagnosis: Diagnosis) -> Diagnosis:
     return Diagnosis.from_dict(redact_strings(diagnosis.to_dict()))
 
 
-def commits_for_brain(repo_path: Path) -> list[dict[str, Any]]:
+def commits_for_brain(
+    repo_path: Path, services: CommitServices | None = None
+) -> list[dict[str, Any]]:
     """GitOps history of `main`, newest first, as the Brain's change evidence:
-    `{sha, at (ns), message, files}`; empty when there is no repository or no main."""
+    `{sha, at (ns), message, files, services?}` (services of a Kubernetes repository from its
+    renders, cached by the `services` a caller keeps); empty when there is no repository or no
+    main."""
     if not (repo_path / ".git").exists():
         return []
     try:
         commits = git.log(repo_path, "main")
     except git.GitError:
         return []
-    return [
+    out = [
         {"sha": c.sha, "at": c.time_s * NS_PER_S, "message": c.subject, "files": list(c.files)}
         for c in commits
     ]
+    services = services or CommitServices(repo_path)
+    if services.is_kubernetes():
+        # A path does not name the service in Kubernetes manifests; the render does. A merge
+        # lists no files and names none, as with paths: its branch's commit carries the change.
+        for commit in out:
+            sha = str(commit["sha"])
+            commit["services"] = services.changed(sha) if commit["files"] else []
+    return out
 
 
 class BrainStep:
@@ -78,6 +91,7 @@ class BrainStep:
         # Every service in each diagnosed incident's data: the narration check's known services.
         self.services: dict[str, list[str]] = {}
         self.gitops = settings.paths.gitops
+        self.commit_services = CommitServices(self.gitops)
         self.store = store
         self.memory = memory
         self.audit = audit
@@ -183,7 +197,7 @@ class BrainStep:
             if archived is None and spans.height == 0:
                 self.log(f"{incident.id}: no spans in the archive or Jaeger; no diagnosis")
                 return None
-        commits = commits_for_brain(self.gitops)
+        commits = commits_for_brain(self.gitops, self.commit_services)
 
         def run(similar: list[dict[str, Any]]) -> Diagnosis:
             analysis = analyze(

@@ -115,12 +115,16 @@ def test_clear_undoes_the_injections_own_commits_only() -> None:
     assert shop.head == head  # nothing to undo: no extra commit
 
 
-def test_a_broken_manifest_keeps_the_last_good_state(tmp_path: Path) -> None:
+def test_a_main_that_does_not_render_keeps_the_last_good_state(tmp_path: Path) -> None:
     repo = GitOpsRepo.create(tmp_path / "gitops")
-    (repo.path / "services/cart.yaml").write_text("service: cart\nreplicas: 0\n")
-    subprocess.run(["git", "-C", str(repo.path), "commit", "-qam", "broken"], check=True)
     shop = Shop(seed=1, gitops_path=repo.path, config=ShopConfig(rate_rps=2))
-    assert shop.desired["cart"].replicas == 2  # the default: the broken file is not applied
-    assert shop.manifest_errors and "services/cart.yaml" in shop.manifest_errors[0]
+    _fix(shop, "cart", ("replicas",), 3)
+    shop.reload()
+    cart = repo.path / "base/cart.yaml"
+    cart.write_text(cart.read_text().replace("memory: 256Mi", "memory: plenty"))
+    subprocess.run(["git", "-C", str(repo.path), "commit", "-qam", "broken"], check=True)
+    assert shop.reload()
+    assert shop.desired["cart"].replicas == 3  # the last good render still runs
+    assert shop.manifest_errors and "plenty" in shop.manifest_errors[0]
     traces, _ = shop.step(5)
     assert traces

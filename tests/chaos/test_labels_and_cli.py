@@ -101,7 +101,10 @@ def test_recording_ships_its_gitops_history(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert "-  max: 20" in show.stdout and "+  max: 2" in show.stdout
+    assert "base/inventory.yaml" in show.stdout
+    assert (
+        '-              value: "20"' in show.stdout and '+              value: "2"' in show.stdout
+    )
     assert labels["fault_class"] == "config_change" and labels["end"] == "2026-01-05T00:03:00.000Z"
 
 

@@ -1,4 +1,4 @@
-"""Small parts of the model: traffic shape, circuit breaker, schema bounds, cross-process bytes."""
+"""Small parts of the model: traffic shape, circuit breaker, cross-process bytes."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from chaos.manifests import default_docs
 from chaos.rand import Rand
 from chaos.recorder import record
 from chaos.scenarios import _set
-from chaos.schema import load_schema, validate
 from chaos.shop import Shop, ShopConfig
 from chaos.summary import Summary
 from chaos.traffic import Traffic
@@ -54,28 +49,6 @@ def test_circuit_breaker_fails_fast_instead_of_waiting() -> None:
     plain, broken = shipping_calls(False), shipping_calls(True)
     assert plain[1] > 700  # every call waits for its deadline
     assert broken[1] < 100  # the open breaker answers at once (a probe now and then)
-
-
-@settings(max_examples=60, deadline=None)
-@given(replicas=st.integers(-5, 30), memory=st.integers(0, 10_000), pool=st.integers(-1, 600))
-def test_validation_follows_the_schema_bounds(replicas: int, memory: int, pool: int) -> None:
-    props = load_schema()["properties"]
-    doc = default_docs()["payment"]
-    doc["replicas"], doc["resources"]["memory_limit_mib"], doc["connection_pool"]["max"] = (
-        replicas,
-        memory,
-        pool,
-    )
-
-    def inside(value: int, spec: dict[str, int]) -> bool:
-        return spec["minimum"] <= value <= spec["maximum"]
-
-    expected = (
-        inside(replicas, props["replicas"])
-        and inside(memory, props["resources"]["properties"]["memory_limit_mib"])
-        and inside(pool, props["connection_pool"]["properties"]["max"])
-    )
-    assert (validate(doc) == []) == expected
 
 
 def test_same_bytes_across_processes(tmp_path: Path) -> None:

@@ -315,6 +315,7 @@ def _respond(
     from sinks.fixer.audit import AuditLog
     from sinks.fixer.fixer import Fixer
     from sinks.fixer.forge_local import LocalForge
+    from sinks.fixer.k8s.desired import GitHistory, KubernetesState, RepositoryState
     from sinks.fixer.policy import load_policy
     from sinks.memory.gather import gather
     from sinks.memory.index import PostMortemIndex, chroma_client
@@ -361,7 +362,9 @@ def _respond(
     current = _advance(store, incident, "diagnosed", at(10), "root cause found")
 
     forge = LocalForge(state / "gitops", store)
-    fixer = Fixer(forge, store, load_policy(None))
+    # the shop's repository is Kubernetes manifests: the Fixer edits them as build_fixer wires it
+    desired = RepositoryState(forge, KubernetesState(GitHistory(forge.repo, main=forge.main)))
+    fixer = Fixer(forge, store, load_policy(None), desired=desired)
     remedy = fixer.remediate(current, diagnosis, at(30))
     current = _advance(store, current, "mitigating", at(30), remedy.reason)
     if remedy.status == "pending" and remedy.pr is not None:

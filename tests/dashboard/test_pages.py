@@ -127,7 +127,7 @@ def test_incident_detail_of_the_resolved_incident(seeded: Seeded) -> None:
     assert at.selectbox(key=f"trace_{seeded.resolved_id}").value
     # the pull request and its diff, and the post-mortem
     codes = "\n".join(c.value for c in at.code)
-    assert '-version: "1.4.3"' in codes and '+version: "1.4.2"' in codes
+    assert '-    newTag: "1.4.3"' in codes and '+    newTag: "1.4.2"' in codes
     assert "green-badge[merged]" in shown
     assert f"# Post-mortem: {seeded.postmortem_title}" in shown
 

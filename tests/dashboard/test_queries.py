@@ -392,7 +392,7 @@ def test_seeded_incidents_diagnosis_and_fix(seeded: Seeded) -> None:
     assert incidents_q.candidates_frame(diag)["service"][0] == seeded.culprit == "checkout"
     (pr,) = incidents_q.pull_requests(store, seeded.resolved_id)
     assert pr["state"] == "merged" and pr["action"] == seeded.pr_action
-    assert '-version: "1.4.3"' in pr["diff"] and '+version: "1.4.2"' in pr["diff"]
+    assert '-    newTag: "1.4.3"' in pr["diff"] and '+    newTag: "1.4.2"' in pr["diff"]
     whats = [i["what"] for i in incidents_q.timeline(store, seeded.resolved_id)]
     for step in (
         "opened",

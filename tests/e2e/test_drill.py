@@ -23,6 +23,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from chaos.gitops import GitOpsRepo
 from sinks.fixer.shop_reconciler import read_shop_head
 from sinks.memory.memory import Memory
 from sinks.store.sqlite import Store
@@ -63,12 +64,7 @@ def drill(tmp_path: Path, scenario: str, name: str | None = None, **kwargs: Any)
 
 def first_version(repo: Path, service: str) -> str:
     first = git(repo, "rev-list", "--max-parents=0", "main").split()[0]
-    text = git(repo, "show", f"{first}:services/{service}.yaml")
-    return next(
-        line.split(":", 1)[1].strip().strip('"')
-        for line in text.splitlines()
-        if line.startswith("version:")
-    )
+    return str(GitOpsRepo(repo).read_docs(first)[service]["version"])
 
 
 def assert_closed_loop(tmp_path: Path, r: dict[str, Any], service: str, action: str) -> None:
@@ -162,7 +158,7 @@ def test_a_fix_that_does_not_help_is_reverted_and_escalated(tmp_path: Path) -> N
     assert 'Revert "Merge' in subjects[pr["revert_sha"]], log[:3]
     after_revert = log[: [line.split()[0] for line in log].index(pr["revert_sha"])]
     assert all("chaos: end" in line for line in after_revert), after_revert
-    assert "memory_limit_mib: 512" in git(repo, "show", "main:services/checkout.yaml")
+    assert "memory: 512Mi" in git(repo, "show", "main:base/checkout.yaml")
     # The revert was deployed: the shop runs it (or the drill's clean-up commit on top of it).
     assert pr["revert_sha"] in git(repo, "rev-list", read_shop_head(state)).split()
     with Store(state / "sre.db") as store:

@@ -15,8 +15,8 @@ from typing import Any
 from sinks.fixer import manifest as mf
 from sinks.fixer.audit import AuditLog
 from sinks.fixer.catalog import Change, ManifestSource, Revision
-from sinks.fixer.k8s.config import CONFIG_PATH
 from sinks.fixer.k8s.repo import GitOpsRepo, Proposal, ProposalError
+from sre_space.gitops.config import CONFIG_PATH
 
 
 class GitHistory:

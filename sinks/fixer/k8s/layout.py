@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sinks.fixer.k8s import logical as lg
-from sinks.fixer.k8s.config import CONFIG_PATH, GitOpsConfig
 from sinks.fixer.k8s.yamledit import NodePath, find_index, get, load_all, plain
+from sre_space.gitops import logical as lg
+from sre_space.gitops.config import CONFIG_PATH, GitOpsConfig
 
 LayoutKind = Literal["plain", "kustomize", "helm"]
 KUSTOMIZATION = "kustomization.yaml"

@@ -1,90 +1,31 @@
-"""Render a repository snapshot as its deploy tool would, and validate what comes out.
+"""Validate what a render produces against the Kubernetes schemas kubernetes-validate ships.
 
-Plain manifests render as they are; a kustomize overlay through `kustomize build`; a chart through
-`helm template`. The binaries come from `scripts/gitops/tools` (SRE_KUSTOMIZE_BIN, SRE_HELM_BIN, or
-its cache). Objects are checked against the Kubernetes JSON schemas that kubernetes-validate ships.
+Rendering itself (kustomize, helm, reading objects and flag files) is `sre_space.gitops.build`,
+shared with the shop; the names are re-exported so the Fixer reads them from one module.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
-import yaml
 
-TOOLS_HOME = Path(os.environ.get("SRE_GITOPS_HOME", Path.home() / ".cache/sre-space/gitops"))
-RENDER_TIMEOUT_S = 120
+from sre_space.gitops.build import (
+    RenderError,
+    helm_template,
+    kustomize_build,
+    objects,
+    read_flags,
+)
 
-
-class RenderError(RuntimeError):
-    """A render or validation failed; the message carries the tool's or validator's words."""
-
-
-def tool(name: str) -> str:
-    """The path of kustomize or helm: its SRE_<NAME>_BIN variable, the tools cache, or PATH."""
-    configured = os.environ.get(f"SRE_{name.upper()}_BIN")
-    for candidate in (configured, str(TOOLS_HOME / "bin" / name), shutil.which(name)):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise RenderError(f"{name} is not installed; build it with `scripts/gitops/tools build {name}`")
-
-
-def write_tree(files: Mapping[str, str], root: Path) -> None:
-    """Write a repository snapshot under `root`."""
-    for path, text in files.items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-
-
-def run_tool(args: list[str], files: Mapping[str, str], cwd_rel: str = ".") -> str:
-    """Run a render tool over a snapshot written to a temporary directory; its stdout."""
-    with tempfile.TemporaryDirectory(prefix="sre-render-") as tmp:
-        write_tree(files, Path(tmp))
-        try:
-            done = subprocess.run(
-                args,
-                cwd=Path(tmp) / cwd_rel,
-                capture_output=True,
-                text=True,
-                timeout=RENDER_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise RenderError(
-                f"{Path(args[0]).name} timed out after {RENDER_TIMEOUT_S} s"
-            ) from None
-    if done.returncode != 0:
-        raise RenderError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-2000:]}")
-    return done.stdout
-
-
-def kustomize_build(files: Mapping[str, str], overlay: str) -> str:
-    """`kustomize build <overlay>` of a snapshot."""
-    return run_tool([tool("kustomize"), "build", overlay], files)
-
-
-def helm_template(files: Mapping[str, str], chart: str, values: str, release: str) -> str:
-    """`helm template <release> <chart> -f <values>` of a snapshot."""
-    return run_tool([tool("helm"), "template", release, chart, "-f", values], files)
-
-
-def objects(stream: str, name: str = "render") -> list[dict[str, Any]]:
-    """The Kubernetes objects of a YAML stream (empty documents dropped)."""
-    try:
-        docs = [d for d in yaml.safe_load_all(stream) if d is not None]
-    except yaml.YAMLError as exc:
-        raise RenderError(f"{name} is not valid YAML: {exc}") from None
-    for doc in docs:
-        if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
-            raise RenderError(f"{name}: a document is not a Kubernetes object: {str(doc)[:200]}")
-    return docs
+__all__ = [
+    "RenderError",
+    "helm_template",
+    "kustomize_build",
+    "objects",
+    "read_flags",
+    "validate",
+]
 
 
 def validate(objs: list[dict[str, Any]], kubernetes_version: str) -> None:
@@ -99,17 +40,3 @@ def validate(objs: list[dict[str, Any]], kubernetes_version: str) -> None:
         except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError):
             # Custom resources have no schema here; they are not what the Fixer edits.
             continue
-
-
-def validate_flags(data: Any, name: str) -> None:
-    """A flagd flag file's shape: each flag has a state, variants and a default variant among them."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("flags"), Mapping):
-        raise RenderError(f"{name}: a flagd file is a mapping with a `flags` mapping")
-    for key, flag in data["flags"].items():
-        if not isinstance(flag, Mapping):
-            raise RenderError(f"{name}: flag {key!r} is not a mapping")
-        variants = flag.get("variants")
-        if flag.get("state") not in ("ENABLED", "DISABLED"):
-            raise RenderError(f"{name}: flag {key!r} state must be ENABLED or DISABLED")
-        if not isinstance(variants, Mapping) or flag.get("defaultVariant") not in variants:
-            raise RenderError(f"{name}: flag {key!r} defaultVariant is not one of its variants")

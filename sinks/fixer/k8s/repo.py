@@ -9,18 +9,17 @@ and nothing is written anywhere (the caller commits the returned texts).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sinks.fixer.k8s import layout as lo
-from sinks.fixer.k8s import logical as lg
 from sinks.fixer.k8s import render as rd
-from sinks.fixer.k8s.config import CONFIG_PATH, ConfigError, GitOpsConfig
-from sinks.fixer.k8s.yamledit import EditError, load_all, plain, set_value
+from sinks.fixer.k8s.yamledit import EditError, load_all, set_value
 from sinks.fixer.manifest import flatten
+from sre_space.gitops import logical as lg
+from sre_space.gitops.config import CONFIG_PATH, ConfigError, GitOpsConfig
 
 Files = Mapping[str, str]
 
@@ -91,25 +90,18 @@ class GitOpsRepo:
                 parts.append(snapshot[path])
         return "\n---\n".join(parts)
 
-    def _flags(self, files: Files) -> Any:
-        text = files.get(self.config.flag_file)
-        if text is None:
-            return None
-        if self.config.flag_file.endswith(".json"):
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise rd.RenderError(f"{self.config.flag_file} is not valid JSON: {exc}") from None
-        else:
-            docs = load_all(text, self.config.flag_file)
-            data = plain(docs[0]) if docs else None
-        rd.validate_flags(data, self.config.flag_file)
-        return data
-
     def _read(self, files: Files) -> tuple[str, list[dict[str, Any]], dict[str, dict[str, Any]]]:
         rendered = self.render(files)
         objs = rd.objects(rendered)
-        return rendered, objs, lg.documents(objs, self._flags(files), self.config)
+        return (
+            rendered,
+            objs,
+            lg.documents(
+                objs,
+                rd.read_flags(files.get(self.config.flag_file), self.config.flag_file),
+                self.config,
+            ),
+        )
 
     def documents(self) -> dict[str, dict[str, Any]]:
         """Every service's logical document as the repository renders today."""

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sinks.fixer.k8s.config import GitOpsConfig
+from sre_space.gitops.config import GitOpsConfig
 
 RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 WORKLOAD_KINDS = ("Deployment",)
