@@ -188,6 +188,10 @@ def _end_faults(rig: Rig, cfg: DrillConfig) -> None:
     deadline = time.monotonic() + 60.0
     while rig.shop.injections and rig.shop_running() and time.monotonic() < deadline:
         time.sleep(0.1)
+    if rig.shop.injections and not rig.shop_running():
+        # The shop reached its duration before it read the command: end them here (its thread is
+        # gone, so nothing else touches the shop).
+        rig.shop.clear()
 
 
 def _rel_s(at: int | None, onset_ns: int) -> float | None:
