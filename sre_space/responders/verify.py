@@ -72,6 +72,11 @@ def clear_slope(points: Sequence[tuple[int, float]]) -> float:
     return slope if abs(slope) > 2 * se else 0.0
 
 
+def _dropped(points: Sequence[tuple[int, float]], i: int) -> bool:
+    """Point `i` fell by more than a fifth from the one before: a restart, not noise."""
+    return points[i][1] < 0.8 * points[i - 1][1]
+
+
 def drain_rate(points: Sequence[tuple[int, float]]) -> float:
     """How fast (per second) a series of (ns, value) points clearly falls; 0 when it does not."""
     return max(0.0, -clear_slope(points))
@@ -166,7 +171,16 @@ class IncidentHealth:
         )
         out = []
         for (service, metric), points in sorted(levels.items()):
-            slope = clear_slope(points) if (service, metric) in trending else 0.0
+            if (service, metric) not in trending:
+                continue
+            # A restart (a kill at the new limit, or the rollout) starts the climb over: judge the
+            # points since the last drop, and none until three of them show where it goes.
+            cut = max((i for i in range(1, len(points)) if _dropped(points, i)), default=0)
+            since = points[cut:]
+            if len(since) < 3 and cut > 0:
+                out.append(f"{service} {metric} restarted lately; judging once it settles")
+                continue
+            slope = clear_slope(since)
             if slope > 0:
                 out.append(f"{service} {metric} still climbing ({slope * 60:.3g}/min)")
         return out

@@ -253,7 +253,14 @@ def test_a_resource_that_still_climbs_to_its_limit_holds_verification(store: Sto
     sample = health(inc, T0 + 20 * W)
     assert sample is not None and not sample.healthy
     assert "ingest memory still climbing" in sample.detail
+    # Killed at the limit and climbing again: the drop does not hide the leak.
+    put(store, *(memory("ingest", T0 + i * W, 100e6 + (i - 20) * 3e6) for i in range(20, 22)))
+    sample = health(inc, T0 + 22 * W)
+    assert sample is not None and not sample.healthy and "restarted lately" in sample.detail
+    put(store, *(memory("ingest", T0 + i * W, 100e6 + (i - 20) * 3e6) for i in range(22, 26)))
+    sample = health(inc, T0 + 26 * W)
+    assert sample is not None and "ingest memory still climbing" in sample.detail
     # Levelled off (a warm-up after a restart): the recovered incident verifies.
-    put(store, *(memory("ingest", T0 + i * W, 260e6 + (i % 2) * 1e6) for i in range(20, 40)))
-    sample = health(inc, T0 + 40 * W)
+    put(store, *(memory("ingest", T0 + i * W, 260e6 + (i % 2) * 1e6) for i in range(26, 46)))
+    sample = health(inc, T0 + 46 * W)
     assert sample is not None and sample.healthy, sample.detail
