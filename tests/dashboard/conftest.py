@@ -16,7 +16,8 @@ from chaos import SITE_CONFIG
 from tests.dashboard.seed import Seeded, build_state
 
 
-@pytest.fixture(autouse=True, scope="session")
+# Package scope: a session-wide SRE_CONFIG would leak the shop's site into every later test.
+@pytest.fixture(autouse=True, scope="package")
 def _shop_site_config() -> Iterator[None]:
     """The seeded data is the shop's: the dashboard reads its site file, as a shop deployment
     would through SRE_CONFIG (its journey and objectives are not in the product's defaults)."""

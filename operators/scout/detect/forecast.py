@@ -144,7 +144,10 @@ class _Model:
         self.t0 = t
 
     def bin(self, t: float) -> int:
-        return int((t % self.period) / self.period * self.bins) if self.bins else 0
+        if not self.bins:
+            return 0
+        # t % period can round up to period itself (a tiny negative t): that is the first bin
+        return min(int((t % self.period) / self.period * self.bins), self.bins - 1)
 
     def forecast(self, t: float, h: float, phi: float) -> float:
         s = self.season[self.bin(t)] if self.bins else 0.0

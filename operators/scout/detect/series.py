@@ -537,12 +537,16 @@ def _describe(sig: SignalWindow, field: str, observed: float, expected: float) -
     return f"{where} {field}: {observed:.4g} vs baseline {expected:.4g}"
 
 
+_FAR_S = 365 * 86_400.0
+
+
 def _trend_detail(sig: SignalWindow, verdict: TrendVerdict, t_ns: int) -> str:
     tte = verdict.time_to_exhaustion_s
     where = "/".join(p for p in (sig.service, sig.metric) if p)
     if tte is None:
         return f"{where}: utilization {verdict.level:.3f}, not rising"
-    at = ns_to_rfc3339(t_ns + int(tte * NS_PER_S))
+    # A near-flat slope puts exhaustion past any date a clock can print.
+    at = ns_to_rfc3339(t_ns + int(tte * NS_PER_S)) if tte < _FAR_S else "never (within a year)"
     fresh = (
         f" in {verdict.instances} container(s) started lately (z={verdict.z:.1f})"
         if verdict.instances and verdict.z is not None
