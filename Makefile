@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-ecosystem otel-build gitops-tools lint kafka-up kafka-down recordings suite bench clean
+.PHONY: gitops-tools install demo test test-unit test-ecosystem otel-build gitops-tools lint kafka-up kafka-down recordings suite bench clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/otlp/_wire*.h operators/otlp/_json*.c operators/otlp/_json*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/o
 install: $(STAMP)
 
 ## demo: run the demo on embedded defaults (no external service)
-demo: $(STAMP) gitops-tools
+demo: $(STAMP)
+	scripts/gitops/tools build kustomize
 	$(BIN)/sre-space demo
 
 ## test: build the Collector and Jaeger if missing, start the local Kafka broker if none is
