@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: gitops-tools install demo test test-unit test-ecosystem otel-build gitops-tools lint kafka-up kafka-down recordings suite bench clean
+.PHONY: install demo test test-unit test-ecosystem otel-build gitops-tools lint kafka-up kafka-down recordings suite bench clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/otlp/_wire*.h operators/otlp/_json*.c operators/otlp/_json*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
