@@ -144,10 +144,7 @@ class _Model:
         self.t0 = t
 
     def bin(self, t: float) -> int:
-        if not self.bins:
-            return 0
-        # t % period can round up to period itself (a tiny negative t): that is the first bin
-        return min(int((t % self.period) / self.period * self.bins), self.bins - 1)
+        return _bin_of(t, self.period, self.bins) if self.bins else 0
 
     def forecast(self, t: float, h: float, phi: float) -> float:
         s = self.season[self.bin(t)] if self.bins else 0.0
@@ -395,7 +392,7 @@ class Forecaster:
             self.weight = 1.0
 
     def _peak_bin(self, t: float) -> int:
-        return int((t % DAY_S) / DAY_S * len(self.peaks))
+        return _bin_of(t, DAY_S, len(self.peaks))
 
     def _peak_bar(self, t: float) -> float:
         """peak_margin x the largest recent |z| near this time of day (its bin, the neighbours)."""
@@ -480,3 +477,9 @@ class Forecaster:
             out.day = float(data["day"])
 
         return out
+
+
+def _bin_of(t: float, period: float, n: int) -> int:
+    """The bin of `t` among `n` per period; a tiny negative t whose remainder rounds up to the
+    period itself is the last bin, as it is just before the period starts."""
+    return min(int((t % period) / period * n), n - 1)
