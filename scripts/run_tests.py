@@ -92,21 +92,17 @@ def _python() -> str:
     return str(venv_python) if venv_python.exists() else sys.executable
 
 
-def build_otel(env: dict[str, str]) -> int:
-    """Build (or find cached) the Collector and Jaeger; export their paths into `env`."""
-    if env.get("SRE_OTEL_BUILD", "1") == "0":
-        _say("SRE_OTEL_BUILD=0: not building the Collector and Jaeger")
-        return 0
-    began = time.monotonic()
-    built = subprocess.run(
-        ["bash", str(OTEL_SCRIPT), "build", "all"], cwd=REPO, env=env, check=False
-    )
+def _build_tools(
+    env: dict[str, str], script: Path, shown: str, tools: tuple[tuple[str, str], ...]
+) -> int:
+    """Build (or find cached) what `script` builds; export each tool's path into `env`."""
+    built = subprocess.run(["bash", str(script), "build", "all"], cwd=REPO, env=env, check=False)
     if built.returncode != 0:
-        _say(f"`scripts/otel/otel build all` failed with exit code {built.returncode}")
+        _say(f"`{shown} build all` failed with exit code {built.returncode}")
         return built.returncode
-    for name, var in (("collector", "SRE_OTELCOL_BIN"), ("jaeger", "SRE_JAEGER_BIN")):
+    for name, var in tools:
         path = subprocess.run(
-            ["bash", str(OTEL_SCRIPT), "path", name],
+            ["bash", str(script), "path", name],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -115,8 +111,20 @@ def build_otel(env: dict[str, str]) -> int:
         )
         if path.returncode == 0:
             env[var] = path.stdout.strip()
-    _say(f"Collector and Jaeger ready in {time.monotonic() - began:.1f} s")
     return 0
+
+
+def build_otel(env: dict[str, str]) -> int:
+    """Build (or find cached) the Collector and Jaeger; export their paths into `env`."""
+    if env.get("SRE_OTEL_BUILD", "1") == "0":
+        _say("SRE_OTEL_BUILD=0: not building the Collector and Jaeger")
+        return 0
+    began = time.monotonic()
+    tools = (("collector", "SRE_OTELCOL_BIN"), ("jaeger", "SRE_JAEGER_BIN"))
+    code = _build_tools(env, OTEL_SCRIPT, "scripts/otel/otel", tools)
+    if code == 0:
+        _say(f"Collector and Jaeger ready in {time.monotonic() - began:.1f} s")
+    return code
 
 
 def build_gitops_tools(env: dict[str, str]) -> int:
@@ -124,6 +132,8 @@ def build_gitops_tools(env: dict[str, str]) -> int:
     if env.get("SRE_OTEL_BUILD", "1") == "0":
         _say("SRE_OTEL_BUILD=0: not building kustomize and helm either")
         return 0
+    tools = (("kustomize", "SRE_KUSTOMIZE_BIN"), ("helm", "SRE_HELM_BIN"))
+    return _build_tools(env, GITOPS_SCRIPT, "scripts/gitops/tools", tools)
     built = subprocess.run(
         ["bash", str(GITOPS_SCRIPT), "build", "all"], cwd=REPO, env=env, check=False
     )
