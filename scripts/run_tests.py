@@ -134,24 +134,6 @@ def build_gitops_tools(env: dict[str, str]) -> int:
         return 0
     tools = (("kustomize", "SRE_KUSTOMIZE_BIN"), ("helm", "SRE_HELM_BIN"))
     return _build_tools(env, GITOPS_SCRIPT, "scripts/gitops/tools", tools)
-    built = subprocess.run(
-        ["bash", str(GITOPS_SCRIPT), "build", "all"], cwd=REPO, env=env, check=False
-    )
-    if built.returncode != 0:
-        _say(f"`scripts/gitops/tools build all` failed with exit code {built.returncode}")
-        return built.returncode
-    for name, var in (("kustomize", "SRE_KUSTOMIZE_BIN"), ("helm", "SRE_HELM_BIN")):
-        path = subprocess.run(
-            ["bash", str(GITOPS_SCRIPT), "path", name],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
-        if path.returncode == 0:
-            env[var] = path.stdout.strip()
-    return 0
 
 
 def run(pytest_args: list[str]) -> int:
