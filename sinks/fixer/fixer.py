@@ -1,8 +1,8 @@
-"""The Fixer's remediate and revert steps: catalog -> policy -> forge, every decision audited.
+"""The Fixer's remediate and revert steps: playbook -> policy -> forge, every decision audited.
 
 `Fixer.remediate(incident, diagnosis, now)` turns the Brain's action requests into at most one pull
 request per incident: the candidates' typed `ActionRequest`s (the Brain's order, optionally
-re-ranked by Memory), each planned by the catalog (refused when unknown or out of bounds), decided by
+re-ranked by Memory), each planned by the playbook (refused when unknown or out of bounds), decided by
 the policy (refused, dry-run, auto-merge or approval), opened on the forge with its evidence, checked,
 and merged when the policy allows. A retry continues the incident's existing pull request.
 """
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import Catalog, Change, ManifestSource
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
@@ -23,6 +22,7 @@ from sinks.fixer.forge import (
     PullRequest,
     recent_changes,
 )
+from sinks.fixer.playbook import Change, ManifestSource, Playbook
 from sinks.fixer.policy import Policy
 from sinks.fixer.pr_body import render_pr_body
 from sinks.store.sqlite import Store
@@ -54,7 +54,7 @@ class DesiredState(Protocol):
     """Desired state kept in another format than `services/<service>.yaml` (Kubernetes YAML)."""
 
     def source(self) -> ManifestSource:
-        """The logical documents the catalog plans on."""
+        """The logical documents the playbook plans on."""
         ...
 
     def realize(self, change: Change, *, incident_id: str | None, now: int) -> Change | str:
@@ -71,7 +71,7 @@ class Fixer:
         store: Store,
         policy: Policy,
         *,
-        catalog: Catalog | None = None,
+        playbook: Playbook | None = None,
         audit: AuditLog | None = None,
         prefer: Prefer | None = None,
         incident_url: Callable[[str], str] | None = None,
@@ -81,7 +81,7 @@ class Fixer:
         self.forge = forge
         self.store = store
         self.policy = policy
-        self.catalog = catalog or Catalog(policy.config.bounds.to_bounds())
+        self.playbook = playbook or Playbook(policy.config.bounds.to_bounds())
         self.audit = audit or AuditLog(store, secrets=tuple(secrets))
         self.prefer = prefer
         self.incident_url = incident_url
@@ -117,7 +117,7 @@ class Fixer:
         recent = recent_changes(self.store, now - round((cooldown + 1) * 60 * NS_PER_S))
         source = self.desired.source() if self.desired is not None else self.forge
         for i, request in enumerate(requests):
-            plan = self.catalog.plan(request, source, now=now)
+            plan = self.playbook.plan(request, source, now=now)
             key = f"plan:{i}:{request.key()}"
             if plan.change is None:
                 refusals.append(f"{request.action}: {plan.reason}")

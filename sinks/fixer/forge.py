@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Change, ManifestSource, guard
+from sinks.fixer.playbook import Change, ManifestSource, guard
 from sinks.fixer.policy import PastChange
 from sinks.fixer.schema import validate_manifest_text
 from sinks.store.sqlite import Store
@@ -89,7 +89,7 @@ class PullRequest(Record):
         return bool(self.checks) and all(c["ok"] for c in self.checks)
 
     def planned_change(self) -> Change:
-        """The catalog change this pull request carries."""
+        """The playbook change this pull request carries."""
         return Change.from_dict(self.change)
 
     def with_(self, **changes: Any) -> PullRequest:

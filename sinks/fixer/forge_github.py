@@ -21,7 +21,6 @@ from github.PullRequest import PullRequest as GhPull
 from github.Repository import Repository
 
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Catalog, Change, Revision
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
@@ -33,6 +32,7 @@ from sinks.fixer.forge import (
     standard_checks,
 )
 from sinks.fixer.github_client import RetryPolicy, call_with_retries
+from sinks.fixer.playbook import Change, Playbook, Revision
 from sinks.fixer.pr_body import marker, redact
 from sinks.fixer.schema import validate_manifest_text
 from sinks.store.sqlite import Store
@@ -300,7 +300,7 @@ class GithubForge(Forge):
         current = self.read(change.path, branch)
         if current is None:
             return ForgeResult(False, pr, f"{change.path} no longer exists")
-        restored = Catalog.inverse(change, current)
+        restored = Playbook.inverse(change, current)
         pulls = self._call(
             "find revert pull request",
             lambda: list(self.repo.get_pulls(state="all", head=f"{self.owner}:{branch}")),

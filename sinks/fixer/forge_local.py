@@ -21,7 +21,6 @@ import threading
 from pathlib import Path
 
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Change, Revision
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
@@ -31,6 +30,7 @@ from sinks.fixer.forge import (
     git_date,
     standard_checks,
 )
+from sinks.fixer.playbook import Change, Revision
 from sinks.store.sqlite import Store
 from sre_space import git
 

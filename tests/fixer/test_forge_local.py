@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Catalog, Change
 from sinks.fixer.forge import CheckResult, ForgeResult, MergeMode, PullRequestStore
 from sinks.fixer.forge_local import LocalForge
+from sinks.fixer.playbook import Change, Playbook
 from sinks.store.sqlite import Store
 from sre_space.records import ActionRequest
 from sre_space.timeutil import rfc3339_to_ns
@@ -26,7 +26,7 @@ POLICY_OK = CheckResult("policy", True, "raise_memory_limit may merge automatica
 
 
 def plan(forge: LocalForge, action: str = "raise_memory_limit", **params: str | int) -> Change:
-    res = Catalog().plan(ActionRequest(action, "checkout", dict(params)), forge, T0)
+    res = Playbook().plan(ActionRequest(action, "checkout", dict(params)), forge, T0)
     assert res.change is not None, res.reason
     return res.change
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from sinks.fixer.catalog import Catalog, Change
 from sinks.fixer.fixer import Fixer
 from sinks.fixer.forge import CheckResult, ForgeError
 from sinks.fixer.forge_github import GithubForge
 from sinks.fixer.github_client import RetryPolicy, make_github
+from sinks.fixer.playbook import Change, Playbook
 from sinks.fixer.policy import Policy, PolicyConfig
 from sinks.fixer.tracker import GithubTracker
 from sinks.store.sqlite import Store
@@ -70,7 +70,7 @@ def forge_for(fake: FakeGithub, store: Store, retry: RetryPolicy, **kw: object) 
 
 
 def plan(forge: GithubForge, action: str = "raise_memory_limit") -> Change:
-    res = Catalog().plan(ActionRequest(action, "checkout"), forge, T0)
+    res = Playbook().plan(ActionRequest(action, "checkout"), forge, T0)
     assert res.change is not None, res.reason
     return res.change
 

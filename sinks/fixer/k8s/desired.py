@@ -1,6 +1,6 @@
-"""The catalog's logical documents over a Kubernetes GitOps repository held by a forge.
+"""The playbook's logical documents over a Kubernetes GitOps repository held by a forge.
 
-`KubernetesState.source()` lets the catalog plan on `services/<service>.yaml` as a logical
+`KubernetesState.source()` lets the playbook plan on `services/<service>.yaml` as a logical
 document rendered from the repository; `realize(change)` turns the planned change into the one
 repository file edit that carries it, rendered and validated, or refuses with the reason.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 from sinks.fixer import manifest as mf
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import Change, ManifestSource, Revision
 from sinks.fixer.k8s.repo import GitOpsRepo, Proposal, ProposalError
+from sinks.fixer.playbook import Change, ManifestSource, Revision
 from sre_space.gitops.config import CONFIG_PATH
 
 
@@ -76,7 +76,7 @@ class LogicalSource:
             try:
                 self._docs[ref] = GitOpsRepo(self.history_source.files(ref)).documents()
             except ProposalError as exc:
-                # The catalog refuses on a ManifestError and audits its reason.
+                # The playbook refuses on a ManifestError and audits its reason.
                 raise mf.ManifestError(f"{ref}: {exc}") from None
         return self._docs[ref]
 
@@ -131,7 +131,7 @@ class KubernetesState:
         return GitOpsRepo(self.history.files(ref))
 
     def source(self) -> ManifestSource:
-        """What the catalog plans on: the logical documents of main and its history."""
+        """What the playbook plans on: the logical documents of main and its history."""
         return LogicalSource(self.history)
 
     def realize(self, change: Change, *, incident_id: str | None, now: int) -> Change | str:

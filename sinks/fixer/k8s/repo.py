@@ -1,4 +1,4 @@
-"""A Kubernetes GitOps repository as the catalog sees it: per-service logical documents.
+"""A Kubernetes GitOps repository as the playbook sees it: per-service logical documents.
 
 `GitOpsRepo.documents()` renders the repository and reads each Deployment (and the flagd flags it
 owns) as a logical document. `propose(service, changes)` writes changed logical keys into the YAML
