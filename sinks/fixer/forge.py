@@ -1,11 +1,12 @@
 """What every forge offers: pull request records, checks and the interface the Fixer calls.
 
 Two forges subclass `Forge`: `forge_local.LocalForge` (a real git repository, the default) and
-`forge_github.GithubForge` (PyGithub). A pull request is built here, once (branch, commit message,
-record); the forges only move branches, commits and pull requests. Both persist their pull request records in the store's
-`pull_requests` table *before* taking the next external step, and look the forge up again before
-creating anything, so a crash and restart at any point creates no duplicate branch, commit or pull
-request.
+`forge_github.GithubForge` (PyGithub). A pull request and a revert are built here, once (branch,
+commit message, record; for a revert, the inverse change `undo` planned); the forges only read
+files and move branches, commits and pull requests. Both persist their pull request records in the
+store's `pull_requests` table *before* taking the next external step, and look the forge up again
+before creating anything, so a crash and restart at any point creates no duplicate branch, commit
+or pull request.
 
 Failures that belong to the change (checks fail, a conflict, approval pending) come back as a
 `ForgeResult` with `ok=False` and a reason; infrastructure failures (git missing, network down after
@@ -14,9 +15,9 @@ retries) raise `ForgeError` and the responder tries again on its next step.
 
 from __future__ import annotations
 
-import json
 import re
 from abc import abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -24,13 +25,17 @@ from typing import Any, Literal
 from sinks.fixer import manifest as mf
 from sinks.fixer.playbook import Change, ManifestSource, guard
 from sinks.fixer.policy import PastChange
-from sinks.fixer.schema import validate_manifest_text
+from sinks.fixer.schema import load_schema, validate_manifest_text
 from sinks.store.sqlite import Store
 from sre_space.records import TIME, Record
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 PRState = Literal["open", "merged", "closed", "reverted"]
 MergeMode = Literal["auto_merge", "approval"]
+
+
+# Plans the inverse of a merged change on main, rendered and validated; a string is a refusal.
+Undo = Callable[[Change], "Change | str"]
 
 
 class ForgeError(RuntimeError):
@@ -211,9 +216,59 @@ class Forge(ManifestSource):
     def merge(self, pr_id: str, now: int) -> ForgeResult:
         """Merge when checks passed (and approval, when needed); idempotent."""
 
+    def revert(self, pr_id: str, now: int, reason: str, undo: Undo) -> ForgeResult:
+        """Land the inverse of a merged pull request on main (`undo` plans, renders and validates
+        it on main); idempotent: a revert that already landed is found, not made again."""
+        with self._lock:
+            pr = self.records.get(pr_id)
+            if pr is None:
+                return ForgeResult(False, None, f"no pull request {pr_id}")
+            if pr.state == "reverted":
+                return ForgeResult(True, pr, "already reverted")
+            if pr.state != "merged" or not pr.merge_sha:
+                return ForgeResult(False, pr, f"nothing to revert: pull request is {pr.state}")
+            found = self._find_revert(pr)
+            if found is None:
+                inverse = undo(pr.planned_change())
+                if isinstance(inverse, str):
+                    return ForgeResult(False, pr, f"revert refused: {inverse}")
+                landed = self._land_revert(pr, inverse, reason, now)
+                if isinstance(landed, str):
+                    return ForgeResult(False, pr, f"revert failed: {landed}")
+                found = landed
+            sha, number = found
+            pr = pr.with_(
+                state="reverted",
+                revert_sha=sha,
+                revert_number=number,
+                revert_reason=reason,
+                updated_at=now,
+            )
+            return ForgeResult(True, self.records.save(pr), "reverted")
+
     @abstractmethod
-    def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
-        """Undo a merged pull request on main; idempotent."""
+    def _find_revert(self, pr: PullRequest) -> tuple[str, int | None] | None:
+        """The revert of a merged pull request that already landed on main: (commit, number)."""
+
+    @abstractmethod
+    def _land_revert(
+        self, pr: PullRequest, inverse: Change, reason: str, now: int
+    ) -> tuple[str, int | None] | str:
+        """Commit the inverse edit to main (the forge's way): (commit, number) or why not."""
+
+    # --- the repository at any ref (`k8s.desired.Repository`) -------------------------------------
+
+    @abstractmethod
+    def files(self, ref: str) -> dict[str, str]:
+        """The text files at a ref (a branch or a commit), by path."""
+
+    @abstractmethod
+    def first_parents(self, limit: int) -> list[tuple[str, str]]:
+        """(sha, commit time) of main's first-parent history, newest first."""
+
+    @abstractmethod
+    def parent(self, sha: str) -> str | None:
+        """A commit's first parent, or None for a root commit or an unknown sha."""
 
 
 def pr_id_for(incident_id: str, action: str) -> str:
@@ -274,19 +329,6 @@ def recent_changes(store: Store, since: int) -> list[PastChange]:
         at = rfc3339_to_ns(row["created_at"])
         out.append(PastChange(service=row["service"], action=row["action"], at=at))
     return out
-
-
-def load_schema(text: str | None) -> tuple[dict[str, Any] | None, str]:
-    """The repository's schema (None when missing or unreadable) and a note for the check."""
-    if text is None:
-        return None, f"{mf.SCHEMA_PATH} missing, used the built-in contract schema"
-    try:
-        schema = json.loads(text)
-    except ValueError as exc:
-        return None, f"{mf.SCHEMA_PATH} is not valid JSON ({exc}), used the built-in schema"
-    if not isinstance(schema, dict):
-        return None, f"{mf.SCHEMA_PATH} is not an object, used the built-in schema"
-    return schema, f"validated against {mf.SCHEMA_PATH}"
 
 
 def standard_checks(

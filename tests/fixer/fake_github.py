@@ -48,6 +48,11 @@ def _sha(data: str) -> str:
     return hashlib.sha1(data.encode()).hexdigest()
 
 
+def _blob_sha(text: str) -> str:
+    """Git's object id of a blob (what GitHub answers for a file's `sha`)."""
+    return _sha(f"blob {len(text.encode())}\0{text}")
+
+
 class FakeGithub:
     """In-memory GitHub for one repository `owner/name`."""
 
@@ -62,6 +67,7 @@ class FakeGithub:
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.automerge: list[str] = []
+        self.blobs: dict[str, str] = {}  # blob sha -> text, filled as trees are listed
         self._next_id = 1000
         self._clock = 0
         self.lock = threading.Lock()
@@ -171,7 +177,7 @@ class FakeGithub:
         }
 
     def _content_json(self, path: str, text: str) -> dict[str, Any]:
-        blob = _sha(f"blob {len(text.encode())}\0{text}")
+        blob = _blob_sha(text)
         return {
             "type": "file",
             "encoding": "base64",
@@ -271,6 +277,9 @@ class FakeGithub:
             (r"git/refs", "POST", self._create_ref),
             (r"contents/(.+)", "GET", self._get_contents),
             (r"contents/(.+)", "PUT", self._put_contents),
+            (r"git/trees/(.+)", "GET", self._get_tree),
+            (r"git/blobs/([0-9a-f]+)", "GET", self._get_blob),
+            (r"git/commits/([0-9a-f]+)", "GET", self._get_git_commit),
             (r"commits", "GET", self._list_commits),
             (r"commits/([0-9a-f]+)", "GET", self._get_commit),
             (r"statuses/([0-9a-f]+)", "POST", self._create_status),
@@ -339,6 +348,66 @@ class FakeGithub:
         return (
             200,
             {"content": self._content_json(path, tree[path]), "commit": self._commit_json(sha)},
+            {},
+        )
+
+    def _get_tree(self, q: dict[str, str], body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
+        # Only a commit or branch is resolved (the Fixer asks for those), always recursively.
+        sha = self._resolve(ref)
+        if sha is None or q.get("recursive") not in ("1", "true"):
+            return 404, {"message": "Not Found"}, {}
+        files = self.commits[sha]["tree"]
+        dirs = sorted({p.rsplit("/", i)[0] for p in files for i in range(1, p.count("/") + 1)})
+        entries = [
+            {"path": d, "mode": "040000", "type": "tree", "sha": _sha(d), "url": ""} for d in dirs
+        ]
+        for path, text in sorted(files.items()):
+            blob = _blob_sha(text)
+            self.blobs[blob] = text
+            entries.append(
+                {
+                    "path": path,
+                    "mode": "100644",
+                    "type": "blob",
+                    "sha": blob,
+                    "size": len(text.encode()),
+                    "url": f"{self.repo_url}/git/blobs/{blob}",
+                }
+            )
+        tree = {"sha": _sha(json.dumps(files, sort_keys=True)), "tree": entries, "truncated": False}
+        return 200, {**tree, "url": f"{self.repo_url}/git/trees/{tree['sha']}"}, {}
+
+    def _get_blob(self, q: dict[str, str], body: Any, sha: str) -> tuple[int, Any, dict[str, str]]:
+        text = self.blobs.get(sha)
+        if text is None:
+            return 404, {"message": "Not Found"}, {}
+        content = base64.b64encode(text.encode()).decode()
+        return (
+            200,
+            {"sha": sha, "size": len(text.encode()), "encoding": "base64", "content": content},
+            {},
+        )
+
+    def _get_git_commit(
+        self, q: dict[str, str], body: Any, sha: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        c = self.commits.get(sha)
+        if c is None:
+            return 404, {"message": "Not Found"}, {}
+        person = {"name": "x", "email": "x@x", "date": c["date"]}
+        return (
+            200,
+            {
+                "sha": sha,
+                "url": f"{self.repo_url}/git/commits/{sha}",
+                "message": c["message"],
+                "author": person,
+                "committer": person,
+                "tree": {"sha": _sha(json.dumps(c["tree"], sort_keys=True)), "url": ""},
+                "parents": [
+                    {"sha": p, "url": f"{self.repo_url}/git/commits/{p}"} for p in c["parents"]
+                ],
+            },
             {},
         )
 

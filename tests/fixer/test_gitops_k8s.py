@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.k8s.desired import GitHistory, KubernetesState
+from sinks.fixer.forge_local import LocalForge
+from sinks.fixer.k8s.desired import RepositoryState
 from sinks.fixer.k8s.repo import GitOpsRepo, Proposal, ProposalError, load_dir
 from sinks.fixer.manifest import flatten
 from sinks.fixer.playbook import Playbook
@@ -245,11 +246,11 @@ def test_a_kustomize_base_kept_under_a_protected_path_is_refused(tmp_path: Path)
     assert GitOpsRepo(load_dir(repo_dir)).propose(SERVICE, {"replicas": 5}).edits
 
 
-def forge_state(repo_dir: Path, store: Store) -> KubernetesState:
-    return KubernetesState(GitHistory(repo_dir), AuditLog(store))
+def forge_state(repo_dir: Path, store: Store) -> RepositoryState:
+    return RepositoryState(LocalForge(repo_dir, store), AuditLog(store))
 
 
-def test_the_catalog_plans_on_logical_documents_and_the_change_is_one_file(
+def test_the_playbook_plans_on_logical_documents_and_the_change_is_one_file(
     tmp_path: Path, store: Store
 ) -> None:
     repo_dir = make_repo(tmp_path, "plain")
