@@ -23,10 +23,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sinks.fixer import manifest as mf
+from sinks.fixer.k8s.repo import GitOpsRepo, ProposalError
+from sinks.fixer.manifest import flatten
 from sinks.fixer.playbook import Change, ManifestSource, guard
 from sinks.fixer.policy import PastChange
 from sinks.fixer.schema import load_schema, validate_manifest_text
 from sinks.store.sqlite import Store
+from sre_space.gitops.config import CONFIG_PATH
+from sre_space.gitops.logical import FLAGS_PREFIX
 from sre_space.records import TIME, Record
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
@@ -202,6 +206,21 @@ class Forge(ManifestSource):
     def run_checks(self, pr_id: str, policy_check: CheckResult, now: int) -> ForgeResult:
         """Schema, scope and policy checks on the pull request's head; stored on the record."""
 
+    def _checks(
+        self,
+        pr: PullRequest,
+        changed: dict[str, tuple[str | None, str | None]],
+        policy_check: CheckResult,
+    ) -> list[CheckResult]:
+        """The checks of a pull request's head, for the repository's layout (`run_checks`)."""
+        change = pr.planned_change()
+        if self.read(CONFIG_PATH, pr.head_sha) is not None:
+            base, head = self.files(pr.base_sha), self.files(pr.head_sha)
+            return kubernetes_checks(change, changed, base, head, policy_check)
+        return standard_checks(
+            change, changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
+        )
+
     def approve(self, pr_id: str, by: str, now: int) -> ForgeResult:
         """Record a person's approval of a pull request that needs one."""
         with self._lock:
@@ -331,13 +350,58 @@ def recent_changes(store: Store, since: int) -> list[PastChange]:
     return out
 
 
+def kubernetes_checks(
+    change: Change,
+    changed: dict[str, tuple[str | None, str | None]],
+    base: dict[str, str],
+    head: dict[str, str],
+    policy_check: CheckResult,
+) -> list[CheckResult]:
+    """The checks of a Kubernetes repository's pull request: the head renders and validates
+    (schema), and its logical documents differ from the base's only in the change's keys (scope)."""
+    errors = [f"{path}: deleted" for path, (_old, new) in sorted(changed.items()) if new is None]
+    scope_errors: list[str] = []
+    if set(changed) != {change.path}:
+        scope_errors.append(f"changed files {sorted(changed)}, expected only {change.path}")
+    note = ""
+    try:
+        before = GitOpsRepo(base).documents()
+        repo = GitOpsRepo(head)
+        after = repo.validated_documents()
+        note = f"the {repo.layout.kind} render of the head validates"
+    except ProposalError as exc:
+        errors.append(str(exc))
+    else:
+        allowed = set(change.allowed_keys)
+        for name in sorted(before.keys() | after.keys()):
+            old, new = flatten(before.get(name, {})), flatten(after.get(name, {}))
+            diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            # A flag no service owns shows in every document; its key is the change's own.
+            bad = [
+                k
+                for k in diff
+                if k not in allowed or (name != change.service and not k.startswith(FLAGS_PREFIX))
+            ]
+            if bad:
+                scope_errors.append(f"{change.action} may not touch {name}: {', '.join(bad)}")
+    schema_check = CheckResult("schema", not errors, "; ".join(errors) or note)
+    scope_check = CheckResult(
+        "scope",
+        not scope_errors,
+        "; ".join(scope_errors)
+        or f"only {', '.join(change.allowed_keys)} of {change.service} in {change.path}",
+    )
+    return [schema_check, scope_check, policy_check]
+
+
 def standard_checks(
     change: Change,
     changed: dict[str, tuple[str | None, str | None]],
     schema_text: str | None,
     policy_check: CheckResult,
 ) -> list[CheckResult]:
-    """The checks every forge runs: schema of each changed manifest, scope of the diff, policy."""
+    """The checks of a service-manifest repository: schema of each changed manifest, scope of the
+    diff key by key, policy."""
     schema, note = load_schema(schema_text)
     errors: list[str] = []
     for path, (_old, new) in sorted(changed.items()):
@@ -350,8 +414,6 @@ def standard_checks(
     if set(changed) != {change.path}:
         scope_errors.append(f"changed files {sorted(changed)}, expected only {change.path}")
     old, new = changed.get(change.path, (None, None))
-    # A Kubernetes file's scope was checked on its render (sinks/fixer/k8s: only the change's
-    # logical keys differ); here only the service manifest format can be compared key by key.
     if old is not None and new is not None and mf.service_of_path(change.path):
         try:
             bad = guard(mf.parse(old), mf.parse(new), change.allowed_keys)

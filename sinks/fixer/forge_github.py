@@ -2,11 +2,11 @@
 
 Used when `GITHUB_TOKEN` and `SRE_GITHUB_REPO` are set. A pull request is a branch
 `sre/<incident-id>/<action>` created from `main`, one commit through the contents API, and a pull
-request with labels and the evidence in its body. Checks run here (schema, scope, policy) and are
-published as commit statuses (`sre-space/<check>`); merge happens when they pass, or GitHub's
-auto-merge is enabled when asked. A revert is a new pull request with the inverse edit the base class
-planned. Files at any ref come from the git trees and blobs API, so a Kubernetes repository renders
-here as it does from a local clone.
+request with labels and the evidence in its body. Checks run here (schema, scope, policy; on a
+Kubernetes repository, on the head's render) and are published as commit statuses
+(`sre-space/<check>`); merge happens when they pass, or GitHub's auto-merge is enabled when asked.
+A revert is a new pull request with the inverse edit the base class planned. Files at any ref come
+from the git trees and blobs API, so a Kubernetes repository renders here as from a local clone.
 
 Every step looks GitHub up before it creates anything (ref, file content, open pull request), and is
 retried as a whole on 5xx and rate limits, so a crash or a retry creates no duplicate.
@@ -24,7 +24,6 @@ from github.GitCommit import GitCommit
 from github.PullRequest import PullRequest as GhPull
 from github.Repository import Repository
 
-from sinks.fixer import manifest as mf
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
@@ -33,7 +32,6 @@ from sinks.fixer.forge import (
     PullRequest,
     PullRequestStore,
     branch_for,
-    standard_checks,
 )
 from sinks.fixer.github_client import RetryPolicy, call_with_retries
 from sinks.fixer.playbook import Change, Revision
@@ -265,9 +263,7 @@ class GithubForge(Forge):
             "list files", lambda: [f.filename for f in self.repo.get_pull(number).get_files()]
         )
         changed = {p: (self.read(p, pr.base_sha), self.read(p, pr.head_sha)) for p in names}
-        checks = standard_checks(
-            pr.planned_change(), changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
-        )
+        checks = self._checks(pr, changed, policy_check)
         head = pr.head_sha
 
         def publish() -> None:

@@ -21,7 +21,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-from sinks.fixer import manifest as mf
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
@@ -30,7 +29,6 @@ from sinks.fixer.forge import (
     PullRequest,
     PullRequestStore,
     git_date,
-    standard_checks,
 )
 from sinks.fixer.playbook import Change, Revision
 from sinks.store.sqlite import Store
@@ -210,9 +208,7 @@ class LocalForge(Forge):
             if pr is None:
                 return ForgeResult(False, None, f"no pull request {pr_id}")
             changed = self._diff(pr.base_sha, pr.head_sha)
-            checks = standard_checks(
-                pr.planned_change(), changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
-            )
+            checks = self._checks(pr, changed, policy_check)
             return self._record_checks(pr, checks, now)
 
     def _diff(self, base: str, head: str) -> dict[str, tuple[str | None, str | None]]:

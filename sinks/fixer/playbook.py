@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sinks.fixer import manifest as mf
@@ -562,13 +562,22 @@ class Playbook:
         return out
 
     @staticmethod
-    def inverse(change: Change, current_text: str) -> str | None:
-        """The manifest text with the change's keys set back, where they still hold its values.
-
-        None when nothing is left to undo (a later change already replaced every value).
-        """
+    def inverse(change: Change, current_text: str) -> Change | None:
+        """The change that sets the change's keys back on the service's current document, where
+        they still hold its values; None when a later change already replaced every value."""
         doc = mf.parse(current_text)
         back = {k: change.before[k] for k, v in change.after.items() if mf.get_path(doc, k) == v}
         if not back:
             return None
-        return mf.edit(current_text, back)
+        parts = ", ".join(f"{k} back to {v!r}" for k, v in sorted(back.items()))
+        return replace(
+            change,
+            path=mf.manifest_path(change.service),
+            old_text=current_text,
+            new_text=mf.edit(current_text, back),
+            before={k: change.after[k] for k in back},
+            after=back,
+            allowed_keys=tuple(sorted(back)),
+            summary=f"Revert {change.summary} ({parts})",
+            undo="re-apply the reverted change",
+        )

@@ -164,6 +164,7 @@ def test_pull_request_flow_every_request_and_payload(
         "GET /pulls/1/files",
         "GET /contents/services/checkout.yaml",
         "GET /contents/services/checkout.yaml",
+        "GET /contents/sre-space.gitops.yaml",  # no: the head is checked as service manifests
         "GET /contents/schema/service.schema.json",
         f"GET /commits/{pr.head_sha}",
         f"POST /statuses/{pr.head_sha}",

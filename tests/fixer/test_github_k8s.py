@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from sinks.fixer.fixer import Fixer
+from sinks.fixer.forge import CheckResult
 from sinks.fixer.github_client import RetryPolicy
+from sinks.fixer.playbook import Change
 from sinks.fixer.policy import Policy, PolicyConfig
 from sinks.store.sqlite import Store
 from sre_space.records import ActionRequest, Diagnosis
@@ -191,3 +193,82 @@ def test_a_revert_on_github_leaves_a_later_edit_of_the_same_line_alone(
     res = fixer.revert(remedy.pr.id, NOW + 1, "signals did not recover")
     assert not res.ok and "nothing left to revert" in res.reason
     assert fake.refs["main"] == main and len(fake.items) == 1
+
+
+def _forged(
+    fake: FakeGithub, path: str, edits: list[tuple[str, str]], keys: tuple[str, ...]
+) -> Change:
+    old = fake.file(path) or ""
+    new = old
+    for a, b in edits:
+        assert a in new
+        new = new.replace(a, b)
+    return Change(
+        action="scale_replicas",
+        service="inkwell",
+        params={"to": 4},
+        path=path,
+        old_text=old,
+        new_text=new,
+        before={"replicas": 3},
+        after={"replicas": 4},
+        allowed_keys=keys,
+        summary="Scale inkwell",
+        rationale="",
+        expected_recovery="",
+        undo="",
+    )
+
+
+@pytest.mark.gitops_tools
+@pytest.mark.parametrize(
+    ("path", "edits", "check", "reason"),
+    [
+        # A second field slipped into the same file: the render shows it, the scope check fails.
+        (
+            OVERLAY,
+            [("count: 3", "count: 4"), ('newTag: "2.5.0"', 'newTag: "2.6.0"')],
+            "scope",
+            "scale_replicas may not touch inkwell: version",
+        ),
+        # A file that does not parse: kustomize cannot render the head.
+        (
+            OVERLAY,
+            [("count: 3", "count: 4"), ("namespace: docs", "namespace: docs\nnamePrefix: [")],
+            "schema",
+            "is not valid YAML",
+        ),
+        # A field Kubernetes does not know: the render does not validate against the schemas.
+        (
+            "overlays/prod/inkwell-limits.yaml",
+            [("          resources:", "          imagePullPolicyy: Always\n          resources:")],
+            "schema",
+            "Deployment/inkwell is invalid",
+        ),
+    ],
+    ids=["second-field", "unparsable", "invalid-render"],
+)
+def test_a_change_forged_past_the_playbook_fails_the_checks_of_its_render(
+    servers: list[FakeGithub],
+    store: Store,
+    retry: RetryPolicy,
+    path: str,
+    edits: list[tuple[str, str]],
+    check: str,
+    reason: str,
+) -> None:
+    fake = _server("kustomize")
+    servers.append(fake)
+    forge = forge_for(fake, store, retry)
+    change = _forged(fake, path, edits, ("replicas",))
+    opened = forge.open_pull_request(
+        "inc-9", change, title="scale", body="", labels=[], merge_mode="auto_merge", now=NOW
+    )
+    assert opened.ok and opened.pr is not None, opened.reason
+    checked = forge.run_checks(opened.pr.id, CheckResult("policy", True, "allowed"), NOW)
+    assert not checked.ok and checked.pr is not None
+    failed = {c["name"]: c["detail"] for c in checked.pr.checks if not c["ok"]}
+    assert list(failed) == [check] and reason in failed[check], failed
+    assert not forge.merge(opened.pr.id, NOW).ok
+    statuses = {s["context"]: s["state"] for s in fake.statuses[opened.pr.head_sha]}
+    assert statuses[f"sre-space/{check}"] == "failure"

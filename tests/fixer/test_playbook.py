@@ -161,7 +161,13 @@ def test_guard_refuses_keys_outside_the_allowed_set() -> None:
 def test_inverse_undoes_only_what_is_still_there() -> None:
     res = Playbook().plan(ActionRequest("scale_replicas", "checkout", {"to": 4}), source(), NOW)
     assert res.change is not None
-    assert Playbook.inverse(res.change, res.change.new_text) == res.change.old_text
+    inverse = Playbook.inverse(res.change, res.change.new_text)
+    assert inverse is not None and inverse.new_text == res.change.old_text
+    assert (inverse.before, inverse.after, inverse.allowed_keys) == (
+        {"replicas": 4},
+        {"replicas": 2},
+        ("replicas",),
+    )
     later = res.change.new_text.replace("replicas: 4", "replicas: 7")
     assert Playbook.inverse(res.change, later) is None
 

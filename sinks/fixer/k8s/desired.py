@@ -143,23 +143,9 @@ class RepositoryState:
             return str(exc)
         if current is None:
             return f"no manifest {path} on main for service {change.service!r}"
-        restored = Playbook.inverse(change, current)
-        if restored is None:
+        inverse = Playbook.inverse(change, current)
+        if inverse is None:
             return "nothing left to revert: later changes replaced every value"
-        back = {k: v for k, v in mf.flatten(mf.parse(restored)).items() if k in change.before}
-        back = {k: v for k, v in back.items() if mf.get_path(mf.parse(current), k) != v}
-        undo_parts = ", ".join(f"{k} back to {v!r}" for k, v in sorted(back.items()))
-        inverse = replace(
-            change,
-            path=path,
-            old_text=current,
-            new_text=restored,
-            before={k: change.after[k] for k in back},
-            after=back,
-            allowed_keys=tuple(sorted(back)),
-            summary=f"Revert {change.summary}",
-            undo=f"re-apply the original change (sets {undo_parts})",
-        )
         return self.realize(inverse, incident_id=incident_id, now=now, step="undo")
 
     def _refuse(

@@ -110,6 +110,15 @@ class GitOpsRepo:
         except (rd.RenderError, EditError, lg.LogicalError, lo.LayoutError) as exc:
             raise ProposalError(str(exc)) from None
 
+    def validated_documents(self) -> dict[str, dict[str, Any]]:
+        """Every service's logical document once the snapshot renders and every object validates."""
+        try:
+            _, objs, docs = self._read(self.files)
+            rd.validate(objs, self.config.kubernetes_version)
+        except (rd.RenderError, EditError, lg.LogicalError, lo.LayoutError) as exc:
+            raise ProposalError(str(exc)) from None
+        return docs
+
     def propose(self, service: str, changes: Mapping[str, Any]) -> Proposal:
         """Edit the nodes that keep `changes` (dotted logical keys), render, validate and check."""
         try:
