@@ -352,64 +352,37 @@ class FakeGithub:
         )
 
     def _get_tree(self, q: dict[str, str], body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
-        # Only a commit or branch is resolved (the Fixer asks for those), always recursively.
+        # A commit or branch, always recursive (what the Fixer asks); the blobs only, no subtrees.
         sha = self._resolve(ref)
         if sha is None or q.get("recursive") not in ("1", "true"):
             return 404, {"message": "Not Found"}, {}
         files = self.commits[sha]["tree"]
-        dirs = sorted({p.rsplit("/", i)[0] for p in files for i in range(1, p.count("/") + 1)})
-        entries = [
-            {"path": d, "mode": "040000", "type": "tree", "sha": _sha(d), "url": ""} for d in dirs
-        ]
+        entries = []
         for path, text in sorted(files.items()):
             blob = _blob_sha(text)
             self.blobs[blob] = text
+            url = f"{self.repo_url}/git/blobs/{blob}"
             entries.append(
-                {
-                    "path": path,
-                    "mode": "100644",
-                    "type": "blob",
-                    "sha": blob,
-                    "size": len(text.encode()),
-                    "url": f"{self.repo_url}/git/blobs/{blob}",
-                }
+                {"path": path, "mode": "100644", "type": "blob", "sha": blob, "url": url}
             )
-        tree = {"sha": _sha(json.dumps(files, sort_keys=True)), "tree": entries, "truncated": False}
-        return 200, {**tree, "url": f"{self.repo_url}/git/trees/{tree['sha']}"}, {}
+        tree = _sha(json.dumps(files, sort_keys=True))
+        return 200, {"sha": tree, "url": "", "tree": entries, "truncated": False}, {}
 
     def _get_blob(self, q: dict[str, str], body: Any, sha: str) -> tuple[int, Any, dict[str, str]]:
-        text = self.blobs.get(sha)
-        if text is None:
+        if sha not in self.blobs:
             return 404, {"message": "Not Found"}, {}
-        content = base64.b64encode(text.encode()).decode()
-        return (
-            200,
-            {"sha": sha, "size": len(text.encode()), "encoding": "base64", "content": content},
-            {},
-        )
+        content = base64.b64encode(self.blobs[sha].encode()).decode()
+        return 200, {"sha": sha, "encoding": "base64", "content": content}, {}
 
     def _get_git_commit(
         self, q: dict[str, str], body: Any, sha: str
     ) -> tuple[int, Any, dict[str, str]]:
-        c = self.commits.get(sha)
-        if c is None:
+        if sha not in self.commits:
             return 404, {"message": "Not Found"}, {}
-        person = {"name": "x", "email": "x@x", "date": c["date"]}
-        return (
-            200,
-            {
-                "sha": sha,
-                "url": f"{self.repo_url}/git/commits/{sha}",
-                "message": c["message"],
-                "author": person,
-                "committer": person,
-                "tree": {"sha": _sha(json.dumps(c["tree"], sort_keys=True)), "url": ""},
-                "parents": [
-                    {"sha": p, "url": f"{self.repo_url}/git/commits/{p}"} for p in c["parents"]
-                ],
-            },
-            {},
-        )
+        c, person = self.commits[sha], self._commit_json(sha)["commit"]["committer"]
+        parents = [{"sha": p, "url": f"{self.repo_url}/git/commits/{p}"} for p in c["parents"]]
+        out = {"sha": sha, "message": c["message"], "author": person, "committer": person}
+        return 200, {**out, "url": f"{self.repo_url}/git/commits/{sha}", "parents": parents}, {}
 
     def _list_commits(self, q: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
         start = self._resolve(q.get("sha", "main"))
