@@ -1,6 +1,6 @@
 """The remediation actions by name with their parameters' types: what the Brain may propose.
 
-The Fixer's catalog (`sinks/fixer/catalog.py`) gives each of these its bounds and manifest edit and
+The Fixer's playbook (`sinks/fixer/playbook.py`) gives each of these its bounds and manifest edit and
 checks at import that it covers exactly these; every request names its service besides these.
 """
 
@@ -22,7 +22,7 @@ class Param:
     required: bool = False
 
 
-# `utilization` is observed demand over the current capacity (1.0 = exactly saturated); the catalog
+# `utilization` is observed demand over the current capacity (1.0 = exactly saturated); the playbook
 # sizes the new limit or replica count from it against the policy's target utilization.
 ACTIONS: dict[str, dict[str, Param]] = {
     "rollback_version": {"to_version": Param(str)},
@@ -52,7 +52,7 @@ def request(
     **params: ParamValue | None,
 ) -> ActionRequest:
     """A request checked against `ACTIONS` (names, parameter types), citing `evidence`; a None
-    parameter is left out (the catalog then uses its default).
+    parameter is left out (the playbook then uses its default).
 
     Raises ValueError: a proposal that does not type-check is a bug in the proposer, not a refusal.
     """

@@ -291,7 +291,7 @@ class Evidence(Record):
 class ActionRequest(Record):
     """One remediation asked for: action, target service, typed parameters, the evidence behind it.
 
-    Nothing in it is trusted until the Fixer's catalog planned it (`sre_space.actions` types it).
+    Nothing in it is trusted until the Fixer's playbook planned it (`sre_space.actions` types it).
     """
 
     action: str

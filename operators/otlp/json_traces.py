@@ -25,7 +25,7 @@ from operators.otlp.spans import (
     SpanBatch,
     SpanColumns,
 )
-from operators.otlp.values import int_or, json_any, json_attrs, value_size
+from operators.otlp.values import int_or, json_any, json_attrs, resource_version, value_size
 
 SPAN_KINDS = {
     "SPAN_KIND_UNSPECIFIED": 0,
@@ -96,8 +96,7 @@ def trace_json_to_batch(
                 raise DecodeError(
                     f"resourceSpans[{r_index}] has no service.name resource attribute"
                 )
-            ver = attrs.get("service.version")
-            ver = "" if ver is None else str(ver)
+            ver = resource_version(attrs)
             scopes = _get(rs, "scopeSpans", "scope_spans") or []
             for ss in scopes:
                 for s in ss.get("spans") or []:

@@ -28,7 +28,7 @@ import numpy as np
 from operators.otlp.errors import DecodeError, DecodeLimits
 from operators.otlp.json_traces import json_readers
 from operators.otlp.spans import SpanBatch
-from operators.otlp.values import json_attrs, value_size
+from operators.otlp.values import json_attrs, resource_version, value_size
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,7 @@ def _parse_resource(raw: bytes) -> tuple[str, str, dict[str, Any]] | None:
     svc = attrs.get("service.name")
     if not isinstance(svc, str) or not svc:
         return None
-    ver = attrs.get("service.version")
-    return svc, "" if ver is None else str(ver), attrs
+    return svc, resource_version(attrs), attrs
 
 
 def _column(raw: bytes, dtype: Any) -> np.ndarray:

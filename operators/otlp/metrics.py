@@ -82,7 +82,14 @@ def _resource_identity(attrs: dict[str, Any], index: int) -> tuple[str, str, str
     """(service, instance, the attribute the instance came from)."""
     svc = attrs.get("service.name")
     if not isinstance(svc, str) or not svc:
-        raise DecodeError(f"resourceMetrics[{index}] has no service.name resource attribute")
+        # The Kubernetes cluster receiver reports a Deployment's replica counts on a resource
+        # that names the Deployment, not a service: the Deployment is the service it runs.
+        svc = attrs.get("k8s.deployment.name")
+    if not isinstance(svc, str) or not svc:
+        raise DecodeError(
+            f"resourceMetrics[{index}] has no service.name (or k8s.deployment.name) resource"
+            " attribute"
+        )
     key = next((k for k in _INSTANCE_KEYS if attrs.get(k)), "")
     return svc, str(attrs[key]) if key else "", key
 

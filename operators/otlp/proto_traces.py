@@ -24,7 +24,7 @@ from operators.otlp.spans import (
     SpanBatch,
     SpanColumns,
 )
-from operators.otlp.values import int_or, proto_any, proto_attrs, value_size
+from operators.otlp.values import int_or, proto_any, proto_attrs, resource_version, value_size
 
 
 def parse_trace_request(data: bytes, limits: DecodeLimits) -> ExportTraceServiceRequest:
@@ -105,8 +105,7 @@ def trace_request_to_batch(
         svc = attrs.get("service.name")
         if not isinstance(svc, str) or not svc:
             raise DecodeError(f"resourceSpans[{r_index}] has no service.name resource attribute")
-        ver = attrs.get("service.version")
-        ver = "" if ver is None else str(ver)
+        ver = resource_version(attrs)
         for ss in rs.scope_spans:
             # One pass over the upb container; the comprehensions then walk a plain list.
             spans = list(ss.spans)

@@ -73,3 +73,31 @@ def value_size(value: Any) -> int:
     if isinstance(value, dict):
         return sum(len(k) + value_size(v) for k, v in value.items())
     return 8
+
+
+def image_tag(attrs: dict[str, Any]) -> str:
+    """The tag of the container image a resource runs, "" when it names none.
+
+    Semantic conventions: `container.image.tags` (a list, the first tag is taken), else the tag
+    in `container.image.name` (`registry:5000/shop/api:2.3.1`; a digest-only name has none).
+    """
+    tags = attrs.get("container.image.tags")
+    if isinstance(tags, str) and tags:
+        return tags
+    if isinstance(tags, list | tuple):
+        first = next((str(t) for t in tags if t), "")
+        if first:
+            return first
+    name = attrs.get("container.image.name")
+    if not isinstance(name, str):
+        return ""
+    last = name.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+def resource_version(attrs: dict[str, Any]) -> str:
+    """The version a resource reports: `service.version`, else its container image's tag."""
+    version = attrs.get("service.version")
+    if version is not None and str(version):
+        return str(version)
+    return image_tag(attrs)

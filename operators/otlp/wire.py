@@ -29,7 +29,7 @@ from operators.otlp.proto_traces import (
 )
 from operators.otlp.spans import SpanBatch
 from operators.otlp.text import PYTHON, TextColumn, patch_text
-from operators.otlp.values import proto_any, proto_attrs
+from operators.otlp.values import proto_any, proto_attrs, resource_version
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +231,7 @@ def _resource(raw: bytes, r_index: int) -> tuple[str, str, dict[str, Any]]:
         svc = attrs.get("service.name")
         if not isinstance(svc, str) or not svc:
             raise DecodeError(f"resourceSpans[{r_index}] has no service.name resource attribute")
-        ver = attrs.get("service.version")
-        hit = (svc, "" if ver is None else str(ver), attrs)
+        hit = (svc, resource_version(attrs), attrs)
         if len(_RESOURCE_CACHE) >= _RESOURCE_CACHE_MAX:
             _RESOURCE_CACHE.clear()
         _RESOURCE_CACHE[raw] = hit

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.fixer import DesiredState, Fixer, Prefer
+from sinks.fixer.fixer import Fixer, Prefer
 from sinks.fixer.forge import Forge
 from sinks.fixer.forge_github import GithubForge
 from sinks.fixer.forge_local import LocalForge
 from sinks.fixer.github_client import DEFAULT_BASE_URL, RetryPolicy, make_github
-from sinks.fixer.k8s.desired import GitHistory, KubernetesState, RepositoryState
 from sinks.fixer.policy import Policy, load_policy
 from sinks.fixer.reconciler import CommandReconciler, Reconciler
 from sinks.fixer.rollout import (
@@ -82,12 +81,6 @@ def build_fixer(
         forge = LocalForge(repo, store)
         tracker = LocalTracker(store, out_dir=settings.paths.incidents)
     audit = AuditLog(store, emit=emit, secrets=tuple(secrets))
-    desired: DesiredState | None = None
-    if isinstance(forge, LocalForge):
-        # A repository of Kubernetes manifests says so with sre-space.gitops.yaml on main.
-        desired = RepositoryState(
-            forge, KubernetesState(GitHistory(forge.repo, main=forge.main), audit)
-        )
 
     def incident_url(incident_id: str) -> str:
         ref = tracker.issue(incident_id)
@@ -101,7 +94,6 @@ def build_fixer(
         prefer=prefer,
         incident_url=incident_url,
         secrets=secrets,
-        desired=desired,
     )
     return FixerParts(forge=forge, tracker=tracker, policy=policy, audit=audit, fixer=fixer)
 

@@ -1,8 +1,8 @@
-"""The Fixer's remediate and revert steps: catalog -> policy -> forge, every decision audited.
+"""The Fixer's remediate and revert steps: playbook -> policy -> forge, every decision audited.
 
 `Fixer.remediate(incident, diagnosis, now)` turns the Brain's action requests into at most one pull
 request per incident: the candidates' typed `ActionRequest`s (the Brain's order, optionally
-re-ranked by Memory), each planned by the catalog (refused when unknown or out of bounds), decided by
+re-ranked by Memory), each planned by the playbook (refused when unknown or out of bounds), decided by
 the policy (refused, dry-run, auto-merge or approval), opened on the forge with its evidence, checked,
 and merged when the policy allows. A retry continues the incident's existing pull request.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from functools import partial
+from typing import Any, Literal
 
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import Catalog, Change, ManifestSource
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
@@ -23,6 +23,8 @@ from sinks.fixer.forge import (
     PullRequest,
     recent_changes,
 )
+from sinks.fixer.k8s.desired import RepositoryState
+from sinks.fixer.playbook import Playbook
 from sinks.fixer.policy import Policy
 from sinks.fixer.pr_body import render_pr_body
 from sinks.store.sqlite import Store
@@ -50,18 +52,6 @@ class Remedy:
 Prefer = Callable[[Incident, list[ActionRequest]], list[ActionRequest]]
 
 
-class DesiredState(Protocol):
-    """Desired state kept in another format than `services/<service>.yaml` (Kubernetes YAML)."""
-
-    def source(self) -> ManifestSource:
-        """The logical documents the catalog plans on."""
-        ...
-
-    def realize(self, change: Change, *, incident_id: str | None, now: int) -> Change | str:
-        """The planned change as the repository's own file edit, or a refusal's reason."""
-        ...
-
-
 class Fixer:
     """Remediation over a forge with a policy; idempotent per incident."""
 
@@ -71,22 +61,22 @@ class Fixer:
         store: Store,
         policy: Policy,
         *,
-        catalog: Catalog | None = None,
+        playbook: Playbook | None = None,
         audit: AuditLog | None = None,
         prefer: Prefer | None = None,
         incident_url: Callable[[str], str] | None = None,
         secrets: Sequence[str] = (),
-        desired: DesiredState | None = None,
     ) -> None:
         self.forge = forge
         self.store = store
         self.policy = policy
-        self.catalog = catalog or Catalog(policy.config.bounds.to_bounds())
+        self.playbook = playbook or Playbook(policy.config.bounds.to_bounds())
         self.audit = audit or AuditLog(store, secrets=tuple(secrets))
         self.prefer = prefer
         self.incident_url = incident_url
         self.secrets = tuple(secrets)
-        self.desired = desired
+        # One path for every forge and layout: plan on logical documents, realize as a file edit.
+        self.desired = RepositoryState(forge, self.audit)
 
     def requests_for(self, incident: Incident, diagnosis: Diagnosis | None) -> list[ActionRequest]:
         """The Brain's typed requests, best candidate first, Memory's preference applied."""
@@ -115,9 +105,9 @@ class Fixer:
             refusals.append("the diagnosis recommends no action")
         cooldown = max(60.0, self.policy.config.cooldown_minutes)
         recent = recent_changes(self.store, now - round((cooldown + 1) * 60 * NS_PER_S))
-        source = self.desired.source() if self.desired is not None else self.forge
+        source = self.desired.source()
         for i, request in enumerate(requests):
-            plan = self.catalog.plan(request, source, now=now)
+            plan = self.playbook.plan(request, source, now=now)
             key = f"plan:{i}:{request.key()}"
             if plan.change is None:
                 refusals.append(f"{request.action}: {plan.reason}")
@@ -135,14 +125,12 @@ class Fixer:
                     outcome="refused",
                 )
                 continue
-            change = plan.change
-            if self.desired is not None:
-                # The repository's own files carry the change; the render was validated.
-                realized = self.desired.realize(change, incident_id=incident.id, now=now)
-                if isinstance(realized, str):
-                    refusals.append(f"{change.action}: {realized}")
-                    continue
-                change = realized
+            # The repository's own files carry the change, rendered and validated.
+            realized = self.desired.realize(plan.change, incident_id=incident.id, now=now)
+            if isinstance(realized, str):
+                refusals.append(f"{plan.change.action}: {realized}")
+                continue
+            change = realized
             decision = self.policy.decide(change.action, [change.service], now, recent)
             inputs = {
                 **decision.inputs,
@@ -244,7 +232,9 @@ class Fixer:
 
     def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
         """Revert a merged pull request (verification failed); audited, idempotent."""
-        result = self.forge.revert(pr_id, now, reason)
+        pr = self.forge.get(pr_id)
+        undo = partial(self.desired.undo, incident_id=pr.incident_id if pr else None, now=now)
+        result = self.forge.revert(pr_id, now, reason, undo)
         pr = result.pr
         self.audit.record(
             at=now,

@@ -1,11 +1,12 @@
 """What every forge offers: pull request records, checks and the interface the Fixer calls.
 
 Two forges subclass `Forge`: `forge_local.LocalForge` (a real git repository, the default) and
-`forge_github.GithubForge` (PyGithub). A pull request is built here, once (branch, commit message,
-record); the forges only move branches, commits and pull requests. Both persist their pull request records in the store's
-`pull_requests` table *before* taking the next external step, and look the forge up again before
-creating anything, so a crash and restart at any point creates no duplicate branch, commit or pull
-request.
+`forge_github.GithubForge` (PyGithub). A pull request and a revert are built here, once (branch,
+commit message, record; for a revert, the inverse change `undo` planned); the forges only read
+files and move branches, commits and pull requests. Both persist their pull request records in the
+store's `pull_requests` table *before* taking the next external step, and look the forge up again
+before creating anything, so a crash and restart at any point creates no duplicate branch, commit
+or pull request.
 
 Failures that belong to the change (checks fail, a conflict, approval pending) come back as a
 `ForgeResult` with `ok=False` and a reason; infrastructure failures (git missing, network down after
@@ -14,23 +15,31 @@ retries) raise `ForgeError` and the responder tries again on its next step.
 
 from __future__ import annotations
 
-import json
 import re
 from abc import abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Change, ManifestSource, guard
+from sinks.fixer.k8s.repo import GitOpsRepo, ProposalError
+from sinks.fixer.manifest import flatten
+from sinks.fixer.playbook import Change, ManifestSource, guard
 from sinks.fixer.policy import PastChange
-from sinks.fixer.schema import validate_manifest_text
+from sinks.fixer.schema import load_schema, validate_manifest_text
 from sinks.store.sqlite import Store
+from sre_space.gitops.config import CONFIG_PATH
+from sre_space.gitops.logical import FLAGS_PREFIX
 from sre_space.records import TIME, Record
 from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 PRState = Literal["open", "merged", "closed", "reverted"]
 MergeMode = Literal["auto_merge", "approval"]
+
+
+# Plans the inverse of a merged change on main, rendered and validated; a string is a refusal.
+Undo = Callable[[Change], "Change | str"]
 
 
 class ForgeError(RuntimeError):
@@ -89,7 +98,7 @@ class PullRequest(Record):
         return bool(self.checks) and all(c["ok"] for c in self.checks)
 
     def planned_change(self) -> Change:
-        """The catalog change this pull request carries."""
+        """The playbook change this pull request carries."""
         return Change.from_dict(self.change)
 
     def with_(self, **changes: Any) -> PullRequest:
@@ -197,6 +206,21 @@ class Forge(ManifestSource):
     def run_checks(self, pr_id: str, policy_check: CheckResult, now: int) -> ForgeResult:
         """Schema, scope and policy checks on the pull request's head; stored on the record."""
 
+    def _checks(
+        self,
+        pr: PullRequest,
+        changed: dict[str, tuple[str | None, str | None]],
+        policy_check: CheckResult,
+    ) -> list[CheckResult]:
+        """The checks of a pull request's head, for the repository's layout (`run_checks`)."""
+        change = pr.planned_change()
+        if self.read(CONFIG_PATH, pr.head_sha) is not None:
+            base, head = self.files(pr.base_sha), self.files(pr.head_sha)
+            return kubernetes_checks(change, changed, base, head, policy_check)
+        return standard_checks(
+            change, changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
+        )
+
     def approve(self, pr_id: str, by: str, now: int) -> ForgeResult:
         """Record a person's approval of a pull request that needs one."""
         with self._lock:
@@ -211,9 +235,59 @@ class Forge(ManifestSource):
     def merge(self, pr_id: str, now: int) -> ForgeResult:
         """Merge when checks passed (and approval, when needed); idempotent."""
 
+    def revert(self, pr_id: str, now: int, reason: str, undo: Undo) -> ForgeResult:
+        """Land the inverse of a merged pull request on main (`undo` plans, renders and validates
+        it on main); idempotent: a revert that already landed is found, not made again."""
+        with self._lock:
+            pr = self.records.get(pr_id)
+            if pr is None:
+                return ForgeResult(False, None, f"no pull request {pr_id}")
+            if pr.state == "reverted":
+                return ForgeResult(True, pr, "already reverted")
+            if pr.state != "merged" or not pr.merge_sha:
+                return ForgeResult(False, pr, f"nothing to revert: pull request is {pr.state}")
+            found = self._find_revert(pr)
+            if found is None:
+                inverse = undo(pr.planned_change())
+                if isinstance(inverse, str):
+                    return ForgeResult(False, pr, f"revert refused: {inverse}")
+                landed = self._land_revert(pr, inverse, reason, now)
+                if isinstance(landed, str):
+                    return ForgeResult(False, pr, f"revert failed: {landed}")
+                found = landed
+            sha, number = found
+            pr = pr.with_(
+                state="reverted",
+                revert_sha=sha,
+                revert_number=number,
+                revert_reason=reason,
+                updated_at=now,
+            )
+            return ForgeResult(True, self.records.save(pr), "reverted")
+
     @abstractmethod
-    def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
-        """Undo a merged pull request on main; idempotent."""
+    def _find_revert(self, pr: PullRequest) -> tuple[str, int | None] | None:
+        """The revert of a merged pull request that already landed on main: (commit, number)."""
+
+    @abstractmethod
+    def _land_revert(
+        self, pr: PullRequest, inverse: Change, reason: str, now: int
+    ) -> tuple[str, int | None] | str:
+        """Commit the inverse edit to main (the forge's way): (commit, number) or why not."""
+
+    # --- the repository at any ref (`k8s.desired.Repository`) -------------------------------------
+
+    @abstractmethod
+    def files(self, ref: str) -> dict[str, str]:
+        """The text files at a ref (a branch or a commit), by path."""
+
+    @abstractmethod
+    def first_parents(self, limit: int) -> list[tuple[str, str]]:
+        """(sha, commit time) of main's first-parent history, newest first."""
+
+    @abstractmethod
+    def parent(self, sha: str) -> str | None:
+        """A commit's first parent, or None for a root commit or an unknown sha."""
 
 
 def pr_id_for(incident_id: str, action: str) -> str:
@@ -276,17 +350,48 @@ def recent_changes(store: Store, since: int) -> list[PastChange]:
     return out
 
 
-def load_schema(text: str | None) -> tuple[dict[str, Any] | None, str]:
-    """The repository's schema (None when missing or unreadable) and a note for the check."""
-    if text is None:
-        return None, f"{mf.SCHEMA_PATH} missing, used the built-in contract schema"
+def kubernetes_checks(
+    change: Change,
+    changed: dict[str, tuple[str | None, str | None]],
+    base: dict[str, str],
+    head: dict[str, str],
+    policy_check: CheckResult,
+) -> list[CheckResult]:
+    """The checks of a Kubernetes repository's pull request: the head renders and validates
+    (schema), and its logical documents differ from the base's only in the change's keys (scope)."""
+    errors = [f"{path}: deleted" for path, (_old, new) in sorted(changed.items()) if new is None]
+    scope_errors: list[str] = []
+    if set(changed) != {change.path}:
+        scope_errors.append(f"changed files {sorted(changed)}, expected only {change.path}")
+    note = ""
     try:
-        schema = json.loads(text)
-    except ValueError as exc:
-        return None, f"{mf.SCHEMA_PATH} is not valid JSON ({exc}), used the built-in schema"
-    if not isinstance(schema, dict):
-        return None, f"{mf.SCHEMA_PATH} is not an object, used the built-in schema"
-    return schema, f"validated against {mf.SCHEMA_PATH}"
+        before = GitOpsRepo(base).documents()
+        repo = GitOpsRepo(head)
+        after = repo.validated_documents()
+        note = f"the {repo.layout.kind} render of the head validates"
+    except ProposalError as exc:
+        errors.append(str(exc))
+    else:
+        allowed = set(change.allowed_keys)
+        for name in sorted(before.keys() | after.keys()):
+            old, new = flatten(before.get(name, {})), flatten(after.get(name, {}))
+            diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            # A flag no service owns shows in every document; its key is the change's own.
+            bad = [
+                k
+                for k in diff
+                if k not in allowed or (name != change.service and not k.startswith(FLAGS_PREFIX))
+            ]
+            if bad:
+                scope_errors.append(f"{change.action} may not touch {name}: {', '.join(bad)}")
+    schema_check = CheckResult("schema", not errors, "; ".join(errors) or note)
+    scope_check = CheckResult(
+        "scope",
+        not scope_errors,
+        "; ".join(scope_errors)
+        or f"only {', '.join(change.allowed_keys)} of {change.service} in {change.path}",
+    )
+    return [schema_check, scope_check, policy_check]
 
 
 def standard_checks(
@@ -295,7 +400,8 @@ def standard_checks(
     schema_text: str | None,
     policy_check: CheckResult,
 ) -> list[CheckResult]:
-    """The checks every forge runs: schema of each changed manifest, scope of the diff, policy."""
+    """The checks of a service-manifest repository: schema of each changed manifest, scope of the
+    diff key by key, policy."""
     schema, note = load_schema(schema_text)
     errors: list[str] = []
     for path, (_old, new) in sorted(changed.items()):
@@ -308,8 +414,6 @@ def standard_checks(
     if set(changed) != {change.path}:
         scope_errors.append(f"changed files {sorted(changed)}, expected only {change.path}")
     old, new = changed.get(change.path, (None, None))
-    # A Kubernetes file's scope was checked on its render (sinks/fixer/k8s: only the change's
-    # logical keys differ); here only the service manifest format can be compared key by key.
     if old is not None and new is not None and mf.service_of_path(change.path):
         try:
             bad = guard(mf.parse(old), mf.parse(new), change.allowed_keys)

@@ -2,9 +2,11 @@
 
 Used when `GITHUB_TOKEN` and `SRE_GITHUB_REPO` are set. A pull request is a branch
 `sre/<incident-id>/<action>` created from `main`, one commit through the contents API, and a pull
-request with labels and the evidence in its body. Checks run here (schema, scope, policy) and are
-published as commit statuses (`sre-space/<check>`); merge happens when they pass, or GitHub's
-auto-merge is enabled when asked. A revert is a new pull request that restores the previous values.
+request with labels and the evidence in its body. Checks run here (schema, scope, policy; on a
+Kubernetes repository, on the head's render) and are published as commit statuses
+(`sre-space/<check>`); merge happens when they pass, or GitHub's auto-merge is enabled when asked.
+A revert is a new pull request with the inverse edit the base class planned. Files at any ref come
+from the git trees and blobs API, so a Kubernetes repository renders here as from a local clone.
 
 Every step looks GitHub up before it creates anything (ref, file content, open pull request), and is
 retried as a whole on 5xx and rate limits, so a crash or a retry creates no duplicate.
@@ -12,29 +14,28 @@ retried as a whole on 5xx and rate limits, so a crash or a retry creates no dupl
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import TypeVar
 
 from github import Github, GithubException, UnknownObjectException
+from github.GitCommit import GitCommit
 from github.PullRequest import PullRequest as GhPull
 from github.Repository import Repository
 
-from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Catalog, Change, Revision
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
     ForgeError,
     ForgeResult,
+    PullRequest,
     PullRequestStore,
     branch_for,
-    load_schema,
-    standard_checks,
 )
 from sinks.fixer.github_client import RetryPolicy, call_with_retries
+from sinks.fixer.playbook import Change, Revision
 from sinks.fixer.pr_body import marker, redact
-from sinks.fixer.schema import validate_manifest_text
 from sinks.store.sqlite import Store
 
 T = TypeVar("T")
@@ -65,6 +66,7 @@ class GithubForge(Forge):
         self.use_auto_merge = use_auto_merge
         self.secrets = tuple(secrets)
         self._repo: Repository | None = None
+        self._blobs: dict[str, str] = {}  # blob sha -> text; a blob never changes
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return call_with_retries(what, fn, self.retry)
@@ -76,7 +78,7 @@ class GithubForge(Forge):
             self._repo = self._call("get repository", lambda: self.github.get_repo(self.repo_name))
         return self._repo
 
-    # --- ManifestSource ---------------------------------------------------------------------
+    # --- the repository at any ref -----------------------------------------------------------
 
     def head(self, ref: str = "main") -> str:
         """The commit a branch points at."""
@@ -111,6 +113,54 @@ class GithubForge(Forge):
             Revision(sha=sha, at=at, text=self.read(path, sha))
             for sha, at in self._call("list commits", commits)
         ]
+
+    def files(self, ref: str) -> dict[str, str]:
+        """The text files at a ref: one recursive tree, then each blob not read before."""
+
+        def tree() -> list[tuple[str, str]]:
+            listing = self.repo.get_git_tree(ref, recursive=True)
+            if listing.raw_data.get("truncated"):
+                raise ForgeError(f"GitHub truncated the tree of {ref}; the repository is too big")
+            return [(e.path, e.sha) for e in listing.tree if e.type == "blob"]
+
+        out: dict[str, str] = {}
+        for path, blob in self._call("get tree", tree):
+            text = self._blob(blob)
+            if text is not None:
+                out[path] = text
+        return out
+
+    def _blob(self, sha: str) -> str | None:
+        """A blob's text (cached: a blob never changes), or None when it is not UTF-8 text."""
+        if sha not in self._blobs:
+            raw = self._call("get blob", lambda: self.repo.get_git_blob(sha))
+            try:
+                self._blobs[sha] = base64.b64decode(raw.content).decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        return self._blobs[sha]
+
+    def first_parents(self, limit: int) -> list[tuple[str, str]]:
+        """(sha, commit time) of main's first-parent history, newest first (one commit a call)."""
+        out: list[tuple[str, str]] = []
+        sha: str | None = self.head(self.main)
+        while sha is not None and len(out) < limit:
+            commit = self._git_commit(sha)
+            date = commit.committer.date
+            out.append((commit.sha, date.isoformat() if date else ""))
+            sha = commit.parents[0].sha if commit.parents else None
+        return out
+
+    def parent(self, sha: str) -> str | None:
+        """A commit's first parent, or None for a root commit or an unknown sha."""
+        try:
+            commit = self._git_commit(sha)
+        except ForgeError:
+            return None
+        return commit.parents[0].sha if commit.parents else None
+
+    def _git_commit(self, sha: str) -> GitCommit:
+        return self._call("get commit", lambda: self.repo.get_git_commit(sha))
 
     def commit_changes(self, sha: str) -> dict[str, tuple[str | None, str | None]]:
         """Files a commit changed against its first parent: path -> (before, after)."""
@@ -213,9 +263,7 @@ class GithubForge(Forge):
             "list files", lambda: [f.filename for f in self.repo.get_pull(number).get_files()]
         )
         changed = {p: (self.read(p, pr.base_sha), self.read(p, pr.head_sha)) for p in names}
-        checks = standard_checks(
-            pr.planned_change(), changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
-        )
+        checks = self._checks(pr, changed, policy_check)
         head = pr.head_sha
 
         def publish() -> None:
@@ -285,46 +333,39 @@ class GithubForge(Forge):
         pr = pr.with_(state="merged", merge_sha=sha, updated_at=now)
         return ForgeResult(True, self.records.save(pr), "merged")
 
-    def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
-        """A new pull request restoring the values the change replaced, merged at once."""
-        pr = self.records.get(pr_id)
-        if pr is None:
-            return ForgeResult(False, None, f"no pull request {pr_id}")
-        if pr.state == "reverted":
-            return ForgeResult(True, pr, "already reverted")
-        if pr.state != "merged":
-            return ForgeResult(False, pr, f"nothing to revert: pull request is {pr.state}")
-        change = pr.planned_change()
-        branch = branch_for(pr.incident_id, f"revert-{pr.action}")
-        _sha, _created = self._ensure_branch(branch)
-        current = self.read(change.path, branch)
-        if current is None:
-            return ForgeResult(False, pr, f"{change.path} no longer exists")
-        restored = Catalog.inverse(change, current)
+    def _revert_branch(self, pr: PullRequest) -> str:
+        return branch_for(pr.incident_id, f"revert-{pr.action}")
+
+    def _find_revert(self, pr: PullRequest) -> tuple[str, int | None] | None:
+        branch = self._revert_branch(pr)
         pulls = self._call(
             "find revert pull request",
             lambda: list(self.repo.get_pulls(state="all", head=f"{self.owner}:{branch}")),
         )
-        if restored is None and not pulls:
-            return ForgeResult(
-                False, pr, "nothing left to revert: later changes replaced every value"
-            )
-        if restored is not None:
-            schema, _note = load_schema(self.read(mf.SCHEMA_PATH, branch))
-            errors = validate_manifest_text(change.path, restored, schema)
-            if errors:
-                return ForgeResult(False, pr, f"revert would not validate: {'; '.join(errors)}")
-            self._ensure_content(branch, change.path, restored, f"Revert {pr.title}")
+        merged = [p for p in pulls if p.merged]
+        return (str(merged[0].merge_commit_sha), merged[0].number) if merged else None
+
+    def _land_revert(
+        self, pr: PullRequest, inverse: Change, reason: str, now: int
+    ) -> tuple[str, int | None] | str:
+        # A revert pull request from its own branch, merged at once: the change already merged
+        # under the policy, and verification (not a person) asked for its undo.
+        branch = self._revert_branch(pr)
         title = f"Revert: {pr.title}"
+        if (
+            self._push_change(branch, inverse, f"Revert {pr.title}\n\n{inverse.summary}", now)
+            is None
+        ):
+            return f"{inverse.path} changed on {self.main} since the revert was planned"
+        restores = ", ".join(f"`{k}` = {v!r}" for k, v in sorted(inverse.after.items()))
         body = redact(
             f"{marker(pr.incident_id, f'revert:{pr.action}')}\n"
             f"Reverts #{pr.number} because verification failed: {reason}\n\n"
-            f"Restores {', '.join(f'`{k}` = {v!r}' for k, v in sorted(change.before.items()))}"
-            f" in `{change.path}`.",
+            f"Restores {restores} in `{inverse.path}`.",
             self.secrets,
         )
-        pull = self._ensure_pull(branch, title, body, ["sre-space", "revert"])
-        number = pull.number
+        number, _url = self._open_pull(branch, title, body, ["sre-space", "revert"])
+        assert number is not None
 
         def do_merge() -> str:
             fresh = self.repo.get_pull(number)
@@ -336,14 +377,6 @@ class GithubForge(Forge):
             return str(status.sha)
 
         try:
-            sha = self._call("merge revert", do_merge)
+            return self._call("merge revert", do_merge), number
         except ForgeError as exc:
-            return ForgeResult(False, pr, str(exc))
-        pr = pr.with_(
-            state="reverted",
-            revert_sha=sha,
-            revert_number=number,
-            revert_reason=reason,
-            updated_at=now,
-        )
-        return ForgeResult(True, self.records.save(pr), "reverted")
+            return str(exc)

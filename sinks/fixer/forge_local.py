@@ -2,9 +2,10 @@
 
 A pull request is a branch `sre/<incident-id>/<action>` holding one commit on top of `main`, plus a
 record in the store. The branch commit is written with plumbing (a private index file, `commit-tree`,
-`update-ref` with an empty old value). Merge is a real `git merge --no-ff` and revert a real
-`git revert -m 1` of the merge commit, each run in a private temporary worktree detached at `main`;
-`main` then moves by compare-and-swap (`update-ref main new old`). The primary working tree is never
+`update-ref` with an empty old value). Merge is a real `git merge --no-ff`, run in a private
+temporary worktree detached at `main`; a revert is one commit of the inverse edit the base class
+planned, worded as `git revert` words it. `main` then moves by compare-and-swap
+(`update-ref main new old`). The primary working tree is never
 touched: other writers (the chaos injectors) commit to `main` with plumbing too, and readers (the
 shop, the reconciler) read `main` from git, not from the working tree.
 
@@ -20,17 +21,16 @@ import tempfile
 import threading
 from pathlib import Path
 
-from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Change, Revision
 from sinks.fixer.forge import (
     CheckResult,
     Forge,
     ForgeError,
     ForgeResult,
+    PullRequest,
     PullRequestStore,
     git_date,
-    standard_checks,
 )
+from sinks.fixer.playbook import Change, Revision
 from sinks.store.sqlite import Store
 from sre_space import git
 
@@ -66,6 +66,7 @@ class LocalForge(Forge):
         self._timeout = timeout_s
         # One git operation at a time per forge: merges and reverts move the working tree.
         self._lock = threading.RLock()
+        self._blobs: dict[str, str] = {}  # blob id -> text; a blob never changes
 
     # --- git ------------------------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ class LocalForge(Forge):
         except git.GitError as exc:
             raise ForgeError(str(exc)) from exc
 
-    # --- ManifestSource ---------------------------------------------------------------------------
+    # --- the repository at any ref ---------------------------------------------------------------
 
     def head(self, ref: str = "main") -> str:
         """The commit a branch points at."""
@@ -125,6 +126,33 @@ class LocalForge(Forge):
             sha, _, at = line.partition(" ")
             revs.append(Revision(sha=sha, at=at, text=self.read(path, sha)))
         return revs
+
+    def files(self, ref: str) -> dict[str, str]:
+        """The text files at a ref, read from git objects (never the working tree)."""
+        out: dict[str, str] = {}
+        listing = self._git("ls-tree", "-r", "-z", ref).stdout
+        for entry in listing.split("\0"):
+            meta, _, name = entry.partition("\t")
+            parts = meta.split()
+            if not name or len(parts) != 3 or parts[1] != "blob":
+                continue
+            text = self._blobs.get(parts[2])
+            if text is None:
+                proc = self._git("cat-file", "blob", parts[2], check=False)
+                if proc.returncode != 0:
+                    continue
+                text = self._blobs[parts[2]] = proc.stdout
+            out[name] = text
+        return out
+
+    def first_parents(self, limit: int) -> list[tuple[str, str]]:
+        """(sha, commit time) of main's first-parent history, newest first."""
+        out = self._git("log", "--first-parent", f"-n{int(limit)}", "--format=%H %cI", self.main)
+        return [(sha, at) for sha, _, at in (ln.partition(" ") for ln in out.stdout.splitlines())]
+
+    def parent(self, sha: str) -> str | None:
+        """A commit's first parent, or None for a root commit or an unknown sha."""
+        return self._rev(f"{sha}^1")
 
     def commit_changes(self, sha: str) -> dict[str, tuple[str | None, str | None]]:
         """Files a commit changed against its first parent: path -> (before, after)."""
@@ -180,9 +208,7 @@ class LocalForge(Forge):
             if pr is None:
                 return ForgeResult(False, None, f"no pull request {pr_id}")
             changed = self._diff(pr.base_sha, pr.head_sha)
-            checks = standard_checks(
-                pr.planned_change(), changed, self.read(mf.SCHEMA_PATH, pr.head_sha), policy_check
-            )
+            checks = self._checks(pr, changed, policy_check)
             return self._record_checks(pr, checks, now)
 
     def _diff(self, base: str, head: str) -> dict[str, tuple[str | None, str | None]]:
@@ -230,7 +256,7 @@ class LocalForge(Forge):
         return None
 
     def _on_main(self, command: list[str], now: int) -> tuple[bool, str]:
-        """Run a porcelain command (merge, revert) on main in a private worktree.
+        """Run a porcelain command (a merge) on main in a private worktree.
 
         The primary working tree is never used: the chaos injectors and other writers commit to
         main with plumbing, so it can be stale, and the shop reads main itself. The result moves
@@ -255,25 +281,26 @@ class LocalForge(Forge):
             return False, f"{self.main} moved while the commit was made; try again"
         return True, new
 
-    def revert(self, pr_id: str, now: int, reason: str) -> ForgeResult:
-        """`git revert -m 1` of the merge commit on main; idempotent."""
-        with self._lock:
-            pr = self.records.get(pr_id)
-            if pr is None:
-                return ForgeResult(False, None, f"no pull request {pr_id}")
-            if pr.state == "reverted":
-                return ForgeResult(True, pr, "already reverted")
-            if pr.state != "merged" or not pr.merge_sha:
-                return ForgeResult(False, pr, f"nothing to revert: pull request is {pr.state}")
-            found = self._git(
-                "log", self.main, "--format=%H", "-F", f"--grep=This reverts commit {pr.merge_sha}"
-            ).stdout.split()
-            if found:
-                sha = found[0]
-            else:
-                ok, detail = self._on_main(["revert", "-m", "1", "--no-edit", pr.merge_sha], now)
-                if not ok:
-                    return ForgeResult(False, pr, f"revert failed: {detail}")
-                sha = detail
-            pr = pr.with_(state="reverted", revert_sha=sha, revert_reason=reason, updated_at=now)
-            return ForgeResult(True, self.records.save(pr), "reverted")
+    def _find_revert(self, pr: PullRequest) -> tuple[str, int | None] | None:
+        found = self._git(
+            "log", self.main, "--format=%H", "-F", f"--grep=This reverts commit {pr.merge_sha}"
+        ).stdout.split()
+        return (found[0], None) if found else None
+
+    def _land_revert(
+        self, pr: PullRequest, inverse: Change, reason: str, now: int
+    ) -> tuple[str, int | None] | str:
+        # One commit on main in `git revert`'s words, moved there by compare-and-swap.
+        base = self.head(self.main)
+        if self.read(inverse.path, base) != inverse.old_text:
+            return f"{inverse.path} changed on {self.main} since the revert was planned"
+        subject = self._git("log", "-1", "--format=%s", str(pr.merge_sha)).stdout.strip()
+        message = (
+            f'Revert "{subject}"\n\nThis reverts commit {pr.merge_sha}.\n\n'
+            f"{inverse.summary}\nReason: {reason}\nSRE-Space-Incident: {pr.incident_id}"
+        )
+        head = self._commit_on(base, inverse, message, now)
+        moved = self._git("update-ref", f"refs/heads/{self.main}", head, base, check=False)
+        if moved.returncode != 0:
+            return f"{self.main} moved while the revert was committed; try again"
+        return head, None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from sinks.fixer.catalog import SPECS, Bounds
+from sinks.fixer.playbook import SPECS, Bounds
 from sre_space.settings import FrozenModel
 from sre_space.timeutil import NS_PER_S, datetime_to_ns, ns_to_datetime
 
@@ -154,7 +154,7 @@ class VerificationConfig(FrozenModel):
 
 
 class BoundsConfig(FrozenModel):
-    """Catalog bounds; they may tighten the built-in ones, never loosen them."""
+    """Playbook bounds; they may tighten the built-in ones, never loosen them."""
 
     memory_ceiling_mib: int = Field(8192, ge=64, le=8192)
     memory_max_step_ratio: float = Field(2.0, gt=1.0, le=2.0)
@@ -166,7 +166,7 @@ class BoundsConfig(FrozenModel):
     target_utilization: float = Field(0.65, ge=0.3, le=0.9)
 
     def to_bounds(self) -> Bounds:
-        """The catalog's bounds object."""
+        """The playbook's bounds object."""
         return Bounds(
             memory_ceiling_mib=self.memory_ceiling_mib,
             memory_max_step_ratio=self.memory_max_step_ratio,
@@ -196,7 +196,7 @@ class PolicyConfig(FrozenModel):
     def _known_actions(self) -> PolicyConfig:
         unknown = sorted((set(self.auto_merge) | set(self.require_approval)) - set(SPECS))
         if unknown:
-            raise ValueError(f"unknown actions {unknown}; the catalog has {sorted(SPECS)}")
+            raise ValueError(f"unknown actions {unknown}; the playbook has {sorted(SPECS)}")
         both = sorted(set(self.auto_merge) & set(self.require_approval))
         if both:
             raise ValueError(f"actions {both} are in both auto_merge and require_approval")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 
-from sinks.fixer.catalog import Change
+from sinks.fixer.playbook import Change
 from sre_space.records import Diagnosis, Incident
 from sre_space.timeutil import ns_to_rfc3339
 

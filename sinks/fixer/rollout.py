@@ -1,12 +1,15 @@
 """Whether a merged change runs, judged from telemetry: for Argo CD / Flux, which apply `main`.
 
 What a merge should make the telemetry show (`Rollout`, from the change's new values):
-- a version change: the service's newest spans carry the merged `service.version` only;
+- a version change: the service's newest spans carry the merged version only: the resource's
+  `service.version`, or where it sets none, its container image's tag (`container.image.tags`,
+  the tag in `container.image.name`; see `operators.otlp.values.resource_version`);
 - a feature flag change: the flag's evaluations in the service's newest spans (OpenTelemetry
   `feature_flag` events) return a variant other than the ones they returned before the merge
   (a flag not evaluated before the merge falls to the last rule);
 - a replica change: `k8s.deployment.available` (else `k8s.replicaset.available`) equals the
-  merged count (and `*.desired` when reported); without those metrics, the number of instances
+  merged count (and `*.desired` when reported; the cluster receiver's resource names the
+  Deployment, `k8s.deployment.name`, which is read as the service); without those metrics, the number of instances
   (`k8s.pod.name`, `service.instance.id`, `host.name`) reporting in the last `lookback`;
 - any other change (a limit, an env var, a flag in the manifest): new instances that did not
   report in the `lookback` before the merge appear after it, i.e. the pods were rolled.

@@ -11,11 +11,18 @@ never more.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from sinks.fixer.manifest import BUILTIN_SCHEMA, ManifestError, parse, service_of_path
+from sinks.fixer.manifest import (
+    BUILTIN_SCHEMA,
+    SCHEMA_PATH,
+    ManifestError,
+    parse,
+    service_of_path,
+)
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
@@ -197,3 +204,16 @@ def validate_manifest_text(
             f"{path}: service {doc.get('service')!r} must equal the file name {service!r}"
         )
     return errors
+
+
+def load_schema(text: str | None) -> tuple[dict[str, Any] | None, str]:
+    """The repository's schema (None when missing or unreadable) and a note for the check."""
+    if text is None:
+        return None, f"{SCHEMA_PATH} missing, used the built-in contract schema"
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        return None, f"{SCHEMA_PATH} is not valid JSON ({exc}), used the built-in schema"
+    if not isinstance(schema, dict):
+        return None, f"{SCHEMA_PATH} is not an object, used the built-in schema"
+    return schema, f"validated against {SCHEMA_PATH}"

@@ -1,6 +1,6 @@
 """Rendered Kubernetes objects and a flagd file as per-service logical documents, and back.
 
-The logical document is the catalog's contract (`version`, `replicas`, `resources.memory_limit_mib`,
+The logical document is the playbook's contract (`version`, `replicas`, `resources.memory_limit_mib`,
 ...); this module converts between its values and the Kubernetes spellings (image tags, `256Mi`,
 `500m`, env strings, the kubectl restart annotation, flagd default variants).
 """

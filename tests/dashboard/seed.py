@@ -315,7 +315,6 @@ def _respond(
     from sinks.fixer.audit import AuditLog
     from sinks.fixer.fixer import Fixer
     from sinks.fixer.forge_local import LocalForge
-    from sinks.fixer.k8s.desired import GitHistory, KubernetesState, RepositoryState
     from sinks.fixer.policy import load_policy
     from sinks.memory.gather import gather
     from sinks.memory.index import PostMortemIndex, chroma_client
@@ -363,8 +362,7 @@ def _respond(
 
     forge = LocalForge(state / "gitops", store)
     # the shop's repository is Kubernetes manifests: the Fixer edits them as build_fixer wires it
-    desired = RepositoryState(forge, KubernetesState(GitHistory(forge.repo, main=forge.main)))
-    fixer = Fixer(forge, store, load_policy(None), desired=desired)
+    fixer = Fixer(forge, store, load_policy(None))
     remedy = fixer.remediate(current, diagnosis, at(30))
     current = _advance(store, current, "mitigating", at(30), remedy.reason)
     if remedy.status == "pending" and remedy.pr is not None:

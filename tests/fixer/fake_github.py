@@ -48,6 +48,11 @@ def _sha(data: str) -> str:
     return hashlib.sha1(data.encode()).hexdigest()
 
 
+def _blob_sha(text: str) -> str:
+    """Git's object id of a blob (what GitHub answers for a file's `sha`)."""
+    return _sha(f"blob {len(text.encode())}\0{text}")
+
+
 class FakeGithub:
     """In-memory GitHub for one repository `owner/name`."""
 
@@ -62,6 +67,7 @@ class FakeGithub:
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.automerge: list[str] = []
+        self.blobs: dict[str, str] = {}  # blob sha -> text, filled as trees are listed
         self._next_id = 1000
         self._clock = 0
         self.lock = threading.Lock()
@@ -171,7 +177,7 @@ class FakeGithub:
         }
 
     def _content_json(self, path: str, text: str) -> dict[str, Any]:
-        blob = _sha(f"blob {len(text.encode())}\0{text}")
+        blob = _blob_sha(text)
         return {
             "type": "file",
             "encoding": "base64",
@@ -271,6 +277,9 @@ class FakeGithub:
             (r"git/refs", "POST", self._create_ref),
             (r"contents/(.+)", "GET", self._get_contents),
             (r"contents/(.+)", "PUT", self._put_contents),
+            (r"git/trees/(.+)", "GET", self._get_tree),
+            (r"git/blobs/([0-9a-f]+)", "GET", self._get_blob),
+            (r"git/commits/([0-9a-f]+)", "GET", self._get_git_commit),
             (r"commits", "GET", self._list_commits),
             (r"commits/([0-9a-f]+)", "GET", self._get_commit),
             (r"statuses/([0-9a-f]+)", "POST", self._create_status),
@@ -341,6 +350,39 @@ class FakeGithub:
             {"content": self._content_json(path, tree[path]), "commit": self._commit_json(sha)},
             {},
         )
+
+    def _get_tree(self, q: dict[str, str], body: Any, ref: str) -> tuple[int, Any, dict[str, str]]:
+        # A commit or branch, always recursive (what the Fixer asks); the blobs only, no subtrees.
+        sha = self._resolve(ref)
+        if sha is None or q.get("recursive") not in ("1", "true"):
+            return 404, {"message": "Not Found"}, {}
+        files = self.commits[sha]["tree"]
+        entries = []
+        for path, text in sorted(files.items()):
+            blob = _blob_sha(text)
+            self.blobs[blob] = text
+            url = f"{self.repo_url}/git/blobs/{blob}"
+            entries.append(
+                {"path": path, "mode": "100644", "type": "blob", "sha": blob, "url": url}
+            )
+        tree = _sha(json.dumps(files, sort_keys=True))
+        return 200, {"sha": tree, "url": "", "tree": entries, "truncated": False}, {}
+
+    def _get_blob(self, q: dict[str, str], body: Any, sha: str) -> tuple[int, Any, dict[str, str]]:
+        if sha not in self.blobs:
+            return 404, {"message": "Not Found"}, {}
+        content = base64.b64encode(self.blobs[sha].encode()).decode()
+        return 200, {"sha": sha, "encoding": "base64", "content": content}, {}
+
+    def _get_git_commit(
+        self, q: dict[str, str], body: Any, sha: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        if sha not in self.commits:
+            return 404, {"message": "Not Found"}, {}
+        c, person = self.commits[sha], self._commit_json(sha)["commit"]["committer"]
+        parents = [{"sha": p, "url": f"{self.repo_url}/git/commits/{p}"} for p in c["parents"]]
+        out = {"sha": sha, "message": c["message"], "author": person, "committer": person}
+        return 200, {**out, "url": f"{self.repo_url}/git/commits/{sha}", "parents": parents}, {}
 
     def _list_commits(self, q: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
         start = self._resolve(q.get("sha", "main"))

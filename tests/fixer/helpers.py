@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sinks.fixer.catalog import Revision
+from sinks.fixer.playbook import Revision
 from sre_space.records import ActionRequest, Candidate, Diagnosis, Evidence, Incident
 from sre_space.timeutil import rfc3339_to_ns
 

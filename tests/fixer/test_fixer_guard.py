@@ -1,9 +1,9 @@
-"""The Fixer touches only the manifest keys its catalog allows, end to end on a real git forge.
+"""The Fixer touches only the manifest keys its playbook allows, end to end on a real git forge.
 
-A diagnosis whose action request names a key or value outside the catalog (replicas to 0, an image,
+A diagnosis whose action request names a key or value outside the playbook (replicas to 0, an image,
 a command, the environment, a path traversal in the service, flag or commit) is refused with a
 reason: nothing is committed, no branch is created, no pull request is recorded, and the audit log
-has the refusal. A `Change` forged past the catalog is stopped by the forge itself (the scope check
+has the refusal. A `Change` forged past the playbook is stopped by the forge itself (the scope check
 re-runs the key guard on the real diff; a path outside `services/` is never written).
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sinks.fixer.catalog import Catalog, Change
 from sinks.fixer.fixer import Fixer
 from sinks.fixer.forge import CheckResult
 from sinks.fixer.forge_local import LocalForge
+from sinks.fixer.playbook import Change, Playbook
 from sinks.fixer.policy import load_policy
 from sinks.store.sqlite import Store
 from sre_space.records import ActionRequest, Diagnosis
@@ -113,7 +113,7 @@ def _branches(repo: Path) -> list[str]:
     [case[1:] for case in REFUSED],
     ids=[case[0] for case in REFUSED],
 )
-def test_a_request_outside_the_catalog_is_refused_and_nothing_is_committed(
+def test_a_request_outside_the_playbook_is_refused_and_nothing_is_committed(
     manifests_repo: Path, store: Store, asked: ActionRequest, reason: str
 ) -> None:
     head = git(manifests_repo, "rev-parse", "main").strip()
@@ -129,11 +129,11 @@ def test_a_request_outside_the_catalog_is_refused_and_nothing_is_committed(
     assert git(manifests_repo, "status", "--porcelain") == ""
 
 
-def test_a_change_forged_past_the_catalog_fails_the_scope_check_and_is_not_merged(
+def test_a_change_forged_past_the_playbook_fails_the_scope_check_and_is_not_merged(
     manifests_repo: Path, store: Store
 ) -> None:
     forge = LocalForge(manifests_repo, store)
-    planned = Catalog().plan(ActionRequest("rollback_version", "checkout"), forge, NOW)
+    planned = Playbook().plan(ActionRequest("rollback_version", "checkout"), forge, NOW)
     assert planned.change is not None
     # Same action and allowed keys, but the text also sets replicas to 0 and adds an image.
     evil_text = planned.change.new_text.replace("replicas: 2", "replicas: 0") + "image: evil\n"
@@ -163,7 +163,7 @@ def test_a_change_forged_with_a_path_outside_services_is_never_written(
     manifests_repo: Path, store: Store
 ) -> None:
     forge = LocalForge(manifests_repo, store)
-    planned = Catalog().plan(ActionRequest("restart", "checkout"), forge, NOW)
+    planned = Playbook().plan(ActionRequest("restart", "checkout"), forge, NOW)
     assert planned.change is not None
     for path in ("../../etc/passwd", "services/../../etc/passwd", ".git/hooks/post-merge"):
         forged: Change = replace(planned.change, path=path)

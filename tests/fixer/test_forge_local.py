@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Catalog, Change
 from sinks.fixer.forge import CheckResult, ForgeResult, MergeMode, PullRequestStore
 from sinks.fixer.forge_local import LocalForge
+from sinks.fixer.k8s.desired import RepositoryState
+from sinks.fixer.playbook import Change, Playbook
 from sinks.store.sqlite import Store
 from sre_space.records import ActionRequest
 from sre_space.timeutil import rfc3339_to_ns
@@ -26,7 +27,7 @@ POLICY_OK = CheckResult("policy", True, "raise_memory_limit may merge automatica
 
 
 def plan(forge: LocalForge, action: str = "raise_memory_limit", **params: str | int) -> Change:
-    res = Catalog().plan(ActionRequest(action, "checkout", dict(params)), forge, T0)
+    res = Playbook().plan(ActionRequest(action, "checkout", dict(params)), forge, T0)
     assert res.change is not None, res.reason
     return res.change
 
@@ -127,13 +128,15 @@ def test_checks_merge_no_ff_and_revert(manifests_repo: Path, store: Store) -> No
     assert forge.merge(pr.id, T1).reason == "already merged"
     assert git(manifests_repo, "rev-list", "--count", "main").strip() == "4"
 
-    reverted = forge.revert(pr.id, T2, "signals did not recover")
+    reverted = forge.revert(pr.id, T2, "signals did not recover", RepositoryState(forge).undo)
     assert reverted.ok and reverted.pr is not None and reverted.pr.state == "reverted"
     revert_sha = reverted.pr.revert_sha
     assert revert_sha == forge.head()
     assert f"This reverts commit {merge_sha}" in git(manifests_repo, "log", "-1", "--format=%B")
     assert "memory_limit_mib: 512" in (forge.read("services/checkout.yaml") or "")
-    assert forge.revert(pr.id, T2, "again").reason == "already reverted"
+    assert (
+        forge.revert(pr.id, T2, "again", RepositoryState(forge).undo).reason == "already reverted"
+    )
     assert git(manifests_repo, "rev-list", "--count", "main").strip() == "5"
     # The primary working tree was never used; no scratch worktree is left behind.
     assert "memory_limit_mib: 512" in (manifests_repo / "services/checkout.yaml").read_text()
@@ -155,10 +158,10 @@ def test_merge_and_revert_recover_after_a_crash_before_the_record(
     assert again.ok and again.reason == "merged (recovered)"
     assert again.pr is not None and again.pr.merge_sha == merged.merge_sha
     snapshot = store.get("pull_requests", f"local:{pr.id}")
-    reverted = forge.revert(pr.id, T2, "x").pr
+    reverted = forge.revert(pr.id, T2, "x", RepositoryState(forge).undo).pr
     assert snapshot is not None and reverted is not None
     store.upsert("pull_requests", f"local:{pr.id}", snapshot)
-    again = forge.revert(pr.id, T2, "x")
+    again = forge.revert(pr.id, T2, "x", RepositoryState(forge).undo)
     assert again.ok and again.pr is not None and again.pr.revert_sha == reverted.revert_sha
     assert git(manifests_repo, "rev-list", "--count", "main").strip() == "5"
 
@@ -283,15 +286,16 @@ def test_a_conflicting_merge_or_revert_leaves_main_alone(
     assert not res.ok and "merge failed" in res.reason and "CONFLICT" in res.reason
     assert forge.head() == chaos
     assert len(git(manifests_repo, "worktree", "list").splitlines()) == 1
-    # a merged change that someone edited afterwards cannot be reverted blindly either
+    # a merged change that someone edited afterwards is not reverted over their edit either
     other = open_pr(forge, plan(forge, "scale_replicas", to=4), incident="inc-2").pr
     assert other is not None
     forge.run_checks(other.id, POLICY_OK, T1)
     assert forge.merge(other.id, T1).ok
     chaos_commit(manifests_repo, path, "replicas: 4 ", "replicas: 6 ")
     main = forge.head()
-    res = forge.revert(other.id, T2, "x")
-    assert not res.ok and "revert failed" in res.reason
+    res = forge.revert(other.id, T2, "x", RepositoryState(forge).undo)
+    # the revert puts back only values that still hold what the change wrote: none here
+    assert not res.ok and "nothing left to revert: later changes replaced" in res.reason
     assert forge.head() == main
 
 

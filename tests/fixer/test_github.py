@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from sinks.fixer.catalog import Catalog, Change
 from sinks.fixer.fixer import Fixer
 from sinks.fixer.forge import CheckResult, ForgeError
 from sinks.fixer.forge_github import GithubForge
 from sinks.fixer.github_client import RetryPolicy, make_github
+from sinks.fixer.k8s.desired import RepositoryState
+from sinks.fixer.playbook import Change, Playbook
 from sinks.fixer.policy import Policy, PolicyConfig
 from sinks.fixer.tracker import GithubTracker
 from sinks.store.sqlite import Store
@@ -70,7 +71,7 @@ def forge_for(fake: FakeGithub, store: Store, retry: RetryPolicy, **kw: object) 
 
 
 def plan(forge: GithubForge, action: str = "raise_memory_limit") -> Change:
-    res = Catalog().plan(ActionRequest(action, "checkout"), forge, T0)
+    res = Playbook().plan(ActionRequest(action, "checkout"), forge, T0)
     assert res.change is not None, res.reason
     return res.change
 
@@ -163,6 +164,7 @@ def test_pull_request_flow_every_request_and_payload(
         "GET /pulls/1/files",
         "GET /contents/services/checkout.yaml",
         "GET /contents/services/checkout.yaml",
+        "GET /contents/sre-space.gitops.yaml",  # no: the head is checked as service manifests
         "GET /contents/schema/service.schema.json",
         f"GET /commits/{pr.head_sha}",
         f"POST /statuses/{pr.head_sha}",
@@ -194,16 +196,20 @@ def test_pull_request_flow_every_request_and_payload(
     assert len(fake.requests) == n  # the record answers; GitHub is not asked again
 
     start = len(fake.requests)
-    reverted = forge.revert(pr.id, T0, "signals did not recover")
+    reverted = forge.revert(pr.id, T0, "signals did not recover", RepositoryState(forge).undo)
     assert reverted.ok and reverted.pr is not None and reverted.pr.state == "reverted"
     revert_branch = "sre/inc-7/revert-raise_memory_limit"
     assert routes(fake, start) == [
+        "GET /pulls",  # a revert that already landed is found, not made again
+        # The inverse is planned on main's logical document and validated like any change.
+        "GET /contents/sre-space.gitops.yaml",
+        "GET /contents/services/checkout.yaml",
+        "GET /contents/sre-space.gitops.yaml",
+        "GET /contents/schema/service.schema.json",
         f"GET /git/ref/heads/{revert_branch}",
         "GET /git/ref/heads/main",
         "POST /git/refs",
         "GET /contents/services/checkout.yaml",
-        "GET /pulls",
-        "GET /contents/schema/service.schema.json",
         "GET /contents/services/checkout.yaml",
         "PUT /contents/services/checkout.yaml",
         "GET /pulls",
@@ -212,7 +218,7 @@ def test_pull_request_flow_every_request_and_payload(
         "GET /pulls/2",
         "PUT /pulls/2/merge",
     ]
-    revert_pr = fake.requests[start + 9].body
+    revert_pr = fake.requests[start + 12].body
     assert revert_pr["title"] == "Revert: [sre-space] raise checkout memory"
     assert "Reverts #1 because verification failed: signals did not recover" in revert_pr["body"]
     assert "<!-- sre-space:incident=inc-7 step=revert:raise_memory_limit -->" in revert_pr["body"]

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import Catalog
-from sinks.fixer.k8s.desired import GitHistory, KubernetesState
+from sinks.fixer.forge_local import LocalForge
+from sinks.fixer.k8s.desired import RepositoryState
 from sinks.fixer.k8s.repo import GitOpsRepo, Proposal, ProposalError, load_dir
 from sinks.fixer.manifest import flatten
+from sinks.fixer.playbook import Playbook
 from sinks.store.sqlite import Store
 from sre_space.records import ActionRequest
 
@@ -245,16 +246,16 @@ def test_a_kustomize_base_kept_under_a_protected_path_is_refused(tmp_path: Path)
     assert GitOpsRepo(load_dir(repo_dir)).propose(SERVICE, {"replicas": 5}).edits
 
 
-def forge_state(repo_dir: Path, store: Store) -> KubernetesState:
-    return KubernetesState(GitHistory(repo_dir), AuditLog(store))
+def forge_state(repo_dir: Path, store: Store) -> RepositoryState:
+    return RepositoryState(LocalForge(repo_dir, store), AuditLog(store))
 
 
-def test_the_catalog_plans_on_logical_documents_and_the_change_is_one_file(
+def test_the_playbook_plans_on_logical_documents_and_the_change_is_one_file(
     tmp_path: Path, store: Store
 ) -> None:
     repo_dir = make_repo(tmp_path, "plain")
     state = forge_state(repo_dir, store)
-    plan = Catalog().plan(
+    plan = Playbook().plan(
         ActionRequest("raise_memory_limit", SERVICE, {"to_mib": 384}),
         state.source(),
         now=1,
@@ -278,7 +279,7 @@ def test_an_invalid_render_is_refused_in_the_audit_log_and_main_is_untouched(
     git(repo_dir, "commit", "-q", "-am", "a misspelt field")
     head = git(repo_dir, "rev-parse", "HEAD")
     state = forge_state(repo_dir, store)
-    plan = Catalog().plan(
+    plan = Playbook().plan(
         ActionRequest("scale_replicas", SERVICE, {"to": 3}), state.source(), now=5
     )
     assert plan.change is not None, plan.reason

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from sinks.fixer.audit import AuditLog
 from sinks.fixer.fixer import Fixer
 from sinks.fixer.forge_local import LocalForge
-from sinks.fixer.k8s.desired import GitHistory, KubernetesState, RepositoryState
 from sinks.fixer.policy import load_policy
 from sinks.store.sqlite import Store
 from sre_space.records import ActionRequest, Diagnosis
@@ -47,9 +45,7 @@ def _diagnosis(ask: Ask) -> Diagnosis:
 
 def _fixer(repo: Path, store: Store) -> Fixer:
     # As sinks/fixer/factory.py composes it for the local forge.
-    forge = LocalForge(repo, store)
-    state = RepositoryState(forge, KubernetesState(GitHistory(repo), AuditLog(store)))
-    return Fixer(forge, store, load_policy(None), desired=state)
+    return Fixer(LocalForge(repo, store), store, load_policy(None))
 
 
 def test_a_memory_raise_merges_one_line_of_the_deployment(tmp_path: Path, store: Store) -> None:
@@ -73,7 +69,7 @@ def test_a_repository_of_service_manifests_keeps_its_own_format(
     manifests_repo: Path, store: Store
 ) -> None:
     fixer = _fixer(manifests_repo, store)
-    assert fixer.desired is not None and fixer.desired.source() is fixer.forge
+    assert fixer.desired.source() is fixer.forge
     base = diagnosis().candidates[0]
     ask = ActionRequest("raise_memory_limit", base.service, {"to_mib": 768})
     cand = replace(base, actions=[ask])
@@ -217,3 +213,27 @@ def test_bad_input_is_refused_in_the_audit_log_and_nothing_is_written(
     assert git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads").split() == ["main"]
     assert git(repo, "status", "--porcelain") == ""
     assert store.count("pull_requests") == 0
+
+
+def test_a_merged_change_is_reverted_by_the_same_path_one_line_back(
+    tmp_path: Path, store: Store
+) -> None:
+    repo = _repo(tmp_path)
+    before = git(repo, "show", "main:apps/inkwell.yaml")
+    fixer = _fixer(repo, store)
+    remedy = fixer.remediate(INCIDENT, _diagnosis(("raise_memory_limit", {"to_mib": 384})), NOW)
+    assert remedy.status == "merged" and remedy.pr is not None, remedy.reason
+    reverted = fixer.revert(remedy.pr.id, NOW + 1, "signals did not recover")
+    assert reverted.ok and reverted.pr is not None, reverted.reason
+    sha = reverted.pr.revert_sha
+    assert sha == git(repo, "rev-parse", "main").strip()
+    assert f"This reverts commit {remedy.merge_sha}" in git(repo, "log", "-1", "--format=%B")
+    diff = git(repo, "diff", "-U0", f"{sha}^1", sha)
+    changed = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    assert changed == [
+        "-              memory: 384Mi  # raised after the March OOMs",
+        "+              memory: 256Mi  # raised after the March OOMs",
+    ]
+    assert git(repo, "show", "main:apps/inkwell.yaml") == before
+    actions = {r["action"] for r in store.query("actions", key=INCIDENT.id)}
+    assert {"render_validated", "revert"} <= actions

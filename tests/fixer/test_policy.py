@@ -54,7 +54,7 @@ def test_default_policy_file_loads_and_is_sane() -> None:
 def test_unknown_and_unlisted_actions_are_refused() -> None:
     d = policy().decide("drop_database", ["checkout"], NOW)
     assert d.verdict == "refuse" and "not allowed" in d.reason
-    d = policy().decide("restart", ["checkout"], NOW)  # in the catalog, not in this policy
+    d = policy().decide("restart", ["checkout"], NOW)  # in the playbook, not in this policy
     assert d.verdict == "refuse"
 
 

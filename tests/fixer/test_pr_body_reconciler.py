@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sinks.fixer.catalog import Catalog
+from sinks.fixer.playbook import Playbook
 from sinks.fixer.pr_body import quote, redact, render_pr_body
 from sinks.fixer.reconciler import CommandReconciler
 from sre_space.records import ActionRequest
@@ -19,7 +19,7 @@ TOKEN = "ghp_" + "A1b2C3d4E5" * 4
 def test_body_has_every_section_and_no_secret() -> None:
     src = MemSource({"services/checkout.yaml": manifest("checkout")})
     change = (
-        Catalog()
+        Playbook()
         .plan(
             ActionRequest("raise_memory_limit", "checkout"),
             src,

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from bench.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_request
+from operators.otlp import decode_metrics_proto, decode_trace_proto
+from operators.signals import SignalSpec, finalize, metric_partials, span_partials
 from sinks.fixer.factory import build_deployer
 from sinks.fixer.fixer import Remedy
 from sinks.fixer.forge import ForgeResult, PullRequest
@@ -21,7 +24,7 @@ from sinks.outputs.store_sink import record_row
 from sinks.store.sqlite import Store
 from sre_space.records import Incident, SignalWindow
 from sre_space.responders.machine import HealthSample, Progress, Responder, ResponderSteps
-from sre_space.settings import load_settings
+from sre_space.settings import load_pipeline_config, load_settings
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 T0 = rfc3339_to_ns("2027-03-02T08:00:00.000Z")
@@ -70,6 +73,35 @@ def metric(
         value=value,
         attributes={"k8s.pod.name": pod} if pod else None,
     )
+
+
+# The dataflow's aggregation with the default pipeline config (no shop site file), 10 s windows.
+SPEC = SignalSpec.from_config(load_pipeline_config(None))
+
+
+def exported(service: str, start: int, resource: dict[str, Any], n: int = 20) -> list[SignalWindow]:
+    """Server spans of one window as an SDK exports them (OTLP), through decode and aggregation."""
+    spans = [
+        SpanSpec(
+            (start + i).to_bytes(16, "big"),
+            (i + 1).to_bytes(8, "big"),
+            "POST /entries",
+            start + i * 1000,
+            start + WINDOW // 2 + i * 1000,
+        )
+        for i in range(n)
+    ]
+    req = trace_request([({"service.name": service, **resource}, spans)])
+    batch = decode_trace_proto(req.SerializeToString())
+    return [finalize(p, SPEC.window_ns) for p in span_partials(batch, SPEC)]
+
+
+def cluster_metric(deployment: str, start: int, name: str, value: float) -> list[SignalWindow]:
+    """A replica count as the Kubernetes cluster receiver exports it (no service.name)."""
+    point = PointSpec(name=name, value=value, ts_ns=start + WINDOW // 2)
+    req = metrics_request([({"k8s.deployment.name": deployment}, [point])])
+    batch = decode_metrics_proto(req.SerializeToString())
+    return [finalize(p, SPEC.window_ns) for p in metric_partials(batch, SPEC)]
 
 
 def pods(service: str, start: int, names: list[str]) -> list[SignalWindow]:
@@ -294,3 +326,52 @@ def test_default_deployer_is_gitops_watched_through_telemetry(store: Store, tmp_
         load_settings(config=site), store, command=["kubectl", "apply", "-k", "."]
     )
     assert given.mode == "command" and given.rollout_deadline_s == 120.0
+
+
+# --- the image tag and replica counts as exported (semantic-convention resource attributes) ------
+
+IMAGE = "registry.example.com/ledger"
+
+
+def test_merged_image_tag_never_exported_escalates_at_the_deadline_without_a_revert(
+    store: Store, tmp_path: Path
+) -> None:
+    # The SDK sets no service.version: the version is the tag of the image the pod runs.
+    assert SPEC.window_ns == WINDOW
+    run = Run(store, tmp_path, {"version": "2.3.1"})
+    merged = T0 + WINDOW - 1  # the first tick merges; the deadline is 300 s after it
+    ticks = []
+    for n in range(40):
+        put(store, *exported("ledger", T0 + n * WINDOW, {"container.image.tags": ["2.4.0"]}))
+        ticks.append(T0 + (n + 1) * WINDOW - 1)
+        p = run.until(ticks[-1])
+        if p.step != "deploy":
+            break
+    assert p.step == "done", p.data
+    assert ticks[-2] < merged + 300 * NS_PER_S <= ticks[-1]  # at the deadline, not before
+    assert p.data["outcome"]["result"] == "not_rolled_out"
+    assert "2.4.0 (20 spans)" in p.data["outcome"]["detail"]
+    assert run.reverted == [] and run.audit("revert") == []
+    assert [r["outcome"] for r in run.audit("escalate")] == ["done"]
+
+
+def test_merged_image_tag_in_the_image_name_verifies(store: Store, tmp_path: Path) -> None:
+    run = Run(store, tmp_path, {"version": "2.3.1"})
+    put(store, *exported("ledger", T0, {"container.image.name": f"{IMAGE}:2.4.0"}))
+    assert run.until(T0 + WINDOW).step == "deploy"
+    put(store, *exported("ledger", T0 + WINDOW, {"container.image.name": f"{IMAGE}:2.3.1"}))
+    p = run.until(T0 + 2 * WINDOW)
+    assert p.step == "verify", p.data
+    assert [r["reason"] for r in run.audit("rolled_out")] == ["spans of ledger carry version 2.3.1"]
+
+
+def test_replicas_from_the_cluster_receiver_verify(store: Store, tmp_path: Path) -> None:
+    run = Run(store, tmp_path, {"replicas": 6})
+    put(store, *cluster_metric("ledger", T0, "k8s.deployment.available", 3))
+    assert run.until(T0 + WINDOW).step == "deploy"
+    put(store, *cluster_metric("ledger", T0 + WINDOW, "k8s.deployment.available", 6))
+    put(store, *cluster_metric("ledger", T0 + WINDOW, "k8s.deployment.desired", 6))
+    assert run.until(T0 + 2 * WINDOW).step == "verify"
+    assert [r["reason"] for r in run.audit("rolled_out")] == [
+        "k8s.deployment.available=6, k8s.deployment.desired=6 (merged 6)"
+    ]

@@ -10,7 +10,7 @@ For every case: the ranked candidates (service, operation, fault class, score, c
 remediations) are those of the clean run; the chosen action, its parameters, the manifest keys it
 touches, the pull request's title, branch and labels are identical; no canary reaches the LLM request
 or the pull request body; the hostile text stays inside the prompt's DATA block; nothing outside the
-catalog is planned. Expected outcomes:
+playbook is planned. Expected outcomes:
 
 - `identical`: the whole diagnosis (evidence and summary included) equals the clean one: the text
   never reached anything the Brain looks at.
@@ -32,7 +32,7 @@ import pytest
 from sinks.brain.engine import Analysis
 from sinks.brain.narrate import load_prompt
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import Catalog
+from sinks.fixer.playbook import Playbook
 from sre_space.records import Diagnosis
 from tests.brain.fake_llm import FakeLLM
 from tests.fixer.helpers import git
@@ -250,13 +250,13 @@ def _check(case: Case, run: Run, clean: Run) -> None:
         assert run.diagnosis.narrative is None
     elif case.expect == "narrated":
         assert run.narration.status == "ok", run.narration.reason
-    # 3. The Fixer planned, opened and merged exactly the clean change, inside the catalog.
+    # 3. The Fixer planned, opened and merged exactly the clean change, inside the playbook.
     assert plan(run) == plan(clean)
     pr = run.remedy.pr
-    assert pr is not None and pr.action in Catalog.names()
+    assert pr is not None and pr.action in Playbook.names()
     for r in run.parts.fixer.store.query("actions", key="inc-inj"):
         request = str(r["inputs"].get("request", ""))
-        assert not request or request.split("(")[0] in Catalog.names()
+        assert not request or request.split("(")[0] in Playbook.names()
     old = mf.parse(git(run.repo, "show", "main~1:services/payment.yaml"))
     new = mf.parse(git(run.repo, "show", "main:services/payment.yaml"))
     assert mf.changed_keys(old, new) == ["version"]

@@ -1,82 +1,57 @@
-"""The catalog's logical documents over a Kubernetes GitOps repository held by a forge.
+"""The desired state a forge holds, as the playbook plans on it, for every repository layout.
 
-`KubernetesState.source()` lets the catalog plan on `services/<service>.yaml` as a logical
-document rendered from the repository; `realize(change)` turns the planned change into the one
-repository file edit that carries it, rendered and validated, or refuses with the reason.
+`RepositoryState` is the one path both forges take: `source()` gives the playbook logical documents
+(`services/<service>.yaml`, rendered from Kubernetes YAML when main carries the gitops config),
+`realize(change)` turns a planned change into the one file edit that carries it (rendered and
+schema-validated), and `undo(change)` plans and realizes the inverse of a merged change.
 """
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sinks.fixer import manifest as mf
 from sinks.fixer.audit import AuditLog
-from sinks.fixer.catalog import Change, ManifestSource, Revision
 from sinks.fixer.k8s.repo import GitOpsRepo, Proposal, ProposalError
+from sinks.fixer.playbook import Change, ManifestSource, Playbook, Revision
+from sinks.fixer.schema import load_schema, validate_manifest_text
 from sre_space.gitops.config import CONFIG_PATH
 
 
-class GitHistory:
-    """A local git repository's files at any ref and main's first-parent commits."""
-
-    def __init__(self, repo: Path, *, main: str = "main", git: str = "git") -> None:
-        self.repo = Path(repo)
-        self.main = main
-        self.git_bin = git
-
-    def _run(self, *args: str) -> bytes:
-        return subprocess.run(
-            [self.git_bin, "-C", str(self.repo), *args], capture_output=True, check=True, timeout=60
-        ).stdout
+class Repository(ManifestSource, Protocol):
+    """A repository as both forges offer it: files at any ref and main's first-parent history."""
 
     def files(self, ref: str) -> dict[str, str]:
-        """The text files at a ref, read from git objects (not the working tree)."""
-        out: dict[str, str] = {}
-        for name in self._run("ls-tree", "-r", "-z", "--name-only", ref).decode().split("\0"):
-            if name:
-                try:
-                    out[name] = self._run("show", f"{ref}:{name}").decode("utf-8")
-                except UnicodeDecodeError:
-                    continue
-        return out
+        """The text files at a ref (a branch or a commit), by path."""
+        ...
 
-    def log(self, limit: int) -> list[tuple[str, str]]:
+    def first_parents(self, limit: int) -> list[tuple[str, str]]:
         """(sha, commit time) of main's first-parent history, newest first."""
-        text = self._run("log", "--first-parent", f"-n{int(limit)}", "--format=%H %cI", self.main)
-        out = []
-        for line in text.decode().splitlines():
-            sha, _, at = line.partition(" ")
-            out.append((sha, at))
-        return out
+        ...
 
     def parent(self, sha: str) -> str | None:
         """A commit's first parent, or None for a root commit or an unknown sha."""
-        try:
-            return self._run("rev-parse", "--verify", "-q", f"{sha}^1").decode().strip() or None
-        except subprocess.CalledProcessError:
-            return None
+        ...
 
 
 class LogicalSource:
     """A ManifestSource whose `services/<service>.yaml` are the logical documents of a repository,
     now and at each commit of main (rendered per commit, so rollbacks and reverts plan too)."""
 
-    def __init__(self, history: GitHistory, ref: str = "main", limit: int = 20) -> None:
-        self.history_source = history
-        self.ref = ref
+    def __init__(self, repo: Repository, limit: int = 20) -> None:
+        self.repo = repo
         self.limit = limit
+        # Per instance: `main` moves between uses, so a source lives for one planning step.
         self._docs: dict[str, dict[str, dict[str, Any]]] = {}
 
     def documents(self, ref: str) -> dict[str, dict[str, Any]]:
-        """The logical documents at a ref (cached per ref: a commit never changes)."""
+        """The logical documents at a ref (cached for this source's lifetime)."""
         if ref not in self._docs:
             try:
-                self._docs[ref] = GitOpsRepo(self.history_source.files(ref)).documents()
+                self._docs[ref] = GitOpsRepo(self.repo.files(ref)).documents()
             except ProposalError as exc:
-                # The catalog refuses on a ManifestError and audits its reason.
+                # The playbook refuses on a ManifestError and audits its reason.
                 raise mf.ManifestError(f"{ref}: {exc}") from None
         return self._docs[ref]
 
@@ -89,7 +64,7 @@ class LogicalSource:
     def history(self, path: str, limit: int = 50) -> list[Revision]:
         """The commits of main that changed the service's logical document, newest first."""
         service = mf.service_of_path(path)
-        commits = self.history_source.log(min(limit, self.limit) + 1)
+        commits = self.repo.first_parents(min(limit, self.limit) + 1)
         texts: list[tuple[str, str, str | None]] = []
         for sha, at in commits:
             try:
@@ -105,7 +80,7 @@ class LogicalSource:
 
     def commit_changes(self, sha: str) -> dict[str, tuple[str | None, str | None]]:
         """The logical documents a commit changed against its first parent."""
-        parent = self.history_source.parent(sha)
+        parent = self.repo.parent(sha)
         if parent is None:
             return {}
         before, after = self.documents(parent), self.documents(sha)
@@ -119,42 +94,72 @@ class LogicalSource:
         }
 
 
-class KubernetesState:
-    """Desired state kept as Kubernetes manifests (plain, kustomize overlay or Helm values)."""
+class RepositoryState:
+    """Kubernetes editing when main carries the gitops config; the service manifests otherwise."""
 
-    def __init__(self, history: GitHistory, audit: AuditLog | None = None) -> None:
-        self.history = history
+    def __init__(self, repo: Repository, audit: AuditLog | None = None) -> None:
+        self.repo = repo
         self.audit = audit
 
-    def repo(self, ref: str = "main") -> GitOpsRepo:
-        """The repository at a ref."""
-        return GitOpsRepo(self.history.files(ref))
+    def is_kubernetes(self) -> bool:
+        """True when main has `sre-space.gitops.yaml` (read at each use: main may change)."""
+        return self.repo.read(CONFIG_PATH) is not None
 
     def source(self) -> ManifestSource:
-        """What the catalog plans on: the logical documents of main and its history."""
-        return LogicalSource(self.history)
+        """What the playbook plans on: the logical documents of main and its history."""
+        return LogicalSource(self.repo) if self.is_kubernetes() else self.repo
 
-    def realize(self, change: Change, *, incident_id: str | None, now: int) -> Change | str:
+    def realize(
+        self, change: Change, *, incident_id: str | None, now: int, step: str = "render"
+    ) -> Change | str:
         """The change as one rendered, validated file edit; a refusal's reason otherwise."""
+        key = f"{step}:{change.action}:{change.service}"
+        if not self.is_kubernetes():
+            errors = validate_manifest_text(
+                change.path, change.new_text, load_schema(self.repo.read(mf.SCHEMA_PATH))[0]
+            )
+            if errors:
+                return self._refuse(now, incident_id, change, key, "; ".join(errors))
+            return change
         try:
-            proposal = self.repo().propose(change.service, change.after)
+            proposal = GitOpsRepo(self.repo.files("main")).propose(change.service, change.after)
             if len(proposal.edits) != 1:
                 raise ProposalError(
                     f"the change touches {len(proposal.edits)} files ({', '.join(proposal.edits)});"
                     " one file per pull request"
                 )
         except ProposalError as exc:
-            self._record(now, incident_id, change, "refuse_render", str(exc), "refused")
-            return str(exc)
+            return self._refuse(now, incident_id, change, key, str(exc))
         ((path, (old, new)),) = proposal.edits.items()
-        self._record(now, incident_id, change, "render_validated", _summary(proposal), "done")
+        self._record(now, incident_id, change, key, "render_validated", _summary(proposal), "done")
         return replace(change, path=path, old_text=old, new_text=new)
+
+    def undo(self, change: Change, *, incident_id: str | None = None, now: int = 0) -> Change | str:
+        """The merged change's inverse on main (keys a later change replaced stay), realized."""
+        path = mf.manifest_path(change.service)
+        try:
+            current = self.source().read(path)
+        except mf.ManifestError as exc:
+            return str(exc)
+        if current is None:
+            return f"no manifest {path} on main for service {change.service!r}"
+        inverse = Playbook.inverse(change, current)
+        if inverse is None:
+            return "nothing left to revert: later changes replaced every value"
+        return self.realize(inverse, incident_id=incident_id, now=now, step="undo")
+
+    def _refuse(
+        self, now: int, incident_id: str | None, change: Change, key: str, reason: str
+    ) -> str:
+        self._record(now, incident_id, change, key, "refuse_render", reason, "refused")
+        return reason
 
     def _record(
         self,
         now: int,
         incident_id: str | None,
         change: Change,
+        key: str,
         action: str,
         reason: str,
         outcome: str,
@@ -165,7 +170,7 @@ class KubernetesState:
                 action=action,
                 reason=reason,
                 incident_id=incident_id,
-                key=f"render:{change.action}:{change.service}",
+                key=key,
                 inputs={"service": change.service, "after": change.after},
                 outcome=outcome,
             )
@@ -173,25 +178,3 @@ class KubernetesState:
 
 def _summary(proposal: Proposal) -> str:
     return f"{proposal.layout} render of {', '.join(proposal.edits)} validated"
-
-
-class RepositoryState:
-    """Kubernetes editing when main carries the gitops config; the service manifests otherwise."""
-
-    def __init__(self, forge: ManifestSource, kubernetes: KubernetesState) -> None:
-        self.forge = forge
-        self.kubernetes = kubernetes
-
-    def is_kubernetes(self) -> bool:
-        """True when main has `sre-space.gitops.yaml` (read at each use: main may change)."""
-        return self.forge.read(CONFIG_PATH) is not None
-
-    def source(self) -> ManifestSource:
-        """The logical documents of a Kubernetes repository, or the forge's own manifests."""
-        return self.kubernetes.source() if self.is_kubernetes() else self.forge
-
-    def realize(self, change: Change, *, incident_id: str | None, now: int) -> Change | str:
-        """The rendered, validated file edit on a Kubernetes repository; the change otherwise."""
-        if mf.service_of_path(change.path) is None or not self.is_kubernetes():
-            return change
-        return self.kubernetes.realize(change, incident_id=incident_id, now=now)

@@ -1,4 +1,4 @@
-"""A Kubernetes GitOps repository as the catalog sees it: per-service logical documents.
+"""A Kubernetes GitOps repository as the playbook sees it: per-service logical documents.
 
 `GitOpsRepo.documents()` renders the repository and reads each Deployment (and the flagd flags it
 owns) as a logical document. `propose(service, changes)` writes changed logical keys into the YAML
@@ -109,6 +109,15 @@ class GitOpsRepo:
             return self._read(self.files)[2]
         except (rd.RenderError, EditError, lg.LogicalError, lo.LayoutError) as exc:
             raise ProposalError(str(exc)) from None
+
+    def validated_documents(self) -> dict[str, dict[str, Any]]:
+        """Every service's logical document once the snapshot renders and every object validates."""
+        try:
+            _, objs, docs = self._read(self.files)
+            rd.validate(objs, self.config.kubernetes_version)
+        except (rd.RenderError, EditError, lg.LogicalError, lo.LayoutError) as exc:
+            raise ProposalError(str(exc)) from None
+        return docs
 
     def propose(self, service: str, changes: Mapping[str, Any]) -> Proposal:
         """Edit the nodes that keep `changes` (dotted logical keys), render, validate and check."""

@@ -1,4 +1,4 @@
-"""Catalog: typed actions, bounds, the key guard, refusals as results, undo."""
+"""Playbook: typed actions, bounds, the key guard, refusals as results, undo."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sinks.fixer import manifest as mf
-from sinks.fixer.catalog import SPECS, Bounds, Catalog, guard
+from sinks.fixer.playbook import SPECS, Bounds, Playbook, guard
 from sre_space.actions import ACTIONS
 from sre_space.records import ActionRequest
 from sre_space.timeutil import rfc3339_to_ns
@@ -35,7 +35,7 @@ def ask(action: str, params: dict[str, Any]) -> ActionRequest:
 
 
 def plan(action: str, **params: Any) -> tuple[bool, str, dict[str, object]]:
-    res = Catalog().plan(ask(action, params), source(**{'"1.4.1"': '"1.4.2"'}), NOW)
+    res = Playbook().plan(ask(action, params), source(**{'"1.4.1"': '"1.4.2"'}), NOW)
     return res.ok, res.reason, (res.change.after if res.change else {})
 
 
@@ -51,7 +51,7 @@ def test_every_action_plans_a_one_key_change_that_keeps_comments() -> None:
     }
     src = source(**{'"1.4.1"': '"1.4.2"'})
     for action, params in cases.items():
-        res = Catalog().plan(ask(action, params), src, NOW)
+        res = Playbook().plan(ask(action, params), src, NOW)
         assert res.ok, (action, res.reason)
         change = res.change
         assert change is not None
@@ -114,7 +114,7 @@ def test_refusals_are_results_with_reasons(action: str, params: dict[str, Any], 
 
 
 def test_restart_needs_event_time() -> None:
-    res = Catalog().plan(ActionRequest("restart", "checkout"), source(), now=None)
+    res = Playbook().plan(ActionRequest("restart", "checkout"), source(), now=None)
     assert not res.ok and "event time" in res.reason
 
 
@@ -128,7 +128,7 @@ def test_revert_commit_restores_only_values_still_in_place() -> None:
         {"services/checkout.yaml": current},
         commits={"abc1234": {"services/checkout.yaml": (before, after)}},
     )
-    res = Catalog().plan(ActionRequest("revert_commit", "checkout", {"sha": "abc1234"}), src, NOW)
+    res = Playbook().plan(ActionRequest("revert_commit", "checkout", {"sha": "abc1234"}), src, NOW)
     assert res.ok, res.reason
     assert res.change is not None
     assert res.change.after == {"connection_pool.max": 20}
@@ -142,10 +142,10 @@ def test_revert_commit_restores_only_values_still_in_place() -> None:
             }
         },
     )
-    res = Catalog().plan(ActionRequest("revert_commit", "checkout", {"sha": "abc1234"}), two, NOW)
+    res = Playbook().plan(ActionRequest("revert_commit", "checkout", {"sha": "abc1234"}), two, NOW)
     assert not res.ok and "one service per change" in res.reason
     elsewhere = ActionRequest("revert_commit", "cart", {"sha": "abc1234"})
-    res = Catalog().plan(elsewhere, src, NOW)
+    res = Playbook().plan(elsewhere, src, NOW)
     assert not res.ok and "not cart" in res.reason
 
 
@@ -159,18 +159,24 @@ def test_guard_refuses_keys_outside_the_allowed_set() -> None:
 
 
 def test_inverse_undoes_only_what_is_still_there() -> None:
-    res = Catalog().plan(ActionRequest("scale_replicas", "checkout", {"to": 4}), source(), NOW)
+    res = Playbook().plan(ActionRequest("scale_replicas", "checkout", {"to": 4}), source(), NOW)
     assert res.change is not None
-    assert Catalog.inverse(res.change, res.change.new_text) == res.change.old_text
+    inverse = Playbook.inverse(res.change, res.change.new_text)
+    assert inverse is not None and inverse.new_text == res.change.old_text
+    assert (inverse.before, inverse.after, inverse.allowed_keys) == (
+        {"replicas": 4},
+        {"replicas": 2},
+        ("replicas",),
+    )
     later = res.change.new_text.replace("replicas: 4", "replicas: 7")
-    assert Catalog.inverse(res.change, later) is None
+    assert Playbook.inverse(res.change, later) is None
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(current=st.integers(64, 8192), to=st.integers(-10, 20000))
 def test_memory_bounds_hold_for_any_request(current: int, to: int) -> None:
     src = MemSource({"services/checkout.yaml": manifest("checkout", **{"512": str(current)})})
-    res = Catalog().plan(ActionRequest("raise_memory_limit", "checkout", {"to_mib": to}), src, NOW)
+    res = Playbook().plan(ActionRequest("raise_memory_limit", "checkout", {"to_mib": to}), src, NOW)
     if res.ok:
         assert res.change is not None
         new = res.change.after["resources.memory_limit_mib"]
@@ -186,7 +192,7 @@ def test_replica_bounds_hold_for_any_request(current: int, to: int) -> None:
     src = MemSource(
         {"services/checkout.yaml": manifest("checkout", **{"replicas: 2": f"replicas: {current}"})}
     )
-    res = Catalog().plan(ActionRequest("scale_replicas", "checkout", {"to": to}), src, NOW)
+    res = Playbook().plan(ActionRequest("scale_replicas", "checkout", {"to": to}), src, NOW)
     assert res.ok == (1 <= to <= 20 and to - current <= 3 and to != current)
 
 
@@ -201,14 +207,14 @@ def test_timeout_bounds_hold_for_any_request(current: int, to: int | None) -> No
         }
     )
     params: dict[str, str | int | float | bool] = {} if to is None else {"to_ms": to}
-    res = Catalog(Bounds()).plan(ActionRequest("raise_timeout", "checkout", params), src, NOW)
+    res = Playbook(Bounds()).plan(ActionRequest("raise_timeout", "checkout", params), src, NOW)
     if res.ok:
         assert res.change is not None
         new = res.change.after["timeouts.downstream_ms"]
         assert current < new <= min(30000, 2 * current)
 
 
-def test_catalog_lists_the_documented_actions() -> None:
+def test_playbook_lists_the_documented_actions() -> None:
     assert (
         set(SPECS)
         == set(ACTIONS)
@@ -231,7 +237,7 @@ def test_defaults_when_the_brain_names_only_the_action() -> None:
     assert plan("raise_timeout", service="checkout")[2] == {"timeouts.downstream_ms": 1600}
     assert plan("set_feature_flag", service="checkout", flag="new_pricing_rules")[2] == {}
     src = source(**{"new_pricing_rules: false": "new_pricing_rules: true"})
-    res = Catalog().plan(
+    res = Playbook().plan(
         ActionRequest("set_feature_flag", "checkout", {"flag": "new_pricing_rules"}), src
     )
     assert res.change is not None and res.change.after == {"feature_flags.new_pricing_rules": False}
@@ -244,11 +250,11 @@ def test_sized_scale_carries_the_load_at_the_target_utilization() -> None:
     assert plan("scale_replicas", service="checkout", utilization=2.7)[2] == {"replicas": 5}
     ok, reason, _ = plan("scale_replicas", service="checkout", utilization=0.5)
     assert not ok and "no more than the current 2 replicas" in reason
-    tight = Catalog(Bounds(target_utilization=0.9)).plan(
+    tight = Playbook(Bounds(target_utilization=0.9)).plan(
         ActionRequest("scale_replicas", "checkout", {"utilization": 2.7}), source(), NOW
     )
     assert tight.change is not None and tight.change.after == {"replicas": 5}
-    loose = Catalog(Bounds(target_utilization=0.9)).plan(
+    loose = Playbook(Bounds(target_utilization=0.9)).plan(
         ActionRequest("scale_replicas", "checkout", {"utilization": 1.2}), source(), NOW
     )
     assert loose.change is not None and loose.change.after == {"replicas": 3}

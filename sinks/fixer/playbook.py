@@ -1,9 +1,9 @@
-"""The remediation catalog: typed, bounded actions that turn one manifest into the next.
+"""The remediation playbook: typed, bounded actions that turn one manifest into the next.
 
 An action is asked for by name, service and parameters (an `ActionRequest` record, usually the
 Brain's, built from its evidence). Names and parameter types are `sre_space.actions.ACTIONS`; this
-module gives each its bounds and manifest edit. `Catalog.plan` refuses anything that is not in the
-catalog, has unknown, missing or mistyped parameters, or is out of bounds, and returns a
+module gives each its bounds and manifest edit. `Playbook.plan` refuses anything that is not in the
+playbook, has unknown, missing or mistyped parameters, or is out of bounds, and returns a
 `PlanResult` with the reason instead of raising: whatever the request said, only a `Change` that passed every bound and the
 key guard can reach a forge. A `Change` is exactly one manifest file's old and new text, the keys it
 touched with their values before and after, and how to undo it.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from sinks.fixer import manifest as mf
@@ -94,7 +94,7 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class PlanResult:
-    """The catalog's answer: a change, or a refusal with its reason."""
+    """The playbook's answer: a change, or a refusal with its reason."""
 
     request: ActionRequest
     change: Change | None = None
@@ -108,7 +108,7 @@ class PlanResult:
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """Hard limits of the catalog (the policy file may tighten them, never loosen past the schema)."""
+    """Hard limits of the playbook (the policy file may tighten them, never loosen past the schema)."""
 
     memory_ceiling_mib: int = 8192
     memory_max_step_ratio: float = 2.0
@@ -140,7 +140,7 @@ Target = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One catalog entry: the keys it may touch and how to compute its target values."""
+    """One playbook entry: the keys it may touch and how to compute its target values."""
 
     name: str
     keys: Callable[[dict[str, Any], dict[str, Any], PlanContext], tuple[str, ...]]
@@ -464,7 +464,7 @@ SPECS: dict[str, ActionSpec] = {
     )
 }
 if set(SPECS) != set(ACTIONS):
-    _message = f"catalog specs {sorted(SPECS)} differ from sre_space.actions {sorted(ACTIONS)}"
+    _message = f"playbook specs {sorted(SPECS)} differ from sre_space.actions {sorted(ACTIONS)}"
     raise RuntimeError(_message)
 
 
@@ -474,7 +474,7 @@ def guard(old: Mapping[str, Any], new: Mapping[str, Any], allowed: Iterable[str]
     return [k for k in mf.changed_keys(old, new) if k not in allowed_set]
 
 
-class Catalog:
+class Playbook:
     """Plans bounded changes from requests; never raises for a bad request."""
 
     def __init__(self, bounds: Bounds | None = None) -> None:
@@ -482,7 +482,7 @@ class Catalog:
 
     @staticmethod
     def names() -> list[str]:
-        """The actions the catalog knows."""
+        """The actions the playbook knows."""
         return sorted(SPECS)
 
     def plan(
@@ -493,7 +493,7 @@ class Catalog:
         if spec is None:
             return PlanResult(
                 request,
-                reason=f"unknown action {request.action!r}; the catalog has {', '.join(SPECS)}",
+                reason=f"unknown action {request.action!r}; the playbook has {', '.join(SPECS)}",
             )
         ctx = PlanContext(source=source, now=now, bounds=self.bounds)
         try:
@@ -562,13 +562,22 @@ class Catalog:
         return out
 
     @staticmethod
-    def inverse(change: Change, current_text: str) -> str | None:
-        """The manifest text with the change's keys set back, where they still hold its values.
-
-        None when nothing is left to undo (a later change already replaced every value).
-        """
+    def inverse(change: Change, current_text: str) -> Change | None:
+        """The change that sets the change's keys back on the service's current document, where
+        they still hold its values; None when a later change already replaced every value."""
         doc = mf.parse(current_text)
         back = {k: change.before[k] for k, v in change.after.items() if mf.get_path(doc, k) == v}
         if not back:
             return None
-        return mf.edit(current_text, back)
+        parts = ", ".join(f"{k} back to {v!r}" for k, v in sorted(back.items()))
+        return replace(
+            change,
+            path=mf.manifest_path(change.service),
+            old_text=current_text,
+            new_text=mf.edit(current_text, back),
+            before={k: change.after[k] for k in back},
+            after=back,
+            allowed_keys=tuple(sorted(back)),
+            summary=f"Revert {change.summary} ({parts})",
+            undo="re-apply the reverted change",
+        )
