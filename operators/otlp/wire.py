@@ -143,10 +143,10 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             for key, column in zip(keys, columns, strict=True)
         ]
         ev_offsets, ev_text, ev_state = events
-        codes = np.frombuffer(ev_state, dtype=np.int8)
         compiled = (np.frombuffer(ev_offsets, dtype=np.int32), ev_text)
-        if not (codes == PYTHON).any():
+        if _PYTHON_STATE not in ev_state:
             return out, compiled
+        codes = np.frombuffer(ev_state, dtype=np.int8)
 
         def events_json(i: int) -> str:
             # an event attribute the compiled writer leaves to Python (a double, bytes, a list...)
@@ -183,6 +183,10 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
     )
 
 
+# A span whose value the compiled writer left to Python, as a byte of a state column.
+_PYTHON_STATE = bytes((PYTHON,))
+
+
 def _attribute_text(
     key: str,
     column: tuple[bytes, bytes, bytes],
@@ -192,6 +196,9 @@ def _attribute_text(
 ) -> TextColumn:
     """One selected attribute's column: the span's value, else its resource's, else ""."""
     offsets, text, state = column
+    compiled = (np.frombuffer(offsets, dtype=np.int32), text)
+    if _PYTHON_STATE not in state and all(attrs.get(key) is None for _, _, attrs in res_info):
+        return compiled  # the common case: every value is in the compiled column already
     fallback_text: list[str] = []
     by_resource = np.full(len(res_info), -1, dtype=np.int64)
     for r, (_, _, attrs) in enumerate(res_info):
@@ -199,10 +206,7 @@ def _attribute_text(
         if value is not None:
             by_resource[r] = len(fallback_text)
             fallback_text.append(value if isinstance(value, str) else str(value))
-    compiled = (np.frombuffer(offsets, dtype=np.int32), text)
     codes = np.frombuffer(state, dtype=np.int8)
-    if not fallback_text and not (codes == PYTHON).any():
-        return compiled  # the common case: every value is in the compiled column already
     wanted = frozenset((key,))
 
     def python_text(i: int) -> str:

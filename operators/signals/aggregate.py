@@ -21,13 +21,11 @@ from operators.otlp.metrics import MetricBatch
 from operators.otlp.span_kind import SPAN_KIND_SERVER
 from operators.otlp.spans import SpanBatch
 from operators.signals.batches import SpanView, span_view
+from operators.signals.dense import unique_counts, unique_inverse
 from operators.signals.partials import CujPartial, Exemplar, MetricPartial, Partial, SpanPartial
 from operators.sketch import ZERO_BUCKET, QuantileSketch, mapping_for
 from sre_space.records import series_name
 from sre_space.settings import PipelineConfig
-
-_BUCKET_SPAN = 1 << 22  # bucket indexes of any representable latency fit in +-2^21
-_BUCKET_OFFSET = 1 << 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +133,7 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
     wmin = int(window.min())
     width = int(window.max()) - wmin + 1
     group_key = pair_of_span * width + (window - wmin)
-    gids, ginv = np.unique(group_key, return_inverse=True)
+    gids, ginv = unique_inverse(group_key)
     ng = len(gids)
 
     err = batch.is_error
@@ -150,22 +148,25 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
     np.minimum.at(lo, ginv, dur_ms)
     np.maximum.at(hi, ginv, dur_ms)
 
-    # Sketch buckets of every group at once: unique over (group, bucket).
+    # Sketch buckets of every group at once: unique over (group, bucket), the zero bucket one
+    # below the lowest other so that it sorts first.
     idx = mapping_for(spec.accuracy).index(dur_ms)
-    idx = np.where(idx == ZERO_BUCKET, -_BUCKET_OFFSET, idx)
-    combined = ginv.astype(np.int64) * _BUCKET_SPAN + (idx + _BUCKET_OFFSET)
-    uniq, ucount = np.unique(combined, return_counts=True)
-    bucket_idx = uniq % _BUCKET_SPAN - _BUCKET_OFFSET
-    bucket_idx[bucket_idx == -_BUCKET_OFFSET] = ZERO_BUCKET
-    buckets = _split_dicts(uniq // _BUCKET_SPAN, bucket_idx, ucount, ng)
+    zero = idx == ZERO_BUCKET
+    base = int(idx[~zero].min()) - 1 if not zero.all() else 0
+    idx = np.where(zero, base, idx) - base
+    n_buckets = int(idx.max()) + 1
+    uniq, ucount = unique_counts(ginv * n_buckets + idx)
+    bucket_idx = uniq % n_buckets + base
+    bucket_idx[bucket_idx == base] = ZERO_BUCKET
+    buckets = _split_dicts(uniq // n_buckets, bucket_idx, ucount, ng)
 
     # Versions and kinds per group.
     # Within a group (one service and operation) the triples differ by version only, so each
     # triple code present stands for exactly one version.
-    vu, vc = np.unique(ginv.astype(np.int64) * len(keys) + codes, return_counts=True)
+    vu, vc = unique_counts(ginv * len(keys) + codes)
     by_code = _split_dicts(vu // len(keys), vu % len(keys), vc, ng)
     versions = [{keys[code][2]: count for code, count in d.items()} for d in by_code]
-    ku, kc = np.unique(ginv.astype(np.int64) * 8 + batch.kind, return_counts=True)
+    ku, kc = unique_counts(ginv * 8 + batch.kind)
     kinds = _split_dicts(ku // 8, ku % 8, kc, ng)
 
     flags = _flags_per_group(batch, ginv, ng)
@@ -212,10 +213,14 @@ def _flags_per_group(
     server = np.flatnonzero(batch.kind == SPAN_KIND_SERVER)
     if not len(server):
         return out
-    # The newest server span of each group: sorted by end time, the last write wins.
-    order = server[np.argsort(batch.end_ns[server], kind="stable")]
+    # The newest server span of each group, the last one in arrival order among equals.
+    end = batch.end_ns[server]
+    group = ginv[server]
+    newest_end = np.full(ng, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(newest_end, group, end)
+    last = server[end == newest_end[group]]
     newest = np.full(ng, -1, dtype=np.int64)
-    newest[ginv[order]] = order
+    newest[ginv[last]] = last  # indexes ascend: among equals the last write wins
     for g in np.flatnonzero(newest >= 0).tolist():
         i = int(newest[g])
         end_ns = int(batch.end_ns[i])
@@ -247,8 +252,8 @@ def _top_per_group(
     spec: SignalSpec,
 ) -> list[list[Exemplar]]:
     out: list[list[Exemplar]] = [[] for _ in range(ng)]
-    sel = np.flatnonzero(mask)
     k = spec.exemplars
+    sel = _contenders(ginv, dur_ns, np.flatnonzero(mask), ng, k)
     if sel.size == 0 or k <= 0:
         return out
     # Sort the selected spans by group, then by duration descending; take each group's first k.
@@ -265,8 +270,27 @@ def _top_per_group(
         while lo < last < hi and d_sorted[last] == d_sorted[last - 1]:
             last += 1
         top = [(int(dur_ns[i]), trace_ids[i].hex()) for i in order[lo:last].tolist()]
-        out[g] = sorted(top, reverse=True)[:k] if last - lo > k else top
+        out[g] = sorted(top, reverse=True)[:k]
     return out
+
+
+def _contenders(
+    ginv: np.ndarray, dur_ns: np.ndarray, sel: np.ndarray, ng: int, k: int
+) -> np.ndarray:
+    """The spans of `sel` that can be among their group's k longest (ties included), so that
+    only they are sorted.
+
+    Dealt round-robin into k hands, each group's k hands' longest spans are k distinct spans: the
+    shortest of them is at most the group's k-th longest, so nothing shorter can make the top k.
+    """
+    if k <= 0 or sel.size <= 4 * k * ng:
+        return sel
+    groups = ginv[sel].astype(np.int64)
+    dur = dur_ns[sel]
+    longest = np.full(ng * k, -1, dtype=np.int64)  # -1: an empty hand admits the whole group
+    np.maximum.at(longest, groups * k + np.arange(sel.size) % k, dur)
+    floor = longest.reshape(ng, k).min(axis=1)
+    return sel[dur >= floor[groups]]
 
 
 def _by_group_longest_first(groups: np.ndarray, dur_ns: np.ndarray, ng: int) -> np.ndarray:

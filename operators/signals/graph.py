@@ -7,13 +7,46 @@ one request; the graph is stable, so a sample of requests is enough to learn it.
 
 from __future__ import annotations
 
+import numpy as np
+
 from operators.otlp.spans import SpanBatch
 
 Edge = tuple[str, str]
+ID_BYTES = 8  # OTLP span ids; a parent id of another length names no span
 
 
 def call_edges(batch: SpanBatch) -> set[Edge]:
-    """(caller service, callee service) for every cross-service parent link inside the batch."""
+    """(caller service, callee service) for every cross-service parent link inside the batch.
+
+    Where span ids repeat, the last span with the id is the parent (as a dict from id to span).
+    """
+    if batch.svc_codes is None or batch.svc_names is None:
+        return _call_edges_by_dict(batch)
+    n = len(batch)
+    ids = b"".join(batch.span_id)
+    if n == 0 or len(ids) != ID_BYTES * n:
+        return _call_edges_by_dict(batch)
+    keys = np.frombuffer(ids, dtype=np.uint64)
+    has_parent = np.fromiter(map(len, batch.parent_span_id), dtype=np.int64, count=n) == ID_BYTES
+    children = np.flatnonzero(has_parent)
+    parents = np.frombuffer(
+        b"".join([batch.parent_span_id[i] for i in children.tolist()]), dtype=np.uint64
+    )
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    # the last of equal ids: stable order, searched from the right
+    at = np.searchsorted(sorted_keys, parents, side="right") - 1
+    found = (at >= 0) & (sorted_keys[np.maximum(at, 0)] == parents)
+    caller = batch.svc_codes[order[at[found]]].astype(np.int64)
+    callee = batch.svc_codes[children[found]].astype(np.int64)
+    cross = caller != callee
+    width = len(batch.svc_names)
+    names = batch.svc_names
+    pairs = np.unique(caller[cross] * width + callee[cross]).tolist()
+    return {(names[p // width], names[p % width]) for p in pairs}
+
+
+def _call_edges_by_dict(batch: SpanBatch) -> set[Edge]:
     owner = dict(zip(batch.span_id, batch.service, strict=True))
     edges: set[Edge] = set()
     for parent, service in zip(batch.parent_span_id, batch.service, strict=True):

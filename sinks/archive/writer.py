@@ -29,10 +29,14 @@ import pyarrow.parquet as pq
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from operators.otlp.messages import Decoded
+from operators.otlp.spans import SpanBatch
 from operators.sampling import TailPolicy, TraceSampler, notable, trace_keys
 from sinks.archive.columns import span_record_batch
 
 NS_PER_HOUR = 3_600 * 10**9
+# Requests smaller than this are converted together: a conversion's fixed cost is most of a
+# 512-span request's, while joining large ones only adds copies.
+JOIN_SPANS = 8192
 _TIME_COLUMNS = ("start_ns", "end_ns", "duration_ns")
 # Unique per span: a dictionary would only cost (names, codes and attributes repeat and keep one).
 _PLAIN_COLUMNS = frozenset(
@@ -127,18 +131,39 @@ class SpanArchive:
         self._queue: queue.Queue[list[pa.RecordBatch] | None] = queue.Queue(max_queued)
         self._thread: threading.Thread | None = None
 
-    def add(self, decoded: Decoded) -> None:
-        """Buffer the kept spans of one decoded request (after the trace decision wait)."""
-        batch = decoded.spans
-        if batch is None or len(batch) == 0:
-            return
-        records = span_record_batch(batch, self.selected)
-        if self.sample_rate >= 1.0:
-            self._buffer(records)
-            return
-        keys = trace_keys(batch)
-        for item, keep in self._sampler.offer(records, keys, notable(batch), batch.end_ns):
-            self._buffer(item.filter(_mask(keep)))
+    def add(self, decoded: Decoded | Sequence[Decoded]) -> None:
+        """Buffer the kept spans of decoded requests (after the trace decision wait).
+
+        Small requests (a poll's) are converted to Arrow together, about `JOIN_SPANS` spans at a
+        time; each is then buffered and sampled on its own, as if added one by one.
+        """
+        items = [decoded] if isinstance(decoded, Decoded) else decoded
+        run: list[SpanBatch] = []
+        size = 0
+        for d in items:
+            if d.spans is None or len(d.spans) == 0:
+                continue
+            run.append(d.spans)
+            size += len(d.spans)
+            if size >= JOIN_SPANS:
+                self._add_run(run)
+                run, size = [], 0
+        if run:
+            self._add_run(run)
+
+    def _add_run(self, batches: list[SpanBatch]) -> None:
+        records = span_record_batch(batches, self.selected)
+        start = 0
+        for batch in batches:
+            # zero-copy: the slices share the poll's buffers
+            part = records.slice(start, len(batch))
+            start += len(batch)
+            if self.sample_rate >= 1.0:
+                self._buffer(part)
+                continue
+            keys = trace_keys(batch)
+            for item, keep in self._sampler.offer(part, keys, notable(batch), batch.end_ns):
+                self._buffer(item.filter(_mask(keep)))
 
     def _buffer(self, records: pa.RecordBatch) -> None:
         if records.num_rows == 0:
@@ -290,8 +315,7 @@ class _Partition(StatelessSinkPartition[Decoded]):
         self._archive = archive
 
     def write_batch(self, items: list[Decoded]) -> None:
-        for item in items:
-            self._archive.add(item)
+        self._archive.add(items)
 
     def close(self) -> None:
         self._archive.flush()

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from bench.workload import generate, iter_json_lines
 from flows.replay import replay
 from operators.otlp import decode_trace_proto
+from operators.otlp.messages import Decoded
 from operators.sampling import keep_mask
+from sinks.archive import SpanArchive
 from sinks.archive.reader import scan_spans
 from sinks.archive.writer import enforce_retention
 from sre_space.settings import load_pipeline_config
@@ -72,3 +75,30 @@ def test_frame_of_kept_rows_equals_the_filtered_full_frame() -> None:
     kept = batch.to_polars(selected, np.flatnonzero(mask).tolist())
     assert kept.equals(full)
     assert 0 < kept.height < len(batch)
+
+
+def test_a_poll_added_at_once_writes_what_its_requests_added_one_by_one_write(
+    tmp_path: Path,
+) -> None:
+    # Requests of mixed sizes (small ones are converted together) through the sampler and not.
+    sizes = [300, 50, 9_000, 700, 20, 4_000, 5_000, 100]
+    requests = [
+        decode_trace_proto(generate(n, seed=i, spans_per_request=n, error_rate=0.05)[0][0])
+        for i, n in enumerate(sizes)
+    ]
+    polls = [Decoded(source="rec", partition=0, offset=i, spans=b) for i, b in enumerate(requests)]
+    selected = ("http.route", "http.request.method", "no.such.attribute")
+    for rate in (1.0, 0.3):
+        written = []
+        for name, add in (
+            ("one", lambda a: [a.add(p) for p in polls]),
+            ("all", lambda a: a.add(polls)),
+        ):
+            archive = SpanArchive(
+                tmp_path / f"{name}-{rate}", selected, sample_rate=rate, flush_rows=3_000
+            )
+            add(archive)
+            files = archive.flush()
+            written.append([pq.read_table(f).to_pylist() for f in files])
+        assert written[0] == written[1]
+        assert sum(map(len, written[0])) > 0

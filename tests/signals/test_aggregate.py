@@ -218,3 +218,32 @@ def test_flags_are_the_newest_server_span_s_whatever_the_batching() -> None:
 
 def _batch(spans: list[SpanSpec]) -> SpanBatch:
     return decode_trace_proto(trace_request([({"service.name": "pay"}, spans)]).SerializeToString())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 6), st.booleans()),
+        min_size=40,
+        max_size=300,
+    )
+)
+def test_exemplars_are_each_group_s_longest_ties_broken_by_trace_id(
+    spans: list[tuple[str, int, bool]],
+) -> None:
+    # Few distinct durations, so ties at the k-th place are the rule; groups are large enough
+    # that only some spans are sorted.
+    specs = [
+        _span(i + 1, op, T0 + 10_000, dur * 1000, error=err)
+        for i, (op, dur, err) in enumerate(spans)
+    ]
+    for part in span_partials(_batch(specs), SPEC):
+        mine = [
+            (d * 1000, (i + 1).to_bytes(16, "big").hex(), e)
+            for i, (o, d, e) in enumerate(spans)
+            if o == part.operation
+        ]
+        want = sorted(((d, t) for d, t, _ in mine), reverse=True)[: SPEC.exemplars]
+        want_failing = sorted(((d, t) for d, t, e in mine if e), reverse=True)[: SPEC.exemplars]
+        assert part.slowest == want
+        assert part.failing == want_failing

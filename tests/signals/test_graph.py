@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bench.otlp_encode import SpanSpec, trace_request
 from operators.otlp import decode_trace_proto
-from operators.signals.graph import call_edges, sampled
+from operators.signals.graph import _call_edges_by_dict, call_edges, sampled
 
 
 def _span(sid: int, parent: int, kind: int) -> SpanSpec:
@@ -39,3 +44,31 @@ def test_edges_follow_parent_links_across_services() -> None:
 def test_sampling_is_by_offset() -> None:
     assert [o for o in range(10) if sampled(o, 4)] == [0, 4, 8]
     assert all(sampled(o, 1) for o in range(5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(1, 12),  # span ids repeat: the last one with the id is the parent
+            st.sampled_from([b"", b"\x07", None]),  # no parent, a malformed one, or span 1..12
+            st.integers(1, 12),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_the_compiled_columns_give_the_edges_a_dict_of_span_ids_gives(
+    spans: list[tuple[str, int, bytes | None, int]],
+) -> None:
+    by_service: dict[str, list[SpanSpec]] = {}
+    for service, sid, parent, parent_sid in spans:
+        span = _span(sid, parent_sid if parent is None else 0, 2)
+        if parent:
+            span = dataclasses.replace(span, parent_span_id=parent)
+        by_service.setdefault(service, []).append(span)
+    req = trace_request([({"service.name": s}, group) for s, group in by_service.items()])
+    batch = decode_trace_proto(req.SerializeToString())
+    assert batch.svc_codes is not None
+    assert call_edges(batch) == _call_edges_by_dict(batch)
