@@ -141,6 +141,26 @@ def test_versions_and_flag_owner() -> None:
     assert [(c.service, c.value, c.previous) for c in v] == [("checkout", "2.1.0", "2.0.3")]
 
 
+def _versions(rows: list[tuple[int, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"service": ["checkout"] * len(rows), "service_version": [v for _, v in rows]}
+        | {"start_ns": [t for t, _ in rows]}
+    )
+
+
+def test_a_deploy_that_fell_into_the_baseline_is_still_a_version_change() -> None:
+    # A leak is seen minutes after its deploy: 1.4.3 replaced 1.4.2 five minutes into the baseline.
+    base = _versions([(B[0] + i * 10 * S, "1.4.2" if i < 30 else "1.4.3") for i in range(60)])
+    inc = _versions([(W[0] + i * 10 * S, "1.4.3") for i in range(12)])
+    assert version_changes(inc, base) == []  # the baseline saw it: not new there
+    (found,) = version_changes(inc, base, since_ns=B[0])
+    assert (found.value, found.previous, found.at_ns) == ("1.4.3", "1.4.2", B[0] + 300 * S)
+    assert version_changes(inc, base, since_ns=B[0] + 301 * S) == []  # before the lookback
+    # A fleet that runs both versions throughout had no deploy.
+    mixed = _versions([(B[0] + i * 10 * S, ("1.4.2", "1.4.3")[i % 2]) for i in range(60)])
+    assert version_changes(inc, mixed, since_ns=B[0]) == []
+
+
 def test_actions_take_their_parameters_from_the_structured_evidence() -> None:
     shop = generate("errors", 1)
     top = analyze(shop.spans, W, B, commits=shop.commits).diagnosis.candidates[0]
