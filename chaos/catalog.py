@@ -2,8 +2,8 @@
 
 A defect is the shop's notion of "what is broken". Whether it is active is derived from desired state:
 a version defect is active while the service runs that version, a flag defect while the flag is on, a
-config rule while its predicate holds on the manifest, and a runtime fault until the service is
-restarted (or the fault is cleared). `behaviour()` folds the active defects into the numbers the
+config rule while its predicate holds on the manifest, and a runtime fault until the service's pods
+are rolled (or the fault is cleared). `behaviour()` folds the active defects into the numbers the
 simulator reads on its hot path.
 """
 
@@ -59,10 +59,11 @@ class Behaviour:
 
 @dataclass
 class RuntimeFault:
-    """A fault injected at run time; a restart of its service heals it when `healed_by_restart`."""
+    """A fault injected at run time; a rollout of its service (fresh containers) heals it when
+    `healed_by_restart`."""
 
     defect: Defect
-    restarted_at: str  # the manifest's rollout.restarted_at when injected
+    pod_template: str  # the service's `Desired.pod_template()` when injected
     healed_by_restart: bool = True
     tag: str = ""
 
@@ -103,7 +104,7 @@ class Catalog:
         self.config_rules = [r for r in self.config_rules if r[3] != tag]
 
     def active(self, desired: dict[str, Desired]) -> list[Defect]:
-        """The defects active under `desired` (runtime faults healed by a restart are dropped)."""
+        """The defects active under `desired` (runtime faults healed by a rollout are dropped)."""
         out: list[Defect] = []
         for name, d in desired.items():
             out.extend(self.versions.get((name, d.version), ()))
@@ -119,9 +120,9 @@ class Catalog:
             if (
                 fault.healed_by_restart
                 and now is not None
-                and now.restarted_at != fault.restarted_at
+                and now.pod_template() != fault.pod_template
             ):
-                continue  # restarted since the injection: healed for good
+                continue  # rolled out since the injection: healed for good
             keep.append(fault)
             out.append(fault.defect)
         self.runtime = keep

@@ -93,17 +93,17 @@ class Cluster:
         self.seed = seed
         self.pods: dict[str, list[Pod]] = {}
         self.ready: dict[str, list[Pod]] = {}
-        self._spec: dict[str, tuple[str, str]] = {}  # service -> (version, restarted_at)
+        self._spec: dict[str, str] = {}  # service -> the pod template's hash
 
     def sync(self, desired: dict[str, Desired], now_ns: int) -> None:
         """Create, replace or remove pods so that each service matches its manifest."""
         for name, d in desired.items():
             pods = self.pods.setdefault(name, [])
-            spec = (d.version, d.restarted_at)
+            spec = d.pod_template()
             if self._spec.get(name) != spec:
                 pods.clear()  # a rollout: new ReplicaSet, new pod names, fresh containers
                 self._spec[name] = spec
-            rs = _k8s_suffix(f"{self.seed}/{name}/{d.version}/{d.restarted_at}", 10)
+            rs = _k8s_suffix(f"{self.seed}/{name}/{spec}", 10)
             while len(pods) < d.replicas:
                 idx = len(pods)
                 pod_name = f"{name}-{rs}-{_k8s_suffix(f'{rs}/{idx}', 5)}"

@@ -49,6 +49,14 @@ class Desired:
     flags: tuple[tuple[str, bool], ...]
     restarted_at: str
 
+    def pod_template(self) -> str:
+        """What the Deployment's pod template holds (image tag, limits, env, restart annotation):
+        a change of any of it rolls the pods, as in Kubernetes; replicas and flagd flags do not."""
+        fields: tuple[object, ...] = (self.version, self.restarted_at, self.memory_limit_mib)
+        fields += (self.cpu_limit_millicores, self.downstream_timeout_ms)
+        fields += (self.circuit_breaker, self.pool_max)
+        return "/".join(str(v) for v in fields)
+
     def flag(self, name: str) -> bool:
         """The value of a feature flag (False when absent)."""
         return dict(self.flags).get(name, False)

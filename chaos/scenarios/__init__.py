@@ -235,12 +235,13 @@ def runtime_fault(
     healed_by_restart: bool = True,
     **labels: Any,
 ) -> Injection:
-    """Add `defect` to the shop's catalog at run time (no commit); a restart of `service` heals it
-    when `healed_by_restart`. `labels`: more Injection fields."""
+    """Add `defect` to the shop's catalog at run time (no commit); a rollout of `service` (a
+    restart, or any pod template change) heals it when `healed_by_restart`. `labels`: more
+    Injection fields."""
     tag = new_tag(shop, scenario)
-    restarted_at = shop.desired[service].restarted_at if healed_by_restart else ""
+    template = shop.desired[service].pod_template()
     shop.catalog.add_runtime(
-        RuntimeFault(defect, restarted_at, healed_by_restart=healed_by_restart, tag=tag)
+        RuntimeFault(defect, template, healed_by_restart=healed_by_restart, tag=tag)
     )
     return _injection(
         shop, scenario, fault_class, service, intensity, tag=tag, remediation=remediation, **labels

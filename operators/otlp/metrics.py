@@ -20,7 +20,8 @@ from operators.otlp.errors import DecodeError, DecodeLimits
 from operators.otlp.json_traces import load_json
 from operators.otlp.values import json_attrs, proto_attrs, value_size
 
-_INSTANCE_KEYS = ("k8s.pod.name", "service.instance.id", "host.name")
+# Resource attributes that name the instance a metric point comes from, the first present wins.
+INSTANCE_KEYS = ("k8s.pod.name", "service.instance.id", "host.name")
 # OTLP AggregationTemporality: 1 DELTA, 2 CUMULATIVE (0 UNSPECIFIED is read as neither)
 _TEMPORALITY = {
     1: "delta",
@@ -90,7 +91,7 @@ def _resource_identity(attrs: dict[str, Any], index: int) -> tuple[str, str, str
             f"resourceMetrics[{index}] has no service.name (or k8s.deployment.name) resource"
             " attribute"
         )
-    key = next((k for k in _INSTANCE_KEYS if attrs.get(k)), "")
+    key = next((k for k in INSTANCE_KEYS if attrs.get(k)), "")
     return svc, str(attrs[key]) if key else "", key
 
 

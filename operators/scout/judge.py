@@ -14,6 +14,7 @@ from typing import Any
 
 from operators.scout.detect.config import DetectionConfig, SlosConfig
 from operators.scout.detect.events import ChangeEvent, Detection
+from operators.scout.detect.instances import InstanceWatch, instance_of
 from operators.scout.detect.series import SeriesDetector, signal_key
 from operators.scout.detect.slo import SloEvaluator, slo_instances
 from operators.scout.incidents.config import IncidentsConfig
@@ -46,6 +47,7 @@ class Scout:
         self.series: dict[str, SeriesDetector] = {}
         self.evaluators: dict[str, SloEvaluator] = {}
         self.correlator = Correlator(incidents, self.journeys)
+        self.instances = InstanceWatch(detection.instance_gone)
 
     def on_window(
         self,
@@ -61,6 +63,9 @@ class Scout:
             if det is None:
                 det = self.series[key] = SeriesDetector(self.detection)
             out.detections += det.on_signal(sig)
+            instance = instance_of(sig)
+            if instance is not None:
+                self.instances.report(instance, key, sig.window_end)
             for slo_key in slo_instances(sig, self.slos):
                 ev = self.evaluators.get(slo_key)
                 if ev is None:
@@ -68,6 +73,12 @@ class Scout:
                 out.detections += ev.on_signal(sig)
         for slo_key in sorted(self.evaluators):
             out.detections += self.evaluators[slo_key].flush(window_end)
+        # A gone instance's series end: their anomalies clear and their state is let go (a
+        # cluster's pods come and go; their series would otherwise pile up here).
+        for key in self.instances.gone(window_end):
+            ended = self.series.pop(key, None)
+            if ended is not None:
+                out.detections += ended.end(window_end)
         self._share_changes(out.detections)
         out.incidents = self.correlator.process(window_end, out.detections, edges)
         return out
@@ -100,6 +111,7 @@ class Scout:
             "series": {k: v.snapshot() for k, v in sorted(self.series.items())},
             "evaluators": {k: v.snapshot() for k, v in sorted(self.evaluators.items())},
             "correlator": self.correlator.snapshot(),
+            "instances": self.instances.snapshot(),
         }
 
     @classmethod
@@ -120,4 +132,7 @@ class Scout:
             k: SloEvaluator.from_snapshot(slos, v) for k, v in data["evaluators"].items()
         }
         out.correlator = Correlator.from_snapshot(incidents, data["correlator"], out.journeys)
+        out.instances = InstanceWatch.from_snapshot(
+            detection.instance_gone, data.get("instances", [])
+        )
         return out

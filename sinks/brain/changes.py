@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
@@ -104,8 +105,12 @@ def commit_changes(
     return sorted(out, key=lambda c: (-c.at_ns, c.service))
 
 
-def version_changes(inc: pl.DataFrame, base: pl.DataFrame) -> list[ChangeFinding]:
-    """Service versions running in the incident window that the baseline never saw."""
+def version_changes(
+    inc: pl.DataFrame, base: pl.DataFrame, since_ns: int | None = None
+) -> list[ChangeFinding]:
+    """Service versions running in the incident window that the baseline never saw, and (with
+    `since_ns`) those the baseline saw arrive after `since_ns` once another version had run for
+    `SETTLED_NS`: a leak is detected minutes after its deploy, which may then fall in the baseline."""
     if inc.height == 0:
         return []
     seen = base.select("service", "service_version").unique()
@@ -126,7 +131,7 @@ def version_changes(inc: pl.DataFrame, base: pl.DataFrame) -> list[ChangeFinding
         )
     )
     new = new.join(old, on="service", how="left")
-    return [
+    out = [
         ChangeFinding(
             kind="version",
             service=r["service"],
@@ -142,6 +147,54 @@ def version_changes(inc: pl.DataFrame, base: pl.DataFrame) -> list[ChangeFinding
         )
         for r in new.to_dicts()
     ]
+    if since_ns is not None:
+        out += _deployed_in_baseline(inc, base, since_ns)
+    return sorted(out, key=lambda c: (c.service, c.value or ""))
+
+
+# A version that appears this long after another one of the same service was already running is a
+# deploy, not the other half of a fleet that runs both.
+SETTLED_NS = 60 * 1_000_000_000
+
+
+def _deployed_in_baseline(
+    inc: pl.DataFrame, base: pl.DataFrame, since_ns: int
+) -> list[ChangeFinding]:
+    """Versions still running in the incident window that arrived during the baseline."""
+    running = inc.filter(pl.col("service_version") != "").select("service", "service_version")
+    firsts = (
+        base.filter(pl.col("service_version") != "")
+        .group_by(["service", "service_version"])
+        .agg(pl.col("start_ns").min().alias("first_ns"))
+        .sort(["service", "first_ns", "service_version"])
+    )
+    out = []
+    for svc, rows in firsts.group_by("service", maintain_order=True):
+        versions = rows.to_dicts()
+        live = set(running.filter(pl.col("service") == svc[0]).get_column("service_version"))
+        for before, after in pairwise(versions):
+            arrived = int(after["first_ns"])
+            if (
+                after["service_version"] in live
+                and arrived >= since_ns
+                and arrived - int(versions[0]["first_ns"]) >= SETTLED_NS
+            ):
+                out.append(
+                    ChangeFinding(
+                        kind="version",
+                        service=str(svc[0]),
+                        at_ns=arrived,
+                        description=(
+                            f"new version {after['service_version']} of {svc[0]}, deployed"
+                            f" before the incident (it ran {before['service_version']})"
+                        ),
+                        strength=1.0,
+                        topics=("version",),
+                        value=str(after["service_version"]),
+                        previous=str(before["service_version"]),
+                    )
+                )
+    return out
 
 
 def flag_changes(inc: pl.DataFrame, base: pl.DataFrame) -> list[ChangeFinding]:

@@ -80,7 +80,7 @@ def analyze(
     pods = pod_findings(metrics, report, inc, base, window, baseline, cfg)
     changes = (
         commit_changes(commits, onset, window[1], cfg)
-        + version_changes(inc, base)
+        + version_changes(inc, base, since_ns=onset - round(cfg.change_lookback_s * NS_PER_S))
         + flag_changes(inc, base)
     )
     ranking = rank(report, inc, base, resources, changes, cfg, similar, pods)

@@ -102,13 +102,20 @@ def _proposals(service: str, ev: Evidence) -> list[tuple[Answer, ActionRequest]]
 
 def queue_demand(measures: dict[str, float]) -> float | None:
     """A queue's demand over its consumers' capacity: arrivals plus the backlog's drain over
-    `DRAIN_S`, divided by what the consumers process now (they run flat out while it grows)."""
+    `DRAIN_S`, divided by what the consumers process now (flat out while the backlog grows).
+
+    Arrivals are what was processed plus the backlog's growth over the same window; what the
+    consumers manage now is the arrivals less the growth since the backlog began to rise (the
+    window's processed rate still counts the healthy minutes before it)."""
     processed = measures.get("processed_per_s") or 0.0
     if processed <= 0:
         return None
     arrivals = processed + max(0.0, measures.get("growth_per_s", 0.0))
+    capacity = arrivals - max(0.0, measures.get("recent_growth_per_s", 0.0))
+    if capacity <= 0 or capacity > processed:
+        capacity = processed  # never sized below what the window's own rate says
     drain = max(0.0, measures.get("backlog", 0.0)) / DRAIN_S
-    return round((arrivals + drain) / processed, 4)
+    return round((arrivals + drain) / capacity, 4)
 
 
 def _merge(a: ActionRequest, b: ActionRequest) -> ActionRequest:

@@ -69,7 +69,8 @@ def _time(item: dict[str, Any]) -> int:
 
 
 def metrics_frame(items: Iterable[SignalWindow | dict[str, Any]]) -> pl.DataFrame:
-    """Normalise metric inputs into one frame: service, metric, time_ns, value, limit, util, reason."""
+    """Normalise metric inputs into one frame: service, metric, series (its attributes), time_ns,
+    value, limit, util, reason, state."""
     rows: list[dict[str, Any]] = []
     for item in items:
         data = item.to_dict() if isinstance(item, SignalWindow) else dict(item)
@@ -86,6 +87,7 @@ def metrics_frame(items: Iterable[SignalWindow | dict[str, Any]]) -> pl.DataFram
             {
                 "service": str(data.get("service") or ""),
                 "metric": str(data.get("metric") or ""),
+                "series": ",".join(f"{k}={attrs[k]}" for k in sorted(attrs)),
                 "time_ns": _time(data),
                 "value": float(value),
                 "limit": None if data.get("limit") is None else float(data["limit"]),
@@ -97,6 +99,7 @@ def metrics_frame(items: Iterable[SignalWindow | dict[str, Any]]) -> pl.DataFram
     schema = {
         "service": pl.String,
         "metric": pl.String,
+        "series": pl.String,
         "time_ns": pl.Int64,
         "value": pl.Float64,
         "limit": pl.Float64,
@@ -127,6 +130,42 @@ def _stats(frame: pl.DataFrame, names: tuple[str, ...], w: Window) -> pl.DataFra
             pl.col("reason").filter(pl.col("reason") != "").unique().sort().alias("reasons"),
         )
     )
+
+
+def _backlogs(frame: pl.DataFrame, w: Window) -> dict[str, list[tuple[int, float]]]:
+    """service -> (time, backlog) in the window: the sum of one metric's series at each time (a
+    consumer group's lag is its partitions' or pods' lags together), the first of `QUEUE` that
+    the service reports."""
+    rows = frame.filter(
+        pl.col("metric").is_in(list(QUEUE)) & pl.col("time_ns").is_between(w[0], w[1], "left")
+    )
+    out: dict[str, list[tuple[int, float]]] = {}
+    for svc in sorted(set(rows.get_column("service").to_list())):
+        mine = rows.filter(pl.col("service") == svc)
+        have = set(mine.get_column("metric").to_list())
+        metric = next(m for m in QUEUE if m in have)
+        totals = (
+            mine.filter(pl.col("metric") == metric)
+            .group_by("time_ns")
+            .agg(pl.col("value").sum())
+            .sort("time_ns")
+        )
+        out[svc] = [(int(t), float(v)) for t, v in totals.iter_rows()]
+    return out
+
+
+def _rising_slope(points: list[tuple[int, float]], level: float) -> float:
+    """Per second, the least-squares slope of the points since the last one at `level` or below
+    (0 with fewer than two)."""
+    start = max((i for i, (_, v) in enumerate(points) if v <= level), default=0)
+    rising = points[start:]
+    if len(rising) < 2:
+        return 0.0
+    xs = [t / 1e9 for t, _ in rising]
+    ys = [v for _, v in rising]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
 
 def _utilization(
@@ -298,16 +337,22 @@ def resource_evidence(
                     {"limit": limit, "baseline_limit": base_limit},
                 )
             )
-    # Queue depth / consumer lag growth.
-    q_i = {r["service"]: r for r in _stats(frame, QUEUE, window).to_dicts()}
-    q_b = {r["service"]: r for r in _stats(frame, QUEUE, baseline).to_dicts()}
-    for svc, row in sorted(q_i.items()):
-        base = float(q_b.get(svc, {}).get("mean") or 0.0)
-        peak = float(row["max"])
+    # Queue depth / consumer lag growth, on the backlog's total (see `_backlogs`).
+    q_b = _backlogs(frame, baseline)
+    for svc, points in sorted(_backlogs(frame, window).items()):
+        before = [v for _, v in q_b.get(svc, [])]
+        base = sum(before) / len(before) if before else 0.0
+        peak = max(v for _, v in points)
         if peak >= 10 and peak >= cfg.lag_growth * (base + 1.0):
-            seconds = (int(row["t1"]) - int(row["t0"])) / 1e9
-            growth = (float(row["last"]) - float(row["first"])) / seconds if seconds > 0 else 0.0
-            measures = {"backlog": float(row["last"]), "growth_per_s": round(growth, 4)}
+            seconds = (points[-1][0] - points[0][0]) / 1e9
+            growth = (points[-1][1] - points[0][1]) / seconds if seconds > 0 else 0.0
+            measures = {
+                "backlog": points[-1][1],
+                # over the window, as the processed rate is: the two add up to the arrivals
+                "growth_per_s": round(growth, 4),
+                # since it left its level before the incident: arrivals over what is processed now
+                "recent_growth_per_s": round(_rising_slope(points, base), 4),
+            }
             add(
                 ResourceFinding(
                     svc, "lag", f"queue lag {base:g} -> {peak:g}", base, peak, 1.0, measures

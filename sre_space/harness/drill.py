@@ -221,6 +221,10 @@ def report(
     recovered_at = incident.get("recovered_at") if incident else None
     recovered_ns = rfc3339_to_ns(recovered_at) if recovered_at else None
     result = outcome.get("result")
+    if recovered_ns is None and result == "resolved":
+        # Resolved with only demand still abnormal (Scout never calls that recovered): the
+        # harm ended where the verification's final run of healthy windows began.
+        recovered_ns = healthy_since((progress.get("data") or {}).get("windows") or {})
     pm = StatePaths(cfg.state).postmortems / f"{iid}.md"
     candidates = (diagnosis or {}).get("candidates", [])
     return {
@@ -291,6 +295,14 @@ def report(
         "postmortem": str(pm) if pm.exists() else None,
         "similar": (diagnosis or {}).get("similar", []),
     }
+
+
+def healthy_since(windows: dict[str, bool]) -> int | None:
+    """The first window of the final run of healthy verification windows (None: none)."""
+    since = None
+    for end in sorted(windows, key=rfc3339_to_ns):
+        since = (since or rfc3339_to_ns(end)) if windows[end] else None
+    return since
 
 
 def score_diagnosis_dict(diagnosis: dict[str, Any], label: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,10 @@ def test_queue_demand_is_arrivals_plus_drain_over_processing() -> None:
     m = {"processed_per_s": 10.0, "growth_per_s": 10.0, "backlog": 6000.0}
     assert queue_demand(m) == pytest.approx((20.0 + 6000.0 / DRAIN_S) / 10.0, abs=1e-4)
     assert queue_demand({"backlog": 50.0}) is None  # nothing processed: no rate to size from
+    # The window began before the backlog rose: its processed rate (10/s) still counts healthy
+    # minutes. Arrivals are 20/s either way; the consumers manage 20 - 15 = 5/s now.
+    late = {**m, "recent_growth_per_s": 15.0}
+    assert queue_demand(late) == pytest.approx((20.0 + 6000.0 / DRAIN_S) / 5.0, abs=1e-4)
     lag = ev("resource_lag", 0, measures=m)
     (scale,) = propose("svc", "queue_lag", [lag], [])
     assert scale.params == {"utilization": queue_demand(m)}

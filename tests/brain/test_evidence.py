@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+import pytest
 
 from sinks.brain.changes import commit_changes, flag_changes, version_changes
 from sinks.brain.config import DiagnosisConfig
@@ -19,14 +20,14 @@ from tests.brain.synth import BASELINE, INCIDENT, S, generate
 W, B = INCIDENT, BASELINE
 
 
-def _sw(service: str, metric: str, at: int, **kw: float) -> SignalWindow:
+def _sw(service: str, metric: str, at: int, **kw: Any) -> SignalWindow:
     return SignalWindow(
         kind="metric",
         window_start=at,
         window_end=at + 10 * S,
         service=service,
         metric=metric,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -47,6 +48,31 @@ def test_signal_windows_memory_pool_and_lag() -> None:
     assert found["worker"][0].kind == "lag"
     pool = found["checkout"][0]
     assert pool.kind == "pool" and "shrank from 20 to 2" in pool.description
+
+
+def test_a_backlog_is_the_total_of_its_consumers_and_its_recent_growth_is_measured() -> None:
+    items = [
+        _sw("worker", "messaging.kafka.consumer.lag", B[0] + S, value=1.0, attributes=pod)
+        for pod in ({"k8s.pod.name": "w-1"}, {"k8s.pod.name": "w-2"})
+    ]
+    # flat for a minute of the window, then each of two pods' lag grows 1/s
+    for i in range(12):
+        for pod in ("w-1", "w-2"):
+            value = 1.0 if i < 6 else 1.0 + 10.0 * (i - 5)
+            at = W[0] + i * 10 * S
+            items.append(
+                _sw(
+                    "worker",
+                    "messaging.kafka.consumer.lag",
+                    at,
+                    value=value,
+                    attributes={"k8s.pod.name": pod},
+                )
+            )
+    (lag,) = resource_evidence(items, W, B)["worker"]
+    assert lag.detail["backlog"] == 2 * 61.0
+    assert lag.detail["recent_growth_per_s"] == pytest.approx(2.0)
+    assert lag.detail["growth_per_s"] == pytest.approx(120.0 / 110.0, abs=1e-4)
 
 
 def test_restart_reasons_from_dict_samples() -> None:
@@ -113,6 +139,26 @@ def test_versions_and_flag_owner() -> None:
         errors.filter(pl.col("start_ns") >= W[0]), errors.filter(pl.col("start_ns") < W[0])
     )
     assert [(c.service, c.value, c.previous) for c in v] == [("checkout", "2.1.0", "2.0.3")]
+
+
+def _versions(rows: list[tuple[int, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"service": ["checkout"] * len(rows), "service_version": [v for _, v in rows]}
+        | {"start_ns": [t for t, _ in rows]}
+    )
+
+
+def test_a_deploy_that_fell_into_the_baseline_is_still_a_version_change() -> None:
+    # A leak is seen minutes after its deploy: 1.4.3 replaced 1.4.2 five minutes into the baseline.
+    base = _versions([(B[0] + i * 10 * S, "1.4.2" if i < 30 else "1.4.3") for i in range(60)])
+    inc = _versions([(W[0] + i * 10 * S, "1.4.3") for i in range(12)])
+    assert version_changes(inc, base) == []  # the baseline saw it: not new there
+    (found,) = version_changes(inc, base, since_ns=B[0])
+    assert (found.value, found.previous, found.at_ns) == ("1.4.3", "1.4.2", B[0] + 300 * S)
+    assert version_changes(inc, base, since_ns=B[0] + 301 * S) == []  # before the lookback
+    # A fleet that runs both versions throughout had no deploy.
+    mixed = _versions([(B[0] + i * 10 * S, ("1.4.2", "1.4.3")[i % 2]) for i in range(60)])
+    assert version_changes(inc, mixed, since_ns=B[0]) == []
 
 
 def test_actions_take_their_parameters_from_the_structured_evidence() -> None:

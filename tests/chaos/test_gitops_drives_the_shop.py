@@ -101,6 +101,42 @@ def test_a_restart_clears_runtime_faults() -> None:
     assert shop.catalog.runtime == []
 
 
+def _pod_names(shop: Shop, service: str) -> set[str]:
+    return {p.name for p in shop.cluster.pods[service]}
+
+
+def test_a_pod_template_change_rolls_the_pods_as_kubernetes_does() -> None:
+    shop = _shop()
+    shop.step(1)
+    before = _pod_names(shop, "checkout")
+    _fix(shop, "checkout", ("replicas",), len(before) + 1)
+    _fix(shop, "payment", ("feature_flags", "new_fraud_rules"), True)
+    shop.reload()
+    scaled = _pod_names(shop, "checkout")
+    assert before < scaled  # a scale-up keeps the running pods and adds one
+    for path, value in [
+        (("resources", "memory_limit_mib"), 768),
+        (("resources", "cpu_limit_millicores"), 900),
+        (("timeouts", "downstream_ms"), 900),
+        (("connection_pool", "max"), 30),
+        (("circuit_breaker",), True),
+    ]:
+        running = _pod_names(shop, "checkout")
+        _fix(shop, "checkout", path, value)
+        shop.reload()
+        rolled = _pod_names(shop, "checkout")
+        assert len(rolled) == len(running) and not rolled & running, path
+
+
+def test_a_rollout_for_any_template_change_clears_runtime_faults() -> None:
+    shop = _shop()
+    shop.inject("cache_failure")
+    assert shop.catalog.runtime
+    _fix(shop, "redis", ("resources", "memory_limit_mib"), 768)
+    shop.reload()
+    assert shop.catalog.active(shop.desired) == [] and shop.catalog.runtime == []
+
+
 def test_clear_undoes_the_injections_own_commits_only() -> None:
     shop = _shop()
     inj = shop.inject("crashloop")

@@ -352,6 +352,9 @@ class DetectionConfig(FrozenModel):
     changes: ChangesConfig = ChangesConfig()
     # The forecaster that judges metric series (operators/scout/detect/forecast.py).
     metrics: ForecastConfig = ForecastConfig()
+    # An instance whose metric series sent nothing for this long (and for three of its report
+    # intervals) is gone, as a rolled pod is: its series' anomalies clear (detect/instances.py).
+    instance_gone: Duration = 60.0
 
     def rule_for(self, kind: str, service: str, name: str, field: str) -> SeriesRule | None:
         """The first matching enabled-or-not rule for a series field (None: not judged)."""

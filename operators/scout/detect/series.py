@@ -14,6 +14,7 @@ Only event time is used: the signal's window bounds.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from operators.scout.detect.baseline import RateBaseline, RobustBaseline, Verdict
@@ -76,6 +77,7 @@ class SeriesDetector:
         self.prev_value: tuple[int, float] | None = None  # (t_ns, value) for cumulative rates
         self.window_s = 0.0  # length of the last signal window seen
         self.anchored_by: str | None = None  # the deploy the trend was last anchored at
+        self.open: dict[str, AnomalyCleared] = {}  # active anomalies, as their clear would read
         self._rules: dict[tuple[str, str, str, str], SeriesRule | None] = {}  # derived from config
 
     # ------------------------------------------------------------------ input
@@ -341,21 +343,20 @@ class SeriesDetector:
                 severity="warning",
                 detail=detail or _describe(sig, field, observed, expected),
             )
+            self.open[aid] = _cleared(sig, aid, detector, field)
             return [Detection(sig.window_end, anomaly)]
         if change == "clear" and streak.anomaly_id is not None:
-            cleared = AnomalyCleared(
-                id=streak.anomaly_id,
-                detector=detector,
-                signal=field,
-                at=sig.window_end,
-                service=sig.service,
-                operation=sig.operation,
-                cuj=sig.cuj,
-                metric=sig.metric,
-            )
+            aid = streak.anomaly_id
+            self.open.pop(aid, None)
             streak.anomaly_id = None
-            return [Detection(sig.window_end, cleared)]
+            return [Detection(sig.window_end, _cleared(sig, aid, detector, field))]
         return []
+
+    def end(self, at: int) -> list[Detection]:
+        """The series ended (its instance is gone): every anomaly it holds clears at `at`."""
+        out = [Detection(at, replace(c, at=at)) for _, c in sorted(self.open.items())]
+        self.open.clear()
+        return out
 
     # ------------------------------------------------------------------ restarts and trend
 
@@ -457,6 +458,7 @@ class SeriesDetector:
             "prev_value": list(self.prev_value) if self.prev_value else None,
             "window_s": self.window_s,
             "anchored_by": self.anchored_by,
+            "open": [c.to_dict() for _, c in sorted(self.open.items())],
         }
 
     @classmethod
@@ -491,7 +493,21 @@ class SeriesDetector:
             out.prev_value = (int(data["prev_value"][0]), float(data["prev_value"][1]))
         out.window_s = float(data.get("window_s", 0.0))
         out.anchored_by = data.get("anchored_by")
+        out.open = {c["id"]: AnomalyCleared.from_dict(c) for c in data.get("open", [])}
         return out
+
+
+def _cleared(sig: SignalWindow, aid: str, detector: str, field: str) -> AnomalyCleared:
+    return AnomalyCleared(
+        id=aid,
+        detector=detector,
+        signal=field,
+        at=sig.window_end,
+        service=sig.service,
+        operation=sig.operation,
+        cuj=sig.cuj,
+        metric=sig.metric,
+    )
 
 
 def _hour(t_ns: int) -> int:
