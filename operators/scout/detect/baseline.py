@@ -3,7 +3,8 @@
 - `RobustBaseline`: median and MAD of recent values (optionally per hour of day); a value is
   abnormal when it is far in MAD units *and* far in absolute and relative terms.
 - `RateBaseline`: the pooled rate of recent windows; a window's rate is abnormal when it is
-  unlikely under that rate given its traffic (exact binomial tail), and the change is big enough.
+  unlikely under that rate given its traffic and how well the rate is known (exact
+  beta-binomial tail of the posterior predictive), and the change is big enough.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from operators.scout.detect.config import BaselineConfig, RatesConfig, SeriesRule
-from operators.scout.detect.stats import MAD_TO_SIGMA, binom_cdf, binom_sf, median_mad
+from operators.scout.detect.stats import MAD_TO_SIGMA, betabinom_cdf, betabinom_sf, median_mad
 
 # Scores are capped so that JSON never carries infinity.
 MAX_SCORE = 1e6
@@ -130,6 +131,9 @@ class RateBaseline:
         # The series' own last windows (learned or not), for the pooled test.
         longest = max(rates.pool_windows, rates.long_pool_windows)
         self.recent: deque[tuple[int, int]] = deque(maxlen=max(longest - 1, 0))
+        # Normal windows still inside a pool: learned when they leave it (`learn_later`).
+        self.pending: deque[tuple[int, int]] = deque()
+        self.lag = max(longest - 1, 0)
 
     def rate(self) -> float:
         """The baseline rate with a half-count prior, so a clean history never says exactly 0."""
@@ -217,37 +221,23 @@ class RateBaseline:
         ns = n + sum(w[1] for w in recent)
         return self._test(xs, ns, p0, rule, f, alpha)
 
-    def settled(self, successes: int, trials: int, rule: SeriesRule) -> bool:
-        """Whether the window and its short pool look normal even at `alpha_hold`.
-
-        Only such windows are learned: a moderate drop passes many single windows at
-        `alpha_hold`, and learning those would pull the baseline towards the fault (a drift
-        that hides the very drop the pooled tests are there to see).
-        """
-        if trials <= 0 or not self.windows:
-            return True
-        if self._pooled_trials(trials, self.rates.pool_windows) < self.rates.min_trials:
-            return True
-        p0 = min(max(self.rate(), 1e-9), 1.0 - 1e-9)
-        f = self.config.hold_factor
-        x = min(successes, trials)
-        pooled, _ = self._pooled(
-            x, trials, self.rates.pool_windows, p0, rule, f, self.rates.alpha_hold
-        )
-        return not pooled
-
-    @staticmethod
     def _test(
-        x: int, n: int, p0: float, rule: SeriesRule, f: float, alpha: float
+        self, x: int, n: int, p0: float, rule: SeriesRule, f: float, alpha: float
     ) -> tuple[bool, float]:
+        """`x` of `n` against the baseline: p-value from the posterior predictive, the
+        beta-binomial of the rate's Jeffreys posterior, so a rate learnt from few events is as
+        uncertain as it is (a plug-in binomial takes 1 error in 200 trials for an exact 0.5%
+        and alarms on noise); `p0` (its mean) sets the minimum effects."""
+        a = self.successes + 0.5
+        b = self.trials - self.successes + 0.5
         observed = x / n
         if rule.direction == "down":
             d = p0 - observed
-            p_value = binom_cdf(x, n, p0)
+            p_value = betabinom_cdf(x, n, a, b)
             big_enough = d >= f * rule.min_abs and observed <= p0 * (1.0 - f * rule.min_rel)
         else:
             d = observed - p0
-            p_value = binom_sf(x, n, p0)
+            p_value = betabinom_sf(x, n, a, b)
             big_enough = d >= f * rule.min_abs and observed >= p0 * (1.0 + f * rule.min_rel)
         score = min(-math.log10(max(p_value, 1e-300)), MAX_SCORE)
         return big_enough and p_value < alpha, score
@@ -256,6 +246,17 @@ class RateBaseline:
         """Remember a judged window for the pooled test (whether learned or not)."""
         if self.recent.maxlen:
             self.recent.append((min(successes, trials), trials))
+
+    def learn_later(self, successes: int, trials: int) -> None:
+        """Learn a normal window once it has left every pool, so that a fault's first, not yet
+        significant windows cannot drag the rate they are tested against."""
+        self.pending.append((successes, trials))
+        while len(self.pending) > self.lag:
+            self.learn(*self.pending.popleft())
+
+    def forget_pending(self) -> None:
+        """Drop the windows not learned yet (an anomaly fired: they led up to it)."""
+        self.pending.clear()
 
     def learn(self, successes: int, trials: int) -> None:
         """Add an accepted window to the history."""
@@ -273,6 +274,7 @@ class RateBaseline:
         return {
             "windows": [list(w) for w in self.windows],
             "recent": [list(w) for w in self.recent],
+            "pending": [list(w) for w in self.pending],
         }
 
     @classmethod
@@ -285,4 +287,5 @@ class RateBaseline:
             out.learn(int(s), int(n))
         for s, n in data["recent"]:
             out.observe(int(s), int(n))
+        out.pending.extend((int(s), int(n)) for s, n in data.get("pending", []))
         return out

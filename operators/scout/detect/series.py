@@ -233,15 +233,15 @@ class SeriesDetector:
         lax: Verdict | None
         observed: float
         holding = st.streak.active
-        settled = True
         conclusive = False
+        trials: int | None = None
+        successes: int | None = None
         if rule.test == "binomial":
             trials, successes = _trials(sig, field)
             if trials is None or successes is None or st.rate is None:
                 return []
             verdict = st.rate.judge(successes, trials, rule)
             lax = st.rate.judge(successes, trials, rule, holding=True)
-            settled = st.rate.settled(successes, trials, rule)
             if st.since_change is not None and not holding:
                 since = st.since_change
                 since[0] += successes
@@ -281,26 +281,34 @@ class SeriesDetector:
             # Hysteresis: an active anomaly stays abnormal until the lax verdict says normal.
             verdict = lax
         abnormal = verdict is not None and verdict.abnormal
-        # Learn only what is clearly normal (the lax verdict), so a fault's borderline windows do
-        # not drag the baseline towards the fault; after relearn_after unlearned observations in
-        # a row the new level is accepted, so a lasting change stops alerting.
-        learnable = (lax is None or not lax.abnormal) and settled
+        # Learn only what is clearly normal, so a fault's windows do not drag the baseline
+        # towards the fault; after relearn_after unlearned observations in a row the new level is
+        # accepted, so a lasting change stops alerting.
+        # A rate is not censored by the lax test: at a rare event's counts one event is already a
+        # lax surprise, and leaving those windows out drove the baseline rate to zero (then every
+        # event alarmed). Each window its verdict holds normal is learned once it has left the
+        # pools instead, unless an anomaly fires first.
+        learnable = not abnormal if st.rate is not None else lax is None or not lax.abnormal
         st.unlearned = 0 if learnable else st.unlearned + 1
         if learnable or st.unlearned >= self.config.baseline.relearn_after:
             if st.robust is not None:
                 st.robust.learn(observed, _hour(t_ns))
-            if st.rate is not None:
-                trials, successes = _trials(sig, field)
-                if trials is not None and successes is not None:
+            if st.rate is not None and trials is not None and successes is not None:
+                if learnable and verdict is not None:
+                    st.rate.learn_later(successes, trials)
+                else:  # not judged yet (nothing can fire), or a lasting new level
                     st.rate.learn(successes, trials)
         if verdict is None:
             return []  # not judged yet: the streak neither advances nor forgets
         st.exemplars.append(_exemplars(sig, field) if abnormal else [])
         st.last = (observed, verdict.expected)
         st.score = verdict.score
-        return self._transition(
+        out = self._transition(
             sig, st, field, _DETECTOR[rule.test], abnormal, t_ns, conclusive=conclusive
         )
+        if st.rate is not None and st.streak.active:
+            st.rate.forget_pending()  # the run-up to an anomaly is no baseline
+        return out
 
     def _transition(
         self,

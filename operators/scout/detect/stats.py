@@ -1,8 +1,8 @@
 """Small, exact statistics for the detectors, with math and numpy only (no scipy here).
 
 - robust location and scale (median, MAD),
-- exact binomial tail probabilities (summed from the tail inward, so cost is bounded by a few
-  standard deviations, not by n),
+- exact binomial and beta-binomial tail probabilities (summed from the tail inward, so cost is
+  bounded by a few standard deviations, not by n),
 - the Theil–Sen slope (median of pairwise slopes), which a few outliers cannot tilt.
 """
 
@@ -94,6 +94,61 @@ def binom_cdf(x: int, n: int, p: float) -> float:
     if x < n * p:
         return _sum_down(x, n, p)
     return max(0.0, 1.0 - _sum_up(x + 1, n, p))
+
+
+def _betabinom_log_pmf(k: int, n: int, a: float, b: float) -> float:
+    return (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + math.lgamma(k + a)
+        + math.lgamma(n - k + b)
+        - math.lgamma(n + a + b)
+        + math.lgamma(a + b)
+        - math.lgamma(a)
+        - math.lgamma(b)
+    )
+
+
+def _betabinom_tail(x: int, n: int, a: float, b: float, up: bool) -> float:
+    """P(X >= x) (up) or P(X <= x), summed outward from x; stops once terms shrink to nothing."""
+    term = math.exp(_betabinom_log_pmf(x, n, a, b))
+    total, prev, k = term, term, x
+    while (k < n) if up else (k > 0):
+        if up:
+            term *= (n - k) / (k + 1) * (k + a) / (n - k - 1 + b)
+            k += 1
+        else:
+            term *= k / (n - k + 1) * (n - k + b) / (k - 1 + a)
+            k -= 1
+        total += term
+        if term <= prev and term <= total * 1e-15:
+            break
+        prev = term
+    return min(total, 1.0)
+
+
+def betabinom_sf(x: int, n: int, a: float, b: float) -> float:
+    """P(X >= x) for X ~ BetaBinomial(n, a, b): a count of n trials whose rate is uncertain,
+    Beta(a, b) (the posterior predictive of a rate learnt from a - 1/2 of a + b - 1 trials)."""
+    if x <= 0:
+        return 1.0
+    if x > n:
+        return 0.0
+    if x > n * a / (a + b):
+        return _betabinom_tail(x, n, a, b, up=True)
+    return max(0.0, 1.0 - _betabinom_tail(x - 1, n, a, b, up=False))
+
+
+def betabinom_cdf(x: int, n: int, a: float, b: float) -> float:
+    """P(X <= x) for X ~ BetaBinomial(n, a, b)."""
+    if x < 0:
+        return 0.0
+    if x >= n:
+        return 1.0
+    if x < n * a / (a + b):
+        return _betabinom_tail(x, n, a, b, up=False)
+    return max(0.0, 1.0 - _betabinom_tail(x + 1, n, a, b, up=True))
 
 
 def theil_sen(t: npt.ArrayLike, y: npt.ArrayLike) -> tuple[float, float, float]:
