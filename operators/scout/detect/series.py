@@ -75,6 +75,11 @@ class SeriesDetector:
         self.restart_streak: Streak | None = None
         self.changes = ChangeTracker()
         self.prev_value: tuple[int, float] | None = None  # (t_ns, value) for cumulative rates
+        # A cumulative sum's rate goes to its forecaster as the increase per `count_step` seconds
+        # (its first sampling step): an event counter's increments are counts, whose Poisson
+        # noise the forecaster knows, where a per-second rate of a few events looks like a spike.
+        self.count_step: float | None = None
+        self.increase: float | None = None  # the last increase, per count_step
         self.window_s = 0.0  # length of the last signal window seen
         self.anchored_by: str | None = None  # the deploy the trend was last anchored at
         self.open: dict[str, AnomalyCleared] = {}  # active anomalies, as their clear would read
@@ -166,9 +171,15 @@ class SeriesDetector:
         if sig.value is None or not self.config.is_cumulative(sig.metric or "", sig.temporality):
             return None
         prev, self.prev_value = self.prev_value, (t_ns, sig.value)
+        self.increase = None
         if prev is None or t_ns <= prev[0] or sig.value < prev[1]:
             return None  # first point, out of order, or a counter reset
-        return (sig.value - prev[1]) / ((t_ns - prev[0]) / NS_PER_S)
+        dt = (t_ns - prev[0]) / NS_PER_S
+        delta = sig.value - prev[1]
+        if self.count_step is None:
+            self.count_step = dt
+        self.increase = delta if dt == self.count_step else delta * self.count_step / dt
+        return delta / dt
 
     def _state(self, field: str, rule: SeriesRule) -> _FieldState:
         st = self.fields.get(field)
@@ -198,16 +209,20 @@ class SeriesDetector:
         if st.model is None:
             st.model = Forecaster(self.config.metrics)
         observed = float(value)
+        modelled, per = observed, 1.0  # the model sees a rate as increases per count_step
+        if field == "rate" and self.increase is not None and self.count_step:
+            modelled, per = self.increase, self.count_step
         j = st.model.judge(
             t_ns / NS_PER_S,
-            observed,
+            modelled,
             rule.direction,
             st.streak.active,
             self.config.baseline.hold_factor,
         )
         if j is None:
             return []  # warming up, or a point refused (not finite, duplicate, out of order)
-        d = observed - j.expected
+        expected = j.expected / per
+        d = observed - expected
         d = abs(d) if rule.direction == "both" else (-d if rule.direction == "down" else d)
         f = self.config.baseline.hold_factor if st.streak.active else 1.0
         big_enough = d >= f * rule.min_abs
@@ -219,7 +234,7 @@ class SeriesDetector:
             )
         abnormal = j.abnormal and big_enough
         st.exemplars.append(_exemplars(sig, field) if abnormal else [])
-        st.last = (observed, j.expected)
+        st.last = (observed, expected)
         st.score = min(abs(j.z), 1e6)
         return self._transition(
             sig, st, field, "forecast", abnormal, t_ns, conclusive=abnormal and j.conclusive
@@ -467,6 +482,8 @@ class SeriesDetector:
             "window_s": self.window_s,
             "anchored_by": self.anchored_by,
             "open": [c.to_dict() for _, c in sorted(self.open.items())],
+            "count_step": self.count_step,
+            "increase": self.increase,
         }
 
     @classmethod
@@ -502,6 +519,8 @@ class SeriesDetector:
         out.window_s = float(data.get("window_s", 0.0))
         out.anchored_by = data.get("anchored_by")
         out.open = {c["id"]: AnomalyCleared.from_dict(c) for c in data.get("open", [])}
+        out.count_step = data.get("count_step")
+        out.increase = data.get("increase")
         return out
 
 
