@@ -152,7 +152,9 @@ def test_a_counter_reset_is_no_negative_rate() -> None:
     model = det.fields["rate"].model
     assert model is not None and model.skipped == 0
     assert model.n == len(values) - 2  # the first point and the reset have no rate
-    assert abs(model.models[0].level - 10.0) < 1e-6  # every rate learnt was 10/s
+    # the forecaster learns a counter as its increase per sampling step: every one was 100 (10/s)
+    assert det.count_step == W / 1e9
+    assert abs(model.models[0].level - 100.0) < 1e-6
 
 
 def test_a_million_attribute_sets_are_capped_and_counted() -> None:

@@ -75,9 +75,8 @@ class SeriesDetector:
         self.restart_streak: Streak | None = None
         self.changes = ChangeTracker()
         self.prev_value: tuple[int, float] | None = None  # (t_ns, value) for cumulative rates
-        # A cumulative sum's rate goes to its forecaster as the increase per `count_step` seconds
-        # (its first sampling step): an event counter's increments are counts, whose Poisson
-        # noise the forecaster knows, where a per-second rate of a few events looks like a spike.
+        # A counter's rate is forecast as its increase per first sampling step (`count_step`):
+        # counts carry Poisson noise the forecaster knows; a per-second rate of few events spikes.
         self.count_step: float | None = None
         self.increase: float | None = None  # the last increase, per count_step
         self.window_s = 0.0  # length of the last signal window seen
