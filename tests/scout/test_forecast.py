@@ -84,6 +84,14 @@ def test_small_lasting_shift_fires_once_on_the_short_mean() -> None:
     assert _flags(_feed(Forecaster(CFG), x)) == [1507]
 
 
+def test_a_reported_burst_does_not_alert_again_as_a_shift() -> None:
+    rng = np.random.default_rng(1)
+    x = 5.0 + rng.normal(0, 1.0, 2000)
+    x[1500:1530] += 40.0 + rng.normal(0, 10.0, 30)  # a burst: its first point is the alert
+    # The short mean stays high past the refractory period; the burst's alert latched it.
+    assert _flags(_feed(Forecaster(CFG), x)) == [1500]
+
+
 def test_daily_season_is_learned_and_a_missing_peak_fires() -> None:
     rng = np.random.default_rng(3)
     t = np.arange(int(8 * DAY_S / STEP)) * STEP

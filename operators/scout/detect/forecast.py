@@ -39,8 +39,9 @@ Method, and why this one:
   is judged, like the point score, against its own calibrated quantile of past values (a
   one-sided CUSUM's idea, Page 1954, with a threshold learnt from the series: residuals that
   wander together on a poorly fitted series raise their own bar). Beyond `shift_margin` x that
-  it fires once and re-levels the models. It and the variance test latch together until both
-  re-arm: one disturbance, one alert.
+  it fires once and re-levels the models. Any alert latches it and the variance test until
+  both fall back below half their bars: one disturbance, one alert (NAB, like an on-call
+  engineer, rewards the earliest alert of an episode and charges every repeat).
 - Counts: while every value is a non-negative integer the score is also capped by the
   Anscombe-scale distance (Poisson noise is N(0, 1) there), so sparse counts do not fire on
   Poisson noise however tight their history.
@@ -365,10 +366,11 @@ class Forecaster:
             if direction == "both":
                 d = abs(z)
             abnormal = d >= bar
-            # Either pooled test latches both: a disturbance that widens the noise also moves
-            # the short mean, and it is one episode, one alert.
+            # Any alert latches both pooled tests until their statistics fall back below half
+            # their bars: a disturbance that widens the noise also moves the short mean, and a
+            # burst a point already reported leaves both high. One episode, one alert.
             pooled = self._widened(m) | self._shifted()
-            if pooled:
+            if pooled or abnormal:
                 self.widened = self.shifted = True
             abnormal = abnormal or pooled
             if not holding and abnormal:
