@@ -205,6 +205,19 @@ def test_snapshot_restore_continues_identically() -> None:
     assert 500 in _flags(ta)
 
 
+def test_a_snapshot_from_before_the_shift_test_restores_its_calibration() -> None:
+    rng = np.random.default_rng(9)
+    a = Forecaster(CFG)
+    _feed(a, 40.0 + rng.normal(0, 1.0, 600))
+    old = a.snapshot()
+    hist, total, weight = old.pop("calib")
+    for key in ("drift", "dhist", "shifted"):
+        del old[key]
+    old.update(hist=hist, total=total, weight=weight)
+    b = Forecaster.from_snapshot(CFG, old)
+    assert b.calib.snapshot() == a.calib.snapshot() and b.drift == 0.0
+
+
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 point = st.tuples(
     st.floats(-10.0, 1000.0),  # seconds since the previous point: duplicates, reordering

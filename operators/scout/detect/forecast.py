@@ -539,10 +539,14 @@ class Forecaster:
         out.step = float(data["step"])
         out.counts = bool(data["counts"])
         out.run = int(data["run"])
-        out.calib = Calibration.from_snapshot(data["calib"])
-        out.drift = float(data["drift"])
-        out.dhist = Calibration.from_snapshot(data["dhist"])
-        out.shifted = bool(data["shifted"])
+        # A snapshot from before the level-shift test keeps its score calibration.
+        out.calib = Calibration.from_snapshot(
+            data.get("calib") or [data["hist"], data["total"], data["weight"]]
+        )
+        if "dhist" in data:
+            out.drift = float(data["drift"])
+            out.dhist = Calibration.from_snapshot(data["dhist"])
+            out.shifted = bool(data["shifted"])
         out.skipped = int(data["skipped"])
         out.refr = int(data.get("refr", 0))
         out.widened = bool(data.get("widened", False))
