@@ -58,7 +58,8 @@ def test_variance_change_fires_once_where_no_point_stands_out() -> None:
     e = rng.normal(0, 1.0, 1500)
     e[1200:] *= 3.0  # the noise triples; no single point is beyond the bar
     x = 50.0 + e
-    assert _flags(_feed(Forecaster(ForecastConfig(var_ratio=0.0)), x)) == []
+    # Neither pooled test (variance, short mean): no single point is news.
+    assert _flags(_feed(Forecaster(ForecastConfig(var_ratio=0.0, shift_gain=0.0)), x)) == []
     flags = _flags(_feed(Forecaster(CFG), x))
     assert len(flags) == 1 and 1200 < flags[0] < 1250
 
@@ -71,6 +72,24 @@ def test_lasting_level_shift_fires_then_is_learned() -> None:
     assert flags and flags[0] == 1000
     # Re-levelled after relearn_run points on one side: the new level is normal again.
     assert max(flags) < 1000 + 2 * CFG.relearn_run
+
+
+def test_small_lasting_shift_fires_once_on_the_short_mean() -> None:
+    rng = np.random.default_rng(6)
+    x = 20.0 + rng.normal(0, 1.0, 2000)
+    x[1500:] += 4.0  # under z_min: the scale grows and the level follows, no point is news
+    # The point test alone never fires; the variance test sees it late (the scale has grown).
+    assert _flags(_feed(Forecaster(ForecastConfig(shift_gain=0.0, var_ratio=0.0)), x)) == []
+    assert _flags(_feed(Forecaster(ForecastConfig(shift_gain=0.0)), x)) == [1512]
+    assert _flags(_feed(Forecaster(CFG), x)) == [1507]
+
+
+def test_a_reported_burst_does_not_alert_again_as_a_shift() -> None:
+    rng = np.random.default_rng(1)
+    x = 5.0 + rng.normal(0, 1.0, 2000)
+    x[1500:1530] += 40.0 + rng.normal(0, 10.0, 30)  # a burst: its first point is the alert
+    # The short mean stays high past the refractory period; the burst's alert latched it.
+    assert _flags(_feed(Forecaster(CFG), x)) == [1500]
 
 
 def test_daily_season_is_learned_and_a_missing_peak_fires() -> None:
@@ -184,6 +203,19 @@ def test_snapshot_restore_continues_identically() -> None:
     tb = _feed(b, x[2000:], t0=2000 * STEP)
     assert ta == tb
     assert 500 in _flags(ta)
+
+
+def test_a_snapshot_from_before_the_shift_test_restores_its_calibration() -> None:
+    rng = np.random.default_rng(9)
+    a = Forecaster(CFG)
+    _feed(a, 40.0 + rng.normal(0, 1.0, 600))
+    old = a.snapshot()
+    hist, total, weight = old.pop("calib")
+    for key in ("drift", "dhist", "shifted"):
+        del old[key]
+    old.update(hist=hist, total=total, weight=weight)
+    b = Forecaster.from_snapshot(CFG, old)
+    assert b.calib.snapshot() == a.calib.snapshot() and b.drift == 0.0
 
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)

@@ -34,6 +34,14 @@ Method, and why this one:
   when each point stays under the bar (a variance ratio, as the F-test of a recent against a
   reference window, made recursive: both are exponentially weighted mean absolute residuals).
   It fires once, conclusively, and re-arms when the ratio falls below half of `var_ratio`.
+- Lasting shift too small for any one point: the short mean of Huber-clipped z (an EWMA of
+  gain `shift_gain`, 0.2 ~ the 10-point mean of Numenta's anomaly likelihood, Ahmad et al. 2017)
+  is judged, like the point score, against its own calibrated quantile of past values (a
+  one-sided CUSUM's idea, Page 1954, with a threshold learnt from the series: residuals that
+  wander together on a poorly fitted series raise their own bar). Beyond `shift_margin` x that
+  it fires once and re-levels the models. Any alert latches it and the variance test until
+  both fall back below half their bars: one disturbance, one alert (NAB, like an on-call
+  engineer, rewards the earliest alert of an episode and charges every repeat).
 - Counts: while every value is a non-negative integer the score is also capped by the
   Anscombe-scale distance (Poisson noise is N(0, 1) there), so sparse counts do not fire on
   Poisson noise however tight their history.
@@ -95,6 +103,10 @@ class ForecastConfig(FrozenModel):
     refractory: int = Field(20, ge=0)
     # Short-run scale over long-run spread that is a variance change (0: off).
     var_ratio: float = Field(1.75, ge=0)
+    # Level-shift test: gain of the short mean of clipped z (0: off; 0.2 ~ a 10-point mean) ...
+    shift_gain: float = Field(0.2, ge=0, le=1)
+    # ... beyond this many times its own calibrated `quantile` is a lasting shift.
+    shift_margin: float = Field(1.5, ge=1)
     # Seasonal calibration: time-of-day bins (0: off) of the largest recent |z| ...
     peak_bins: int = Field(24, ge=0)
     # ... a point must exceed this many times the largest near its time of day ...
@@ -112,6 +124,52 @@ class Judgement:
     expected: float
     abnormal: bool
     conclusive: bool
+
+
+class Calibration:
+    """A decayed log-binned histogram of past values: their upper quantiles, in O(bins)."""
+
+    __slots__ = ("hist", "total", "weight")
+
+    def __init__(self) -> None:
+        self.hist = array("d", [0.0] * _HIST_BINS)
+        self.weight = 1.0  # the next increment (grows instead of decaying all bins)
+        self.total = 0.0
+
+    def learn(self, v: float, memory: int) -> None:
+        i = (
+            0
+            if v <= _HIST_LO
+            else min(int(math.log(v / _HIST_LO) / _LOG_RATIO) + 1, _HIST_BINS - 1)
+        )
+        self.hist[i] += self.weight
+        self.total += self.weight
+        self.weight /= 1.0 - 1.0 / memory
+        if self.weight > _RENORM:
+            for j in range(_HIST_BINS):
+                self.hist[j] /= self.weight
+            self.total /= self.weight
+            self.weight = 1.0
+
+    def snapshot(self) -> list[Any]:
+        return [list(self.hist), self.total, self.weight]
+
+    @classmethod
+    def from_snapshot(cls, data: list[Any]) -> Calibration:
+        out = cls()
+        out.hist = array("d", [float(v) for v in data[0]])
+        out.total, out.weight = float(data[1]), float(data[2])
+        return out
+
+    def quantile(self, q: float) -> float:
+        """The upper edge of the bin holding the q quantile (0 with no history)."""
+        tail = (1.0 - q) * self.total
+        acc = 0.0
+        for i in range(_HIST_BINS - 1, -1, -1):
+            acc += self.hist[i]
+            if acc > tail:
+                return _HIST_LO * _HIST_RATIO**i
+        return 0.0
 
 
 class _Model:
@@ -247,12 +305,13 @@ class Forecaster:
         self.step = 0.0  # typical sampling interval, seconds
         self.counts = True  # every value so far a non-negative integer
         self.run = 0  # signed count of residuals in a row beyond relearn_z
-        self.hist = [0.0] * _HIST_BINS
-        self.weight = 1.0  # the next histogram increment (grows instead of decaying all bins)
-        self.total = 0.0
+        self.calib = Calibration()  # past |z|
         self.skipped = 0  # points refused: not finite, duplicate or out of order
         self.refr = 0  # points left in the refractory period
         self.widened = False  # the variance test fired and has not re-armed
+        self.drift = 0.0  # short mean of clipped signed z
+        self.dhist = Calibration()  # past |drift|
+        self.shifted = False  # the level-shift test fired and has not re-armed
         # Largest |z| per time of day: of past days (decayed), and of today (joins at midnight).
         self.peaks = array("d", [0.0] * config.peak_bins)
         self.today = array("d", [0.0] * config.peak_bins)
@@ -307,7 +366,12 @@ class Forecaster:
             if direction == "both":
                 d = abs(z)
             abnormal = d >= bar
-            pooled = self._widened(m)
+            # Any alert latches both pooled tests until their statistics fall back below half
+            # their bars: a disturbance that widens the noise also moves the short mean, and a
+            # burst a point already reported leaves both high. One episode, one alert.
+            pooled = self._widened(m) | self._shifted()
+            if pooled or abnormal:
+                self.widened = self.shifted = True
             abnormal = abnormal or pooled
             if not holding and abnormal:
                 # A new anomaly (an active one is `holding`): after one starts, the next waits
@@ -319,11 +383,12 @@ class Forecaster:
             out = Judgement(z, bar, expected, abnormal, conclusive)
         self.refr = max(self.refr - 1, 0)
         if self.n >= cfg.warmup:
-            self._learn_score(abs(z))
+            self.calib.learn(abs(z), cfg.memory)
             self._learn_peak(t, abs(z))
         # A running mean while young (the first points define the scale), then exponential.
         g = max(cfg.scale_gain, 1.0 / (self.n + 1))
         gs = max(cfg.spread_gain, 1.0 / (self.n + 1))
+        self._learn_drift(z)
         resids = [mm.update(t, x, h, cfg, g, gs) for mm in self.models]
         self._relearn(z, resids)
         self.n += 1
@@ -340,6 +405,37 @@ class Forecaster:
             return False
         self.widened = ratio > cfg.var_ratio
         return self.widened
+
+    def _learn_drift(self, z: float) -> None:
+        cfg = self.config
+        k = cfg.huber_k
+        if cfg.shift_gain <= 0:
+            return
+        self.drift += cfg.shift_gain * (max(-k, min(k, z)) - self.drift)
+        if self.n >= cfg.warmup:
+            self.dhist.learn(self._drift_z(), cfg.memory)
+
+    def _drift_z(self) -> float:
+        """|drift| in units of its standard deviation were z white noise."""
+        g = self.config.shift_gain
+        return abs(self.drift) / math.sqrt(g / (2.0 - g))
+
+    def _shifted(self) -> bool:
+        """True when the short mean of z has just left its own long-run range: a lasting shift
+        too small for any one point (a CUSUM-like test, calibrated on the series' own drift,
+        so residuals that wander together on a poorly fitted series raise their own bar)."""
+        cfg = self.config
+        if cfg.shift_gain <= 0 or self.n < 1.0 / cfg.spread_gain:
+            return False
+        ratio = self._drift_z() / max(self.dhist.quantile(cfg.quantile), 1e-9)
+        if self.shifted:
+            self.shifted = ratio >= cfg.shift_margin / 2
+            return False
+        self.shifted = ratio > cfg.shift_margin
+        if self.shifted:
+            for mm in self.models:
+                mm.relevel()
+        return self.shifted
 
     def _start(self, t: float, x: float) -> None:
         cfg = self.config
@@ -358,8 +454,7 @@ class Forecaster:
         if best != self.active:
             # Scores of another model say nothing of this one's: calibrate afresh (the peaks
             # stay: they say at what time of day the series misbehaves, whatever the model).
-            self.hist = [0.0] * _HIST_BINS
-            self.total, self.weight = 0.0, 1.0
+            self.calib = Calibration()
         self.active = best
 
     def _relearn(self, z: float, resids: list[float]) -> None:
@@ -376,20 +471,6 @@ class Forecaster:
             self.run = 0
 
     # ------------------------------------------------------------------ calibration
-
-    def _learn_score(self, az: float) -> None:
-        i = (
-            0
-            if az <= _HIST_LO
-            else min(int(math.log(az / _HIST_LO) / _LOG_RATIO) + 1, _HIST_BINS - 1)
-        )
-        self.hist[i] += self.weight
-        self.total += self.weight
-        self.weight /= 1.0 - 1.0 / self.config.memory
-        if self.weight > _RENORM:
-            self.hist = [v / self.weight for v in self.hist]
-            self.total /= self.weight
-            self.weight = 1.0
 
     def _peak_bin(self, t: float) -> int:
         return _bin_of(t, DAY_S, len(self.peaks))
@@ -421,15 +502,7 @@ class Forecaster:
     def _bar(self) -> float:
         """margin x the calibrated quantile of past |z|, at least z_min."""
         cfg = self.config
-        tail = (1.0 - cfg.quantile) * self.total
-        acc = 0.0
-        q = 0.0
-        for i in range(_HIST_BINS - 1, -1, -1):
-            acc += self.hist[i]
-            if acc > tail:
-                q = _HIST_LO * _HIST_RATIO**i  # the bin's upper edge
-                break
-        return max(cfg.z_min, cfg.margin * q)
+        return max(cfg.z_min, cfg.margin * self.calib.quantile(cfg.quantile))
 
     # ------------------------------------------------------------------ state
 
@@ -443,9 +516,10 @@ class Forecaster:
             "step": self.step,
             "counts": self.counts,
             "run": self.run,
-            "hist": list(self.hist),
-            "total": self.total,
-            "weight": self.weight,
+            "calib": self.calib.snapshot(),
+            "drift": self.drift,
+            "dhist": self.dhist.snapshot(),
+            "shifted": self.shifted,
             "skipped": self.skipped,
             "refr": self.refr,
             "widened": self.widened,
@@ -465,9 +539,14 @@ class Forecaster:
         out.step = float(data["step"])
         out.counts = bool(data["counts"])
         out.run = int(data["run"])
-        out.hist = [float(v) for v in data["hist"]]
-        out.total = float(data["total"])
-        out.weight = float(data["weight"])
+        # A snapshot from before the level-shift test keeps its score calibration.
+        out.calib = Calibration.from_snapshot(
+            data.get("calib") or [data["hist"], data["total"], data["weight"]]
+        )
+        if "dhist" in data:
+            out.drift = float(data["drift"])
+            out.dhist = Calibration.from_snapshot(data["dhist"])
+            out.shifted = bool(data["shifted"])
         out.skipped = int(data["skipped"])
         out.refr = int(data.get("refr", 0))
         out.widened = bool(data.get("widened", False))
