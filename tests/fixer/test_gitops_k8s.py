@@ -112,7 +112,10 @@ def test_each_action_edits_only_its_line_and_validates(
     if key == "rollout.restarted_at":
         # A first restart adds the annotation (and its mapping where the file had none).
         assert removed == [] or removed == ["  podAnnotations: {}"]
-        assert any(f"kubectl.kubernetes.io/restartedAt: '{RESTART}'" in ln for ln in added)
+        # The timestamp is quoted the way the edited file quotes most of its strings.
+        (old_text,) = (old for old, _ in proposal.edits.values())
+        q = '"' if old_text.count(': "') > old_text.count(": '") else "'"
+        assert any(f"kubectl.kubernetes.io/restartedAt: {q}{RESTART}{q}" in ln for ln in added)
         assert len(added) <= 3
     else:
         assert len(removed) == 1 and len(added) == 1, (removed, added)
@@ -158,7 +161,7 @@ def test_a_missing_env_variable_is_added_to_the_container(tmp_path: Path) -> Non
     apply(repo_dir, proposal)
     removed, added = diff_lines(repo_dir)
     assert removed == []
-    assert [ln.strip() for ln in added] == ["env:", "- name: UPSTREAM_TIMEOUT_MS", "value: '900'"]
+    assert [ln.strip() for ln in added] == ["env:", "- name: UPSTREAM_TIMEOUT_MS", 'value: "900"']
     after = GitOpsRepo(load_dir(repo_dir)).documents()["quill"]
     assert after["timeouts"] == {"downstream_ms": 900}
 

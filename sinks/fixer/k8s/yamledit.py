@@ -18,6 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 PathPart = str | int
 NodePath = tuple[PathPart, ...]
@@ -84,7 +85,10 @@ def _scalar_text(value: Any, old: str | None) -> str:
         return "'" + text.replace("'", "''") + "'"
     if old is not None and not old.startswith('"'):
         # Plain stays plain only when it reads back as the same string.
-        loaded = _yaml().load(f"k: {text}\n") if text and "#" not in text else None
+        try:
+            loaded = _yaml().load(f"k: {text}\n") if text and "#" not in text else None
+        except YAMLError:  # e.g. "*x" reads as an alias: it must be quoted
+            loaded = None
         if isinstance(loaded, Mapping) and loaded.get("k") == text and isinstance(loaded["k"], str):
             return text
     return json.dumps(text)
@@ -168,8 +172,25 @@ def _last_line(lines: list[str], start: int, indent: int) -> int:
     return end
 
 
+def _house_quotes(value: Any, lines: list[str]) -> Any:
+    """New strings that need quotes take double quotes where the file quotes that way most
+    (ruamel would single-quote them, e.g. a timestamp, which reads as foreign in the diff)."""
+    double = sum(len(re.findall(r'[:-] "', ln)) for ln in lines)
+    single = sum(len(re.findall(r"[:-] '", ln)) for ln in lines)
+    if double <= single:
+        return value
+    if isinstance(value, Mapping):
+        return {k: _house_quotes(v, lines) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_house_quotes(v, lines) for v in value]
+    if isinstance(value, str) and _scalar_text(value, "") != value:
+        return DoubleQuotedScalarString(value)
+    return value
+
+
 def _insert(lines: list[str], parent: Any, key: PathPart, value: Any) -> bool:
     """Insert a missing key (or a list item at the end) under a non-empty block parent."""
+    value = _house_quotes(value, lines)
     if isinstance(parent, CommentedMap) and isinstance(key, str) and len(parent):
         first = next(iter(parent))
         line_no, col = parent.lc.key(first)
@@ -205,7 +226,7 @@ def _fill_empty(lines: list[str], parent: Any, key: PathPart, value: Any) -> boo
     key_col = parent.lc.key(key)[1]
     rest = line[col + 2 :]
     lines[line_no] = line[:col].rstrip() + (" " + rest.strip() if rest.strip() else "") + "\n"
-    lines[line_no + 1 : line_no + 1] = _block(value, key_col + 2)
+    lines[line_no + 1 : line_no + 1] = _block(_house_quotes(value, lines), key_col + 2)
     return True
 
 
