@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import yaml
 
 from chaos import SITE_CONFIG
 from chaos.recorder import record
@@ -315,7 +316,7 @@ def _respond(
     from sinks.fixer.audit import AuditLog
     from sinks.fixer.fixer import Fixer
     from sinks.fixer.forge_local import LocalForge
-    from sinks.fixer.policy import load_policy
+    from sinks.fixer.policy import DEFAULT_POLICY_PATH, Policy, PolicyConfig
     from sinks.memory.gather import gather
     from sinks.memory.index import PostMortemIndex, chroma_client
     from sinks.memory.memory import Memory
@@ -361,8 +362,11 @@ def _respond(
     current = _advance(store, incident, "diagnosed", at(10), "root cause found")
 
     forge = LocalForge(state / "gitops", store)
-    # the shop's repository is Kubernetes manifests: the Fixer edits them as build_fixer wires it
-    fixer = Fixer(forge, store, load_policy(None))
+    # The seeded story has a person approve the fix, whichever action the Brain picks: the policy
+    # puts the culprit among the services whose every change needs approval.
+    policy = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    policy["approval_services"] = [*policy["approval_services"], diagnosis.candidates[0].service]
+    fixer = Fixer(forge, store, Policy(PolicyConfig(**policy)))
     remedy = fixer.remediate(current, diagnosis, at(30))
     current = _advance(store, current, "mitigating", at(30), remedy.reason)
     if remedy.status == "pending" and remedy.pr is not None:
