@@ -246,15 +246,22 @@ def _memory_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -> 
             # The observed peak is `utilization` x the current limit; size the limit so that peak
             # sits at the target utilization (an OOM-killed pod's peak is at least its limit).
             to = min(ceiling, math.ceil(current * p["utilization"] / b.target_utilization))
-    if to <= current:
-        raise Refused(f"to_mib={to} does not raise the limit (current {current} MiB)")
-    if to > b.memory_ceiling_mib:
-        raise Refused(f"to_mib={to} is above the ceiling of {b.memory_ceiling_mib} MiB")
-    if to > current * b.memory_max_step_ratio:
-        raise Refused(
-            f"to_mib={to} is more than {b.memory_max_step_ratio:g}x the current {current} MiB"
-        )
+    _check_raise(
+        "to_mib", to, current, "MiB", "limit", b.memory_ceiling_mib, b.memory_max_step_ratio
+    )
     return {key: to}
+
+
+def _check_raise(
+    param: str, to: int, current: int, unit: str, what: str, ceiling: int, ratio: float
+) -> None:
+    """Refuse a raise that does not raise, passes the ceiling, or steps more than `ratio` x."""
+    if to <= current:
+        raise Refused(f"{param}={to} does not raise the {what} (current {current} {unit})")
+    if to > ceiling:
+        raise Refused(f"{param}={to} is above the ceiling of {ceiling} {unit}")
+    if to > current * ratio:
+        raise Refused(f"{param}={to} is more than {ratio:g}x the current {current} {unit}")
 
 
 def _replicas_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) -> Target:
@@ -302,14 +309,9 @@ def _timeout_target(p: dict[str, Any], doc: dict[str, Any], ctx: PlanContext) ->
     to = p.get("to_ms")
     if to is None:
         to = min(b.timeout_ceiling_ms, int(current * b.timeout_max_step_ratio))
-    if to <= current:
-        raise Refused(f"to_ms={to} does not raise the timeout (current {current} ms)")
-    if to > b.timeout_ceiling_ms:
-        raise Refused(f"to_ms={to} is above the ceiling of {b.timeout_ceiling_ms} ms")
-    if to > current * b.timeout_max_step_ratio:
-        raise Refused(
-            f"to_ms={to} is more than {b.timeout_max_step_ratio:g}x the current {current} ms"
-        )
+    _check_raise(
+        "to_ms", to, current, "ms", "timeout", b.timeout_ceiling_ms, b.timeout_max_step_ratio
+    )
     return {key: to}
 
 

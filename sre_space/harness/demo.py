@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     parser.add_argument("--duration", help="stop after this much simulated time (e.g. 30m)")
     parser.add_argument("--seed", type=int, default=1, help="the shop's random seed")
-    parser.add_argument("--rate", type=float, default=20.0, help="frontend requests per second")
+    parser.add_argument(
+        "--rate", type=float, default=20.0, help="requests per second at the shop's entry"
+    )
     parser.add_argument("--port", type=int, default=8501, help="dashboard port")
     parser.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     parser.add_argument(
