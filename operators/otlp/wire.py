@@ -138,8 +138,10 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
 
     def read_text(keys: tuple[str, ...]) -> tuple[list[TextColumn], TextColumn]:
         columns, events = _wire.span_columns(data, offsets, keys)
+        # The resources' keys once, not a walk of the resources per key.
+        res_keys = {k for _, _, attrs in res_info for k, v in attrs.items() if v is not None}
         out = [
-            _attribute_text(key, column, res_info, res_index, read_attrs)
+            _attribute_text(key, column, res_info, res_index, read_attrs, key in res_keys)
             for key, column in zip(keys, columns, strict=True)
         ]
         ev_offsets, ev_text, ev_state = events
@@ -193,11 +195,13 @@ def _attribute_text(
     res_info: list[tuple[str, str, dict[str, Any]]],
     res_index: np.ndarray,
     read_attrs: Callable[[int, frozenset[str]], dict[str, Any]],
+    in_resources: bool,
 ) -> TextColumn:
-    """One selected attribute's column: the span's value, else its resource's, else ""."""
+    """One selected attribute's column: the span's value, else its resource's (`in_resources`:
+    some resource has the key), else ""."""
     offsets, text, state = column
     compiled = (np.frombuffer(offsets, dtype=np.int32), text)
-    if _PYTHON_STATE not in state and all(attrs.get(key) is None for _, _, attrs in res_info):
+    if _PYTHON_STATE not in state and not in_resources:
         return compiled  # the common case: every value is in the compiled column already
     fallback_text: list[str] = []
     by_resource = np.full(len(res_info), -1, dtype=np.int64)

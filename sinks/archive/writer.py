@@ -38,10 +38,11 @@ NS_PER_HOUR = 3_600 * 10**9
 # 512-span request's, while joining large ones only adds copies.
 JOIN_SPANS = 8192
 _TIME_COLUMNS = ("start_ns", "end_ns", "duration_ns")
+_ID_COLUMNS = ("trace_id", "span_id", "parent_span_id")
 # Unique per span: a dictionary would only cost (names, codes and attributes repeat and keep one).
-_PLAIN_COLUMNS = frozenset(
-    ("trace_id", "span_id", "parent_span_id", "start_ns", "end_ns", "duration_ns")
-)
+_PLAIN_COLUMNS = frozenset(_ID_COLUMNS + _TIME_COLUMNS)
+# Random bytes: compressing span ids costs and saves nothing. Trace ids repeat within a trace.
+_RAW_COLUMNS = frozenset(("span_id", "parent_span_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ class SpanArchive:
         """Buffer the kept spans of decoded requests (after the trace decision wait).
 
         Small requests (a poll's) are converted to Arrow together, about `JOIN_SPANS` spans at a
-        time; each is then buffered and sampled on its own, as if added one by one.
+        time; when sampling, each is then sampled on its own, as if added one by one.
         """
         items = [decoded] if isinstance(decoded, Decoded) else decoded
         run: list[SpanBatch] = []
@@ -153,14 +154,15 @@ class SpanArchive:
 
     def _add_run(self, batches: list[SpanBatch]) -> None:
         records = span_record_batch(batches, self.selected)
+        if self.sample_rate >= 1.0:
+            # Whole: a slice per request would be a chunk per request and column for the writer.
+            self._buffer(records)
+            return
         start = 0
         for batch in batches:
             # zero-copy: the slices share the poll's buffers
             part = records.slice(start, len(batch))
             start += len(batch)
-            if self.sample_rate >= 1.0:
-                self._buffer(part)
-                continue
             keys = trace_keys(batch)
             for item, keep in self._sampler.offer(part, keys, notable(batch), batch.end_ns):
                 self._buffer(item.filter(_mask(keep)))
@@ -286,18 +288,19 @@ def _mask(keep: np.ndarray) -> pa.Array:
 def _write(table: pa.Table, path: Path) -> None:
     """Write `table` to `path` through a temporary file, so readers never see half a file."""
     tmp = path.with_suffix(".tmp")
+    columns = table.column_names
     for attempt in (1, 2):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             pq.write_table(
                 table,
                 tmp,
-                compression="zstd",
-                compression_level=1,
+                compression={c: "none" if c in _RAW_COLUMNS else "zstd" for c in columns},
+                compression_level={c: 1 for c in columns if c not in _RAW_COLUMNS},
                 # Times are near-sorted integers: deltas pack them smaller and far cheaper
                 # than compressing them.
                 column_encoding=dict.fromkeys(_TIME_COLUMNS, "DELTA_BINARY_PACKED"),
-                use_dictionary=[c for c in table.column_names if c not in _PLAIN_COLUMNS],
+                use_dictionary=[c for c in columns if c not in _PLAIN_COLUMNS],
                 # Statistics prune by time; for random ids they cost and never prune.
                 write_statistics=list(_TIME_COLUMNS[:2]),
                 store_schema=False,  # readers see the text columns as plain strings
