@@ -106,8 +106,8 @@ def _names(
 def span_record_batch(
     batches: SpanBatch | Sequence[SpanBatch], selected: Sequence[str] = ()
 ) -> pa.RecordBatch:
-    """The archive's columns (those of `SpanBatch.to_polars`, the ids as bytes) for every span of
-    `batches`, in order."""
+    """The archive's columns for every span of `batches`, in order: those of
+    `SpanBatch.to_polars`, the ids as bytes and without `duration_ns` (the reader derives it)."""
     group = [batches] if isinstance(batches, SpanBatch) else list(batches)
     n = sum(len(b) for b in group)
     texts = [b.text_columns(selected) for b in group]
@@ -146,7 +146,6 @@ def span_record_batch(
         "rpc_grpc_status": numbers("rpc_grpc_status", pa.int32()),
         "start_ns": numbers("start_ns", pa.int64()),
         "end_ns": numbers("end_ns", pa.int64()),
-        "duration_ns": numbers("duration_ns", pa.int64()),
         "is_error": _flags(np.concatenate([b.is_error for b in group])),
     }
     for k, key in enumerate(selected):

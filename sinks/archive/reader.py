@@ -1,7 +1,8 @@
 """Reads the span archive back as a polars lazy frame, pruned to the hours a query needs.
 
-The files hold the ids as bytes (archives written before, as hex text); either way the frame has
-them as lower-case hex text, "" for a root's parent, as `SpanBatch.to_polars` does.
+The files hold the ids as bytes and no `duration_ns` (archives written before: hex text and the
+duration); either way the frame has the columns of `SpanBatch.to_polars`, ids as lower-case hex
+text ("" for a root's parent), though not in its order.
 """
 
 from __future__ import annotations
@@ -28,18 +29,20 @@ def archive_files(root: str | Path, start_ns: int, end_ns: int) -> list[Path]:
 
 
 def scan_files(files: Sequence[str | Path]) -> pl.LazyFrame:
-    """Archive files as one lazy frame with hex ids (an empty frame when none)."""
-    # Files of both layouts (an archive written across the upgrade) are scanned apart: one scan
-    # takes its types from its first file.
-    layouts: dict[bool, tuple[list[str], list[str]]] = {}
+    """Archive files as one lazy frame in the span frame's types (an empty frame when none)."""
+    # Files of several layouts (an archive written across the upgrade) are scanned apart: one
+    # scan takes its types from its first file.
+    layouts: dict[tuple[tuple[str, ...], bool], list[str]] = {}
     for file in files:
         schema = pl.read_parquet_schema(file)
-        ids = [c for c in ID_COLUMNS if schema.get(c) == pl.Binary]
-        layouts.setdefault(bool(ids), (ids, []))[1].append(str(file))
-    frames = [
-        pl.scan_parquet(group).with_columns(pl.col(ids).bin.encode("hex").fill_null(""))
-        for ids, group in layouts.values()
-    ]
+        ids = tuple(c for c in ID_COLUMNS if schema.get(c) == pl.Binary)
+        layouts.setdefault((ids, "duration_ns" in schema), []).append(str(file))
+    frames = []
+    for (ids, has_duration), group in layouts.items():
+        frame = pl.scan_parquet(group).with_columns(pl.col(ids).bin.encode("hex").fill_null(""))
+        if not has_duration:
+            frame = frame.with_columns((pl.col("end_ns") - pl.col("start_ns")).alias("duration_ns"))
+        frames.append(frame)
     if not frames:
         return pl.LazyFrame()
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")

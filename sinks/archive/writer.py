@@ -37,12 +37,13 @@ NS_PER_HOUR = 3_600 * 10**9
 # Requests smaller than this are converted together: a conversion's fixed cost is most of a
 # 512-span request's, while joining large ones only adds copies.
 JOIN_SPANS = 8192
-_TIME_COLUMNS = ("start_ns", "end_ns", "duration_ns")
-_ID_COLUMNS = ("trace_id", "span_id", "parent_span_id")
-# Unique per span: a dictionary would only cost (names, codes and attributes repeat and keep one).
-_PLAIN_COLUMNS = frozenset(_ID_COLUMNS + _TIME_COLUMNS)
-# Random bytes: compressing span ids costs and saves nothing. Trace ids repeat within a trace.
+_TIME_COLUMNS = ("start_ns", "end_ns")
+# Per-column choices, measured with `python -m bench.archive` (writer CPU and bytes per span):
+# span ids are random bytes, so compressing them costs and saves nothing; LZ4 is about a fifth
+# cheaper than zstd elsewhere for a few percent more bytes, except on the events' JSON, where
+# zstd is worth it.
 _RAW_COLUMNS = frozenset(("span_id", "parent_span_id"))
+_ZSTD_COLUMNS = frozenset(("events",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +286,14 @@ def _mask(keep: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(keep), [None, pa.py_buffer(bits)])
 
 
+def _codec(column: str) -> str:
+    return "none" if column in _RAW_COLUMNS else "zstd" if column in _ZSTD_COLUMNS else "lz4"
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return bool(pa.types.is_string(type_) or pa.types.is_dictionary(type_))
+
+
 def _write(table: pa.Table, path: Path) -> None:
     """Write `table` to `path` through a temporary file, so readers never see half a file."""
     tmp = path.with_suffix(".tmp")
@@ -295,14 +304,16 @@ def _write(table: pa.Table, path: Path) -> None:
             pq.write_table(
                 table,
                 tmp,
-                compression={c: "none" if c in _RAW_COLUMNS else "zstd" for c in columns},
-                compression_level={c: 1 for c in columns if c not in _RAW_COLUMNS},
+                compression={c: _codec(c) for c in columns},
+                compression_level={c: 1 for c in columns if _codec(c) == "zstd"},
                 # Times are near-sorted integers: deltas pack them smaller and far cheaper
                 # than compressing them.
                 column_encoding=dict.fromkeys(_TIME_COLUMNS, "DELTA_BINARY_PACKED"),
-                use_dictionary=[c for c in columns if c not in _PLAIN_COLUMNS],
+                # Names and attributes repeat: a dictionary each. Ids are unique, and the few
+                # values of the small numbers compress as well without one.
+                use_dictionary=[f.name for f in table.schema if _is_text(f.type)],
                 # Statistics prune by time; for random ids they cost and never prune.
-                write_statistics=list(_TIME_COLUMNS[:2]),
+                write_statistics=list(_TIME_COLUMNS),
                 store_schema=False,  # readers see the text columns as plain strings
             )
             os.replace(tmp, path)

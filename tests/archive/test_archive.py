@@ -142,10 +142,17 @@ def test_ids_are_stored_as_fixed_size_bytes_and_read_back_as_hex(tmp_path: Path)
         "span_id": ("FIXED_LEN_BYTE_ARRAY", 8),
         "parent_span_id": ("FIXED_LEN_BYTE_ARRAY", 8),
     }
+    assert "duration_ns" not in schema.names  # derived by the reader
+    chunks = pq.ParquetFile(path).metadata.row_group(0)
+    codecs = {
+        chunks.column(i).path_in_schema: chunks.column(i).compression
+        for i in range(len(schema.names))
+    }
+    assert codecs["span_id"] == codecs["parent_span_id"] == "UNCOMPRESSED"
     assert pq.read_table(path).column("parent_span_id").null_count == 2  # the roots
     frame = scan_spans(tmp_path, T0, T0 + 10).collect()
-    assert frame.select("trace_id", "span_id", "parent_span_id").rows() == [
-        (t.hex(), s.hex(), p.hex()) for t, s, p in ids
+    assert frame.select("trace_id", "span_id", "parent_span_id", "duration_ns").rows() == [
+        (t.hex(), s.hex(), p.hex(), 5) for t, s, p in ids
     ]
 
 
@@ -162,7 +169,10 @@ def test_odd_parent_ids_and_an_archive_written_as_hex_text_read_back_alike(
     legacy = pq.read_table(path).to_pydict()
     for c in ("trace_id", "span_id", "parent_span_id"):
         legacy[c] = [(v or b"").hex() for v in legacy[c]]
+    legacy["duration_ns"] = [7, 7]  # stored, not derived, before
     pq.write_table(pa.table(legacy), path.with_name("part-old.parquet"), store_schema=False)
     frame = scan_spans(tmp_path, T0, T0 + 10).collect()
     rows = [(t.hex(), s.hex(), p.hex()) for t, s, p in odd]
-    assert sorted(frame.select("trace_id", "span_id", "parent_span_id").rows()) == sorted(rows * 2)
+    assert sorted(frame.select("trace_id", "span_id", "parent_span_id", "duration_ns").rows()) == (
+        sorted([(*r, 5) for r in rows] + [(*r, 7) for r in rows])
+    )
