@@ -63,6 +63,27 @@ static PyObject *id_list(const Dec *d, int k) {
     return list;
 }
 
+/* Id k (0 trace, 2 span, 4 parent) of every span end to end, `width` bytes each: cut or zero-padded
+ * to that width, zeros when absent (the lengths say which ids are whole). */
+static PyObject *id_bytes(const Dec *d, int k, Py_ssize_t width) {
+    Py_ssize_t n = (Py_ssize_t)d->n_spans;
+    PyObject *b = PyBytes_FromStringAndSize(NULL, n * width);
+    if (b == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(b);
+    memset(out, 0, (size_t)(n * width));
+    const int64_t *ids = (const int64_t *)d->ids.data;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t *e = ids + 6 * i + k;
+        Py_ssize_t len = e[1] < width ? (Py_ssize_t)e[1] : width;
+        if (len > 0) {
+            memcpy(out + i * width, (const char *)d->base + e[0], (size_t)len);
+        }
+    }
+    return b;
+}
+
 /* int32 (trace_id, span_id, parent_span_id) lengths per span, for Python's length checks */
 static PyObject *id_lengths(const Dec *d) {
     Py_ssize_t n = (Py_ssize_t)d->n_spans;
@@ -167,7 +188,10 @@ static PyObject *build_result(Dec *d) {
         put(res, "span_offsets", buf_bytes(&d->offs)) < 0 ||
         put(res, "trace_id", id_list(d, 0)) < 0 || put(res, "span_id", id_list(d, 2)) < 0 ||
         put(res, "parent_span_id", id_list(d, 4)) < 0 ||
-        put(res, "id_lengths", id_lengths(d)) < 0) {
+        put(res, "id_lengths", id_lengths(d)) < 0 ||
+        put(res, "trace_id_bytes", id_bytes(d, 0, 16)) < 0 ||
+        put(res, "span_id_bytes", id_bytes(d, 2, 8)) < 0 ||
+        put(res, "parent_span_id_bytes", id_bytes(d, 4, 8)) < 0) {
         Py_DECREF(res);
         return NULL;
     }

@@ -35,6 +35,17 @@ StatusLoader = Callable[[], tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]]
 TextReader = Callable[[tuple[str, ...]], tuple[list[TextColumn], TextColumn]]
 
 
+@dataclass(frozen=True, slots=True)
+class PackedIds:
+    """Every span's ids end to end: `trace` 16 bytes each, `span` and `parent` 8, and the length
+    each parent id had (0 for a root; another length than 8 is cut or zero-padded in `parent`)."""
+
+    trace: bytes
+    span: bytes
+    parent: bytes
+    parent_len: npt.NDArray[np.int32]
+
+
 @dataclass(slots=True)
 class SpanBatch:
     """Columns of one export request: parallel lists / arrays, one entry per span."""
@@ -68,6 +79,9 @@ class SpanBatch:
     ver_codes: npt.NDArray[np.int32] | None = None
     ver_names: list[str] | None = None
     _text_reader: TextReader | None = None
+    # The same ids end to end (trace 16, span and parent 8 bytes each, a missing parent as zeros)
+    # with the parents' lengths, from the compiled decoder: for consumers that want them packed.
+    packed_ids: PackedIds | None = None
 
     def __len__(self) -> int:
         return len(self.operation)

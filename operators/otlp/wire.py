@@ -27,7 +27,7 @@ from operators.otlp.proto_traces import (
     check_attribute_sizes,
     check_span_attribute_sizes,
 )
-from operators.otlp.spans import SpanBatch
+from operators.otlp.spans import PackedIds, SpanBatch
 from operators.otlp.text import PYTHON, TextColumn, patch_text
 from operators.otlp.values import proto_any, proto_attrs, resource_version
 
@@ -182,7 +182,16 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         ver_codes=res_ver[res_index],
         ver_names=ver_names,
         _text_reader=read_text,
+        packed_ids=_packed_ids(cols, lengths),
     )
+
+
+def _packed_ids(cols: dict[str, Any], lengths: np.ndarray) -> PackedIds | None:
+    trace = cols.get("trace_id_bytes")
+    if trace is None:  # a compiled decoder built before it packed the ids
+        return None
+    parent_len = np.ascontiguousarray(lengths[:, 2])
+    return PackedIds(trace, cols["span_id_bytes"], cols["parent_span_id_bytes"], parent_len)
 
 
 # A span whose value the compiled writer left to Python, as a byte of a state column.

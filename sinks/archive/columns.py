@@ -15,7 +15,7 @@ from itertools import chain
 import numpy as np
 import pyarrow as pa
 
-from operators.otlp.spans import SpanBatch
+from operators.otlp.spans import PackedIds, SpanBatch
 from operators.otlp.text import TextColumn, strings_text
 
 
@@ -49,6 +49,24 @@ def _ids(ids: list[bytes], width: int) -> pa.Array:
     return pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(width), n, [pa.py_buffer(valid), pa.py_buffer(data)]
     )
+
+
+def _packed(packed: list[PackedIds], column: str) -> pa.Array | None:
+    """`_ids` from the decoder's packed ids, without a Python object per id; None when a parent
+    id has an odd length (only the list keeps it whole)."""
+    if column != "parent_span_id":  # the decoders checked these lengths
+        width = 16 if column == "trace_id" else 8
+        data = b"".join(p.trace if column == "trace_id" else p.span for p in packed)
+        return pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(width), len(data) // width, [None, pa.py_buffer(data)]
+        )
+    lengths = np.concatenate([p.parent_len for p in packed])
+    present = lengths > 0
+    if not (lengths[present] == 8).all():
+        return None
+    valid = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    data = pa.py_buffer(b"".join(p.parent for p in packed))
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(lengths), [valid, data])
 
 
 def _numbers(values: np.ndarray, type_: pa.DataType) -> pa.Array:
@@ -112,8 +130,14 @@ def span_record_batch(
     n = sum(len(b) for b in group)
     texts = [b.text_columns(selected) for b in group]
 
-    def ids(get: str, width: int = 0) -> pa.Array:
-        return _ids(list(chain.from_iterable(getattr(b, get) for b in group)), width)
+    packed = [b.packed_ids for b in group]
+
+    def ids(get: str, width: int) -> pa.Array:
+        whole = [p for p in packed if p is not None]
+        array = _packed(whole, get) if len(whole) == len(group) else None
+        if array is None:
+            array = _ids(list(chain.from_iterable(getattr(b, get) for b in group)), width)
+        return array
 
     def numbers(get: str, type_: pa.DataType) -> pa.Array:
         return _numbers(np.concatenate([getattr(b, get) for b in group]), type_)

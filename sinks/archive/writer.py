@@ -243,7 +243,9 @@ class _FileWriter:
         self._newest_ns = max(self._newest_ns, int(np.median(end)))
         cutoff = self._oldest_kept_hour()
         hours = end // NS_PER_HOUR
-        unique = np.unique(hours).tolist()
+        first, last = int(hours.min()), int(hours.max())
+        # Nearly always one hour: a sort (np.unique) of every flush only to learn that costs.
+        unique = [first] if first == last else np.unique(hours).tolist()
         for hour in unique:
             if hour < cutoff:
                 continue  # late spans the retention would drop at once

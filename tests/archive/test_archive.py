@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from operators.otlp import decode_trace_proto
 from operators.otlp.messages import Decoded
 from operators.sampling import keep_mask
 from sinks.archive import SpanArchive
+from sinks.archive.columns import span_record_batch
 from sinks.archive.reader import scan_spans
 from sinks.archive.writer import enforce_retention
 from sre_space.settings import load_pipeline_config
@@ -176,3 +178,28 @@ def test_odd_parent_ids_and_an_archive_written_as_hex_text_read_back_alike(
     assert sorted(frame.select("trace_id", "span_id", "parent_span_id", "duration_ns").rows()) == (
         sorted([(*r, 5) for r in rows] + [(*r, 7) for r in rows])
     )
+
+
+def test_the_decoders_packed_ids_give_the_columns_the_id_lists_give() -> None:
+    requests, _ = generate(3_000, seed=9, spans_per_request=1_000)
+    batches = [decode_trace_proto(r) for r in requests]
+    # a parent in every other span, so the parent column has nulls and values
+    spans = [
+        SpanSpec(
+            trace_id=bytes([k]) * 16,
+            span_id=bytes([k + 1]) * 8,
+            parent_span_id=bytes([k + 2]) * 8 if k % 2 else b"",
+            name="op",
+            start_ns=T0,
+            end_ns=T0 + 5,
+        )
+        for k in range(40)
+    ]
+    batches.append(
+        decode_trace_proto(trace_request([({"service.name": "svc"}, spans)]).SerializeToString())
+    )
+    assert all(b.packed_ids is not None for b in batches)
+    lists = [dataclasses.replace(b, packed_ids=None) for b in batches]
+    packed = span_record_batch(batches)
+    assert packed.equals(span_record_batch(lists))
+    assert packed.column("parent_span_id").null_count == 3_000 + 20

@@ -70,5 +70,6 @@ def test_the_compiled_columns_give_the_edges_a_dict_of_span_ids_gives(
         by_service.setdefault(service, []).append(span)
     req = trace_request([({"service.name": s}, group) for s, group in by_service.items()])
     batch = decode_trace_proto(req.SerializeToString())
-    assert batch.svc_codes is not None
-    assert call_edges(batch) == _call_edges_by_dict(batch)
+    assert batch.svc_codes is not None and batch.packed_ids is not None
+    lists = dataclasses.replace(batch, packed_ids=None)  # the decoders that pack no ids
+    assert call_edges(batch) == call_edges(lists) == _call_edges_by_dict(batch)
