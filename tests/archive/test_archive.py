@@ -15,6 +15,7 @@ from bench.workload import generate, iter_json_lines
 from flows.replay import replay
 from operators.otlp import decode_trace_proto
 from operators.otlp.messages import Decoded
+from operators.otlp.spans import SpanBatch
 from operators.sampling import keep_mask
 from sinks.archive import SpanArchive
 from sinks.archive.columns import span_record_batch
@@ -199,7 +200,18 @@ def test_the_decoders_packed_ids_give_the_columns_the_id_lists_give() -> None:
         decode_trace_proto(trace_request([({"service.name": "svc"}, spans)]).SerializeToString())
     )
     assert all(b.packed_ids is not None for b in batches)
-    lists = [dataclasses.replace(b, packed_ids=None) for b in batches]
+    lists = [unpacked(b) for b in batches]
     packed = span_record_batch(batches)
     assert packed.equals(span_record_batch(lists))
     assert packed.column("parent_span_id").null_count == 3_000 + 20
+
+
+def unpacked(batch: SpanBatch) -> SpanBatch:
+    """`batch` with its ids as lists only."""
+    return dataclasses.replace(
+        batch,
+        _trace_id=batch.trace_id,
+        _span_id=batch.span_id,
+        _parent_span_id=batch.parent_span_id,
+        packed_ids=None,
+    )
