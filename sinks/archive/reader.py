@@ -41,7 +41,9 @@ def scan_files(files: Sequence[str | Path]) -> pl.LazyFrame:
     for (ids, has_duration), group in layouts.items():
         frame = pl.scan_parquet(group).with_columns(pl.col(ids).bin.encode("hex").fill_null(""))
         if not has_duration:
-            frame = frame.with_columns((pl.col("end_ns") - pl.col("start_ns")).alias("duration_ns"))
+            # clamped at zero, as `SpanBatch.duration_ns` (a skewed clock's end before its start)
+            duration = (pl.col("end_ns") - pl.col("start_ns")).clip(lower_bound=0)
+            frame = frame.with_columns(duration.alias("duration_ns"))
         frames.append(frame)
     if not frames:
         return pl.LazyFrame()

@@ -116,16 +116,18 @@ def test_a_poll_added_at_once_writes_what_its_requests_added_one_by_one_write(
         assert written[0]
 
 
-def _spans(ids: list[tuple[bytes, bytes, bytes]]) -> Decoded:
+T0 = 1_767_571_200 * 10**9
+
+
+def _spans(ids: list[tuple[bytes, bytes, bytes]], start_ns: int = T0) -> Decoded:
     spans = [
-        SpanSpec(trace_id=t, span_id=s, parent_span_id=p, name="op", start_ns=T0, end_ns=T0 + 5)
+        SpanSpec(
+            trace_id=t, span_id=s, parent_span_id=p, name="op", start_ns=start_ns, end_ns=T0 + 5
+        )
         for t, s, p in ids
     ]
     data = trace_request([({"service.name": "svc"}, spans)]).SerializeToString()
     return Decoded(source="rec", partition=0, offset=0, spans=decode_trace_proto(data))
-
-
-T0 = 1_767_571_200 * 10**9
 
 
 def test_ids_are_stored_as_fixed_size_bytes_and_read_back_as_hex(tmp_path: Path) -> None:
@@ -215,3 +217,13 @@ def unpacked(batch: SpanBatch) -> SpanBatch:
         _parent_span_id=batch.parent_span_id,
         packed_ids=None,
     )
+
+
+def test_the_duration_the_reader_derives_is_clamped_at_zero_like_the_decoders(
+    tmp_path: Path,
+) -> None:
+    archive = SpanArchive(tmp_path)
+    archive.add(_spans([(b"\x01" * 16, b"\x02" * 8, b"")], start_ns=T0 + 9))  # ends before start
+    archive.flush()
+    [duration] = scan_spans(tmp_path, T0, T0 + 10).collect()["duration_ns"].to_list()
+    assert duration == 0
