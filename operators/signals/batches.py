@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from operators.otlp.spans import SpanBatch
+from operators.signals.dense import unique_inverse
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ def triples(batch: SpanBatch) -> tuple[npt.NDArray[np.int64], list[tuple[str, st
         # The compiled decoder interned the names already: combine its codes with numpy.
         n_op, n_ver = len(batch.op_names), len(batch.ver_names)
         raw = (batch.svc_codes.astype(np.int64) * n_op + batch.op_codes) * n_ver + batch.ver_codes
-        uniq, codes = np.unique(raw, return_inverse=True)
+        uniq, codes = unique_inverse(raw)
         keys = []
         for c in uniq.tolist():
             rest, v = divmod(c, n_ver)
