@@ -21,7 +21,6 @@ from sinks.fixer.forge import (
     ForgeResult,
     MergeMode,
     PullRequest,
-    open_changes,
     recent_changes,
 )
 from sinks.fixer.k8s.desired import RepositoryState
@@ -32,8 +31,7 @@ from sinks.store.sqlite import Store
 from sre_space.records import ActionRequest, Diagnosis, Incident
 from sre_space.timeutil import NS_PER_S
 
-# `waiting`: no change yet, because another incident's change to the same service is in flight.
-RemedyStatus = Literal["merged", "pending", "waiting", "no_change", "failed"]
+RemedyStatus = Literal["merged", "pending", "no_change", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +105,6 @@ class Fixer:
             refusals.append("the diagnosis recommends no action")
         cooldown = max(60.0, self.policy.config.cooldown_minutes)
         recent = recent_changes(self.store, now - round((cooldown + 1) * 60 * NS_PER_S))
-        # Another incident's open pull request on a service holds it: two changes in flight on
-        # one service would be judged together by verification (and could revert each other).
-        holders = [c for c in open_changes(self.store, now) if c.incident_id != incident.id]
-        waits: list[str] = []
         source = self.desired.source()
         for i, request in enumerate(requests):
             plan = self.playbook.plan(request, source, now=now)
@@ -137,23 +131,6 @@ class Fixer:
                 refusals.append(f"{plan.change.action}: {realized}")
                 continue
             change = realized
-            holder = next((c for c in holders if c.service == change.service), None)
-            if holder is not None:
-                wait = (
-                    f"{change.action}: {change.service} has a change in flight, pull request"
-                    f" {holder.pr_id} of incident {holder.incident_id}"
-                )
-                waits.append(wait)
-                self.audit.record(
-                    at=now,
-                    action="wait_for_change",
-                    reason=wait,
-                    incident_id=incident.id,
-                    key=f"wait:{i}:{request.key()}:{holder.pr_id}",
-                    inputs={"request": request.key(), "holder": holder.pr_id},
-                    outcome="waiting",
-                )
-                continue
             decision = self.policy.decide(change.action, [change.service], now, recent)
             inputs = {
                 **decision.inputs,
@@ -224,8 +201,6 @@ class Fixer:
                 return Remedy("no_change", f"checks failed: {checked.reason}", checked.pr, inputs)
             assert checked.pr is not None
             return self._advance_pr(checked.pr, now)
-        if waits:
-            return Remedy("waiting", "; ".join(waits + refusals), None, {})
         return Remedy("no_change", "; ".join(refusals) or "nothing to do", None, {})
 
     def _advance_pr(self, pr: PullRequest, now: int) -> Remedy:

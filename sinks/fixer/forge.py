@@ -36,9 +36,6 @@ from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 PRState = Literal["open", "merged", "closed", "reverted"]
 MergeMode = Literal["auto_merge", "approval"]
-# An open pull request holds its service for a day at most: an abandoned one must not block every
-# later incident's change (cool-downs cover the changes that merged).
-OPEN_HOLD_NS = 24 * 3600 * NS_PER_S
 
 
 # Plans the inverse of a merged change on main, rendered and validated; a string is a refusal.
@@ -342,30 +339,15 @@ class PullRequestStore:
         return [PullRequest.from_dict(r) for r in rows if r.get("forge") == self.forge]
 
 
-def _past_change(row: dict[str, Any]) -> PastChange:
-    at = rfc3339_to_ns(row["created_at"])
-    return PastChange(
-        row["service"], row["action"], at, incident_id=row["incident_id"], pr_id=row["id"]
-    )
-
-
 def recent_changes(store: Store, since: int) -> list[PastChange]:
     """Changes the Fixer opened since an event time (any forge), for cool-downs and hourly caps."""
-    return [
-        _past_change(row)
-        for row in store.query("pull_requests", since=ns_to_rfc3339(since))
-        if row.get("state") != "closed" or row.get("merge_sha")
-    ]
-
-
-def open_changes(store: Store, now: int) -> list[PastChange]:
-    """Pull requests still open (awaiting checks or approval), opened within `OPEN_HOLD_NS`."""
-    since = ns_to_rfc3339(now - OPEN_HOLD_NS)
-    return [
-        _past_change(row)
-        for row in store.query("pull_requests", since=since)
-        if row.get("state") == "open"
-    ]
+    out = []
+    for row in store.query("pull_requests", since=ns_to_rfc3339(since)):
+        if row.get("state") == "closed" and not row.get("merge_sha"):
+            continue
+        at = rfc3339_to_ns(row["created_at"])
+        out.append(PastChange(service=row["service"], action=row["action"], at=at))
+    return out
 
 
 def kubernetes_checks(

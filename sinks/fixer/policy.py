@@ -211,8 +211,6 @@ class PastChange:
     action: str
     at: int  # ns
     automated: bool = True
-    incident_id: str = ""
-    pr_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,7 @@ clock.
 Outcomes, each recorded for Memory: `resolved` (signals back within baseline for the configured
 windows), `recovered_without_change` (Scout saw them recover before any change), `reverted` (the
 deploy failed or the deadline passed: the change was reverted and the incident escalated), or an
-escalation without a change: `no_change` (refused, dry-run, checks failed, or another incident's
-change to the same service still in flight after the approval timeout), `approval_timeout`,
+escalation without a change: `no_change` (refused, dry-run, checks failed), `approval_timeout`,
 `error` (a step kept failing), `not_rolled_out` (merged, but the telemetry never showed it
 running by the rollout deadline: nothing ran, so nothing is reverted).
 """
@@ -337,15 +336,6 @@ class Responder:
                 pr_id=pr_data["pr_id"],
             )
             return self._wait(p, now, pending_reason=remedy.reason, pending_since=since, **pr_data)
-        if remedy.status == "waiting":
-            since = str(p.data.get("waiting_since") or ns_to_rfc3339(now))
-            waited = (now - rfc3339_to_ns(since)) / 60e9
-            if waited >= self.verification.approval_timeout_minutes:
-                reason = f"waited {waited:g} min for another change: {remedy.reason}"
-                return self._escalate(p, incident, now, reason, "no_change")
-            self.tracker.set_state(incident.id, "diagnosed", extra=("waiting-on-change",))
-            self._audit(p, now, "remediation_waiting", remedy.reason, "remediate-waiting")
-            return self._wait(p, now, pending_reason=remedy.reason, waiting_since=since)
         if remedy.status == "failed" and p.attempts.get("remediate", 0) < self.max_step_attempts:
             self._audit(p, now, "remediation_retry", remedy.reason, "remediate-retry")
             return self._wait(p, now, pending_reason=remedy.reason)

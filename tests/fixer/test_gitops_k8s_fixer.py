@@ -237,26 +237,3 @@ def test_a_merged_change_is_reverted_by_the_same_path_one_line_back(
     assert git(repo, "show", "main:apps/inkwell.yaml") == before
     actions = {r["action"] for r in store.query("actions", key=INCIDENT.id)}
     assert {"render_validated", "revert"} <= actions
-
-
-def test_another_incidents_open_change_holds_its_service(tmp_path: Path, store: Store) -> None:
-    repo = _repo(tmp_path)
-    sha = _commit_edit(repo, 'value: "800"', 'value: "200"', "tighter timeout", "@1795856400 +0000")
-    fixer = _fixer(repo, store)
-    first = fixer.remediate(INCIDENT, _diagnosis(("revert_commit", {"sha": sha})), NOW)
-    assert first.status == "pending" and first.pr is not None, first.reason
-    # Past the cool-down, a second incident on the same service waits for the open revert.
-    later = NOW + 40 * 60 * 10**9
-    second = replace(INCIDENT, id="inc-8")
-    ask = _diagnosis(("raise_memory_limit", {"to_mib": 384}))
-    waiting = fixer.remediate(second, ask, later)
-    assert waiting.status == "waiting" and waiting.pr is None
-    assert f"pull request {first.pr.id} of incident {INCIDENT.id}" in waiting.reason
-    assert store.query("pull_requests", key="inc-8") == []
-    audited = [r for r in store.query("actions") if r["action"] == "wait_for_change"]
-    assert [r["incident_id"] for r in audited] == ["inc-8"]
-    # The incident that owns the open change is not held by it.
-    assert fixer.remediate(INCIDENT, None, later).status == "pending"
-    # Once the revert is closed unmerged, the second incident's change goes ahead.
-    fixer.forge.records.save(first.pr.with_(state="closed"))
-    assert fixer.remediate(second, ask, later + 60 * 10**9).status == "merged"
