@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -69,10 +70,16 @@ def _time(item: dict[str, Any]) -> int:
     return 0
 
 
+@lru_cache(maxsize=4096)
+def _is_pod_cpu_ratio(metric: str, unit: str) -> bool:
+    # Once per (name, unit), not per sample: a case holds thousands of points of a few series.
+    return unit in ("%", "1") and classify_metric(metric, unit) == ("cpu", "pod")
+
+
 def _cpu_ratio(metric: str, unit: str, value: float) -> float | None:
     """A pod's CPU utilization under a name outside the conventions (`*cpu*usage_rate`, in % or
     as a ratio): recognised by its name's words and its unit, as `pods.classify_metric` does."""
-    if unit not in ("%", "1") or classify_metric(metric, unit) != ("cpu", "pod"):
+    if not _is_pod_cpu_ratio(metric, unit):
         return None
     return value / 100.0 if unit == "%" else value
 
