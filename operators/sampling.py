@@ -24,7 +24,8 @@ Keys = npt.NDArray[np.uint64]
 
 def trace_keys(batch: SpanBatch) -> Keys:
     """The trace id's last 8 bytes as a number: random by W3C trace-context, so a uniform key."""
-    joined = b"".join(batch.trace_id)
+    packed = batch.packed_ids
+    joined = packed.trace if packed is not None else b"".join(batch.trace_id)
     if len(joined) != 16 * len(batch):
         joined = b"".join(t[-8:].rjust(16, b"\0") for t in batch.trace_id)
     return np.frombuffer(joined, dtype=">u8")[1::2].astype(np.uint64)

@@ -280,7 +280,7 @@ def trace_spans(
     archive: str | Path, trace_id: str, around: str | None = None, hours: int = 2
 ) -> pl.DataFrame:
     """Every archived span of one trace, searched `hours` either side of `around` (else all)."""
-    from sinks.archive.reader import scan_spans
+    from sinks.archive.reader import scan_files, scan_spans
 
     root = Path(archive)
     if around:
@@ -288,8 +288,7 @@ def trace_spans(
         span = hours * 3600 * NS_PER_S
         lf = scan_spans(root, center - span, center + span)
     else:
-        files = sorted(root.glob("dt=*/hour=*/*.parquet"))
-        lf = pl.scan_parquet(files) if files else pl.LazyFrame()
+        lf = scan_files(sorted(root.glob("dt=*/hour=*/*.parquet")))
     if "trace_id" not in lf.collect_schema().names():
         return pl.DataFrame()
     return lf.filter(pl.col("trace_id") == trace_id).collect()

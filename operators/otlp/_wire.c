@@ -63,6 +63,38 @@ static PyObject *id_list(const Dec *d, int k) {
     return list;
 }
 
+/* Id k (0 trace, 2 span, 4 parent) of every span end to end, `width` bytes each: cut or zero-padded
+ * to that width, zeros when absent (the lengths say which ids are whole). */
+static PyObject *id_bytes(const Dec *d, int k, Py_ssize_t width) {
+    Py_ssize_t n = (Py_ssize_t)d->n_spans;
+    PyObject *b = PyBytes_FromStringAndSize(NULL, n * width);
+    if (b == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(b);
+    memset(out, 0, (size_t)(n * width));
+    const int64_t *ids = (const int64_t *)d->ids.data;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int64_t *e = ids + 6 * i + k;
+        Py_ssize_t len = e[1] < width ? (Py_ssize_t)e[1] : width;
+        if (len > 0) {
+            memcpy(out + i * width, (const char *)d->base + e[0], (size_t)len);
+        }
+    }
+    return b;
+}
+
+/* Whether a parent id is neither absent nor 8 bytes: only a list of the ids keeps it whole. */
+static int odd_parents(const Dec *d) {
+    const int64_t *ids = (const int64_t *)d->ids.data;
+    for (int64_t i = 0; i < d->n_spans; i++) {
+        if (ids[6 * i + 5] != 0 && ids[6 * i + 5] != 8) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* int32 (trace_id, span_id, parent_span_id) lengths per span, for Python's length checks */
 static PyObject *id_lengths(const Dec *d) {
     Py_ssize_t n = (Py_ssize_t)d->n_spans;
@@ -165,9 +197,11 @@ static PyObject *build_result(Dec *d) {
         put(res, "http_status", buf_bytes(&d->http)) < 0 ||
         put(res, "rpc_status", buf_bytes(&d->rpc)) < 0 ||
         put(res, "span_offsets", buf_bytes(&d->offs)) < 0 ||
-        put(res, "trace_id", id_list(d, 0)) < 0 || put(res, "span_id", id_list(d, 2)) < 0 ||
-        put(res, "parent_span_id", id_list(d, 4)) < 0 ||
-        put(res, "id_lengths", id_lengths(d)) < 0) {
+        put(res, "parent_span_id", odd_parents(d) ? id_list(d, 4) : Py_NewRef(Py_None)) < 0 ||
+        put(res, "id_lengths", id_lengths(d)) < 0 ||
+        put(res, "trace_id_bytes", id_bytes(d, 0, 16)) < 0 ||
+        put(res, "span_id_bytes", id_bytes(d, 2, 8)) < 0 ||
+        put(res, "parent_span_id_bytes", id_bytes(d, 4, 8)) < 0) {
         Py_DECREF(res);
         return NULL;
     }

@@ -35,6 +35,17 @@ StatusLoader = Callable[[], tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]]
 TextReader = Callable[[tuple[str, ...]], tuple[list[TextColumn], TextColumn]]
 
 
+@dataclass(frozen=True, slots=True)
+class PackedIds:
+    """Every span's ids end to end: `trace` 16 bytes each, `span` and `parent` 8, and the length
+    each parent id had (0 for a root; another length than 8 is cut or zero-padded in `parent`)."""
+
+    trace: bytes
+    span: bytes
+    parent: bytes
+    parent_len: npt.NDArray[np.int32]
+
+
 @dataclass(slots=True)
 class SpanBatch:
     """Columns of one export request: parallel lists / arrays, one entry per span."""
@@ -50,9 +61,10 @@ class SpanBatch:
     _rpc_grpc_status: npt.NDArray[np.int32] | None
     start_ns: npt.NDArray[np.int64]
     end_ns: npt.NDArray[np.int64]
-    trace_id: list[bytes]
-    span_id: list[bytes]
-    parent_span_id: list[bytes]
+    # The ids as lists of bytes; None where `packed_ids` holds them (made into lists when read).
+    _trace_id: list[bytes] | None
+    _span_id: list[bytes] | None
+    _parent_span_id: list[bytes] | None
     # resource attributes per span (shared dicts, one per resource) for lazy lookups
     resource_attrs: list[dict[str, Any]] = field(default_factory=list)
     _attr_reader: AttributeReader | None = None
@@ -68,6 +80,9 @@ class SpanBatch:
     ver_codes: npt.NDArray[np.int32] | None = None
     ver_names: list[str] | None = None
     _text_reader: TextReader | None = None
+    # The ids end to end (trace 16, span and parent 8 bytes each, a missing parent as zeros) with
+    # the parents' lengths, from the compiled decoder: most consumers want them packed.
+    packed_ids: PackedIds | None = None
 
     def __len__(self) -> int:
         return len(self.operation)
@@ -95,6 +110,42 @@ class SpanBatch:
             self._rpc_grpc_status = np.full(n, -1, dtype=np.int32)
         else:
             self._http_status, self._rpc_grpc_status = self._status_loader()
+
+    @property
+    def trace_id(self) -> list[bytes]:
+        """Each span's trace id (16 bytes)."""
+        if self._trace_id is None:
+            self._trace_id = _split(self._packed().trace, 16)
+        return self._trace_id
+
+    @property
+    def span_id(self) -> list[bytes]:
+        """Each span's id (8 bytes)."""
+        if self._span_id is None:
+            self._span_id = _split(self._packed().span, 8)
+        return self._span_id
+
+    @property
+    def parent_span_id(self) -> list[bytes]:
+        """Each span's parent id, b"" for a root."""
+        if self._parent_span_id is None:
+            packed = self._packed()
+            ids = _split(packed.parent, 8)
+            for i in np.flatnonzero(packed.parent_len == 0).tolist():
+                ids[i] = b""
+            self._parent_span_id = ids
+        return self._parent_span_id
+
+    def trace_id_at(self, i: int) -> bytes:
+        """Span i's trace id, without making the list."""
+        if self._trace_id is None and self.packed_ids is not None:
+            return self.packed_ids.trace[16 * i : 16 * i + 16]
+        return self.trace_id[i]
+
+    def _packed(self) -> PackedIds:
+        if self.packed_ids is None:
+            raise ValueError("a SpanBatch without its ids")
+        return self.packed_ids
 
     @property
     def duration_ns(self) -> npt.NDArray[np.int64]:
@@ -238,9 +289,9 @@ class SpanColumns:
             _rpc_grpc_status=status[1],
             start_ns=np.asarray(self.starts, dtype=np.int64),
             end_ns=np.asarray(self.ends, dtype=np.int64),
-            trace_id=self.trace_ids,
-            span_id=self.span_ids,
-            parent_span_id=self.parents,
+            _trace_id=self.trace_ids,
+            _span_id=self.span_ids,
+            _parent_span_id=self.parents,
             resource_attrs=self.res_attrs,
             _attr_reader=readers[0],
             _attrs_reader=readers[1],
@@ -279,10 +330,14 @@ def concat_batches(batches: Sequence[SpanBatch]) -> SpanBatch:
         _rpc_grpc_status=np.concatenate([b.rpc_grpc_status for b in batches]).astype(np.int32),
         start_ns=np.concatenate([b.start_ns for b in batches]).astype(np.int64),
         end_ns=np.concatenate([b.end_ns for b in batches]).astype(np.int64),
-        trace_id=[t for b in batches for t in b.trace_id],
-        span_id=[t for b in batches for t in b.span_id],
-        parent_span_id=[t for b in batches for t in b.parent_span_id],
+        _trace_id=[t for b in batches for t in b.trace_id],
+        _span_id=[t for b in batches for t in b.span_id],
+        _parent_span_id=[t for b in batches for t in b.parent_span_id],
         resource_attrs=[r for b in batches for r in b.resource_attrs],
         _attr_reader=attr,
         _events_reader=events,
     )
+
+
+def _split(data: bytes, width: int) -> list[bytes]:
+    return [data[i : i + width] for i in range(0, len(data), width)]

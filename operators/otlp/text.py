@@ -65,22 +65,3 @@ def strings_text(values: Sequence[str]) -> TextColumn:
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
     return offsets.astype(np.int32), b"".join(encoded)
-
-
-_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2").view(np.uint16)
-
-
-def hex_text(ids: Sequence[bytes], width: int = 0) -> TextColumn:
-    """Lower-case hex of each id (as `bytes.hex()`), vectorised; `width` is the usual length."""
-    joined = b"".join(ids)
-    n = len(ids)
-    if width and len(joined) == width * n:  # every id of the usual length
-        offsets = np.arange(n + 1, dtype=np.int64) * (2 * width)
-    elif not joined:
-        offsets = np.zeros(n + 1, dtype=np.int64)
-    else:
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths * 2, out=offsets[1:])
-    raw = np.frombuffer(joined, dtype=np.uint8)
-    return offsets.astype(np.int32), _HEX[raw].tobytes()

@@ -23,11 +23,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from operators.otlp.errors import DecodeError, DecodeLimits
 from operators.otlp.proto_traces import (
-    _check_ids,
     check_attribute_sizes,
     check_span_attribute_sizes,
 )
-from operators.otlp.spans import SpanBatch
+from operators.otlp.spans import PackedIds, SpanBatch
 from operators.otlp.text import PYTHON, TextColumn, patch_text
 from operators.otlp.values import proto_any, proto_attrs, resource_version
 
@@ -90,12 +89,12 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             ver_names.append(ver)
         res_ver[r_index] = vcode
 
-    trace_ids: list[bytes] = cols["trace_id"]
-    span_ids: list[bytes] = cols["span_id"]
     lengths = np.frombuffer(cols["id_lengths"], dtype=np.int32).reshape(-1, 3)
-    if not ((lengths[:, 0] == 16).all() and (lengths[:, 1] == 8).all()):
-        _check_ids(trace_ids, 16, "trace_id")  # raises, naming the first bad span
-        _check_ids(span_ids, 8, "span_id")
+    for k, (what, size) in enumerate((("trace_id", 16), ("span_id", 8))):
+        bad = np.flatnonzero(lengths[:, k] != size)
+        if len(bad):
+            i = int(bad[0])
+            raise DecodeError(f"span {i} has a {lengths[i, k]}-byte {what}; OTLP requires {size}")
 
     # spans come grouped by resource, in order: one run per resource
     res_index = np.frombuffer(cols["resource_index"], dtype=np.int32)
@@ -138,8 +137,10 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
 
     def read_text(keys: tuple[str, ...]) -> tuple[list[TextColumn], TextColumn]:
         columns, events = _wire.span_columns(data, offsets, keys)
+        # The resources' keys once, not a walk of the resources per key.
+        res_keys = {k for _, _, attrs in res_info for k, v in attrs.items() if v is not None}
         out = [
-            _attribute_text(key, column, res_info, res_index, read_attrs)
+            _attribute_text(key, column, res_info, res_index, read_attrs, key in res_keys)
             for key, column in zip(keys, columns, strict=True)
         ]
         ev_offsets, ev_text, ev_state = events
@@ -156,6 +157,11 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         return out, patch_text(compiled, codes, no_fallback, (), events_json)
 
     op_codes = _column(cols["name_index"], np.int32)
+    packed = None
+    if "trace_id_bytes" in cols:  # else a compiled decoder built before it packed the ids
+        parent_len = np.ascontiguousarray(lengths[:, 2])
+        ids = (cols["trace_id_bytes"], cols["span_id_bytes"], cols["parent_span_id_bytes"])
+        packed = PackedIds(*ids, parent_len)
     return SpanBatch(
         service=service,
         service_version=version,
@@ -166,9 +172,10 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         _rpc_grpc_status=_column(cols["rpc_status"], np.int32),
         start_ns=_column(cols["start"], np.int64),
         end_ns=_column(cols["end"], np.int64),
-        trace_id=trace_ids,
-        span_id=span_ids,
-        parent_span_id=cols["parent_span_id"],
+        # Lists only of odd parent ids (the packed ones cut them); the rest stay packed.
+        _trace_id=None if packed else cols["trace_id"],
+        _span_id=None if packed else cols["span_id"],
+        _parent_span_id=cols["parent_span_id"],
         resource_attrs=res_attrs,
         _attr_reader=read_attr,
         _attrs_reader=read_attrs,
@@ -180,6 +187,7 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         ver_codes=res_ver[res_index],
         ver_names=ver_names,
         _text_reader=read_text,
+        packed_ids=packed,
     )
 
 
@@ -193,11 +201,13 @@ def _attribute_text(
     res_info: list[tuple[str, str, dict[str, Any]]],
     res_index: np.ndarray,
     read_attrs: Callable[[int, frozenset[str]], dict[str, Any]],
+    in_resources: bool,
 ) -> TextColumn:
-    """One selected attribute's column: the span's value, else its resource's, else ""."""
+    """One selected attribute's column: the span's value, else its resource's (`in_resources`:
+    some resource has the key), else ""."""
     offsets, text, state = column
     compiled = (np.frombuffer(offsets, dtype=np.int32), text)
-    if _PYTHON_STATE not in state and all(attrs.get(key) is None for _, _, attrs in res_info):
+    if _PYTHON_STATE not in state and not in_resources:
         return compiled  # the common case: every value is in the compiled column already
     fallback_text: list[str] = []
     by_resource = np.full(len(res_info), -1, dtype=np.int64)

@@ -12,7 +12,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,8 +170,8 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
     kinds = _split_dicts(ku // 8, ku % 8, kc, ng)
 
     flags = _flags_per_group(batch, ginv, ng)
-    slowest = _top_per_group(ginv, dur_ns, np.ones(n, dtype=bool), batch.trace_id, ng, spec)
-    failing = _top_per_group(ginv, dur_ns, err, batch.trace_id, ng, spec)
+    slowest = _top_per_group(ginv, dur_ns, np.ones(n, dtype=bool), batch.trace_id_at, ng, spec)
+    failing = _top_per_group(ginv, dur_ns, err, batch.trace_id_at, ng, spec)
 
     out: list[Partial] = []
     for g in range(ng):
@@ -247,7 +247,7 @@ def _top_per_group(
     ginv: np.ndarray,
     dur_ns: np.ndarray,
     mask: np.ndarray,
-    trace_ids: list[bytes],
+    trace_id_at: Callable[[int], bytes],
     ng: int,
     spec: SignalSpec,
 ) -> list[list[Exemplar]]:
@@ -269,7 +269,7 @@ def _top_per_group(
         # request's top k is the same whichever requests are aggregated together.
         while lo < last < hi and d_sorted[last] == d_sorted[last - 1]:
             last += 1
-        top = [(int(dur_ns[i]), trace_ids[i].hex()) for i in order[lo:last].tolist()]
+        top = [(int(dur_ns[i]), trace_id_at(i).hex()) for i in order[lo:last].tolist()]
         out[g] = sorted(top, reverse=True)[:k]
     return out
 

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from operators.otlp.spans import SpanBatch
+from operators.signals.dense import unique_inverse
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +33,14 @@ class SpanView:
     end_ns: npt.NDArray[np.int64]
     duration_ns: npt.NDArray[np.int64]
     is_error: npt.NDArray[np.bool_]
-    trace_id: list[bytes]
 
     def __len__(self) -> int:
         return int(self.starts[-1])
+
+    def trace_id_at(self, i: int) -> bytes:
+        """Span i's trace id (the exemplars read a few; no list of them all is made)."""
+        batch, j = self._locate(i)
+        return batch.trace_id_at(j)
 
     def _locate(self, i: int) -> tuple[SpanBatch, int]:
         b = int(np.searchsorted(self.starts, i, side="right")) - 1
@@ -64,7 +69,6 @@ def span_view(batches: Sequence[SpanBatch]) -> SpanView:
     def joined(arrays: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
         return arrays[0] if one else np.concatenate(arrays)
 
-    trace_ids = batches[0].trace_id if one else [t for b in batches for t in b.trace_id]
     return SpanView(
         batches=tuple(batches),
         starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
@@ -74,7 +78,6 @@ def span_view(batches: Sequence[SpanBatch]) -> SpanView:
         end_ns=joined([b.end_ns for b in batches]),
         duration_ns=joined([b.duration_ns for b in batches]),
         is_error=joined([b.is_error for b in batches]),
-        trace_id=trace_ids,
     )
 
 
@@ -110,7 +113,7 @@ def triples(batch: SpanBatch) -> tuple[npt.NDArray[np.int64], list[tuple[str, st
         # The compiled decoder interned the names already: combine its codes with numpy.
         n_op, n_ver = len(batch.op_names), len(batch.ver_names)
         raw = (batch.svc_codes.astype(np.int64) * n_op + batch.op_codes) * n_ver + batch.ver_codes
-        uniq, codes = np.unique(raw, return_inverse=True)
+        uniq, codes = unique_inverse(raw)
         keys = []
         for c in uniq.tolist():
             rest, v = divmod(c, n_ver)

@@ -23,15 +23,20 @@ def call_edges(batch: SpanBatch) -> set[Edge]:
     if batch.svc_codes is None or batch.svc_names is None:
         return _call_edges_by_dict(batch)
     n = len(batch)
-    ids = b"".join(batch.span_id)
+    packed = batch.packed_ids
+    ids = packed.span if packed is not None else b"".join(batch.span_id)
     if n == 0 or len(ids) != ID_BYTES * n:
         return _call_edges_by_dict(batch)
     keys = np.frombuffer(ids, dtype=np.uint64)
-    has_parent = np.fromiter(map(len, batch.parent_span_id), dtype=np.int64, count=n) == ID_BYTES
-    children = np.flatnonzero(has_parent)
-    parents = np.frombuffer(
-        b"".join([batch.parent_span_id[i] for i in children.tolist()]), dtype=np.uint64
-    )
+    if packed is not None:
+        children = np.flatnonzero(packed.parent_len == ID_BYTES)
+        parents = np.frombuffer(packed.parent, dtype=np.uint64)[children]
+    else:
+        has_parent = np.fromiter(map(len, batch.parent_span_id), dtype=np.int64, count=n)
+        children = np.flatnonzero(has_parent == ID_BYTES)
+        parents = np.frombuffer(
+            b"".join([batch.parent_span_id[i] for i in children.tolist()]), dtype=np.uint64
+        )
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     # the last of equal ids: stable order, searched from the right

@@ -1,7 +1,8 @@
 """Decoded span batches as one Arrow record batch in the archive's schema, built from columns.
 
-The ids are hex-encoded and the attribute texts spliced with numpy, the names taken through
-their dictionary codes: no Python step per span, except for the few values only Python can print.
+The ids are kept as bytes (16 for a trace, 8 for a span; the reader shows them as hex), the
+attribute texts spliced with numpy, the names taken through their dictionary codes: no Python
+step per span, except for the few values only Python can print.
 The export requests of a poll are converted together, so the fixed cost of a conversion is paid
 once per poll, not once per request (with 512 spans per request it was most of the cost).
 """
@@ -14,13 +15,58 @@ from itertools import chain
 import numpy as np
 import pyarrow as pa
 
-from operators.otlp.spans import SpanBatch
-from operators.otlp.text import TextColumn, hex_text, strings_text
+from operators.otlp.spans import PackedIds, SpanBatch
+from operators.otlp.text import TextColumn, strings_text
 
 
 def _text(n: int, column: TextColumn) -> pa.Array:
     offsets, data = column
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def _ids(ids: list[bytes], width: int) -> pa.Array:
+    """Ids as bytes, fixed-size (`width`) when each is that long or empty (empty is null: a root's
+    parent), else variable; the reader turns any of these into the same hex text."""
+    joined = b"".join(ids)
+    n = len(ids)
+    if len(joined) == width * n:
+        return pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(width), n, [None, pa.py_buffer(joined)]
+        )
+    if not joined:  # no parents: every span a root
+        return pa.nulls(n, pa.binary(width))
+    lengths = np.fromiter(map(len, ids), dtype=np.int32, count=n)
+    present = lengths > 0
+    if not (lengths[present] == width).all():  # malformed ids: kept as they came
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        return pa.BinaryArray.from_buffers(
+            pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(joined)]
+        )
+    data = np.zeros((n, width), dtype=np.uint8)
+    data[present] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, width)
+    valid = np.packbits(present, bitorder="little")
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), n, [pa.py_buffer(valid), pa.py_buffer(data)]
+    )
+
+
+def _packed(packed: list[PackedIds], column: str) -> pa.Array | None:
+    """`_ids` from the decoder's packed ids, without a Python object per id; None when a parent
+    id has an odd length (only the list keeps it whole)."""
+    if column != "parent_span_id":  # the decoders checked these lengths
+        width = 16 if column == "trace_id" else 8
+        data = b"".join(p.trace if column == "trace_id" else p.span for p in packed)
+        return pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(width), len(data) // width, [None, pa.py_buffer(data)]
+        )
+    lengths = np.concatenate([p.parent_len for p in packed])
+    present = lengths > 0
+    if not (lengths[present] == 8).all():
+        return None
+    valid = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    data = pa.py_buffer(b"".join(p.parent for p in packed))
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(8), len(lengths), [valid, data])
 
 
 def _numbers(values: np.ndarray, type_: pa.DataType) -> pa.Array:
@@ -38,14 +84,17 @@ def _joined_text(columns: Sequence[TextColumn]) -> TextColumn:
     """Text columns end to end, as one column."""
     if len(columns) == 1:
         return columns[0]
-    sizes = np.cumsum([0] + [len(data) for _, data in columns[:-1]], dtype=np.int64)
-    if int(sizes[-1]) + len(columns[-1][1]) > np.iinfo(np.int32).max:
+    sizes = np.fromiter((len(data) for _, data in columns), dtype=np.int64, count=len(columns))
+    ends = np.cumsum(sizes)
+    if int(ends[-1]) > np.iinfo(np.int32).max:
         raise ValueError("a text column over Arrow's 2 GiB string limit")
-    offsets = np.concatenate(
-        [off[:-1] + np.int32(base) for (off, _), base in zip(columns, sizes.tolist(), strict=True)]
-        + [columns[-1][0][-1:] + np.int32(sizes[-1])]
-    )
-    return offsets.astype(np.int32), b"".join(data for _, data in columns)
+    # One vectorised shift: each column's offsets (but its last) by the bytes before it.
+    counts = [len(off) - 1 for off, _ in columns]
+    offsets = np.empty(sum(counts) + 1, dtype=np.int32)
+    offsets[:-1] = np.concatenate([off[:-1] for off, _ in columns])
+    offsets[:-1] += np.repeat((ends - sizes).astype(np.int32), counts)
+    offsets[-1] = ends[-1]
+    return offsets, b"".join(data for _, data in columns)
 
 
 def _names(
@@ -75,14 +124,20 @@ def _names(
 def span_record_batch(
     batches: SpanBatch | Sequence[SpanBatch], selected: Sequence[str] = ()
 ) -> pa.RecordBatch:
-    """The archive's columns (those of `SpanBatch.to_polars`) for every span of `batches`, in
-    order."""
+    """The archive's columns for every span of `batches`, in order: those of
+    `SpanBatch.to_polars`, the ids as bytes and without `duration_ns` (the reader derives it)."""
     group = [batches] if isinstance(batches, SpanBatch) else list(batches)
     n = sum(len(b) for b in group)
     texts = [b.text_columns(selected) for b in group]
 
-    def ids(get: str, width: int = 0) -> pa.Array:
-        return _text(n, hex_text(list(chain.from_iterable(getattr(b, get) for b in group)), width))
+    packed = [b.packed_ids for b in group]
+
+    def ids(get: str, width: int) -> pa.Array:
+        whole = [p for p in packed if p is not None]
+        array = _packed(whole, get) if len(whole) == len(group) else None
+        if array is None:
+            array = _ids(list(chain.from_iterable(getattr(b, get) for b in group)), width)
+        return array
 
     def numbers(get: str, type_: pa.DataType) -> pa.Array:
         return _numbers(np.concatenate([getattr(b, get) for b in group]), type_)
@@ -90,7 +145,7 @@ def span_record_batch(
     columns: dict[str, pa.Array] = {
         "trace_id": ids("trace_id", 16),
         "span_id": ids("span_id", 8),
-        "parent_span_id": ids("parent_span_id"),
+        "parent_span_id": ids("parent_span_id", 8),
         "service": _names(
             group,
             [b.service for b in group],
@@ -115,7 +170,6 @@ def span_record_batch(
         "rpc_grpc_status": numbers("rpc_grpc_status", pa.int32()),
         "start_ns": numbers("start_ns", pa.int64()),
         "end_ns": numbers("end_ns", pa.int64()),
-        "duration_ns": numbers("duration_ns", pa.int64()),
         "is_error": _flags(np.concatenate([b.is_error for b in group])),
     }
     for k, key in enumerate(selected):

@@ -1,13 +1,20 @@
-"""Reads the span archive back as a polars lazy frame, pruned to the hours a query needs."""
+"""Reads the span archive back as a polars lazy frame, pruned to the hours a query needs.
+
+The files hold the ids as bytes and no `duration_ns` (archives written before: hex text and the
+duration); either way the frame has the columns of `SpanBatch.to_polars`, ids as lower-case hex
+text ("" for a root's parent), though not in its order.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
 NS_PER_HOUR = 3_600 * 10**9
+ID_COLUMNS = ("trace_id", "span_id", "parent_span_id")
 
 
 def archive_files(root: str | Path, start_ns: int, end_ns: int) -> list[Path]:
@@ -21,11 +28,31 @@ def archive_files(root: str | Path, start_ns: int, end_ns: int) -> list[Path]:
     return files
 
 
+def scan_files(files: Sequence[str | Path]) -> pl.LazyFrame:
+    """Archive files as one lazy frame in the span frame's types (an empty frame when none)."""
+    # Files of several layouts (an archive written across the upgrade) are scanned apart: one
+    # scan takes its types from its first file.
+    layouts: dict[tuple[tuple[str, ...], bool], list[str]] = {}
+    for file in files:
+        schema = pl.read_parquet_schema(file)
+        ids = tuple(c for c in ID_COLUMNS if schema.get(c) == pl.Binary)
+        layouts.setdefault((ids, "duration_ns" in schema), []).append(str(file))
+    frames = []
+    for (ids, has_duration), group in layouts.items():
+        frame = pl.scan_parquet(group).with_columns(pl.col(ids).bin.encode("hex").fill_null(""))
+        if not has_duration:
+            # clamped at zero, as `SpanBatch.duration_ns` (a skewed clock's end before its start)
+            duration = (pl.col("end_ns") - pl.col("start_ns")).clip(lower_bound=0)
+            frame = frame.with_columns(duration.alias("duration_ns"))
+        frames.append(frame)
+    if not frames:
+        return pl.LazyFrame()
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
 def scan_spans(root: str | Path, start_ns: int, end_ns: int) -> pl.LazyFrame:
     """Spans that ended in [start_ns, end_ns), as a lazy frame (empty frame when none)."""
     files = archive_files(root, start_ns, end_ns)
     if not files:
         return pl.LazyFrame()
-    return pl.scan_parquet(files).filter(
-        (pl.col("end_ns") >= start_ns) & (pl.col("end_ns") < end_ns)
-    )
+    return scan_files(files).filter((pl.col("end_ns") >= start_ns) & (pl.col("end_ns") < end_ns))

@@ -37,11 +37,13 @@ NS_PER_HOUR = 3_600 * 10**9
 # Requests smaller than this are converted together: a conversion's fixed cost is most of a
 # 512-span request's, while joining large ones only adds copies.
 JOIN_SPANS = 8192
-_TIME_COLUMNS = ("start_ns", "end_ns", "duration_ns")
-# Unique per span: a dictionary would only cost (names, codes and attributes repeat and keep one).
-_PLAIN_COLUMNS = frozenset(
-    ("trace_id", "span_id", "parent_span_id", "start_ns", "end_ns", "duration_ns")
-)
+_TIME_COLUMNS = ("start_ns", "end_ns")
+# Per-column choices, measured with `python -m bench.archive` (writer CPU and bytes per span):
+# span ids are random bytes, so compressing them costs and saves nothing; LZ4 is about a fifth
+# cheaper than zstd elsewhere for a few percent more bytes, except on the events' JSON, where
+# zstd is worth it.
+_RAW_COLUMNS = frozenset(("span_id", "parent_span_id"))
+_ZSTD_COLUMNS = frozenset(("events",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +137,7 @@ class SpanArchive:
         """Buffer the kept spans of decoded requests (after the trace decision wait).
 
         Small requests (a poll's) are converted to Arrow together, about `JOIN_SPANS` spans at a
-        time; each is then buffered and sampled on its own, as if added one by one.
+        time; when sampling, each is then sampled on its own, as if added one by one.
         """
         items = [decoded] if isinstance(decoded, Decoded) else decoded
         run: list[SpanBatch] = []
@@ -153,14 +155,15 @@ class SpanArchive:
 
     def _add_run(self, batches: list[SpanBatch]) -> None:
         records = span_record_batch(batches, self.selected)
+        if self.sample_rate >= 1.0:
+            # Whole: a slice per request would be a chunk per request and column for the writer.
+            self._buffer(records)
+            return
         start = 0
         for batch in batches:
             # zero-copy: the slices share the poll's buffers
             part = records.slice(start, len(batch))
             start += len(batch)
-            if self.sample_rate >= 1.0:
-                self._buffer(part)
-                continue
             keys = trace_keys(batch)
             for item, keep in self._sampler.offer(part, keys, notable(batch), batch.end_ns):
                 self._buffer(item.filter(_mask(keep)))
@@ -240,7 +243,9 @@ class _FileWriter:
         self._newest_ns = max(self._newest_ns, int(np.median(end)))
         cutoff = self._oldest_kept_hour()
         hours = end // NS_PER_HOUR
-        unique = np.unique(hours).tolist()
+        first, last = int(hours.min()), int(hours.max())
+        # Nearly always one hour: a sort (np.unique) of every flush only to learn that costs.
+        unique = [first] if first == last else np.unique(hours).tolist()
         for hour in unique:
             if hour < cutoff:
                 continue  # late spans the retention would drop at once
@@ -283,23 +288,34 @@ def _mask(keep: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(keep), [None, pa.py_buffer(bits)])
 
 
+def _codec(column: str) -> str:
+    return "none" if column in _RAW_COLUMNS else "zstd" if column in _ZSTD_COLUMNS else "lz4"
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return bool(pa.types.is_string(type_) or pa.types.is_dictionary(type_))
+
+
 def _write(table: pa.Table, path: Path) -> None:
     """Write `table` to `path` through a temporary file, so readers never see half a file."""
     tmp = path.with_suffix(".tmp")
+    columns = table.column_names
     for attempt in (1, 2):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             pq.write_table(
                 table,
                 tmp,
-                compression="zstd",
-                compression_level=1,
+                compression={c: _codec(c) for c in columns},
+                compression_level={c: 1 for c in columns if _codec(c) == "zstd"},
                 # Times are near-sorted integers: deltas pack them smaller and far cheaper
                 # than compressing them.
                 column_encoding=dict.fromkeys(_TIME_COLUMNS, "DELTA_BINARY_PACKED"),
-                use_dictionary=[c for c in table.column_names if c not in _PLAIN_COLUMNS],
+                # Names and attributes repeat: a dictionary each. Ids are unique, and the few
+                # values of the small numbers compress as well without one.
+                use_dictionary=[f.name for f in table.schema if _is_text(f.type)],
                 # Statistics prune by time; for random ids they cost and never prune.
-                write_statistics=list(_TIME_COLUMNS[:2]),
+                write_statistics=list(_TIME_COLUMNS),
                 store_schema=False,  # readers see the text columns as plain strings
             )
             os.replace(tmp, path)

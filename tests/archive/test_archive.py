@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.otlp_encode import SpanSpec, trace_request
 from bench.workload import generate, iter_json_lines
 from flows.replay import replay
 from operators.otlp import decode_trace_proto
 from operators.otlp.messages import Decoded
+from operators.otlp.spans import SpanBatch
 from operators.sampling import keep_mask
 from sinks.archive import SpanArchive
+from sinks.archive.columns import span_record_batch
 from sinks.archive.reader import scan_spans
 from sinks.archive.writer import enforce_retention
 from sre_space.settings import load_pipeline_config
@@ -98,7 +103,127 @@ def test_a_poll_added_at_once_writes_what_its_requests_added_one_by_one_write(
                 tmp_path / f"{name}-{rate}", selected, sample_rate=rate, flush_rows=3_000
             )
             add(archive)
-            files = archive.flush()
-            written.append([pq.read_table(f).to_pylist() for f in files])
+            # The same rows in the same order and hour partitions (where flushes cut files may
+            # differ: unsampled, a poll's requests are buffered as one batch).
+            written.append(
+                [
+                    (f.parent.name, row)
+                    for f in archive.flush()
+                    for row in pq.read_table(f).to_pylist()
+                ]
+            )
         assert written[0] == written[1]
-        assert sum(map(len, written[0])) > 0
+        assert written[0]
+
+
+T0 = 1_767_571_200 * 10**9
+
+
+def _spans(ids: list[tuple[bytes, bytes, bytes]], start_ns: int = T0) -> Decoded:
+    spans = [
+        SpanSpec(
+            trace_id=t, span_id=s, parent_span_id=p, name="op", start_ns=start_ns, end_ns=T0 + 5
+        )
+        for t, s, p in ids
+    ]
+    data = trace_request([({"service.name": "svc"}, spans)]).SerializeToString()
+    return Decoded(source="rec", partition=0, offset=0, spans=decode_trace_proto(data))
+
+
+def test_ids_are_stored_as_fixed_size_bytes_and_read_back_as_hex(tmp_path: Path) -> None:
+    root, child = bytes(range(16)), bytes(range(100, 116))
+    ids = [(root, b"\x01" * 8, b""), (root, b"\x02" * 8, b"\x01" * 8), (child, b"\xff" * 8, b"")]
+    archive = SpanArchive(tmp_path)
+    archive.add(_spans(ids))
+    [path] = archive.flush()
+    schema = pq.ParquetFile(path).schema
+    layout = {
+        c: (schema.column(i).physical_type, schema.column(i).length)
+        for i, c in enumerate(schema.names)
+        if c in ("trace_id", "span_id", "parent_span_id")
+    }
+    assert layout == {
+        "trace_id": ("FIXED_LEN_BYTE_ARRAY", 16),
+        "span_id": ("FIXED_LEN_BYTE_ARRAY", 8),
+        "parent_span_id": ("FIXED_LEN_BYTE_ARRAY", 8),
+    }
+    assert "duration_ns" not in schema.names  # derived by the reader
+    chunks = pq.ParquetFile(path).metadata.row_group(0)
+    codecs = {
+        chunks.column(i).path_in_schema: chunks.column(i).compression
+        for i in range(len(schema.names))
+    }
+    assert codecs["span_id"] == codecs["parent_span_id"] == "UNCOMPRESSED"
+    assert pq.read_table(path).column("parent_span_id").null_count == 2  # the roots
+    frame = scan_spans(tmp_path, T0, T0 + 10).collect()
+    assert frame.select("trace_id", "span_id", "parent_span_id", "duration_ns").rows() == [
+        (t.hex(), s.hex(), p.hex(), 5) for t, s, p in ids
+    ]
+
+
+def test_odd_parent_ids_and_an_archive_written_as_hex_text_read_back_alike(
+    tmp_path: Path,
+) -> None:
+    # The decoders check trace and span ids, not the parent's length.
+    odd = [(b"\x07" * 16, b"\x08" * 8, b"\x09" * 5), (b"\x0a" * 16, b"\x0b" * 8, b"")]
+    archive = SpanArchive(tmp_path)
+    archive.add(_spans(odd))
+    [path] = archive.flush()
+    assert pq.read_table(path).schema.field("parent_span_id").type == pa.binary()
+    # A file of the earlier layout (ids as hex text) in the same hour partition.
+    legacy = pq.read_table(path).to_pydict()
+    for c in ("trace_id", "span_id", "parent_span_id"):
+        legacy[c] = [(v or b"").hex() for v in legacy[c]]
+    legacy["duration_ns"] = [7, 7]  # stored, not derived, before
+    pq.write_table(pa.table(legacy), path.with_name("part-old.parquet"), store_schema=False)
+    frame = scan_spans(tmp_path, T0, T0 + 10).collect()
+    rows = [(t.hex(), s.hex(), p.hex()) for t, s, p in odd]
+    assert sorted(frame.select("trace_id", "span_id", "parent_span_id", "duration_ns").rows()) == (
+        sorted([(*r, 5) for r in rows] + [(*r, 7) for r in rows])
+    )
+
+
+def test_the_decoders_packed_ids_give_the_columns_the_id_lists_give() -> None:
+    requests, _ = generate(3_000, seed=9, spans_per_request=1_000)
+    batches = [decode_trace_proto(r) for r in requests]
+    # a parent in every other span, so the parent column has nulls and values
+    spans = [
+        SpanSpec(
+            trace_id=bytes([k]) * 16,
+            span_id=bytes([k + 1]) * 8,
+            parent_span_id=bytes([k + 2]) * 8 if k % 2 else b"",
+            name="op",
+            start_ns=T0,
+            end_ns=T0 + 5,
+        )
+        for k in range(40)
+    ]
+    batches.append(
+        decode_trace_proto(trace_request([({"service.name": "svc"}, spans)]).SerializeToString())
+    )
+    assert all(b.packed_ids is not None for b in batches)
+    lists = [unpacked(b) for b in batches]
+    packed = span_record_batch(batches)
+    assert packed.equals(span_record_batch(lists))
+    assert packed.column("parent_span_id").null_count == 3_000 + 20
+
+
+def unpacked(batch: SpanBatch) -> SpanBatch:
+    """`batch` with its ids as lists only."""
+    return dataclasses.replace(
+        batch,
+        _trace_id=batch.trace_id,
+        _span_id=batch.span_id,
+        _parent_span_id=batch.parent_span_id,
+        packed_ids=None,
+    )
+
+
+def test_the_duration_the_reader_derives_is_clamped_at_zero_like_the_decoders(
+    tmp_path: Path,
+) -> None:
+    archive = SpanArchive(tmp_path)
+    archive.add(_spans([(b"\x01" * 16, b"\x02" * 8, b"")], start_ns=T0 + 9))  # ends before start
+    archive.flush()
+    [duration] = scan_spans(tmp_path, T0, T0 + 10).collect()["duration_ns"].to_list()
+    assert duration == 0

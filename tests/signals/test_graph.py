@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bench.otlp_encode import SpanSpec, trace_request
 from operators.otlp import decode_trace_proto
+from operators.otlp.spans import SpanBatch
 from operators.signals.graph import _call_edges_by_dict, call_edges, sampled
 
 
@@ -70,5 +71,17 @@ def test_the_compiled_columns_give_the_edges_a_dict_of_span_ids_gives(
         by_service.setdefault(service, []).append(span)
     req = trace_request([({"service.name": s}, group) for s, group in by_service.items()])
     batch = decode_trace_proto(req.SerializeToString())
-    assert batch.svc_codes is not None
-    assert call_edges(batch) == _call_edges_by_dict(batch)
+    assert batch.svc_codes is not None and batch.packed_ids is not None
+    lists = unpacked(batch)  # as the decoders that pack no ids give it
+    assert call_edges(batch) == call_edges(lists) == _call_edges_by_dict(batch)
+
+
+def unpacked(batch: SpanBatch) -> SpanBatch:
+    """`batch` with its ids as lists only."""
+    return dataclasses.replace(
+        batch,
+        _trace_id=batch.trace_id,
+        _span_id=batch.span_id,
+        _parent_span_id=batch.parent_span_id,
+        packed_ids=None,
+    )

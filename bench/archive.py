@@ -1,0 +1,70 @@
+"""CPU of the span archive by stage, on decoded requests, without Kafka or a dataflow around it.
+
+    python -m bench.archive [--spans 1000000] [--spans-per-request 512] [--workload lean]
+
+The requests are decoded first (not measured), then added a poll at a time (`--poll` requests, the
+Kafka source's batch) to a `SpanArchive` in a temporary folder. Reported per million spans: the
+caller's thread (conversion to Arrow, buffering, hand-off), the writer thread (Parquet), and the
+archive's bytes per span. The flow pays both threads' CPU; this splits it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+from bench.throughput import OUT, WORKLOADS, _workload
+
+
+def measure(n: int, per_request: int, workload: str, poll: int) -> dict[str, float]:
+    """Caller and writer CPU seconds per million spans, and bytes per span, for one workload."""
+    from operators.otlp import DecodeLimits, RawMessage, decode_message
+    from operators.otlp.messages import Decoded
+    from sinks.archive import SpanArchive
+    from sre_space.settings import load_pipeline_config
+
+    selected = load_pipeline_config().signals.selected_attributes
+    limits = DecodeLimits()
+    decoded = []
+    for i, data in enumerate(_workload(n, per_request, workload)):
+        out = decode_message(RawMessage("bench", 0, i, data, "traces"), limits)
+        assert isinstance(out, Decoded) and out.spans is not None
+        decoded.append(out)
+    spans = sum(len(d.spans or ()) for d in decoded)
+    with tempfile.TemporaryDirectory(prefix="sre-bench-archive-") as folder:
+        archive = SpanArchive(folder, selected)
+        c0, p0 = time.thread_time(), time.process_time()
+        for lo in range(0, len(decoded), poll):
+            archive.add(decoded[lo : lo + poll])
+        files = archive.flush()
+        caller = time.thread_time() - c0
+        writer = time.process_time() - p0 - caller  # the other threads: the archive's writer
+        size = sum(f.stat().st_size for f in files)
+    per_m = 1e6 / spans
+    return {
+        "spans": spans,
+        "caller_cpu_s_per_m": round(caller * per_m, 3),
+        "writer_cpu_s_per_m": round(writer * per_m, 3),
+        "bytes_per_span": round(size / spans, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--spans-per-request", type=int, default=512)
+    parser.add_argument("--workload", choices=WORKLOADS, default="lean")
+    parser.add_argument("--poll", type=int, default=64, help="requests per consumer poll")
+    args = parser.parse_args(argv)
+    result = measure(args.spans, args.spans_per_request, args.workload, args.poll)
+    print(json.dumps(result))
+    OUT.mkdir(parents=True, exist_ok=True)
+    name = f"archive-{args.workload}-{args.spans_per_request}.json"
+    (OUT / name).write_text(json.dumps({**vars(args), **result}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
