@@ -109,13 +109,15 @@ def build_signals(
     deterministic_clock: bool,
     live: bool = False,
     end_offsets: EndOffsets | None = None,
+    topics: tuple[str, ...] = (),
 ) -> FlowStreams:
     """Add decode, aggregation and windowing steps behind `raw` (one item per poll).
 
     With `deterministic_clock` the watermark moves only with event time (replays and backtests:
     same input, same output); otherwise it also advances with the system clock so quiet keys
     still close their windows in a live run. `live` adds the wall-clock health heartbeat
-    (watermark delay, and consumer lag when `end_offsets` can ask the broker). Building a flow
+    (watermark delay, and consumer lag when `end_offsets` can ask the broker); `topics` names
+    the Kafka topics read, whose pipeline signals wait for each other. Building a flow
     also raises the process's youngest GC threshold to `GC_YOUNG_THRESHOLD`.
     """
     young, *older = gc.get_threshold()
@@ -151,7 +153,7 @@ def build_signals(
     )
     closed = op.map("finalize", windows.down, lambda kv: _finalize(kv[1][1], window_ns))
     late = op.map("late", windows.late, lambda kv: late_signal(kv[1][1], window_ns))
-    health = build_health(ok, dead, window_ns, live=live, end_offsets=end_offsets)
+    health = build_health(ok, dead, window_ns, live=live, end_offsets=end_offsets, awaited=topics)
     signals = op.merge("signals", closed, late, health)
     every = config.signals.graph_sample_every
     edges = op.filter_map(

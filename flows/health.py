@@ -93,12 +93,17 @@ def build_health(
     *,
     live: bool,
     end_offsets: EndOffsets | None = None,
+    awaited: tuple[str, ...] = (),
 ) -> Stream[SignalWindow]:
-    """Pipeline signals (`kind="pipeline"`) from the decoded and dead-letter streams."""
+    """Pipeline signals (`kind="pipeline"`) from the decoded and dead-letter streams; `awaited`
+    names the topics read (replays: none)."""
 
     def builder(resume: dict[str, Any] | None) -> _HealthLogic:
+        gate = not live
         health = (
-            PipelineHealth(window_ns) if resume is None else PipelineHealth.from_snapshot(resume)
+            PipelineHealth(window_ns, gate_sources=gate, awaited=awaited)
+            if resume is None
+            else PipelineHealth.from_snapshot(resume, gate_sources=gate, awaited=awaited)
         )
         return _HealthLogic(health, live, end_offsets)
 

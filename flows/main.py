@@ -14,6 +14,7 @@ from flows.build import build_signals
 from flows.sources import kafka_end_offsets, kafka_input
 from flows.state_outputs import attach_state_outputs
 from operators.scout import build_scout
+from operators.scout.stage import SOURCES
 from sinks.outputs.kafka_out import to_kafka
 from sre_space.settings import Settings, load_settings
 
@@ -31,10 +32,16 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
         # The wall-clock heartbeat only means something when event time is the wall clock.
         live=settings.kafka_tail and not settings.deterministic_clock,
         end_offsets=kafka_end_offsets(settings),
+        topics=(settings.spans_topic, settings.metrics_topic),
     )
     dead = op.merge("all_dead", streams.deadletters, consumer_errors)
     scout = build_scout(
-        streams.signals, streams.edges, settings.pipeline, live=not settings.deterministic_clock
+        streams.signals,
+        streams.edges,
+        settings.pipeline,
+        live=not settings.deterministic_clock,
+        # one topic per source: whichever is read first, the other is waited for
+        awaited=SOURCES,
     )
     brokers = settings.kafka_bootstrap_servers.split(",")
     to_kafka("signals_out", streams.signals, brokers, settings.signals_topic)

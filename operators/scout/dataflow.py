@@ -63,11 +63,19 @@ def build_scout(
     config: PipelineConfig,
     *,
     live: bool,
+    awaited: tuple[str, ...] = (),
 ) -> ScoutStreams:
-    """Add the Scout step behind the signal and edge streams."""
+    """Add the Scout step behind the signal and edge streams; `awaited` names the sources
+    (`operators.scout.stage.SOURCES`) the input is known to carry."""
 
     def builder(resume: dict[str, Any] | None) -> _ScoutLogic:
-        stage = ScoutStage(config) if resume is None else ScoutStage.from_snapshot(config, resume)
+        # Replays gate on every source (same input, same output); live runs page on the newest.
+        gate = not live
+        stage = (
+            ScoutStage(config, gate_sources=gate, awaited=awaited)
+            if resume is None
+            else ScoutStage.from_snapshot(config, resume, gate_sources=gate, awaited=awaited)
+        )
         return _ScoutLogic(stage, live)
 
     items = op.merge("scout_in", signals, edges)

@@ -5,6 +5,13 @@ holds each window until the stream has moved `hold_windows` windows past it, the
 window at once with `Scout`. A signal that arrives after its window was judged (a straggler) is
 judged with the next window released, so nothing is dropped. At the end of a replay everything
 pending is released in window order. Event time only: the same input gives the same output.
+
+Traces and metrics come from different topics, read in polls of different event-time spans. With
+`gate_sources` (replays, backtests, recovery) a window waits until both kinds of signal have moved
+past it (`operators.signals.progress`), so how the polls interleave cannot turn one kind into
+stragglers; a live run releases on the newest signal instead, because metrics exported once a
+minute must not hold back the page for spans failing now. Call-graph edges apply to the windows
+at or after the one they were first seen in.
 """
 
 from __future__ import annotations
@@ -18,10 +25,14 @@ from operators.scout.detect.events import DetectedItem
 from operators.scout.incidents.config import load_incidents
 from operators.scout.incidents.correlator import journey_services
 from operators.scout.judge import Scout
-from sre_space.records import Incident, SignalWindow
+from operators.signals.progress import Progress
+from sre_space.records import Incident, SignalKind, SignalWindow
 from sre_space.settings import PipelineConfig
 
 ScoutRecord = DetectedItem | Incident
+# the input each kind of signal comes from; pipeline signals are derived from both
+_SOURCE: dict[SignalKind, str] = {"span": "traces", "cuj": "traces", "metric": "metrics"}
+SOURCES = ("traces", "metrics")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +46,16 @@ class EdgesSeen:
 class ScoutStage:
     """Buffers windows, runs `Scout` on each complete one; snapshot/restore for recovery."""
 
-    def __init__(self, config: PipelineConfig, hold_windows: int | None = None) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        hold_windows: int | None = None,
+        *,
+        gate_sources: bool = True,
+        awaited: tuple[str, ...] = (),
+    ) -> None:
+        """`awaited`: the sources (of `SOURCES`) the input is known to carry, waited for even
+        before their first signal."""
         self.config = config
         window_ns = config.signals.window_seconds * 1_000_000_000
         lateness_ns = config.signals.lateness_seconds * 1_000_000_000
@@ -50,8 +70,11 @@ class ScoutStage:
             journey_services(config.journeys),
         )
         self.pending: dict[int, list[SignalWindow]] = {}
-        self.edges: set[tuple[str, str]] = set()
+        # edge -> the end of the first window it was seen in
+        self.edges: dict[tuple[str, str], int] = {}
         self.max_end_ns = 0
+        # over the window ends each source's signals reached
+        self.progress = Progress(awaited, gate_sources)
         self.judged_end_ns = 0
 
     def on_signal(self, sig: SignalWindow) -> list[ScoutRecord]:
@@ -62,11 +85,16 @@ class ScoutStage:
             end = next(iter(sorted(self.pending)), end)
         self.pending.setdefault(end, []).append(sig)
         self.max_end_ns = max(self.max_end_ns, end_ns)
-        return self._release(self.max_end_ns - self.hold_ns)
+        source = _SOURCE.get(sig.kind)
+        if source is not None:
+            self.progress.see(source, end_ns)
+        reached = self.progress.reached()
+        return self._release((self.max_end_ns if reached is None else reached) - self.hold_ns)
 
     def on_edges(self, seen: EdgesSeen) -> list[ScoutRecord]:
-        """Learn call-graph edges (they apply from the next window judged on)."""
-        self.edges |= seen.edges
+        """Learn call-graph edges (they apply to windows ending at or after the one seen in)."""
+        for edge in seen.edges:
+            self.edges[edge] = min(self.edges.get(edge, seen.window_end), seen.window_end)
         return []
 
     def flush(self) -> list[ScoutRecord]:
@@ -83,7 +111,8 @@ class ScoutStage:
             if up_to_ns is not None and end > up_to_ns:
                 break
             signals = self.pending.pop(end)
-            result = self.scout.on_window(end, signals, sorted(self.edges))
+            edges = sorted(e for e, seen in self.edges.items() if seen <= end)
+            result = self.scout.on_window(end, signals, edges)
             out.extend(d.item for d in result.detections)
             out.extend(result.incidents)
             self.judged_end_ns = max(self.judged_end_ns, end)
@@ -94,15 +123,23 @@ class ScoutStage:
         return {
             "scout": self.scout.snapshot(),
             "pending": {k: [s.to_dict() for s in v] for k, v in self.pending.items()},
-            "edges": sorted(self.edges),
+            "edges": sorted([a, b, seen] for (a, b), seen in self.edges.items()),
             "max_end_ns": self.max_end_ns,
+            "progress": self.progress.snapshot(),
             "judged_end_ns": self.judged_end_ns,
         }
 
     @classmethod
-    def from_snapshot(cls, config: PipelineConfig, data: dict[str, Any]) -> ScoutStage:
-        """Rebuild from `snapshot()`."""
-        stage = cls(config)
+    def from_snapshot(
+        cls,
+        config: PipelineConfig,
+        data: dict[str, Any],
+        *,
+        gate_sources: bool = True,
+        awaited: tuple[str, ...] = (),
+    ) -> ScoutStage:
+        """Rebuild from `snapshot()` (one taken before edges had windows: they apply at once)."""
+        stage = cls(config, gate_sources=gate_sources, awaited=awaited)
         stage.scout = Scout.from_snapshot(
             stage.scout.detection,
             stage.scout.slos,
@@ -113,8 +150,11 @@ class ScoutStage:
         stage.pending = {
             k: [SignalWindow.from_dict(s) for s in v] for k, v in data["pending"].items()
         }
-        stage.edges = {(str(a), str(b)) for a, b in data["edges"]}
+        stage.edges = {
+            (str(e[0]), str(e[1])): int(e[2]) if len(e) > 2 else 0 for e in data["edges"]
+        }
         stage.max_end_ns = data["max_end_ns"]
+        stage.progress.restore(data.get("progress", {}))
         stage.judged_end_ns = data["judged_end_ns"]
         return stage
 

@@ -49,3 +49,27 @@ def test_snapshot_round_trip() -> None:
     again = PipelineHealth.from_snapshot(h.snapshot())
     assert again.snapshot() == h.snapshot()
     assert again.flush() == h.flush()
+
+
+def _health_run(events: list[tuple[str, int, bool]], gate: bool) -> list[tuple[int, int, float]]:
+    h = PipelineHealth(W, gate_sources=gate, awaited=("spans", "metrics"))
+    out = []
+    for source, t, dead in events:
+        out += h.on_dead(source) if dead else h.on_decoded(t, source)
+    out += h.flush()
+    return [(s.window_start, s.count, s.value) for s in out]
+
+
+def test_partitions_read_far_apart_give_the_same_windows_when_gated() -> None:
+    # spans export every second, metrics every ten; a dead letter on each topic now and then
+    spans = [("spans:0", 100 * W + k * S, k % 97 == 5) for k in range(600)]
+    metrics = [("metrics:0", 100 * W + k * W + 3 * S, k % 13 == 4) for k in range(60)]
+    in_step = sorted(spans + metrics, key=lambda e: e[1])
+    # one poll of metrics covers the whole ten minutes before the spans' first poll is read
+    metrics_first = metrics + spans
+    reference = _health_run(in_step, gate=True)
+    assert len(reference) == 60 and sum(c for _, c, _ in reference) == 660
+    assert _health_run(metrics_first, gate=True) == reference
+    assert _health_run(spans + metrics, gate=True) == reference
+    # ungated (live) windows close on the newest partition: the spans behind it pile up late
+    assert _health_run(metrics_first, gate=False) != reference
