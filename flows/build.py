@@ -117,7 +117,7 @@ def build_signals(
     same input, same output); otherwise it also advances with the system clock so quiet keys
     still close their windows in a live run. `live` adds the wall-clock health heartbeat
     (watermark delay, and consumer lag when `end_offsets` can ask the broker); `topics` names
-    the Kafka topics read, whose pipeline signals wait for each other. Building a flow
+    Kafka topics whose pipeline signals wait for each other (event time only). Building a flow
     also raises the process's youngest GC threshold to `GC_YOUNG_THRESHOLD`.
     """
     young, *older = gc.get_threshold()

@@ -96,14 +96,13 @@ def build_health(
     awaited: tuple[str, ...] = (),
 ) -> Stream[SignalWindow]:
     """Pipeline signals (`kind="pipeline"`) from the decoded and dead-letter streams; `awaited`
-    names the topics read (replays: none)."""
+    names topics whose windows wait for each other."""
 
     def builder(resume: dict[str, Any] | None) -> _HealthLogic:
-        gate = not live
         health = (
-            PipelineHealth(window_ns, gate_sources=gate, awaited=awaited)
+            PipelineHealth(window_ns, awaited=awaited)
             if resume is None
-            else PipelineHealth.from_snapshot(resume, gate_sources=gate, awaited=awaited)
+            else PipelineHealth.from_snapshot(resume, awaited=awaited)
         )
         return _HealthLogic(health, live, end_offsets)
 

@@ -23,6 +23,7 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
     """The production flow over Kafka."""
     settings = settings or load_settings()
     flow = Dataflow("sre_space")
+    deterministic = settings.deterministic_clock
     raw, consumer_errors = kafka_input(flow, settings, tail=settings.kafka_tail)
     streams = build_signals(
         flow,
@@ -32,7 +33,7 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
         # The wall-clock heartbeat only means something when event time is the wall clock.
         live=settings.kafka_tail and not settings.deterministic_clock,
         end_offsets=kafka_end_offsets(settings),
-        topics=(settings.spans_topic, settings.metrics_topic),
+        topics=(settings.spans_topic, settings.metrics_topic) if deterministic else (),
     )
     dead = op.merge("all_dead", streams.deadletters, consumer_errors)
     scout = build_scout(
@@ -40,8 +41,9 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
         streams.edges,
         settings.pipeline,
         live=not settings.deterministic_clock,
-        # one topic per source: whichever is read first, the other is waited for
-        awaited=SOURCES,
+        # Event time only: whichever topic's polls are read first, the other is waited for. A
+        # live run pages on the newest signal instead.
+        awaited=SOURCES if deterministic else (),
     )
     brokers = settings.kafka_bootstrap_servers.split(",")
     to_kafka("signals_out", streams.signals, brokers, settings.signals_topic)

@@ -66,15 +66,13 @@ def build_scout(
     awaited: tuple[str, ...] = (),
 ) -> ScoutStreams:
     """Add the Scout step behind the signal and edge streams; `awaited` names the sources
-    (`operators.scout.stage.SOURCES`) the input is known to carry."""
+    (`operators.scout.stage.SOURCES`) read from separate inputs whose windows wait for each other."""
 
     def builder(resume: dict[str, Any] | None) -> _ScoutLogic:
-        # Replays gate on every source (same input, same output); live runs page on the newest.
-        gate = not live
         stage = (
-            ScoutStage(config, gate_sources=gate, awaited=awaited)
+            ScoutStage(config, awaited=awaited)
             if resume is None
-            else ScoutStage.from_snapshot(config, resume, gate_sources=gate, awaited=awaited)
+            else ScoutStage.from_snapshot(config, resume, awaited=awaited)
         )
         return _ScoutLogic(stage, live)
 

@@ -6,12 +6,13 @@ window at once with `Scout`. A signal that arrives after its window was judged (
 judged with the next window released, so nothing is dropped. At the end of a replay everything
 pending is released in window order. Event time only: the same input gives the same output.
 
-Traces and metrics come from different topics, read in polls of different event-time spans. With
-`gate_sources` (replays, backtests, recovery) a window waits until both kinds of signal have moved
-past it (`operators.signals.progress`), so how the polls interleave cannot turn one kind into
-stragglers; a live run releases on the newest signal instead, because metrics exported once a
-minute must not hold back the page for spans failing now. Call-graph edges apply to the windows
-at or after the one they were first seen in.
+Over Kafka, traces and metrics come from different topics, read in polls of different event-time
+spans. When the sources are `awaited` (a `SRE_DETERMINISTIC_CLOCK` run over Kafka), a window waits
+until both kinds of signal have moved past it (`operators.signals.progress`), so how the polls
+interleave cannot turn one kind into stragglers. A recording or the embedded queue is one ordered
+input, and a live run releases on the newest signal, because metrics exported once a minute must
+not hold back the page for spans failing now. Call-graph edges apply to the windows at or after
+the one they were first seen in.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ class ScoutStage:
         config: PipelineConfig,
         hold_windows: int | None = None,
         *,
-        gate_sources: bool = True,
         awaited: tuple[str, ...] = (),
     ) -> None:
         """`awaited`: the sources (of `SOURCES`) the input is known to carry, waited for even
@@ -74,7 +74,7 @@ class ScoutStage:
         self.edges: dict[tuple[str, str], int] = {}
         self.max_end_ns = 0
         # over the window ends each source's signals reached
-        self.progress = Progress(awaited, gate_sources)
+        self.progress = Progress(awaited)
         self.judged_end_ns = 0
 
     def on_signal(self, sig: SignalWindow) -> list[ScoutRecord]:
@@ -135,11 +135,10 @@ class ScoutStage:
         config: PipelineConfig,
         data: dict[str, Any],
         *,
-        gate_sources: bool = True,
         awaited: tuple[str, ...] = (),
     ) -> ScoutStage:
         """Rebuild from `snapshot()` (one taken before edges had windows: they apply at once)."""
-        stage = cls(config, gate_sources=gate_sources, awaited=awaited)
+        stage = cls(config, awaited=awaited)
         stage.scout = Scout.from_snapshot(
             stage.scout.detection,
             stage.scout.slos,

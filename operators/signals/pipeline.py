@@ -2,9 +2,9 @@
 
 A request is counted in the window of its newest event time. Dead letters carry no event time of
 their own (they could not be decoded), so they are counted in the window of the newest event time
-their partition had reached. A window is emitted once every partition has moved past it (with
-`gate_sources`, replays), or once any has (live), so in a replay the figures do not depend on how
-the partitions' polls interleaved. A live run also calls `heartbeat`
+their topic had reached. A window is emitted once every `awaited` topic has moved past it (a
+`SRE_DETERMINISTIC_CLOCK` run over Kafka: the figures do not depend on how the topics' polls
+interleaved), else once the newest data has. A live run also calls `heartbeat`
 on the wall clock: when no data arrives at all the watermark delay keeps growing and is reported
 anyway, so a blind pipeline shows up as a signal instead of as silence. Replays never call it,
 so they stay deterministic.
@@ -22,14 +22,12 @@ from sre_space.timeutil import NS_PER_S
 class PipelineHealth:
     """Per-window counts of decoded requests and dead letters, plus live freshness."""
 
-    def __init__(
-        self, window_ns: int, *, gate_sources: bool = True, awaited: tuple[str, ...] = ()
-    ) -> None:
-        """`awaited`: the topics the input is known to read, waited for before their first data."""
+    def __init__(self, window_ns: int, *, awaited: tuple[str, ...] = ()) -> None:
+        """`awaited`: topics whose windows wait for each other (their first data included)."""
         self.window_ns = window_ns
         self.max_event_ns = 0
         # per topic (a recording: per file), the newest event time its requests carried
-        self.progress = Progress(awaited, gate_sources)
+        self.progress = Progress(awaited)
         # window -> [requests, dead letters], for windows not yet emitted
         self.open: dict[int, list[int]] = {}
         # the newest window emitted; later arrivals for it or before count in the next one
@@ -151,10 +149,10 @@ class PipelineHealth:
 
     @classmethod
     def from_snapshot(
-        cls, data: dict[str, Any], *, gate_sources: bool = True, awaited: tuple[str, ...] = ()
+        cls, data: dict[str, Any], *, awaited: tuple[str, ...] = ()
     ) -> PipelineHealth:
         """Rebuild from `snapshot()` (or from one of the single-window layout before it)."""
-        out = cls(data["window_ns"], gate_sources=gate_sources, awaited=awaited)
+        out = cls(data["window_ns"], awaited=awaited)
         out.max_event_ns = data["max_event_ns"]
         out.positions = dict(data.get("positions", {}))
         if "open" in data:

@@ -5,7 +5,7 @@ exports every 10 s covers ten minutes where one of span exports every second cov
 complete is decided by the slowest input (a low watermark, as in Flink or Timely), so in a replay
 the verdicts do not depend on how the polls interleaved. An input that was declared but is silent,
 or one that lags by more than `IDLE_NS`, stops holding the others back (Flink's idleness): a
-system that sends no metrics is still judged, an hour of event time later in a gated run.
+system that sends no metrics is still judged, an hour of event time later.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ IDLE_NS = 3600 * NS_PER_S
 
 @dataclass(slots=True)
 class Progress:
-    """The newest event time per input; `reached` is the slowest (gated) or the newest one."""
+    """The newest event time per input; `reached` is the slowest of the `awaited` inputs and any
+    other seen, or with nothing awaited (one ordered input, or a live run) the newest."""
 
     awaited: tuple[str, ...] = ()
-    gate: bool = True
     newest: dict[str, int] = field(default_factory=dict)
 
     def see(self, source: str, event_ns: int) -> None:
@@ -35,7 +35,7 @@ class Progress:
         if not self.newest:
             return None
         leader = max(self.newest.values())
-        if not self.gate:
+        if not self.awaited:
             return leader
         slowest = min([self.newest.get(s, 0) for s in self.awaited] + list(self.newest.values()))
         return max(slowest, leader - IDLE_NS)

@@ -1,8 +1,9 @@
 """Scout's stage judges the same windows whatever the interleaving of the trace and metric polls.
 
 Over Kafka the two kinds come from different topics, read 64 messages a poll: a poll of metric
-exports can cover ten minutes where one of span exports covers one. The gated stage (replays,
-backtests, recovery) must give the same detections and incidents for every such interleaving.
+exports can cover ten minutes where one of span exports covers one. The stage that awaits both
+(a deterministic-clock run over Kafka) must give the same detections and incidents for every
+such interleaving.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _traces_ahead(windows: list[tuple[list[Item], list[Item]]]) -> list[Item]:
 
 
 def _run(items: list[Item], gate: bool) -> list[Any]:
-    stage = ScoutStage(load_pipeline_config(), gate_sources=gate, awaited=SOURCES if gate else ())
+    stage = ScoutStage(load_pipeline_config(), awaited=SOURCES if gate else ())
     out: list[Any] = []
     for item in items:
         out += stage.on_edges(item) if isinstance(item, EdgesSeen) else stage.on_signal(item)

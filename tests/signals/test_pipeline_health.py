@@ -52,7 +52,7 @@ def test_snapshot_round_trip() -> None:
 
 
 def _health_run(events: list[tuple[str, int, bool]], gate: bool) -> list[tuple[int, int, float]]:
-    h = PipelineHealth(W, gate_sources=gate, awaited=("spans", "metrics"))
+    h = PipelineHealth(W, awaited=("spans", "metrics") if gate else ())
     out = []
     for source, t, dead in events:
         out += h.on_dead(source) if dead else h.on_decoded(t, source)
