@@ -35,26 +35,6 @@ static PyObject *buf_bytes(const Buf *b) {
     return PyBytes_FromStringAndSize(b->len ? b->data : NULL, (Py_ssize_t)b->len);
 }
 
-/* The ids at `at` of every span's ID_STRIDE-byte record; parents are `size` bytes or none. */
-static PyObject *id_list(const JDec *j, size_t at, Py_ssize_t size, int parent) {
-    Py_ssize_t n = (Py_ssize_t)j->n_spans;
-    PyObject *list = PyList_New(n);
-    if (list == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const char *rec = j->ids.data + (size_t)i * ID_STRIDE;
-        Py_ssize_t len = parent ? (Py_ssize_t)(uint8_t)rec[32] : size;
-        PyObject *b = PyBytes_FromStringAndSize(rec + at, len);
-        if (b == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, i, b);
-    }
-    return list;
-}
-
 /* Python objects for (offset, length) pairs into the input: str or bytes. */
 static PyObject *slices(const JDec *j, const Buf *pairs, int text) {
     Py_ssize_t n = (Py_ssize_t)(pairs->len / (2 * sizeof(int64_t)));
@@ -110,9 +90,8 @@ static PyObject *build_result(JDec *j) {
         put(res, "http_status", buf_bytes(&j->http)) < 0 ||
         put(res, "rpc_status", buf_bytes(&j->rpc)) < 0 ||
         put(res, "span_offsets", buf_bytes(&j->offs)) < 0 ||
-        put(res, "trace_id", id_list(j, 0, 16, 0)) < 0 ||
-        put(res, "span_id", id_list(j, 16, 8, 0)) < 0 ||
-        put(res, "parent_span_id", id_list(j, 24, 8, 1)) < 0) {
+        /* every span's ID_STRIDE-byte record: no bytes object per id */
+        put(res, "ids", buf_bytes(&j->ids)) < 0) {
         Py_DECREF(res);
         return NULL;
     }

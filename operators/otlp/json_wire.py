@@ -27,7 +27,7 @@ import numpy as np
 
 from operators.otlp.errors import DecodeError, DecodeLimits
 from operators.otlp.json_traces import json_readers
-from operators.otlp.spans import SpanBatch
+from operators.otlp.spans import PackedIds, SpanBatch
 from operators.otlp.values import json_attrs, resource_version, value_size
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,9 @@ def decode_trace_json_wire(data: bytes, limits: DecodeLimits) -> SpanBatch | Non
         _rpc_grpc_status=_column(cols["rpc_status"], np.int32),
         start_ns=_column(cols["start"], np.int64),
         end_ns=_column(cols["end"], np.int64),
-        _trace_id=cols["trace_id"],
-        _span_id=cols["span_id"],
-        _parent_span_id=cols["parent_span_id"],
+        _trace_id=None,
+        _span_id=None,
+        _parent_span_id=None,
         resource_attrs=res_attrs,
         _attr_reader=read_attr,
         _attrs_reader=read_attrs,
@@ -120,6 +120,18 @@ def decode_trace_json_wire(data: bytes, limits: DecodeLimits) -> SpanBatch | Non
         svc_names=list(svc_code),
         ver_codes=codes[res_index, 1],
         ver_names=list(ver_code),
+        packed_ids=_packed_ids(cols["ids"]),
+    )
+
+
+def _packed_ids(records: bytes) -> PackedIds:
+    """The decoder's 33-byte id records (trace 16, span 8, parent 8, parent length) as columns."""
+    rec = np.frombuffer(records, dtype=np.uint8).reshape(-1, 33)
+    return PackedIds(
+        rec[:, :16].tobytes(),
+        rec[:, 16:24].tobytes(),
+        rec[:, 24:32].tobytes(),
+        rec[:, 32].astype(np.int32),
     )
 
 
