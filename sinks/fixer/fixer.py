@@ -28,7 +28,7 @@ from sinks.fixer.playbook import Playbook
 from sinks.fixer.policy import Policy
 from sinks.fixer.pr_body import render_pr_body
 from sinks.store.sqlite import Store
-from sre_space.records import ActionRequest, Diagnosis, Incident
+from sre_space.records import ActionRequest, Candidate, Diagnosis, Incident
 from sre_space.timeutil import NS_PER_S
 
 RemedyStatus = Literal["merged", "pending", "no_change", "failed"]
@@ -79,14 +79,20 @@ class Fixer:
         self.desired = RepositoryState(forge, self.audit)
 
     def requests_for(self, incident: Incident, diagnosis: Diagnosis | None) -> list[ActionRequest]:
-        """The Brain's typed requests, best candidate first, Memory's preference applied."""
+        """The typed requests of the candidates within `min_score_share` of the top one, best
+        first, Memory's preference applied."""
         out: list[ActionRequest] = []
-        if diagnosis is not None and not diagnosis.abstained:
-            for cand in diagnosis.candidates:
-                out.extend(cand.actions)
+        for cand in self._likely(diagnosis):
+            out.extend(cand.actions)
         if self.prefer is not None:
             out = self.prefer(incident, out)
         return out
+
+    def _likely(self, diagnosis: Diagnosis | None) -> list[Candidate]:
+        if diagnosis is None or diagnosis.abstained or not diagnosis.candidates:
+            return []
+        floor = self.policy.config.min_score_share * max(c.score for c in diagnosis.candidates)
+        return [c for c in diagnosis.candidates if c.score >= floor]
 
     def _existing(self, incident_id: str) -> PullRequest | None:
         for row in self.store.query("pull_requests", key=incident_id):
@@ -201,6 +207,11 @@ class Fixer:
                 return Remedy("no_change", f"checks failed: {checked.reason}", checked.pr, inputs)
             assert checked.pr is not None
             return self._advance_pr(checked.pr, now)
+        likely = self._likely(diagnosis)
+        if likely and diagnosis is not None and len(likely) < len(diagnosis.candidates):
+            share = self.policy.config.min_score_share
+            unlikely = len(diagnosis.candidates) - len(likely)
+            refusals.append(f"{unlikely} candidate(s) scored under {share:.0%} of the top one's")
         return Remedy("no_change", "; ".join(refusals) or "nothing to do", None, {})
 
     def _advance_pr(self, pr: PullRequest, now: int) -> Remedy:

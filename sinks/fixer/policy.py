@@ -186,6 +186,7 @@ class PolicyConfig(FrozenModel):
     require_approval: tuple[str, ...] = ()
     approval_services: tuple[str, ...] = ()
     one_service_per_change: bool = True
+    min_score_share: float = Field(0.5, ge=0, le=1)
     cooldown_minutes: float = Field(30, ge=0)
     max_changes_per_hour: int = Field(3, ge=0)
     freeze: tuple[FreezeWindow, ...] = ()

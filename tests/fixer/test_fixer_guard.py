@@ -180,3 +180,25 @@ def test_a_change_forged_with_a_path_outside_services_is_never_written(
     assert _branches(manifests_repo) == ["main"]
     assert not (manifests_repo.parent / "etc").exists()
     assert not (manifests_repo / ".git" / "hooks" / "post-merge").exists()
+
+
+def test_a_far_less_likely_candidate_is_not_tried_when_the_likely_ones_are_refused(
+    manifests_repo: Path, store: Store
+) -> None:
+    # the top candidate's fix is refused; the second is a tenth as likely: a guess, not a fix
+    head = git(manifests_repo, "rev-parse", "main").strip()
+    d = diagnosis()
+    top = replace(d.candidates[0], actions=[ActionRequest("scale_replicas", "checkout", {"to": 0})])
+    weak = replace(
+        d.candidates[0], score=top.score / 10, actions=[ActionRequest("restart", "checkout")]
+    )
+    fixer = Fixer(LocalForge(manifests_repo, store), store, load_policy(None))
+    remedy = fixer.remediate(INCIDENT, replace(d, candidates=[top, weak]), NOW)
+    assert remedy.status == "no_change" and remedy.pr is None
+    assert "outside 1..20" in remedy.reason
+    assert "1 candidate(s) scored under 50% of the top one's" in remedy.reason
+    assert git(manifests_repo, "rev-parse", "main").strip() == head
+    # within the share it is tried: the restart opens a pull request
+    close = replace(weak, score=top.score * 0.6)
+    remedy = fixer.remediate(INCIDENT, replace(d, candidates=[top, close]), NOW)
+    assert remedy.pr is not None and "restart" in remedy.pr.title
