@@ -39,11 +39,15 @@ Method, and why this one:
   points (an active one still holds): a disturbance that flickers past `clear_after` is one
   alert, not a train of them (cuts false positives on NAB; a longer period hides the next
   real anomaly).
-- Variance change: the short-run scale (gain `scale_gain`) beyond `var_ratio` times the
-  long-run spread (gain `spread_gain`) is a change of noise level, which the point test misses
-  when each point stays under the bar (a variance ratio, as the F-test of a recent against a
-  reference window, made recursive: both are exponentially weighted mean absolute residuals).
-  It fires once, conclusively, and re-arms when the ratio falls below half of `var_ratio`.
+- Variance change: the short-run scale (gain `scale_gain`) over the long-run spread (gain
+  `spread_gain`) is a variance ratio (the F-test of a recent against a reference window, made
+  recursive: both are exponentially weighted mean absolute residuals), which sees a change of
+  noise level that the point test misses when each point stays under the bar. Its bar is an
+  EWMA control limit (Roberts 1959; Lucas & Saccucci 1990): `var_sigmas` standard deviations
+  of the ratio on unchanged Gaussian noise, sqrt(pi/2 - 1) sqrt(g / (2 - g)) for gain g, over 1.
+  The bar thus follows the smoothing: a slower scale is a steadier one and is judged tighter,
+  so the verdict does not hinge on the gain (a fixed ratio did: 25% off the gain cost windows).
+  It fires once, conclusively, and re-arms when the ratio falls below half its bar.
 - Lasting shift too small for any one point: the short mean of Huber-clipped z (an EWMA of
   gain `shift_gain`, 0.2 ~ the 10-point mean of Numenta's anomaly likelihood, Ahmad et al. 2017)
   is judged, like the point score, against its own calibrated quantile of past values (a
@@ -73,6 +77,7 @@ from sre_space.settings import FrozenModel
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
 _MAX_Z = 1e6  # scores stay finite (JSON carries no infinity)
+_CV_ABS = math.sqrt(math.pi / 2.0 - 1.0)  # sd / mean of |N(0, 1)|: the scale's unit noise
 
 
 class ForecastConfig(FrozenModel):
@@ -108,8 +113,9 @@ class ForecastConfig(FrozenModel):
     relearn_run: int = Field(8, ge=2)
     # Refractory period: points after a new anomaly during which another does not start (0: off).
     refractory: int = Field(20, ge=0)
-    # Short-run scale over long-run spread that is a variance change (0: off).
-    var_ratio: float = Field(1.75, ge=0)
+    # Short-run scale over long-run spread beyond 1 + this many of its null standard
+    # deviations is a variance change (0: off; 6.2 is a ratio of 1.75 at scale_gain 0.05).
+    var_sigmas: float = Field(6.2, ge=0)
     # Level-shift test: gain of the short mean of clipped z (0: off; 0.2 ~ a 10-point mean) ...
     shift_gain: float = Field(0.2, ge=0, le=1)
     # ... beyond this many times its own calibrated `quantile` is a lasting shift.
@@ -261,16 +267,21 @@ class Forecaster:
         return out
 
     def _widened(self, m: SmoothingModel) -> bool:
-        """True when the short-run scale has just risen past `var_ratio` x the long-run spread."""
+        """True when the short-run scale over the long-run spread has just passed its bar."""
         cfg = self.config
-        if cfg.var_ratio <= 0 or m.spread <= 0:
+        if cfg.var_sigmas <= 0 or m.spread <= 0:
             return False
-        ratio = m.scale / m.spread
+        ratio = m.scale / m.spread / self._var_bar()
         if self.widened:
-            self.widened = ratio >= cfg.var_ratio / 2
+            self.widened = ratio >= 0.5
             return False
-        self.widened = ratio > cfg.var_ratio
+        self.widened = ratio > 1.0
         return self.widened
+
+    def _var_bar(self) -> float:
+        """The variance ratio's control limit: 1 + var_sigmas x its null standard deviation."""
+        g = self.config.scale_gain
+        return 1.0 + self.config.var_sigmas * _CV_ABS * math.sqrt(g / (2.0 - g))
 
     def _learn_drift(self, z: float) -> None:
         cfg = self.config
@@ -351,7 +362,7 @@ class Forecaster:
         """The pooled tests' statistic over its bar (>= 1: past a bar): the larger of the
         variance ratio's and the short mean's."""
         cfg = self.config
-        v = m.scale / m.spread / cfg.var_ratio if cfg.var_ratio > 0 and m.spread > 0 else 0.0
+        v = m.scale / m.spread / self._var_bar() if cfg.var_sigmas > 0 and m.spread > 0 else 0.0
         if cfg.shift_gain > 0 and self.n >= 1.0 / cfg.spread_gain:
             q = max(self.dhist.quantile(cfg.quantile), 1e-9)
             v = max(v, self._drift_z() / q / cfg.shift_margin)
