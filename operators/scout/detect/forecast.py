@@ -46,7 +46,7 @@ Method, and why this one:
   EWMA control limit (Roberts 1959; Lucas & Saccucci 1990): `var_sigmas` standard deviations
   of the ratio on unchanged Gaussian noise, sqrt(pi/2 - 1) sqrt(g / (2 - g)) for gain g, over 1.
   The bar thus follows the smoothing: a slower scale is a steadier one and is judged tighter,
-  so the verdict does not hinge on the gain (a fixed ratio did: 25% off the gain cost windows).
+  a faster one looser (a fixed ratio judged both alike, and lost windows to a slower gain).
   It fires once, conclusively, and re-arms when the ratio falls below half its bar.
 - Lasting shift too small for any one point: the short mean of Huber-clipped z (an EWMA of
   gain `shift_gain`, 0.2 ~ the 10-point mean of Numenta's anomaly likelihood, Ahmad et al. 2017)
