@@ -59,8 +59,22 @@ def test_variance_change_fires_once_where_no_point_stands_out() -> None:
     e[1200:] *= 3.0  # the noise triples; no single point is beyond the bar
     x = 50.0 + e
     # Neither pooled test (variance, short mean): no single point is news.
-    assert _flags(_feed(Forecaster(ForecastConfig(var_ratio=0.0, shift_gain=0.0)), x)) == []
+    assert _flags(_feed(Forecaster(ForecastConfig(var_sigmas=0.0, shift_gain=0.0)), x)) == []
     flags = _flags(_feed(Forecaster(CFG), x))
+    assert len(flags) == 1 and 1200 < flags[0] < 1250
+
+
+@pytest.mark.parametrize("gain", [0.0375, 0.05, 0.0625])
+def test_variance_bar_follows_the_scale_gain(gain: float) -> None:
+    # The ratio's control limit is in units of its own null spread, which shrinks with a
+    # slower scale: 25% either side of the default gain still finds the change, and stays
+    # quiet on unchanged noise.
+    cfg = ForecastConfig(scale_gain=gain, shift_gain=0.0)
+    rng = np.random.default_rng(4)
+    assert _flags(_feed(Forecaster(cfg), 50.0 + rng.normal(0, 1.0, 5000))) == []
+    e = rng.normal(0, 1.0, 1500)
+    e[1200:] *= 2.5
+    flags = _flags(_feed(Forecaster(cfg), 50.0 + e))
     assert len(flags) == 1 and 1200 < flags[0] < 1250
 
 
@@ -79,7 +93,7 @@ def test_small_lasting_shift_fires_once_on_the_short_mean() -> None:
     x = 20.0 + rng.normal(0, 1.0, 2000)
     x[1500:] += 4.0  # under z_min: the scale grows and the level follows, no point is news
     # The point test alone never fires; the variance test sees it late (the scale has grown).
-    assert _flags(_feed(Forecaster(ForecastConfig(shift_gain=0.0, var_ratio=0.0)), x)) == []
+    assert _flags(_feed(Forecaster(ForecastConfig(shift_gain=0.0, var_sigmas=0.0)), x)) == []
     assert _flags(_feed(Forecaster(ForecastConfig(shift_gain=0.0)), x)) == [1512]
     assert _flags(_feed(Forecaster(CFG), x)) == [1507]
 

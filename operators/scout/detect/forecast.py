@@ -39,11 +39,15 @@ Method, and why this one:
   points (an active one still holds): a disturbance that flickers past `clear_after` is one
   alert, not a train of them (cuts false positives on NAB; a longer period hides the next
   real anomaly).
-- Variance change: the short-run scale (gain `scale_gain`) beyond `var_ratio` times the
-  long-run spread (gain `spread_gain`) is a change of noise level, which the point test misses
-  when each point stays under the bar (a variance ratio, as the F-test of a recent against a
-  reference window, made recursive: both are exponentially weighted mean absolute residuals).
-  It fires once, conclusively, and re-arms when the ratio falls below half of `var_ratio`.
+- Variance change: the short-run scale (gain `scale_gain`) over the long-run spread (gain
+  `spread_gain`) is a variance ratio (the F-test of a recent against a reference window, made
+  recursive: both are exponentially weighted mean absolute residuals), which sees a change of
+  noise level that the point test misses when each point stays under the bar. Its bar is an
+  EWMA control limit (Roberts 1959; Lucas & Saccucci 1990): `var_sigmas` standard deviations
+  of the ratio on unchanged Gaussian noise, sqrt(pi/2 - 1) sqrt(g / (2 - g)) for gain g, over 1.
+  The bar thus follows the smoothing: a slower scale is a steadier one and is judged tighter,
+  a faster one looser (a fixed ratio judged both alike, and lost windows to a slower gain).
+  It fires once, conclusively, and re-arms when the ratio falls below half its bar.
 - Lasting shift too small for any one point: the short mean of Huber-clipped z (an EWMA of
   gain `shift_gain`, 0.2 ~ the 10-point mean of Numenta's anomaly likelihood, Ahmad et al. 2017)
   is judged, like the point score, against its own calibrated quantile of past values (a
@@ -67,11 +71,13 @@ from typing import Any
 from pydantic import Field
 
 from operators.scout.detect.calibration import Calibration
+from operators.scout.detect.smoothing import SmoothingModel, bin_of
 from sre_space.settings import FrozenModel
 
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
 _MAX_Z = 1e6  # scores stay finite (JSON carries no infinity)
+_CV_ABS = math.sqrt(math.pi / 2.0 - 1.0)  # sd / mean of |N(0, 1)|: the scale's unit noise
 
 
 class ForecastConfig(FrozenModel):
@@ -107,8 +113,9 @@ class ForecastConfig(FrozenModel):
     relearn_run: int = Field(8, ge=2)
     # Refractory period: points after a new anomaly during which another does not start (0: off).
     refractory: int = Field(20, ge=0)
-    # Short-run scale over long-run spread that is a variance change (0: off).
-    var_ratio: float = Field(1.75, ge=0)
+    # Short-run scale over long-run spread beyond 1 + this many of its null standard
+    # deviations is a variance change (0: off; 6.2 is a ratio of 1.75 at scale_gain 0.05).
+    var_sigmas: float = Field(6.2, ge=0)
     # Level-shift test: gain of the short mean of clipped z (0: off; 0.2 ~ a 10-point mean) ...
     shift_gain: float = Field(0.2, ge=0, le=1)
     # ... beyond this many times its own calibrated `quantile` is a lasting shift.
@@ -137,129 +144,6 @@ class Judgement:
     conclusive: bool
 
 
-class _Model:
-    """One robust damped-trend smoother, optionally with an additive seasonal profile."""
-
-    __slots__ = (
-        "bins",
-        "err",
-        "level",
-        "period",
-        "ring",
-        "scale",
-        "season",
-        "spread",
-        "t0",
-        "trend",
-    )
-
-    def __init__(self, period: float, bins: int, x: float, t: float) -> None:
-        self.period = period
-        self.bins = bins
-        self.level = x
-        self.trend = 0.0
-        # A packed array: 8 bytes a bin, not a Python float object each (50k series).
-        self.season = array("d", [math.nan] * bins)
-        self.scale = 0.0
-        self.spread = 0.0  # long-run mean absolute clipped residual: the scale's floor
-        self.err = 0.0  # running mean |residual|, for model selection
-        self.ring: list[float] = []  # last residuals, to re-level on a lasting shift
-        self.t0 = t
-
-    def bin(self, t: float) -> int:
-        return _bin_of(t, self.period, self.bins) if self.bins else 0
-
-    def forecast(self, t: float, h: float, phi: float) -> float:
-        s = self.season[self.bin(t)] if self.bins else 0.0
-        return self.level + phi * self.trend * h + (0.0 if math.isnan(s) else s)
-
-    def update(
-        self,
-        t: float,
-        x: float,
-        h: float,
-        cfg: ForecastConfig,
-        g: float,
-        gs: float,
-        young: bool,
-    ) -> float:
-        """Learn x at t (h typical steps after the last point; g, gs: the scale's and spread's
-        gains; young: still warming up); returns the raw residual."""
-        phi = cfg.damping**h
-        b = self.bin(t) if self.bins else 0
-        s = self.season[b] if self.bins else 0.0
-        fresh = self.bins > 0 and math.isnan(s)
-        pred = self.level + phi * self.trend * h + (0.0 if fresh else s)
-        r = x - pred
-        scale = self.sigma(cfg)
-        lim = cfg.huber_k * scale
-        # No clipping while young: the scale is still being learned from these residuals.
-        rc = r if young else max(-lim, min(lim, r))
-        a = 1.0 - (1.0 - cfg.level_gain) ** min(h, 10.0)
-        if fresh:
-            # First visit of this bin: its deviation from the level starts its profile.
-            self.season[b] = rc
-            self.level += phi * self.trend * h
-        else:
-            self.level += phi * self.trend * h + a * rc
-            if not self.bins:
-                # A seasonal model carries no trend (ETS(A,N,A)): within a period the profile's
-                # rise and a trend are one to the smoother, and they then run against each
-                # other (the level drifts off while the profile makes up for it).
-                self.trend = phi * self.trend + cfg.trend_gain * rc
-            if self.bins:
-                self.season[b] = s + cfg.season_gain * (1.0 - a) * rc
-        self.scale += g * (abs(rc) * 1.2533 - self.scale)  # E|N(0,s)| = s * sqrt(2/pi)
-        # The spread takes residuals far beyond the Huber bound, so sparse bursts between
-        # stretches of one repeated value keep it up (a burst 20x the spread moves it still).
-        wide = cfg.spread_clip * max(self.spread, scale)
-        self.spread += gs * (min(abs(r), wide) * 1.2533 - self.spread)
-        # Model selection compares long-run errors: a day's disturbance does not flip it.
-        self.err += gs * (min(abs(r), wide) - self.err) if not fresh else 0.0
-        self.ring.append(r)
-        if len(self.ring) > cfg.relearn_run:
-            del self.ring[0]
-        return r
-
-    def sigma(self, cfg: ForecastConfig) -> float:
-        """The scale, floored. A series that mostly repeats one value (idle, zero between
-        bursts) has no short-term scale: its long-run spread bounds it from below. A constant
-        series has no spread either: a millionth of its level is the least news. A quiet
-        stretch of a bursty series does not tighten the scale far below its long-run spread."""
-        return max(self.scale, cfg.spread_floor * self.spread, 1e-6 * abs(self.level), 1e-9)
-
-    def relevel(self) -> None:
-        """A lasting shift: move the level by the median of the recent residuals."""
-        if self.ring:
-            self.level += sorted(self.ring)[len(self.ring) // 2]
-        self.trend = 0.0
-        self.ring.clear()
-
-    def snapshot(self) -> list[Any]:
-        return [
-            self.period,
-            self.bins,
-            self.level,
-            self.trend,
-            [None if math.isnan(v) else v for v in self.season],
-            self.scale,
-            self.spread,
-            self.err,
-            list(self.ring),
-            self.t0,
-        ]
-
-    @classmethod
-    def from_snapshot(cls, data: list[Any]) -> _Model:
-        period, bins, level, trend, season, scale, spread, err, ring, t0 = data
-        out = cls(float(period), int(bins), float(level), float(t0))
-        out.trend = float(trend)
-        out.season = array("d", [math.nan if v is None else float(v) for v in season])
-        out.scale, out.spread, out.err = float(scale), float(spread), float(err)
-        out.ring = [float(v) for v in ring]
-        return out
-
-
 def _anscombe(x: float) -> float:
     """2 sqrt(x + 3/8): Poisson counts become about normal with unit variance."""
     return 2.0 * math.sqrt(max(x, 0.0) + 0.375)
@@ -270,7 +154,7 @@ class Forecaster:
 
     def __init__(self, config: ForecastConfig) -> None:
         self.config = config
-        self.models: list[_Model] = []
+        self.models: list[SmoothingModel] = []
         self.active = 0  # index of the model used for judging
         self.n = 0
         self.last_t: float | None = None
@@ -382,17 +266,22 @@ class Forecaster:
         self.n += 1
         return out
 
-    def _widened(self, m: _Model) -> bool:
-        """True when the short-run scale has just risen past `var_ratio` x the long-run spread."""
+    def _widened(self, m: SmoothingModel) -> bool:
+        """True when the short-run scale over the long-run spread has just passed its bar."""
         cfg = self.config
-        if cfg.var_ratio <= 0 or m.spread <= 0:
+        if cfg.var_sigmas <= 0 or m.spread <= 0:
             return False
-        ratio = m.scale / m.spread
+        ratio = m.scale / m.spread / self._var_bar()
         if self.widened:
-            self.widened = ratio >= cfg.var_ratio / 2
+            self.widened = ratio >= 0.5
             return False
-        self.widened = ratio > cfg.var_ratio
+        self.widened = ratio > 1.0
         return self.widened
+
+    def _var_bar(self) -> float:
+        """The variance ratio's control limit: 1 + var_sigmas x its null standard deviation."""
+        g = self.config.scale_gain
+        return 1.0 + self.config.var_sigmas * _CV_ABS * math.sqrt(g / (2.0 - g))
 
     def _learn_drift(self, z: float) -> None:
         cfg = self.config
@@ -427,9 +316,9 @@ class Forecaster:
 
     def _start(self, t: float, x: float) -> None:
         cfg = self.config
-        self.models = [_Model(0.0, 0, x, t), _Model(DAY_S, cfg.daily_bins, x, t)]
+        self.models = [SmoothingModel(0.0, 0, x, t), SmoothingModel(DAY_S, cfg.daily_bins, x, t)]
         if cfg.weekly_bins:
-            self.models.append(_Model(WEEK_S, cfg.weekly_bins, x, t))
+            self.models.append(SmoothingModel(WEEK_S, cfg.weekly_bins, x, t))
         self.last_t = t
         self.n = 1
 
@@ -461,7 +350,7 @@ class Forecaster:
     # ------------------------------------------------------------------ calibration
 
     def _peak_bin(self, t: float) -> int:
-        return _bin_of(t, DAY_S, len(self.peaks))
+        return bin_of(t, DAY_S, len(self.peaks))
 
     def _peak_bar(self, t: float) -> float:
         """peak_margin x the largest recent |z| near this time of day (its bin, the neighbours)."""
@@ -469,11 +358,11 @@ class Forecaster:
             return 0.0
         return self.config.peak_margin * _near(self.peaks, self._peak_bin(t))
 
-    def _pooled_stat(self, m: _Model) -> float:
+    def _pooled_stat(self, m: SmoothingModel) -> float:
         """The pooled tests' statistic over its bar (>= 1: past a bar): the larger of the
         variance ratio's and the short mean's."""
         cfg = self.config
-        v = m.scale / m.spread / cfg.var_ratio if cfg.var_ratio > 0 and m.spread > 0 else 0.0
+        v = m.scale / m.spread / self._var_bar() if cfg.var_sigmas > 0 and m.spread > 0 else 0.0
         if cfg.shift_gain > 0 and self.n >= 1.0 / cfg.spread_gain:
             q = max(self.dhist.quantile(cfg.quantile), 1e-9)
             v = max(v, self._drift_z() / q / cfg.shift_margin)
@@ -553,7 +442,7 @@ class Forecaster:
     def from_snapshot(cls, config: ForecastConfig, data: dict[str, Any]) -> Forecaster:
         """Rebuild from `snapshot()`."""
         out = cls(config)
-        out.models = [_Model.from_snapshot(m) for m in data["models"]]
+        out.models = [SmoothingModel.from_snapshot(m) for m in data["models"]]
         out.active = int(data["active"])
         out.n = int(data["n"])
         out.last_t = data["last_t"]
@@ -589,9 +478,3 @@ def _near(peaks: array[float], b: int) -> float:
     """The largest of bin b and its neighbours (0 with no bins)."""
     nb = len(peaks)
     return max(peaks[(b - 1) % nb], peaks[b], peaks[(b + 1) % nb]) if nb else 0.0
-
-
-def _bin_of(t: float, period: float, n: int) -> int:
-    """The bin of `t` among `n` per period; a tiny negative t whose remainder rounds up to the
-    period itself is the last bin, as it is just before the period starts."""
-    return min(int((t % period) / period * n), n - 1)
