@@ -12,7 +12,7 @@ from pathlib import Path
 from chaos.rand import Rand
 from chaos.recorder import _noise_deploys, record
 from chaos.scenarios import _set
-from chaos.shop import Shop, ShopConfig
+from chaos.shop import DEFAULT_EPOCH_NS, Shop, ShopConfig
 from chaos.summary import Summary
 from chaos.traffic import Traffic
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
@@ -49,6 +49,18 @@ def test_a_long_clean_recording_gets_a_deploy_every_eight_hours() -> None:
     assert slots == list(range(21))  # one in each 8-hour slot
     assert len(_noise_deploys(7, None, None, 3600.0)) == 1
     assert len(_noise_deploys(7, "cart", 1200.0, 3600.0)) == 1  # a fault's: one, before it
+
+
+def test_the_shared_database_has_headroom_at_the_evening_peak() -> None:
+    # A real shop is provisioned for its peak: at 1.7x the mean the database serving every
+    # service stays well below its CPU limit, so its queries keep their healthy latency.
+    shop = Shop(seed=1, config=ShopConfig(epoch_ns=DEFAULT_EPOCH_NS + 20 * 3600 * NS_PER_S))
+    assert shop.traffic.expected(shop.now_ns) > 1.6 * shop.config.rate_rps
+    busy = []
+    for _ in range(60):
+        shop.advance(10)
+        busy += [pod.rho for pod in shop.cluster.pods["postgres"]]
+    assert sum(busy) / len(busy) < 0.5 and max(busy) < 0.7, (sum(busy) / len(busy), max(busy))
 
 
 def test_circuit_breaker_fails_fast_instead_of_waiting() -> None:
