@@ -171,6 +171,9 @@ class RatesConfig(FrozenModel):
     # change is what a change-aware on-call looks at first (few tests per change: little risk).
     change_windows: int = Field(30, ge=0)
     alpha_change: float = Field(1e-4, gt=0, lt=1)
+    # A journey's slices (`journeys.*.slice_by`) judged, the first seen; later ones are not (an
+    # attribute of unbounded values would otherwise cost a detector per value).
+    max_slices: int = Field(32, ge=0)
 
 
 SeriesKind = Literal["span", "cuj", "metric", "pipeline", "*"]
