@@ -19,6 +19,8 @@ from operators.scout.detect.stats import MAD_TO_SIGMA, betabinom_cdf, betabinom_
 
 # Scores are capped so that JSON never carries infinity.
 MAX_SCORE = 1e6
+# Windows a rate remembers with their end times (the pool since a change may start among them).
+SEEN_WINDOWS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ class RateBaseline:
         # The series' own last windows (learned or not), for the pooled test.
         longest = max(rates.pool_windows, rates.long_pool_windows)
         self.recent: deque[tuple[int, int]] = deque(maxlen=max(longest - 1, 0))
+        # (end, successes, trials) of the last windows judged, for the pool since a change.
+        self.seen: deque[tuple[int, int, int]] = deque(maxlen=SEEN_WINDOWS)
         # Normal windows still inside a pool: learned when they leave it (`learn_later`).
         self.pending: deque[tuple[int, int]] = deque()
         self.lag = max(longest - 1, 0)
@@ -242,10 +246,19 @@ class RateBaseline:
         score = min(-math.log10(max(p_value, 1e-300)), MAX_SCORE)
         return big_enough and p_value < alpha, score
 
-    def observe(self, successes: int, trials: int) -> None:
-        """Remember a judged window for the pooled test (whether learned or not)."""
+    def observe(self, successes: int, trials: int, end_ns: int | None = None) -> None:
+        """Remember a judged window (ending at `end_ns`) for the pooled tests, learned or not."""
         if self.recent.maxlen:
             self.recent.append((min(successes, trials), trials))
+        if end_ns is not None:
+            self.seen.append((end_ns, min(successes, trials), trials))
+
+    def since(self, at_ns: int) -> list[int]:
+        """[successes, trials, windows] of the windows judged that ended at or after `at_ns`: the
+        window a change appeared in holds its first requests, and later windows may have been
+        judged before the change was seen (their spans arrived late)."""
+        after = [w for w in self.seen if w[0] >= at_ns]
+        return [sum(w[1] for w in after), sum(w[2] for w in after), len(after)]
 
     def learn_later(self, successes: int, trials: int) -> None:
         """Learn a normal window once it has left every pool, so that a fault's first, not yet
@@ -274,6 +287,7 @@ class RateBaseline:
         return {
             "windows": [list(w) for w in self.windows],
             "recent": [list(w) for w in self.recent],
+            "seen": [list(w) for w in self.seen],
             "pending": [list(w) for w in self.pending],
         }
 
@@ -288,4 +302,5 @@ class RateBaseline:
         for s, n in data["recent"]:
             out.observe(int(s), int(n))
         out.pending.extend((int(s), int(n)) for s, n in data.get("pending", []))
+        out.seen.extend((int(e), int(s), int(n)) for e, s, n in data.get("seen", []))
         return out

@@ -39,8 +39,6 @@ _QUANTILE_FIELDS = {"p50_ms", "p95_ms", "p99_ms", "max_ms"}
 _MIN_COUNT = {"p50_ms": 2, "p95_ms": 20, "p99_ms": 100, "max_ms": 1}
 _DETECTOR = {"robust": "baseline", "binomial": "significance", "threshold": "threshold"}
 MAX_EXEMPLARS = 6
-# Windows a rate field remembers with their end, to pool those a late-seen change preceded.
-TRIALS_SEEN = 12
 
 
 def signal_key(sig: SignalWindow) -> str:
@@ -63,8 +61,6 @@ class _FieldState:
         self.unlearned = 0
         # (successes, trials, windows) pooled since the last change of the journey (None: none)
         self.since_change: list[int] | None = None
-        # (window end, successes, trials) of the last windows judged on trials
-        self.trials_seen: deque[tuple[int, int, int]] = deque(maxlen=TRIALS_SEEN)
 
 
 class SeriesDetector:
@@ -145,12 +141,7 @@ class SeriesDetector:
             # Rates are judged from here on over every window since the change too.
             for st in self.fields.values():
                 if st.rate is not None:
-                    # The window the change appeared in holds its first requests, and windows
-                    # after it may have been judged before the change was seen (its spans
-                    # arrived late): they are pooled too.
-                    since = [w for w in st.trials_seen if w[0] >= event.at]
-                    st.since_change = [sum(w[1] for w in since), sum(w[2] for w in since)]
-                    st.since_change.append(len(since))
+                    st.since_change = st.rate.since(event.at)
         if (
             event.change != "deploy"
             or self.trend is None
@@ -279,8 +270,7 @@ class SeriesDetector:
                     st.since_change = None
             if trials > 0:
                 # Every window feeds the pools, small ones most of all (they are judged there).
-                st.rate.observe(successes, trials)
-            st.trials_seen.append((sig.window_end, successes, trials))
+                st.rate.observe(successes, trials, sig.window_end)
             observed = successes / trials if trials else 0.0
         else:
             value = rate if field == "rate" else getattr(sig, field, None)
@@ -479,7 +469,6 @@ class SeriesDetector:
                 "score": st.score,
                 "unlearned": st.unlearned,
                 "since_change": st.since_change,
-                "trials_seen": [list(w) for w in st.trials_seen],
             }
         return {
             "fields": fields,
@@ -514,7 +503,6 @@ class SeriesDetector:
             st.score = fd["score"]
             st.unlearned = fd["unlearned"]
             st.since_change = fd.get("since_change")
-            st.trials_seen.extend((int(e), int(x), int(n)) for e, x, n in fd.get("trials_seen", []))
             out.fields[name] = st
         if data["trend"] is not None:
             out.trend = TrendToLimit.from_snapshot(config.saturation, data["trend"])
