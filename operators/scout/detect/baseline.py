@@ -1,7 +1,8 @@
 """Baselines learned from a series' own trailing history.
 
 - `RobustBaseline`: median and MAD of recent values (optionally per hour of day); a value is
-  abnormal when it is far in MAD units *and* far in absolute and relative terms.
+  abnormal when it is far in MAD units *and* far in absolute and relative terms. A count follows
+  traffic, which ramps every morning and evening: its median moves along the history's trend.
 - `RateBaseline`: the pooled rate of recent windows; a window's rate is abnormal when it is
   unlikely under that rate given its traffic and how well the rate is known (exact
   beta-binomial tail of the posterior predictive), and the change is big enough.
@@ -51,10 +52,12 @@ class RobustBaseline:
     def __init__(self, config: BaselineConfig) -> None:
         self.config = config
         self.values: deque[float] = deque(maxlen=config.history)
+        self.times: deque[float] = deque(maxlen=config.history)  # event seconds of `values`
         self.by_hour: dict[int, deque[float]] = {}
         # (median, MAD, learns since) per history. A full history of 360 moves little per point,
         # so the statistics are refreshed every len/36 learns rather than on every point.
         self._stats: dict[int | None, list[float]] = {}
+        self._trend: tuple[float, float] = (0.0, 0.0)  # (slope per second, time of the median)
 
     def _history(self, hour: int | None) -> tuple[int | None, deque[float]]:
         if hour is not None and self.config.hour_of_day:
@@ -65,9 +68,14 @@ class RobustBaseline:
         return None, self.values
 
     def judge(
-        self, x: float, rule: SeriesRule, hour: int | None = None, holding: bool = False
+        self,
+        x: float,
+        rule: SeriesRule,
+        hour: int | None = None,
+        holding: bool = False,
+        t: float | None = None,
     ) -> Verdict | None:
-        """Judge `x` against the history; None while the history is too short.
+        """Judge `x` (at event second `t`) against the history; None while it is too short.
 
         `holding` (an anomaly is active) lowers the bar by `hold_factor`: hysteresis.
         """
@@ -77,7 +85,13 @@ class RobustBaseline:
         stats = self._stats.get(which)
         if stats is None or stats[2] >= max(1, len(hist) // 36):
             stats = self._stats[which] = [*median_mad(hist), 0]
+            if which is None:
+                self._trend = self._fit_trend()
         med, mad = stats[0], stats[1]
+        if rule.poisson and which is None and t is not None:
+            # A count's median lags a traffic ramp by half the history (+40% on a morning ramp,
+            # and its lax verdict then stops the learning): the median moved along the trend.
+            med = max(0.0, med + self._trend[0] * (t - self._trend[1]))
         d = _directed(x - med, rule.direction)
         scale = MAD_TO_SIGMA * mad
         if d <= 0:
@@ -94,11 +108,27 @@ class RobustBaseline:
             big_enough = big_enough and _directed(x - rule.min_level, rule.direction) >= 0
         return Verdict(big_enough and z >= f * self.config.threshold, med, min(z, MAX_SCORE))
 
-    def learn(self, x: float, hour: int | None = None) -> None:
-        """Add an accepted value to the history."""
+    def _fit_trend(self) -> tuple[float, float]:
+        """(slope, time of the median): the medians of the history's halves, joined."""
+        n = len(self.values)
+        if len(self.times) != n or n < 2 * self.config.min_history:
+            return 0.0, 0.0
+        vals, times = list(self.values), list(self.times)
+        half = n // 2
+        early, late = median_mad(vals[:half])[0], median_mad(vals[half:])[0]
+        t_early, t_late = times[half // 2], times[half + (n - half) // 2]
+        if t_late <= t_early:
+            return 0.0, 0.0
+        slope = (late - early) / (t_late - t_early)
+        return slope, (t_early + t_late) / 2.0
+
+    def learn(self, x: float, hour: int | None = None, t: float | None = None) -> None:
+        """Add an accepted value (at event second `t`) to the history."""
         for stats in self._stats.values():
             stats[2] += 1
         self.values.append(x)
+        if t is not None:
+            self.times.append(t)
         if hour is not None and self.config.hour_of_day:
             self.by_hour.setdefault(hour, deque(maxlen=self.config.history)).append(x)
 
@@ -106,6 +136,7 @@ class RobustBaseline:
         """Plain picklable state."""
         return {
             "values": list(self.values),
+            "times": list(self.times),
             "by_hour": {h: list(v) for h, v in self.by_hour.items()},
             "stats": [[k, *v] for k, v in self._stats.items()],
         }
@@ -115,6 +146,7 @@ class RobustBaseline:
         """Rebuild from `snapshot()`."""
         out = cls(config)
         out.values.extend(data["values"])
+        out.times.extend(data.get("times", []))
         for h, vals in data["by_hour"].items():
             out.by_hour[int(h)] = deque(vals, maxlen=config.history)
         out._stats = {k: [med, mad, n] for k, med, mad, n in data["stats"]}
