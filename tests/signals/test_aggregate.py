@@ -13,7 +13,14 @@ from bench.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_reques
 from chaos import SITE_CONFIG
 from operators.otlp import decode_metrics_proto, decode_trace_proto
 from operators.otlp.spans import SpanBatch
-from operators.signals import SignalSpec, finalize, merge_partials, metric_partials, span_partials
+from operators.signals import (
+    CujPartial,
+    SignalSpec,
+    finalize,
+    merge_partials,
+    metric_partials,
+    span_partials,
+)
 from sre_space.settings import load_pipeline_config
 
 # The checkout journey is the shop's: its site file declares it.
@@ -284,7 +291,7 @@ def test_a_sliced_journey_counts_each_value_apart_and_the_whole_once() -> None:
     assert sigs["cuj|checkout{app.loyalty_level=silver}"].steps == [0, 6, 6]
     # Split over two batches, the slices merge to the same windows.
     half = len(spans) // 2
-    parts = []
+    parts: list[CujPartial] = []
     for chunk in (spans[:half], spans[half:]):
         res: dict[str, list[SpanSpec]] = {}
         for svc, sp in chunk:
@@ -293,7 +300,7 @@ def test_a_sliced_journey_counts_each_value_apart_and_the_whole_once() -> None:
         parts += [
             p
             for p in span_partials(decode_trace_proto(r.SerializeToString()), SPEC)
-            if p.key.startswith("cuj|")
+            if isinstance(p, CujPartial)
         ]
     merged: dict[str, list[int]] = {}
     for p in parts:
