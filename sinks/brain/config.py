@@ -44,6 +44,9 @@ class DiagnosisConfig:
     # site's own attributes, set in its `diagnosis:` section.
     business_failures: dict[str, tuple[str, ...]] = field(default_factory=dict)
     pinpoint_attributes: tuple[str, ...] = DEFAULT_PINPOINT_ATTRIBUTES
+    # Pinpoint attributes with these prefixes belong to the whole request: a span without the
+    # value inherits its trace's (semantic-convention user and session ids; a site adds its own).
+    trace_level_prefixes: tuple[str, ...] = ("enduser.", "user.", "session.")
     pinpoint_min_support: int = 5
     pinpoint_min_share: float = 0.5
     pinpoint_min_risk_ratio: float = 2.0
@@ -121,8 +124,9 @@ class DiagnosisConfig:
             values["business_failures"] = {
                 k: tuple(v) for k, v in dict(values["business_failures"]).items()
             }
-        if "pinpoint_attributes" in values:
-            values["pinpoint_attributes"] = tuple(values["pinpoint_attributes"])
+        for name in ("pinpoint_attributes", "trace_level_prefixes"):
+            if name in values:
+                values[name] = tuple(values[name])
         return replace(cls(), **values).validate()
 
 

@@ -1,4 +1,4 @@
-"""Attribute values (version, pod, route, product, loyalty level, feature flag) that concentrate one
+"""Attribute values (version, pod, route, a site's business attribute, feature flag) that concentrate one
 service's failures or slowness in the incident window beyond their share of its traffic."""
 
 from __future__ import annotations

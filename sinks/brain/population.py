@@ -32,8 +32,6 @@ Window = tuple[int, int]
 _DB_OPERATION = r"(?i)^(select|insert|update|delete|upsert|merge|call|query|execute|db[ .:_])"
 _DB_SERVICE = r"(?i)(^db$|database|postgres|mysql|mariadb|mongo|sql|cassandra|dynamo)"
 _CACHE_SERVICE = r"(?i)(cache|redis|memcache|valkey)"
-# Attributes that belong to the whole request: a span without the value inherits its trace's.
-_TRACE_LEVEL_PREFIXES = ("app.", "feature_flag", "enduser.", "user.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +158,11 @@ def add_flags(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _fill_trace_level(df: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+def _fill_trace_level(df: pl.DataFrame, cfg: DiagnosisConfig) -> pl.DataFrame:
+    # `feature_flag` is already per trace (`add_flags`).
     exprs = []
-    for c in columns:
-        if c in df.columns and c.startswith(_TRACE_LEVEL_PREFIXES) and c != "feature_flag":
+    for c in cfg.pinpoint_attributes:
+        if c in df.columns and c.startswith(cfg.trace_level_prefixes) and c != "feature_flag":
             inherited = pl.col(c).filter(pl.col(c) != "").first().over(TRACE)
             exprs.append(
                 pl.when(pl.col(c) != "").then(pl.col(c)).otherwise(inherited).fill_null("").alias(c)
@@ -430,7 +429,7 @@ def enrich(df: pl.DataFrame, cfg: DiagnosisConfig) -> pl.DataFrame:
     df = add_critical_path(add_self_time(df))
     df = mark_remote_calls(with_parent(df))
     df = add_flags(df)
-    return _fill_trace_level(df, list(cfg.pinpoint_attributes))
+    return _fill_trace_level(df, cfg)
 
 
 def analyze_population(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
 
 from sinks.brain.config import DiagnosisConfig
+from sinks.brain.pods import classify_metric
 from sre_space.records import SignalWindow
 from sre_space.timeutil import rfc3339_to_ns
 
@@ -68,6 +70,20 @@ def _time(item: dict[str, Any]) -> int:
     return 0
 
 
+@lru_cache(maxsize=4096)
+def _is_pod_cpu_ratio(metric: str, unit: str) -> bool:
+    # Once per (name, unit), not per sample: a case holds thousands of points of a few series.
+    return unit in ("%", "1") and classify_metric(metric, unit) == ("cpu", "pod")
+
+
+def _cpu_ratio(metric: str, unit: str, value: float) -> float | None:
+    """A pod's CPU utilization under a name outside the conventions (`*cpu*usage_rate`, in % or
+    as a ratio): recognised by its name's words and its unit, as `pods.classify_metric` does."""
+    if not _is_pod_cpu_ratio(metric, unit):
+        return None
+    return value / 100.0 if unit == "%" else value
+
+
 def metrics_frame(items: Iterable[SignalWindow | dict[str, Any]]) -> pl.DataFrame:
     """Normalise metric inputs into one frame: service, metric, series (its attributes), time_ns,
     value, limit, util, reason, state."""
@@ -83,15 +99,21 @@ def metrics_frame(items: Iterable[SignalWindow | dict[str, Any]]) -> pl.DataFram
             value = data.get("max")
         if value is None:
             continue
+        metric = str(data.get("metric") or "")
+        util = data.get("utilization")
+        if util is None and metric not in CPU_USAGE:
+            util = _cpu_ratio(metric, str(data.get("unit") or ""), float(value))
+            if util is not None:
+                metric = "cpu"
         rows.append(
             {
                 "service": str(data.get("service") or ""),
-                "metric": str(data.get("metric") or ""),
+                "metric": metric,
                 "series": ",".join(f"{k}={attrs[k]}" for k in sorted(attrs)),
                 "time_ns": _time(data),
                 "value": float(value),
                 "limit": None if data.get("limit") is None else float(data["limit"]),
-                "util": None if data.get("utilization") is None else float(data["utilization"]),
+                "util": None if util is None else float(util),
                 "reason": reason,
                 "state": str(attrs.get("db.client.connection.state") or attrs.get("state") or ""),
             }

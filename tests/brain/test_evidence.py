@@ -97,6 +97,30 @@ def test_restart_reasons_from_dict_samples() -> None:
     assert "cart" not in found
 
 
+def test_cpu_utilization_is_recognised_by_its_words_and_unit_not_only_its_name() -> None:
+    def sample(service: str, metric: str, unit: str, value: float) -> dict[str, Any]:
+        at = W[0] + 5 * S
+        return {"service": service, "metric": metric, "unit": unit, "time_ns": at, "value": value}
+
+    found = resource_evidence(
+        [
+            sample("ads", "vendor.pod.cpu_usage_rate", "%", 88.0),
+            sample("cart", "vendor.pod.cpu_usage_ratio", "1", 0.97),
+            sample("quiet", "vendor.pod.cpu_usage_rate", "%", 12.0),
+            sample("node", "vendor.node_cpu_usage_rate", "%", 99.0),  # the machine, not the pod
+            sample("bytes", "vendor.pod.cpu_usage", "s", 99.0),  # a time, not a share
+            sample("mem", "vendor.pod.memory_usage_rate", "%", 99.0),
+        ],
+        W,
+        B,
+    )
+    assert {svc: [f.kind for f in fs] for svc, fs in found.items()} == {
+        "ads": ["cpu"],
+        "cart": ["cpu"],
+    }
+    assert found["ads"][0].incident == pytest.approx(0.88)
+
+
 def test_commits_in_both_spellings_and_lookback() -> None:
     onset = W[0]
     commits: list[dict[str, Any]] = [

@@ -166,3 +166,25 @@ def test_actions_follow_the_evidence_of_load_and_timeouts() -> None:
     assert float(scale.params["utilization"]) > 1.5
     cited = {e.id: e.kind for e in top.evidence}
     assert "resource_lag" in {cited[i] for i in scale.evidence}
+
+
+def test_trace_level_prefixes_are_the_sites_choice() -> None:
+    from sinks.brain.population import _fill_trace_level
+
+    spans = pl.DataFrame(
+        {
+            "trace_id": ["t1", "t1", "t2"],
+            "tenant.tier": ["gold", "", ""],
+            "http.route": ["/pay", "", ""],
+        }
+    )
+    attrs = ("tenant.tier", "http.route")
+    default = _fill_trace_level(spans, DiagnosisConfig(pinpoint_attributes=attrs))
+    assert default.get_column("tenant.tier").to_list() == ["gold", "", ""]
+    site = DiagnosisConfig(pinpoint_attributes=attrs, trace_level_prefixes=("tenant.",))
+    filled = _fill_trace_level(spans, site)
+    # The request's tier reaches its other span, not another trace; a route stays per span.
+    assert filled.get_column("tenant.tier").to_list() == ["gold", "gold", ""]
+    assert filled.get_column("http.route").to_list() == ["/pay", "", ""]
+    with pytest.raises(ValueError, match="trace_level_prefix"):
+        DiagnosisConfig.from_mapping({"trace_level_prefix": ["tenant."]})

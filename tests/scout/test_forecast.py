@@ -126,6 +126,56 @@ def test_a_daily_routine_spike_is_learned_and_a_spike_at_another_hour_fires() ->
     assert set(daily[t[daily] >= 2 * DAY_S]) <= set(off)  # without the seasonal calibration
 
 
+def test_a_daily_noise_widening_alerts_on_its_first_days_only() -> None:
+    # Every morning the noise triples for two hours (a batch job): the variance test fires on
+    # the first days, then its time-of-day calibration knows the routine.
+    per = int(DAY_S / STEP)
+    rng = np.random.default_rng(3)
+    e = rng.normal(0, 1.0, per * 10)
+    for d in range(10):
+        e[d * per + 108 : d * per + 132] *= 3.0
+    days = {i // per for i in _flags(_feed(Forecaster(CFG), 50.0 + e))}
+    assert days and days <= {0, 1}
+
+
+def _on_off(seed: int, n: int = 4000) -> tuple[np.ndarray, list[int]]:
+    """Idle near 5, with bursts of 10-30 points to 60-100 every 300-900 points."""
+    rng = np.random.default_rng(seed)
+    x = 5.0 + np.abs(rng.normal(0, 1.0, n))
+    starts: list[int] = []
+    i = 30
+    while (i := i + int(rng.integers(300, 900))) < n - 200:
+        k = int(rng.integers(10, 30))
+        x[i : i + k] = rng.uniform(60, 100) + rng.normal(0, 2, k)
+        starts.append(i)
+        i += k
+    return x, starts
+
+
+def test_an_on_off_series_alerts_on_a_new_extreme_not_on_its_routine_bursts() -> None:
+    x, starts = _on_off(1)
+    x[3900:3904] = 300.0
+
+    def alerted(cfg: ForecastConfig) -> tuple[int, bool]:
+        fl = _flags(_feed(Forecaster(cfg), x))
+        routine = sum(1 for s in starts if s > 1000 and any(s <= k < s + 6 for k in fl))
+        return routine, 3900 in fl
+
+    assert alerted(CFG) == (0, True)
+    # Without the range context the bursts' own calibration lets some through.
+    routine, extreme = alerted(ForecastConfig(range_blocks=0))
+    assert routine >= 2 and extreme
+
+
+def test_residuals_are_clipped_after_warm_up_whatever_the_scale_gain() -> None:
+    rng = np.random.default_rng(2)
+    x = 50.0 + rng.normal(0, 1.0, 300)
+    x[200] = 1000.0
+    f = Forecaster(ForecastConfig(scale_gain=0.1))  # above 1/warmup
+    _feed(f, x[:201])
+    assert abs(f.models[0].level - 50.0) < 2.0  # a Huber-clipped step, not 5% of the spike
+
+
 def test_no_season_keeps_the_plain_model() -> None:
     rng = np.random.default_rng(4)
     f = Forecaster(CFG)

@@ -28,7 +28,11 @@ def test_time_to_exhaustion() -> None:
 
 
 @settings(
-    max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=15,
+    deadline=None,
+    database=None,
+    derandomize=True,  # a statistical bound: the same examples every run, as CI must be
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
     seed=st.integers(0, 2**32 - 1),

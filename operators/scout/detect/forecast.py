@@ -24,7 +24,17 @@ Method, and why this one:
   prediction, Vovk et al. 2005: calibrate within categories of the input), as the largest |z|
   of past days in each hour, decayed; a point must exceed `peak_margin` times the largest near
   its hour. A nightly job's spike, which a profile of means cannot learn, stops alerting after
-  the first day; the same spike at another hour still fires.
+  the first day; the same spike at another hour still fires. The pooled tests below are
+  calibrated the same way: their statistic (over its bar) when past its bar is kept per hour,
+  and a variance change or shift that its test also saw near this time on past days (a daily
+  ramp's noise, a nightly batch) must beat `peak_margin` times that.
+- Range context: a series no season explains has its values as context. The extremes of
+  `range_blocks` blocks of the last `memory` points are kept (a ring, O(blocks)); a point
+  inside the range they span needs `range_margin` times the bar, a new extreme does not. A
+  bursty or on/off series (idle, then at its ceiling) swings to levels it reaches routinely,
+  which is weaker news than a level never seen: the inverse of the spatial test in Numenta's
+  NAB detector (Ahmad et al. 2017), where a value outside the seen range is anomalous outright.
+  With a season the range is no context (a normal value at the wrong hour is the anomaly).
 - Refractory period: after a new anomaly starts, another does not start for `refractory`
   points (an active one still holds): a disturbance that flickers past `clear_after` is one
   alert, not a train of them (cuts false positives on NAB; a longer period hides the next
@@ -56,15 +66,11 @@ from typing import Any
 
 from pydantic import Field
 
+from operators.scout.detect.calibration import Calibration
 from sre_space.settings import FrozenModel
 
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
-_HIST_BINS = 64
-_HIST_LO = 0.5  # |z| below this all lands in the first bin
-_HIST_RATIO = 1.25
-_LOG_RATIO = math.log(_HIST_RATIO)
-_RENORM = 1e200
 _MAX_Z = 1e6  # scores stay finite (JSON carries no infinity)
 
 
@@ -113,6 +119,11 @@ class ForecastConfig(FrozenModel):
     peak_margin: float = Field(1.5, gt=0)
     # ... a memory that halves every this many days.
     peak_halflife: float = Field(3.0, gt=0)
+    # Range context (a series without a season): blocks of the last `memory` points whose
+    # extremes are kept (0: off) ...
+    range_blocks: int = Field(16, ge=0)
+    # ... a point inside the range they span needs this x the bar (a new extreme does not).
+    range_margin: float = Field(2.0, ge=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,52 +135,6 @@ class Judgement:
     expected: float
     abnormal: bool
     conclusive: bool
-
-
-class Calibration:
-    """A decayed log-binned histogram of past values: their upper quantiles, in O(bins)."""
-
-    __slots__ = ("hist", "total", "weight")
-
-    def __init__(self) -> None:
-        self.hist = array("d", [0.0] * _HIST_BINS)
-        self.weight = 1.0  # the next increment (grows instead of decaying all bins)
-        self.total = 0.0
-
-    def learn(self, v: float, memory: int) -> None:
-        i = (
-            0
-            if v <= _HIST_LO
-            else min(int(math.log(v / _HIST_LO) / _LOG_RATIO) + 1, _HIST_BINS - 1)
-        )
-        self.hist[i] += self.weight
-        self.total += self.weight
-        self.weight /= 1.0 - 1.0 / memory
-        if self.weight > _RENORM:
-            for j in range(_HIST_BINS):
-                self.hist[j] /= self.weight
-            self.total /= self.weight
-            self.weight = 1.0
-
-    def snapshot(self) -> list[Any]:
-        return [list(self.hist), self.total, self.weight]
-
-    @classmethod
-    def from_snapshot(cls, data: list[Any]) -> Calibration:
-        out = cls()
-        out.hist = array("d", [float(v) for v in data[0]])
-        out.total, out.weight = float(data[1]), float(data[2])
-        return out
-
-    def quantile(self, q: float) -> float:
-        """The upper edge of the bin holding the q quantile (0 with no history)."""
-        tail = (1.0 - q) * self.total
-        acc = 0.0
-        for i in range(_HIST_BINS - 1, -1, -1):
-            acc += self.hist[i]
-            if acc > tail:
-                return _HIST_LO * _HIST_RATIO**i
-        return 0.0
 
 
 class _Model:
@@ -209,10 +174,17 @@ class _Model:
         return self.level + phi * self.trend * h + (0.0 if math.isnan(s) else s)
 
     def update(
-        self, t: float, x: float, h: float, cfg: ForecastConfig, g: float, gs: float
+        self,
+        t: float,
+        x: float,
+        h: float,
+        cfg: ForecastConfig,
+        g: float,
+        gs: float,
+        young: bool,
     ) -> float:
-        """Learn x at t (h typical steps after the last point, scale gain g); returns the
-        raw residual; gs: the spread's gain)."""
+        """Learn x at t (h typical steps after the last point; g, gs: the scale's and spread's
+        gains; young: still warming up); returns the raw residual."""
         phi = cfg.damping**h
         b = self.bin(t) if self.bins else 0
         s = self.season[b] if self.bins else 0.0
@@ -222,7 +194,7 @@ class _Model:
         scale = self.sigma(cfg)
         lim = cfg.huber_k * scale
         # No clipping while young: the scale is still being learned from these residuals.
-        rc = max(-lim, min(lim, r)) if g < 1.0 / cfg.warmup else r
+        rc = r if young else max(-lim, min(lim, r))
         a = 1.0 - (1.0 - cfg.level_gain) ** min(h, 10.0)
         if fresh:
             # First visit of this bin: its deviation from the level starts its profile.
@@ -316,6 +288,13 @@ class Forecaster:
         self.peaks = array("d", [0.0] * config.peak_bins)
         self.today = array("d", [0.0] * config.peak_bins)
         self.day = -1.0  # the day (event time, UTC) of `today`; -1: none yet
+        # The same for the pooled tests' statistic (over its bar), per time of day.
+        self.ppeaks = array("d", [0.0] * config.peak_bins)
+        self.ptoday = array("d", [0.0] * config.peak_bins)
+        # Largest and smallest value of each block of recent points (a ring; `filled` in use).
+        self.rmax = array("d", [0.0] * config.range_blocks)
+        self.rmin = array("d", [0.0] * config.range_blocks)
+        self.filled = 0
 
     # ------------------------------------------------------------------ judging
 
@@ -359,17 +338,24 @@ class Forecaster:
                 z = za
         out: Judgement | None = None
         if self.n >= cfg.warmup:
-            bar = max(self._bar(), self._peak_bar(t))
-            if holding:
-                bar *= hold
+            bar = max(self._bar(), self._peak_bar(t)) * (hold if holding else 1.0)
             d = z if direction != "down" else -z
             if direction == "both":
                 d = abs(z)
+            if d >= bar and self.active == 0 and self._in_range(x):
+                # No season explains the series: the values it visits are its context, so a
+                # swing to a level it often reaches (a bursty or on/off series) is weaker news
+                # than a new extreme.
+                bar *= cfg.range_margin
             abnormal = d >= bar
             # Any alert latches both pooled tests until their statistics fall back below half
             # their bars: a disturbance that widens the noise also moves the short mean, and a
             # burst a point already reported leaves both high. One episode, one alert.
+            pstat = self._pooled_stat(m)
             pooled = self._widened(m) | self._shifted()
+            # Mondrian, as for points: a variance change or shift that its test also saw near
+            # this time of day on past days is the series' routine (a daily ramp, a nightly job).
+            pooled = pooled and pstat > cfg.peak_margin * _near(self.ppeaks, self._peak_bin(t))
             if pooled or abnormal:
                 self.widened = self.shifted = True
             abnormal = abnormal or pooled
@@ -384,12 +370,14 @@ class Forecaster:
         self.refr = max(self.refr - 1, 0)
         if self.n >= cfg.warmup:
             self.calib.learn(abs(z), cfg.memory)
-            self._learn_peak(t, abs(z))
+            self._learn_peak(t, abs(z), pstat)
         # A running mean while young (the first points define the scale), then exponential.
         g = max(cfg.scale_gain, 1.0 / (self.n + 1))
         gs = max(cfg.spread_gain, 1.0 / (self.n + 1))
         self._learn_drift(z)
-        resids = [mm.update(t, x, h, cfg, g, gs) for mm in self.models]
+        young = self.n < cfg.warmup
+        self._learn_range(x)
+        resids = [mm.update(t, x, h, cfg, g, gs, young) for mm in self.models]
         self._relearn(z, resids)
         self.n += 1
         return out
@@ -477,14 +465,21 @@ class Forecaster:
 
     def _peak_bar(self, t: float) -> float:
         """peak_margin x the largest recent |z| near this time of day (its bin, the neighbours)."""
-        nb = len(self.peaks)
-        if not nb:
+        if not self.peaks:
             return 0.0
-        b = self._peak_bin(t)
-        top = max(self.peaks[(b - 1) % nb], self.peaks[b], self.peaks[(b + 1) % nb])
-        return self.config.peak_margin * top
+        return self.config.peak_margin * _near(self.peaks, self._peak_bin(t))
 
-    def _learn_peak(self, t: float, az: float) -> None:
+    def _pooled_stat(self, m: _Model) -> float:
+        """The pooled tests' statistic over its bar (>= 1: past a bar): the larger of the
+        variance ratio's and the short mean's."""
+        cfg = self.config
+        v = m.scale / m.spread / cfg.var_ratio if cfg.var_ratio > 0 and m.spread > 0 else 0.0
+        if cfg.shift_gain > 0 and self.n >= 1.0 / cfg.spread_gain:
+            q = max(self.dhist.quantile(cfg.quantile), 1e-9)
+            v = max(v, self._drift_z() / q / cfg.shift_margin)
+        return v
+
+    def _learn_peak(self, t: float, az: float, pstat: float) -> None:
         if not self.peaks:
             return
         day = t // DAY_S
@@ -494,10 +489,31 @@ class Forecaster:
             f = 0.5 ** ((day - self.day) / self.config.peak_halflife)
             for i in range(len(self.peaks)):
                 self.peaks[i] = max(self.peaks[i] * f, self.today[i])
-                self.today[i] = 0.0
+                self.ppeaks[i] = max(self.ppeaks[i] * f, self.ptoday[i])
+                self.today[i] = self.ptoday[i] = 0.0
             self.day = day
         b = self._peak_bin(t)
         self.today[b] = max(self.today[b], az)
+        self.ptoday[b] = max(self.ptoday[b], pstat if pstat >= 1.0 else 0.0)
+
+    def _in_range(self, x: float) -> bool:
+        """x lies within the values of the recent blocks (Numenta's spatial test, inverted)."""
+        k = self.filled
+        return k > 0 and min(self.rmin[:k]) <= x <= max(self.rmax[:k])
+
+    def _learn_range(self, x: float) -> None:
+        nb = len(self.rmax)
+        if not nb:
+            return
+        size = max(self.config.memory // nb, 1)
+        j = self.n - 1  # points learned before this one (the first only set the state)
+        i = (j // size) % nb
+        if j % size == 0:  # a new block replaces the oldest
+            self.rmax[i] = self.rmin[i] = x
+            self.filled = min(self.filled + 1, nb)
+        else:
+            self.rmax[i] = max(self.rmax[i], x)
+            self.rmin[i] = min(self.rmin[i], x)
 
     def _bar(self) -> float:
         """margin x the calibrated quantile of past |z|, at least z_min."""
@@ -525,6 +541,11 @@ class Forecaster:
             "widened": self.widened,
             "peaks": list(self.peaks),
             "today": list(self.today),
+            "ppeaks": list(self.ppeaks),
+            "rmax": list(self.rmax),
+            "rmin": list(self.rmin),
+            "filled": self.filled,
+            "ptoday": list(self.ptoday),
             "day": self.day,
         }
 
@@ -554,8 +575,20 @@ class Forecaster:
             out.peaks = array("d", [float(v) for v in data["peaks"]])
             out.today = array("d", [float(v) for v in data["today"]])
             out.day = float(data["day"])
-
+            if len(data.get("ppeaks", ())) == config.peak_bins:
+                out.ppeaks = array("d", [float(v) for v in data["ppeaks"]])
+                out.ptoday = array("d", [float(v) for v in data["ptoday"]])
+        if len(data.get("rmax", ())) == config.range_blocks:
+            out.rmax = array("d", [float(v) for v in data["rmax"]])
+            out.rmin = array("d", [float(v) for v in data["rmin"]])
+            out.filled = int(data["filled"])
         return out
+
+
+def _near(peaks: array[float], b: int) -> float:
+    """The largest of bin b and its neighbours (0 with no bins)."""
+    nb = len(peaks)
+    return max(peaks[(b - 1) % nb], peaks[b], peaks[(b + 1) % nb]) if nb else 0.0
 
 
 def _bin_of(t: float, period: float, n: int) -> int:
