@@ -1,8 +1,9 @@
 """Baselines learned from a series' own trailing history.
 
 - `RobustBaseline`: median and MAD of recent values (optionally per hour of day); a value is
-  abnormal when it is far in MAD units *and* far in absolute and relative terms. A count follows
-  traffic, which ramps every morning and evening: its median moves along the history's trend.
+  abnormal when it is far in MAD units *and* far in absolute and relative terms (a latency quantile
+  on the log scale too). A count follows traffic, which ramps every morning and evening: its
+  median moves along the history's trend.
 - `RateBaseline`: the pooled rate of recent windows; a window's rate is abnormal when it is
   unlikely under that rate given its traffic and how well the rate is known (exact
   beta-binomial tail of the posterior predictive), and the change is big enough.
@@ -58,6 +59,8 @@ class RobustBaseline:
         # so the statistics are refreshed every len/36 learns rather than on every point.
         self._stats: dict[int | None, list[float]] = {}
         self._trend: tuple[float, float] = (0.0, 0.0)  # (slope per second, time of the median)
+        # (median, MAD) of the history's logs per history, for log_scale rules; None: not all > 0
+        self._log_stats: dict[int | None, tuple[float, float] | None] = {}
 
     def _history(self, hour: int | None) -> tuple[int | None, deque[float]]:
         if hour is not None and self.config.hour_of_day:
@@ -85,6 +88,7 @@ class RobustBaseline:
         stats = self._stats.get(which)
         if stats is None or stats[2] >= max(1, len(hist) // 36):
             stats = self._stats[which] = [*median_mad(hist), 0]
+            self._log_stats.pop(which, None)
             if which is None:
                 self._trend = self._fit_trend()
         med, mad = stats[0], stats[1]
@@ -101,12 +105,28 @@ class RobustBaseline:
             # A count is at least Poisson-noisy, however tight a short history's MAD: it must
             # also stand out on the variance-stabilised (Anscombe) scale, where noise is N(0, 1).
             z = min(z, _directed(_anscombe(x) - _anscombe(med), rule.direction))
+        if rule.log_scale:
+            z = min(z, self._log_z(which, hist, x, rule.direction))
         f = self.config.hold_factor if holding else 1.0
         big_enough = d >= f * rule.min_abs and d >= f * rule.min_rel * abs(med)
         if rule.min_level is not None:
             # A level rule (utilization near its limit): a shift below the level hurts nobody.
             big_enough = big_enough and _directed(x - rule.min_level, rule.direction) >= 0
         return Verdict(big_enough and z >= f * self.config.threshold, med, min(z, MAX_SCORE))
+
+    def _log_z(self, which: int | None, hist: deque[float], x: float, direction: str) -> float:
+        """Robust z of `x` on the log scale; unbounded where the logs are not all defined."""
+        if which not in self._log_stats:
+            positive = all(v > 0 for v in hist)
+            self._log_stats[which] = median_mad([math.log(v) for v in hist]) if positive else None
+        log_stats = self._log_stats[which]
+        if log_stats is None or x <= 0:
+            return MAX_SCORE
+        d = _directed(math.log(x) - log_stats[0], direction)
+        scale = MAD_TO_SIGMA * log_stats[1]
+        if d <= 0:
+            return 0.0
+        return d / scale if scale > 0 else MAX_SCORE
 
     def _fit_trend(self) -> tuple[float, float]:
         """(slope, time of the median): the medians of the history's halves, joined."""
