@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-ecosystem otel-build gitops-tools lint kafka-up kafka-down recordings suite bench clean
+.PHONY: install demo test test-unit test-ecosystem otel-build gitops-tools lint kafka-up kafka-down recordings suite week bench clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/otlp/_wire*.h operators/otlp/_json*.c operators/otlp/_json*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,6 +55,9 @@ recordings: $(STAMP) gitops-tools
 
 suite: $(STAMP) gitops-tools
 	$(BIN)/python -m sre_space.harness.suite --out state/backtests/suite
+
+week: $(STAMP) gitops-tools
+	$(BIN)/python -m sre_space.harness.suite --out state/backtests/week --days 7 --scenarios --healthy-hours 0
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput

@@ -14,9 +14,11 @@ request as a 4-byte big-endian length plus its protobuf bytes (fast to write and
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
+import math
 import struct
 import tempfile
 from collections.abc import Iterator
@@ -61,18 +63,26 @@ def open_output(path: Path) -> Iterator[IO[str]]:
             yield text
 
 
-def _noise_deploy(
+# A clean recording gets one harmless deploy per started 8 hours (three a day over a week).
+NOISE_EVERY_S = 8 * 3600.0
+
+
+def _noise_deploys(
     seed: int, culprit: str | None, onset_s: float | None, duration_s: float
-) -> tuple[float, str]:
+) -> list[tuple[float, str]]:
     rand = Rand(seed + 104_729)
     services = [s for s in NOISE_SERVICES if s != culprit]
-    service = str(rand.choice(services))
-    if onset_s is None:
-        at = duration_s * (0.2 + 0.6 * rand.uniform())
-    else:
+    if onset_s is not None:
+        service = str(rand.choice(services))
         # shortly before the fault: the tempting wrong answer for "what changed?"
-        at = max(30.0, onset_s - 60.0 - 420.0 * rand.uniform())
-    return at, service
+        return [(max(30.0, onset_s - 60.0 - 420.0 * rand.uniform()), service)]
+    slots = max(1, math.ceil(duration_s / NOISE_EVERY_S))
+    slot = duration_s / slots
+    out = []
+    for i in range(slots):
+        service = str(rand.choice(services))
+        out.append((slot * (i + 0.2 + 0.6 * rand.uniform()), service))
+    return out
 
 
 def record(
@@ -109,9 +119,8 @@ def record(
         noise_log: list[dict[str, Any]] = []
         culprit = service or (None if healthy else get(scenario).default_service)
         if noise:
-            at, noise_service = _noise_deploy(seed, culprit, onset_s, duration_s)
 
-            def harmless(s: Shop, svc: str = noise_service) -> None:
+            def harmless(s: Shop, svc: str) -> None:
                 version = bump_version(s.desired[svc].version)
                 sha, _ = change_manifest(s, svc, ("version",), version, f"deploy {svc} {version}")
                 noise_log.append(
@@ -124,7 +133,10 @@ def record(
                     }
                 )
 
-            shop.at(epoch_ns + int(at * NS_PER_S), harmless)
+            for at, noise_service in _noise_deploys(seed, culprit, onset_s, duration_s):
+                shop.at(
+                    epoch_ns + int(at * NS_PER_S), functools.partial(harmless, svc=noise_service)
+                )
         end_ns = epoch_ns + int(duration_s * NS_PER_S)
         fault_end_ns = end_ns
         if onset_s is not None:

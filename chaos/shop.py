@@ -31,7 +31,7 @@ from chaos.metrics import PodPoints, snapshot
 from chaos.rand import Rand
 from chaos.requests import Simulator, Span
 from chaos.topology import CART_TO_CHECKOUT, CHECKOUT_ROUTE, QUEUE, ROUTE_MIX, SERVICES
-from chaos.traffic import Traffic
+from chaos.traffic import UTC_OFFSET_H, Traffic
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 
 DEFAULT_EPOCH = "2026-01-05T00:00:00Z"
@@ -81,6 +81,7 @@ class ShopConfig:
     metric_interval_s: float = 10.0
     reload_interval_s: float = 5.0  # how often the shop looks at main
     epoch_ns: int = DEFAULT_EPOCH_NS
+    utc_offset_h: float = UTC_OFFSET_H  # the customers' time zone, for the traffic's cycles
 
 
 class Shop:
@@ -102,7 +103,7 @@ class Shop:
         self.repo = GitOpsRepo.create(gitops_path, when_ns=self.now_ns)
         self.rand = Rand(seed)
         # separate streams so that an injection (or its absence) does not shift the traffic draws
-        self.traffic = Traffic(Rand(seed + 7_919), self.config.rate_rps)
+        self.traffic = Traffic(Rand(seed + 7_919), self.config.rate_rps, self.config.utc_offset_h)
         self.catalog = Catalog()
         self.cluster = Cluster(self.rand, seed)
         self.sim = Simulator(self.rand, self.cluster)

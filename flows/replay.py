@@ -26,7 +26,8 @@ OUTPUTS = {"signals": True, "deadletters": True, "anomalies": False, "incidents"
 
 def check_recordings(paths: Sequence[str | Path]) -> None:
     """FileNotFoundError naming every recording that is not a readable file, before any work."""
-    missing = [str(p) for p in paths if not Path(p).is_file()]
+    # A named pipe streams a recording while it is being written (a long run need not be stored).
+    missing = [str(p) for p in paths if not (Path(p).is_file() or Path(p).is_fifo())]
     if missing:
         raise FileNotFoundError(f"no such recording: {', '.join(missing)}")
 
@@ -37,8 +38,10 @@ def build_replay_flow(
     config: PipelineConfig,
     archive: str | Path | None = None,
     progress: Progress | None = None,
+    signals: bool = True,
 ) -> Dataflow:
-    """Recordings in, JSON-lines part files out, on an event-time-only clock."""
+    """Recordings in, JSON-lines part files out, on an event-time-only clock (without the
+    signals when `signals` is false)."""
     flow = Dataflow("sre_space_replay")
     raw, _ = recording_input(flow, paths)
     if progress is not None:
@@ -56,7 +59,8 @@ def build_replay_flow(
                 flush_rows=config.archive.flush_rows,
             ),
         )
-    op.output("signals_out", streams.signals, JsonlPartsSink(out, "signals"))
+    if signals:
+        op.output("signals_out", streams.signals, JsonlPartsSink(out, "signals"))
     op.output("dead_out", streams.deadletters, JsonlPartsSink(out, "deadletters"))
     scout = build_scout(streams.signals, streams.edges, config, live=False)
     op.output("anomalies_out", scout.detections, JsonlPartsSink(out, "anomalies"))
@@ -73,8 +77,12 @@ def replay(
     show_progress: bool = False,
     recovery: str | Path | None = None,
     epoch_s: float = 1.0,
+    signals: bool = True,
 ) -> dict[str, Path]:
-    """Run recordings through the flow; returns the files written in `out`."""
+    """Run recordings through the flow; returns the files written in `out`.
+
+    `signals=False` leaves out `signals.jsonl` (a week of the shop's is gigabytes).
+    """
     check_recordings(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +103,7 @@ def replay(
         }
     progress = Progress(paths) if show_progress else None
     config = config or load_pipeline_config(*env_config_paths())
-    flow = build_replay_flow(paths, out, config, archive, progress)
+    flow = build_replay_flow(paths, out, config, archive, progress, signals)
     try:
         if workers == 1:
             run_main(flow, **kwargs)
@@ -104,4 +112,5 @@ def replay(
     finally:
         if progress is not None:
             progress.close()
-    return {name: merge_parts(out, name, sort=sort) for name, sort in OUTPUTS.items()}
+    names = [name for name in OUTPUTS if signals or name != "signals"]
+    return {name: merge_parts(out, name, sort=OUTPUTS[name]) for name in names}

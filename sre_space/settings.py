@@ -77,6 +77,10 @@ class JourneyStep(FrozenModel):
 
 class Journey(FrozenModel):
     steps: tuple[JourneyStep, ...] = Field(min_length=2)
+    # Low-cardinality request attributes (a payment method, a customer tier) whose every value
+    # gets the journey's counts of its own: a fault that fails one slice of the requests is
+    # diluted in the whole journey's rates, and stands out in its slice's.
+    slice_by: tuple[str, ...] = ()
 
 
 class SaturationMapping(FrozenModel):

@@ -11,6 +11,7 @@ import polars as pl
 from dashboard.format import parse_time
 from dashboard.queries.store import StoreReader, latest_ts, minutes_before
 from operators.otlp.span_kind import normalize_span_kind
+from sre_space.records import series_name
 from sre_space.timeutil import rfc3339_to_ns
 
 SIGNAL_COLUMNS: dict[str, pl.DataType] = {
@@ -46,7 +47,10 @@ def signals_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     for r in rows:
         data["kind"].append(r.get("kind"))
         data["service"].append(r.get("service") or "")
-        data["name"].append(r.get("operation") or r.get("cuj") or r.get("metric") or "")
+        name = r.get("operation") or r.get("cuj") or r.get("metric") or ""
+        if r.get("cuj") and r.get("attributes"):
+            name = series_name(name, r["attributes"])  # a journey's slice is a journey of its own
+        data["name"].append(name)
         kind = r.get("span_kind")
         data["span_kind"].append("" if kind is None else normalize_span_kind(kind))
         data["start"].append(parse_time(r.get("window_start")))

@@ -48,6 +48,7 @@ class Scout:
         self.evaluators: dict[str, SloEvaluator] = {}
         self.correlator = Correlator(incidents, self.journeys)
         self.instances = InstanceWatch(detection.instance_gone)
+        self._slices: dict[str, int] = {}  # journey -> slices judged (a cache of `series`)
 
     def on_window(
         self,
@@ -61,6 +62,8 @@ class Scout:
             key = signal_key(sig)
             det = self.series.get(key)
             if det is None:
+                if self._slice_over_cap(sig):
+                    continue
                 det = self.series[key] = SeriesDetector(self.detection)
             out.detections += det.on_signal(sig)
             instance = instance_of(sig)
@@ -82,6 +85,19 @@ class Scout:
         self._share_changes(out.detections)
         out.incidents = self.correlator.process(window_end, out.detections, edges)
         return out
+
+    def _slice_over_cap(self, sig: SignalWindow) -> bool:
+        """Whether a journey slice new to Scout is past `rates.max_slices` of its journey."""
+        if sig.kind != "cuj" or not sig.attributes:
+            return False
+        cuj = sig.cuj or ""
+        judged = self._slices.get(cuj)
+        if judged is None:  # first asked since start or restore: count the series held
+            judged = sum(1 for k in self.series if k.startswith(f"cuj//{cuj}{{"))
+        if judged >= self.detection.rates.max_slices:
+            return True
+        self._slices[cuj] = judged + 1
+        return False
 
     def _share_changes(self, detections: list[Detection]) -> None:
         """Tell the series a change concerns about the deploys and flag flips the spans showed.

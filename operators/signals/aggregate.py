@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -73,6 +73,8 @@ class SignalSpec:
     series: bool = True
     exclude: re.Pattern[str] | None = None
     state_attributes: frozenset[str] = frozenset()
+    # journey -> the span attributes its counts are also sliced by (`Journey.slice_by`)
+    slices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> SignalSpec:
@@ -105,6 +107,7 @@ class SignalSpec:
             if exclude
             else None,
             state_attributes=frozenset(config.metrics.series.state_attributes),
+            slices={n: j.slice_by for n, j in sorted(config.journeys.items()) if j.slice_by},
         )
 
     def is_series(self, name: str) -> bool:
@@ -315,33 +318,51 @@ def _journey_partials(
         return []
     out: list[Partial] = []
     for name, steps in spec.journeys:
-        per_window: dict[int, list[int]] = {}
-        max_ts: dict[int, int] = {}
+        slice_by = spec.slices.get(name, ())
+        # (window, slice) -> counts per step; the slice () is the whole journey
+        per_window: dict[tuple[int, tuple[str, str] | None], list[int]] = {}
+        max_ts: dict[tuple[int, tuple[str, str] | None], int] = {}
         for s_index, step in enumerate(steps):
-            codes = [c for c, (svc, op) in enumerate(pairs) if step.matches_key(svc, op)]
-            if not codes:
-                continue
-            hits = np.flatnonzero(np.isin(pair_of_span, codes))
-            if step.attributes:
-                # Only the few spans that already match service+operation pay the attribute walk.
-                hits = np.array(
-                    [
-                        i
-                        for i in hits.tolist()
-                        if all(str(batch.attribute(i, k)) == v for k, v in step.attributes)
-                    ],
-                    dtype=np.int64,
-                )
+            hits = _step_hits(batch, step, pairs, pair_of_span)
             if hits.size == 0:
                 continue
-            wu, wc = np.unique(window[hits], return_counts=True)
-            for w, c in zip(wu.tolist(), wc.tolist(), strict=True):
-                per_window.setdefault(w, [0] * len(steps))[s_index] += c
-                ts = int(batch.end_ns[hits][window[hits] == w].max())
-                max_ts[w] = max(max_ts.get(w, ts), ts)
-        for w, counts in sorted(per_window.items()):
-            out.append(CujPartial(name, w, max_ts[w], counts, tuple(s.name for s in steps)))
+            groups: list[tuple[tuple[str, str] | None, np.ndarray]] = [(None, hits)]
+            for key in slice_by:
+                values = np.array([_slice_value(batch.attribute(i, key)) for i in hits.tolist()])
+                groups += [((key, str(v)), hits[values == v]) for v in np.unique(values) if v != ""]
+            for slice_, rows in groups:
+                wu, wc = np.unique(window[rows], return_counts=True)
+                for w, c in zip(wu.tolist(), wc.tolist(), strict=True):
+                    per_window.setdefault((w, slice_), [0] * len(steps))[s_index] += c
+                    ts = int(batch.end_ns[rows][window[rows] == w].max())
+                    max_ts[(w, slice_)] = max(max_ts.get((w, slice_), ts), ts)
+        names = tuple(s.name for s in steps)
+        for (w, slice_), counts in sorted(
+            per_window.items(), key=lambda kv: (kv[0][0], kv[0][1] or ())
+        ):
+            out.append(CujPartial(name, w, max_ts[(w, slice_)], counts, names, slice_))
     return out
+
+
+def _step_hits(
+    batch: SpanView, step: StepMatcher, pairs: list[tuple[str, str]], pair_of_span: np.ndarray
+) -> np.ndarray:
+    """Indices of the spans of `batch` that match one journey step."""
+    codes = [c for c, (svc, op) in enumerate(pairs) if step.matches_key(svc, op)]
+    if not codes:
+        return np.empty(0, dtype=np.int64)
+    hits = np.flatnonzero(np.isin(pair_of_span, codes))
+    if step.attributes:
+        # Only the few spans that already match service+operation pay the attribute walk.
+        hits = np.array(
+            [
+                i
+                for i in hits.tolist()
+                if all(str(batch.attribute(i, k)) == v for k, v in step.attributes)
+            ],
+            dtype=np.int64,
+        )
+    return hits
 
 
 def metric_partials(batch: MetricBatch, spec: SignalSpec) -> list[Partial]:
@@ -422,6 +443,11 @@ def _counted(acc: dict[str, MetricPartial], svc: str, name: str, w: int, ts: int
     if part is None:
         part = acc[key] = MetricPartial(svc, name, w, ts, "", False, pipeline=True)
     part.count(ts)
+
+
+def _slice_value(value: object) -> str:
+    # A span without the attribute is in no slice of it (but in the whole journey).
+    return "" if value is None else _text(value)
 
 
 def _text(value: object) -> str:

@@ -29,6 +29,7 @@ def finalize(partial: Partial, window_ns: int) -> SignalWindow:
             completed=completed,
             count=started,
             conversion=_r(completed / started, 6) if started else None,
+            attributes=dict([partial.slice]) if partial.slice else None,
         )
     return _metric(partial, start, end)
 

@@ -74,10 +74,14 @@ class CujPartial:
     max_ts_ns: int
     steps: list[int]
     step_names: tuple[str, ...] = ()
+    # (attribute, value) of one slice of the journey (`Journey.slice_by`); None: the whole journey
+    slice: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:
-        return f"cuj|{self.cuj}"
+        if self.slice is None:
+            return f"cuj|{self.cuj}"
+        return f"cuj|{series_name(self.cuj, dict([self.slice]))}"
 
     def merge(self, other: CujPartial) -> CujPartial:
         self.max_ts_ns = max(self.max_ts_ns, other.max_ts_ns)

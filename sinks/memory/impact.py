@@ -82,8 +82,10 @@ def conversions_lost(
 ) -> tuple[str | None, float | None, float | None, float | None]:
     """(cuj, conversions lost, baseline, observed) for the most affected CUJ; Nones when no CUJ."""
     best: tuple[str | None, float | None, float | None, float | None] = (None, None, None, None)
-    for cuj in sorted({w.cuj for w in windows if w.kind == "cuj" and w.cuj}):
-        series = [w for w in windows if w.kind == "cuj" and w.cuj == cuj]
+    # Whole journeys only: a journey's slices (`attributes`) count the same journeys again.
+    whole = [w for w in windows if w.kind == "cuj" and w.cuj and not w.attributes]
+    for cuj in sorted({w.cuj or "" for w in whole}):
+        series = [w for w in whole if w.cuj == cuj]
         expected = [
             a.expected
             for a in anomalies

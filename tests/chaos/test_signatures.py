@@ -34,9 +34,18 @@ def oom(s: Summary) -> None:
     assert s.versions["checkout"] == {"1.4.2", "1.4.3"}  # the new version is visible in resources
 
 
+def _approved(s: Summary, window: tuple[int, int]) -> float:
+    return s.count("outcome.approved", *window) / max(
+        1, s.op("payment", "POST /payments", *window)[0]
+    )
+
+
 def conversion(s: Summary) -> None:
     assert _conversion(s, B) > 0.6
-    assert _conversion(s, F) < _conversion(s, B) - 0.07
+    # The drop is in the paid step: end to end, a few hundred journeys carry a binomial noise
+    # (sd about 0.05 on the difference) as large as the drop itself.
+    assert _approved(s, B) > 0.9
+    assert _approved(s, F) < _approved(s, B) - 0.07
     # the segment: gold payments are declined, others are not
     gold_declined = s.count("outcome.gold.declined", *F) / max(
         1, s.count("outcome.gold.declined", *F) + s.count("outcome.gold.approved", *F)

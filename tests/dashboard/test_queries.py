@@ -413,7 +413,12 @@ def test_seeded_anomaly_series_and_exemplar_waterfall(seeded: Seeded) -> None:
     inc = incidents_q.incident(store, seeded.resolved_id)
     assert inc is not None
     anomalies = incidents_q.incident_anomalies(store, inc["anomaly_ids"])
-    assert anomalies and all(a["service"] == "checkout" for a in anomalies)
+    # The leak's anomalies lead; the OOM kill's failed checkouts (frontend errors, the journey's
+    # drop) may join the same incident, as they do at the weekly shape's traffic.
+    assert anomalies and anomalies[0]["service"] == "checkout"
+    assert {"time_to_exhaustion", "utilization"} <= {
+        a["signal"] for a in anomalies if a.get("service") == "checkout"
+    }
     series = incidents_q.anomaly_series(store, anomalies[0])
     assert set(series["phase"]) == {"before onset", "after onset"}
     traces = incidents_q.exemplar_traces(store, inc, anomalies)

@@ -90,3 +90,29 @@ def test_no_alarm_after_a_change_that_changes_nothing() -> None:
             out = det.on_signal(cuj(60 + k, 24, sum(rng.random() < 0.97 for _ in range(24))))
             fired += bool(items(out, Anomaly))
     assert fired == 0
+
+
+def _small_journey_drop(seed: int, late: int) -> int | None:
+    """Windows after the change is seen until a small journey's drop fires (None: never in 12):
+    2-3 journeys a window, nearly all failing from the window the change appeared in, which is
+    seen `late` windows after that window was judged (its spans arrived late)."""
+    rng = random.Random(seed)
+    det = SeriesDetector(DetectionConfig())
+    for i in range(80):
+        n = rng.randint(2, 3)
+        det.on_signal(cuj(i, n, sum(rng.random() < 0.97 for _ in range(n))))
+    det.on_signal(cuj(80, 3, 0))  # the change's own window: its journeys already fail
+    for k in range(late):
+        det.on_signal(cuj(81 + k, 1, 1))
+    det.on_change(ChangeEvent(id="f", change="flag", service="payment", at=at(81)))
+    for k in range(12):
+        out = det.on_signal(cuj(81 + late + k, 2, 0))
+        if items(out, Anomaly):
+            return k + 1
+    return None
+
+
+def test_the_windows_since_a_change_are_pooled_from_the_one_it_appeared_in() -> None:
+    # 3 failed journeys in the change's window (and a good one in each window judged before the
+    # change was seen) and 2 in the next reach `min_trials` (5): the pool fires on that window.
+    assert [_small_journey_drop(s, late) for s in range(3) for late in (0, 2)] == [1] * 6

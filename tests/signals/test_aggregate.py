@@ -13,7 +13,14 @@ from bench.otlp_encode import PointSpec, SpanSpec, metrics_request, trace_reques
 from chaos import SITE_CONFIG
 from operators.otlp import decode_metrics_proto, decode_trace_proto
 from operators.otlp.spans import SpanBatch
-from operators.signals import SignalSpec, finalize, merge_partials, metric_partials, span_partials
+from operators.signals import (
+    CujPartial,
+    SignalSpec,
+    finalize,
+    merge_partials,
+    metric_partials,
+    span_partials,
+)
 from sre_space.settings import load_pipeline_config
 
 # The checkout journey is the shop's: its site file declares it.
@@ -247,3 +254,55 @@ def test_exemplars_are_each_group_s_longest_ties_broken_by_trace_id(
         want_failing = sorted(((d, t) for d, t, e in mine if e), reverse=True)[: SPEC.exemplars]
         assert part.slowest == want
         assert part.failing == want_failing
+
+
+def test_a_sliced_journey_counts_each_value_apart_and_the_whole_once() -> None:
+    # The shop's checkout is sliced by loyalty level: gold payments declined, silver approved,
+    # one payment without the attribute (in the whole journey, in no slice).
+    spans = [
+        ("checkout", _span(i, "POST /checkout", T0 + i, 10, **{"app.loyalty_level": lvl}))
+        for i, lvl in enumerate(["gold"] * 4 + ["silver"] * 6, start=1)
+    ]
+    payments = [("gold", "declined")] * 3 + [("gold", "approved")] + [("silver", "approved")] * 6
+    for i, (lvl, outcome) in enumerate(payments, start=100):
+        attrs = {"app.payment.outcome": outcome, "app.loyalty_level": lvl}
+        spans.append(("payment", _span(i, "POST /payments", T0 + i, 10, **attrs)))
+    spans.append(
+        (
+            "payment",
+            _span(200, "POST /payments", T0 + 200, 10, **{"app.payment.outcome": "approved"}),
+        )
+    )
+    resources: dict[str, list[SpanSpec]] = {}
+    for svc, sp in spans:
+        resources.setdefault(svc, []).append(sp)
+    req = trace_request([({"service.name": svc}, sps) for svc, sps in resources.items()])
+    batch = decode_trace_proto(req.SerializeToString())
+    sigs = {p.key: finalize(p, W) for p in span_partials(batch, SPEC) if p.key.startswith("cuj|")}
+    assert sorted(sigs) == [
+        "cuj|checkout",
+        "cuj|checkout{app.loyalty_level=gold}",
+        "cuj|checkout{app.loyalty_level=silver}",
+    ]
+    assert sigs["cuj|checkout"].steps == [0, 10, 8] and sigs["cuj|checkout"].attributes is None
+    gold = sigs["cuj|checkout{app.loyalty_level=gold}"]
+    assert gold.steps == [0, 4, 1] and gold.attributes == {"app.loyalty_level": "gold"}
+    assert gold.key == ("cuj", "", "checkout{app.loyalty_level=gold}")
+    assert sigs["cuj|checkout{app.loyalty_level=silver}"].steps == [0, 6, 6]
+    # Split over two batches, the slices merge to the same windows.
+    half = len(spans) // 2
+    parts: list[CujPartial] = []
+    for chunk in (spans[:half], spans[half:]):
+        res: dict[str, list[SpanSpec]] = {}
+        for svc, sp in chunk:
+            res.setdefault(svc, []).append(sp)
+        r = trace_request([({"service.name": svc}, sps) for svc, sps in res.items()])
+        parts += [
+            p
+            for p in span_partials(decode_trace_proto(r.SerializeToString()), SPEC)
+            if isinstance(p, CujPartial)
+        ]
+    merged: dict[str, list[int]] = {}
+    for p in parts:
+        merged[p.key] = [a + b for a, b in zip(merged.get(p.key, [0, 0, 0]), p.steps, strict=True)]
+    assert merged == {k: s.steps for k, s in sigs.items()}

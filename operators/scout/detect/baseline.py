@@ -1,7 +1,9 @@
 """Baselines learned from a series' own trailing history.
 
 - `RobustBaseline`: median and MAD of recent values (optionally per hour of day); a value is
-  abnormal when it is far in MAD units *and* far in absolute and relative terms.
+  abnormal when it is far in MAD units *and* far in absolute and relative terms (a latency quantile
+  on the log scale too). A count follows traffic, which ramps every morning and evening: its
+  median moves along the history's trend.
 - `RateBaseline`: the pooled rate of recent windows; a window's rate is abnormal when it is
   unlikely under that rate given its traffic and how well the rate is known (exact
   beta-binomial tail of the posterior predictive), and the change is big enough.
@@ -19,6 +21,8 @@ from operators.scout.detect.stats import MAD_TO_SIGMA, betabinom_cdf, betabinom_
 
 # Scores are capped so that JSON never carries infinity.
 MAX_SCORE = 1e6
+# Windows a rate remembers with their end times (the pool since a change may start among them).
+SEEN_WINDOWS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +53,14 @@ class RobustBaseline:
     def __init__(self, config: BaselineConfig) -> None:
         self.config = config
         self.values: deque[float] = deque(maxlen=config.history)
+        self.times: deque[float] = deque(maxlen=config.history)  # event seconds of `values`
         self.by_hour: dict[int, deque[float]] = {}
         # (median, MAD, learns since) per history. A full history of 360 moves little per point,
         # so the statistics are refreshed every len/36 learns rather than on every point.
         self._stats: dict[int | None, list[float]] = {}
+        self._trend: tuple[float, float] = (0.0, 0.0)  # (slope per second, time of the median)
+        # (median, MAD) of the history's logs per history, for log_scale rules; None: not all > 0
+        self._log_stats: dict[int | None, tuple[float, float] | None] = {}
 
     def _history(self, hour: int | None) -> tuple[int | None, deque[float]]:
         if hour is not None and self.config.hour_of_day:
@@ -63,9 +71,14 @@ class RobustBaseline:
         return None, self.values
 
     def judge(
-        self, x: float, rule: SeriesRule, hour: int | None = None, holding: bool = False
+        self,
+        x: float,
+        rule: SeriesRule,
+        hour: int | None = None,
+        holding: bool = False,
+        t: float | None = None,
     ) -> Verdict | None:
-        """Judge `x` against the history; None while the history is too short.
+        """Judge `x` (at event second `t`) against the history; None while it is too short.
 
         `holding` (an anomaly is active) lowers the bar by `hold_factor`: hysteresis.
         """
@@ -75,7 +88,14 @@ class RobustBaseline:
         stats = self._stats.get(which)
         if stats is None or stats[2] >= max(1, len(hist) // 36):
             stats = self._stats[which] = [*median_mad(hist), 0]
+            self._log_stats.pop(which, None)
+            if which is None:
+                self._trend = self._fit_trend()
         med, mad = stats[0], stats[1]
+        if rule.poisson and which is None and t is not None:
+            # A count's median lags a traffic ramp by half the history (+40% on a morning ramp,
+            # and its lax verdict then stops the learning): the median moved along the trend.
+            med = max(0.0, med + self._trend[0] * (t - self._trend[1]))
         d = _directed(x - med, rule.direction)
         scale = MAD_TO_SIGMA * mad
         if d <= 0:
@@ -85,6 +105,8 @@ class RobustBaseline:
             # A count is at least Poisson-noisy, however tight a short history's MAD: it must
             # also stand out on the variance-stabilised (Anscombe) scale, where noise is N(0, 1).
             z = min(z, _directed(_anscombe(x) - _anscombe(med), rule.direction))
+        if rule.log_scale:
+            z = min(z, self._log_z(which, hist, x, rule.direction))
         f = self.config.hold_factor if holding else 1.0
         big_enough = d >= f * rule.min_abs and d >= f * rule.min_rel * abs(med)
         if rule.min_level is not None:
@@ -92,11 +114,41 @@ class RobustBaseline:
             big_enough = big_enough and _directed(x - rule.min_level, rule.direction) >= 0
         return Verdict(big_enough and z >= f * self.config.threshold, med, min(z, MAX_SCORE))
 
-    def learn(self, x: float, hour: int | None = None) -> None:
-        """Add an accepted value to the history."""
+    def _log_z(self, which: int | None, hist: deque[float], x: float, direction: str) -> float:
+        """Robust z of `x` on the log scale; unbounded where the logs are not all defined."""
+        if which not in self._log_stats:
+            positive = all(v > 0 for v in hist)
+            self._log_stats[which] = median_mad([math.log(v) for v in hist]) if positive else None
+        log_stats = self._log_stats[which]
+        if log_stats is None or x <= 0:
+            return MAX_SCORE
+        d = _directed(math.log(x) - log_stats[0], direction)
+        scale = MAD_TO_SIGMA * log_stats[1]
+        if d <= 0:
+            return 0.0
+        return d / scale if scale > 0 else MAX_SCORE
+
+    def _fit_trend(self) -> tuple[float, float]:
+        """(slope, time of the median): the medians of the history's halves, joined."""
+        n = len(self.values)
+        if len(self.times) != n or n < 2 * self.config.min_history:
+            return 0.0, 0.0
+        vals, times = list(self.values), list(self.times)
+        half = n // 2
+        early, late = median_mad(vals[:half])[0], median_mad(vals[half:])[0]
+        t_early, t_late = times[half // 2], times[half + (n - half) // 2]
+        if t_late <= t_early:
+            return 0.0, 0.0
+        slope = (late - early) / (t_late - t_early)
+        return slope, (t_early + t_late) / 2.0
+
+    def learn(self, x: float, hour: int | None = None, t: float | None = None) -> None:
+        """Add an accepted value (at event second `t`) to the history."""
         for stats in self._stats.values():
             stats[2] += 1
         self.values.append(x)
+        if t is not None:
+            self.times.append(t)
         if hour is not None and self.config.hour_of_day:
             self.by_hour.setdefault(hour, deque(maxlen=self.config.history)).append(x)
 
@@ -104,6 +156,7 @@ class RobustBaseline:
         """Plain picklable state."""
         return {
             "values": list(self.values),
+            "times": list(self.times),
             "by_hour": {h: list(v) for h, v in self.by_hour.items()},
             "stats": [[k, *v] for k, v in self._stats.items()],
         }
@@ -113,6 +166,7 @@ class RobustBaseline:
         """Rebuild from `snapshot()`."""
         out = cls(config)
         out.values.extend(data["values"])
+        out.times.extend(data.get("times", []))
         for h, vals in data["by_hour"].items():
             out.by_hour[int(h)] = deque(vals, maxlen=config.history)
         out._stats = {k: [med, mad, n] for k, med, mad, n in data["stats"]}
@@ -131,6 +185,8 @@ class RateBaseline:
         # The series' own last windows (learned or not), for the pooled test.
         longest = max(rates.pool_windows, rates.long_pool_windows)
         self.recent: deque[tuple[int, int]] = deque(maxlen=max(longest - 1, 0))
+        # (end, successes, trials) of the last windows judged, for the pool since a change.
+        self.seen: deque[tuple[int, int, int]] = deque(maxlen=SEEN_WINDOWS)
         # Normal windows still inside a pool: learned when they leave it (`learn_later`).
         self.pending: deque[tuple[int, int]] = deque()
         self.lag = max(longest - 1, 0)
@@ -242,10 +298,19 @@ class RateBaseline:
         score = min(-math.log10(max(p_value, 1e-300)), MAX_SCORE)
         return big_enough and p_value < alpha, score
 
-    def observe(self, successes: int, trials: int) -> None:
-        """Remember a judged window for the pooled test (whether learned or not)."""
+    def observe(self, successes: int, trials: int, end_ns: int | None = None) -> None:
+        """Remember a judged window (ending at `end_ns`) for the pooled tests, learned or not."""
         if self.recent.maxlen:
             self.recent.append((min(successes, trials), trials))
+        if end_ns is not None:
+            self.seen.append((end_ns, min(successes, trials), trials))
+
+    def since(self, at_ns: int) -> list[int]:
+        """[successes, trials, windows] of the windows judged that ended at or after `at_ns`: the
+        window a change appeared in holds its first requests, and later windows may have been
+        judged before the change was seen (their spans arrived late)."""
+        after = [w for w in self.seen if w[0] >= at_ns]
+        return [sum(w[1] for w in after), sum(w[2] for w in after), len(after)]
 
     def learn_later(self, successes: int, trials: int) -> None:
         """Learn a normal window once it has left every pool, so that a fault's first, not yet
@@ -274,6 +339,7 @@ class RateBaseline:
         return {
             "windows": [list(w) for w in self.windows],
             "recent": [list(w) for w in self.recent],
+            "seen": [list(w) for w in self.seen],
             "pending": [list(w) for w in self.pending],
         }
 
@@ -288,4 +354,5 @@ class RateBaseline:
         for s, n in data["recent"]:
             out.observe(int(s), int(n))
         out.pending.extend((int(s), int(n)) for s, n in data.get("pending", []))
+        out.seen.extend((int(e), int(s), int(n)) for e, s, n in data.get("seen", []))
         return out

@@ -28,7 +28,8 @@ from sre_space.records import SignalWindow
 def matches(spec: SloSpec, w: SignalWindow) -> bool:
     """Whether a window counts towards an objective (a window without a span kind always does)."""
     if spec.type == "conversion":
-        return w.kind == "cuj" and w.cuj == spec.cuj
+        # the whole journey only: its slices (`attributes`) count the same journeys again
+        return w.kind == "cuj" and w.cuj == spec.cuj and not w.attributes
     if w.kind != "span" or not w.service:
         return False
     if not spec.matches_service(w.service) or not spec.matches_operation(w.operation or ""):

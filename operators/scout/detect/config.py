@@ -171,6 +171,9 @@ class RatesConfig(FrozenModel):
     # change is what a change-aware on-call looks at first (few tests per change: little risk).
     change_windows: int = Field(30, ge=0)
     alpha_change: float = Field(1e-4, gt=0, lt=1)
+    # A journey's slices (`journeys.*.slice_by`) judged, the first seen; later ones are not (an
+    # attribute of unbounded values would otherwise cost a detector per value).
+    max_slices: int = Field(32, ge=0)
 
 
 SeriesKind = Literal["span", "cuj", "metric", "pipeline", "*"]
@@ -205,6 +208,10 @@ class SeriesRule(FrozenModel):
     # the value must also be `threshold` sigmas out on the variance-stabilised Poisson scale,
     # however tight a short history's MAD happens to be.
     poisson: bool = False
+    # Robust rules on latency quantiles: a quantile of tens of requests is set by its slowest one
+    # or two, draws from a heavy (about lognormal) tail, so its noise is skewed up; the value must
+    # also be `threshold` MADs out on the log scale, where that noise is about symmetric.
+    log_scale: bool = False
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
@@ -216,6 +223,8 @@ class SeriesRule(FrozenModel):
             raise ValueError("min_level applies to robust rules only")
         if self.poisson and self.test != "robust":
             raise ValueError("poisson applies to robust rules only")
+        if self.log_scale and self.test != "robust":
+            raise ValueError("log_scale applies to robust rules only")
         return self
 
     def matches(self, kind: str, service: str, name: str, field: str) -> bool:
@@ -235,9 +244,9 @@ def _r(**kw: Any) -> SeriesRule:
 DEFAULT_RULES: tuple[SeriesRule, ...] = (
     _r(kind="span", field="error_rate", test="binomial", direction="up", min_abs=0.02, min_rel=1.0),
     # The median doubling: most requests slower, seen at traffic where p95 says nothing yet.
-    _r(kind="span", field="p50_ms", direction="up", min_abs=20.0, min_rel=1.0),
-    _r(kind="span", field="p95_ms", direction="up", min_abs=20.0, min_rel=0.5),
-    _r(kind="span", field="p99_ms", direction="up", min_abs=50.0, min_rel=0.5),
+    _r(kind="span", field="p50_ms", direction="up", min_abs=20.0, min_rel=1.0, log_scale=True),
+    _r(kind="span", field="p95_ms", direction="up", min_abs=20.0, min_rel=0.5, log_scale=True),
+    _r(kind="span", field="p99_ms", direction="up", min_abs=50.0, min_rel=0.5, log_scale=True),
     _r(kind="span", field="count", direction="both", min_abs=10.0, min_rel=0.5, poisson=True),
     _r(
         kind="cuj", field="conversion", test="binomial", direction="down", min_abs=0.05, min_rel=0.1

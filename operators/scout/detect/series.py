@@ -141,7 +141,7 @@ class SeriesDetector:
             # Rates are judged from here on over every window since the change too.
             for st in self.fields.values():
                 if st.rate is not None:
-                    st.since_change = [0, 0, 0]
+                    st.since_change = st.rate.since(event.at)
         if (
             event.change != "deploy"
             or self.trend is None
@@ -270,7 +270,7 @@ class SeriesDetector:
                     st.since_change = None
             if trials > 0:
                 # Every window feeds the pools, small ones most of all (they are judged there).
-                st.rate.observe(successes, trials)
+                st.rate.observe(successes, trials, sig.window_end)
             observed = successes / trials if trials else 0.0
         else:
             value = rate if field == "rate" else getattr(sig, field, None)
@@ -289,8 +289,8 @@ class SeriesDetector:
                 lax = verdict
             else:
                 assert st.robust is not None
-                verdict = st.robust.judge(observed, rule, _hour(t_ns))
-                lax = st.robust.judge(observed, rule, _hour(t_ns), holding=True)
+                verdict = st.robust.judge(observed, rule, _hour(t_ns), t=t_ns / NS_PER_S)
+                lax = st.robust.judge(observed, rule, _hour(t_ns), True, t_ns / NS_PER_S)
         if holding:
             # Hysteresis: an active anomaly stays abnormal until the lax verdict says normal.
             verdict = lax
@@ -306,7 +306,7 @@ class SeriesDetector:
         st.unlearned = 0 if learnable else st.unlearned + 1
         if learnable or st.unlearned >= self.config.baseline.relearn_after:
             if st.robust is not None:
-                st.robust.learn(observed, _hour(t_ns))
+                st.robust.learn(observed, _hour(t_ns), t_ns / NS_PER_S)
             if st.rate is not None and trials is not None and successes is not None:
                 if learnable and verdict is not None:
                     st.rate.learn_later(successes, trials)
