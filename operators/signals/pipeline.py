@@ -25,7 +25,6 @@ class PipelineHealth:
     def __init__(self, window_ns: int, *, awaited: tuple[str, ...] = ()) -> None:
         """`awaited`: topics whose windows wait for each other (their first data included)."""
         self.window_ns = window_ns
-        self.max_event_ns = 0
         # per topic (a recording: per file), the newest event time its requests carried
         self.progress = Progress(awaited)
         # window -> [requests, dead letters], for windows not yet emitted
@@ -40,7 +39,6 @@ class PipelineHealth:
     ) -> list[SignalWindow]:
         """A request decoded, its newest event time; returns the windows this closed."""
         self.progress.see(_topic(source), max_event_ns)
-        self.max_event_ns = max(self.max_event_ns, max_event_ns)
         self._count(max_event_ns // self.window_ns, 0)
         self._seen(source, offset)
         reached = self.progress.reached()
@@ -53,6 +51,11 @@ class PipelineHealth:
         self._count(at // self.window_ns if at else None, 1)
         self._seen(source, offset)
         return []
+
+    @property
+    def max_event_ns(self) -> int:
+        """The newest event time any request carried (0 before any)."""
+        return max(self.progress.newest.values(), default=0)
 
     def _count(self, window: int | None, dead: int) -> None:
         # No event time yet, or a window already emitted: the oldest window still open.
@@ -140,7 +143,6 @@ class PipelineHealth:
         """Plain data for Bytewax recovery."""
         return {
             "window_ns": self.window_ns,
-            "max_event_ns": self.max_event_ns,
             "newest": self.progress.snapshot(),
             "open": [[w, *c] for w, c in sorted(self.open.items())],
             "emitted": self.emitted,
@@ -153,14 +155,13 @@ class PipelineHealth:
     ) -> PipelineHealth:
         """Rebuild from `snapshot()` (or from one of the single-window layout before it)."""
         out = cls(data["window_ns"], awaited=awaited)
-        out.max_event_ns = data["max_event_ns"]
         out.positions = dict(data.get("positions", {}))
         if "open" in data:
             out.progress.restore(data["newest"])
             out.open = {w: [r, d] for w, r, d in data["open"]}
             out.emitted = data["emitted"]
         elif data.get("window") is not None:
-            out.progress.restore({"": out.max_event_ns})
+            out.progress.restore({"": data["max_event_ns"]})
             out.open = {data["window"]: [data["requests"], data["deadletters"]]}
             out.emitted = data["window"] - 1
         return out

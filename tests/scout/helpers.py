@@ -26,6 +26,23 @@ def span(i: int, count: int, errors: int = 0, service: str = "svc", **kw: Any) -
     )
 
 
+def funnel(i: int, steps: list[int], level: str | None = None) -> SignalWindow:
+    """The checkout journey's funnel in window i (steps[k]: journeys past step k), of one slice."""
+    start, end = window_bounds(i)
+    return SignalWindow(
+        kind="cuj",
+        cuj="checkout",
+        window_start=start,
+        window_end=end,
+        steps=steps,
+        started=steps[0],
+        completed=steps[-1],
+        count=steps[0],
+        conversion=steps[-1] / steps[0] if steps[0] else None,
+        attributes={"level": level} if level else None,
+    )
+
+
 def metric(i: int, name: str, value: float, service: str = "svc", **kw: Any) -> SignalWindow:
     """A metric signal in window i."""
     start, end = window_bounds(i)

@@ -10,27 +10,11 @@ from operators.scout.detect.budget import matches
 from operators.scout.detect.config import DetectionConfig, RatesConfig, SlosConfig, SloSpec
 from operators.scout.incidents.config import IncidentsConfig
 from operators.scout.judge import Scout
-from sre_space.records import Anomaly, SignalWindow
-from tests.scout.helpers import items
+from sre_space.records import Anomaly
+from tests.scout.helpers import funnel, items
 from tests.scout.synth import JOURNEYS, window_bounds
 
 SHARES = {"bronze": 0.5, "silver": 0.3, "gold": 0.15, "platinum": 0.05}
-
-
-def _funnel(i: int, steps: list[int], level: str | None = None) -> SignalWindow:
-    start, end = window_bounds(i)
-    return SignalWindow(
-        kind="cuj",
-        cuj="checkout",
-        window_start=start,
-        window_end=end,
-        steps=steps,
-        started=steps[0],
-        completed=steps[-1],
-        count=steps[0],
-        conversion=steps[-1] / steps[0] if steps[0] else None,
-        attributes={"level": level} if level else None,
-    )
 
 
 def _run(seed: int, n: int, onset: int, sick_pass: float) -> tuple[list[Anomaly], Scout]:
@@ -47,8 +31,8 @@ def _run(seed: int, n: int, onset: int, sick_pass: float) -> tuple[list[Anomaly]
             ok = sick_pass if level == "gold" and i >= onset else 0.97
             steps = [started, checkout, int(rng.binomial(checkout, ok))]
             whole += steps
-            sigs.append(_funnel(i, steps, level))
-        sigs.append(_funnel(i, [int(x) for x in whole]))
+            sigs.append(funnel(i, steps, level))
+        sigs.append(funnel(i, [int(x) for x in whole]))
         found += items(scout.on_window(window_bounds(i)[1], sigs).detections, Anomaly)
     return found, scout
 
@@ -76,7 +60,7 @@ def test_the_slices_judged_per_journey_are_capped() -> None:
     detection = DetectionConfig(rates=RatesConfig(max_slices=2))
     scout = Scout(detection, SlosConfig(), IncidentsConfig(), JOURNEYS)
     for i in range(3):
-        sigs = [_funnel(i, [10, 7, 7], f"v{j}") for j in range(5)] + [_funnel(i, [50, 35, 35])]
+        sigs = [funnel(i, [10, 7, 7], f"v{j}") for j in range(5)] + [funnel(i, [50, 35, 35])]
         scout.on_window(window_bounds(i)[1], sigs)
     assert sorted(scout.series) == [
         "cuj//checkout",
@@ -87,5 +71,5 @@ def test_the_slices_judged_per_journey_are_capped() -> None:
 
 def test_a_conversion_objective_counts_the_whole_journey_not_its_slices() -> None:
     spec = SloSpec(type="conversion", cuj="checkout", objective=0.5)
-    assert matches(spec, _funnel(0, [10, 7, 7]))
-    assert not matches(spec, _funnel(0, [10, 7, 7], "gold"))
+    assert matches(spec, funnel(0, [10, 7, 7]))
+    assert not matches(spec, funnel(0, [10, 7, 7], "gold"))

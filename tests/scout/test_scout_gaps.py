@@ -12,24 +12,9 @@ from operators.scout.detect.series import SeriesDetector
 from operators.scout.incidents.config import IncidentsConfig
 from operators.scout.incidents.correlator import Correlator
 from operators.scout.judge import Scout
-from sre_space.records import Anomaly, Incident, SignalWindow
-from tests.scout.helpers import anomaly, items, metric, span
+from sre_space.records import Anomaly, Incident
+from tests.scout.helpers import anomaly, funnel, items, metric, span
 from tests.scout.synth import EDGES, JOURNEYS, window_bounds
-
-
-def _funnel(i: int, steps: list[int]) -> SignalWindow:
-    start, end = window_bounds(i)
-    return SignalWindow(
-        kind="cuj",
-        cuj="checkout",
-        window_start=start,
-        window_end=end,
-        steps=steps,
-        started=steps[0],
-        completed=steps[-1],
-        count=steps[0],
-        conversion=steps[-1] / steps[0],
-    )
 
 
 def _funnel_run(last_step_pass: float, seed: int, n: int = 120, onset: int = 80) -> list[Anomaly]:
@@ -41,7 +26,7 @@ def _funnel_run(last_step_pass: float, seed: int, n: int = 120, onset: int = 80)
         started = int(rng.poisson(25))
         checkout = int(rng.binomial(started, 0.7))
         paid = int(rng.binomial(checkout, 0.965 if i < onset else last_step_pass))
-        out += items(det.on_signal(_funnel(i, [started, checkout, paid])), Anomaly)
+        out += items(det.on_signal(funnel(i, [started, checkout, paid])), Anomaly)
     return out
 
 
@@ -173,7 +158,7 @@ def _small_segment(pass_after: float, seed: int, n: int = 240, onset: int = 200)
     for i in range(n):
         started = int(rng.integers(2, 4))
         done = int(rng.binomial(started, 0.965 if i < onset else pass_after))
-        out += items(det.on_signal(_funnel(i, [started, done])), Anomaly)
+        out += items(det.on_signal(funnel(i, [started, done])), Anomaly)
     return out
 
 
