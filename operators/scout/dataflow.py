@@ -70,9 +70,9 @@ def build_scout(
 
     def builder(resume: dict[str, Any] | None) -> _ScoutLogic:
         stage = (
-            ScoutStage(config, awaited=awaited)
+            ScoutStage(config, awaited=awaited, live=live)
             if resume is None
-            else ScoutStage.from_snapshot(config, resume, awaited=awaited)
+            else ScoutStage.from_snapshot(config, resume, awaited=awaited, live=live)
         )
         return _ScoutLogic(stage, live)
 

@@ -9,10 +9,11 @@ pending is released in window order. Event time only: the same input gives the s
 Over Kafka, traces and metrics come from different topics, read in polls of different event-time
 spans. When the sources are `awaited` (a `SRE_DETERMINISTIC_CLOCK` run over Kafka), a window waits
 until both kinds of signal have moved past it (`operators.signals.progress`), so how the polls
-interleave cannot turn one kind into stragglers. A recording or the embedded queue is one ordered
-input, and a live run releases on the newest signal, because metrics exported once a minute must
-not hold back the page for spans failing now. Call-graph edges apply to the windows at or after
-the one they were first seen in.
+interleave cannot turn one kind into stragglers. Off a live run, a window also waits for the
+disorder the signals showed lately (`operators.signals.progress.Disorder`: Bytewax emits one
+poll's windows key by key). A live run releases on the newest signal, because metrics exported
+once a minute must not hold back the page for spans failing now. Call-graph edges apply to the
+windows at or after the one they were first seen in.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from operators.scout.detect.events import DetectedItem
 from operators.scout.incidents.config import load_incidents
 from operators.scout.incidents.correlator import journey_services
 from operators.scout.judge import Scout
-from operators.signals.progress import Progress
+from operators.signals.progress import Disorder, Progress
 from sre_space.records import Incident, SignalKind, SignalWindow
 from sre_space.settings import PipelineConfig
 
@@ -53,11 +54,13 @@ class ScoutStage:
         hold_windows: int | None = None,
         *,
         awaited: tuple[str, ...] = (),
+        live: bool = False,
     ) -> None:
         """`awaited`: the sources (of `SOURCES`) the input is known to carry, waited for even
-        before their first signal."""
+        before their first signal; `live`: release on the newest signal, not waiting for disorder."""
         self.config = config
-        window_ns = config.signals.window_seconds * 1_000_000_000
+        self.live = live
+        self.window_ns = window_ns = config.signals.window_seconds * 1_000_000_000
         lateness_ns = config.signals.lateness_seconds * 1_000_000_000
         # Wait past the lateness (the last moment a key may still close the window) plus one.
         self.hold_ns = (
@@ -75,6 +78,7 @@ class ScoutStage:
         self.max_end_ns = 0
         # over the window ends each source's signals reached
         self.progress = Progress(awaited)
+        self.disorder = Disorder()
         self.judged_end_ns = 0
 
     def on_signal(self, sig: SignalWindow) -> list[ScoutRecord]:
@@ -89,7 +93,13 @@ class ScoutStage:
         if source is not None:
             self.progress.see(source, end_ns)
         reached = self.progress.reached()
-        return self._release((self.max_end_ns if reached is None else reached) - self.hold_ns)
+        newest = self.max_end_ns if reached is None else reached
+        wait = self.hold_ns
+        if not self.live:
+            if sig.kind != "pipeline":  # late-data counts carry the old window they were late for
+                self.disorder.see(newest, end_ns)
+            wait = max(wait, self.disorder.lag_ns + self.window_ns)
+        return self._release(newest - wait)
 
     def on_edges(self, seen: EdgesSeen) -> list[ScoutRecord]:
         """Learn call-graph edges (they apply to windows ending at or after the one seen in)."""
@@ -126,6 +136,7 @@ class ScoutStage:
             "edges": sorted([a, b, seen] for (a, b), seen in self.edges.items()),
             "max_end_ns": self.max_end_ns,
             "progress": self.progress.snapshot(),
+            "disorder": self.disorder.snapshot(),
             "judged_end_ns": self.judged_end_ns,
         }
 
@@ -136,9 +147,10 @@ class ScoutStage:
         data: dict[str, Any],
         *,
         awaited: tuple[str, ...] = (),
+        live: bool = False,
     ) -> ScoutStage:
         """Rebuild from `snapshot()` (one taken before edges had windows: they apply at once)."""
-        stage = cls(config, awaited=awaited)
+        stage = cls(config, awaited=awaited, live=live)
         stage.scout = Scout.from_snapshot(
             stage.scout.detection,
             stage.scout.slos,
@@ -154,6 +166,7 @@ class ScoutStage:
         }
         stage.max_end_ns = data["max_end_ns"]
         stage.progress.restore(data.get("progress", {}))
+        stage.disorder = Disorder.restore(data.get("disorder"))
         stage.judged_end_ns = data["judged_end_ns"]
         return stage
 

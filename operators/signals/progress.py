@@ -16,6 +16,9 @@ from typing import Any
 from sre_space.timeutil import NS_PER_S
 
 IDLE_NS = 3600 * NS_PER_S
+# Lags beyond this are left to be stragglers: a key replaying an old backlog must not hold every
+# verdict back for hours.
+MAX_DISORDER_NS = 30 * 60 * NS_PER_S
 
 
 @dataclass(slots=True)
@@ -47,3 +50,43 @@ class Progress:
     def restore(self, newest: dict[str, Any]) -> None:
         """Take back `snapshot()`."""
         self.newest = {str(k): int(v) for k, v in newest.items()}
+
+
+@dataclass(slots=True)
+class Disorder:
+    """How far behind the newest event time closed windows still arrive, the largest lag over the
+    last one to two hours of event time (capped at `MAX_DISORDER_NS`).
+
+    Bytewax closes each key's windows when that key's own data moves on, and emits one poll's
+    windows key by key: a poll of 64 metric exports, each holding every pod at one 10 s step,
+    delivers the first pod's 64 windows before the second pod's first. Waiting this lag before
+    judging a window keeps the later pods from arriving as stragglers (and looking gone).
+    """
+
+    hour: int = 0  # the event-time hour `current` covers
+    current: int = 0  # the largest lag seen in that hour
+    previous: int = 0  # the same for the hour before it
+
+    def see(self, newest_ns: int, end_ns: int) -> None:
+        """A window ending at `end_ns` arrived when the stream had reached `newest_ns`."""
+        hour = newest_ns // IDLE_NS
+        if hour > self.hour:
+            self.previous = self.current if hour == self.hour + 1 else 0
+            self.hour, self.current = hour, 0
+        lag = newest_ns - end_ns
+        if 0 < lag <= MAX_DISORDER_NS:
+            self.current = max(self.current, lag)
+
+    @property
+    def lag_ns(self) -> int:
+        """The lag to wait for."""
+        return max(self.current, self.previous)
+
+    def snapshot(self) -> list[int]:
+        """Plain data for Bytewax recovery."""
+        return [self.hour, self.current, self.previous]
+
+    @classmethod
+    def restore(cls, data: list[Any] | None) -> Disorder:
+        """Take back `snapshot()` (a snapshot without it starts afresh)."""
+        return cls(*(int(v) for v in data)) if data else cls()
