@@ -62,7 +62,8 @@ def build_replay_flow(
     if signals:
         op.output("signals_out", streams.signals, JsonlPartsSink(out, "signals"))
     op.output("dead_out", streams.deadletters, JsonlPartsSink(out, "deadletters"))
-    scout = build_scout(streams.signals, streams.edges, config, live=False)
+    # Nothing acts on a replay's verdicts as it goes: each window waits until it is whole.
+    scout = build_scout(streams.signals, streams.edges, config, live=False, wait_disorder=True)
     op.output("anomalies_out", scout.detections, JsonlPartsSink(out, "anomalies"))
     op.output("incidents_out", scout.incidents, JsonlPartsSink(out, "incidents"))
     return flow

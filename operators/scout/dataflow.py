@@ -64,15 +64,19 @@ def build_scout(
     *,
     live: bool,
     awaited: tuple[str, ...] = (),
+    wait_disorder: bool = False,
 ) -> ScoutStreams:
     """Add the Scout step behind the signal and edge streams; `awaited` names the sources
-    (`operators.scout.stage.SOURCES`) read from separate inputs whose windows wait for each other."""
+    (`operators.scout.stage.SOURCES`) read from separate inputs whose windows wait for each other;
+    `wait_disorder`: hold each window for the disorder seen lately (replays)."""
 
     def builder(resume: dict[str, Any] | None) -> _ScoutLogic:
         stage = (
-            ScoutStage(config, awaited=awaited, live=live)
+            ScoutStage(config, awaited=awaited, wait_disorder=wait_disorder)
             if resume is None
-            else ScoutStage.from_snapshot(config, resume, awaited=awaited, live=live)
+            else ScoutStage.from_snapshot(
+                config, resume, awaited=awaited, wait_disorder=wait_disorder
+            )
         )
         return _ScoutLogic(stage, live)
 

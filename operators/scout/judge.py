@@ -55,8 +55,10 @@ class Scout:
         window_end: int,
         signals: Sequence[SignalWindow],
         edges: Iterable[tuple[str, str]] = (),
+        lag_ns: int = 0,
     ) -> ScoutOutput:
-        """Judge every signal of the window ending at `window_end`, then correlate."""
+        """Judge every signal of the window ending at `window_end`, then correlate; `lag_ns`: how
+        far behind it windows may still arrive, so an instance that quiet is not yet gone."""
         out = ScoutOutput()
         for sig in sorted(signals, key=lambda s: (signal_key(s), s.window_end)):
             key = signal_key(sig)
@@ -78,7 +80,7 @@ class Scout:
             out.detections += self.evaluators[slo_key].flush(window_end)
         # A gone instance's series end: their anomalies clear and their state is let go (a
         # cluster's pods come and go; their series would otherwise pile up here).
-        for key in self.instances.gone(window_end):
+        for key in self.instances.gone(window_end - lag_ns):
             ended = self.series.pop(key, None)
             if ended is not None:
                 out.detections += ended.end(window_end)

@@ -9,11 +9,12 @@ pending is released in window order. Event time only: the same input gives the s
 Over Kafka, traces and metrics come from different topics, read in polls of different event-time
 spans. When the sources are `awaited` (a `SRE_DETERMINISTIC_CLOCK` run over Kafka), a window waits
 until both kinds of signal have moved past it (`operators.signals.progress`), so how the polls
-interleave cannot turn one kind into stragglers. Off a live run, a window also waits for the
-disorder the signals showed lately (`operators.signals.progress.Disorder`: Bytewax emits one
-poll's windows key by key). A live run releases on the newest signal, because metrics exported
-once a minute must not hold back the page for spans failing now. Call-graph edges apply to the
-windows at or after the one they were first seen in.
+interleave cannot turn one kind into stragglers. Bytewax also emits one poll's windows key by key
+(`operators.signals.progress.Disorder`): an instance is not gone while its windows may still be
+that far behind, and a replay (`wait_disorder`) holds each window that long too, so it is judged
+whole. A live run, or a simulated-clock one whose responders act as it goes, releases on the
+newest signal, because metrics exported once a minute must not hold back the page for spans
+failing now. Call-graph edges apply to the windows at or after the one they were first seen in.
 """
 
 from __future__ import annotations
@@ -54,12 +55,12 @@ class ScoutStage:
         hold_windows: int | None = None,
         *,
         awaited: tuple[str, ...] = (),
-        live: bool = False,
+        wait_disorder: bool = False,
     ) -> None:
         """`awaited`: the sources (of `SOURCES`) the input is known to carry, waited for even
-        before their first signal; `live`: release on the newest signal, not waiting for disorder."""
+        before their first signal; `wait_disorder`: hold windows for the disorder seen lately."""
         self.config = config
-        self.live = live
+        self.wait_disorder = wait_disorder
         self.window_ns = window_ns = config.signals.window_seconds * 1_000_000_000
         lateness_ns = config.signals.lateness_seconds * 1_000_000_000
         # Wait past the lateness (the last moment a key may still close the window) plus one.
@@ -94,10 +95,10 @@ class ScoutStage:
             self.progress.see(source, end_ns)
         reached = self.progress.reached()
         newest = self.max_end_ns if reached is None else reached
+        if sig.kind != "pipeline":  # late-data counts carry the old window they were late for
+            self.disorder.see(newest, end_ns)
         wait = self.hold_ns
-        if not self.live:
-            if sig.kind != "pipeline":  # late-data counts carry the old window they were late for
-                self.disorder.see(newest, end_ns)
+        if self.wait_disorder:
             wait = max(wait, self.disorder.lag_ns + self.window_ns)
         return self._release(newest - wait)
 
@@ -122,7 +123,7 @@ class ScoutStage:
                 break
             signals = self.pending.pop(end)
             edges = sorted(e for e, seen in self.edges.items() if seen <= end)
-            result = self.scout.on_window(end, signals, edges)
+            result = self.scout.on_window(end, signals, edges, self.disorder.lag_ns)
             out.extend(d.item for d in result.detections)
             out.extend(result.incidents)
             self.judged_end_ns = max(self.judged_end_ns, end)
@@ -147,10 +148,10 @@ class ScoutStage:
         data: dict[str, Any],
         *,
         awaited: tuple[str, ...] = (),
-        live: bool = False,
+        wait_disorder: bool = False,
     ) -> ScoutStage:
         """Rebuild from `snapshot()` (one taken before edges had windows: they apply at once)."""
-        stage = cls(config, awaited=awaited, live=live)
+        stage = cls(config, awaited=awaited, wait_disorder=wait_disorder)
         stage.scout = Scout.from_snapshot(
             stage.scout.detection,
             stage.scout.slos,

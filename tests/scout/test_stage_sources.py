@@ -45,8 +45,8 @@ def _ahead(windows: list[tuple[list[Item], list[Item]]], metrics_first: bool) ->
     return out
 
 
-def _run(items: list[Item], gate: bool, live: bool = False) -> list[Any]:
-    stage = ScoutStage(load_pipeline_config(), awaited=SOURCES if gate else (), live=live)
+def _run(items: list[Item], gate: bool) -> list[Any]:
+    stage = ScoutStage(load_pipeline_config(), awaited=SOURCES if gate else ())
     out: list[Any] = []
     for item in items:
         out += stage.on_edges(item) if isinstance(item, EdgesSeen) else stage.on_signal(item)
@@ -62,9 +62,9 @@ def test_the_gated_stage_gives_the_same_output_for_every_interleaving() -> None:
     assert _run(_ahead(windows, metrics_first=False), gate=True) == reference
 
 
-def test_without_the_gate_or_the_disorder_wait_a_metric_poll_ahead_changes_the_verdicts() -> None:
-    # Why both exist: the span signals of a block all arrive as stragglers.
+def test_without_the_gate_a_metric_poll_ahead_changes_the_verdicts() -> None:
+    # Why the gate exists: the span signals of a block all arrive as stragglers.
     windows = _windows()
-    assert _run(_ahead(windows, metrics_first=True), gate=False, live=True) != _run(
-        _in_step(windows), gate=False, live=True
+    assert _run(_ahead(windows, metrics_first=True), gate=False) != _run(
+        _in_step(windows), gate=False
     )
