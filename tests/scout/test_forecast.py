@@ -58,8 +58,9 @@ def test_variance_change_fires_once_where_no_point_stands_out() -> None:
     e = rng.normal(0, 1.0, 1500)
     e[1200:] *= 3.0  # the noise triples; no single point is beyond the bar
     x = 50.0 + e
-    # Neither pooled test (variance, short mean): no single point is news.
-    assert _flags(_feed(Forecaster(ForecastConfig(var_sigmas=0.0, shift_gain=0.0)), x)) == []
+    # No pooled test (variance, short mean, scale CUSUM): no single point is news.
+    off = ForecastConfig(var_sigmas=0.0, shift_gain=0.0, cusum_h=0.0)
+    assert _flags(_feed(Forecaster(off), x)) == []
     flags = _flags(_feed(Forecaster(CFG), x))
     assert len(flags) == 1 and 1200 < flags[0] < 1250
 

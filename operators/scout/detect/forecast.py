@@ -56,6 +56,21 @@ Method, and why this one:
   it fires once and re-levels the models. Any alert latches it and the variance test until
   both fall back below half their bars: one disturbance, one alert (NAB, like an on-call
   engineer, rewards the earliest alert of an episode and charges every repeat).
+- Scale CUSUM: beside the variance ratio, Page's (1954) one-sided CUSUM of log(|residual| /
+  long-run spread), centred by E log|Z| = -0.635 on white noise, less `cusum_k` per point, fires
+  beyond `cusum_h`. Why: the EWMA ratio forgets, so a rise of the noise that lasts hours but
+  stays near its limit is caught or lost by chance (most of NAB's fragile windows); a CUSUM
+  accumulates the evidence for as long as the change lasts and is the optimal detector of a
+  lasting change (Moustakides 1986). The log makes it a scale test, as Hawkins' (1981) CUSUM on
+  sqrt|x| is: a shift of log |r| is the log of the scale ratio, whatever the scale. Increments
+  are clipped at `cusum_clip` (one burst is the point test's news, not a change of noise). On
+  white noise the statistic never passed 20 in 2e6 simulated points (12: once in ~1e5), so
+  `cusum_h` 20 is a floor for Gaussian residuals with room for the serial correlation of real
+  ones. Mondrian again: each time-of-day bin's mean increment on past days (decayed as the
+  peaks), when positive, is subtracted there, so a daily burst of wider noise is the hour's
+  routine. Not on counts (their log |residual| is lumpy), not for a few points after a
+  sampling gap (the residual is the level's move over it). It fires once and re-arms when it is
+  back at 0. NAB dev (standard): 69.4 -> 71.9; 70.9 / 70.6 at cusum_h 15 / 25.
 - Counts: while every value is a non-negative integer the score is also capped by the
   Anscombe-scale distance (Poisson noise is N(0, 1) there), so sparse counts do not fire on
   Poisson noise however tight their history.
@@ -71,6 +86,7 @@ from typing import Any
 from pydantic import Field
 
 from operators.scout.detect.calibration import Calibration
+from operators.scout.detect.cusum import ScaleCusum
 from operators.scout.detect.smoothing import SmoothingModel, bin_of
 from sre_space.settings import FrozenModel
 
@@ -120,6 +136,12 @@ class ForecastConfig(FrozenModel):
     shift_gain: float = Field(0.2, ge=0, le=1)
     # ... beyond this many times its own calibrated `quantile` is a lasting shift.
     shift_margin: float = Field(1.5, ge=1)
+    # Scale CUSUM on log(|residual| / long-run spread): its bar (0: off) ...
+    cusum_h: float = Field(20.0, ge=0)
+    # ... its reference value per point (0.35 ~ half the log of a doubled scale) ...
+    cusum_k: float = Field(0.35, ge=0)
+    # ... and the clip of each increment (a burst point adds at most this).
+    cusum_clip: float = Field(2.0, gt=0)
     # Seasonal calibration: time-of-day bins (0: off) of the largest recent |z| ...
     peak_bins: int = Field(24, ge=0)
     # ... a point must exceed this many times the largest near its time of day ...
@@ -168,6 +190,7 @@ class Forecaster:
         self.drift = 0.0  # short mean of clipped signed z
         self.dhist = Calibration()  # past |drift|
         self.shifted = False  # the level-shift test fired and has not re-armed
+        self.cusum = ScaleCusum(config.peak_bins)
         # Largest |z| per time of day: of past days (decayed), and of today (joins at midnight).
         self.peaks = array("d", [0.0] * config.peak_bins)
         self.today = array("d", [0.0] * config.peak_bins)
@@ -232,16 +255,30 @@ class Forecaster:
                 # than a new extreme.
                 bar *= cfg.range_margin
             abnormal = d >= bar
-            # Any alert latches both pooled tests until their statistics fall back below half
-            # their bars: a disturbance that widens the noise also moves the short mean, and a
-            # burst a point already reported leaves both high. One episode, one alert.
+            if cfg.cusum_h > 0 and not self.counts:
+                # Counts have Poisson noise, whose log |residual| is lumpy at low rates.
+                self.cusum.learn(
+                    x - expected,
+                    m.spread,
+                    self._peak_bin(t) if cfg.peak_bins else 0,
+                    h > 1.5,
+                    cfg.cusum_k,
+                    cfg.cusum_clip,
+                    2 * cfg.cusum_h,
+                )
+            # Any alert latches the pooled tests until their statistics fall back below half
+            # their bars (the CUSUM: to 0): a disturbance that widens the noise also moves the
+            # short mean, and a burst a point already reported leaves both high. One episode,
+            # one alert.
             pstat = self._pooled_stat(m)
             pooled = self._widened(m) | self._shifted()
             # Mondrian, as for points: a variance change or shift that its test also saw near
             # this time of day on past days is the series' routine (a daily ramp, a nightly job).
             pooled = pooled and pstat > cfg.peak_margin * _near(self.ppeaks, self._peak_bin(t))
+            # The CUSUM has its own time-of-day reference (its increments').
+            pooled = self._scaled() or pooled
             if pooled or abnormal:
-                self.widened = self.shifted = True
+                self.widened = self.shifted = self.cusum.fired = True
             abnormal = abnormal or pooled
             if not holding and abnormal:
                 # A new anomaly (an active one is `holding`): after one starts, the next waits
@@ -277,6 +314,13 @@ class Forecaster:
             return False
         self.widened = ratio > 1.0
         return self.widened
+
+    def _scaled(self) -> bool:
+        """True when the scale CUSUM has just passed its bar (once the spread is learnt)."""
+        cfg = self.config
+        if cfg.cusum_h <= 0 or self.n < 1.0 / cfg.spread_gain:
+            return False
+        return self.cusum.test(cfg.cusum_h)
 
     def _var_bar(self) -> float:
         """The variance ratio's control limit: 1 + var_sigmas x its null standard deviation."""
@@ -380,6 +424,7 @@ class Forecaster:
                 self.peaks[i] = max(self.peaks[i] * f, self.today[i])
                 self.ppeaks[i] = max(self.ppeaks[i] * f, self.ptoday[i])
                 self.today[i] = self.ptoday[i] = 0.0
+            self.cusum.roll(1.0 - f)
             self.day = day
         b = self._peak_bin(t)
         self.today[b] = max(self.today[b], az)
@@ -425,6 +470,7 @@ class Forecaster:
             "drift": self.drift,
             "dhist": self.dhist.snapshot(),
             "shifted": self.shifted,
+            "cusum": self.cusum.snapshot(),
             "skipped": self.skipped,
             "refr": self.refr,
             "widened": self.widened,
@@ -457,6 +503,8 @@ class Forecaster:
             out.drift = float(data["drift"])
             out.dhist = Calibration.from_snapshot(data["dhist"])
             out.shifted = bool(data["shifted"])
+        if "cusum" in data:
+            out.cusum = ScaleCusum.from_snapshot(data["cusum"], config.peak_bins)
         out.skipped = int(data["skipped"])
         out.refr = int(data.get("refr", 0))
         out.widened = bool(data.get("widened", False))
