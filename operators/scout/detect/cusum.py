@@ -36,15 +36,26 @@ class ScaleCusum:
             # A gap's residual is the level's move over it, not noise: it would count as a burst.
             self.cool = max(self.cool - 1, 0)
             return
-        u = math.log(max(abs(r), 1e-12 * spread) / spread) - _LOG_ABS_MEAN
-        u = max(-clip, min(clip, u))
-        # Only a wider usual noise excuses: a quiet hour's negative mean would sensitise the test
-        # to the noise of its own estimate (and idle hours of real series are many).
-        usual = max(self.mu[b], 0.0) if self.mu else 0.0
-        self.s = min(max(0.0, self.s + u - usual - k), cap)
-        if self.mu:
+        a = abs(r) / spread
+        u = math.log(a) - _LOG_ABS_MEAN if a > 1e-12 else -clip
+        if u > clip:
+            u = clip
+        elif u < -clip:
+            u = -clip
+        mu = self.mu
+        if mu:
+            # Only a wider usual noise excuses: a quiet hour's negative mean would sensitise the
+            # test to the noise of its own estimate (and idle hours of real series are many).
+            usual = mu[b]
+            self.s += u - k - (usual if usual > 0.0 else 0.0)
             self.sums[b] += u
             self.n[b] += 1.0
+        else:
+            self.s += u - k
+        if self.s < 0.0:
+            self.s = 0.0
+        elif self.s > cap:
+            self.s = cap
 
     def test(self, bar: float) -> bool:
         """True when the statistic has just passed `bar`; then not again until it is back at 0."""
@@ -62,10 +73,12 @@ class ScaleCusum:
             self.sums[i] = self.n[i] = 0.0
 
     def snapshot(self) -> list[Any]:
+        """Plain picklable state."""
         return [self.s, self.fired, self.cool, list(self.mu), list(self.sums), list(self.n)]
 
     @classmethod
     def from_snapshot(cls, data: list[Any], bins: int) -> ScaleCusum:
+        """Rebuild from `snapshot()` (a different bin count starts the daily means afresh)."""
         out = cls(bins)
         out.s, out.fired, out.cool = float(data[0]), bool(data[1]), int(data[2])
         if len(data[3]) == bins:
