@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from operators.scout.detect.events import AnomalyCleared, Detection
 from sre_space.records import Anomaly, SignalWindow
 from tests.scout.synth import at, window_bounds
@@ -112,3 +114,12 @@ def cleared(i: int, aid: str, service: str | None = None) -> Detection:
 def items(dets: list[Detection], cls: type) -> list[Any]:
     """The detections' items of one type."""
     return [d.item for d in dets if isinstance(d.item, cls)]
+
+
+def daily_noise_burst(per_day: int, first: int, stop: int, seed: int, days: int = 10) -> np.ndarray:
+    """Unit Gaussian noise over `days` days of `per_day` points, tripled at points
+    [first, stop) of each day (a nightly batch job's wider noise)."""
+    e = np.random.default_rng(seed).normal(0, 1.0, per_day * days)
+    for d in range(days):
+        e[d * per_day + first : d * per_day + stop] *= 3.0
+    return e

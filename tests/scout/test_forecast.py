@@ -13,7 +13,7 @@ from operators.scout.detect.config import DetectionConfig
 from operators.scout.detect.forecast import DAY_S, ForecastConfig, Forecaster, Judgement
 from operators.scout.detect.series import SeriesDetector
 from sre_space.records import Anomaly
-from tests.scout.helpers import metric
+from tests.scout.helpers import daily_noise_burst, metric
 
 CFG = ForecastConfig()
 STEP = 300.0  # five-minute samples, as many cloud metrics
@@ -145,10 +145,7 @@ def test_a_daily_noise_widening_alerts_on_its_first_days_only() -> None:
     # Every morning the noise triples for two hours (a batch job): the variance test fires on
     # the first days, then its time-of-day calibration knows the routine.
     per = int(DAY_S / STEP)
-    rng = np.random.default_rng(3)
-    e = rng.normal(0, 1.0, per * 10)
-    for d in range(10):
-        e[d * per + 108 : d * per + 132] *= 3.0
+    e = daily_noise_burst(per, 108, 132, seed=3)
     days = {i // per for i in _flags(_feed(Forecaster(CFG), 50.0 + e))}
     assert days and days <= {0, 1}
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from operators.scout.detect.cusum import ScaleCusum
 from operators.scout.detect.forecast import DAY_S, ForecastConfig, Forecaster, Judgement
+from tests.scout.helpers import daily_noise_burst
 
 STEP = 300.0
 CFG = ForecastConfig()
@@ -49,10 +50,7 @@ def test_a_daily_noise_rise_is_learnt_as_the_hour_s_routine() -> None:
     # past days is the CUSUM's reference there, so the routine alerts on its first days at most;
     # without the time-of-day memory it alerts on most days.
     per = int(DAY_S / STEP)
-    rng = np.random.default_rng(1)
-    e = rng.normal(0, 1.0, per * 10)
-    for d in range(10):
-        e[d * per + 96 : d * per + 144] *= 3.0
+    e = daily_noise_burst(per, 96, 144, seed=1)
     assert {i // per for i in _flags(CUSUM, 50.0 + e)} <= {0, 1}
     no_memory = ForecastConfig(var_sigmas=0.0, shift_gain=0.0, peak_bins=0)
     assert len({i // per for i in _flags(no_memory, 50.0 + e)}) >= 5

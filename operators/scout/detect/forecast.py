@@ -244,8 +244,9 @@ class Forecaster:
             if abs(za) < abs(z):
                 z = za
         out: Judgement | None = None
+        b = self._peak_bin(t) if self.peaks else 0  # the time-of-day bin, for every daily memory
         if self.n >= cfg.warmup:
-            bar = max(self._bar(), self._peak_bar(t)) * (hold if holding else 1.0)
+            bar = max(self._bar(), self._peak_bar(b)) * (hold if holding else 1.0)
             d = z if direction != "down" else -z
             if direction == "both":
                 d = abs(z)
@@ -260,7 +261,7 @@ class Forecaster:
                 self.cusum.learn(
                     x - expected,
                     m.spread,
-                    self._peak_bin(t) if cfg.peak_bins else 0,
+                    b,
                     h > 1.5,
                     cfg.cusum_k,
                     cfg.cusum_clip,
@@ -274,7 +275,7 @@ class Forecaster:
             pooled = self._widened(m) | self._shifted()
             # Mondrian, as for points: a variance change or shift that its test also saw near
             # this time of day on past days is the series' routine (a daily ramp, a nightly job).
-            pooled = pooled and pstat > cfg.peak_margin * _near(self.ppeaks, self._peak_bin(t))
+            pooled = pooled and pstat > cfg.peak_margin * _near(self.ppeaks, b)
             # The CUSUM has its own time-of-day reference (its increments').
             pooled = self._scaled() or pooled
             if pooled or abnormal:
@@ -291,7 +292,7 @@ class Forecaster:
         self.refr = max(self.refr - 1, 0)
         if self.n >= cfg.warmup:
             self.calib.learn(abs(z), cfg.memory)
-            self._learn_peak(t, abs(z), pstat)
+            self._learn_peak(t, b, abs(z), pstat)
         # A running mean while young (the first points define the scale), then exponential.
         g = max(cfg.scale_gain, 1.0 / (self.n + 1))
         gs = max(cfg.spread_gain, 1.0 / (self.n + 1))
@@ -396,11 +397,11 @@ class Forecaster:
     def _peak_bin(self, t: float) -> int:
         return bin_of(t, DAY_S, len(self.peaks))
 
-    def _peak_bar(self, t: float) -> float:
-        """peak_margin x the largest recent |z| near this time of day (its bin, the neighbours)."""
+    def _peak_bar(self, b: int) -> float:
+        """peak_margin x the largest recent |z| near time-of-day bin b (it, the neighbours)."""
         if not self.peaks:
             return 0.0
-        return self.config.peak_margin * _near(self.peaks, self._peak_bin(t))
+        return self.config.peak_margin * _near(self.peaks, b)
 
     def _pooled_stat(self, m: SmoothingModel) -> float:
         """The pooled tests' statistic over its bar (>= 1: past a bar): the larger of the
@@ -412,7 +413,7 @@ class Forecaster:
             v = max(v, self._drift_z() / q / cfg.shift_margin)
         return v
 
-    def _learn_peak(self, t: float, az: float, pstat: float) -> None:
+    def _learn_peak(self, t: float, b: int, az: float, pstat: float) -> None:
         if not self.peaks:
             return
         day = t // DAY_S
@@ -426,7 +427,6 @@ class Forecaster:
                 self.today[i] = self.ptoday[i] = 0.0
             self.cusum.roll(1.0 - f)
             self.day = day
-        b = self._peak_bin(t)
         self.today[b] = max(self.today[b], az)
         self.ptoday[b] = max(self.ptoday[b], pstat if pstat >= 1.0 else 0.0)
 
