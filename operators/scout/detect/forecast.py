@@ -157,13 +157,15 @@ class ForecastConfig(FrozenModel):
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """One judged point: the signed z (rule direction applied), the bar, the forecast."""
+    """One judged point: the signed z (rule direction applied), the bar, the forecast; `point`:
+    the point alone is past its full bar (not only a pooled test, not only the hold bar)."""
 
     z: float
     bar: float
     expected: float
     abnormal: bool
     conclusive: bool
+    point: bool = False
 
 
 def _anscombe(x: float) -> float:
@@ -246,7 +248,8 @@ class Forecaster:
         out: Judgement | None = None
         b = self._peak_bin(t) if self.peaks else 0  # the time-of-day bin, for every daily memory
         if self.n >= cfg.warmup:
-            bar = max(self._bar(), self._peak_bar(b)) * (hold if holding else 1.0)
+            full = max(self._bar(), self._peak_bar(b))
+            bar = full * (hold if holding else 1.0)
             d = z if direction != "down" else -z
             if direction == "both":
                 d = abs(z)
@@ -255,7 +258,9 @@ class Forecaster:
                 # swing to a level it often reaches (a bursty or on/off series) is weaker news
                 # than a new extreme.
                 bar *= cfg.range_margin
+                full *= cfg.range_margin
             abnormal = d >= bar
+            point = d >= full
             if cfg.cusum_h > 0 and not self.counts:
                 # Counts have Poisson noise, whose log |residual| is lumpy at low rates.
                 self.cusum.learn(
@@ -288,7 +293,7 @@ class Forecaster:
                 self.refr = cfg.refractory if abnormal else self.refr
             # The variance test pools many points: it is conclusive alone, as one spike is.
             conclusive = abnormal and (pooled or d >= cfg.single * bar)
-            out = Judgement(z, bar, expected, abnormal, conclusive)
+            out = Judgement(z, bar, expected, abnormal, conclusive, point)
         self.refr = max(self.refr - 1, 0)
         if self.n >= cfg.warmup:
             self.calib.learn(abs(z), cfg.memory)
