@@ -19,6 +19,8 @@ IDLE_NS = 3600 * NS_PER_S
 # Lags beyond this are left to be stragglers: a key replaying an old backlog must not hold every
 # verdict back for hours.
 MAX_DISORDER_NS = 30 * 60 * NS_PER_S
+# Disorder forgets by the event-time hour: its lag is the largest of this hour's and the last's.
+DISORDER_BUCKET_NS = 3600 * NS_PER_S
 
 
 @dataclass(slots=True)
@@ -69,7 +71,7 @@ class Disorder:
 
     def see(self, newest_ns: int, end_ns: int) -> None:
         """A window ending at `end_ns` arrived when the stream had reached `newest_ns`."""
-        hour = newest_ns // IDLE_NS
+        hour = newest_ns // DISORDER_BUCKET_NS
         if hour > self.hour:
             self.previous = self.current if hour == self.hour + 1 else 0
             self.hour, self.current = hour, 0
