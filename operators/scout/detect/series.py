@@ -217,6 +217,14 @@ class SeriesDetector:
     def _judge_field(
         self, sig: SignalWindow, field: str, rule: SeriesRule, t_ns: int, rate: float | None
     ) -> list[Detection]:
+        if (
+            rule.test != "binomial"
+            and (rate if field == "rate" else getattr(sig, field, None)) is None
+        ):
+            # Nothing to judge and nothing to learn: no state either until a value comes (every
+            # metric series without a utilization kept an empty median/MAD history, ~5 KB).
+            # A rate's state is made at once: a change pools its windows from then on.
+            return []
         st = self._state(field, rule)
         verdict: Verdict | None
         lax: Verdict | None

@@ -72,7 +72,10 @@ class SmoothingModel:
         b = 0
         s = 0.0
         if bins:
-            b = bin_of(t, self.period, bins)
+            period = self.period
+            b = int((t % period) / period * bins)  # bin_of(), inline
+            if bins - 1 < b:
+                b = bins - 1
             s = season[b]
             fresh = math.isnan(s)
         pred = level + phi * trend * h + (0.0 if fresh else s)
