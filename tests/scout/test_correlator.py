@@ -164,6 +164,40 @@ def test_severity_comes_from_slo_burn() -> None:
     assert out2[0].severity == "minor"
 
 
+def _info(i: int, service: str, id: str, severity: str = "info") -> Detection:
+    return anomaly(
+        i,
+        service,
+        "value",
+        id=id,
+        detector="forecast",
+        kind="metric",
+        metric_name="m",
+        severity=severity,
+    )
+
+
+def test_an_info_metric_change_joins_incidents_but_opens_none_alone() -> None:
+    c = Correlator(IncidentsConfig(), JOURNEYS)
+    script = {
+        1: [_info(1, "payment", "i")],
+        3: [anomaly(3, "checkout", "error_rate", id="b")],
+        4: [_info(4, "recommendation", "j")],  # a sibling: linked to nothing open
+        6: [cleared(6, "j")],  # cleared while waiting: forgotten
+        9: [anomaly(9, "recommendation", "error_rate", id="r")],
+    }
+    out = _run(c, script, 11)
+    # the info change waited and joined the first incident it links to
+    assert [(e.event, e.anomaly_ids) for e in out] == [("opened", ["b", "i"]), ("opened", ["r"])]
+    # alone, it opens nothing; re-emitted as a warning (a point past the bar), it opens one
+    c2 = Correlator(IncidentsConfig(), JOURNEYS)
+    out2 = _run(c2, {1: [_info(1, "payment", "i")], 4: [_info(4, "payment", "i", "warning")]}, 6)
+    assert [(e.event, e.opened_at) for e in out2] == [("opened", window_bounds(4)[1])]
+    # info_opens: it pages alone
+    c3 = Correlator(IncidentsConfig(info_opens=True), JOURNEYS)
+    assert [e.event for e in _run(c3, {1: [_info(1, "payment", "i")]}, 3)] == ["opened"]
+
+
 def test_slo_anomalies_do_not_hold_an_incident_open() -> None:
     c = Correlator(IncidentsConfig(recovery=20), JOURNEYS)
     script = {

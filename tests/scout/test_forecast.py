@@ -324,6 +324,20 @@ def test_metric_values_are_judged_by_the_forecaster() -> None:
     assert fired[0].observed == 160.0
 
 
+def test_a_change_no_point_shows_is_info_until_a_point_passes_the_bar() -> None:
+    rng = np.random.default_rng(6)
+    x = 20.0 + rng.normal(0, 1.0, 2000)
+    x[1500:] += 4.0  # a small lasting shift: only the short mean sees it
+    fired = _run(list(x))
+    assert [(a.severity, a.score < 5.0) for a in fired] == [("info", True)]
+    x[1510] += 30.0  # then, while it is active, one point far past the bar
+    fired = _run(list(x))
+    # The same anomaly (id, onset) re-emitted as a warning: now it may open an incident.
+    assert [a.severity for a in fired] == ["info", "warning"]
+    assert fired[0].id == fired[1].id and fired[0].onset == fired[1].onset
+    assert fired[1].observed == x[1510]
+
+
 def test_disabled_forecaster_falls_back_to_the_robust_baseline() -> None:
     rng = np.random.default_rng(10)
     x = list(100.0 + rng.normal(0, 3.0, 400))

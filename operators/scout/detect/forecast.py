@@ -155,7 +155,8 @@ class ForecastConfig(FrozenModel):
 
 
 class Judgement(NamedTuple):
-    """One judged point: the signed z (rule direction applied), the bar, the forecast."""
+    """One judged point: the signed z (rule direction applied), the bar, the forecast; `point`:
+    the point alone is past its full bar (not only a pooled test, not only the hold bar)."""
 
     # A named tuple, not a frozen dataclass: as immutable, and built in a third of the time
     # (one per series and window).
@@ -164,6 +165,7 @@ class Judgement(NamedTuple):
     expected: float
     abnormal: bool
     conclusive: bool
+    point: bool = False
 
 
 def _anscombe(x: float) -> float:
@@ -290,7 +292,8 @@ class Forecaster:
         if warm:
             bar = max(tn.z_min, tn.margin * self.calib.quantile(tn.quantile))
             peak_bar = tn.peak_margin * _near(peaks, b) if peaks else 0.0
-            bar = max(bar, peak_bar) * (hold if holding else 1.0)
+            full = max(bar, peak_bar)
+            bar = full * (hold if holding else 1.0)
             d = z if direction != "down" else -z
             if direction == "both":
                 d = az
@@ -299,7 +302,9 @@ class Forecaster:
                 # swing to a level it often reaches (a bursty or on/off series) is weaker news
                 # than a new extreme.
                 bar *= tn.range_margin
+                full *= tn.range_margin
             abnormal = d >= bar
+            point = d >= full
             if tn.cusum_h > 0 and not self.counts:
                 # Counts have Poisson noise, whose log |residual| is lumpy at low rates.
                 self.cusum.learn(
@@ -320,7 +325,7 @@ class Forecaster:
                 self.refr = tn.refractory if abnormal else self.refr
             # The variance test pools many points: it is conclusive alone, as one spike is.
             conclusive = abnormal and (pooled or d >= tn.single * bar)
-            out = Judgement(z, bar, expected, abnormal, conclusive)
+            out = Judgement(z, bar, expected, abnormal, conclusive, point)
         self.refr = self.refr - 1 if self.refr > 1 else 0
         if warm:
             self.calib.learn(az, tn.memory)

@@ -52,6 +52,9 @@ class _FieldState:
         self.exemplars: deque[list[str]] = deque(maxlen=streak.n)
         self.last: tuple[float, float] = (0.0, 0.0)  # (observed, expected) at the last verdict
         self.score = 0.0
+        # The active anomaly is "info": only a pooled test saw it, no single point (see
+        # `_forecast_field`).
+        self.subtle = False
         self.unlearned = 0
         # (successes, trials, windows) pooled since the last change of the journey (None: none)
         self.since_change: list[int] | None = None
@@ -210,9 +213,26 @@ class SeriesDetector:
         st.exemplars.append(_exemplars(sig, field) if abnormal else [])
         st.last = (observed, expected)
         st.score = min(abs(j.z), 1e6)
-        return self._transition(
-            sig, st, field, "forecast", abnormal, t_ns, conclusive=abnormal and j.conclusive
+        # A change only a pooled test sees (a small lasting shift, wider noise: no point past
+        # its bar) is severity "info": a ticket's worth, which opens no incident alone. Once a
+        # point of it passes the full bar, it is re-emitted as a warning (same id and onset).
+        point = j.point and big_enough
+        grown = st.streak.active and st.subtle and point
+        out = self._transition(
+            sig,
+            st,
+            field,
+            "forecast",
+            abnormal,
+            t_ns,
+            conclusive=abnormal and j.conclusive,
+            severity="warning" if point else "info",
         )
+        if grown and st.streak.active and st.streak.anomaly_id is not None:
+            st.subtle = False
+            aid = st.streak.anomaly_id
+            out.append(Detection(sig.window_end, self._anomaly(sig, st, field, "forecast", aid)))
+        return out
 
     def _judge_field(
         self, sig: SignalWindow, field: str, rule: SeriesRule, t_ns: int, rate: float | None
@@ -318,6 +338,7 @@ class SeriesDetector:
         detail: str = "",
         streak: Streak | None = None,
         conclusive: bool = False,
+        severity: str = "warning",
     ) -> list[Detection]:
         streak = streak or st.streak
         max_gap = int(self.config.baseline.max_gap * NS_PER_S)
@@ -326,28 +347,8 @@ class SeriesDetector:
             assert streak.onset is not None
             aid = anomaly_id(sig.key, detector, field, streak.onset)
             streak.anomaly_id = aid
-            ids: list[str] = []
-            for batch in st.exemplars:
-                ids += [i for i in batch if i not in ids]
-            observed, expected = st.last
-            anomaly = Anomaly(
-                id=aid,
-                detector=detector,
-                signal=field,
-                kind=sig.kind,
-                onset=streak.onset,
-                observed=observed,
-                expected=expected,
-                score=round(st.score, 6),
-                service=sig.service,
-                operation=sig.operation,
-                cuj=sig.cuj,
-                metric=sig.metric,
-                windows=streak.flagged_windows(),
-                exemplar_trace_ids=ids[:MAX_EXEMPLARS],
-                severity="warning",
-                detail=detail or _describe(sig, field, observed, expected),
-            )
+            st.subtle = severity == "info"
+            anomaly = self._anomaly(sig, st, field, detector, aid, severity, detail, streak)
             self.open[aid] = _cleared(sig, aid, detector, field)
             return [Detection(sig.window_end, anomaly)]
         if change == "clear" and streak.anomaly_id is not None:
@@ -356,6 +357,43 @@ class SeriesDetector:
             streak.anomaly_id = None
             return [Detection(sig.window_end, _cleared(sig, aid, detector, field))]
         return []
+
+    def _anomaly(
+        self,
+        sig: SignalWindow,
+        st: _FieldState,
+        field: str,
+        detector: str,
+        aid: str,
+        severity: str = "warning",
+        detail: str = "",
+        streak: Streak | None = None,
+    ) -> Anomaly:
+        """The record of the anomaly `aid` of a field, as its streak and last verdict stand."""
+        streak = streak or st.streak
+        assert streak.onset is not None
+        ids: list[str] = []
+        for batch in st.exemplars:
+            ids += [i for i in batch if i not in ids]
+        observed, expected = st.last
+        return Anomaly(
+            id=aid,
+            detector=detector,
+            signal=field,
+            kind=sig.kind,
+            onset=streak.onset,
+            observed=observed,
+            expected=expected,
+            score=round(st.score, 6),
+            service=sig.service,
+            operation=sig.operation,
+            cuj=sig.cuj,
+            metric=sig.metric,
+            windows=streak.flagged_windows(),
+            exemplar_trace_ids=ids[:MAX_EXEMPLARS],
+            severity=severity,
+            detail=detail or _describe(sig, field, observed, expected),
+        )
 
     def end(self, at: int) -> list[Detection]:
         """The series ended (its instance is gone): every anomaly it holds clears at `at`."""
@@ -450,6 +488,7 @@ class SeriesDetector:
                 "exemplars": [list(e) for e in st.exemplars],
                 "last": list(st.last),
                 "score": st.score,
+                "subtle": st.subtle,
                 "unlearned": st.unlearned,
                 "since_change": st.since_change,
             }
@@ -484,6 +523,7 @@ class SeriesDetector:
             st.exemplars.extend(list(e) for e in fd["exemplars"])
             st.last = (float(fd["last"][0]), float(fd["last"][1]))
             st.score = fd["score"]
+            st.subtle = bool(fd.get("subtle", False))
             st.unlearned = fd["unlearned"]
             st.since_change = fd.get("since_change")
             out.fields[name] = st

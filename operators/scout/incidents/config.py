@@ -114,6 +114,9 @@ class IncidentsConfig(FrozenModel):
     # SLO burn alerts of at least this severity open an incident on their own; weaker ones only
     # join incidents and raise their severity (a ticket-level slow burn files no page).
     slo_opens: Literal["page", "ticket", "never"] = "page"
+    # Metric anomalies of severity "info" (a change only a pooled test sees, no point past its
+    # bar) join incidents but open none alone: paging needs harm or a clearly abnormal point.
+    info_opens: bool = False
     silences: tuple[Silence, ...] = ()
     maintenance: tuple[Maintenance, ...] = ()
 

@@ -10,6 +10,12 @@ Flapping and reopening. A new anomaly that links to no active incident first loo
 recovered or resolved within the cool-down: on one of their nodes, or on a linked node with a
 symptom class they had, it reopens that incident (same id) instead of opening a new one.
 
+Weak evidence. An SLO burn below `slo_opens`, and an "info" anomaly (a metric change only a
+pooled test sees: a small lasting shift or wider noise, no point past its bar), opens no incident
+alone: it waits while active and joins the first incident it links to (a ticket's worth of
+evidence, not a page). An info anomaly whose points grow past the bar is re-emitted as a warning
+and then opens one.
+
 Recovery. An incident has recovered when none of its baseline anomalies is active and the last
 cleared `recovery` ago. SLO burn anomalies set severity but do not hold an incident open (long burn
 windows lag the signals by design), unless SLO anomalies are all the incident has.
@@ -122,8 +128,8 @@ class Correlator:
         self.by_anomaly: dict[str, str] = {}
         self.ignored: set[str] = set()  # silenced anomalies, or ones whose incident was pruned
         self.changes: dict[str, dict[str, Any]] = {}
-        # SLO anomalies too weak to open an incident alone, waiting for one to join.
-        self.pending_slo: dict[str, dict[str, Any]] = {}
+        # Anomalies too weak to open an incident alone (see `_may_open`), waiting for one to join.
+        self.pending: dict[str, dict[str, Any]] = {}
         self.buffer: list[Detection] = []
         self.now_ns = 0
 
@@ -219,7 +225,7 @@ class Correlator:
             if a.id in self.ignored or a.id in seen:
                 continue  # silenced, or delivered twice (at-least-once)
             seen.add(a.id)
-            self.pending_slo.pop(a.id, None)
+            self.pending.pop(a.id, None)
             known = self.by_anomaly.get(a.id)
             if known is not None:
                 # A re-emission (an SLO escalating): only the severity can change.
@@ -302,10 +308,10 @@ class Correlator:
                 inc.last_symptom_ns = at_ns
                 self._attach_all(inc, group, nodes, classes)
                 return [self._record(inc, "reopened")]
-        if all(a.detector == "slo_burn" and not self._slo_may_open(a.severity) for a in group):
+        if not any(self._may_open(a) for a in group):
             # Not strong enough to open an incident alone; they may still join a later one.
             for a in group:
-                self.pending_slo[a.id] = a.to_dict()
+                self.pending[a.id] = a.to_dict()
             return []
         inc = _Incident("", at_ns)
         for a, node, cls in zip(group, nodes, classes, strict=True):
@@ -329,18 +335,18 @@ class Correlator:
 
     def _adopt_pending(self, inc: _Incident) -> bool:
         adopted = False
-        for aid in sorted(self.pending_slo):
-            a = Anomaly.from_dict(self.pending_slo[aid])
+        for aid in sorted(self.pending):
+            a = Anomaly.from_dict(self.pending[aid])
             node = anomaly_node(a)
             if self._links(node, inc):
-                del self.pending_slo[aid]
+                del self.pending[aid]
                 self._attach(inc, a, node, signal_class(a))
                 self._raise_severity(inc, a)
                 adopted = True
         return adopted
 
     def _on_cleared(self, c: AnomalyCleared, at_ns: int) -> None:
-        self.pending_slo.pop(c.id, None)
+        self.pending.pop(c.id, None)
         if c.id in self.ignored:
             self.ignored.discard(c.id)
             return
@@ -424,9 +430,13 @@ class Correlator:
         inc.fingerprint = self._fingerprint(inc)
         return new
 
-    def _slo_may_open(self, severity: str) -> bool:
-        rank = {"never": 3, "page": 2, "ticket": 1}[self.config.slo_opens]
-        return {"page": 2, "ticket": 1}.get(severity, 0) >= rank
+    def _may_open(self, a: Anomaly) -> bool:
+        """Whether an anomaly may open an incident alone: not a burn below `slo_opens`, not an
+        "info" change (seen only by a pooled test) unless `info_opens`."""
+        if a.detector == "slo_burn":
+            rank = {"never": 3, "page": 2, "ticket": 1}[self.config.slo_opens]
+            return {"page": 2, "ticket": 1}.get(a.severity, 0) >= rank
+        return a.severity != "info" or self.config.info_opens
 
     def _raise_severity(self, inc: _Incident, a: Anomaly) -> bool:
         sev = _FROM_SLO.get(a.severity)
@@ -530,7 +540,7 @@ class Correlator:
             "by_anomaly": dict(sorted(self.by_anomaly.items())),
             "ignored": sorted(self.ignored),
             "changes": {k: dict(v) for k, v in sorted(self.changes.items())},
-            "pending_slo": {k: dict(v) for k, v in sorted(self.pending_slo.items())},
+            "pending": {k: dict(v) for k, v in sorted(self.pending.items())},
             "buffer": [[d.at, type(d.item).__name__, d.item.to_dict()] for d in self.buffer],
             "now_ns": self.now_ns,
         }
@@ -549,7 +559,8 @@ class Correlator:
         out.by_anomaly = dict(data["by_anomaly"])
         out.ignored = set(data["ignored"])
         out.changes = {k: dict(v) for k, v in data["changes"].items()}
-        out.pending_slo = {k: dict(v) for k, v in data["pending_slo"].items()}
+        pending = data.get("pending", data.get("pending_slo", {}))  # its name before 12-2026
+        out.pending = {k: dict(v) for k, v in pending.items()}
         types: dict[str, Any] = {"Anomaly": Anomaly, "AnomalyCleared": AnomalyCleared}
         types["ChangeEvent"] = ChangeEvent
         out.buffer = [
