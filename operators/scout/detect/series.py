@@ -243,7 +243,7 @@ class SeriesDetector:
         ):
             # Nothing to judge and nothing to learn: no state either until a value comes (every
             # metric series without a utilization kept an empty median/MAD history, ~5 KB).
-            # A rate's state is made at once: a change pools its windows from then on.
+            # A binomial field's state is made at once: a deploy pools its windows from then on.
             return []
         st = self._state(field, rule)
         verdict: Verdict | None
