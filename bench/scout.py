@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from operators.scout.detect.config import DetectionConfig
 from operators.scout.detect.forecast import ForecastConfig
 from operators.scout.detect.series import SeriesDetector
+from operators.scout.detect.tuning import Tuning
 from sre_space.records import SignalWindow
 
 NS = 1_000_000_000
@@ -50,8 +51,8 @@ def _values(n: int, windows: int, rng: np.random.Generator) -> np.ndarray:
 
 def _deep_size(obj: Any, seen: set[int] | None = None) -> int:
     seen = set() if seen is None else seen
-    if id(obj) in seen or isinstance(obj, BaseModel):
-        return 0  # the config is shared by every series
+    if id(obj) in seen or isinstance(obj, (BaseModel, Tuning)):
+        return 0  # the config (and what is derived from it alone) is shared by every series
     seen.add(id(obj))
     size = sys.getsizeof(obj)
     if isinstance(obj, dict):

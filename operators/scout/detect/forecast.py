@@ -80,20 +80,19 @@ from __future__ import annotations
 
 import math
 from array import array
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
 from operators.scout.detect.calibration import Calibration
 from operators.scout.detect.cusum import ScaleCusum
 from operators.scout.detect.smoothing import SmoothingModel, bin_of
+from operators.scout.detect.tuning import tuning
 from sre_space.settings import FrozenModel
 
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S
 _MAX_Z = 1e6  # scores stay finite (JSON carries no infinity)
-_CV_ABS = math.sqrt(math.pi / 2.0 - 1.0)  # sd / mean of |N(0, 1)|: the scale's unit noise
 
 
 class ForecastConfig(FrozenModel):
@@ -155,11 +154,12 @@ class ForecastConfig(FrozenModel):
     range_margin: float = Field(2.0, ge=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Judgement:
+class Judgement(NamedTuple):
     """One judged point: the signed z (rule direction applied), the bar, the forecast; `point`:
     the point alone is past its full bar (not only a pooled test, not only the hold bar)."""
 
+    # A named tuple, not a frozen dataclass: as immutable, and built in a third of the time
+    # (one per series and window).
     z: float
     bar: float
     expected: float
@@ -176,8 +176,38 @@ def _anscombe(x: float) -> float:
 class Forecaster:
     """Online robust forecaster and calibrated score of one series (bounded, snapshot-able)."""
 
+    # Slots: 50,000 of these live at once, and their fields are read on every point.
+    __slots__ = (
+        "active",
+        "calib",
+        "config",
+        "counts",
+        "cusum",
+        "day",
+        "dhist",
+        "drift",
+        "filled",
+        "last_t",
+        "models",
+        "n",
+        "peaks",
+        "ppeaks",
+        "ptoday",
+        "refr",
+        "rmax",
+        "rmin",
+        "run",
+        "shifted",
+        "skipped",
+        "step",
+        "today",
+        "tuning",
+        "widened",
+    )
+
     def __init__(self, config: ForecastConfig) -> None:
         self.config = config
+        self.tuning = tuning(config)  # the config's values as the hot path reads them
         self.models: list[SmoothingModel] = []
         self.active = 0  # index of the model used for judging
         self.n = 0
@@ -215,154 +245,150 @@ class Forecaster:
         if not math.isfinite(x) or not math.isfinite(t):
             self.skipped += 1
             return None
-        if self.last_t is not None and t <= self.last_t:
+        last_t = self.last_t
+        if last_t is not None and t <= last_t:
             self.skipped += 1
             return None
-        cfg = self.config
+        # Every series runs this per window: config values come from `tuning` (slots), and
+        # what is used twice is worked out once (the time-of-day bin, the damping, |z|).
+        tn = self.tuning
         if self.counts and (x < 0 or x != math.floor(x)):
             self.counts = False
-        if not self.models:
+        models = self.models
+        if not models:
             self._start(t, x)
             return None
-        assert self.last_t is not None
-        dt = t - self.last_t
-        if self.step <= 0:
-            self.step = dt
-        h = dt / self.step
-        self.step += 0.1 * (min(max(dt, self.step / 4), self.step * 4) - self.step)
+        assert last_t is not None
+        dt = t - last_t
+        step = self.step
+        if step <= 0:
+            step = dt
+        h = dt / step
+        self.step = step + 0.1 * (min(max(dt, step / 4), step * 4) - step)
         self.last_t = t
         self._select(t)
-        m = self.models[self.active]
-        expected = m.forecast(t, h, cfg.damping**h)
-        scale = m.sigma(cfg)
+        m = models[self.active]
+        phi = tn.damping**h
+        expected = m.forecast(t, h, phi)
+        scale = m.sigma(tn.spread_floor)
         z = (
             (x - expected) / scale
             if scale > 0
             else (0.0 if x == expected else math.copysign(1e6, x - expected))
         )
-        z = max(-_MAX_Z, min(_MAX_Z, z))
+        z = z if z < _MAX_Z else _MAX_Z  # max(-_MAX_Z, min(_MAX_Z, z))
+        z = z if z > -_MAX_Z else -_MAX_Z
         if self.counts:
             za = _anscombe(x) - _anscombe(expected)
             if abs(za) < abs(z):
                 z = za
+        az = abs(z)
+        n = self.n
+        peaks = self.peaks
+        b = bin_of(t, DAY_S, len(peaks)) if peaks else 0  # the time-of-day bin, for every memory
+        warm = n >= tn.warmup
         out: Judgement | None = None
-        b = self._peak_bin(t) if self.peaks else 0  # the time-of-day bin, for every daily memory
-        if self.n >= cfg.warmup:
-            full = max(self._bar(), self._peak_bar(b))
+        pstat = 0.0
+        if warm:
+            bar = max(tn.z_min, tn.margin * self.calib.quantile(tn.quantile))
+            peak_bar = tn.peak_margin * _near(peaks, b) if peaks else 0.0
+            full = max(bar, peak_bar)
             bar = full * (hold if holding else 1.0)
             d = z if direction != "down" else -z
             if direction == "both":
-                d = abs(z)
+                d = az
             if d >= bar and self.active == 0 and self._in_range(x):
                 # No season explains the series: the values it visits are its context, so a
                 # swing to a level it often reaches (a bursty or on/off series) is weaker news
                 # than a new extreme.
-                bar *= cfg.range_margin
-                full *= cfg.range_margin
+                bar *= tn.range_margin
+                full *= tn.range_margin
             abnormal = d >= bar
             point = d >= full
-            if cfg.cusum_h > 0 and not self.counts:
+            if tn.cusum_h > 0 and not self.counts:
                 # Counts have Poisson noise, whose log |residual| is lumpy at low rates.
                 self.cusum.learn(
-                    x - expected,
-                    m.spread,
-                    b,
-                    h > 1.5,
-                    cfg.cusum_k,
-                    cfg.cusum_clip,
-                    2 * cfg.cusum_h,
+                    x - expected, m.spread, b, h > 1.5, tn.cusum_k, tn.cusum_clip, tn.cusum_cap
                 )
-            # Any alert latches the pooled tests until their statistics fall back below half
-            # their bars (the CUSUM: to 0): a disturbance that widens the noise also moves the
-            # short mean, and a burst a point already reported leaves both high. One episode,
-            # one alert.
-            pstat = self._pooled_stat(m)
-            pooled = self._widened(m) | self._shifted()
-            # Mondrian, as for points: a variance change or shift that its test also saw near
-            # this time of day on past days is the series' routine (a daily ramp, a nightly job).
-            pooled = pooled and pstat > cfg.peak_margin * _near(self.ppeaks, b)
-            # The CUSUM has its own time-of-day reference (its increments').
-            pooled = self._scaled() or pooled
+            pstat, pooled = self._pooled(m, b)
             if pooled or abnormal:
+                # Any alert latches the pooled tests until their statistics fall back below
+                # half their bars (the CUSUM: to 0): a disturbance that widens the noise also
+                # moves the short mean, and a burst a point already reported leaves both high.
+                # One episode, one alert.
                 self.widened = self.shifted = self.cusum.fired = True
             abnormal = abnormal or pooled
             if not holding and abnormal:
                 # A new anomaly (an active one is `holding`): after one starts, the next waits
                 # out the refractory period, as a neuron's does (and as alert grouping does).
                 abnormal = self.refr <= 0
-                self.refr = cfg.refractory if abnormal else self.refr
+                self.refr = tn.refractory if abnormal else self.refr
             # The variance test pools many points: it is conclusive alone, as one spike is.
-            conclusive = abnormal and (pooled or d >= cfg.single * bar)
+            conclusive = abnormal and (pooled or d >= tn.single * bar)
             out = Judgement(z, bar, expected, abnormal, conclusive, point)
-        self.refr = max(self.refr - 1, 0)
-        if self.n >= cfg.warmup:
-            self.calib.learn(abs(z), cfg.memory)
-            self._learn_peak(t, b, abs(z), pstat)
+        self.refr = self.refr - 1 if self.refr > 1 else 0
+        if warm:
+            self.calib.learn(az, tn.memory)
+            if peaks:
+                self._learn_peak(t, b, az, pstat)
         # A running mean while young (the first points define the scale), then exponential.
-        g = max(cfg.scale_gain, 1.0 / (self.n + 1))
-        gs = max(cfg.spread_gain, 1.0 / (self.n + 1))
-        self._learn_drift(z)
-        young = self.n < cfg.warmup
-        self._learn_range(x)
-        resids = [mm.update(t, x, h, cfg, g, gs, young) for mm in self.models]
-        self._relearn(z, resids)
-        self.n += 1
+        mean = 1.0 / (n + 1)
+        g = mean if mean > tn.scale_gain else tn.scale_gain
+        gs = mean if mean > tn.spread_gain else tn.spread_gain
+        if tn.shift_gain > 0:
+            k = tn.huber_k
+            self.drift += tn.shift_gain * (max(-k, min(k, z)) - self.drift)
+            if warm:
+                self.dhist.learn(abs(self.drift) / tn.shift_sd, tn.memory)
+        if tn.range_size:
+            self._learn_range(x)
+        a = 1.0 - (1.0 - tn.level_gain) ** min(h, 10.0)  # the level's gain over h steps
+        young = not warm
+        for mm in models:
+            mm.update(t, x, h, phi, a, tn, g, gs, young)
+        self._relearn(z)
+        self.n = n + 1
         return out
 
-    def _widened(self, m: SmoothingModel) -> bool:
-        """True when the short-run scale over the long-run spread has just passed its bar."""
-        cfg = self.config
-        if cfg.var_sigmas <= 0 or m.spread <= 0:
-            return False
-        ratio = m.scale / m.spread / self._var_bar()
-        if self.widened:
-            self.widened = ratio >= 0.5
-            return False
-        self.widened = ratio > 1.0
-        return self.widened
-
-    def _scaled(self) -> bool:
-        """True when the scale CUSUM has just passed its bar (once the spread is learnt)."""
-        cfg = self.config
-        if cfg.cusum_h <= 0 or self.n < 1.0 / cfg.spread_gain:
-            return False
-        return self.cusum.test(cfg.cusum_h)
-
-    def _var_bar(self) -> float:
-        """The variance ratio's control limit: 1 + var_sigmas x its null standard deviation."""
-        g = self.config.scale_gain
-        return 1.0 + self.config.var_sigmas * _CV_ABS * math.sqrt(g / (2.0 - g))
-
-    def _learn_drift(self, z: float) -> None:
-        cfg = self.config
-        k = cfg.huber_k
-        if cfg.shift_gain <= 0:
-            return
-        self.drift += cfg.shift_gain * (max(-k, min(k, z)) - self.drift)
-        if self.n >= cfg.warmup:
-            self.dhist.learn(self._drift_z(), cfg.memory)
-
-    def _drift_z(self) -> float:
-        """|drift| in units of its standard deviation were z white noise."""
-        g = self.config.shift_gain
-        return abs(self.drift) / math.sqrt(g / (2.0 - g))
-
-    def _shifted(self) -> bool:
-        """True when the short mean of z has just left its own long-run range: a lasting shift
-        too small for any one point (a CUSUM-like test, calibrated on the series' own drift,
-        so residuals that wander together on a poorly fitted series raise their own bar)."""
-        cfg = self.config
-        if cfg.shift_gain <= 0 or self.n < 1.0 / cfg.spread_gain:
-            return False
-        ratio = self._drift_z() / max(self.dhist.quantile(cfg.quantile), 1e-9)
-        if self.shifted:
-            self.shifted = ratio >= cfg.shift_margin / 2
-            return False
-        self.shifted = ratio > cfg.shift_margin
-        if self.shifted:
-            for mm in self.models:
-                mm.relevel()
-        return self.shifted
+    def _pooled(self, m: SmoothingModel, b: int) -> tuple[float, bool]:
+        """The pooled tests on model m at time-of-day bin b: their statistic over its bar
+        (>= 1: past a bar; the larger of the variance ratio's and the short mean's), and
+        whether one of them has just fired."""
+        tn = self.tuning
+        spread = m.spread
+        # Variance change: the short-run scale over the long-run spread, over its bar.
+        tested = not (tn.var_sigmas <= 0 or spread <= 0)
+        ratio = m.scale / spread / tn.var_bar if tested else 0.0
+        widened = False
+        if tested:
+            if self.widened:
+                self.widened = ratio >= 0.5
+            else:
+                self.widened = widened = ratio > 1.0
+        pstat = ratio if spread > 0 else 0.0  # (a NaN spread is tested but gives no statistic)
+        # Lasting shift: |drift| in units of its white-noise spread, over its own calibrated
+        # quantile (a CUSUM-like test calibrated on the series' own drift, so residuals that
+        # wander together on a poorly fitted series raise their own bar).
+        ready = self.n >= tn.pooled_after  # the long-run spread is learnt
+        shifted = False
+        if tn.shift_gain > 0 and ready:
+            q = max(self.dhist.quantile(tn.quantile), 1e-9)
+            sratio = abs(self.drift) / tn.shift_sd / q
+            pstat = max(pstat, sratio / tn.shift_margin)
+            if self.shifted:
+                self.shifted = sratio >= tn.shift_half
+            else:
+                self.shifted = shifted = sratio > tn.shift_margin
+                if shifted:
+                    for mm in self.models:
+                        mm.relevel()
+        # Mondrian, as for points: a variance change or shift that its test also saw near
+        # this time of day on past days is the series' routine (a daily ramp, a nightly job).
+        pooled = (widened or shifted) and pstat > tn.peak_margin * _near(self.ppeaks, b)
+        # The scale CUSUM has its own time-of-day reference (its increments'), and fires once
+        # and re-arms at 0.
+        scaled = tn.cusum_h > 0 and ready and self.cusum.test(tn.cusum_h)
+        return pstat, scaled or pooled
 
     def _start(self, t: float, x: float) -> None:
         cfg = self.config
@@ -374,9 +400,12 @@ class Forecaster:
 
     def _select(self, t: float) -> None:
         """The plain model, unless a season covering two periods has clearly smaller errors."""
-        best, best_err = 0, self.models[0].err
-        for i, m in enumerate(self.models[1:], 1):
-            if t - m.t0 >= 2 * m.period and m.err < self.config.season_win * best_err:
+        models = self.models
+        best, best_err = 0, models[0].err
+        win = self.tuning.season_win
+        for i in range(1, len(models)):
+            m = models[i]
+            if t - m.t0 >= 2 * m.period and m.err < win * best_err:
                 best, best_err = i, m.err
         if best != self.active:
             # Scores of another model say nothing of this one's: calibrate afresh (the peaks
@@ -384,48 +413,28 @@ class Forecaster:
             self.calib = Calibration()
         self.active = best
 
-    def _relearn(self, z: float, resids: list[float]) -> None:
-        cfg = self.config
-        if z > cfg.relearn_z:
+    def _relearn(self, z: float) -> None:
+        """Residuals beyond relearn_z on one side for relearn_run points re-level every model."""
+        tn = self.tuning
+        if z > tn.relearn_z:
             self.run = self.run + 1 if self.run > 0 else 1
-        elif z < -cfg.relearn_z:
+        elif z < -tn.relearn_z:
             self.run = self.run - 1 if self.run < 0 else -1
         else:
             self.run = 0
-        if abs(self.run) >= cfg.relearn_run:
+        if abs(self.run) >= tn.relearn_run:
             for m in self.models:
                 m.relevel()
             self.run = 0
 
     # ------------------------------------------------------------------ calibration
 
-    def _peak_bin(self, t: float) -> int:
-        return bin_of(t, DAY_S, len(self.peaks))
-
-    def _peak_bar(self, b: int) -> float:
-        """peak_margin x the largest recent |z| near time-of-day bin b (it, the neighbours)."""
-        if not self.peaks:
-            return 0.0
-        return self.config.peak_margin * _near(self.peaks, b)
-
-    def _pooled_stat(self, m: SmoothingModel) -> float:
-        """The pooled tests' statistic over its bar (>= 1: past a bar): the larger of the
-        variance ratio's and the short mean's."""
-        cfg = self.config
-        v = m.scale / m.spread / self._var_bar() if cfg.var_sigmas > 0 and m.spread > 0 else 0.0
-        if cfg.shift_gain > 0 and self.n >= 1.0 / cfg.spread_gain:
-            q = max(self.dhist.quantile(cfg.quantile), 1e-9)
-            v = max(v, self._drift_z() / q / cfg.shift_margin)
-        return v
-
     def _learn_peak(self, t: float, b: int, az: float, pstat: float) -> None:
-        if not self.peaks:
-            return
         day = t // DAY_S
         if day > self.day:
             # Once a day, not per point (O(bins) a day whatever the sampling): the past decays
             # and today joins it. Only past days count, so a repeat within the day still fires.
-            f = 0.5 ** ((day - self.day) / self.config.peak_halflife)
+            f = 0.5 ** ((day - self.day) / self.tuning.peak_halflife)
             for i in range(len(self.peaks)):
                 self.peaks[i] = max(self.peaks[i] * f, self.today[i])
                 self.ppeaks[i] = max(self.ppeaks[i] * f, self.ptoday[i])
@@ -442,9 +451,7 @@ class Forecaster:
 
     def _learn_range(self, x: float) -> None:
         nb = len(self.rmax)
-        if not nb:
-            return
-        size = max(self.config.memory // nb, 1)
+        size = self.tuning.range_size
         j = self.n - 1  # points learned before this one (the first only set the state)
         i = (j // size) % nb
         if j % size == 0:  # a new block replaces the oldest
@@ -453,11 +460,6 @@ class Forecaster:
         else:
             self.rmax[i] = max(self.rmax[i], x)
             self.rmin[i] = min(self.rmin[i], x)
-
-    def _bar(self) -> float:
-        """margin x the calibrated quantile of past |z|, at least z_min."""
-        cfg = self.config
-        return max(cfg.z_min, cfg.margin * self.calib.quantile(cfg.quantile))
 
     # ------------------------------------------------------------------ state
 

@@ -14,6 +14,19 @@ Transition = Literal["fire", "clear", ""]
 class Streak:
     """Tracks the last n verdicts of one series field and whether its anomaly is active."""
 
+    __slots__ = (
+        "active",
+        "anomaly_id",
+        "clear_after",
+        "k",
+        "last_ns",
+        "n",
+        "onset",
+        "quiet",
+        "recent",
+        "run",
+    )
+
     def __init__(self, k: int, n: int, clear_after: int) -> None:
         self.k = k
         self.n = n
@@ -47,7 +60,11 @@ class Streak:
                 self.quiet = 0
                 return "clear"
             return ""
-        if sum(1 for f, _ in self.recent if f) >= self.k or (flag and conclusive):
+        flagged = 0
+        for f, _ in self.recent:  # a loop, not sum() over a generator: every series, every window
+            if f:
+                flagged += 1
+        if flagged >= self.k or (flag and conclusive):
             self.active = True
             self.quiet = 0
             self.onset = next(ws for f, ws in self.recent if f)

@@ -23,17 +23,11 @@ from operators.scout.detect.config import DetectionConfig, SeriesRule
 from operators.scout.detect.events import AnomalyCleared, ChangeEvent, Detection, anomaly_id
 from operators.scout.detect.forecast import Forecaster
 from operators.scout.detect.persistence import Streak
+from operators.scout.detect.plan import FieldPlan, plan_key
 from operators.scout.detect.saturation import FreshInstances, TrendToLimit, TrendVerdict
 from sre_space.records import Anomaly, SignalWindow
 from sre_space.timeutil import NS_PER_S, ns_to_datetime, ns_to_rfc3339
 
-# Fields judged per kind, in a fixed order so outputs are ordered the same on every replay.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "span": ("error_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "count"),
-    "cuj": ("conversion", "started", "completed"),
-    "metric": ("utilization", "value", "rate"),
-    "pipeline": ("value",),
-}
 _QUANTILE_FIELDS = {"p50_ms", "p95_ms", "p99_ms", "max_ms"}
 # A quantile says something once at least one request lies beyond it: p95 needs 20, p99 100.
 _MIN_COUNT = {"p50_ms": 2, "p95_ms": 20, "p99_ms": 100, "max_ms": 1}
@@ -85,7 +79,7 @@ class SeriesDetector:
         self.window_s = 0.0  # length of the last signal window seen
         self.anchored_by: str | None = None  # the deploy the trend was last anchored at
         self.open: dict[str, AnomalyCleared] = {}  # active anomalies, as their clear would read
-        self._rules: dict[tuple[str, str, str, str], SeriesRule | None] = {}  # derived from config
+        self._plan: FieldPlan | None = None  # derived from config and the series' key
 
     # ------------------------------------------------------------------ input
 
@@ -104,33 +98,22 @@ class SeriesDetector:
         flags = getattr(sig, "flags", None)
         if isinstance(flags, dict):
             out += [Detection(at, ev) for ev in self.changes.on_flags(service, flags, at)]
-        if kind == "metric" and metric in cfg.changes.restart_metrics and sig.value is not None:
+        key = plan_key(sig, kind, service, name)
+        plan = self._plan
+        if plan is None or plan.key != key:
+            plan = self._plan = FieldPlan(cfg, sig, key, metric)
+        if plan.restarts and sig.value is not None:
             out += self._restarts(sig, t_ns)
 
-        rate = self._cumulative_rate(sig, t_ns) if kind == "metric" else None
+        rate = self._cumulative_rate(sig, t_ns) if kind == "metric" and plan.cumulative else None
         self.window_s = (t_ns - sig.window_start) / NS_PER_S
-        for field in self._fields(sig):
-            if kind == "metric" and field == "value" and cfg.is_cumulative(metric, sig.temporality):
-                continue  # a cumulative sum only grows; its rate is what is judged
-            rk = (kind, service, name, field)
-            if rk not in self._rules:
-                # Per-step funnel fields share one rule (`step_conversion`).
-                base = field.partition(".")[0]
-                self._rules[rk] = cfg.rule_for(kind, service, metric, base)
-            rule = self._rules[rk]
-            if rule is None:
-                continue
-            if (
-                kind == "metric"
-                and rule.test == "robust"
-                and cfg.metrics.enabled
-                and field in cfg.metrics.fields
-            ):
+        for field, rule, forecast in plan.fields:
+            if forecast:
                 out += self._forecast_field(sig, field, rule, t_ns, rate)
-                continue
-            out += self._judge_field(sig, field, rule, t_ns, rate)
+            else:
+                out += self._judge_field(sig, field, rule, t_ns, rate)
 
-        if kind == "metric" and metric in cfg.saturation.metrics and sig.utilization is not None:
+        if plan.saturation and sig.utilization is not None:
             out += self._trend(sig, t_ns)
         return out
 
@@ -160,17 +143,9 @@ class SeriesDetector:
 
     # ------------------------------------------------------------------ fields
 
-    def _fields(self, sig: SignalWindow) -> list[str]:
-        """The judged fields of a signal: the kind's fields, plus each funnel step of a journey."""
-        fields = list(FIELDS[sig.kind])
-        steps = sig.steps or []
-        if sig.kind == "cuj" and len(steps) > 2:
-            # With two steps the only step conversion is the conversion itself.
-            fields += [f"step_conversion.{i}" for i in range(1, len(steps))]
-        return fields
-
     def _cumulative_rate(self, sig: SignalWindow, t_ns: int) -> float | None:
-        if sig.value is None or not self.config.is_cumulative(sig.metric or "", sig.temporality):
+        """The per-second increase of a cumulative sum (its plan says it is one)."""
+        if sig.value is None:
             return None
         prev, self.prev_value = self.prev_value, (t_ns, sig.value)
         self.increase = None
@@ -262,6 +237,14 @@ class SeriesDetector:
     def _judge_field(
         self, sig: SignalWindow, field: str, rule: SeriesRule, t_ns: int, rate: float | None
     ) -> list[Detection]:
+        if (
+            rule.test != "binomial"
+            and (rate if field == "rate" else getattr(sig, field, None)) is None
+        ):
+            # Nothing to judge and nothing to learn: no state either until a value comes (every
+            # metric series without a utilization kept an empty median/MAD history, ~5 KB).
+            # A binomial field's state is made at once: a deploy pools its windows from then on.
+            return []
         st = self._state(field, rule)
         verdict: Verdict | None
         lax: Verdict | None

@@ -8,7 +8,7 @@ from array import array
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from operators.scout.detect.forecast import ForecastConfig
+    from operators.scout.detect.tuning import Tuning
 
 
 class SmoothingModel:
@@ -52,55 +52,88 @@ class SmoothingModel:
         t: float,
         x: float,
         h: float,
-        cfg: ForecastConfig,
+        phi: float,
+        a: float,
+        tn: Tuning,
         g: float,
         gs: float,
         young: bool,
-    ) -> float:
-        """Learn x at t (h typical steps after the last point; g, gs: the scale's and spread's
-        gains; young: still warming up); returns the raw residual."""
-        phi = cfg.damping**h
-        b = self.bin(t) if self.bins else 0
-        s = self.season[b] if self.bins else 0.0
-        fresh = self.bins > 0 and math.isnan(s)
-        pred = self.level + phi * self.trend * h + (0.0 if fresh else s)
+    ) -> None:
+        """Learn x at t: h typical steps after the last point; phi, a: the damping and the level
+        gain over those h steps (the same for every model, so worked out once per point); g, gs:
+        the scale's and spread's gains; young: still warming up."""
+        # The hot path of every series: fields are read into locals once, and the expressions
+        # keep the association order they had as separate steps (the same floats to the bit).
+        bins = self.bins
+        level = self.level
+        trend = self.trend
+        season = self.season
+        fresh = False
+        b = 0
+        s = 0.0
+        if bins:
+            period = self.period
+            b = int((t % period) / period * bins)  # bin_of(), inline
+            if bins - 1 < b:
+                b = bins - 1
+            s = season[b]
+            fresh = math.isnan(s)
+        pred = level + phi * trend * h + (0.0 if fresh else s)
         r = x - pred
-        scale = self.sigma(cfg)
-        lim = cfg.huber_k * scale
+        # min() and max() are spelt out as comparisons (in the order the builtins compare, so
+        # the same value wins a tie): a dozen calls per point were a tenth of its time.
+        spread = self.spread
+        own = self.scale
+        scale = own  # sigma(): max(own, floor x spread, 1e-6 x |level|, 1e-9)
+        floor = tn.spread_floor * spread
+        if floor > scale:
+            scale = floor
+        floor = 1e-6 * abs(level)
+        if floor > scale:
+            scale = floor
+        if scale < 1e-9:
+            scale = 1e-9
         # No clipping while young: the scale is still being learned from these residuals.
-        rc = r if young else max(-lim, min(lim, r))
-        a = 1.0 - (1.0 - cfg.level_gain) ** min(h, 10.0)
+        rc = r
+        if not young:
+            lim = tn.huber_k * scale
+            rc = r if r < lim else lim  # max(-lim, min(lim, r))
+            rc = rc if rc > -lim else -lim
         if fresh:
             # First visit of this bin: its deviation from the level starts its profile.
-            self.season[b] = rc
-            self.level += phi * self.trend * h
+            season[b] = rc
+            self.level = level + phi * trend * h
         else:
-            self.level += phi * self.trend * h + a * rc
-            if not self.bins:
+            self.level = level + (phi * trend * h + a * rc)
+            if not bins:
                 # A seasonal model carries no trend (ETS(A,N,A)): within a period the profile's
                 # rise and a trend are one to the smoother, and they then run against each
                 # other (the level drifts off while the profile makes up for it).
-                self.trend = phi * self.trend + cfg.trend_gain * rc
-            if self.bins:
-                self.season[b] = s + cfg.season_gain * (1.0 - a) * rc
-        self.scale += g * (abs(rc) * 1.2533 - self.scale)  # E|N(0,s)| = s * sqrt(2/pi)
+                self.trend = phi * trend + tn.trend_gain * rc
+            else:
+                season[b] = s + tn.season_gain * (1.0 - a) * rc
+        self.scale = own + g * (abs(rc) * 1.2533 - own)  # E|N(0,s)| = s * sqrt(2/pi)
         # The spread takes residuals far beyond the Huber bound, so sparse bursts between
         # stretches of one repeated value keep it up (a burst 20x the spread moves it still).
-        wide = cfg.spread_clip * max(self.spread, scale)
-        self.spread += gs * (min(abs(r), wide) * 1.2533 - self.spread)
-        # Model selection compares long-run errors: a day's disturbance does not flip it.
-        self.err += gs * (min(abs(r), wide) - self.err) if not fresh else 0.0
-        self.ring.append(r)
-        if len(self.ring) > cfg.relearn_run:
-            del self.ring[0]
-        return r
+        wide = tn.spread_clip * (scale if scale > spread else spread)
+        clipped = abs(r)
+        if wide < clipped:
+            clipped = wide
+        self.spread = spread + gs * (clipped * 1.2533 - spread)
+        if not fresh:
+            # Model selection compares long-run errors: a day's disturbance does not flip it.
+            self.err += gs * (clipped - self.err)
+        ring = self.ring
+        ring.append(r)
+        if len(ring) > tn.relearn_run:
+            del ring[0]
 
-    def sigma(self, cfg: ForecastConfig) -> float:
+    def sigma(self, spread_floor: float) -> float:
         """The scale, floored. A series that mostly repeats one value (idle, zero between
         bursts) has no short-term scale: its long-run spread bounds it from below. A constant
         series has no spread either: a millionth of its level is the least news. A quiet
         stretch of a bursty series does not tighten the scale far below its long-run spread."""
-        return max(self.scale, cfg.spread_floor * self.spread, 1e-6 * abs(self.level), 1e-9)
+        return max(self.scale, spread_floor * self.spread, 1e-6 * abs(self.level), 1e-9)
 
     def relevel(self) -> None:
         """A lasting shift: move the level by the median of the recent residuals."""
