@@ -24,15 +24,20 @@ from operators.scout.detect.events import AnomalyCleared, ChangeEvent, Detection
 from operators.scout.detect.forecast import Forecaster
 from operators.scout.detect.persistence import Streak
 from operators.scout.detect.plan import FieldPlan, plan_key
-from operators.scout.detect.saturation import FreshInstances, TrendToLimit, TrendVerdict
+from operators.scout.detect.reports import (
+    QUANTILE_FIELDS,
+    anomaly_record,
+    cleared,
+    exemplars_of,
+    trend_detail,
+)
+from operators.scout.detect.saturation import FreshInstances, TrendToLimit
 from sre_space.records import Anomaly, SignalWindow
-from sre_space.timeutil import NS_PER_S, ns_to_datetime, ns_to_rfc3339
+from sre_space.timeutil import NS_PER_S, ns_to_datetime
 
-_QUANTILE_FIELDS = {"p50_ms", "p95_ms", "p99_ms", "max_ms"}
 # A quantile says something once at least one request lies beyond it: p95 needs 20, p99 100.
 _MIN_COUNT = {"p50_ms": 2, "p95_ms": 20, "p99_ms": 100, "max_ms": 1}
 _DETECTOR = {"robust": "baseline", "binomial": "significance", "threshold": "threshold"}
-MAX_EXEMPLARS = 6
 
 
 def signal_key(sig: SignalWindow) -> str:
@@ -210,7 +215,7 @@ class SeriesDetector:
                 else observed >= rule.min_level
             )
         abnormal = j.abnormal and big_enough
-        st.exemplars.append(_exemplars(sig, field) if abnormal else [])
+        st.exemplars.append(exemplars_of(sig, field) if abnormal else [])
         st.last = (observed, expected)
         st.score = min(abs(j.z), 1e6)
         # A change only a pooled test sees (a small lasting shift, wider noise: no point past
@@ -279,7 +284,7 @@ class SeriesDetector:
             value = rate if field == "rate" else getattr(sig, field, None)
             if value is None:
                 return []
-            if field in _QUANTILE_FIELDS and sig.count < max(
+            if field in QUANTILE_FIELDS and sig.count < max(
                 self.config.rates.min_trials, _MIN_COUNT[field]
             ):
                 return []  # quantiles of a handful of requests say nothing
@@ -317,7 +322,7 @@ class SeriesDetector:
                     st.rate.learn(successes, trials)
         if verdict is None:
             return []  # not judged yet: the streak neither advances nor forgets
-        st.exemplars.append(_exemplars(sig, field) if abnormal else [])
+        st.exemplars.append(exemplars_of(sig, field) if abnormal else [])
         st.last = (observed, verdict.expected)
         st.score = verdict.score
         out = self._transition(
@@ -349,13 +354,13 @@ class SeriesDetector:
             streak.anomaly_id = aid
             st.subtle = severity == "info"
             anomaly = self._anomaly(sig, st, field, detector, aid, severity, detail, streak)
-            self.open[aid] = _cleared(sig, aid, detector, field)
+            self.open[aid] = cleared(sig, aid, detector, field)
             return [Detection(sig.window_end, anomaly)]
         if change == "clear" and streak.anomaly_id is not None:
             aid = streak.anomaly_id
             self.open.pop(aid, None)
             streak.anomaly_id = None
-            return [Detection(sig.window_end, _cleared(sig, aid, detector, field))]
+            return [Detection(sig.window_end, cleared(sig, aid, detector, field))]
         return []
 
     def _anomaly(
@@ -370,29 +375,9 @@ class SeriesDetector:
         streak: Streak | None = None,
     ) -> Anomaly:
         """The record of the anomaly `aid` of a field, as its streak and last verdict stand."""
-        streak = streak or st.streak
-        assert streak.onset is not None
-        ids: list[str] = []
-        for batch in st.exemplars:
-            ids += [i for i in batch if i not in ids]
-        observed, expected = st.last
-        return Anomaly(
-            id=aid,
-            detector=detector,
-            signal=field,
-            kind=sig.kind,
-            onset=streak.onset,
-            observed=observed,
-            expected=expected,
-            score=round(st.score, 6),
-            service=sig.service,
-            operation=sig.operation,
-            cuj=sig.cuj,
-            metric=sig.metric,
-            windows=streak.flagged_windows(),
-            exemplar_trace_ids=ids[:MAX_EXEMPLARS],
-            severity=severity,
-            detail=detail or _describe(sig, field, observed, expected),
+        s = streak or st.streak
+        return anomaly_record(
+            sig, field, detector, aid, s, st.exemplars, st.last, st.score, severity, detail
         )
 
     def end(self, at: int) -> list[Detection]:
@@ -450,7 +435,7 @@ class SeriesDetector:
         tte = verdict.time_to_exhaustion_s if verdict is not None else None
         st.last = (sig.utilization, cfg.saturation.exhaustion_level)
         st.score = cfg.saturation.horizon / max(tte, 1.0) if tte is not None else 0.0
-        detail = _trend_detail(sig, verdict, t_ns) if verdict is not None else ""
+        detail = trend_detail(sig, verdict, t_ns) if verdict is not None else ""
         # A steady rise since a deploy, over several points and well above the noise, is its own
         # persistence (a step up after a healthy deploy is not steady); so is a common slope of
         # fresh containers at instance_z standard errors.
@@ -546,19 +531,6 @@ class SeriesDetector:
         return out
 
 
-def _cleared(sig: SignalWindow, aid: str, detector: str, field: str) -> AnomalyCleared:
-    return AnomalyCleared(
-        id=aid,
-        detector=detector,
-        signal=field,
-        at=sig.window_end,
-        service=sig.service,
-        operation=sig.operation,
-        cuj=sig.cuj,
-        metric=sig.metric,
-    )
-
-
 def _hour(t_ns: int) -> int:
     return ns_to_datetime(t_ns).hour
 
@@ -579,45 +551,3 @@ def _trials(sig: SignalWindow, field: str) -> tuple[int | None, int | None]:
         # (more completions than starts): clip, a step cannot convert more than it received.
         return steps[i - 1], min(steps[i], steps[i - 1])
     return None, None
-
-
-def _exemplars(sig: SignalWindow, field: str) -> list[str]:
-    failing = list(sig.failing_trace_ids or [])
-    slowest = list(sig.slowest_trace_ids or [])
-    if field in _QUANTILE_FIELDS:
-        return slowest + failing
-    return failing + slowest
-
-
-def _describe(sig: SignalWindow, field: str, observed: float, expected: float) -> str:
-    _, service, name = sig.key
-    where = "/".join(p for p in (service, name) if p)
-    if field.startswith("step_conversion."):
-        i = int(field.partition(".")[2])
-        steps = sig.steps or []
-        return (
-            f"{where} funnel step {i + 1} of {len(steps)}: {observed:.4g} of the previous step "
-            f"passed vs baseline {expected:.4g}"
-        )
-    return f"{where} {field}: {observed:.4g} vs baseline {expected:.4g}"
-
-
-_FAR_S = 365 * 86_400.0
-
-
-def _trend_detail(sig: SignalWindow, verdict: TrendVerdict, t_ns: int) -> str:
-    tte = verdict.time_to_exhaustion_s
-    where = "/".join(p for p in (sig.service, sig.metric) if p)
-    if tte is None:
-        return f"{where}: utilization {verdict.level:.3f}, not rising"
-    # A near-flat slope puts exhaustion past any date a clock can print.
-    at = ns_to_rfc3339(t_ns + int(tte * NS_PER_S)) if tte < _FAR_S else "never (within a year)"
-    fresh = (
-        f" in {verdict.instances} container(s) started lately (z={verdict.z:.1f})"
-        if verdict.instances and verdict.z is not None
-        else ""
-    )
-    return (
-        f"{where}: utilization {verdict.level:.3f} rising {verdict.slope_per_s * 60:.4f}/min"
-        f"{fresh}; time_to_exhaustion_s={tte:.1f}; exhausts_at={at}"
-    )
