@@ -204,6 +204,25 @@ def test_healthy_rollouts_with_a_first_point_warming_up_do_not_page() -> None:
     assert paged >= 25
 
 
+def _pool(connections: dict[str, int]) -> dict[str, float]:
+    return {pod: n / 20 for pod, n in connections.items()}  # a pool of 20: steps of 0.05
+
+
+def test_one_step_of_a_quantized_pool_after_a_rollout_does_not_page() -> None:
+    # Busy connections go 4 -> 5 -> 4 now and then; most differences are 0 (their MAD is 0).
+    fresh = FreshInstances(SaturationConfig())
+    rng = random.Random(42)
+    for w in range(24):
+        fresh.on_window(10.0 * w, _pool({"a": 4 + (rng.random() < 0.1), "b": 4}))
+    # a rollout; one new pod takes a fifth connection on its third point (seed 42 of the shop)
+    after = [{"c": 4, "d": 4}, {"c": 4, "d": 4}, {"c": 4, "d": 5}, {"c": 4, "d": 4}]
+    verdicts = [fresh.on_window(10.0 * (24 + k), _pool(p)) for k, p in enumerate(after)]
+    assert not any(v is not None and v.abnormal for v in verdicts)
+    # a pool that really fills (a connection leaked per window) still pages within the horizon
+    leak = [fresh.on_window(10.0 * (28 + k), _pool({"c": 4 + k, "d": 5 + k})) for k in range(8)]
+    assert any(v is not None and v.abnormal for v in leak)
+
+
 def test_pods_present_from_the_start_are_left_to_the_series_fit() -> None:
     # a flow that starts late sees leaking pods that started before it: not fresh
     fresh = FreshInstances(SaturationConfig())

@@ -47,6 +47,14 @@ def diff_noise(diffs: Sequence[float]) -> float:
     return MAD_TO_SIGMA * mad / 2**0.5
 
 
+def quantum_noise(diffs: Sequence[float]) -> float:
+    """The least noise a quantized gauge has: q / sqrt(12), the rounding error's sigma (Sheppard
+    1898), q its smallest non-zero step. A pool of 20 connections moves by 0.05: most of its
+    differences are 0, so their MAD is 0 and one step would look like a steep, certain slope."""
+    steps = [abs(d) for d in diffs if d != 0.0]
+    return min(steps) / 12**0.5 if steps else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class CommonSlope:
     """One least-squares slope shared by several point sets, each keeping its own level."""
@@ -241,7 +249,11 @@ class FreshInstances:
     def _judge(self, t_s: float, pool: list[list[tuple[float, float]]]) -> TrendVerdict:
         cfg = self.config
         fit = common_slope(pool, t_s)
-        sigma = max(diff_noise(self.diffs), _NOISE_FLOOR * cfg.exhaustion_level)
+        sigma = max(
+            diff_noise(self.diffs),
+            quantum_noise(self.diffs),
+            _NOISE_FLOOR * cfg.exhaustion_level,
+        )
         z = fit.slope * fit.sxx**0.5 / sigma
         tte = time_to_exhaustion(fit.level, fit.slope, cfg.exhaustion_level)
         abnormal = (
