@@ -32,7 +32,7 @@ from operators.scout.detect.reports import (
     trend_detail,
 )
 from operators.scout.detect.saturation import FreshInstances, TrendToLimit
-from sre_space.records import Anomaly, SignalWindow
+from sre_space.records import SignalWindow
 from sre_space.timeutil import NS_PER_S, ns_to_datetime
 
 # A quantile says something once at least one request lies beyond it: p95 needs 20, p99 100.
@@ -233,10 +233,19 @@ class SeriesDetector:
             conclusive=abnormal and j.conclusive,
             severity="warning" if point else "info",
         )
-        if grown and st.streak.active and st.streak.anomaly_id is not None:
+        if grown and st.streak.anomaly_id is not None:
             st.subtle = False
-            aid = st.streak.anomaly_id
-            out.append(Detection(sig.window_end, self._anomaly(sig, st, field, "forecast", aid)))
+            warning = anomaly_record(
+                sig,
+                field,
+                "forecast",
+                st.streak.anomaly_id,
+                st.streak,
+                st.exemplars,
+                st.last,
+                st.score,
+            )
+            out.append(Detection(sig.window_end, warning))
         return out
 
     def _judge_field(
@@ -353,7 +362,9 @@ class SeriesDetector:
             aid = anomaly_id(sig.key, detector, field, streak.onset)
             streak.anomaly_id = aid
             st.subtle = severity == "info"
-            anomaly = self._anomaly(sig, st, field, detector, aid, severity, detail, streak)
+            anomaly = anomaly_record(
+                sig, field, detector, aid, streak, st.exemplars, st.last, st.score, severity, detail
+            )
             self.open[aid] = cleared(sig, aid, detector, field)
             return [Detection(sig.window_end, anomaly)]
         if change == "clear" and streak.anomaly_id is not None:
@@ -362,23 +373,6 @@ class SeriesDetector:
             streak.anomaly_id = None
             return [Detection(sig.window_end, cleared(sig, aid, detector, field))]
         return []
-
-    def _anomaly(
-        self,
-        sig: SignalWindow,
-        st: _FieldState,
-        field: str,
-        detector: str,
-        aid: str,
-        severity: str = "warning",
-        detail: str = "",
-        streak: Streak | None = None,
-    ) -> Anomaly:
-        """The record of the anomaly `aid` of a field, as its streak and last verdict stand."""
-        s = streak or st.streak
-        return anomaly_record(
-            sig, field, detector, aid, s, st.exemplars, st.last, st.score, severity, detail
-        )
 
     def end(self, at: int) -> list[Detection]:
         """The series ended (its instance is gone): every anomaly it holds clears at `at`."""
