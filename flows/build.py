@@ -6,6 +6,7 @@ Wiring only: every step calls a pure function from `operators`; inputs and outpu
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -14,6 +15,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import windowing as win
 
+from flows.clock import AlignedClock
 from flows.health import EndOffsets, build_health
 from operators.otlp.errors import DecodeLimits
 from operators.otlp.messages import Decoded, RawMessage, decode_message
@@ -34,7 +36,7 @@ from operators.signals.limit import SeriesLimit
 from operators.signals.partials import MetricPartial
 from sre_space.records import DeadLetter, SignalWindow
 from sre_space.settings import PipelineConfig
-from sre_space.timeutil import NS_PER_S, ns_to_datetime
+from sre_space.timeutil import NS_PER_S
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Young collections traverse every list a decoder builds (a reference per span), with Python's
@@ -72,6 +74,18 @@ def partials_of(
     return out
 
 
+def sourced_partials(
+    poll: list[Decoded | DeadLetter], spec: SignalSpec, lateness_ns: int
+) -> list[Sourced]:
+    """`partials_of` a poll, each with the poll's source ("topic:partition"): one source per poll,
+    as a source partition polls one Kafka partition (or one file)."""
+    first = next((d for d in poll if isinstance(d, Decoded)), None)
+    if first is None:
+        return []
+    source = f"{first.source}:{first.partition}"
+    return [(source, p) for p in partials_of(poll, spec, lateness_ns)]
+
+
 def decode_poll(poll: list[RawMessage], limits: DecodeLimits) -> list[Decoded | DeadLetter]:
     """Each message of a poll decoded (or its dead letter), in order."""
     return [decode_message(m, limits) for m in poll]
@@ -79,6 +93,10 @@ def decode_poll(poll: list[RawMessage], limits: DecodeLimits) -> list[Decoded | 
 
 def _each(poll: list[Decoded | DeadLetter]) -> list[Decoded | DeadLetter]:
     return poll
+
+
+# A partial and the source it came from, for the windows' clock (`operators.signals.clock`).
+Sourced = tuple[str, Partial]
 
 
 def late_signal(partial: Partial, window_ns: int) -> SignalWindow:
@@ -110,6 +128,7 @@ def build_signals(
     live: bool = False,
     end_offsets: EndOffsets | None = None,
     topics: tuple[str, ...] = (),
+    partitions: Mapping[str, tuple[str, ...]] | None = None,
 ) -> FlowStreams:
     """Add decode, aggregation and windowing steps behind `raw` (one item per poll).
 
@@ -117,7 +136,8 @@ def build_signals(
     same input, same output); otherwise it also advances with the system clock so quiet keys
     still close their windows in a live run. `live` adds the wall-clock health heartbeat
     (watermark delay, and consumer lag when `end_offsets` can ask the broker); `topics` names
-    Kafka topics whose pipeline signals wait for each other (event time only). Building a flow
+    Kafka topics whose pipeline signals wait for each other (event time only), `partitions` the
+    sources ("topic:N") each topic's windows wait for from the start. Building a flow
     also raises the process's youngest GC threshold to `GC_YOUNG_THRESHOLD`.
     """
     young, *older = gc.get_threshold()
@@ -133,26 +153,28 @@ def build_signals(
     dead: Stream[DeadLetter] = split.falses  # type: ignore[assignment]
 
     lateness_ns = config.signals.lateness_seconds * NS_PER_S
-    parts = op.flat_map("partials", polls, partial(partials_of, spec=spec, lateness_ns=lateness_ns))
+    parts = op.flat_map(
+        "partials", polls, partial(sourced_partials, spec=spec, lateness_ns=lateness_ns)
+    )
     parts = _series_cap(parts, config, window_ns)
-    keyed = op.key_on("key", parts, lambda p: p.key)
+    keyed = op.key_on("key", parts, lambda p: p[1].key)
 
-    clock = _event_clock(config, deterministic_clock)
+    clock = _event_clock(config, deterministic_clock, partitions or {})
     windower = win.TumblingWindower(
         length=timedelta(seconds=config.signals.window_seconds), align_to=EPOCH
     )
-    windows: win.WindowOut[Partial, Partial | None] = win.fold_window(
+    windows: win.WindowOut[Sourced, Partial | None] = win.fold_window(
         "windows",
         keyed,
         clock,
         windower,
         builder=_no_partial,
-        folder=merge_partials,
+        folder=_fold,
         merger=_merge_windows,
         ordered=False,
     )
     closed = op.map("finalize", windows.down, lambda kv: _finalize(kv[1][1], window_ns))
-    late = op.map("late", windows.late, lambda kv: late_signal(kv[1][1], window_ns))
+    late = op.map("late", windows.late, lambda kv: late_signal(kv[1][1][1], window_ns))
     health = build_health(ok, dead, window_ns, live=live, end_offsets=end_offsets, awaited=topics)
     signals = op.merge("signals", closed, late, health)
     every = config.signals.graph_sample_every
@@ -166,20 +188,21 @@ def build_signals(
     return FlowStreams(signals=signals, deadletters=dead, decoded=ok, edges=edges)
 
 
-def _series_cap(parts: Stream[Partial], config: PipelineConfig, window_ns: int) -> Stream[Partial]:
+def _series_cap(parts: Stream[Sourced], config: PipelineConfig, window_ns: int) -> Stream[Sourced]:
     """Metric series partials through a per-service cap (`operators.signals.limit`)."""
     series = op.branch(
         "series_split",
         parts,
-        lambda p: isinstance(p, MetricPartial) and not (p.saturation or p.pipeline),
+        lambda p: isinstance(p[1], MetricPartial) and not (p[1].saturation or p[1].pipeline),
     )
     cfg = config.metrics.series
     idle_ns = int(cfg.idle * NS_PER_S)
 
-    def mapper(limit: SeriesLimit | None, part: Partial) -> tuple[SeriesLimit, list[Partial]]:
+    def mapper(limit: SeriesLimit | None, item: Sourced) -> tuple[SeriesLimit, list[Sourced]]:
         # The state is the object itself (Bytewax pickles it at snapshots only).
         limit = limit or SeriesLimit(cfg.max_per_service, idle_ns, window_ns)
-        return limit, limit.admit(part)
+        source, part = item
+        return limit, [(source, p) for p in limit.admit(part)]
 
     keyed = op.key_on("series_service", series.trues, _service_of)
     capped = op.stateful_map("series_cap", keyed, mapper)
@@ -187,13 +210,17 @@ def _series_cap(parts: Stream[Partial], config: PipelineConfig, window_ns: int) 
     return op.merge("series_capped", series.falses, admitted)
 
 
-def _service_of(part: Partial) -> str:
-    assert isinstance(part, MetricPartial)
-    return part.service
+def _service_of(item: Sourced) -> str:
+    assert isinstance(item[1], MetricPartial)
+    return item[1].service
 
 
 def _no_partial() -> Partial | None:
     return None
+
+
+def _fold(acc: Partial | None, item: Sourced) -> Partial:
+    return merge_partials(acc, item[1])
 
 
 def _merge_windows(a: Partial | None, b: Partial | None) -> Partial | None:
@@ -207,26 +234,23 @@ def _finalize(acc: Partial | None, window_ns: int) -> SignalWindow:
     return finalize(acc, window_ns)
 
 
-def _ts(partial: Partial) -> datetime:
-    return ns_to_datetime(partial.max_ts_ns)
+def _ts_ns(partial: Partial) -> int:
+    return partial.max_ts_ns
 
 
-def _frozen_now() -> datetime:
-    return EPOCH
-
-
-def _never(_close: datetime) -> datetime | None:
-    return None
-
-
-def _event_clock(config: PipelineConfig, deterministic: bool) -> win.EventClock[Partial]:
-    """Event-time clock; `deterministic` keeps the system clock out of the watermark entirely."""
-    wait = timedelta(seconds=config.signals.lateness_seconds)
-    if deterministic:
-        # The watermark is then the largest event time seen minus the lateness, and windows close
-        # on data or at the end of input: replays give the same output however fast they run.
-        return win.EventClock(_ts, wait, now_getter=_frozen_now, to_system_utc=_never)
-    return win.EventClock(_ts, wait)
+def _event_clock(
+    config: PipelineConfig, deterministic: bool, partitions: Mapping[str, tuple[str, ...]]
+) -> AlignedClock[Partial]:
+    """Event-time clock: each key's watermark waits for the slowest partition it hears from, and
+    `deterministic` keeps the system clock out of it entirely (windows close on data or at the
+    end of input: replays give the same output however fast they run)."""
+    return AlignedClock(
+        _ts_ns,
+        timedelta(seconds=config.signals.lateness_seconds),
+        max_skew_ns=config.signals.partition_skew_seconds * NS_PER_S,
+        awaited=partitions,
+        deterministic=deterministic,
+    )
 
 
 def _edges_of(decoded: Decoded, window_ns: int) -> EdgesSeen | None:

@@ -11,7 +11,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
 from flows.build import build_signals
-from flows.sources import kafka_end_offsets, kafka_input
+from flows.sources import kafka_end_offsets, kafka_input, kafka_partitions
 from flows.state_outputs import attach_state_outputs
 from operators.scout import build_scout
 from operators.scout.stage import SOURCES
@@ -34,6 +34,7 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
         live=settings.kafka_tail and not settings.deterministic_clock,
         end_offsets=kafka_end_offsets(settings),
         topics=(settings.spans_topic, settings.metrics_topic) if deterministic else (),
+        partitions=kafka_partitions(settings),
     )
     dead = op.merge("all_dead", streams.deadletters, consumer_errors)
     scout = build_scout(

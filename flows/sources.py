@@ -148,8 +148,8 @@ def kafka_input(
             tail,
             start,
             CONSUMER_TUNING,
-            # Small batches keep partitions interleaved: watermarks are per key, not per
-            # partition, so reading one partition far ahead of another would make the other late.
+            # Small batches keep partitions interleaved, so the windows' clock (which waits for
+            # the slowest partition) holds few windows open while a backlog is read.
             settings.kafka_batch_size,
             raise_on_errors=False,
         )
@@ -215,6 +215,25 @@ def kafka_end_offsets(settings: Settings) -> Callable[[list[str]], dict[str, int
         return out
 
     return probe
+
+
+def kafka_partitions(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The input topics' partitions as "topic:N" sources, per topic (none for a topic the broker
+    does not know yet: its windows then wait only for partitions they have heard from)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    try:
+        meta = admin.list_topics(timeout=10)
+    except KafkaException:
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for topic in (settings.spans_topic, settings.metrics_topic):
+        found = meta.topics.get(topic)
+        if found is not None and found.error is None:
+            out[topic] = tuple(f"{topic}:{p}" for p in sorted(found.partitions))
+    return out
 
 
 def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = 1) -> None:

@@ -137,6 +137,25 @@ def test_proto_and_json_messages_to_exact_signals_with_dead_letters(
     assert store.count("signals") == len(_signals(consume_all, topics["signals_topic"]))
 
 
+def test_partitions_read_out_of_step_lose_no_span(
+    tmp_path: Path, topic_factory, produce, consume_all, kafka_bootstrap: str
+) -> None:
+    # Four partitions of a four-minute backlog, one process, the default lateness (5 s): each
+    # partition's first poll covers the whole backlog, so a watermark per key alone would make
+    # every partition but the first one read late (most of the spans).
+    requests, truth = generate(12_000, seed=5, spans_per_request=300, services=3, rate_per_s=50)
+    topics = _topics(topic_factory, partitions=4)
+    settings = _settings(kafka_bootstrap, topics, tmp_path)
+    for part in range(4):
+        produce(topics["spans_topic"], [(None, r) for r in requests[part::4]], partition=part)
+
+    run_main(build_kafka_flow(settings))
+
+    signals = _signals(consume_all, topics["signals_topic"])
+    assert [s for s in signals if s.metric == "late"] == []
+    assert_matches_truth(signals, truth, settings.pipeline.signals.window_seconds * 10**9)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
