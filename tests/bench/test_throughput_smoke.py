@@ -48,3 +48,22 @@ def test_the_kafka_paths_turn_every_span_into_signals(
         ("kafka", 1500),
         ("kafka_no_archive", 1500),
     ]
+
+
+@pytest.mark.kafka
+def test_the_scaleout_bench_counts_every_span_on_one_and_two_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
+) -> None:
+    from bench import scaleout
+
+    monkeypatch.setenv("SRE_BENCH_OUT", str(tmp_path))
+    monkeypatch.setattr(scaleout, "OUT", tmp_path)
+    args = ["--kafka", kafka_bootstrap, "--spans", "150000", "--spans-per-request", "4096"]
+    assert scaleout.main(args) == 0
+    results = json.loads((tmp_path / "scaleout.json").read_text())
+    # 30 s of spans over four partitions read out of step: every span in its window, none late.
+    assert [(r["procs"], r["spans"], r["late_spans"]) for r in results] == [
+        (1, 150000, 0),
+        (2, 150000, 0),
+    ]
+    assert all(len(r["members"]) == r["procs"] for r in results)
