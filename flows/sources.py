@@ -26,14 +26,22 @@ from sre_space.settings import Settings
 log = logging.getLogger(__name__)
 
 # librdkafka pauses fetching for 1 s whenever its queue passes its bound (NOTES.md); the backoff
-# makes that pause 10 ms, so the queue can stay at 64 MB: with MB-sized export requests a larger
-# one doubled the flow's peak RSS (bench.throughput, 20-attribute spans) for no throughput.
+# makes that pause 10 ms, so the queue can stay small. Each partition gets its own consumer and
+# queue: they share `PREFETCH_KB` (at least `MIN_QUEUE_KB` each), as 64 MB per partition held
+# 4 x 64 MB on one process reading 4 partitions (bench.scaleout: 873 MiB peak RSS; 468 shared).
 CONSUMER_TUNING = {
     "fetch.queue.backoff.ms": "10",
-    "queued.max.messages.kbytes": "65536",
     "fetch.message.max.bytes": "20971520",
     "max.partition.fetch.bytes": "20971520",
 }
+PREFETCH_KB = 131_072
+MIN_QUEUE_KB = 16_384
+
+
+def consumer_tuning(partitions: int) -> dict[str, str]:
+    """The consumer settings for a flow that reads `partitions` partitions in all."""
+    queue_kb = max(MIN_QUEUE_KB, PREFETCH_KB // max(partitions, 1))
+    return {**CONSUMER_TUNING, "queued.max.messages.kbytes": str(queue_kb)}
 
 
 X = TypeVar("X")
@@ -43,14 +51,27 @@ KafkaItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | 
 
 
 class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
-    """A partition whose every non-empty batch becomes one item (the list itself)."""
+    """A partition whose every non-empty batch becomes one item (the list itself), of at most
+    about `max_bytes` when the inner partition polls a message count (Bytewax's Kafka one)."""
 
-    def __init__(self, inner: StatefulSourcePartition[X, S]) -> None:
+    def __init__(self, inner: StatefulSourcePartition[X, S], max_bytes: int | None = None) -> None:
         self._inner = inner
+        self._max_bytes = max_bytes
+        # Bytewax 0.21's Kafka partition reads `_batch_size` messages per poll (the version is
+        # pinned; tests/flows/test_sources.py fails if the attribute goes).
+        self._max_messages: int | None = getattr(inner, "_batch_size", None)
 
     def next_batch(self) -> list[list[X]]:
-        batch = self._inner.next_batch()
-        return [list(batch)] if batch else []
+        batch = list(self._inner.next_batch())
+        if not batch:
+            return []
+        if self._max_bytes is not None and self._max_messages is not None:
+            # The next poll's count from this one's mean message size: export requests range
+            # from kB to tens of MB, and a poll of 64 large ones per partition held GBs at once.
+            size = sum(len(getattr(m, "value", None) or b"") for m in batch)
+            fits = self._max_bytes * len(batch) // max(size, 1)
+            self._inner._batch_size = max(1, min(self._max_messages, fits))  # type: ignore[attr-defined]
+        return [batch]
 
     def next_awake(self) -> datetime | None:
         return self._inner.next_awake()
@@ -63,10 +84,12 @@ class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
 
 
 class PollSource(FixedPartitionedSource[list[X], S], Generic[X, S]):
-    """`inner` with each poll (a partition's batch) as one item; the same parts and resume state."""
+    """`inner` with each poll (a partition's batch) as one item; the same parts and resume state.
+    `max_bytes` bounds a poll's size (about: by the previous poll's mean message size)."""
 
-    def __init__(self, inner: FixedPartitionedSource[X, S]) -> None:
+    def __init__(self, inner: FixedPartitionedSource[X, S], max_bytes: int | None = None) -> None:
         self.inner = inner
+        self.max_bytes = max_bytes
 
     def list_parts(self) -> list[str]:
         return self.inner.list_parts()
@@ -74,7 +97,9 @@ class PollSource(FixedPartitionedSource[list[X], S], Generic[X, S]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: S | None
     ) -> _PollPartition[X, S]:
-        return _PollPartition(self.inner.build_part(step_id, for_part, resume_state))
+        return _PollPartition(
+            self.inner.build_part(step_id, for_part, resume_state), self.max_bytes
+        )
 
 
 class _RecordingPartition(StatefulSourcePartition[list[RawMessage], int]):
@@ -147,12 +172,13 @@ def kafka_input(
             list(signals),
             tail,
             start,
-            CONSUMER_TUNING,
+            consumer_tuning(sum(map(len, kafka_partitions(settings).values()))),
             # Small batches keep partitions interleaved, so the windows' clock (which waits for
             # the slowest partition) holds few windows open while a backlog is read.
             settings.kafka_batch_size,
             raise_on_errors=False,
-        )
+        ),
+        max_bytes=settings.kafka_poll_bytes,
     )
     polls: Stream[list[KafkaItem]] = _kafka_polls("kafka_in", flow, source)
 

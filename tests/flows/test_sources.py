@@ -1,0 +1,47 @@
+"""The Kafka source's polls: one item per poll, of about `kafka_poll_bytes` at most."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bytewax.connectors.kafka import KafkaSource
+
+from flows.sources import PollSource, _PollPartition
+
+
+@dataclass
+class _Msg:
+    value: bytes
+
+
+class _Partition:
+    """Hands out messages of given sizes, `_batch_size` per poll, as Bytewax's Kafka one does."""
+
+    def __init__(self, sizes: list[int], batch_size: int) -> None:
+        self.sizes = sizes
+        self._batch_size = batch_size
+
+    def next_batch(self) -> list[_Msg]:
+        batch, self.sizes = self.sizes[: self._batch_size], self.sizes[self._batch_size :]
+        return [_Msg(b"x" * n) for n in batch]
+
+
+def test_polls_of_large_messages_shrink_to_the_byte_budget_and_grow_back() -> None:
+    inner = _Partition([1000] * 8 + [100_000] * 20 + [1000] * 40, batch_size=8)
+    polls = _PollPartition(inner, max_bytes=250_000)  # type: ignore[arg-type]
+    sizes = [[len(m.value) for m in poll] for _ in range(10) for poll in polls.next_batch()]
+    assert [len(p) for p in sizes] == [8, 8, 2, 2, 2, 2, 2, 2, 2, 8]
+    # The first large poll is over budget (the count came from small messages); the rest fit.
+    assert all(sum(p) <= 250_000 for p in sizes[2:])
+    assert sizes[-1] == [1000] * 8
+
+
+def test_bytewax_kafka_partition_still_polls_batch_size_messages() -> None:
+    # The budget sets this attribute of the pinned Bytewax's partition; fail loudly if it goes.
+    source = PollSource(KafkaSource(["127.0.0.1:9"], ["t"], tail=False, batch_size=64), 1 << 20)
+    part = source.build_part("step", "0-t", None)
+    try:
+        assert part._max_messages == 64
+        assert part._inner._batch_size == 64  # type: ignore[attr-defined]
+    finally:
+        part.close()
