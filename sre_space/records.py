@@ -64,30 +64,51 @@ def _parse(value: int | str) -> int:
 
 
 _ATOMS = (str, int, float, bool)
+# The exact atom types: a set test of the types present settles most values at C speed; only a
+# value holding some other type (a subclass of an atom, say) takes the isinstance walk.
+_ATOM_TYPES = frozenset(_ATOMS)
+_ATOM_OR_NONE_TYPES = _ATOM_TYPES | {type(None)}
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
-def _flat_dict(record: Record) -> dict[str, Any] | None:
+def _atoms(values: Any) -> bool:
+    return set(map(type, values)) <= _ATOM_TYPES or all(isinstance(v, _ATOMS) for v in values)
+
+
+def _atoms_or_none(values: Any) -> bool:
+    return set(map(type, values)) <= _ATOM_OR_NONE_TYPES or all(
+        v is None or isinstance(v, _ATOMS) for v in values
+    )
+
+
+def _flat_dict(record: Record, keep_none: bool = True) -> dict[str, Any] | None:
     """`asdict(record)` for a record whose fields are atoms, lists of atoms or dicts of atoms
     (signals, dead letters); None otherwise. asdict deep-copies through a generic recursion that
-    cost more than the rest of writing a signal; for such fields a shallow copy is the same."""
+    cost more than the rest of writing a signal; for such fields a shallow copy is the same.
+    Without `keep_none`, None-valued fields are left out (what `to_dict` then drops)."""
     names = _FIELD_NAMES.get(type(record))
     if names is None:
         names = _FIELD_NAMES[type(record)] = tuple(f.name for f in fields(record))
     out: dict[str, Any] = {}
     for name in names:
         value = getattr(record, name)
-        if value is None or isinstance(value, _ATOMS):
+        kind = type(value)
+        if value is None:
+            if keep_none:
+                out[name] = None
+        elif kind in _ATOM_TYPES or isinstance(value, _ATOMS):
             out[name] = value
-        elif type(value) is list and all(isinstance(v, _ATOMS) for v in value):
+        elif kind is list and _atoms(value):
             out[name] = list(value)
-        elif type(value) is dict and all(
-            isinstance(k, _ATOMS) and (v is None or isinstance(v, _ATOMS)) for k, v in value.items()
-        ):
+        elif kind is dict and _atoms(value) and _atoms_or_none(value.values()):
             out[name] = dict(value)
         else:
             return None
     return out
+
+
+# What `json.dumps(..., separators=(",", ":"), sort_keys=True)` builds on every call, built once.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,18 +127,18 @@ class Record:
             object.__setattr__(self, name, _convert(getattr(self, name), _ms))
 
     def to_dict(self) -> dict[str, Any]:
-        out = _flat_dict(self)
+        out = _flat_dict(self, self.keep_none)
         if out is None:
             out = asdict(self)
-        if not self.keep_none:
-            out = {k: v for k, v in out.items() if v is not None}
+            if not self.keep_none:
+                out = {k: v for k, v in out.items() if v is not None}
         for name in _time_names(type(self)):
             if name in out:
                 out[name] = _convert(out[name], ns_to_rfc3339)
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+        return _ENCODER.encode(self.to_dict())
 
     @classmethod
     def _init_args(cls, data: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
@@ -21,6 +22,9 @@ def datetime_to_ns(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
 
 
+# Records of one window share their few times (window bounds, onsets): writing a signal formatted
+# the same two times over and over, and strftime is the dearest step of it.
+@lru_cache(maxsize=1024, typed=True)
 def ns_to_rfc3339(ns: int) -> str:
     """Nanoseconds since the epoch to RFC 3339 UTC with a `Z` suffix (millisecond precision)."""
     dt = ns_to_datetime(ns)

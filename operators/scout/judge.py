@@ -49,6 +49,8 @@ class Scout:
         self.correlator = Correlator(incidents, self.journeys)
         self.instances = InstanceWatch(detection.instance_gone)
         self._slices: dict[str, int] = {}  # journey -> slices judged (a cache of `series`)
+        # what `slo_instances` said per signal route (its fields that matching reads)
+        self._slo_routes: dict[tuple[Any, ...], list[str]] = {}
 
     def on_window(
         self,
@@ -60,8 +62,10 @@ class Scout:
         """Judge every signal of the window ending at `window_end`, then correlate; `lag_ns`: how
         far behind it windows may still arrive, so an instance that quiet is not yet gone."""
         out = ScoutOutput()
-        for sig in sorted(signals, key=lambda s: (signal_key(s), s.window_end)):
-            key = signal_key(sig)
+        # Keyed once (the sort key was built again in the loop); the position keeps the order
+        # of equal keys that a stable sort would, and spares comparing the signals themselves.
+        keyed = sorted((signal_key(s), s.window_end, i, s) for i, s in enumerate(signals))
+        for key, _, _, sig in keyed:
             det = self.series.get(key)
             if det is None:
                 if self._slice_over_cap(sig):
@@ -71,7 +75,7 @@ class Scout:
             instance = instance_of(sig)
             if instance is not None:
                 self.instances.report(instance, key, sig.window_end)
-            for slo_key in slo_instances(sig, self.slos):
+            for slo_key in self._slo_keys(sig):
                 ev = self.evaluators.get(slo_key)
                 if ev is None:
                     ev = self.evaluators[slo_key] = SloEvaluator(self.slos, slo_key)
@@ -87,6 +91,15 @@ class Scout:
         self._share_changes(out.detections)
         out.incidents = self.correlator.process(window_end, out.detections, edges)
         return out
+
+    def _slo_keys(self, sig: SignalWindow) -> list[str]:
+        """`slo_instances` of the signal, looked up once per route: matching every window
+        against every objective (globs, span kinds) was a tenth of judging a span window."""
+        route = (sig.kind, sig.service, sig.operation, sig.span_kind, sig.cuj, not sig.attributes)
+        keys = self._slo_routes.get(route)
+        if keys is None:
+            keys = self._slo_routes[route] = slo_instances(sig, self.slos)
+        return keys
 
     def _slice_over_cap(self, sig: SignalWindow) -> bool:
         """Whether a journey slice new to Scout is past `rates.max_slices` of its journey."""

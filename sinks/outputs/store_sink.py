@@ -37,12 +37,13 @@ def record_rows(record: Record) -> list[Row]:
         ]
     if isinstance(record, ChangeEvent):
         return [("changes", record.id, payload, ns_to_rfc3339(record.at), record.service)]
-    return [record_row(record)]
+    return [record_row(record, payload)]
 
 
-def record_row(record: Record) -> Row:
-    """The single row of a signal or a dead letter."""
-    payload = record.to_dict()
+def record_row(record: Record, payload: dict[str, Any] | None = None) -> Row:
+    """The single row of a signal or a dead letter (`payload`: its `to_dict()`, if made)."""
+    if payload is None:
+        payload = record.to_dict()
     if isinstance(record, SignalWindow):
         kind, svc, name = record.key
         key = f"{kind}|{svc}|{name}"

@@ -67,3 +67,26 @@ def test_a_field_gets_state_with_its_first_value_and_old_snapshots_restore() -> 
     assert set(back.fields) == {"value", "utilization"}
     out = back.on_signal(metric(30, "queue.depth", 11.0, utilization=0.4))
     assert out == det.on_signal(metric(30, "queue.depth", 11.0, utilization=0.4))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 500.0), min_size=20, max_size=120),
+    st.sampled_from(["p95_ms", "count", "p50_ms"]),
+)
+def test_judge_both_is_two_judges(values: list[float], field: str) -> None:
+    # A series asks for the strict and the lax verdict at once; it must be what two calls
+    # (in that order) gave, verdicts and the baseline's state after them alike.
+    from operators.scout.detect.baseline import RobustBaseline
+
+    cfg = DetectionConfig()
+    rule = cfg.rule_for("span", "svc", "GET /", field)
+    assert rule is not None
+    both, two = RobustBaseline(cfg.baseline), RobustBaseline(cfg.baseline)
+    for i, x in enumerate(values):
+        t = 1_767_571_200.0 + 10.0 * i
+        strict, lax = both.judge_both(x, rule, 3, t)
+        assert (strict, lax) == (two.judge(x, rule, 3, t=t), two.judge(x, rule, 3, True, t))
+        both.learn(x, 3, t)
+        two.learn(x, 3, t)
+    assert both.snapshot() == two.snapshot()

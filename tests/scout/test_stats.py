@@ -55,3 +55,33 @@ def test_theil_sen_ignores_outliers() -> None:
     assert abs(slope - 0.01) < 1e-3
     assert abs(intercept - 0.5) < 0.02
     assert rising > 0.8
+
+
+def _numpy_median_mad(values: list[float]) -> tuple[float, float]:
+    # What median_mad computed before its pure-Python path.
+    arr = np.asarray(values, dtype=float)
+    med = float(np.median(arr))
+    return med, float(np.median(np.abs(arr - med)))
+
+
+def _bits(pair: tuple[float, float]) -> tuple[bytes, bytes]:
+    return tuple(np.float64(x).tobytes() for x in pair)  # type: ignore[return-value]
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([0.0, -0.0, 1.0, 2.5, 3.0]),
+            st.integers(-5, 5),
+        ),
+        min_size=1,
+        max_size=450,
+    )
+)
+def test_median_mad_is_numpy_s_to_the_bit(values: list[float]) -> None:
+    # Sorting in Python (and bisecting for the MAD) must give numpy's floats, NaN and signed
+    # zeros included: a baseline's expected value is written into anomaly records.
+    with np.errstate(all="ignore"):
+        assert _bits(median_mad(values)) == _bits(_numpy_median_mad(values))

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.sketch import QuantileSketch
+from operators.sketch import QuantileSketch, mapping_for
 
 positive = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False, allow_infinity=False)
 samples = st.lists(positive, min_size=1, max_size=300)
@@ -57,3 +57,38 @@ def test_empty_and_zero_values() -> None:
 def test_pickle_round_trip_keeps_state() -> None:
     sketch = QuantileSketch.from_values([1.0, 2.0, 3.0])
     assert pickle.loads(pickle.dumps(sketch)) == sketch
+
+
+def _walk(sketch: QuantileSketch, q: float) -> float | None:
+    """The quantile as it was computed before: the sorted buckets walked anew for each rank."""
+
+    def at(rank: int) -> float:
+        if rank <= 0:
+            return sketch.min
+        if rank >= sketch.count - 1:
+            return sketch.max
+        seen = 0
+        for i in sorted(sketch.buckets):
+            seen += sketch.buckets[i]
+            if seen > rank:
+                return min(max(mapping_for(sketch.accuracy).value(i), sketch.min), sketch.max)
+        return sketch.max
+
+    if sketch.count == 0:
+        return None
+    rank = q * (sketch.count - 1)
+    lo = at(int(rank))
+    frac = rank - int(rank)
+    return lo if frac == 0.0 else lo + frac * (at(int(rank) + 1) - lo)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(positive, st.sampled_from([0.0, 1.0, 7.5])), max_size=300),
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
+)
+def test_quantiles_at_once_are_the_walk_s_per_rank(values: list[float], qs: list[float]) -> None:
+    sketch = QuantileSketch.from_values(values)
+    want = [_walk(sketch, q) for q in qs]
+    assert sketch.quantiles(qs) == want
+    assert [sketch.quantile(q) for q in qs] == want

@@ -82,9 +82,28 @@ class RobustBaseline:
 
         `holding` (an anomaly is active) lowers the bar by `hold_factor`: hysteresis.
         """
+        return self._judge(x, rule, hour, t, (holding,))[0]
+
+    def judge_both(
+        self, x: float, rule: SeriesRule, hour: int | None = None, t: float | None = None
+    ) -> tuple[Verdict | None, Verdict | None]:
+        """The strict and the holding verdict of `judge`, sharing the work up to the bar."""
+        strict, lax = self._judge(x, rule, hour, t, (False, True))
+        return strict, lax
+
+    def _judge(
+        self,
+        x: float,
+        rule: SeriesRule,
+        hour: int | None,
+        t: float | None,
+        holdings: tuple[bool, ...],
+    ) -> list[Verdict | None]:
+        """One verdict per `holding` flag: they differ in the bar alone, so the history's
+        statistics, the distance and its z are worked out once (a series judges both)."""
         which, hist = self._history(hour)
         if len(hist) < self.config.min_history:
-            return None
+            return [None] * len(holdings)
         stats = self._stats.get(which)
         if stats is None or stats[2] >= max(1, len(hist) // 36):
             stats = self._stats[which] = [*median_mad(hist), 0]
@@ -99,7 +118,7 @@ class RobustBaseline:
         d = _directed(x - med, rule.direction)
         scale = MAD_TO_SIGMA * mad
         if d <= 0:
-            return Verdict(False, med, 0.0)
+            return [Verdict(False, med, 0.0) for _ in holdings]
         z = d / scale if scale > 0 else MAX_SCORE
         if rule.poisson:
             # A count is at least Poisson-noisy, however tight a short history's MAD: it must
@@ -107,12 +126,17 @@ class RobustBaseline:
             z = min(z, _directed(_anscombe(x) - _anscombe(med), rule.direction))
         if rule.log_scale:
             z = min(z, self._log_z(which, hist, x, rule.direction))
-        f = self.config.hold_factor if holding else 1.0
-        big_enough = d >= f * rule.min_abs and d >= f * rule.min_rel * abs(med)
-        if rule.min_level is not None:
-            # A level rule (utilization near its limit): a shift below the level hurts nobody.
-            big_enough = big_enough and _directed(x - rule.min_level, rule.direction) >= 0
-        return Verdict(big_enough and z >= f * self.config.threshold, med, min(z, MAX_SCORE))
+        out: list[Verdict | None] = []
+        for holding in holdings:
+            f = self.config.hold_factor if holding else 1.0
+            big_enough = d >= f * rule.min_abs and d >= f * rule.min_rel * abs(med)
+            if rule.min_level is not None:
+                # A level rule (utilization near its limit): a shift below the level hurts nobody.
+                big_enough = big_enough and _directed(x - rule.min_level, rule.direction) >= 0
+            out.append(
+                Verdict(big_enough and z >= f * self.config.threshold, med, min(z, MAX_SCORE))
+            )
+        return out
 
     def _log_z(self, which: int | None, hist: deque[float], x: float, direction: str) -> float:
         """Robust z of `x` on the log scale; unbounded where the logs are not all defined."""
@@ -190,6 +214,9 @@ class RateBaseline:
         # Normal windows still inside a pool: learned when they leave it (`learn_later`).
         self.pending: deque[tuple[int, int]] = deque()
         self.lag = max(longest - 1, 0)
+        # the last tail probability `_test` summed, and its (x, n, a, b, down)
+        self._tail_key: tuple[int, int, float, float, bool] | None = None
+        self._tail = 0.0
 
     def rate(self) -> float:
         """The baseline rate with a half-count prior, so a clean history never says exactly 0."""
@@ -287,13 +314,20 @@ class RateBaseline:
         a = self.successes + 0.5
         b = self.trials - self.successes + 0.5
         observed = x / n
-        if rule.direction == "down":
+        down = rule.direction == "down"
+        # The strict and the lax verdict of a window test the same counts at different bars:
+        # the tail sum (the dear part) is kept for the second.
+        key = (x, n, a, b, down)
+        if key == self._tail_key:
+            p_value = self._tail
+        else:
+            p_value = betabinom_cdf(x, n, a, b) if down else betabinom_sf(x, n, a, b)
+            self._tail_key, self._tail = key, p_value
+        if down:
             d = p0 - observed
-            p_value = betabinom_cdf(x, n, a, b)
             big_enough = d >= f * rule.min_abs and observed <= p0 * (1.0 - f * rule.min_rel)
         else:
             d = observed - p0
-            p_value = betabinom_sf(x, n, a, b)
             big_enough = d >= f * rule.min_abs and observed >= p0 * (1.0 + f * rule.min_rel)
         score = min(-math.log10(max(p_value, 1e-300)), MAX_SCORE)
         return big_enough and p_value < alpha, score

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field
@@ -35,9 +36,17 @@ def matches(spec: SloSpec, w: SignalWindow) -> bool:
     if not spec.matches_service(w.service) or not spec.matches_operation(w.operation or ""):
         return False
     if w.span_kind is not None:
-        wanted = {normalize_span_kind(k) for k in spec.span_kinds}
-        return normalize_span_kind(w.span_kind) in wanted
+        return _normal_kind(w.span_kind) in _normal_kinds(tuple(spec.span_kinds))
     return True
+
+
+# Every span window is matched against every objective: span kinds are normalised once each.
+_normal_kind = lru_cache(maxsize=256, typed=True)(normalize_span_kind)
+
+
+@lru_cache(maxsize=256, typed=True)
+def _normal_kinds(kinds: tuple[str | int, ...]) -> frozenset[str]:
+    return frozenset(normalize_span_kind(k) for k in kinds)
 
 
 def subject(spec: SloSpec, w: SignalWindow) -> str:

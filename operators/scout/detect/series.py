@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from operators.scout.detect.baseline import RateBaseline, RobustBaseline, Verdict
@@ -306,8 +307,7 @@ class SeriesDetector:
                 lax = verdict
             else:
                 assert st.robust is not None
-                verdict = st.robust.judge(observed, rule, _hour(t_ns), t=t_ns / NS_PER_S)
-                lax = st.robust.judge(observed, rule, _hour(t_ns), True, t_ns / NS_PER_S)
+                verdict, lax = st.robust.judge_both(observed, rule, _hour(t_ns), t_ns / NS_PER_S)
         if holding:
             # Hysteresis: an active anomaly stays abnormal until the lax verdict says normal.
             verdict = lax
@@ -525,6 +525,8 @@ class SeriesDetector:
         return out
 
 
+# Every series of a window asks for the same window end's hour, up to three times each.
+@lru_cache(maxsize=64, typed=True)
 def _hour(t_ns: int) -> int:
     return ns_to_datetime(t_ns).hour
 

@@ -128,8 +128,6 @@ class SloEvaluator:
         if self.pending is not None and end_ns > self.pending["end_ns"]:
             out = self._evaluate()
         good, bad = good_bad(sig, self.spec)
-        ids = list((sig.slowest_trace_ids if self.spec.type == "latency" else None) or [])
-        ids += [i for i in (sig.failing_trace_ids or []) if i not in ids]
         if self.pending is None:
             self.pending = {
                 "start": sig.window_start,
@@ -149,6 +147,9 @@ class SloEvaluator:
         self.pending["good"] += good
         self.pending["bad"] += bad
         if bad:
+            # Exemplars only for windows with bad events (most have none: no lists built then).
+            ids = list((sig.slowest_trace_ids if self.spec.type == "latency" else None) or [])
+            ids += [i for i in (sig.failing_trace_ids or []) if i not in ids]
             self.pending["ids"] += [i for i in ids if i not in self.pending["ids"]]
         return out
 
