@@ -24,6 +24,31 @@ def _text(n: int, column: TextColumn) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
+def _attribute_text(n: int, column: TextColumn) -> pa.Array:
+    """`_text`, or one value's dictionary when every span has the same text (mostly "": an
+    attribute these spans lack). Parquet then writes that dictionary and its run of zero codes
+    instead of hashing each span's text (half the writer's CPU for such a column); the file holds
+    the same strings, so readers see no difference."""
+    offsets, data = column
+    if n and int(offsets[0]) == 0 and (not data or _constant(offsets, data)):
+        value = data[: int(offsets[1])]
+        return pa.DictionaryArray.from_arrays(
+            _numbers(np.zeros(n, dtype=np.int32), pa.int32()),
+            _text(1, (np.array([0, len(value)], dtype=np.int32), value)),
+        )
+    return _text(n, column)
+
+
+def _constant(offsets: np.ndarray, data: bytes) -> bool:
+    """Whether every value of a non-empty text column is the first."""
+    width = int(offsets[1])
+    n = len(offsets) - 1
+    if width == 0 or len(data) != width * n:
+        return False
+    # Each value `width` long (the total alone can add up: "ab", "aba", "b"), then each the first.
+    return bool((np.diff(offsets) == width).all()) and data == data[:width] * n
+
+
 def _ids(ids: list[bytes], width: int) -> pa.Array:
     """Ids as bytes, fixed-size (`width`) when each is that long or empty (empty is null: a root's
     parent), else variable; the reader turns any of these into the same hex text."""
@@ -173,6 +198,6 @@ def span_record_batch(
         "is_error": _flags(np.concatenate([b.is_error for b in group])),
     }
     for k, key in enumerate(selected):
-        columns[key] = _text(n, _joined_text([attrs[k] for attrs, _ in texts]))
-    columns["events"] = _text(n, _joined_text([events for _, events in texts]))
+        columns[key] = _attribute_text(n, _joined_text([attrs[k] for attrs, _ in texts]))
+    columns["events"] = _attribute_text(n, _joined_text([events for _, events in texts]))
     return pa.RecordBatch.from_pydict(columns)

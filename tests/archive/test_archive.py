@@ -20,7 +20,7 @@ from operators.sampling import keep_mask
 from sinks.archive import SpanArchive
 from sinks.archive.columns import span_record_batch
 from sinks.archive.reader import scan_spans
-from sinks.archive.writer import enforce_retention
+from sinks.archive.writer import _table, enforce_retention
 from sre_space.settings import load_pipeline_config
 
 
@@ -227,3 +227,52 @@ def test_the_duration_the_reader_derives_is_clamped_at_zero_like_the_decoders(
     archive.flush()
     [duration] = scan_spans(tmp_path, T0, T0 + 10).collect()["duration_ns"].to_list()
     assert duration == 0
+
+
+def test_text_columns_of_one_value_are_stored_as_dictionaries_and_read_back_as_text(
+    tmp_path: Path,
+) -> None:
+    # One flush of requests where an attribute is absent, has one value, or several values.
+    one = _spans([(b"\x01" * 16, b"\x02" * 8, b""), (b"\x03" * 16, b"\x04" * 8, b"")])
+    several = [
+        Decoded(source="rec", partition=0, offset=i, spans=decode_trace_proto(r))
+        for i, r in enumerate(generate(600, seed=4, spans_per_request=300, start_ns=T0)[0])
+    ]
+    selected = ("http.route", "no.such.attribute")
+    assert several[0].spans is not None and one.spans is not None
+    constant = span_record_batch(one.spans, selected)
+    assert isinstance(constant.column("no.such.attribute"), pa.DictionaryArray)
+    assert isinstance(constant.column("events"), pa.DictionaryArray)
+    assert isinstance(
+        span_record_batch(several[0].spans, selected).column("http.route"), pa.StringArray
+    )
+    archive = SpanArchive(tmp_path, selected)
+    for d in (one, several[0], one, several[1]):
+        archive.add(d)
+    [path] = archive.flush()
+    stored = pq.read_table(path)
+    assert all(pa.types.is_string(stored.schema.field(c).type) for c in (*selected, "events"))
+    expected: list[str] = []
+    for d in (one, several[0], one, several[1]):
+        assert d.spans is not None
+        expected += d.spans.attribute_columns(selected)["http.route"]
+    assert stored.column("http.route").to_pylist() == expected
+    assert set(stored.column("no.such.attribute").to_pylist()) == {""}
+    frame = scan_spans(tmp_path, T0, T0 + 10**12).collect()
+    assert frame.height == len(expected) and set(frame["no.such.attribute"]) == {""}
+
+
+def test_a_flush_shares_one_dictionary_per_column_so_parquet_writes_the_codes() -> None:
+    # Each request's names come in their own order; a changed dictionary makes Parquet hash
+    # every value of the column again.
+    requests = generate(2_000, seed=5, spans_per_request=500)[0]
+    batches = [span_record_batch(decode_trace_proto(r), ("http.route",)) for r in requests]
+    operations = [b.column("operation").dictionary for b in batches]
+    assert any(not d.equals(operations[0]) for d in operations)
+    table = _table(batches)
+    for name in ("service", "operation"):
+        chunks = table.column(name).chunks
+        assert all(c.dictionary.equals(chunks[0].dictionary) for c in chunks)
+    assert table.column("operation").to_pylist() == [
+        v for b in batches for v in b.column("operation").to_pylist()
+    ]
