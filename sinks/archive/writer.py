@@ -46,7 +46,8 @@ _TIME_COLUMNS = ("start_ns", "end_ns")
 # are Parquet dictionaries; the names, and attribute columns with one value in a batch (mostly
 # "", absent), arrive as Arrow dictionaries sharing one dictionary per file (`_table`), so
 # Parquet writes their codes instead of hashing each span's text (operation: 37 -> 12 ms per
-# 1M spans and 2.6 -> 0.4 B/span; an absent attribute 9 -> 5 ms).
+# 1M spans and 2.6 -> 0.4 B/span; an absent attribute 9 -> 5 ms). Columns but the ids are
+# required (no nulls: see `span_record_batch`), which spares Parquet their definition levels.
 _RAW_COLUMNS = frozenset(("span_id", "parent_span_id"))
 _ZSTD_COLUMNS = frozenset(("events",))
 
@@ -354,14 +355,16 @@ def _table(batches: list[pa.RecordBatch]) -> pa.Table:
     in their own order). A text column that is a dictionary in some batches (one value) and plain
     in others is made plain: `Table.from_batches` needs one type.
     """
-    names = batches[0].schema.names
+    schema = batches[0].schema
     columns = []
-    for i in range(len(names)):
+    for i in range(len(schema)):
         chunks = [batch.column(i) for batch in batches]
         if len({chunk.type for chunk in chunks}) > 1:
             chunks = [_plain(chunk) for chunk in chunks]
         columns.append(pa.chunked_array(chunks))
-    return pa.Table.from_arrays(columns, names=names).unify_dictionaries()
+    # The batches' fields, their nulls declared as they were (no nulls: a required column).
+    fields = [field.with_type(column.type) for field, column in zip(schema, columns, strict=True)]
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields)).unify_dictionaries()
 
 
 def _plain(array: pa.Array) -> pa.Array:

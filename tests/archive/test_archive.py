@@ -18,7 +18,7 @@ from operators.otlp.messages import Decoded
 from operators.otlp.spans import SpanBatch
 from operators.sampling import keep_mask
 from sinks.archive import SpanArchive
-from sinks.archive.columns import span_record_batch
+from sinks.archive.columns import _attribute_text, span_record_batch
 from sinks.archive.reader import scan_spans
 from sinks.archive.writer import _table, enforce_retention
 from sre_space.settings import load_pipeline_config
@@ -148,6 +148,9 @@ def test_ids_are_stored_as_fixed_size_bytes_and_read_back_as_hex(tmp_path: Path)
         "parent_span_id": ("FIXED_LEN_BYTE_ARRAY", 8),
     }
     assert "duration_ns" not in schema.names  # derived by the reader
+    # Only the ids may be null; the rest is required (Parquet writes no definition levels).
+    optional = {c.name for c in schema if c.max_definition_level > 0}
+    assert optional == {"trace_id", "span_id", "parent_span_id"}
     chunks = pq.ParquetFile(path).metadata.row_group(0)
     codecs = {
         chunks.column(i).path_in_schema: chunks.column(i).compression
@@ -260,6 +263,20 @@ def test_text_columns_of_one_value_are_stored_as_dictionaries_and_read_back_as_t
     assert set(stored.column("no.such.attribute").to_pylist()) == {""}
     frame = scan_spans(tmp_path, T0, T0 + 10**12).collect()
     assert frame.height == len(expected) and set(frame["no.such.attribute"]) == {""}
+
+
+def test_only_a_column_of_one_value_is_taken_for_one() -> None:
+    zeros = pa.array([0, 0, 0], pa.int32())
+
+    def column(*values: bytes) -> pa.Array:
+        offsets = np.cumsum([0, *map(len, values)]).astype(np.int32)
+        return _attribute_text(len(values), [(offsets, b"".join(values))], zeros)
+
+    assert column(b"ab", b"ab", b"ab").to_pylist() == ["ab"] * 3
+    assert isinstance(column(b"ab", b"ab", b"ab"), pa.DictionaryArray)
+    # the same bytes end to end, and as many, but other values
+    assert column(b"ab", b"aba", b"b").to_pylist() == ["ab", "aba", "b"]
+    assert column(b"", b"", b"").to_pylist() == [""] * 3
 
 
 def test_a_flush_shares_one_dictionary_per_column_so_parquet_writes_the_codes() -> None:
