@@ -1,11 +1,12 @@
 """Writes decoded span batches to `<state>/spans/dt=YYYY-MM-DD/hour=HH/*.parquet`.
 
 Rows are buffered per worker as Arrow batches and written by a thread in chunks, one file per chunk
-and event hour, so the archive holds a few large files instead of one per export request. Names carry the worker and a
-sequence number, so workers never collide and a restart never overwrites.
+and event hour, so the archive holds a few large files instead of one per export request. Names
+carry the worker and a sequence number, so workers never collide and a restart never overwrites.
 
 Retention (`archive.max_age_hours`, `archive.max_bytes`): after each flush the writer drops the
-oldest hour partitions, by event time (the spans it wrote), not by the wall clock.
+oldest hour partitions, by event time (the spans it wrote), not by the wall clock; it counts
+again only the partitions whose folder changed (`PartitionSizes`).
 """
 
 from __future__ import annotations
@@ -34,14 +35,22 @@ from operators.sampling import TailPolicy, TraceSampler, notable, trace_keys
 from sinks.archive.columns import span_record_batch
 
 NS_PER_HOUR = 3_600 * 10**9
-# Requests smaller than this are converted together: a conversion's fixed cost is most of a
-# 512-span request's, while joining large ones only adds copies.
-JOIN_SPANS = 8192
+# Requests are converted together up to this many spans: a conversion's fixed cost is most of a
+# 512-span request's, and fewer, longer batches cost the writer less too (a 512-span poll of 64
+# requests in one: caller 0.39 -> 0.32, writer 0.24 -> 0.21 CPU-s per 1M spans; 8192-span
+# requests by four: writer 0.23 -> 0.21). A flush may hold up to this many rows over flush_rows.
+JOIN_SPANS = 32768
 _TIME_COLUMNS = ("start_ns", "end_ns")
 # Per-column choices, measured with `python -m bench.archive` (writer CPU and bytes per span):
 # span ids are random bytes, so compressing them costs and saves nothing; LZ4 is about a fifth
 # cheaper than zstd elsewhere for a few percent more bytes, except on the events' JSON, where
-# zstd is worth it.
+# zstd is worth it. Trace ids keep LZ4: a trace's spans mostly come together (6-span traces:
+# 16 -> 4.9 B/span). Text columns are Parquet dictionaries; the names, and attribute columns
+# with one value in a batch (mostly "": absent), arrive as Arrow dictionaries sharing one
+# dictionary per file (`_table`), so Parquet writes their codes instead of hashing each span's
+# text (operation: 37 -> 12 ms per 1M spans and 2.6 -> 0.4 B/span; an absent attribute 9 -> 5
+# ms). Columns but the ids are required (no nulls: see `span_record_batch`), which spares
+# Parquet their definition levels.
 _RAW_COLUMNS = frozenset(("span_id", "parent_span_id"))
 _ZSTD_COLUMNS = frozenset(("events",))
 
@@ -55,41 +64,101 @@ class Retention:
 
 
 def enforce_retention(
-    root: str | Path, *, max_age_hours: int, max_bytes: int, now_ns: int
+    root: str | Path,
+    *,
+    max_age_hours: int,
+    max_bytes: int,
+    now_ns: int,
+    sizes: PartitionSizes | None = None,
 ) -> list[Path]:
     """Delete the hour partitions more than `max_age_hours` before the hour of `now_ns` (event
     time), then the oldest others while the archive is over `max_bytes`; the newest partition
-    (being written) stays whatever its size. Returns the folders removed, oldest first."""
-    partitions = sorted(
-        (_hour_of(folder), folder) for folder in Path(root).glob("dt=*/hour=*") if folder.is_dir()
-    )
-    sizes = {folder: _size(folder) for _, folder in partitions}
-    total = sum(sizes.values())
+    (being written) stays whatever its size. Returns the folders removed, oldest first.
+    `sizes` keeps the partitions' byte counts from one call to the next (a writer's)."""
+    partitions = _partitions(str(root))
+    size = (sizes or PartitionSizes()).count([folder for _, folder in partitions])
+    total = sum(size.values())
     cutoff = now_ns // NS_PER_HOUR - max_age_hours
     removed: list[Path] = []
     for hour, folder in partitions[:-1]:
         if hour >= cutoff and total <= max_bytes:
             break
-        total -= sizes[folder]
+        total -= size[folder]
         # Another worker of the flow may be removing the same folder.
         shutil.rmtree(folder, ignore_errors=True)
         with suppress(OSError):
-            folder.parent.rmdir()  # the day, once its last hour is gone
-        removed.append(folder)
+            os.rmdir(os.path.dirname(folder))  # the day, once its last hour is gone
+        removed.append(Path(folder))
     return removed
 
 
-def _hour_of(folder: Path) -> int:
-    """Hours since the epoch of a `dt=YYYY-MM-DD/hour=HH` partition."""
-    day = calendar.timegm(time.strptime(folder.parent.name.removeprefix("dt="), "%Y-%m-%d"))
-    return day // 3600 + int(folder.name.removeprefix("hour="))
+class PartitionSizes:
+    """The bytes of the hour partitions' Parquet files, counted again only in the folders that
+    changed since: stating every file of the archive at each flush cost the writer more CPU than
+    the Parquet itself once the archive was full (2 GiB, ~1,300 files).
+
+    A file added to or removed from a folder changes the folder's mtime, and files are never
+    rewritten in place (written aside, then renamed in). A folder changed within the last
+    `_SETTLED_NS` is counted each time: a change in the same clock tick leaves its mtime as is.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[int, int]] = {}  # folder: (its mtime, its files' bytes)
+
+    def count(self, folders: Sequence[str]) -> dict[str, int]:
+        """The bytes of each folder's Parquet files (0 for a folder removed meanwhile)."""
+        known, self._known = self._known, {}  # forgets the folders gone
+        settled = time.time_ns() - _SETTLED_NS
+        out = {}
+        for folder in folders:
+            try:
+                mtime = os.stat(folder).st_mtime_ns
+            except FileNotFoundError:  # removed meanwhile by another worker
+                out[folder] = 0
+                continue
+            hit = known.get(folder)
+            size = hit[1] if hit is not None and hit[0] == mtime else _size(folder)
+            if mtime < settled:
+                self._known[folder] = (mtime, size)
+            out[folder] = size
+        return out
 
 
-def _size(folder: Path) -> int:
+_SETTLED_NS = 2 * 10**9  # above the mtime granularity of common filesystems (FAT's: 2 s)
+
+
+def _partitions(root: str) -> list[tuple[int, str]]:
+    """The `dt=YYYY-MM-DD/hour=HH` folders under `root` as (hours since the epoch, path), oldest
+    first."""
+    found = []
+    for day in _entries(root, "dt="):
+        if day.is_dir():
+            for hour in _entries(day.path, "hour="):
+                if hour.is_dir():
+                    found.append((_hour_of(day.name, hour.name), hour.path))
+    return sorted(found)
+
+
+def _entries(folder: str, prefix: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e for e in entries if e.name.startswith(prefix)]
+    except FileNotFoundError:  # removed meanwhile by another worker
+        return []
+
+
+def _hour_of(day: str, hour: str) -> int:
+    """Hours since the epoch of the partition `dt=YYYY-MM-DD/hour=HH`."""
+    year, month, date = map(int, day.removeprefix("dt=").split("-"))
+    return calendar.timegm((year, month, date, 0, 0, 0)) // 3600 + int(hour.removeprefix("hour="))
+
+
+def _size(folder: str) -> int:
     total = 0
-    for file in folder.glob("*.parquet"):
-        with suppress(FileNotFoundError):  # removed meanwhile by another worker
-            total += file.stat().st_size
+    for file in _entries(folder, ""):
+        if file.name.endswith(".parquet") and not file.name.startswith("."):
+            with suppress(FileNotFoundError):  # removed meanwhile by another worker
+                total += file.stat().st_size
     return total
 
 
@@ -98,8 +167,9 @@ class SpanArchive:
 
     `add` converts and samples on the caller's thread; every `flush_rows` rows the buffer goes to
     a bounded queue (`max_queued` flushes) that one thread drains, so the caller waits only when
-    the disk falls behind, and memory stays within about (max_queued + 2) x flush_rows spans, plus
-    4 x flush_rows spans waiting for their trace decision when sampling.
+    the disk falls behind, and memory stays within about (max_queued + 2) x flush_rows spans (a
+    flush may be up to `JOIN_SPANS` over), plus 4 x flush_rows spans waiting for their trace
+    decision when sampling.
     """
 
     def __init__(
@@ -202,6 +272,10 @@ class SpanArchive:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        # Arrow's allocator keeps freed pages for reuse; give them back once idle. Not after each
+        # file: that cost the writer a tenth of its CPU (the next file faults the pages in again)
+        # and left the flow's peak RSS as it was (bench.throughput, kafka: 470-500 MiB either way).
+        pa.default_memory_pool().release_unused()
         self._files.raise_failure()
         return self._files.take_written()
 
@@ -218,6 +292,7 @@ class _FileWriter:
         # A restart must never overwrite an earlier run's files.
         self._run = uuid.uuid4().hex[:8]
         self._written: list[Path] = []
+        self._sizes = PartitionSizes()
         self._failure: BaseException | None = None
 
     def raise_failure(self) -> None:
@@ -231,11 +306,9 @@ class _FileWriter:
 
     def write(self, batches: list[pa.RecordBatch]) -> None:
         try:
-            self._write(pa.Table.from_batches(batches))
+            self._write(_table(batches))
         except Exception as exc:  # reported on the dataflow's thread at its next add or flush
             self._failure = exc
-        # Arrow's allocator keeps freed pages for reuse; give them back so the peak stays low.
-        pa.default_memory_pool().release_unused()
 
     def _write(self, table: pa.Table) -> None:
         end = np.concatenate([_int64s(chunk) for chunk in table.column("end_ns").chunks])
@@ -269,12 +342,39 @@ class _FileWriter:
                 max_age_hours=self.retention.max_age_hours,
                 max_bytes=self.retention.max_bytes,
                 now_ns=self._newest_ns,
+                sizes=self._sizes,
             )
 
     def _oldest_kept_hour(self) -> int:
         if self.retention is None:
             return 0
         return self._newest_ns // NS_PER_HOUR - self.retention.max_age_hours
+
+
+def _table(batches: list[pa.RecordBatch]) -> pa.Table:
+    """The batches as one table whose dictionary columns share one dictionary per column.
+
+    Parquet writes a dictionary column's codes as they are only while its dictionary stays the
+    same; at the first chunk with another it hashes every value instead (each poll's names come
+    in their own order). A text column that is a dictionary in some batches (one value) and plain
+    in others is made plain: `Table.from_batches` needs one type.
+    """
+    schema = batches[0].schema
+    if all(batch.schema.equals(schema) for batch in batches):  # a third of the cost of below
+        return pa.Table.from_batches(batches).unify_dictionaries()
+    columns = []
+    for i in range(len(schema)):
+        chunks = [batch.column(i) for batch in batches]
+        if len({chunk.type for chunk in chunks}) > 1:
+            chunks = [_plain(chunk) for chunk in chunks]
+        columns.append(pa.chunked_array(chunks))
+    # The batches' fields, their nulls declared as they were (no nulls: a required column).
+    fields = [field.with_type(column.type) for field, column in zip(schema, columns, strict=True)]
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields)).unify_dictionaries()
+
+
+def _plain(array: pa.Array) -> pa.Array:
+    return array.dictionary_decode() if isinstance(array, pa.DictionaryArray) else array
 
 
 def _int64s(array: pa.Array) -> np.ndarray:

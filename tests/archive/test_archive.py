@@ -18,9 +18,9 @@ from operators.otlp.messages import Decoded
 from operators.otlp.spans import SpanBatch
 from operators.sampling import keep_mask
 from sinks.archive import SpanArchive
-from sinks.archive.columns import span_record_batch
+from sinks.archive.columns import _attribute_text, span_record_batch
 from sinks.archive.reader import scan_spans
-from sinks.archive.writer import enforce_retention
+from sinks.archive.writer import _table, enforce_retention
 from sre_space.settings import load_pipeline_config
 
 
@@ -148,6 +148,9 @@ def test_ids_are_stored_as_fixed_size_bytes_and_read_back_as_hex(tmp_path: Path)
         "parent_span_id": ("FIXED_LEN_BYTE_ARRAY", 8),
     }
     assert "duration_ns" not in schema.names  # derived by the reader
+    # Only the ids may be null; the rest is required (Parquet writes no definition levels).
+    optional = {c.name for c in schema if c.max_definition_level > 0}
+    assert optional == {"trace_id", "span_id", "parent_span_id"}
     chunks = pq.ParquetFile(path).metadata.row_group(0)
     codecs = {
         chunks.column(i).path_in_schema: chunks.column(i).compression
@@ -227,3 +230,66 @@ def test_the_duration_the_reader_derives_is_clamped_at_zero_like_the_decoders(
     archive.flush()
     [duration] = scan_spans(tmp_path, T0, T0 + 10).collect()["duration_ns"].to_list()
     assert duration == 0
+
+
+def test_text_columns_of_one_value_are_stored_as_dictionaries_and_read_back_as_text(
+    tmp_path: Path,
+) -> None:
+    # One flush of requests where an attribute is absent, has one value, or several values.
+    one = _spans([(b"\x01" * 16, b"\x02" * 8, b""), (b"\x03" * 16, b"\x04" * 8, b"")])
+    several = [
+        Decoded(source="rec", partition=0, offset=i, spans=decode_trace_proto(r))
+        for i, r in enumerate(generate(600, seed=4, spans_per_request=300, start_ns=T0)[0])
+    ]
+    selected = ("http.route", "no.such.attribute")
+    assert several[0].spans is not None and one.spans is not None
+    constant = span_record_batch(one.spans, selected)
+    assert isinstance(constant.column("no.such.attribute"), pa.DictionaryArray)
+    assert isinstance(constant.column("events"), pa.DictionaryArray)
+    assert isinstance(
+        span_record_batch(several[0].spans, selected).column("http.route"), pa.StringArray
+    )
+    archive = SpanArchive(tmp_path, selected)
+    for d in (one, several[0], one, several[1]):
+        archive.add(d)
+    [path] = archive.flush()
+    stored = pq.read_table(path)
+    assert all(pa.types.is_string(stored.schema.field(c).type) for c in (*selected, "events"))
+    expected: list[str] = []
+    for d in (one, several[0], one, several[1]):
+        assert d.spans is not None
+        expected += d.spans.attribute_columns(selected)["http.route"]
+    assert stored.column("http.route").to_pylist() == expected
+    assert set(stored.column("no.such.attribute").to_pylist()) == {""}
+    frame = scan_spans(tmp_path, T0, T0 + 10**12).collect()
+    assert frame.height == len(expected) and set(frame["no.such.attribute"]) == {""}
+
+
+def test_only_a_column_of_one_value_is_taken_for_one() -> None:
+    zeros = pa.array([0, 0, 0], pa.int32())
+
+    def column(*values: bytes) -> pa.Array:
+        offsets = np.cumsum([0, *map(len, values)]).astype(np.int32)
+        return _attribute_text(len(values), [(offsets, b"".join(values))], zeros)
+
+    assert column(b"ab", b"ab", b"ab").to_pylist() == ["ab"] * 3
+    assert isinstance(column(b"ab", b"ab", b"ab"), pa.DictionaryArray)
+    # the same bytes end to end, and as many, but other values
+    assert column(b"ab", b"aba", b"b").to_pylist() == ["ab", "aba", "b"]
+    assert column(b"", b"", b"").to_pylist() == [""] * 3
+
+
+def test_a_flush_shares_one_dictionary_per_column_so_parquet_writes_the_codes() -> None:
+    # Each request's names come in their own order; a changed dictionary makes Parquet hash
+    # every value of the column again.
+    requests = generate(2_000, seed=5, spans_per_request=500)[0]
+    batches = [span_record_batch(decode_trace_proto(r), ("http.route",)) for r in requests]
+    operations = [b.column("operation").dictionary for b in batches]
+    assert any(not d.equals(operations[0]) for d in operations)
+    table = _table(batches)
+    for name in ("service", "operation"):
+        chunks = table.column(name).chunks
+        assert all(c.dictionary.equals(chunks[0].dictionary) for c in chunks)
+    assert table.column("operation").to_pylist() == [
+        v for b in batches for v in b.column("operation").to_pylist()
+    ]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+
+import pytest
 
 from bench.workload import T0_NS, generate
 from operators.otlp import decode_trace_proto
 from operators.otlp.messages import Decoded
-from sinks.archive import Retention, SpanArchive
-from sinks.archive.writer import NS_PER_HOUR, enforce_retention
+from sinks.archive import Retention, SpanArchive, writer
+from sinks.archive.writer import NS_PER_HOUR, PartitionSizes, enforce_retention
 
 
 def _hours(root: Path) -> list[str]:
@@ -65,3 +69,27 @@ def test_the_writer_keeps_the_archive_within_its_bytes(tmp_path: Path) -> None:
         archive.add(_spans_at(hour))
         archive.flush()
     assert _hours(tmp_path) == ["dt=2026-01-05/hour=02"]
+
+
+def test_partition_sizes_count_again_only_the_folders_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = (
+        _partition(tmp_path, "2026-01-04", 22, 100),
+        _partition(tmp_path, "2026-01-04", 23, 7),
+    )
+    os.utime(old, ns=(T0_NS, T0_NS))  # settled long ago; `new` changed just now
+    counted: list[str] = []
+    count = writer._size
+    monkeypatch.setattr(writer, "_size", lambda folder: counted.append(folder) or count(folder))
+    sizes = PartitionSizes()
+    folders = [str(old), str(new)]
+    assert sizes.count(folders) == {str(old): 100, str(new): 7}
+    assert sizes.count(folders) == {str(old): 100, str(new): 7}
+    # The settled folder is counted once; the fresh one each time (its mtime may not move yet).
+    assert counted == [str(old), str(new), str(new)]
+    (old / "part-1.parquet").write_bytes(b"x" * 50)  # a file added changes the folder's mtime
+    (old / "part-1.tmp").write_bytes(b"x" * 50)  # being written aside: not counted
+    assert sizes.count(folders)[str(old)] == 150
+    shutil.rmtree(new)
+    assert sizes.count(folders)[str(new)] == 0
