@@ -374,7 +374,11 @@ def concat_batches(batches: Sequence[SpanBatch]) -> SpanBatch:
 def _expand(names: list[str] | None, codes: npt.NDArray[np.int32] | None) -> list[str]:
     if names is None or codes is None:
         raise ValueError("a SpanBatch without its names or their codes")
-    return [names[c] for c in codes.tolist()]
+    # through an object array: take and tolist run in C (a comprehension is twice the cost)
+    table = np.empty(len(names), dtype=object)
+    table[:] = names
+    out: list[str] = table.take(codes).tolist()
+    return out
 
 
 def _split(data: bytes, width: int) -> list[bytes]:
