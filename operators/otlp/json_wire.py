@@ -76,15 +76,6 @@ def decode_trace_json_wire(data: bytes, limits: DecodeLimits) -> SpanBatch | Non
         )
 
     res_index = np.frombuffer(cols["resource_index"], dtype=np.int32)
-    counts = np.bincount(res_index, minlength=len(res_info)).tolist()
-    service: list[str] = []
-    version: list[str] = []
-    res_attrs: list[dict[str, Any]] = []
-    for (svc, ver, attrs), count in zip(res_info, counts, strict=True):
-        if count:
-            service += [svc] * count
-            version += [ver] * count
-            res_attrs += [dict(attrs)] * count  # each batch owns its dicts
     codes = np.asarray(res_codes, dtype=np.int32).reshape(-1, 2)
 
     parsed: dict[int, dict[str, Any]] = {}
@@ -97,9 +88,10 @@ def decode_trace_json_wire(data: bytes, limits: DecodeLimits) -> SpanBatch | Non
         return span
 
     read_attr, read_attrs, read_events = json_readers(span_at)
+    # The service, version and resource lists are made from the codes only if something reads them.
     return SpanBatch(
-        service=service,
-        service_version=version,
+        _service=None,
+        _service_version=None,
         operation=cols["operations"],
         kind=_column(cols["kind"], np.int8),
         status_code=_column(cols["status"], np.int8),
@@ -110,7 +102,6 @@ def decode_trace_json_wire(data: bytes, limits: DecodeLimits) -> SpanBatch | Non
         _trace_id=None,
         _span_id=None,
         _parent_span_id=None,
-        resource_attrs=res_attrs,
         _attr_reader=read_attr,
         _attrs_reader=read_attrs,
         _events_reader=read_events,
@@ -121,6 +112,8 @@ def decode_trace_json_wire(data: bytes, limits: DecodeLimits) -> SpanBatch | Non
         ver_codes=codes[res_index, 1],
         ver_names=list(ver_code),
         packed_ids=_packed_ids(cols["ids"]),
+        _res_index=res_index,
+        _res_dicts=[attrs for _, _, attrs in res_info],
     )
 
 

@@ -50,8 +50,10 @@ class PackedIds:
 class SpanBatch:
     """Columns of one export request: parallel lists / arrays, one entry per span."""
 
-    service: list[str]
-    service_version: list[str]
+    # Each span's service.name and service.version; None where the decoder gave the codes below
+    # only (the lists are made when first read: the signals read the codes, not these).
+    _service: list[str] | None
+    _service_version: list[str] | None
     operation: list[str]
     kind: npt.NDArray[np.int8]
     status_code: npt.NDArray[np.int8]
@@ -65,8 +67,9 @@ class SpanBatch:
     _trace_id: list[bytes] | None
     _span_id: list[bytes] | None
     _parent_span_id: list[bytes] | None
-    # resource attributes per span (shared dicts, one per resource) for lazy lookups
-    resource_attrs: list[dict[str, Any]] = field(default_factory=list)
+    # resource attributes per span (shared dicts, one per resource) for lazy lookups; None where
+    # `_res_index` and `_res_dicts` give them (the list is made when first read)
+    _resource_attrs: list[dict[str, Any]] | None = None
     _attr_reader: AttributeReader | None = None
     _attrs_reader: AttributesReader | None = None
     _events_reader: EventsReader | None = None
@@ -83,9 +86,38 @@ class SpanBatch:
     # The ids end to end (trace 16, span and parent 8 bytes each, a missing parent as zeros) with
     # the parents' lengths, from the compiled decoder: most consumers want them packed.
     packed_ids: PackedIds | None = None
+    # Each span's resource and each resource's attributes, from the compiled decoder. The dicts
+    # may be shared with other requests' batches: `resource_attrs` gives this batch copies.
+    _res_index: npt.NDArray[np.int32] | None = None
+    _res_dicts: Sequence[dict[str, Any]] = ()
 
     def __len__(self) -> int:
         return len(self.operation)
+
+    @property
+    def service(self) -> list[str]:
+        """Each span's service.name."""
+        if self._service is None:
+            self._service = _expand(self.svc_names, self.svc_codes)
+        return self._service
+
+    @property
+    def service_version(self) -> list[str]:
+        """Each span's service.version ("" when its resource has none)."""
+        if self._service_version is None:
+            self._service_version = _expand(self.ver_names, self.ver_codes)
+        return self._service_version
+
+    @property
+    def resource_attrs(self) -> list[dict[str, Any]]:
+        """Each span's resource attributes (one dict per resource, owned by this batch)."""
+        if self._resource_attrs is None:
+            if self._res_index is None:
+                self._resource_attrs = []
+            else:
+                owned = [dict(attrs) for attrs in self._res_dicts]
+                self._resource_attrs = [owned[r] for r in self._res_index.tolist()]
+        return self._resource_attrs
 
     @property
     def http_status(self) -> npt.NDArray[np.int32]:
@@ -280,8 +312,8 @@ class SpanColumns:
         """The SpanBatch of these columns with the (HTTP, gRPC) status columns and the decoder's
         attribute, attributes and events readers."""
         return SpanBatch(
-            service=self.service,
-            service_version=self.version,
+            _service=self.service,
+            _service_version=self.version,
             operation=self.names,
             kind=np.asarray(self.kinds, dtype=np.int8),
             status_code=np.asarray(self.status, dtype=np.int8),
@@ -292,7 +324,7 @@ class SpanColumns:
             _trace_id=self.trace_ids,
             _span_id=self.span_ids,
             _parent_span_id=self.parents,
-            resource_attrs=self.res_attrs,
+            _resource_attrs=self.res_attrs,
             _attr_reader=readers[0],
             _attrs_reader=readers[1],
             _events_reader=readers[2],
@@ -321,8 +353,8 @@ def concat_batches(batches: Sequence[SpanBatch]) -> SpanBatch:
         raise IndexError(i)
 
     return SpanBatch(
-        service=[s for b in batches for s in b.service],
-        service_version=[s for b in batches for s in b.service_version],
+        _service=[s for b in batches for s in b.service],
+        _service_version=[s for b in batches for s in b.service_version],
         operation=[s for b in batches for s in b.operation],
         kind=np.concatenate([b.kind for b in batches]).astype(np.int8),
         status_code=np.concatenate([b.status_code for b in batches]).astype(np.int8),
@@ -333,10 +365,20 @@ def concat_batches(batches: Sequence[SpanBatch]) -> SpanBatch:
         _trace_id=[t for b in batches for t in b.trace_id],
         _span_id=[t for b in batches for t in b.span_id],
         _parent_span_id=[t for b in batches for t in b.parent_span_id],
-        resource_attrs=[r for b in batches for r in b.resource_attrs],
+        _resource_attrs=[r for b in batches for r in b.resource_attrs],
         _attr_reader=attr,
         _events_reader=events,
     )
+
+
+def _expand(names: list[str] | None, codes: npt.NDArray[np.int32] | None) -> list[str]:
+    if names is None or codes is None:
+        raise ValueError("a SpanBatch without its names or their codes")
+    # through an object array: take and tolist run in C (a comprehension is twice the cost)
+    table = np.empty(len(names), dtype=object)
+    table[:] = names
+    out: list[str] = table.take(codes).tolist()
+    return out
 
 
 def _split(data: bytes, width: int) -> list[bytes]:

@@ -15,9 +15,11 @@ import importlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -68,46 +70,19 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             "(wrong message type or garbage)"
         )
 
-    svc_names: list[str] = []
-    svc_code_of: dict[str, int] = {}
-    res_svc = np.empty(len(resources), dtype=np.int32)
-    ver_names: list[str] = []
-    ver_code_of: dict[str, int] = {}
-    res_ver = np.empty(len(resources), dtype=np.int32)
-    res_info: list[tuple[str, str, dict[str, Any]]] = []
-    for r_index, raw in enumerate(resources):
-        svc, ver, attrs = _resource(raw, r_index)
-        res_info.append((svc, ver, attrs))
-        code = svc_code_of.get(svc)
-        if code is None:
-            code = svc_code_of[svc] = len(svc_names)
-            svc_names.append(svc)
-        res_svc[r_index] = code
-        vcode = ver_code_of.get(ver)
-        if vcode is None:
-            vcode = ver_code_of[ver] = len(ver_names)
-            ver_names.append(ver)
-        res_ver[r_index] = vcode
+    res = _request_resources(resources)
+    res_info = res.info
 
-    lengths = np.frombuffer(cols["id_lengths"], dtype=np.int32).reshape(-1, 3)
-    for k, (what, size) in enumerate((("trace_id", 16), ("span_id", 8))):
-        bad = np.flatnonzero(lengths[:, k] != size)
-        if len(bad):
-            i = int(bad[0])
-            raise DecodeError(f"span {i} has a {lengths[i, k]}-byte {what}; OTLP requires {size}")
+    raw_lengths = cols["id_lengths"]
+    lengths = np.frombuffer(raw_lengths, dtype=np.int32).reshape(-1, 3)
+    # Both ids' lengths of a span in one test: its first two int32 lengths read as one int64
+    # (a strided view, no copy); three numpy calls, where slicing and comparing took 7 us.
+    pairs = np.ndarray((len(lengths),), np.int64, raw_lengths, 0, (12,))
+    if np.count_nonzero(pairs == _ID_SIZES) != len(pairs):
+        _raise_bad_id(lengths)
 
-    # spans come grouped by resource, in order: one run per resource
+    # spans come grouped by resource, in order: each span's resource
     res_index = np.frombuffer(cols["resource_index"], dtype=np.int32)
-    counts = np.bincount(res_index, minlength=len(resources)).tolist()
-    service: list[str] = []
-    version: list[str] = []
-    res_attrs: list[dict[str, Any]] = []
-    for (svc, ver, attrs), count in zip(res_info, counts, strict=True):
-        if count:
-            service += [svc] * count
-            version += [ver] * count
-            res_attrs += [attrs] * count
-
     offsets = np.frombuffer(cols["span_offsets"], dtype=np.int64)
     if len(data) > limits.max_attribute_bytes:
         _check_big_parts(data, offsets, resources, limits.max_attribute_bytes)
@@ -156,39 +131,54 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         no_fallback = np.full(len(codes), -1, dtype=np.int64)
         return out, patch_text(compiled, codes, no_fallback, (), events_json)
 
-    op_codes = _column(cols["name_index"], np.int32)
     packed = None
     if "trace_id_bytes" in cols:  # else a compiled decoder built before it packed the ids
         parent_len = np.ascontiguousarray(lengths[:, 2])
         ids = (cols["trace_id_bytes"], cols["span_id_bytes"], cols["parent_span_id_bytes"])
         packed = PackedIds(*ids, parent_len)
+    # The columns are read-only views of the decoder's fresh bytes, not copies: nothing writes
+    # to a batch's columns (a write would raise), and the service, version and resource lists
+    # are made from the codes only if something reads them.
     return SpanBatch(
-        service=service,
-        service_version=version,
+        _service=None,
+        _service_version=None,
         operation=cols["operations"],
-        kind=_column(cols["kind"], np.int8),
-        status_code=_column(cols["status"], np.int8),
-        _http_status=_column(cols["http_status"], np.int32),
-        _rpc_grpc_status=_column(cols["rpc_status"], np.int32),
-        start_ns=_column(cols["start"], np.int64),
-        end_ns=_column(cols["end"], np.int64),
+        kind=np.frombuffer(cols["kind"], dtype=np.int8),
+        status_code=np.frombuffer(cols["status"], dtype=np.int8),
+        _http_status=np.frombuffer(cols["http_status"], dtype=np.int32),
+        _rpc_grpc_status=np.frombuffer(cols["rpc_status"], dtype=np.int32),
+        start_ns=np.frombuffer(cols["start"], dtype=np.int64),
+        end_ns=np.frombuffer(cols["end"], dtype=np.int64),
         # Lists only of odd parent ids (the packed ones cut them); the rest stay packed.
         _trace_id=None if packed else cols["trace_id"],
         _span_id=None if packed else cols["span_id"],
         _parent_span_id=cols["parent_span_id"],
-        resource_attrs=res_attrs,
         _attr_reader=read_attr,
         _attrs_reader=read_attrs,
         _events_reader=read_events,
-        op_codes=op_codes,
+        op_codes=np.frombuffer(cols["name_index"], dtype=np.int32),
         op_names=cols["names"],
-        svc_codes=res_svc[res_index],
-        svc_names=svc_names,
-        ver_codes=res_ver[res_index],
-        ver_names=ver_names,
+        svc_codes=res.svc_of.take(res_index),
+        svc_names=list(res.svc_names),
+        ver_codes=res.ver_of.take(res_index),
+        ver_names=list(res.ver_names),
         _text_reader=read_text,
         packed_ids=packed,
+        _res_index=res_index,
+        _res_dicts=res.dicts,
     )
+
+
+# The id lengths OTLP requires (trace 16, span 8) as the int64 their two int32 make in memory.
+_ID_SIZES = int(np.array([16, 8], dtype=np.int32).view(np.int64)[0])
+
+
+def _raise_bad_id(lengths: np.ndarray) -> None:
+    for k, (what, size) in enumerate((("trace_id", 16), ("span_id", 8))):
+        bad = np.flatnonzero(lengths[:, k] != size)
+        if len(bad):
+            i = int(bad[0])
+            raise DecodeError(f"span {i} has a {lengths[i, k]}-byte {what}; OTLP requires {size}")
 
 
 # A span whose value the compiled writer left to Python, as a byte of a state column.
@@ -232,6 +222,65 @@ def _attribute_text(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Resources:
+    """A request's resources: each one's (service, version, attributes), the distinct services
+    and versions in first-seen order, and each resource's code into them."""
+
+    info: list[tuple[str, str, dict[str, Any]]]
+    svc_names: list[str]
+    svc_of: npt.NDArray[np.int32]
+    ver_names: list[str]
+    ver_of: npt.NDArray[np.int32]
+    dicts: tuple[dict[str, Any], ...]  # each resource's attributes (info's third items)
+
+
+# A producer sends the same resources request after request (an SDK: one; a Collector: the same
+# few in the same order): the work on a request's resources is done once per distinct list.
+# The cached dicts are shared by batches, which only read them (SpanBatch copies on exposure).
+# Bounded in entries and in the bytes its keys hold (a request's resources can be megabytes).
+_REQUEST_CACHE: dict[tuple[bytes, ...], _Resources] = {}
+_REQUEST_CACHE_MAX = 1024
+_REQUEST_CACHE_MAX_BYTES = 16 * 1024 * 1024
+_request_cache_bytes = [0]  # the bytes of the keys in _REQUEST_CACHE
+
+
+def _request_resources(resources: list[bytes]) -> _Resources:
+    """The _Resources of a request's serialized Resources; DecodeError names a bad one."""
+    key = tuple(resources)
+    hit = _REQUEST_CACHE.get(key)
+    if hit is not None:
+        return hit
+    info = [_resource(raw, r_index) for r_index, raw in enumerate(resources)]
+    svc_code: dict[str, int] = {}
+    ver_code: dict[str, int] = {}
+    # first-seen order: dicts keep insertion order, so the keys are the names
+    codes = [
+        (svc_code.setdefault(s, len(svc_code)), ver_code.setdefault(v, len(ver_code)))
+        for s, v, _ in info
+    ]
+    pairs = np.array(codes, dtype=np.int32).reshape(-1, 2)
+    hit = _Resources(
+        info,
+        list(svc_code),
+        np.ascontiguousarray(pairs[:, 0]),
+        list(ver_code),
+        np.ascontiguousarray(pairs[:, 1]),
+        tuple(attrs for _, _, attrs in info),
+    )
+    size = sum(map(len, resources))
+    if (
+        len(_REQUEST_CACHE) >= _REQUEST_CACHE_MAX
+        or _request_cache_bytes[0] + size > _REQUEST_CACHE_MAX_BYTES
+    ):
+        _REQUEST_CACHE.clear()
+        _request_cache_bytes[0] = 0
+    if size <= _REQUEST_CACHE_MAX_BYTES:
+        _REQUEST_CACHE[key] = hit
+        _request_cache_bytes[0] += size
+    return hit
+
+
 # Producers send the same few resources over and over: parse each distinct one once.
 _RESOURCE_CACHE: dict[bytes, tuple[str, str, dict[str, Any]]] = {}
 _RESOURCE_CACHE_MAX = 4096
@@ -249,10 +298,4 @@ def _resource(raw: bytes, r_index: int) -> tuple[str, str, dict[str, Any]]:
         if len(_RESOURCE_CACHE) >= _RESOURCE_CACHE_MAX:
             _RESOURCE_CACHE.clear()
         _RESOURCE_CACHE[raw] = hit
-    svc, ver, attrs = hit
-    return svc, ver, dict(attrs)  # each batch owns its dicts, as with the protobuf decoder
-
-
-def _column(raw: bytes, dtype: Any) -> np.ndarray:
-    # a writable copy, like the arrays the protobuf decoder builds
-    return np.frombuffer(raw, dtype=dtype).copy()
+    return hit

@@ -500,6 +500,20 @@ def test_repeated_resource_fields_merge() -> None:
             ).SerializeToString(),
             "5-byte trace_id",
         ),
+        (
+            trace_request(
+                [
+                    (
+                        {"service.name": "a"},
+                        [
+                            SpanSpec(b"\x01" * 16, b"\x02" * 8, "x", 1, 2),
+                            SpanSpec(b"\x01" * 16, b"\x02" * 3, "x", 1, 2),
+                        ],
+                    )
+                ]
+            ).SerializeToString(),
+            "span 1 has a 3-byte span_id",
+        ),
     ],
 )
 def test_rejections_name_the_reason(data: bytes, reason: str) -> None:
@@ -587,3 +601,13 @@ def test_event_json_is_written_as_json_dumps_writes_it() -> None:
     assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(()))
     assert json.loads(compiled[-1][0])[0]["attributes"] == {"": True, "a": -5, "z": "last"}
     assert json.loads(compiled[-1][1])[1]["attributes"] == {"d": 0.1}
+
+
+def test_batches_own_their_resource_dicts() -> None:
+    # the decoder caches a request's resources: one batch's dicts must not leak into another's
+    data = small_request()
+    first, second = decode_trace_wire(data, LIMITS), decode_trace_wire(data, LIMITS)
+    first.resource_attrs[0]["service.version"] = "changed"
+    assert first.attribute(0, "service.version") == "changed"
+    assert second.resource_attrs == decode_trace_upb(data, LIMITS).resource_attrs
+    assert decode_trace_wire(data, LIMITS).attribute(0, "service.version") == "1.0"
