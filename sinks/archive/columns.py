@@ -129,15 +129,16 @@ def _joined_text(columns: Sequence[TextColumn]) -> TextColumn:
 
 def _names(
     batches: Sequence[SpanBatch],
-    values: list[list[str]],
+    column: str,
     codes: list[np.ndarray | None],
     names: list[list[str] | None],
 ) -> pa.Array:
-    """A dictionary column over several batches: each batch's codes mapped to shared ones."""
+    """A dictionary column over several batches: each batch's codes mapped to shared ones (the
+    `column` of text per span, which the decoders build only when read, only without codes)."""
     n = sum(len(b) for b in batches)
     present = [(c, d) for c, d in zip(codes, names, strict=True) if c is not None and d is not None]
     if len(present) < len(batches):
-        text = strings_text(list(chain.from_iterable(values)))
+        text = strings_text(list(chain.from_iterable(getattr(b, column) for b in batches)))
         return _text(n, text).dictionary_encode()
     # One remap for all the batches' names, not one per batch (most of a 512-span request's cost).
     shared: dict[str, int] = {}
@@ -182,19 +183,19 @@ def span_record_batch(
         "parent_span_id": ids("parent_span_id", 8),
         "service": _names(
             group,
-            [b.service for b in group],
+            "service",
             [b.svc_codes for b in group],
             [b.svc_names for b in group],
         ),
         "service_version": _names(
             group,
-            [b.service_version for b in group],
+            "service_version",
             [b.ver_codes for b in group],
             [b.ver_names for b in group],
         ),
         "operation": _names(
             group,
-            [b.operation for b in group],
+            "operation",
             [b.op_codes for b in group],
             [b.op_names for b in group],
         ),
