@@ -103,18 +103,23 @@ class PollSource(FixedPartitionedSource[list[X], S], Generic[X, S]):
 
 
 class _RecordingPartition(StatefulSourcePartition[list[RawMessage], int]):
-    def __init__(self, path: str, signal: Signal, resume: int | None, batch: int) -> None:
+    def __init__(
+        self, path: str, signal: Signal, resume: int | None, batch: int, max_bytes: int
+    ) -> None:
         self._offset = resume or 0
         if resume:
             log.info("resuming %s at record %d", path, resume)
         self._it: Iterator[RawMessage] = iter_recording(path, signal, start_offset=self._offset)
         self._batch = batch
+        self._max_bytes = max_bytes
 
     def next_batch(self) -> list[list[RawMessage]]:
         out = []
+        size = 0
         for msg in self._it:
             out.append(msg)
-            if len(out) >= self._batch:
+            size += len(msg.value)
+            if len(out) >= self._batch or size >= self._max_bytes:
                 break
         if not out:
             raise StopIteration()
@@ -126,15 +131,21 @@ class _RecordingPartition(StatefulSourcePartition[list[RawMessage], int]):
 
 
 class RecordingSource(FixedPartitionedSource[list[RawMessage], int]):
-    """One partition per file, `batch` records per item; the resume state is the next record's
-    index."""
+    """One partition per file, `batch` records per item and at most about `max_bytes` (as a
+    Kafka poll: 64 records of 8192 rich spans as JSON were 1.3 GB at once); the resume state is
+    the next record's index."""
 
     def __init__(
-        self, paths: Sequence[str | Path], signal: Signal = "auto", batch: int = 64
+        self,
+        paths: Sequence[str | Path],
+        signal: Signal = "auto",
+        batch: int = 64,
+        max_bytes: int = 32 * 2**20,
     ) -> None:
         self.paths = [str(p) for p in paths]
         self.signal: Signal = signal
         self.batch = batch
+        self.max_bytes = max_bytes
 
     def list_parts(self) -> list[str]:
         return self.paths
@@ -142,7 +153,7 @@ class RecordingSource(FixedPartitionedSource[list[RawMessage], int]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> _RecordingPartition:
-        return _RecordingPartition(for_part, self.signal, resume_state, self.batch)
+        return _RecordingPartition(for_part, self.signal, resume_state, self.batch, self.max_bytes)
 
 
 def recording_input(

@@ -1,12 +1,13 @@
-"""The Kafka source's polls: one item per poll, of about `kafka_poll_bytes` at most."""
+"""The sources' polls: one item per poll, of about `kafka_poll_bytes` (or `max_bytes`) at most."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from bytewax.connectors.kafka import KafkaSource
 
-from flows.sources import PollSource, _PollPartition
+from flows.sources import PollSource, RecordingSource, _PollPartition
 
 
 @dataclass
@@ -45,3 +46,15 @@ def test_bytewax_kafka_partition_still_polls_batch_size_messages() -> None:
         assert part._inner._batch_size == 64  # type: ignore[attr-defined]
     finally:
         part.close()
+
+
+def test_a_recording_poll_stops_at_its_byte_budget(tmp_path) -> None:
+    path = tmp_path / "rec.jsonl"
+    path.write_text("".join('{"resourceSpans": "' + "x" * 980 + '"}\n' for _ in range(10)))
+    part = RecordingSource([path], batch=64, max_bytes=2500).build_part("step", str(path), None)
+    polls = []
+    with contextlib.suppress(StopIteration):
+        while True:
+            polls.append(len(part.next_batch()[0]))
+    assert polls == [3, 3, 3, 1]
+    assert part.snapshot() == 10
