@@ -51,7 +51,7 @@ class FrozenModel(BaseModel):
 class SignalsConfig(FrozenModel):
     window_seconds: int = Field(10, gt=0)
     lateness_seconds: int = Field(5, ge=0)
-    partition_skew_seconds: int = Field(300, ge=0)
+    partition_skew_seconds: int = Field(900, ge=0)
     max_message_bytes: int = Field(16 * 1024 * 1024, gt=0)
     max_attribute_bytes: int = Field(1024 * 1024, gt=0)
     exemplars: int = Field(3, ge=1, le=50)
