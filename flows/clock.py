@@ -61,16 +61,14 @@ class _AlignedLogic(ClockLogic[tuple[str, V], AlignedClockState], Generic[V]):
         if ts_ns > newest.get(source, -1):
             newest[source] = ts_ns
         watermark = self._watermark()
-        aligned = self._aligned(source)
-        if aligned is not None:
-            base = ns_to_datetime(aligned) - self.clock.wait
-            if base > watermark:
-                self.state.watermark_base = base
-                self.state.system_time_of_base = self._system_now
-                watermark = base
+        base = ns_to_datetime(self._aligned(source)) - self.clock.wait
+        if base > watermark:
+            self.state.watermark_base = base
+            self.state.system_time_of_base = self._system_now
+            watermark = base
         return ns_to_datetime(ts_ns), watermark
 
-    def _aligned(self, source: str) -> int | None:
+    def _aligned(self, source: str) -> int:
         """The slowest source's newest event time, at least `max_skew` behind the newest."""
         newest = self.state.newest
         lead = max(newest.values())

@@ -24,7 +24,10 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
     settings = settings or load_settings()
     flow = Dataflow("sre_space")
     deterministic = settings.deterministic_clock
-    raw, consumer_errors = kafka_input(flow, settings, tail=settings.kafka_tail)
+    partitions = kafka_partitions(settings)  # one metadata request: the clock and the consumers
+    raw, consumer_errors = kafka_input(
+        flow, settings, tail=settings.kafka_tail, partitions=sum(map(len, partitions.values()))
+    )
     streams = build_signals(
         flow,
         raw,
@@ -34,7 +37,7 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
         live=settings.kafka_tail and not settings.deterministic_clock,
         end_offsets=kafka_end_offsets(settings),
         topics=(settings.spans_topic, settings.metrics_topic) if deterministic else (),
-        partitions=kafka_partitions(settings),
+        partitions=partitions,
     )
     dead = op.merge("all_dead", streams.deadletters, consumer_errors)
     scout = build_scout(

@@ -21,7 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 from operators.otlp.messages import RawMessage, Signal, dead_letter
 from operators.otlp.recording import iter_recording
 from sre_space.records import DeadLetter
-from sre_space.settings import Settings
+from sre_space.settings import POLL_BYTES, Settings
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class RecordingSource(FixedPartitionedSource[list[RawMessage], int]):
         paths: Sequence[str | Path],
         signal: Signal = "auto",
         batch: int = 64,
-        max_bytes: int = 32 * 2**20,
+        max_bytes: int = POLL_BYTES,
     ) -> None:
         self.paths = [str(p) for p in paths]
         self.signal: Signal = signal
@@ -171,10 +171,10 @@ def _kafka_polls(step_id: str, flow: Dataflow, source: PollSource[Any, Any]) -> 
 
 
 def kafka_input(
-    flow: Dataflow, settings: Settings, *, tail: bool = True
+    flow: Dataflow, settings: Settings, *, tail: bool = True, partitions: int = 1
 ) -> tuple[Stream[list[RawMessage]], Stream[DeadLetter]]:
     """The OTLP topics as the flow's input (one item per poll), plus consumer errors as dead
-    letters."""
+    letters; `partitions` (of both topics) share the consumers' prefetch budget."""
     signals: dict[str, Signal] = {settings.spans_topic: "traces", settings.metrics_topic: "metrics"}
     start = OFFSET_BEGINNING if settings.kafka_starting_offset == "beginning" else OFFSET_END
     source: PollSource[KafkaItem, Any] = PollSource(
@@ -183,7 +183,7 @@ def kafka_input(
             list(signals),
             tail,
             start,
-            consumer_tuning(sum(map(len, kafka_partitions(settings).values()))),
+            consumer_tuning(partitions),
             # Small batches keep partitions interleaved, so the windows' clock (which waits for
             # the slowest partition) holds few windows open while a backlog is read.
             settings.kafka_batch_size,

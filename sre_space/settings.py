@@ -38,6 +38,10 @@ Encoding = Literal["otlp_proto", "otlp_json"]
 M = TypeVar("M", bound=BaseModel)
 
 
+# Bytes per source poll and partition, about (Kafka, and recordings the same way).
+POLL_BYTES = 32 * 2**20
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key and the fix."""
 
@@ -330,7 +334,7 @@ class Settings(BaseSettings):
     # messages per source poll and partition: memory grows with this times spans per message
     kafka_batch_size: int = Field(64, ge=1)
     # bytes per source poll and partition, about: large export requests come fewer per poll
-    kafka_poll_bytes: int = Field(32 * 2**20, ge=1)
+    kafka_poll_bytes: int = Field(POLL_BYTES, ge=1)
     # false: stop at the end of the topics (tests, one-off catch-up runs)
     kafka_tail: bool = True
     # true: the watermark moves with event time only (deterministic runs over Kafka)
