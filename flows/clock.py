@@ -97,8 +97,14 @@ class _AlignedLogic(ClockLogic[tuple[str, V], AlignedClockState], Generic[V]):
         return datetime.max.replace(tzinfo=UTC)
 
     def to_system_utc(self, timestamp: datetime) -> datetime | None:
-        # Deterministic: windows close on data or at the end of input, never on a timer.
-        return None if self.clock.deterministic else timestamp
+        """When the wall clock moves the watermark to `timestamp` (as `_watermark` does), so the
+        runtime wakes the key then; None when deterministic or before any watermark."""
+        if self.clock.deterministic or self.state.watermark_base <= UTC_MIN:
+            return None
+        # Not `timestamp` itself (EventClock's default): a backlog's windows end in the past, so
+        # every key with one open woke on every activation, and a worker waiting for another
+        # process's data spun through them instead of sleeping.
+        return self.state.system_time_of_base + (timestamp - self.state.watermark_base)
 
     def snapshot(self) -> AlignedClockState:
         return AlignedClockState(

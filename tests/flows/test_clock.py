@@ -88,3 +88,37 @@ def test_resumes_from_a_snapshot_and_from_an_event_clock_snapshot() -> None:
     ).build(None)
     old.on_item(T0 + 100 * NS_PER_S)
     assert _clock().build(old.snapshot()).on_notify() == old.on_notify()
+
+
+class _Live(AlignedClock):
+    """A live clock whose system time the test moves."""
+
+    system = datetime(2026, 12, 5, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.system
+
+
+def test_a_live_key_wakes_when_the_wall_clock_brings_its_window_to_close() -> None:
+    clock = _Live(lambda ns: ns, WAIT, 300 * NS_PER_S)
+    logic = clock.build(None)
+    assert logic.to_system_utc(ns_to_datetime(T0)) is None  # no watermark yet
+    started = clock.system
+    # a backlog: event time a year behind the wall clock
+    logic.before_batch()
+    _, watermark = logic.on_item(("spans:0", T0))
+    close = ns_to_datetime(T0 + 10 * NS_PER_S)
+    wake = logic.to_system_utc(close)
+    # not at once (EventClock's default maps the close time to itself, long past): the window
+    # is due when the wall clock has moved the watermark to it, 15 s from now
+    assert wake == started + (close - watermark) == started + timedelta(seconds=15)
+    clock.system = wake - timedelta(microseconds=1)
+    assert logic.on_notify() < close
+    clock.system = wake
+    assert logic.on_notify() == close
+
+
+def test_a_deterministic_clock_never_wakes_on_the_wall_clock() -> None:
+    logic = _clock().build(None)
+    logic.on_item(("spans:0", T0))
+    assert logic.to_system_utc(ns_to_datetime(T0 + 10 * NS_PER_S)) is None
