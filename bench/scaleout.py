@@ -6,6 +6,9 @@ Each run gets fresh topics (the spans topic with `--partitions` partitions) and 
 processes are started with `bytewax.testing.cluster_main` (one worker each) and report their own
 CPU seconds and peak RSS. Total throughput is spans in `sre.signals` over the slowest process's
 wall time (spans that arrive after their window closed count too, and are reported as late).
+`--independent` adds, for each count above one, that many separate one-process flows, each on
+its own topic with its share of the spans and partitions: what this machine gives with no
+exchange between processes at all, the ceiling for the cluster's figure.
 Results go to bench/out/scaleout.json.
 """
 
@@ -77,49 +80,67 @@ def _free_ports(n: int) -> list[int]:
 
 
 def run(
-    bootstrap: str, spans: int, per_request: int, procs: int, partitions: int
+    bootstrap: str,
+    spans: int,
+    per_request: int,
+    procs: int,
+    partitions: int,
+    independent: bool = False,
 ) -> dict[str, Any]:
-    """Publish the lean workload over `partitions` partitions, run the flow on `procs` processes."""
+    """Publish the lean workload over `partitions` partitions, run the flow on `procs` processes
+    (`independent`: `procs` one-process flows, each on its own topic with a share of both)."""
     from confluent_kafka.admin import AdminClient
 
     from flows.sources import create_topics
 
-    suffix = uuid.uuid4().hex[:8]
-    state = Path(tempfile.mkdtemp(prefix="sre-scale-"))
-    settings = _settings(bootstrap, suffix, state)
-    create_topics(bootstrap, [settings.spans_topic], partitions=partitions)
-    create_topics(
-        bootstrap, [settings.metrics_topic, settings.signals_topic, settings.deadletter_topic]
-    )
-    publish_in_child(bootstrap, settings.spans_topic, spans, per_request, "lean")
-    addresses = [f"127.0.0.1:{p}" for p in _free_ports(procs)]
-    cmd = [sys.executable, "-m", "bench.scaleout", "--kafka", bootstrap, "--member", suffix]
+    flows = procs if independent else 1
+    runs = []
+    for _ in range(flows):
+        suffix = uuid.uuid4().hex[:8]
+        state = Path(tempfile.mkdtemp(prefix="sre-scale-"))
+        settings = _settings(bootstrap, suffix, state)
+        create_topics(bootstrap, [settings.spans_topic], partitions=partitions // flows)
+        create_topics(
+            bootstrap, [settings.metrics_topic, settings.signals_topic, settings.deadletter_topic]
+        )
+        publish_in_child(bootstrap, settings.spans_topic, spans // flows, per_request, "lean")
+        runs.append((suffix, state, settings))
+    cmd = [sys.executable, "-m", "bench.scaleout", "--kafka", bootstrap, "--member"]
+    if independent:
+        members = [(run, 0, [f"127.0.0.1:{_free_ports(1)[0]}"]) for run in runs]
+    else:
+        addresses = [f"127.0.0.1:{p}" for p in _free_ports(procs)]
+        members = [(runs[0], proc, addresses) for proc in range(procs)]
     children = [
         subprocess.Popen(
-            [*cmd, str(state), str(proc), *addresses], stdout=subprocess.PIPE, text=True
+            [*cmd, suffix, str(state), str(proc), *addresses], stdout=subprocess.PIPE, text=True
         )
-        for proc in range(procs)
+        for (suffix, state, _), proc, addresses in members
     ]
     reports = []
     for child in children:
         out, _ = child.communicate()
         if child.returncode != 0:
-            raise SystemExit(f"cluster process failed with exit code {child.returncode}")
+            raise SystemExit(f"flow process failed with exit code {child.returncode}")
         reports.append(json.loads(out.strip().splitlines()[-1]))
-    # Spans that reached a window after it closed (partitions more than
-    # `signals.partition_skew_seconds` apart) still count, from the late-data signal, and are
-    # reported apart (the workload has no journeys, whose late data would count too).
-    counted = _spans_in_signals(bootstrap, settings.signals_topic, late=True)
-    late = counted - _spans_in_signals(bootstrap, settings.signals_topic)
-    topics = [settings.spans_topic, settings.metrics_topic, settings.signals_topic]
-    AdminClient({"bootstrap.servers": bootstrap}).delete_topics(
-        [*topics, settings.deadletter_topic]
-    )
-    shutil.rmtree(state, ignore_errors=True)
+    counted = late = 0
+    for _, state, settings in runs:
+        # Spans that reached a window after it closed (partitions more than
+        # `signals.partition_skew_seconds` apart) still count, from the late-data signal, and
+        # are reported apart (the workload has no journeys, whose late data would count too).
+        total = _spans_in_signals(bootstrap, settings.signals_topic, late=True)
+        counted += total
+        late += total - _spans_in_signals(bootstrap, settings.signals_topic)
+        topics = [settings.spans_topic, settings.metrics_topic, settings.signals_topic]
+        AdminClient({"bootstrap.servers": bootstrap}).delete_topics(
+            [*topics, settings.deadletter_topic]
+        )
+        shutil.rmtree(state, ignore_errors=True)
     wall = max(r["seconds"] for r in reports)
     cpu = sum(r["cpu_seconds"] for r in reports)
     return {
         "procs": procs,
+        "independent": independent,
         "partitions": partitions,
         "spans": counted,
         "late_spans": late,
@@ -139,18 +160,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans-per-request", type=int, default=8192)
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--independent",
+        action="store_true",
+        help="also run each count above one as that many separate flows (the no-exchange ceiling)",
+    )
     parser.add_argument("--member", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.member:
         suffix, state, proc, *addresses = args.member
         member(args.kafka, suffix, Path(state), addresses, int(proc))
         return 0
+    runs = [(procs, False) for procs in args.procs]
+    if args.independent:
+        runs += [(procs, True) for procs in args.procs if procs > 1]
     results = []
-    for procs in args.procs:
-        r = run(args.kafka, args.spans, args.spans_per_request, procs, args.partitions)
+    for procs, independent in runs:
+        if independent and args.partitions % procs:
+            raise SystemExit(f"--independent needs --partitions divisible by {procs}")
+        r = run(args.kafka, args.spans, args.spans_per_request, procs, args.partitions, independent)
         results.append(r)
+        what = "separate flows" if independent else "process(es)"
         print(
-            f"{procs} process(es): {r['spans_per_s']:>10,} spans/s wall  "
+            f"{procs} {what}: {r['spans_per_s']:>10,} spans/s wall  "
             f"{r['spans_per_cpu_s']:>10,} spans/CPU-s  {r['seconds']:>7.2f} s  "
             f"peak RSS {r['peak_rss_mib']:>7.1f} MiB per process, {r['late_spans']:,} late"
         )
@@ -159,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             r["x_one"] = round(r["spans_per_s"] / results[0]["spans_per_s"], 2)
         print(
             "wall throughput over one process: "
-            + ", ".join(f"{r['procs']}: {r['x_one']}x" for r in results)
+            + ", ".join(
+                f"{r['procs']}{' separate' if r['independent'] else ''}: {r['x_one']}x"
+                for r in results
+            )
         )
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "scaleout.json").write_text(json.dumps(results, indent=2))

@@ -59,11 +59,13 @@ def test_the_scaleout_bench_counts_every_span_on_one_and_two_processes(
     monkeypatch.setenv("SRE_BENCH_OUT", str(tmp_path))
     monkeypatch.setattr(scaleout, "OUT", tmp_path)
     args = ["--kafka", kafka_bootstrap, "--spans", "150000", "--spans-per-request", "4096"]
-    assert scaleout.main(args) == 0
+    assert scaleout.main([*args, "--independent"]) == 0
     results = json.loads((tmp_path / "scaleout.json").read_text())
-    # 30 s of spans over four partitions read out of step: every span in its window, none late.
-    assert [(r["procs"], r["spans"], r["late_spans"]) for r in results] == [
-        (1, 150000, 0),
-        (2, 150000, 0),
+    # 30 s of spans over four partitions read out of step: every span in its window, none late;
+    # and the same spans as two separate flows of two partitions each.
+    assert [(r["procs"], r["independent"], r["spans"], r["late_spans"]) for r in results] == [
+        (1, False, 150000, 0),
+        (2, False, 150000, 0),
+        (2, True, 150000, 0),
     ]
     assert all(len(r["members"]) == r["procs"] for r in results)
