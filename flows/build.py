@@ -119,6 +119,16 @@ def late_signal(partial: Partial, window_ns: int) -> SignalWindow:
     )
 
 
+def decode_limits(config: PipelineConfig, archived: bool) -> DecodeLimits:
+    """The decoder's bounds; with `archived`, the archive's selected attributes, whose text the
+    compiled decoder then extracts in its one walk over the spans."""
+    return DecodeLimits(
+        config.signals.max_message_bytes,
+        config.signals.max_attribute_bytes,
+        tuple(config.signals.selected_attributes) if archived else None,
+    )
+
+
 def build_signals(
     flow: Dataflow,
     raw: Stream[list[RawMessage]],
@@ -129,6 +139,7 @@ def build_signals(
     end_offsets: EndOffsets | None = None,
     topics: tuple[str, ...] = (),
     partitions: Mapping[str, tuple[str, ...]] | None = None,
+    archived: bool | None = None,
 ) -> FlowStreams:
     """Add decode, aggregation and windowing steps behind `raw` (one item per poll).
 
@@ -137,13 +148,15 @@ def build_signals(
     still close their windows in a live run. `live` adds the wall-clock health heartbeat
     (watermark delay, and consumer lag when `end_offsets` can ask the broker); `topics` names
     Kafka topics whose pipeline signals wait for each other (event time only), `partitions` the
-    sources ("topic:N") each topic's windows wait for from the start. Building a flow
-    also raises the process's youngest GC threshold to `GC_YOUNG_THRESHOLD`.
+    sources ("topic:N") each topic's windows wait for from the start. `archived`: the decoded
+    spans go to the span archive (None: when `config.archive.enabled`), so the decoder extracts
+    the archive's text columns in its walk. Building a flow also raises the process's youngest GC
+    threshold to `GC_YOUNG_THRESHOLD`.
     """
     young, *older = gc.get_threshold()
     gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), *older)
     spec = SignalSpec.from_config(config)
-    limits = DecodeLimits(config.signals.max_message_bytes, config.signals.max_attribute_bytes)
+    limits = decode_limits(config, config.archive.enabled if archived is None else archived)
     window_ns = spec.window_ns
 
     polls = op.map("decode", raw, partial(decode_poll, limits=limits))

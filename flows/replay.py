@@ -46,7 +46,9 @@ def build_replay_flow(
     raw, _ = recording_input(flow, paths)
     if progress is not None:
         raw = op.inspect("progress", raw, progress)
-    streams = build_signals(flow, raw, config, deterministic_clock=True)
+    streams = build_signals(
+        flow, raw, config, deterministic_clock=True, archived=archive is not None
+    )
     if archive is not None:
         # No retention: a backtest's archive holds its whole recording, however old its hours.
         op.output(

@@ -8,7 +8,9 @@
  * groups are skipped with the same nesting limit (100 levels of messages plus groups), tags are
  * at most 5 bytes and 32 bits, sizes at most 5 bytes and below 2^31.
  *
- * decode_spans(data: bytes) -> dict, see operators/otlp/wire.py for the keys.
+ * decode_spans(data: bytes, text_keys: tuple[str, ...] | None = None) -> dict, see
+ * operators/otlp/wire.py for the keys; with text_keys, also "text_columns": span_columns(data,
+ * span_offsets, text_keys) (_wire_cols.c) built in the same walk.
  * Wire errors and out-of-range column values raise ValueError with a short reason.
  *
  * Files: _wire.h (decoder state, reader primitives), _wire_read.c (buffers, skipping, schema
@@ -201,17 +203,33 @@ static PyObject *build_result(Dec *d) {
         put(res, "id_lengths", id_lengths(d)) < 0 ||
         put(res, "trace_id_bytes", id_bytes(d, 0, 16)) < 0 ||
         put(res, "span_id_bytes", id_bytes(d, 2, 8)) < 0 ||
-        put(res, "parent_span_id_bytes", id_bytes(d, 4, 8)) < 0) {
+        put(res, "parent_span_id_bytes", id_bytes(d, 4, 8)) < 0 ||
+        (d->text != NULL && put(res, "text_columns", cols_build(d->text)) < 0)) {
         Py_DECREF(res);
         return NULL;
     }
     return res;
 }
 
-static PyObject *decode_spans(PyObject *self, PyObject *arg) {
+/* The text columns' keys: NULL without them (None), -1 when not a tuple. */
+static int text_keys(PyObject *const *args, Py_ssize_t nargs, PyObject **keys) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "decode_spans(data, text_keys=None)");
+        return -1;
+    }
+    *keys = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    if (*keys != NULL && !PyTuple_Check(*keys)) {
+        PyErr_SetString(PyExc_TypeError, "decode_spans: text_keys must be a tuple or None");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *decode_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
+    PyObject *keys;
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+    if (text_keys(args, nargs, &keys) < 0 || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     Dec d;
@@ -221,6 +239,13 @@ static PyObject *decode_spans(PyObject *self, PyObject *arg) {
     /* a lean span is about 170 bytes; reserve for that much and grow if needed */
     size_t est = (size_t)view.len / 128 + 16;
     PyObject *res = NULL;
+    Cols text; /* filled only with keys */
+    if (keys != NULL) {
+        d.text = &text;
+        if (cols_init(&text, keys) < 0) {
+            goto done;
+        }
+    }
     if (buf_grow(&d.rs_idx, est * 4) < 0 || buf_grow(&d.name_idx, est * 4) < 0 ||
         buf_grow(&d.kind, est) < 0 || buf_grow(&d.status, est) < 0 ||
         buf_grow(&d.start, est * 8) < 0 || buf_grow(&d.end, est * 8) < 0 ||
@@ -236,14 +261,18 @@ static PyObject *decode_spans(PyObject *self, PyObject *arg) {
     }
     res = build_result(&d);
 done:
+    if (d.text != NULL) {
+        cols_free(d.text);
+    }
     dec_free(&d);
     PyBuffer_Release(&view);
     return res;
 }
 
 static PyMethodDef methods[] = {
-    {"decode_spans", decode_spans, METH_O,
-     "decode_spans(data: bytes) -> dict: columns of an OTLP ExportTraceServiceRequest."},
+    {"decode_spans", (PyCFunction)(void (*)(void))decode_spans, METH_FASTCALL,
+     "decode_spans(data: bytes, text_keys: tuple[str, ...] | None = None) -> dict: columns of an"
+     " OTLP ExportTraceServiceRequest (with text_keys, also the span_columns of those keys)."},
     {"span_columns", span_columns, METH_VARARGS,
      "span_columns(data, span_offsets, keys) -> (columns, events): selected attributes as text."},
     {NULL, NULL, 0, NULL},
@@ -255,4 +284,11 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__wire(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__wire(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "MAX_KEYS", MAX_KEYS) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

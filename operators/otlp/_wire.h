@@ -36,6 +36,40 @@ typedef struct {
     size_t cap;
 } Buf;
 
+/* at most this many selected attributes per text extraction */
+#define MAX_KEYS 64
+
+enum { ST_ABSENT = 0, ST_SET = 1, ST_PYTHON = 2 };
+
+/* One attribute value as far as the text column needs it (last oneof member wins). */
+typedef struct {
+    int state;
+    int is_bool, is_int;
+    uint64_t v;
+    const uint8_t *p;
+    size_t len;
+} Val;
+
+/* The selected attributes' text columns and the events' JSON column (_wire_cols.c), filled one
+ * span at a time: text_span_begin, its attributes and events, text_span_end. */
+typedef struct {
+    Py_ssize_t n_keys;
+    const char *key[MAX_KEYS];
+    Py_ssize_t key_len[MAX_KEYS];
+    uint64_t lengths; /* bit min(n, 63) set when a key is n bytes long */
+    Buf off[MAX_KEYS];
+    Buf text[MAX_KEYS];
+    Buf state[MAX_KEYS];
+    Buf ev_off;
+    Buf ev_text;
+    Buf ev_state;
+    /* the span being read */
+    Val vals[MAX_KEYS];
+    size_t ev_start; /* its events' JSON starts here in ev_text */
+    int events;      /* how many it has */
+    int python;      /* whether Python writes its events' JSON */
+} Cols;
+
 /* one interned span name */
 typedef struct {
     const uint8_t *p;
@@ -64,6 +98,7 @@ typedef struct {
     NameEnt *tab;
     size_t tab_cap;
     size_t n_names;
+    Cols *text; /* the text columns extracted in the same walk; NULL when not asked for */
 } Dec;
 
 /* The message types of ExportTraceServiceRequest, for the schema table in _wire_read.c. */
@@ -99,6 +134,13 @@ int parse_request(Dec *d, const uint8_t *p, const uint8_t *end);
 
 /* _wire_cols.c */
 PyObject *span_columns(PyObject *self, PyObject *args);
+int cols_init(Cols *c, PyObject *keys);
+void cols_free(Cols *c);
+PyObject *cols_build(const Cols *c);
+void text_span_begin(Cols *c);
+int text_attr(Dec *d, Cols *c, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
+int text_event(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end);
+int text_span_end(Cols *c);
 
 /* UTF-8 as Python and upb accept it; ASCII inline, other sequences by utf8_seq. */
 static inline int utf8_ok(const uint8_t *s, size_t n) {

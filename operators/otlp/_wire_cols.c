@@ -9,35 +9,13 @@
  * for the span's events as `json.dumps(events, separators=(",", ":"), sort_keys=True)` of
  * [{"attributes": {...}, "name": ..., "time_ns": ...}]: state 0 without events, 2 when an event
  * attribute's value is not a string, int or bool (Python writes those).
+ *
+ * decode_spans(data, keys) builds the same columns in its own walk, through the text_* functions
+ * (read_span below is their walk over spans already decoded).
  */
 #include "_wire.h"
 
 #include <stdio.h>
-
-#define MAX_KEYS 64
-
-enum { ST_ABSENT = 0, ST_SET = 1, ST_PYTHON = 2 };
-
-/* One attribute value as far as the text column needs it (last oneof member wins). */
-typedef struct {
-    int state;
-    int is_bool, is_int;
-    uint64_t v;
-    const uint8_t *p;
-    size_t len;
-} Val;
-
-typedef struct {
-    Py_ssize_t n_keys;
-    const char *key[MAX_KEYS];
-    Py_ssize_t key_len[MAX_KEYS];
-    Buf off[MAX_KEYS];
-    Buf text[MAX_KEYS];
-    Buf state[MAX_KEYS];
-    Buf ev_off;
-    Buf ev_text;
-    Buf ev_state;
-} Cols;
 
 #define MAX_EVENT_ATTRS 128
 
@@ -67,8 +45,36 @@ static int read_value(Dec *d, const uint8_t *p, const uint8_t *end, Val *out) {
     return 0;
 }
 
-/* One KeyValue: when its key is selected, its value replaces that key's earlier one. */
-static int read_kv(Dec *d, const Cols *c, const uint8_t *p, const uint8_t *end, Val *vals) {
+static int length_bit(size_t n) { return n < 63 ? (int)n : 63; }
+
+/* The first and last bytes first: keys of one length mostly differ there, and a call to memcmp
+ * for each took a tenth of the decoding walk on spans of 20 attributes. */
+static inline int same_key(const char *a, size_t alen, const uint8_t *b, size_t blen) {
+    return alen == blen &&
+           (blen == 0 || ((uint8_t)a[0] == b[0] && (uint8_t)a[blen - 1] == b[blen - 1] &&
+                          memcmp(a, b, blen) == 0));
+}
+
+/* A span attribute (key, value bytes; val NULL without a value): when its key is selected, its
+ * value replaces that key's earlier one in the span being read. */
+int text_attr(Dec *d, Cols *c, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen) {
+    if (!(c->lengths >> length_bit(klen) & 1)) {
+        return 0; /* most attributes: no key is that long */
+    }
+    for (Py_ssize_t k = 0; k < c->n_keys; k++) {
+        if (same_key(c->key[k], (size_t)c->key_len[k], key, klen)) {
+            if (val == NULL) {
+                c->vals[k].state = ST_PYTHON; /* present without a value: Python says None */
+                return 0;
+            }
+            return read_value(d, val, val + vlen, &c->vals[k]);
+        }
+    }
+    return 0;
+}
+
+/* One KeyValue of the span being read. */
+static int read_kv(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end) {
     const uint8_t *key = NULL, *val = NULL, *s;
     size_t klen = 0, vlen = 0, n;
     uint32_t fn;
@@ -86,16 +92,7 @@ static int read_kv(Dec *d, const Cols *c, const uint8_t *p, const uint8_t *end, 
         }
     }
     TRY(more);
-    for (Py_ssize_t k = 0; k < c->n_keys; k++) {
-        if ((size_t)c->key_len[k] == klen && memcmp(c->key[k], key, klen) == 0) {
-            if (val == NULL) {
-                vals[k].state = ST_PYTHON; /* present without a value: Python says None */
-                return 0;
-            }
-            return read_value(d, val, val + vlen, &vals[k]);
-        }
-    }
-    return 0;
+    return text_attr(d, c, key, klen, val, vlen);
 }
 
 /* Close one span's value of a text column: its end offset and its state. */
@@ -285,13 +282,37 @@ static int event_json(Dec *d, Buf *b, const uint8_t *p, const uint8_t *end, int 
     return 0;
 }
 
-static int read_span(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end) {
-    Val vals[MAX_KEYS];
+/* A span starts: no values, no events yet. */
+void text_span_begin(Cols *c) {
     for (Py_ssize_t k = 0; k < c->n_keys; k++) {
-        vals[k].state = ST_ABSENT;
+        c->vals[k].state = ST_ABSENT;
     }
-    size_t ev_start = c->ev_text.len;
-    int events = 0, python = 0;
+    c->ev_start = c->ev_text.len;
+    c->events = c->python = 0;
+}
+
+/* One Event (its bytes) of the span being read. */
+int text_event(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end) {
+    TRY(buf_put(&c->ev_text, c->events++ ? "," : "[", 1));
+    return event_json(d, &c->ev_text, p, end, &c->python);
+}
+
+/* The span being read onto the columns: each key's value, and its events. */
+int text_span_end(Cols *c) {
+    for (Py_ssize_t k = 0; k < c->n_keys; k++) {
+        TRY(put_value(c, k, &c->vals[k]));
+    }
+    if (c->python) {
+        c->ev_text.len = c->ev_start; /* Python writes this span's events */
+    } else if (c->events) {
+        TRY(buf_put(&c->ev_text, "]", 1));
+    }
+    return end_text(&c->ev_off, &c->ev_text, &c->ev_state,
+                    c->python ? ST_PYTHON : c->events ? ST_SET : ST_ABSENT);
+}
+
+static int read_span(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end) {
+    text_span_begin(c);
     const uint8_t *s;
     size_t n;
     uint32_t fn;
@@ -299,29 +320,41 @@ static int read_span(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end) {
     while ((more = next_field(d, &p, end, &fn, &wt)) > 0) {
         if (wt == 2 && fn == 9 && c->n_keys) {
             TRY(rd_bytes(d, &p, end, &s, &n));
-            TRY(read_kv(d, c, s, s + n, vals));
+            TRY(read_kv(d, c, s, s + n));
         } else if (wt == 2 && fn == 11) {
             TRY(rd_bytes(d, &p, end, &s, &n));
-            TRY(buf_put(&c->ev_text, events++ ? "," : "[", 1));
-            TRY(event_json(d, &c->ev_text, s, s + n, &python));
+            TRY(text_event(d, c, s, s + n));
         } else {
             TRY(skip_value(d, &p, end, fn, wt, 0));
         }
     }
     TRY(more);
-    for (Py_ssize_t k = 0; k < c->n_keys; k++) {
-        TRY(put_value(c, k, &vals[k]));
-    }
-    if (python) {
-        c->ev_text.len = ev_start; /* Python writes this span's events */
-    } else if (events) {
-        TRY(buf_put(&c->ev_text, "]", 1));
-    }
-    return end_text(&c->ev_off, &c->ev_text, &c->ev_state,
-                    python ? ST_PYTHON : events ? ST_SET : ST_ABSENT);
+    return text_span_end(c);
 }
 
-static void cols_free(Cols *c) {
+/* Empty columns for the tuple of str `keys`; -1 with a Python exception set. cols_free frees them
+ * either way. */
+int cols_init(Cols *c, PyObject *keys) {
+    memset(c, 0, sizeof *c);
+    Py_ssize_t n_keys = PyTuple_GET_SIZE(keys);
+    if (n_keys > MAX_KEYS) {
+        PyErr_Format(PyExc_ValueError, "at most %d selected attributes", MAX_KEYS);
+        return -1;
+    }
+    int32_t zero = 0;
+    TRY(buf_put(&c->ev_off, &zero, 4));
+    for (Py_ssize_t k = 0; k < n_keys; k++) {
+        c->key[k] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, k), &c->key_len[k]);
+        if (c->key[k] == NULL || buf_put(&c->off[k], &zero, 4) < 0) {
+            return -1;
+        }
+        c->lengths |= 1ull << length_bit((size_t)c->key_len[k]);
+        c->n_keys = k + 1;
+    }
+    return 0;
+}
+
+void cols_free(Cols *c) {
     for (Py_ssize_t k = 0; k < MAX_KEYS; k++) {
         buf_free(&c->off[k]);
         buf_free(&c->text[k]);
@@ -336,7 +369,8 @@ static PyObject *as_bytes(const Buf *b) {
     return PyBytes_FromStringAndSize(b->len ? b->data : NULL, (Py_ssize_t)b->len);
 }
 
-static PyObject *build(Cols *c) {
+/* (columns, events) as span_columns returns them */
+PyObject *cols_build(const Cols *c) {
     PyObject *cols = PyList_New(c->n_keys);
     if (cols == NULL) {
         return NULL;
@@ -362,27 +396,14 @@ PyObject *span_columns(PyObject *self, PyObject *args) {
         return NULL;
     }
     Cols c;
-    memset(&c, 0, sizeof c);
     Dec d;
     memset(&d, 0, sizeof d);
     d.base = (const uint8_t *)data.buf;
     PyObject *res = NULL;
     Py_ssize_t n_spans = offs.len / (Py_ssize_t)(2 * sizeof(int64_t));
     const int64_t *span = (const int64_t *)offs.buf;
-    c.n_keys = PyTuple_GET_SIZE(keys);
-    if (c.n_keys > MAX_KEYS) {
-        PyErr_Format(PyExc_ValueError, "at most %d selected attributes", MAX_KEYS);
+    if (cols_init(&c, keys) < 0) {
         goto done;
-    }
-    int32_t zero = 0;
-    if (buf_put(&c.ev_off, &zero, 4) < 0) {
-        goto done;
-    }
-    for (Py_ssize_t k = 0; k < c.n_keys; k++) {
-        c.key[k] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, k), &c.key_len[k]);
-        if (c.key[k] == NULL || buf_put(&c.off[k], &zero, 4) < 0) {
-            goto done;
-        }
     }
     for (Py_ssize_t i = 0; i < n_spans; i++) {
         int64_t at = span[2 * i], len = span[2 * i + 1];
@@ -397,7 +418,7 @@ PyObject *span_columns(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    res = build(&c);
+    res = cols_build(&c);
 done:
     cols_free(&c);
     PyBuffer_Release(&data);

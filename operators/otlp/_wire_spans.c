@@ -1,6 +1,7 @@
 /*
  * operators.otlp._wire: extraction, request -> resource spans -> scope spans -> span, into the
- * column buffers of Dec; span names interned; the HTTP/gRPC status attributes of entry spans.
+ * column buffers of Dec; span names interned; the HTTP/gRPC status attributes of entry spans; the
+ * selected attributes' text and the events' JSON when Dec.text asks for them (_wire_cols.c).
  */
 #include "_wire.h"
 
@@ -123,12 +124,13 @@ static int parse_any_cap(Dec *d, const uint8_t *p, const uint8_t *end, int depth
 /* True when the n bytes at s spell the string literal lit. */
 #define IS_KEY(s, n, lit) ((n) == sizeof(lit) - 1 && memcmp((s), (lit), (n)) == 0)
 
-/* A span attribute: validated like any KeyValue, and the status keys' values captured. */
+/* A span attribute: validated like any KeyValue, the status keys' values captured, and the value
+ * of a selected key when text columns are extracted. */
 static int parse_kv_cap(Dec *d, const uint8_t *p, const uint8_t *end, int depth, AnyCap *http,
                         AnyCap *rpc) {
     TRY(nest(d, depth));
-    const uint8_t *key = NULL, *s;
-    size_t klen = 0, n;
+    const uint8_t *key = NULL, *val = NULL, *s;
+    size_t klen = 0, vlen = 0, n;
     AnyCap cap = {AV_NONE, 0, NULL, 0};
     uint32_t fn;
     int wt, more;
@@ -138,11 +140,15 @@ static int parse_kv_cap(Dec *d, const uint8_t *p, const uint8_t *end, int depth,
         } else if (wt == 2 && fn == 2) {
             TRY(rd_bytes(d, &p, end, &s, &n));
             TRY(parse_any_cap(d, s, s + n, depth + 1, &cap));
+            val = s, vlen = n; /* the text column reads the last value alone, not the merge */
         } else {
             TRY(generic_field(d, M_KV, fn, wt, &p, end, depth));
         }
     }
     TRY(more);
+    if (d->text != NULL) {
+        TRY(text_attr(d, d->text, key, klen, val, vlen));
+    }
     if (IS_KEY(key, klen, "http.response.status_code") || IS_KEY(key, klen, "http.status_code")) {
         *http = cap;
     } else if (IS_KEY(key, klen, "rpc.grpc.status_code")) {
@@ -321,6 +327,9 @@ static int parse_span(Dec *d, const uint8_t *p, const uint8_t *end, int depth) {
     AnyCap http = {AV_NONE, 0, NULL, 0}, rpc = {AV_NONE, 0, NULL, 0};
     uint32_t fn;
     int wt, more;
+    if (d->text != NULL) {
+        text_span_begin(d->text);
+    }
     while ((more = next_field(d, &p, end, &fn, &wt)) > 0) {
         if (wt == 2 && (fn == 1 || fn == 2 || fn == 4)) {
             TRY(rd_bytes(d, &p, end, &s, &n));
@@ -340,12 +349,18 @@ static int parse_span(Dec *d, const uint8_t *p, const uint8_t *end, int depth) {
         } else if (wt == 2 && fn == 15) {
             TRY(rd_bytes(d, &p, end, &s, &n));
             TRY(parse_status(d, s, s + n, depth + 1, &status));
+        } else if (wt == 2 && fn == 11 && d->text != NULL) {
+            /* an Event, validated as generic_field would, then its JSON */
+            TRY(rd_bytes(d, &p, end, &s, &n));
+            TRY(validate(d, M_EVENT, s, s + n, depth + 1));
+            TRY(text_event(d, d->text, s, s + n));
         } else {
             TRY(generic_field(d, M_SPAN, fn, wt, &p, end, depth));
         }
     }
     TRY(more);
-    return put_span(d, span_start, end, ids, name, name_len, kind, status, t0, t1, &http, &rpc);
+    TRY(put_span(d, span_start, end, ids, name, name_len, kind, status, t0, t1, &http, &rpc));
+    return d->text != NULL ? text_span_end(d->text) : 0;
 }
 
 static int parse_resource_spans(Dec *d, const uint8_t *p, const uint8_t *end, int depth) {

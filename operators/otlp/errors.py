@@ -19,6 +19,9 @@ class DecodeLimits:
 
     max_message_bytes: int = 16 * 1024 * 1024
     max_attribute_bytes: int = 1024 * 1024
+    # The span attributes whose text the compiled decoder extracts in its one walk (the span
+    # archive's selected attributes), with the events' JSON; None: only when something reads them.
+    text_keys: tuple[str, ...] | None = None
 
     def check_size(self, data: bytes | str) -> None:
         """Refuse a message over `max_message_bytes` before any parsing work."""

@@ -3,7 +3,9 @@
 `_wire.decode_spans` walks the protobuf wire format in C and returns the fixed columns, the span
 names interned, the HTTP/gRPC status of entry spans, the raw `Resource` of each ResourceSpans and
 each span's (offset, length) in the input. Only the few resources are parsed with protobuf here;
-attributes and events are parsed from one span's bytes when something asks for them.
+attributes and events are parsed from one span's bytes when something asks for them. Given
+`DecodeLimits.text_keys`, the same walk also writes those attributes' text columns and the events'
+JSON column (what `_wire.span_columns` writes in a walk of its own when other keys are read).
 
 It accepts and rejects the same bytes as upb's ParseFromString and gives the same columns as
 `proto_traces.decode_trace_upb`, which stays as the fallback when the extension is not built.
@@ -42,6 +44,8 @@ except ImportError as exc:  # not built: the protobuf (upb) decoder does the wor
     log.warning("compiled OTLP decoder operators.otlp._wire unavailable (%s); using upb", exc)
 
 HAVE_WIRE: bool = _wire is not None
+# The most text keys decode_spans extracts in its walk; -1: a compiled decoder built before it did.
+_MAX_TEXT_KEYS: int = getattr(_wire, "MAX_KEYS", -1)
 
 
 def _check_big_parts(data: bytes, offsets: np.ndarray, resources: list[bytes], limit: int) -> None:
@@ -59,8 +63,13 @@ def _check_big_parts(data: bytes, offsets: np.ndarray, resources: list[bytes], l
 def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
     """Decode otlp_proto bytes into a SpanBatch; DecodeError names what is wrong."""
     limits.check_size(data)
+    text_keys = limits.text_keys
+    if text_keys is not None and len(text_keys) > _MAX_TEXT_KEYS:
+        text_keys = None  # span_columns says what is wrong when they are read
     try:
-        cols = _wire.decode_spans(data)
+        cols = (
+            _wire.decode_spans(data) if text_keys is None else _wire.decode_spans(data, text_keys)
+        )
     except ValueError as exc:
         raise DecodeError(f"invalid ExportTraceServiceRequest protobuf: {exc}") from None
     resources: list[bytes] = cols["resources"]
@@ -87,6 +96,7 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
     if len(data) > limits.max_attribute_bytes:
         _check_big_parts(data, offsets, resources, limits.max_attribute_bytes)
     parsed: dict[int, Any] = {}
+    text = cols.get("text_columns")  # the (columns, events) of text_keys
 
     def span_at(i: int) -> Any:
         span = parsed.get(i)
@@ -111,7 +121,10 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         ]
 
     def read_text(keys: tuple[str, ...]) -> tuple[list[TextColumn], TextColumn]:
-        columns, events = _wire.span_columns(data, offsets, keys)
+        if keys == text_keys:
+            columns, events = text  # written in the decoding walk
+        else:
+            columns, events = _wire.span_columns(data, offsets, keys)
         # The resources' keys once, not a walk of the resources per key.
         res_keys = {k for _, _, attrs in res_info for k, v in attrs.items() if v is not None}
         out = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from operators.otlp import DecodeError, DecodeLimits, decode_trace_proto
 from operators.otlp.proto_traces import decode_trace_upb
 from operators.otlp.spans import SpanBatch
 from operators.otlp.text import TextColumn
-from operators.otlp.wire import HAVE_WIRE, decode_trace_wire
+from operators.otlp.wire import HAVE_WIRE, _wire, decode_trace_wire
 
 BUILD_HINT = (
     "operators.otlp._wire is not built: run `.venv/bin/python setup.py build_ext --inplace`"
@@ -27,6 +28,8 @@ BUILD_HINT = (
 SELECTED = ("http.route", "http.response.status_code", "rpc.grpc.status_code", "k8s.pod.name")
 STATUS_KEYS = ("http.response.status_code", "http.status_code", "rpc.grpc.status_code")
 LIMITS = DecodeLimits()
+# the attributes of the generated spans, the resources' and missing ones (also repeated)
+TEXT_KEYS = (*SELECTED, "a", "b", "service.version")
 
 
 @pytest.fixture(autouse=True)
@@ -119,16 +122,42 @@ def snapshot(batch: SpanBatch) -> Any:
     )
 
 
+def decode_in_one_walk(data: bytes, limits: DecodeLimits) -> SpanBatch:
+    """The wire decoder writing the text columns of TEXT_KEYS in its walk."""
+    return decode_trace_wire(data, dataclasses.replace(limits, text_keys=TEXT_KEYS))
+
+
 def assert_same(data: bytes) -> Any:
     upb = outcome(decode_trace_upb, data)
     wire = outcome(decode_trace_wire, data)
     assert wire == upb
+    assert outcome(decode_in_one_walk, data) == upb
+    assert_text_in_walk(data, TEXT_KEYS)
     if wire[0] == "ok":
         check_codes(decode_trace_wire(data, LIMITS))
-        keys = (*SELECTED, "a", "b", "service.version")
-        compiled = texts(decode_trace_wire(data, LIMITS).text_columns(keys))
-        assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(keys))
+        compiled = texts(decode_trace_wire(data, LIMITS).text_columns(TEXT_KEYS))
+        assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(TEXT_KEYS))
+        assert texts(decode_in_one_walk(data, LIMITS).text_columns(TEXT_KEYS)) == compiled
     return wire
+
+
+def assert_text_in_walk(data: bytes, keys: tuple[str, ...]) -> None:
+    """decode_spans given text keys (or none: the events alone) rejects what it rejects without
+    them, with the same reason, and otherwise adds to the same columns the text columns that
+    span_columns writes in a walk of its own."""
+    try:
+        plain = _wire.decode_spans(data)
+    except ValueError as exc:
+        for text_keys in (keys, ()):
+            with pytest.raises(ValueError) as walked_exc:
+                _wire.decode_spans(data, text_keys)
+            assert str(walked_exc.value) == str(exc)
+        return
+    offsets = np.frombuffer(plain["span_offsets"], dtype=np.int64)
+    for text_keys in (keys, ()):
+        walked = _wire.decode_spans(data, text_keys)
+        assert walked.pop("text_columns") == _wire.span_columns(data, offsets, text_keys)
+        assert walked == plain
 
 
 def texts(columns: tuple[list[TextColumn], TextColumn]) -> list[list[str]]:
