@@ -7,7 +7,6 @@ the windowed signals never pay for attribute walks they do not use.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from operators.otlp.text import TextColumn, strings_text
+from operators.otlp.values import events_json
 
 SPAN_KIND_SERVER = 2
 SPAN_KIND_CONSUMER = 5
@@ -243,7 +243,7 @@ class SpanBatch:
         out = []
         for i in range(len(self)) if rows is None else rows:
             evs = self.events(i)
-            out.append(json.dumps(evs, separators=(",", ":"), sort_keys=True) if evs else "")
+            out.append(events_json(evs) if evs else "")
         return out
 
     def events(self, i: int) -> list[dict[str, Any]]:

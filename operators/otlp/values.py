@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 
@@ -101,3 +102,15 @@ def resource_version(attrs: dict[str, Any]) -> str:
     if version is not None and str(version):
         return str(version)
     return image_tag(attrs)
+
+
+def events_json(events: list[dict[str, Any]]) -> str:
+    """A span's events as the archive stores them: compact JSON with sorted keys, a bytes value
+    in base64 as OTLP/JSON writes it (json.dumps refused bytes, which failed the whole batch)."""
+    return json.dumps(events, separators=(",", ":"), sort_keys=True, default=_json_bytes)
+
+
+def _json_bytes(value: object) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"an event attribute of type {type(value).__name__} has no JSON form")

@@ -14,7 +14,6 @@ It accepts and rejects the same bytes as upb's ParseFromString and gives the sam
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from operators.otlp.proto_traces import (
 )
 from operators.otlp.spans import PackedIds, SpanBatch
 from operators.otlp.text import PYTHON, TextColumn, patch_text
-from operators.otlp.values import proto_any, proto_attrs, resource_version
+from operators.otlp.values import events_json, proto_any, proto_attrs, resource_version
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +136,12 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             return out, compiled
         codes = np.frombuffer(ev_state, dtype=np.int8)
 
-        def events_json(i: int) -> str:
+        def python_events(i: int) -> str:
             # an event attribute the compiled writer leaves to Python (a double, bytes, a list...)
-            return json.dumps(read_events(i), separators=(",", ":"), sort_keys=True)
+            return events_json(read_events(i))
 
         no_fallback = np.full(len(codes), -1, dtype=np.int64)
-        return out, patch_text(compiled, codes, no_fallback, (), events_json)
+        return out, patch_text(compiled, codes, no_fallback, (), python_events)
 
     packed = None
     if "trace_id_bytes" in cols:  # else a compiled decoder built before it packed the ids

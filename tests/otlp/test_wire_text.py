@@ -119,8 +119,7 @@ def test_odd_spans_give_the_text_span_columns_and_upb_give() -> None:
     assert events[2] == ""
 
 
-# not BYTES: json.dumps refuses an event's bytes value, on either decoder's batch
-EVENT_VALUES = [STRING, TRUE, INT, DOUBLE, ARRAY, KVLIST, STRING_INDEX, WRONG_WIRE_TYPE, b""]
+EVENT_VALUES = [STRING, TRUE, INT, DOUBLE, ARRAY, KVLIST, STRING_INDEX, WRONG_WIRE_TYPE, b"", BYTES]
 
 
 def attributes(values: list[bytes]) -> st.SearchStrategy[list[Any]]:
@@ -132,9 +131,7 @@ def attributes(values: list[bytes]) -> st.SearchStrategy[list[Any]]:
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(
-        st.tuples(
-            attributes([*EVENT_VALUES, BYTES]), st.lists(attributes(EVENT_VALUES), max_size=2)
-        ),
+        st.tuples(attributes(EVENT_VALUES), st.lists(attributes(EVENT_VALUES), max_size=2)),
         min_size=1,
         max_size=4,
     )
@@ -154,6 +151,21 @@ def test_repeated_keys_and_any_values_give_the_same_text(
     )
     assert_same(data)
     assert_text_in_walk(data, KEYS)
+
+
+def test_an_event_attribute_of_bytes_is_archived_in_base64() -> None:
+    # json.dumps refused bytes: one such event failed the archive's whole batch, on either decoder
+    data = request(span(2, event(b"upload", 9, kv(b"blob", BYTES, field=3))))
+    for batch in (
+        decode_trace_wire(data, DecodeLimits(text_keys=KEYS)),
+        decode_trace_upb(data, LIMITS),
+    ):
+        assert texts(batch.text_columns(KEYS))[-1] == [
+            '[{"attributes":{"blob":"AP8="},"name":"upload","time_ns":9}]'
+        ]
+        assert span_record_batch(batch, KEYS).column("events").to_pylist() == [
+            '[{"attributes":{"blob":"AP8="},"name":"upload","time_ns":9}]'
+        ]
 
 
 def test_other_keys_are_read_in_a_walk_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
