@@ -3,10 +3,11 @@
     python -m bench.archive [--spans 1000000] [--spans-per-request 512] [--workload lean]
         [--full-archive FILES]
 
-The requests are decoded first (not measured), then added a poll at a time (`--poll` requests, the
-Kafka source's batch) to a `SpanArchive` in a temporary folder. Reported per million spans: the
-caller's thread (conversion to Arrow, buffering, hand-off), the writer thread (Parquet), and the
-archive's bytes per span. The flow pays both threads' CPU; this splits it. `--full-archive` starts
+The requests are decoded first as the flow decodes them (the archive's text columns written in the
+decoder's walk), then added a poll at a time (`--poll` requests, the Kafka source's batch) to a
+`SpanArchive` in a temporary folder. Reported per million spans: the text columns' share of the
+decoding (decoded with and without them), the caller's thread (conversion to Arrow, buffering,
+hand-off), the writer thread (Parquet), and the archive's bytes per span. The flow pays both threads' CPU; this splits it. `--full-archive` starts
 from an archive of that many files over the 71 hours before the workload's, with the flow's
 retention on (its scan of the archive after each file is the writer's too).
 """
@@ -39,6 +40,7 @@ def measure(
     n: int, per_request: int, workload: str, poll: int, full_archive: int = 0
 ) -> dict[str, float]:
     """Caller and writer CPU seconds per million spans, and bytes per span, for one workload."""
+    from flows.build import decode_limits
     from operators.otlp import DecodeLimits, RawMessage, decode_message
     from operators.otlp.messages import Decoded
     from sinks.archive import Retention, SpanArchive
@@ -46,12 +48,19 @@ def measure(
 
     config = load_pipeline_config()
     selected = config.signals.selected_attributes
-    limits = DecodeLimits()
-    decoded = []
-    for i, data in enumerate(_workload(n, per_request, workload)):
-        out = decode_message(RawMessage("bench", 0, i, data, "traces"), limits)
-        assert isinstance(out, Decoded) and out.spans is not None
-        decoded.append(out)
+    messages = [
+        RawMessage("bench", 0, i, data, "traces")
+        for i, data in enumerate(_workload(n, per_request, workload))
+    ]
+
+    def decode_all(limits: DecodeLimits) -> tuple[list[Decoded], float]:
+        c0 = time.process_time()
+        out = [decode_message(m, limits) for m in messages]
+        return [d for d in out if isinstance(d, Decoded)], time.process_time() - c0
+
+    _, plain = decode_all(decode_limits(config, archived=False))
+    decoded, with_text = decode_all(decode_limits(config, archived=True))
+    assert len(decoded) == len(messages) and all(d.spans is not None for d in decoded)
     spans = sum(len(d.spans or ()) for d in decoded)
     with tempfile.TemporaryDirectory(prefix="sre-bench-archive-") as folder:
         retention = None
@@ -69,6 +78,7 @@ def measure(
     per_m = 1e6 / spans
     return {
         "spans": spans,
+        "decode_text_cpu_s_per_m": round((with_text - plain) * per_m, 3),
         "caller_cpu_s_per_m": round(caller * per_m, 3),
         "writer_cpu_s_per_m": round(writer * per_m, 3),
         "bytes_per_span": round(size / spans, 1),
