@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -61,6 +62,15 @@ class SignalsConfig(FrozenModel):
     exemplars: int = Field(3, ge=1, le=50)
     graph_sample_every: int = Field(4, ge=1)
     selected_attributes: tuple[str, ...] = ()
+
+    @field_validator("selected_attributes")
+    @classmethod
+    def _each_key_once(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        # A key listed twice became two archive columns, one of them left empty.
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"listed more than once: {', '.join(twice)}")
+        return keys
 
 
 class ArchiveConfig(FrozenModel):

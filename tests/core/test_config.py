@@ -70,6 +70,14 @@ def test_a_bad_value_in_a_stage_section_fails_at_load(tmp_path: Path) -> None:
         load_pipeline_config(_write(tmp_path, "detection:\n  baseline: {threshold: -1}\n"))
 
 
+def test_a_selected_attribute_listed_twice_fails_with_its_path(tmp_path: Path) -> None:
+    text = "signals:\n  selected_attributes: [http.route, db.system, http.route]\n"
+    with pytest.raises(ConfigError) as err:
+        load_pipeline_config(_write(tmp_path, text))
+    assert "signals.selected_attributes" in str(err.value)
+    assert "listed more than once: http.route" in str(err.value)
+
+
 def test_files_merge_in_order_over_the_defaults(tmp_path: Path) -> None:
     first = _write(tmp_path, "signals: {window_seconds: 5, exemplars: 7}\n", "a.yaml")
     second = _write(tmp_path, "signals: {window_seconds: 20}\n", "b.yaml")
