@@ -15,6 +15,7 @@ Results go to bench/out/scaleout.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import shutil
@@ -58,6 +59,8 @@ def member(bootstrap: str, suffix: str, state: Path, addresses: list[str], proc:
     from flows.main import build_kafka_flow
 
     flow = build_kafka_flow(_settings(bootstrap, suffix, state))
+    print("ready", flush=True)
+    sys.stdin.readline()  # the parent starts process 0 first: see `_start_in_order`
     t0, c0 = time.perf_counter(), time.process_time()
     cluster_main(flow, addresses, proc)
     report = {
@@ -67,6 +70,35 @@ def member(bootstrap: str, suffix: str, state: Path, addresses: list[str], proc:
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(report))
+
+
+def _start_in_order(children: list[subprocess.Popen[str]], addresses: list[list[str]]) -> None:
+    """Let the built flows run, process 0 of a cluster first: Timely's process 1 connects to
+    process 0 and, refused because 0 is not listening yet, sleeps a whole second before it tries
+    again (the first runs of this bench measured that second as the cluster's)."""
+    for child in children:
+        assert child.stdin is not None and child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            raise SystemExit("a flow process failed before it started")
+    for k, child in enumerate(children):
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        if k == 0 and len(addresses[0]) > 1:
+            _await_listening(int(addresses[0][0].rpartition(":")[2]))
+
+
+def _await_listening(port: int, timeout_s: float = 5.0) -> None:
+    """Until something listens on `port` here (Linux: /proc/net/tcp), or `timeout_s` passed."""
+    hex_port = f":{port:04X} "
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError), open(table) as f:
+                # columns: sl, local_address, rem_address, st (0A: listening)
+                if any(hex_port in line and line.split()[3] == "0A" for line in f):
+                    return
+        time.sleep(0.005)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -113,10 +145,14 @@ def run(
         members = [(runs[0], proc, addresses) for proc in range(procs)]
     children = [
         subprocess.Popen(
-            [*cmd, suffix, str(state), str(proc), *addresses], stdout=subprocess.PIPE, text=True
+            [*cmd, suffix, str(state), str(proc), *addresses],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for (suffix, state, _), proc, addresses in members
     ]
+    _start_in_order(children, [addresses for _, _, addresses in members])
     reports = []
     for child in children:
         out, _ = child.communicate()
