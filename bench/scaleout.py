@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.throughput import OUT, _spans_in_signals, publish_in_child
+from bench.throughput import OUT, _spans_in_signals, drop_topics, publish_in_child
 
 TOPICS = ("spans", "metrics", "signals", "dead")
 
@@ -121,7 +121,6 @@ def run(
 ) -> dict[str, Any]:
     """Publish the lean workload over `partitions` partitions, run the flow on `procs` processes
     (`independent`: `procs` one-process flows, each on its own topic with a share of both)."""
-    from confluent_kafka.admin import AdminClient
 
     from flows.sources import create_topics
 
@@ -168,9 +167,7 @@ def run(
         counted += total
         late += total - _spans_in_signals(bootstrap, settings.signals_topic)
         topics = [settings.spans_topic, settings.metrics_topic, settings.signals_topic]
-        AdminClient({"bootstrap.servers": bootstrap}).delete_topics(
-            [*topics, settings.deadletter_topic]
-        )
+        drop_topics(bootstrap, [*topics, settings.deadletter_topic])
         shutil.rmtree(state, ignore_errors=True)
     wall = max(r["seconds"] for r in reports)
     cpu = sum(r["cpu_seconds"] for r in reports)

@@ -185,11 +185,19 @@ def run_kafka(publish_to: Callable[[str], None], bootstrap: str, archive: bool =
     _timing["elapsed"] = time.perf_counter() - t0
     _timing["cpu"] = time.process_time() - c0
     spans = _spans_in_signals(bootstrap, topics["signals"])
-    from confluent_kafka.admin import AdminClient
-
-    AdminClient({"bootstrap.servers": bootstrap}).delete_topics(list(topics.values()))
+    drop_topics(bootstrap, list(topics.values()))
     shutil.rmtree(tmp, ignore_errors=True)
     return spans
+
+
+def drop_topics(bootstrap: str, topics: list[str]) -> None:
+    """Delete a run's topics and wait for the broker to take it: unawaited, the request died
+    with the process and every run's spans stayed on disk (it filled this machine's, twice)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics(topics, operation_timeout=30).values():
+        future.result(timeout=60)
 
 
 def _spans_in_signals(bootstrap: str, topic: str, late: bool = False) -> int:

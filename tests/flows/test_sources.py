@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from bytewax.connectors.kafka import KafkaSource
-from confluent_kafka.admin import AdminClient
 
-from flows.sources import PollSource, RecordingSource, _PollPartition, create_topics, kafka_source
+from flows.sources import PollSource, RecordingSource, _PollPartition, kafka_source
 from sre_space.settings import Settings
 
 
@@ -66,28 +65,19 @@ def test_a_recording_poll_stops_at_its_byte_budget(tmp_path) -> None:
 
 @pytest.mark.kafka
 def test_the_kafka_source_lists_partitions_without_consumer_property_warnings(
-    kafka_bootstrap: str, capfd: pytest.CaptureFixture[str]
+    kafka_bootstrap: str, topic_factory: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
     # Bytewax's listing gave its admin client the consumers' settings: librdkafka logged a
     # CONFWARN for each consumer-only one at every start of the flow.
-    suffix = uuid.uuid4().hex[:8]
     settings = Settings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        spans_topic=f"src-spans-{suffix}",
-        metrics_topic=f"src-metrics-{suffix}",
+        spans_topic=topic_factory(3),
+        metrics_topic=topic_factory(1),
     )
-    create_topics(kafka_bootstrap, [settings.spans_topic], partitions=3)
-    create_topics(kafka_bootstrap, [settings.metrics_topic])
-    try:
-        parts = kafka_source(settings, tail=False, partitions=4).list_parts()
-        assert sorted(parts) == sorted(
-            [f"{i}-{settings.spans_topic}" for i in range(3)] + [f"0-{settings.metrics_topic}"]
-        )
-        assert "CONFWARN" not in capfd.readouterr().err
-        # the consumers still get them
-        part = kafka_source(settings, tail=False, partitions=4).build_part("s", parts[0], None)
-        part.close()
-    finally:
-        AdminClient({"bootstrap.servers": kafka_bootstrap}).delete_topics(
-            [settings.spans_topic, settings.metrics_topic]
-        )
+    parts = kafka_source(settings, tail=False, partitions=4).list_parts()
+    assert sorted(parts) == sorted(
+        [f"{i}-{settings.spans_topic}" for i in range(3)] + [f"0-{settings.metrics_topic}"]
+    )
+    assert "CONFWARN" not in capfd.readouterr().err
+    # the consumers still get them
+    kafka_source(settings, tail=False, partitions=4).build_part("s", parts[0], None).close()
