@@ -602,36 +602,6 @@ def test_workload_batches_match() -> None:
         check_codes(wire)
 
 
-def test_event_json_is_written_as_json_dumps_writes_it() -> None:
-    # keys out of order and repeated (the last wins), escapes, a character outside the BMP, a
-    # key-less attribute, and a double that the compiled writer leaves to Python
-    req = trace_request(
-        [({"service.name": "svc"}, [SpanSpec(b"\x01" * 16, b"\x02" * 8, "op", 1, 2)])]
-    )
-    span = req.resource_spans[0].scope_spans[0].spans[0]
-    for name, pairs in (
-        ('q"\\\n\x01é😀', [("z", "1"), ("a", -5), ("z", "last"), ("", True)]),
-        ("", []),
-    ):
-        event = span.events.add(name=name, time_unix_nano=2**64 - 1)
-        for key, value in pairs:
-            kv = event.attributes.add(key=key)
-            if isinstance(value, bool):
-                kv.value.bool_value = value
-            elif isinstance(value, int):
-                kv.value.int_value = value
-            else:
-                kv.value.string_value = value
-    second = req.resource_spans[0].scope_spans[0].spans.add()
-    second.CopyFrom(span)
-    second.events[1].attributes.add(key="d").value.double_value = 0.1
-    data = req.SerializeToString()
-    compiled = texts(decode_trace_wire(data, LIMITS).text_columns(()))
-    assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(()))
-    assert json.loads(compiled[-1][0])[0]["attributes"] == {"": True, "a": -5, "z": "last"}
-    assert json.loads(compiled[-1][1])[1]["attributes"] == {"d": 0.1}
-
-
 def test_batches_own_their_resource_dicts() -> None:
     # the decoder caches a request's resources: one batch's dicts must not leak into another's
     data = small_request()

@@ -5,6 +5,7 @@ made to hit every case; other keys read later still get theirs; the archive is u
 from __future__ import annotations
 
 import io
+import json
 import struct
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.otlp_encode import SpanSpec, trace_request
 from bench.workload import shop_requests
 from flows.build import decode_limits
 from flows.replay import replay
@@ -251,3 +253,33 @@ def test_the_events_json_needs_no_keys() -> None:
     assert cols["text_columns"] == _wire.span_columns(ODD_SPANS, offsets, ())
     assert "text_columns" not in _wire.decode_spans(ODD_SPANS)
     assert "text_columns" not in _wire.decode_spans(ODD_SPANS, None)
+
+
+def test_event_json_is_written_as_json_dumps_writes_it() -> None:
+    # keys out of order and repeated (the last wins), escapes, a character outside the BMP, a
+    # key-less attribute, and a double that the compiled writer leaves to Python
+    req = trace_request(
+        [({"service.name": "svc"}, [SpanSpec(b"\x01" * 16, b"\x02" * 8, "op", 1, 2)])]
+    )
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    for name, pairs in (
+        ('q"\\\n\x01é😀', [("z", "1"), ("a", -5), ("z", "last"), ("", True)]),
+        ("", []),
+    ):
+        event = span.events.add(name=name, time_unix_nano=2**64 - 1)
+        for key, value in pairs:
+            kv = event.attributes.add(key=key)
+            if isinstance(value, bool):
+                kv.value.bool_value = value
+            elif isinstance(value, int):
+                kv.value.int_value = value
+            else:
+                kv.value.string_value = value
+    second = req.resource_spans[0].scope_spans[0].spans.add()
+    second.CopyFrom(span)
+    second.events[1].attributes.add(key="d").value.double_value = 0.1
+    data = req.SerializeToString()
+    compiled = texts(decode_trace_wire(data, LIMITS).text_columns(()))
+    assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(()))
+    assert json.loads(compiled[-1][0])[0]["attributes"] == {"": True, "a": -5, "z": "last"}
+    assert json.loads(compiled[-1][1])[1]["attributes"] == {"d": 0.1}
