@@ -78,7 +78,10 @@ def _start_in_order(children: list[subprocess.Popen[str]], addresses: list[list[
     again (the first runs of this bench measured that second as the cluster's)."""
     for child in children:
         assert child.stdin is not None and child.stdout is not None
-        if child.stdout.readline().strip() != "ready":
+        # Lines before it (a library's) are passed on; no line at all: the process ended.
+        while (line := child.stdout.readline()) and line.strip() != "ready":
+            print(line, end="", file=sys.stderr)
+        if not line:
             raise SystemExit("a flow process failed before it started")
     for k, child in enumerate(children):
         assert child.stdin is not None
