@@ -59,6 +59,10 @@ class DiagnosisConfig:
     weight_attribute: float = 0.15
     weight_hops: float = 1.0
     weight_structure: float = 1.0
+    # A candidate whose symptom parts (errors, latency, resources, traffic, hops, structure, pods)
+    # sum below this gets nothing for its changes and attribute concentrations: they explain a
+    # symptom, and a change or a concentration of a few ordinary failures is not one.
+    min_symptom_score: float = 0.05
     # A pod whose CPU, memory or network moved with the latency it served (`pods`).
     weight_pods: float = 1.0
     # ... counts when its metric moved at least this share of a full move (CPU or network doubled,

@@ -25,6 +25,9 @@ from sinks.brain.resources import ResourceFinding
 from sinks.brain.shape import shape_findings
 from sre_space.records import Candidate, Evidence
 
+# Score parts that say why a symptom happened, not that something is wrong.
+_EXPLANATIONS = frozenset({"changes", "attribute"})
+
 
 @dataclass
 class _Acc:
@@ -43,6 +46,11 @@ class _Acc:
     @property
     def score(self) -> float:
         return sum(self.parts.values())
+
+    @property
+    def symptom(self) -> float:
+        """The parts that show something wrong, without those that only explain it."""
+        return sum(v for k, v in self.parts.items() if k not in _EXPLANATIONS)
 
     def add(self, part: str, value: float) -> None:
         self.parts[part] = max(self.parts.get(part, 0.0), value)
@@ -440,7 +448,8 @@ def rank(
     for svc, a in acc.items():
         mine = by_service.get(svc, [])
         if mine:
-            a.add("changes", cfg.weight_changes * max(c.strength for c in mine))
+            if a.symptom >= cfg.min_symptom_score:
+                a.add("changes", cfg.weight_changes * max(c.strength for c in mine))
             for c in mine[:3]:
                 a.evidence.append(_change_evidence(c))
     for a in acc.values():
@@ -465,7 +474,8 @@ def rank(
             findings = pinpoint(inc, base, service=a.service, target=target, cfg=cfg)
         a.findings = findings
         if findings:
-            a.add("attribute", cfg.weight_attribute * findings[0].strength)
+            if a.symptom >= cfg.min_symptom_score:
+                a.add("attribute", cfg.weight_attribute * findings[0].strength)
             for af in findings[:3]:
                 a.evidence.append(
                     Evidence(
@@ -498,7 +508,8 @@ def rank(
     second = ordered[1].score if len(ordered) > 1 else 0.0
     margin = (top - second) / top
     support = min(1.0, report.incident_traces / max(cfg.min_incident_traces, 1))
-    corroboration = min(0.2, 0.1 * (len([p for p in ordered[0].parts.values() if p > 0.05]) - 1))
+    corroborating = len([p for p in ordered[0].parts.values() if p > 0.05]) - 1
+    corroboration = min(0.2, 0.1 * max(0, corroborating))
     confidence = round(min(1.0, min(1.0, top) * (0.5 + 0.5 * margin) * support + corroboration), 4)
     candidates: list[Candidate] = []
     for a in ordered:
