@@ -19,6 +19,7 @@ import polars as pl
 
 from sinks.brain.config import DiagnosisConfig
 from sinks.brain.population import flag_evaluations
+from sre_space.records import Evidence
 from sre_space.timeutil import rfc3339_to_ns
 
 Window = tuple[int, int]
@@ -50,6 +51,18 @@ class ChangeFinding:
     topics: tuple[str, ...] = ()
     value: str | None = None  # the flag `key=variant` or the new version
     previous: str | None = None  # the version it replaced
+
+    def evidence(self) -> Evidence:
+        """The change as evidence, with what undoing it needs as fields (`value` is `key=variant`
+        for a flag, the new version for a version)."""
+        return Evidence(
+            kind=f"change_{self.kind}",
+            description=self.description,
+            commit=self.sha if self.kind == "commit" else None,
+            version=self.value if self.kind == "version" else None,
+            previous_version=self.previous if self.kind == "version" else None,
+            flag=self.value.partition("=")[0] if self.kind == "flag" and self.value else None,
+        )
 
 
 def _at(value: Any) -> int:

@@ -451,7 +451,7 @@ def rank(
             if a.symptom >= cfg.min_symptom_score:
                 a.add("changes", cfg.weight_changes * max(c.strength for c in mine))
             for c in mine[:3]:
-                a.evidence.append(_change_evidence(c))
+                a.evidence.append(c.evidence())
     for a in acc.values():
         if a.operation is None:
             # Resource-only candidates: name the operation whose time shifted most.
@@ -538,19 +538,6 @@ def rank(
     elif confidence < cfg.abstain_below:
         abstain, reason = True, f"confidence {confidence:.2f} below {cfg.abstain_below:.2f}"
     return Ranking(candidates, confidence, abstain, reason)
-
-
-def _change_evidence(c: ChangeFinding) -> Evidence:
-    """A change as evidence, with what undoing it needs as fields (`value` is `key=variant` for a
-    flag, the new version for a version)."""
-    return Evidence(
-        kind=f"change_{c.kind}",
-        description=c.description,
-        commit=c.sha if c.kind == "commit" else None,
-        version=c.value if c.kind == "version" else None,
-        previous_version=c.previous if c.kind == "version" else None,
-        flag=c.value.partition("=")[0] if c.kind == "flag" and c.value else None,
-    )
 
 
 def _inbound_rate(report: PopulationReport, service: str) -> float:
