@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from operators.otlp.cache import ParseCache
 from operators.otlp.errors import DecodeError, DecodeLimits
 from operators.otlp.json_traces import json_readers
 from operators.otlp.spans import PackedIds, SpanBatch
@@ -129,18 +130,19 @@ def _packed_ids(records: bytes) -> PackedIds:
 
 
 # Producers send the same few resources over and over: parse each distinct one once.
-_RESOURCE_CACHE: dict[bytes, tuple[str, str, dict[str, Any]] | None] = {}
-_RESOURCE_CACHE_MAX = 4096
+_RESOURCE_CACHE: ParseCache[bytes, tuple[str, str, dict[str, Any]] | None] = ParseCache(
+    4096, 16 * 1024 * 1024, len
+)
 
 
 def _resource(raw: bytes, size_limit: int | None) -> tuple[str, str, dict[str, Any]] | None:
     """service.name, service.version and the attributes of one Resource's JSON, or None when the
     Python decoder must judge it (no service.name, malformed or oversized attributes)."""
-    if raw not in _RESOURCE_CACHE:
-        if len(_RESOURCE_CACHE) >= _RESOURCE_CACHE_MAX:
-            _RESOURCE_CACHE.clear()
-        _RESOURCE_CACHE[raw] = _parse_resource(raw)
-    hit = _RESOURCE_CACHE[raw]
+    if raw in _RESOURCE_CACHE:
+        hit = _RESOURCE_CACHE[raw]
+    else:
+        hit = _parse_resource(raw)
+        _RESOURCE_CACHE.put(raw, hit)
     if hit is None or size_limit is None:
         return hit
     return None if any(value_size(v) > size_limit for v in hit[2].values()) else hit

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from operators.otlp.cache import ParseCache
 from operators.otlp.errors import DecodeError, DecodeLimits
 from operators.otlp.proto_traces import (
     check_attribute_sizes,
@@ -250,11 +251,10 @@ class _Resources:
 # A producer sends the same resources request after request (an SDK: one; a Collector: the same
 # few in the same order): the work on a request's resources is done once per distinct list.
 # The cached dicts are shared by batches, which only read them (SpanBatch copies on exposure).
-# Bounded in entries and in the bytes its keys hold (a request's resources can be megabytes).
-_REQUEST_CACHE: dict[tuple[bytes, ...], _Resources] = {}
-_REQUEST_CACHE_MAX = 1024
-_REQUEST_CACHE_MAX_BYTES = 16 * 1024 * 1024
-_request_cache_bytes = [0]  # the bytes of the keys in _REQUEST_CACHE
+# A request's resources can be megabytes: bounded in bytes too.
+_REQUEST_CACHE: ParseCache[tuple[bytes, ...], _Resources] = ParseCache(
+    1024, 16 * 1024 * 1024, lambda key: sum(map(len, key))
+)
 
 
 def _request_resources(resources: list[bytes]) -> _Resources:
@@ -280,22 +280,14 @@ def _request_resources(resources: list[bytes]) -> _Resources:
         np.ascontiguousarray(pairs[:, 1]),
         tuple(attrs for _, _, attrs in info),
     )
-    size = sum(map(len, resources))
-    if (
-        len(_REQUEST_CACHE) >= _REQUEST_CACHE_MAX
-        or _request_cache_bytes[0] + size > _REQUEST_CACHE_MAX_BYTES
-    ):
-        _REQUEST_CACHE.clear()
-        _request_cache_bytes[0] = 0
-    if size <= _REQUEST_CACHE_MAX_BYTES:
-        _REQUEST_CACHE[key] = hit
-        _request_cache_bytes[0] += size
+    _REQUEST_CACHE.put(key, hit)
     return hit
 
 
 # Producers send the same few resources over and over: parse each distinct one once.
-_RESOURCE_CACHE: dict[bytes, tuple[str, str, dict[str, Any]]] = {}
-_RESOURCE_CACHE_MAX = 4096
+_RESOURCE_CACHE: ParseCache[bytes, tuple[str, str, dict[str, Any]]] = ParseCache(
+    4096, 16 * 1024 * 1024, len
+)
 
 
 def _resource(raw: bytes, r_index: int) -> tuple[str, str, dict[str, Any]]:
@@ -307,7 +299,5 @@ def _resource(raw: bytes, r_index: int) -> tuple[str, str, dict[str, Any]]:
         if not isinstance(svc, str) or not svc:
             raise DecodeError(f"resourceSpans[{r_index}] has no service.name resource attribute")
         hit = (svc, resource_version(attrs), attrs)
-        if len(_RESOURCE_CACHE) >= _RESOURCE_CACHE_MAX:
-            _RESOURCE_CACHE.clear()
-        _RESOURCE_CACHE[raw] = hit
+        _RESOURCE_CACHE.put(raw, hit)
     return hit
