@@ -7,9 +7,10 @@ The requests are decoded first as the flow decodes them (the archive's text colu
 decoder's walk), then added a poll at a time (`--poll` requests, the Kafka source's batch) to a
 `SpanArchive` in a temporary folder. Reported per million spans: the text columns' share of the
 decoding (decoded with and without them), the caller's thread (conversion to Arrow, buffering,
-hand-off), the writer thread (Parquet), and the archive's bytes per span. The flow pays both threads' CPU; this splits it. `--full-archive` starts
-from an archive of that many files over the 71 hours before the workload's, with the flow's
-retention on (its scan of the archive after each file is the writer's too).
+hand-off), the writer thread (Parquet), and the archive's bytes per span. The flow pays both
+threads' CPU; this splits it. `--full-archive` starts from an archive of that many files over
+the 71 hours before the workload's, with the flow's retention on (its scan of the archive after
+each file is the writer's too).
 """
 
 from __future__ import annotations

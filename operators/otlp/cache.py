@@ -12,12 +12,17 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+D = TypeVar("D")
+# Realistic resources are about a kilobyte; megabytes of them are a producer gone wrong.
+MAX_BYTES = 16 * 1024 * 1024
 
 
 class ParseCache(Generic[K, V]):
     """A dict of parse results, cleared when `max_entries` or `max_bytes` (of keys) would pass."""
 
-    def __init__(self, max_entries: int, max_bytes: int, size: Callable[[K], int]) -> None:
+    def __init__(
+        self, max_entries: int, size: Callable[[K], int], max_bytes: int = MAX_BYTES
+    ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._size = size
@@ -30,11 +35,8 @@ class ParseCache(Generic[K, V]):
     def __contains__(self, key: K) -> bool:
         return key in self._data
 
-    def get(self, key: K) -> V | None:
-        return self._data.get(key)
-
-    def __getitem__(self, key: K) -> V:
-        return self._data[key]
+    def get(self, key: K, default: D) -> V | D:
+        return self._data.get(key, default)
 
     def put(self, key: K, value: V) -> None:
         """Keep `value` for `key`; a key larger than `max_bytes` alone is not kept."""

@@ -130,16 +130,14 @@ def _packed_ids(records: bytes) -> PackedIds:
 
 
 # Producers send the same few resources over and over: parse each distinct one once.
-_RESOURCE_CACHE: ParseCache[bytes, tuple[str, str, dict[str, Any]] | None] = ParseCache(
-    4096, 16 * 1024 * 1024, len
-)
+_RESOURCE_CACHE: ParseCache[bytes, tuple[str, str, dict[str, Any]] | None] = ParseCache(4096, len)
 
 
 def _resource(raw: bytes, size_limit: int | None) -> tuple[str, str, dict[str, Any]] | None:
     """service.name, service.version and the attributes of one Resource's JSON, or None when the
     Python decoder must judge it (no service.name, malformed or oversized attributes)."""
-    if raw in _RESOURCE_CACHE:
-        hit = _RESOURCE_CACHE[raw]
+    if raw in _RESOURCE_CACHE:  # None is a cached result too: the Python decoder judges it
+        hit = _RESOURCE_CACHE.get(raw, None)
     else:
         hit = _parse_resource(raw)
         _RESOURCE_CACHE.put(raw, hit)

@@ -253,14 +253,14 @@ class _Resources:
 # The cached dicts are shared by batches, which only read them (SpanBatch copies on exposure).
 # A request's resources can be megabytes: bounded in bytes too.
 _REQUEST_CACHE: ParseCache[tuple[bytes, ...], _Resources] = ParseCache(
-    1024, 16 * 1024 * 1024, lambda key: sum(map(len, key))
+    1024, lambda key: sum(map(len, key))
 )
 
 
 def _request_resources(resources: list[bytes]) -> _Resources:
     """The _Resources of a request's serialized Resources; DecodeError names a bad one."""
     key = tuple(resources)
-    hit = _REQUEST_CACHE.get(key)
+    hit = _REQUEST_CACHE.get(key, None)
     if hit is not None:
         return hit
     info = [_resource(raw, r_index) for r_index, raw in enumerate(resources)]
@@ -285,14 +285,12 @@ def _request_resources(resources: list[bytes]) -> _Resources:
 
 
 # Producers send the same few resources over and over: parse each distinct one once.
-_RESOURCE_CACHE: ParseCache[bytes, tuple[str, str, dict[str, Any]]] = ParseCache(
-    4096, 16 * 1024 * 1024, len
-)
+_RESOURCE_CACHE: ParseCache[bytes, tuple[str, str, dict[str, Any]]] = ParseCache(4096, len)
 
 
 def _resource(raw: bytes, r_index: int) -> tuple[str, str, dict[str, Any]]:
     """service.name, service.version and the attributes of one serialized Resource."""
-    hit = _RESOURCE_CACHE.get(raw)
+    hit = _RESOURCE_CACHE.get(raw, None)
     if hit is None:
         attrs = proto_attrs(Resource.FromString(raw).attributes)
         svc = attrs.get("service.name")

@@ -18,11 +18,11 @@ LIMITS = DecodeLimits()
 
 @given(st.lists(st.binary(max_size=64), max_size=200))
 def test_a_parse_cache_never_holds_more_than_its_bounds(keys: list[bytes]) -> None:
-    cache: ParseCache[bytes, int] = ParseCache(max_entries=8, max_bytes=100, size=len)
+    cache: ParseCache[bytes, int] = ParseCache(max_entries=8, size=len, max_bytes=100)
     for i, key in enumerate(keys):
         cache.put(key, i)
         assert len(cache) <= 8 and cache.bytes <= 100
-        assert cache.get(key) == i
+        assert cache.get(key, None) == i
         assert cache.bytes == sum(len(k) for k in set(keys[: i + 1]) if k in cache)
     big = b"x" * 101
     cache.put(big, -1)
