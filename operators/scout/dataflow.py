@@ -6,14 +6,14 @@ signals per window, so one worker holds it. The logic is `operators.scout.stage.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax import operators as op
-from bytewax.dataflow import Stream
-from bytewax.operators import StatefulLogic
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from operators.scout.detect.events import AnomalyCleared, ChangeEvent
 from operators.scout.stage import EdgesSeen, ScoutRecord, ScoutStage
@@ -31,22 +31,20 @@ class ScoutStreams:
     incidents: Stream[Incident]
 
 
-class _ScoutLogic(StatefulLogic[Any, ScoutRecord, dict[str, Any]]):
+class _ScoutLogic(StatefulBatchLogic[Any, ScoutRecord, dict[str, Any]]):
     def __init__(self, stage: ScoutStage, live: bool) -> None:
         self.stage = stage
         self.live = live
 
-    def on_item(self, value: Any) -> tuple[Iterable[ScoutRecord], bool]:
-        if isinstance(value, EdgesSeen):
-            return self.stage.on_edges(value), StatefulLogic.RETAIN
-        return self.stage.on_signal(value), StatefulLogic.RETAIN
+    def on_batch(self, values: list[Any]) -> tuple[Iterable[ScoutRecord], bool]:
+        return self.stage.on_batch(values), StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[ScoutRecord], bool]:
         # Live runs: a quiet stream must not hold a complete window back forever.
-        return self.stage.flush(), StatefulLogic.RETAIN
+        return self.stage.flush(), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[ScoutRecord], bool]:
-        return self.stage.flush(), StatefulLogic.RETAIN
+        return self.stage.flush(), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         if not self.live or not self.stage.pending:
@@ -55,6 +53,14 @@ class _ScoutLogic(StatefulLogic[Any, ScoutRecord, dict[str, Any]]):
 
     def snapshot(self) -> dict[str, Any]:
         return self.stage.snapshot()
+
+
+@operator
+def _scout_step(
+    step_id: str, up: KeyedStream[Any], builder: Callable[[Any], _ScoutLogic]
+) -> KeyedStream[ScoutRecord]:
+    # The step ids `op.stateful` gave it ("scout.stateful_batch"), so recovery state resumes.
+    return op.stateful_batch("stateful_batch", up, builder)
 
 
 def build_scout(
@@ -82,6 +88,6 @@ def build_scout(
 
     items = op.merge("scout_in", signals, edges)
     keyed = op.key_on("scout_key", items, lambda _item: SCOUT_KEY)
-    out = op.map("scout_unkey", op.stateful("scout", keyed, builder), lambda kv: kv[1])
+    out = op.map("scout_unkey", _scout_step("scout", keyed, builder), lambda kv: kv[1])
     split = op.branch("scout_split", out, lambda r: isinstance(r, Incident))
     return ScoutStreams(detections=split.falses, incidents=split.trues)  # type: ignore[arg-type]

@@ -9,10 +9,11 @@ pending is released in window order. Event time only: the same input gives the s
 Over Kafka, traces and metrics come from different topics, read in polls of different event-time
 spans. When the sources are `awaited` (a `SRE_DETERMINISTIC_CLOCK` run over Kafka), a window waits
 until both kinds of signal have moved past it (`operators.signals.progress`), so how the polls
-interleave cannot turn one kind into stragglers. Bytewax also emits one poll's windows key by key
-(`operators.signals.progress.Disorder`): an instance is not gone while its windows may still be
-that far behind, and a replay (`wait_disorder`) holds each window that long too, so it is judged
-whole. A live run, or a simulated-clock one whose responders act as it goes, releases on the
+interleave cannot turn one kind into stragglers. Bytewax also emits one poll's windows key by key:
+the flow hands the stage each activation's signals together (`on_batch`), so a poll's windows are
+all pending before any is judged; across activations (`operators.signals.progress.Disorder`) an
+instance is not gone while its windows may still be that far behind, and a replay
+(`wait_disorder`) holds each window that long too, so it is judged whole. A live run, or a simulated-clock one whose responders act as it goes, releases on the
 newest signal, because metrics exported once a minute must not hold back the page for spans
 failing now. Call-graph edges apply to the windows at or after the one they were first seen in.
 """
@@ -84,6 +85,31 @@ class ScoutStage:
 
     def on_signal(self, sig: SignalWindow) -> list[ScoutRecord]:
         """Take one closed window's signal; returns what windows it completed produced."""
+        return self.on_batch([sig])
+
+    def on_batch(self, items: Iterable[SignalWindow | EdgesSeen]) -> list[ScoutRecord]:
+        """Take what one activation delivered, then judge the windows it completed. A poll's
+        windows arrive key by key (one pod's ten minutes before the next pod's first): judged
+        after the whole batch, the later keys are not stragglers of the first."""
+        took = False
+        for item in items:
+            if isinstance(item, EdgesSeen):
+                self.on_edges(item)
+            else:
+                self._take(item)
+                took = True
+        if not took:
+            return []
+        wait = self.hold_ns
+        if self.wait_disorder:
+            wait = max(wait, self.disorder.lag_ns + self.window_ns)
+        return self._release(self._newest() - wait)
+
+    def _newest(self) -> int:
+        reached = self.progress.reached()
+        return self.max_end_ns if reached is None else reached
+
+    def _take(self, sig: SignalWindow) -> None:
         end_ns = end = sig.window_end
         if end_ns <= self.judged_end_ns:
             # A straggler: judge it with the next window released rather than drop it.
@@ -93,14 +119,8 @@ class ScoutStage:
         source = _SOURCE.get(sig.kind)
         if source is not None:
             self.progress.see(source, end_ns)
-        reached = self.progress.reached()
-        newest = self.max_end_ns if reached is None else reached
         if sig.kind != "pipeline":  # late-data counts carry the old window they were late for
-            self.disorder.see(newest, end_ns)
-        wait = self.hold_ns
-        if self.wait_disorder:
-            wait = max(wait, self.disorder.lag_ns + self.window_ns)
-        return self._release(newest - wait)
+            self.disorder.see(self._newest(), end_ns)
 
     def on_edges(self, seen: EdgesSeen) -> list[ScoutRecord]:
         """Learn call-graph edges (they apply to windows ending at or after the one seen in)."""

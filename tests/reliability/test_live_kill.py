@@ -40,34 +40,44 @@ def split_recording(path: Path) -> tuple[list[bytes], list[bytes]]:
     return spans, metrics
 
 
-def signal_count(state: Path) -> int:
+def store_counts(state: Path) -> tuple[int, int]:
+    """How many signals and incident events the flow has written to its store so far."""
     db = state / "sre.db"
     if not db.exists():
-        return 0
+        return 0, 0
     with Store(db) as store:
-        return store.count("signals")
+        return store.count("signals"), store.count("incident_events")
 
 
 def wait_quiet(
-    state: Path, flow: subprocess.Popen[bytes], quiet_s: float = 4.0, at_least: int = 0
+    state: Path,
+    flow: subprocess.Popen[bytes],
+    quiet_s: float = 4.0,
+    at_least: tuple[int, int] = (0, 0),
 ) -> None:
-    """Until the flow has written at least `at_least` signals (or the deadline passes: the
-    caller's comparison then shows what is missing) and then nothing new for `quiet_s`.
+    """Until the flow has written at least `at_least` (signals, incident events), or the deadline
+    passes (the caller's comparison then shows what is missing), and then nothing new for
+    `quiet_s`.
 
     Quiet alone is not done: in a loaded full run a restarted flow (recovery, rebalance,
-    Python start-up) can pause longer than `quiet_s` mid-stream; stopped there, it missed the
-    recording's last incident event (seen once: the killed run lacked the 15:30 update)."""
+    Python start-up) can pause longer than `quiet_s` mid-stream. Signals alone are not done
+    either: the Scout writes an incident's events after the signals that raise them."""
     deadline = time.monotonic() + 240
-    last, since = -1, time.monotonic()
+    last, since = (-1, -1), time.monotonic()
+    want_signals, want_events = max(at_least[0], 1), at_least[1]
     while time.monotonic() < deadline:
         assert flow.poll() is None, "the flow died"
-        count = signal_count(state)
-        if count != last:
-            last, since = count, time.monotonic()
-        elif count >= max(at_least, 1) and time.monotonic() - since >= quiet_s:
+        counts = store_counts(state)
+        if counts != last:
+            last, since = counts, time.monotonic()
+        elif (
+            counts[0] >= want_signals
+            and counts[1] >= want_events
+            and time.monotonic() - since >= quiet_s
+        ):
             return
         time.sleep(0.2)
-    assert last > 0, "the flow wrote no signal in 240 s"
+    assert last[0] > 0, "the flow wrote no signal in 240 s"
 
 
 def live_run(
@@ -77,7 +87,7 @@ def live_run(
     halves: list[dict[str, list[bytes]]],
     produce: Any,
     kill: bool,
-    expect_signals: int = 0,
+    expect: tuple[int, int] = (0, 0),
 ) -> dict[str, Any]:
     """Produce half 1, start the flow, (kill -9 and restart it), produce half 2, let it finish."""
     settings = flow_settings(
@@ -95,7 +105,7 @@ def live_run(
     resumed_at = 0
     if kill:
         deadline = time.monotonic() + 120
-        while committed_epoch(recovery) < 2 or signal_count(settings.state_dir) == 0:
+        while committed_epoch(recovery) < 2 or store_counts(settings.state_dir)[0] == 0:
             assert flow.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         flow.send_signal(signal.SIGKILL)
@@ -107,7 +117,7 @@ def live_run(
     for kind, values in second.items():
         produce(topics[f"{kind}_topic"], [(None, v) for v in values])
     try:
-        wait_quiet(settings.state_dir, flow, at_least=expect_signals)
+        wait_quiet(settings.state_dir, flow, at_least=expect)
     finally:
         flow.send_signal(signal.SIGINT)
         try:
@@ -145,7 +155,13 @@ def test_killed_live_flow_resumes_with_the_same_incidents(
 
     killed_topics = flow_topics(topic_factory)
     killed = live_run(
-        tmp_path / "killed", kafka_bootstrap, killed_topics, halves, produce, True, clean["signals"]
+        tmp_path / "killed",
+        kafka_bootstrap,
+        killed_topics,
+        halves,
+        produce,
+        True,
+        (clean["signals"], len(clean["events"])),
     )
     assert killed["resumed_at"] > 0  # it resumed from a snapshot, not from the start
 

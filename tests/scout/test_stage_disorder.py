@@ -99,3 +99,21 @@ def test_without_the_wait_the_later_pods_are_judged_late_but_not_gone() -> None:
     assert ended == []
     in_step, _ = _run([s for sigs in windows for s in sigs], wait=False)
     assert by_key != in_step  # the stragglers were judged with later windows
+
+
+def test_a_poll_delivered_in_one_batch_is_judged_as_if_in_step_from_the_first_window() -> None:
+    # The flow hands the stage what one activation delivered: a poll's windows judged after the
+    # whole batch leave no straggler, with no disorder to learn first (a flow resumed on a
+    # backlog read its next ten minutes of metrics in one poll and missed every detection).
+    windows = _windows(320)
+    in_step, _ = _run([s for sigs in windows for s in sigs], wait=False)
+    stage = ScoutStage(load_pipeline_config())
+    watch = stage.scout.instances = _Watch()
+    by_key = _key_by_key(windows)
+    batched: list[Any] = []
+    for lo in range(0, len(by_key), POLL * len(PODS)):
+        batched += stage.on_batch(by_key[lo : lo + POLL * len(PODS)])
+    batched += stage.flush()
+    assert watch.ended == []
+    assert any(isinstance(r, Anomaly) for r in batched)
+    assert batched == in_step
