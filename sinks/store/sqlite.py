@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -42,6 +43,23 @@ CREATE INDEX IF NOT EXISTS {table}_key ON {table}(key);
 """
 
 
+OPEN_TIMEOUT_S = 30.0
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting for the other openers as the busy timeout would: SQLite
+    refuses the switch at once while another connection holds a lock, without the busy wait."""
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Store:
     """A thread-safe handle on the SQLite file; one per process is enough."""
 
@@ -51,12 +69,23 @@ class Store:
         # Re-entrant: the calls inside a `transaction` take it again on the same thread.
         self._lock = threading.RLock()
         self._in_transaction = False
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=OPEN_TIMEOUT_S)
+        _use_wal(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._conn:
+        # A cluster's processes open one file at once. A deferred transaction that has read the
+        # schema cannot take the write lock another opener took meanwhile, and SQLite fails it at
+        # once, without the busy wait ("database is locked" built no sink, and Bytewax lost that
+        # error): IMMEDIATE takes the write lock first, waiting up to the timeout.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
             for table in TABLES:
-                self._conn.executescript(_SCHEMA.format(table=table))
+                for statement in _SCHEMA.format(table=table).split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def upsert(
         self, table: str, id: str, payload: dict[str, Any], *, ts: str = "", key: str = ""
