@@ -74,18 +74,12 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         # A cluster's processes open one file at once. A deferred transaction that has read the
         # schema cannot take the write lock another opener took meanwhile, and SQLite fails it at
-        # once, without the busy wait ("database is locked" built no sink, and Bytewax lost that
-        # error): IMMEDIATE takes the write lock first, waiting up to the timeout.
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        # once, without the busy wait: `transaction` takes the write lock first (BEGIN IMMEDIATE).
+        with self.transaction():
             for table in TABLES:
                 for statement in _SCHEMA.format(table=table).split(";"):
                     if statement.strip():
                         self._conn.execute(statement)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def upsert(
         self, table: str, id: str, payload: dict[str, Any], *, ts: str = "", key: str = ""
