@@ -1,4 +1,5 @@
-"""Reads the span archive back as a polars lazy frame, pruned to the hours a query needs.
+"""Reads the span archive back as a polars lazy frame, pruned to the hours a query needs, and
+says up to when every writer's spans are on disk (`covered_until`).
 
 The files hold the ids as bytes and no `duration_ns` (archives written before: hex text and the
 duration); either way the frame has the columns of `SpanBatch.to_polars`, ids as lower-case hex
@@ -56,3 +57,29 @@ def scan_spans(root: str | Path, start_ns: int, end_ns: int) -> pl.LazyFrame:
     if not files:
         return pl.LazyFrame()
     return scan_files(files).filter((pl.col("end_ns") >= start_ns) & (pl.col("end_ns") < end_ns))
+
+
+def covered_until(root: str | Path, start_ns: int, end_ns: int) -> int | None:
+    """Up to when the archive holds every writer's spans of [start_ns, end_ns): the least newest
+    span end, from start_ns on, among the writers with spans there, at most end_ns - 1 (None:
+    none has). Each worker flushes its own buffer: one worker's newest span says nothing of what
+    another still holds in memory."""
+    by_writer: dict[str, list[Path]] = {}
+    for file in archive_files(root, start_ns, end_ns):
+        by_writer.setdefault(writer_of(file.name), []).append(file)
+    newest = []
+    for files in by_writer.values():
+        frame = scan_files(files).filter(pl.col("end_ns") >= start_ns)
+        value = frame.select(pl.col("end_ns").max()).collect().item()
+        if value is not None:
+            newest.append(int(value))
+    return min(*newest, end_ns - 1) if newest else None
+
+
+def writer_of(name: str) -> str:
+    """The writer (worker) id in an archive file's name, `part-{writer}-{run}-{seq}.parquet`;
+    a name of another form is a writer of its own."""
+    if not name.startswith("part-"):
+        return name
+    parts = name.removeprefix("part-").rsplit("-", 2)
+    return parts[0] if len(parts) == 3 else name

@@ -14,9 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from sinks.archive.reader import scan_spans
+from sinks.archive.reader import covered_until, scan_spans
 from sinks.brain.config import DiagnosisConfig
 from sinks.brain.engine import analyze, incident_windows
 from sinks.brain.exemplars import JaegerExemplars, exemplar_trace_ids
@@ -148,11 +146,7 @@ class BrainStep:
         return False
 
     def _archive_end_ns(self, start_ns: int, end_ns: int) -> int | None:
-        frame = scan_spans(self.spans, start_ns, end_ns)
-        if not frame.collect_schema().names():
-            return None
-        value = frame.select(pl.col("end_ns").max()).collect().item()
-        return None if value is None else int(value)
+        return covered_until(self.spans, start_ns, end_ns)
 
     def _archive_ready(self, incident: Incident, now_ns: int) -> bool:
         """Whether the span archive (flushed in batches) covers the incident's onset yet.
