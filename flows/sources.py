@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -26,8 +26,8 @@ from sre_space.settings import POLL_BYTES, Settings
 
 log = logging.getLogger(__name__)
 
-# librdkafka pauses fetching for 1 s whenever its queue passes its bound (NOTES.md); the backoff
-# makes that pause 10 ms, so the queue can stay small. Each partition gets its own consumer and
+# librdkafka pauses fetching for `fetch.queue.backoff.ms` (1 s by default) whenever its queue
+# passes its bound; 10 ms lets the queue stay small without stalling the flow. Each partition gets its own consumer and
 # queue: they share `PREFETCH_KB` (at least `MIN_QUEUE_KB` each), as 64 MB per partition held
 # 4 x 64 MB on one process reading 4 partitions (bench.scaleout: 873 MiB peak RSS; 468 shared).
 CONSUMER_TUNING = {
@@ -49,11 +49,16 @@ X = TypeVar("X")
 S = TypeVar("S")
 # What the Kafka source yields per message: the message, or a consumer error.
 KafkaItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
+# After a poll that found nothing, the next waits this long. Bytewax asks again at once and its
+# Kafka partition waits 1 ms per poll: an idle live flow burnt 4% of a core on empty polls
+# (and a bounded run as much while its consumers connected). Far below a window's length.
+IDLE_POLL = timedelta(milliseconds=20)
 
 
 class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
     """A partition whose every non-empty batch becomes one item (the list itself), of at most
-    about `max_bytes` when the inner partition polls a message count (Bytewax's Kafka one)."""
+    about `max_bytes` when the inner partition polls a message count (Bytewax's Kafka one); after
+    an empty poll the next is `IDLE_POLL` later."""
 
     def __init__(self, inner: StatefulSourcePartition[X, S], max_bytes: int | None = None) -> None:
         self._inner = inner
@@ -61,11 +66,14 @@ class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
         # Bytewax 0.21's Kafka partition reads `_batch_size` messages per poll (the version is
         # pinned; tests/flows/test_sources.py fails if the attribute goes).
         self._max_messages: int | None = getattr(inner, "_batch_size", None)
+        self._idle_until: datetime | None = None
 
     def next_batch(self) -> list[list[X]]:
         batch = list(self._inner.next_batch())
         if not batch:
+            self._idle_until = datetime.now(UTC) + IDLE_POLL
             return []
+        self._idle_until = None
         if self._max_bytes is not None and self._max_messages is not None:
             # The next poll's count from this one's mean message size: export requests range
             # from kB to tens of MB, and a poll of 64 large ones per partition held GBs at once.
@@ -75,7 +83,7 @@ class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
         return [batch]
 
     def next_awake(self) -> datetime | None:
-        return self._inner.next_awake()
+        return self._inner.next_awake() or self._idle_until
 
     def snapshot(self) -> S:
         return self._inner.snapshot()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from bytewax.connectors.kafka import KafkaSource
 
-from flows.sources import PollSource, RecordingSource, _PollPartition, kafka_source
+from flows.sources import IDLE_POLL, PollSource, RecordingSource, _PollPartition, kafka_source
 from sre_space.settings import Settings
 
 
@@ -29,6 +30,9 @@ class _Partition:
         batch, self.sizes = self.sizes[: self._batch_size], self.sizes[self._batch_size :]
         return [_Msg(b"x" * n) for n in batch]
 
+    def next_awake(self) -> datetime | None:
+        return None  # as Bytewax's Kafka partition: poll again at once
+
 
 def test_polls_of_large_messages_shrink_to_the_byte_budget_and_grow_back() -> None:
     inner = _Partition([1000] * 8 + [100_000] * 20 + [1000] * 40, batch_size=8)
@@ -38,6 +42,19 @@ def test_polls_of_large_messages_shrink_to_the_byte_budget_and_grow_back() -> No
     # The first large poll is over budget (the count came from small messages); the rest fit.
     assert all(sum(p) <= 250_000 for p in sizes[2:])
     assert sizes[-1] == [1000] * 8
+
+
+def test_after_an_empty_poll_the_next_waits_and_after_messages_it_does_not() -> None:
+    inner = _Partition([10] * 3, batch_size=2)
+    polls = _PollPartition(inner)  # type: ignore[arg-type]
+    assert polls.next_batch() and polls.next_awake() is None
+    assert polls.next_batch() and polls.next_awake() is None
+    before = datetime.now(UTC)
+    assert polls.next_batch() == []
+    awake = polls.next_awake()
+    assert awake is not None and before + IDLE_POLL <= awake <= datetime.now(UTC) + IDLE_POLL
+    inner.sizes = [10]
+    assert polls.next_batch() and polls.next_awake() is None
 
 
 def test_bytewax_kafka_partition_still_polls_batch_size_messages() -> None:
