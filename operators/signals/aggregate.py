@@ -173,8 +173,8 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
     kinds = _split_dicts(ku // 8, ku % 8, kc, ng)
 
     flags = _flags_per_group(batch, ginv, ng)
-    slowest = _top_per_group(ginv, dur_ns, np.ones(n, dtype=bool), batch.trace_id_at, ng, spec)
-    failing = _top_per_group(ginv, dur_ns, err, batch.trace_id_at, ng, spec)
+    slowest = _top_per_group(ginv, dur_ns, np.ones(n, dtype=bool), batch.trace_ids_at, ng, spec)
+    failing = _top_per_group(ginv, dur_ns, err, batch.trace_ids_at, ng, spec)
 
     out: list[Partial] = []
     for g in range(ng):
@@ -250,7 +250,7 @@ def _top_per_group(
     ginv: np.ndarray,
     dur_ns: np.ndarray,
     mask: np.ndarray,
-    trace_id_at: Callable[[int], bytes],
+    trace_ids_at: Callable[[np.ndarray], list[bytes]],
     ng: int,
     spec: SignalSpec,
 ) -> list[list[Exemplar]]:
@@ -265,6 +265,7 @@ def _top_per_group(
     d_sorted = dur_ns[order]
     starts = np.searchsorted(g_sorted, np.arange(ng), side="left").tolist()
     ends = np.searchsorted(g_sorted, np.arange(ng), side="right").tolist()
+    lasts = []
     for g in range(ng):
         lo, hi = starts[g], ends[g]
         last = min(hi, lo + k)
@@ -272,7 +273,14 @@ def _top_per_group(
         # request's top k is the same whichever requests are aggregated together.
         while lo < last < hi and d_sorted[last] == d_sorted[last - 1]:
             last += 1
-        top = [(int(dur_ns[i]), trace_id_at(i).hex()) for i in order[lo:last].tolist()]
+        lasts.append(last)
+    # Every group's candidates' trace ids in one look-up (one search of the view's batches).
+    taken = np.array(lasts, dtype=np.int64) - np.array(starts, dtype=np.int64)
+    before = np.cumsum(taken) - taken
+    rows = order[np.arange(int(taken.sum())) + np.repeat(np.array(starts) - before, taken)]
+    candidates = iter(zip(dur_ns[rows].tolist(), trace_ids_at(rows), strict=True))
+    for g, size in enumerate(taken.tolist()):
+        top = [(d, t.hex()) for d, t in itertools.islice(candidates, size)]
         out[g] = sorted(top, reverse=True)[:k]
     return out
 

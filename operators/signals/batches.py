@@ -37,10 +37,12 @@ class SpanView:
     def __len__(self) -> int:
         return int(self.starts[-1])
 
-    def trace_id_at(self, i: int) -> bytes:
-        """Span i's trace id (the exemplars read a few; no list of them all is made)."""
-        batch, j = self._locate(i)
-        return batch.trace_id_at(j)
+    def trace_ids_at(self, rows: npt.NDArray[np.int64]) -> list[bytes]:
+        """The trace ids of spans `rows` (the exemplars read a few; no list of them all is made)."""
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        local = (rows - self.starts[which]).tolist()
+        batches = self.batches
+        return [batches[b].trace_id_at(j) for b, j in zip(which.tolist(), local, strict=True)]
 
     def _locate(self, i: int) -> tuple[SpanBatch, int]:
         b = int(np.searchsorted(self.starts, i, side="right")) - 1
