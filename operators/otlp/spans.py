@@ -187,15 +187,14 @@ class SpanBatch:
     @property
     def is_error(self) -> npt.NDArray[np.bool_]:
         """Status ERROR, HTTP 5xx on server spans, or a non-OK gRPC code."""
-        if self._http_status is None and self._status_loader is not None:
-            # The decoder proved no span carries an HTTP 5xx or non-OK gRPC code.
+        if self._by_status_only:
             return self.status_code == STATUS_CODE_ERROR
-        server = self.kind == SPAN_KIND_SERVER
-        return (
-            (self.status_code == STATUS_CODE_ERROR)
-            | (server & (self.http_status >= 500))
-            | (self.rpc_grpc_status > 0)
-        )
+        return _errors(self.status_code, self.kind, self.http_status, self.rpc_grpc_status)
+
+    @property
+    def _by_status_only(self) -> bool:
+        # The decoder proved that no span carries an HTTP 5xx or a non-OK gRPC code.
+        return self._http_status is None and self._status_loader is not None
 
     def attribute(self, i: int, key: str) -> Any:
         """Span attribute `key` of span i, falling back to its resource attribute; None if absent."""
@@ -330,6 +329,33 @@ class SpanColumns:
             _events_reader=readers[2],
             _status_loader=status_loader,
         )
+
+
+def joined_errors(batches: Sequence[SpanBatch]) -> npt.NDArray[np.bool_]:
+    """`is_error` of the batches end to end, from their joined columns (one pass, not a pass per
+    batch: a 512-span request's pass cost as much as the spans' share of the rest)."""
+    by_status = [b._by_status_only for b in batches]
+    status = np.concatenate([b.status_code for b in batches])
+    if all(by_status):
+        return status == STATUS_CODE_ERROR
+    if any(by_status):  # joining would load the statuses the decoder proved need no reading
+        return np.concatenate([b.is_error for b in batches])
+    return _errors(
+        status,
+        np.concatenate([b.kind for b in batches]),
+        np.concatenate([b.http_status for b in batches]),
+        np.concatenate([b.rpc_grpc_status for b in batches]),
+    )
+
+
+def _errors(
+    status: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    http: npt.NDArray[np.int32],
+    rpc: npt.NDArray[np.int32],
+) -> npt.NDArray[np.bool_]:
+    """Status ERROR, HTTP 5xx on server spans, or a non-OK gRPC code."""
+    return (status == STATUS_CODE_ERROR) | ((kind == SPAN_KIND_SERVER) & (http >= 500)) | (rpc > 0)
 
 
 def concat_batches(batches: Sequence[SpanBatch]) -> SpanBatch:

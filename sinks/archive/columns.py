@@ -15,7 +15,7 @@ from itertools import chain
 import numpy as np
 import pyarrow as pa
 
-from operators.otlp.spans import PackedIds, SpanBatch
+from operators.otlp.spans import PackedIds, SpanBatch, joined_errors
 from operators.otlp.text import TextColumn, strings_text
 
 _ID_COLUMNS = frozenset(("trace_id", "span_id", "parent_span_id"))
@@ -205,7 +205,7 @@ def span_record_batch(
         "rpc_grpc_status": numbers("rpc_grpc_status", pa.int32()),
         "start_ns": numbers("start_ns", pa.int64()),
         "end_ns": numbers("end_ns", pa.int64()),
-        "is_error": _flags(np.concatenate([b.is_error for b in group])),
+        "is_error": _flags(joined_errors(group)),
     }
     zeros = _numbers(np.zeros(n, dtype=np.int32), pa.int32())  # shared by one-value columns
     for k, key in enumerate(selected):
