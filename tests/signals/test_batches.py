@@ -13,7 +13,7 @@ from flows.build import partials_of
 from operators.otlp import DecodeLimits, RawMessage, decode_message
 from operators.otlp.messages import Decoded
 from operators.signals import Partial, SignalSpec, finalize, merge_partials, span_partials
-from operators.signals.batches import joinable
+from operators.signals.batches import _joined_triples, _triples_each, joinable, span_view
 from sre_space.records import DeadLetter
 from sre_space.settings import load_pipeline_config
 
@@ -76,3 +76,40 @@ def test_a_request_behind_an_earlier_one_by_more_than_the_lateness_is_not_joined
     assert joinable(ok_batches, LATENESS)
     assert [finalize(p, W).count for p in partials_of(ok_poll, SPEC, LATENESS)] == [1, 1]
     assert joinable(list(reversed(batches)), LATENESS)  # oldest first is in order
+
+
+def test_a_poll_s_triples_are_numbered_as_request_by_request() -> None:
+    # Requests whose names come in different orders, repeat across requests, and several
+    # versions of one service: the joined numbering is the one `triples` request by request gives.
+    def request(resources: list[tuple[str, str, list[str]]]) -> bytes:
+        spans = [
+            (
+                {"service.name": svc, "service.version": ver},
+                [
+                    SpanSpec(bytes([k + 1]) * 16, bytes([k + 1]) * 8, op, T0, T0 + 1000)
+                    for k, op in enumerate(ops)
+                ],
+            )
+            for svc, ver, ops in resources
+        ]
+        return trace_request(spans).SerializeToString()
+
+    poll = _poll(
+        [
+            request([("b", "2", ["y", "x", "y"]), ("a", "1", ["x"])]),
+            request([("a", "1", ["z", "x"]), ("b", "1", ["y"])]),
+            request([("c", "1", ["x"]), ("b", "2", ["x", "y"])]),
+        ]
+    )
+    batches = [d.spans for d in poll if isinstance(d, Decoded) and d.spans is not None]
+    joined = _joined_triples(batches)
+    assert joined is not None
+    codes, keys = _triples_each(batches)
+    assert joined[1] == keys and joined[0].tolist() == codes.tolist()
+    assert len(keys) == 6  # (b, y, 2), (b, x, 2) and (a, x, 1) are in two requests
+    view = span_view(batches)
+    assert [view.keys[c] for c in view.codes.tolist()] == [
+        (s, o, v)
+        for b in batches
+        for s, o, v in zip(b.service, b.operation, b.service_version, strict=True)
+    ]
