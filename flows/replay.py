@@ -59,6 +59,8 @@ def build_replay_flow(
                 config.signals.selected_attributes,
                 sample_rate=config.archive.sample_rate,
                 flush_rows=config.archive.flush_rows,
+                flush_seconds=config.archive.flush_seconds,
+                decision_wait_s=config.archive.decision_wait_seconds,
             ),
         )
     if signals:

@@ -28,6 +28,7 @@ def attach_state_outputs(
                 settings.pipeline.signals.selected_attributes,
                 sample_rate=archive.sample_rate,
                 flush_rows=archive.flush_rows,
+                flush_seconds=archive.flush_seconds,
                 decision_wait_s=archive.decision_wait_seconds,
                 retention=Retention(archive.max_age_hours, archive.max_bytes),
             ),

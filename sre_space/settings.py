@@ -77,6 +77,7 @@ class ArchiveConfig(FrozenModel):
     enabled: bool = True
     sample_rate: float = Field(1.0, gt=0.0, le=1.0)
     flush_rows: int = Field(50_000, gt=0)
+    flush_seconds: float = Field(15.0, gt=0.0)
     # event-time seconds a batch waits for a failing or slow span of its traces (sample_rate < 1)
     decision_wait_seconds: float = Field(30.0, ge=0.0)
     max_age_hours: int = Field(72, gt=0)

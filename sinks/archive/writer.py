@@ -165,8 +165,10 @@ def _size(folder: str) -> int:
 class SpanArchive:
     """Kept spans as Arrow batches, flushed to hour partitions as Parquet by a writer thread.
 
-    `add` converts and samples on the caller's thread; every `flush_rows` rows the buffer goes to
-    a bounded queue (`max_queued` flushes) that one thread drains, so the caller waits only when
+    `add` converts and samples on the caller's thread; every `flush_rows` rows, or once the
+    buffered spans' end times are `flush_seconds` apart (event time: at any traffic the Brain
+    reads an incident's onset within seconds, not after the next `flush_rows` spans), the
+    buffer goes to a bounded queue (`max_queued` flushes) that one thread drains, so the caller waits only when
     the disk falls behind, and memory stays within about (max_queued + 2) x flush_rows spans (a
     flush may be up to `JOIN_SPANS` over), plus 4 x flush_rows spans waiting for their trace
     decision when sampling.
@@ -179,6 +181,7 @@ class SpanArchive:
         *,
         sample_rate: float = 1.0,
         flush_rows: int = 50_000,
+        flush_seconds: float = 15.0,
         writer_id: str = "0",
         retention: Retention | None = None,
         decision_wait_s: float = 30.0,
@@ -188,6 +191,7 @@ class SpanArchive:
         self.selected = tuple(selected_attributes)
         self.sample_rate = sample_rate
         self.flush_rows = flush_rows
+        self.flush_ns = int(flush_seconds * 1e9)
         self.writer_id = writer_id
         self.retention = retention
         self._sampler: TraceSampler[pa.RecordBatch] = TraceSampler(
@@ -199,6 +203,7 @@ class SpanArchive:
         )
         self._batches: list[pa.RecordBatch] = []
         self._rows = 0
+        self._oldest_ns: int | None = None  # the buffered spans' earliest end
         self._files = _FileWriter(self.root, writer_id, retention)
         self._queue: queue.Queue[list[pa.RecordBatch] | None] = queue.Queue(max_queued)
         self._thread: threading.Thread | None = None
@@ -243,7 +248,11 @@ class SpanArchive:
             return
         self._batches.append(records)
         self._rows += records.num_rows
-        if self._rows >= self.flush_rows:
+        end = _int64s(records.column("end_ns"))
+        oldest = int(end.min())
+        if self._oldest_ns is None or oldest < self._oldest_ns:
+            self._oldest_ns = oldest
+        if self._rows >= self.flush_rows or int(end.max()) - self._oldest_ns >= self.flush_ns:
             self._hand_off()
 
     def _hand_off(self) -> None:
@@ -256,7 +265,7 @@ class SpanArchive:
             )
             self._thread.start()
         self._queue.put(self._batches)  # blocks while the writer is `max_queued` flushes behind
-        self._batches, self._rows = [], 0
+        self._batches, self._rows, self._oldest_ns = [], 0, None
 
     def _drain(self) -> None:
         while (batches := self._queue.get()) is not None:

@@ -42,9 +42,6 @@ from sre_space.timeutil import NS_PER_S, ns_to_rfc3339, rfc3339_to_ns
 
 SCHEMA = "sre-space.drill/1"
 GAP_NS = 3600 * NS_PER_S  # event time between the newest data in the state folder and a new drill
-# The Brain waits for the onset's spans to be on disk; at the default 50,000 rows per Parquet
-# batch that is minutes of simulated time at the shop's default rate.
-DRILL_PIPELINE = "archive:\n  flush_rows: 8000\n"
 
 
 Log = Callable[[str], None]
@@ -92,10 +89,8 @@ def next_epoch_ns(state: Path) -> int:
 def drill_settings(cfg: DrillConfig, epoch_ns: int) -> Settings:
     """The state folder's settings; through Kafka, topics of this drill's own."""
     cfg.out.mkdir(parents=True, exist_ok=True)
-    # The shop's site file, the drill's own settings, then the user's SRE_CONFIG files.
-    pipeline = cfg.out / "pipeline.yaml"
-    pipeline.write_text(DRILL_PIPELINE, encoding="utf-8")
-    overrides: dict[str, Any] = {"state_dir": cfg.state, "config": shop_config_files(pipeline)}
+    # The shop's site file, then the user's SRE_CONFIG files.
+    overrides: dict[str, Any] = {"state_dir": cfg.state, "config": shop_config_files()}
     if cfg.kafka:
         # A broker outlives drills; fresh topics keep one drill from reading another's traffic.
         prefix = f"drill-{cfg.scenario}-{cfg.seed}-{uuid.uuid4().hex[:8]}"

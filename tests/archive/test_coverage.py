@@ -3,6 +3,7 @@ worker flushes its own buffer (one worker ahead of another must not pass for the
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from bench.otlp_encode import SpanSpec, trace_request
@@ -50,3 +51,19 @@ def test_a_restarted_writer_is_one_writer_and_other_names_are_their_own() -> Non
     assert writer_of("part-shard-a-1a2b3c4d-000002.parquet") == "shard-a"
     assert writer_of("part-old.parquet") == "part-old.parquet"
     assert writer_of("spans.parquet") == "spans.parquet"
+
+
+def test_a_quiet_archive_writes_its_spans_once_they_span_flush_seconds(tmp_path: Path) -> None:
+    # A few spans a second: flush_rows would take hours to fill. Event time decides instead.
+    archive = SpanArchive(tmp_path, flush_rows=50_000, flush_seconds=15.0)
+    archive.add(_request([10, 12]))
+    archive.add(_request([20]))
+    assert covered_until(tmp_path, T0, T0 + 600 * S) is None  # 10 s apart: still buffered
+    archive.add(_request([26]))  # 16 s after the oldest buffered span
+    deadline = time.monotonic() + 30
+    while covered_until(tmp_path, T0, T0 + 600 * S) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert covered_until(tmp_path, T0, T0 + 600 * S) == T0 + 26 * S
+    archive.add(_request([30]))
+    archive.flush()
+    assert covered_until(tmp_path, T0, T0 + 600 * S) == T0 + 30 * S
