@@ -120,6 +120,8 @@ def _joined_triples(batches: Sequence[SpanBatch]) -> Triples | None:
             widths[k].append(len(names))
             codes[k].append(local)
     counts = np.array([len(b) for b in batches], dtype=np.int64)
+    if not counts.sum():
+        return np.zeros(0, dtype=np.int64), []
     local_codes, global_codes, local_widths = [], [], []
     for k in range(3):
         width = np.array(widths[k], dtype=np.int64)
