@@ -54,12 +54,19 @@ _LEADING_SPACE = re.compile(rb"[ \t\n\r\x0b\x0c]*")
 
 def is_json(value: bytes) -> bool:
     """JSON starts with '{' or '[' (after whitespace); an OTLP protobuf request never does: both
-    bytes would open a deprecated group on a field number no export request has."""
+    bytes would open a deprecated group on a field number no export request has. But the
+    whitespace may be a protobuf's first byte (b"\n", field 1's tag): see `_AMBIGUOUS`."""
     # Not `value.lstrip()`: a protobuf request starts with b"\n" (field 1, length-delimited), so
     # that would copy the whole message to look at one byte.
     start = _LEADING_SPACE.match(value)
     end = start.end() if start else 0
     return value[end : end + 1] in (b"{", b"[")
+
+
+# Field 1's tag then a length of 123 or 91: a protobuf request whose first resource is that long
+# (one small span's, say) reads as whitespace and a JSON object or array. Such a message is
+# decoded as protobuf when it is not JSON.
+_AMBIGUOUS = (b"\n{", b"\n[")
 
 
 def decode_message(msg: RawMessage, limits: DecodeLimits) -> Decoded | DeadLetter:
@@ -83,29 +90,48 @@ def _decode(msg: RawMessage, limits: DecodeLimits) -> Decoded:
         # A Kafka tombstone (null value, which the source hands over as b"") or zero bytes: a
         # Collector never exports an empty request, so this is a broken producer, not "no spans".
         raise DecodeError("empty record value (null or zero bytes)")
-    out = Decoded(msg.source, msg.partition, msg.offset)
     if is_json(value):
-        if msg.signal != "metrics" and os.environ.get("SRE_PURE_PYTHON") != "1":
-            limits.check_size(value)
-            spans = decode_trace_json_wire(value, limits)  # None: not the compiled subset
-            if spans is not None:
-                out.spans = spans
-                return out
-        obj = load_json(value, limits)
-        signal = msg.signal
-        if signal == "auto":
-            if "resourceMetrics" in obj or "resource_metrics" in obj:
-                signal = "metrics"
-            elif "resourceSpans" in obj or "resource_spans" in obj or "result" in obj:
-                signal = "traces"
-            else:
-                raise DecodeError("JSON object is neither a trace nor a metrics export request")
-        oversized = len(value) > limits.max_attribute_bytes
-        if signal == "traces":
-            out.spans = trace_json_to_batch(obj, limits, oversized=oversized)
+        try:
+            return _decode_json(msg, limits)
+        except DecodeError as as_json:
+            if not value.startswith(_AMBIGUOUS):
+                raise
+            try:
+                return _decode_proto(msg, limits)
+            except DecodeError:
+                raise as_json from None
+    return _decode_proto(msg, limits)
+
+
+def _decode_json(msg: RawMessage, limits: DecodeLimits) -> Decoded:
+    value = msg.value
+    out = Decoded(msg.source, msg.partition, msg.offset)
+    if msg.signal != "metrics" and os.environ.get("SRE_PURE_PYTHON") != "1":
+        limits.check_size(value)
+        spans = decode_trace_json_wire(value, limits)  # None: not the compiled subset
+        if spans is not None:
+            out.spans = spans
+            return out
+    obj = load_json(value, limits)
+    signal = msg.signal
+    if signal == "auto":
+        if "resourceMetrics" in obj or "resource_metrics" in obj:
+            signal = "metrics"
+        elif "resourceSpans" in obj or "resource_spans" in obj or "result" in obj:
+            signal = "traces"
         else:
-            out.metrics = metrics_json_to_batch(obj, limits)
-        return out
+            raise DecodeError("JSON object is neither a trace nor a metrics export request")
+    oversized = len(value) > limits.max_attribute_bytes
+    if signal == "traces":
+        out.spans = trace_json_to_batch(obj, limits, oversized=oversized)
+    else:
+        out.metrics = metrics_json_to_batch(obj, limits)
+    return out
+
+
+def _decode_proto(msg: RawMessage, limits: DecodeLimits) -> Decoded:
+    value = msg.value
+    out = Decoded(msg.source, msg.partition, msg.offset)
     if msg.signal == "metrics":
         out.metrics = decode_metrics_proto(value, limits)
     elif msg.signal == "traces":

@@ -306,3 +306,36 @@ def test_oversized_resource_or_event_attribute_is_rejected_on_both_proto_paths(
         with pytest.raises(DecodeError, match="event 'exception'"):
             proto_traces.decode_trace_proto(in_event.SerializeToString(), limits)
         assert len(proto_traces.decode_trace_proto(fine.SerializeToString(), limits)) == 39 * 50
+
+
+@pytest.mark.parametrize("first_resource_bytes", [123, 91])  # b"{" and b"["
+@pytest.mark.parametrize("signal", ["auto", "traces", "metrics"])
+def test_a_protobuf_request_that_starts_like_json_is_decoded(
+    first_resource_bytes: int, signal: str
+) -> None:
+    # Field 1's tag is b"\n" and a one-byte length follows: a request whose first resource is
+    # 123 or 91 bytes long (a small one, one span or point) starts with b"\n{" or b"\n[", which
+    # reads as whitespace before JSON. It was dead-lettered as invalid JSON.
+    metrics = signal == "metrics"
+    for pad in range(200):
+        name = "op" + "x" * pad
+        if metrics:
+            req = metrics_request([({"service.name": "svc"}, [PointSpec(name, 1.0, 10)])], scope="")
+            first = req.resource_metrics[0].ByteSize()
+        else:
+            span = SpanSpec(b"\x01" * 16, b"\x02" * 8, name, 1_000, 2_000)
+            req = trace_request([({"service.name": "svc"}, [span])], scope="")
+            first = req.resource_spans[0].ByteSize()
+        if first == first_resource_bytes:
+            break
+    data = req.SerializeToString()
+    assert data[:2] == b"\n" + bytes([first_resource_bytes])
+    out = decode_message(RawMessage("t", 0, 0, data, signal), DecodeLimits())  # type: ignore[arg-type]
+    assert not isinstance(out, DeadLetter), out.reason
+    if metrics:
+        assert out.metrics is not None and out.metrics.metric == [name]
+    else:
+        assert out.spans is not None and out.spans.operation == [name]
+    # JSON that fails keeps its own reason, not the protobuf's.
+    bad = decode_message(RawMessage("t", 0, 0, b"\n{not json", "auto"), DecodeLimits())
+    assert isinstance(bad, DeadLetter) and "invalid JSON" in bad.reason
