@@ -6,6 +6,9 @@ from __future__ import annotations
 from functools import reduce
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bench.otlp_encode import SpanSpec, trace_request
 from bench.workload import shop_requests
 from chaos import SITE_CONFIG
@@ -113,3 +116,34 @@ def test_a_poll_s_triples_are_numbered_as_request_by_request() -> None:
         for b in batches
         for s, o, v in zip(b.service, b.operation, b.service_version, strict=True)
     ]
+
+
+_names = st.sampled_from(["a", "b", "c", "d"])
+_resource = st.tuples(
+    _names, st.sampled_from(["1", "2", ""]), st.lists(_names, min_size=1, max_size=6)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(_resource, min_size=1, max_size=3), min_size=1, max_size=6))
+def test_any_poll_s_triples_are_numbered_as_request_by_request(
+    polls: list[list[tuple[str, str, list[str]]]],
+) -> None:
+    requests = []
+    for resources in polls:
+        groups = [
+            (
+                {"service.name": svc, **({"service.version": ver} if ver else {})},
+                [
+                    SpanSpec(bytes([k + 1]) * 16, bytes([k + 1]) * 8, op, T0, T0 + 1000)
+                    for k, op in enumerate(ops)
+                ],
+            )
+            for svc, ver, ops in resources
+        ]
+        requests.append(trace_request(groups).SerializeToString())
+    batches = [d.spans for d in _poll(requests) if isinstance(d, Decoded) and d.spans is not None]
+    joined = _joined_triples(batches)
+    assert joined is not None
+    codes, keys = _triples_each(batches)
+    assert joined[1] == keys and joined[0].tolist() == codes.tolist()
