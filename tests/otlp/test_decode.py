@@ -245,10 +245,19 @@ span_strategy = st.builds(
 def test_generated_requests_round_trip_in_both_encodings(resources: list) -> None:
     req = trace_request([({"service.name": svc}, spans) for svc, spans in resources])
     expected = [(svc, s) for svc, spans in resources for s in spans]
-    for batch in (
-        decode_trace_proto(req.SerializeToString()),
-        decode_trace_json(to_otlp_json(req)),
-    ):
+    proto, js = req.SerializeToString(), to_otlp_json(req)
+    # and through the flow's entry, which tells the encodings apart by their first bytes
+    entry = [
+        decode_message(RawMessage("t", 0, 0, data, "auto"), DecodeLimits())
+        for data in (proto, js.encode())
+    ]
+    batches = [decode_trace_proto(proto), decode_trace_json(js)]
+    for out in entry:
+        assert not isinstance(out, DeadLetter), out.reason
+        if expected:  # a request without spans decodes to no batch or an empty one
+            assert out.spans is not None
+            batches.append(out.spans)
+    for batch in batches:
         assert len(batch) == len(expected)
         assert batch.service == [svc for svc, _ in expected]
         assert batch.operation == [s.name for _, s in expected]
