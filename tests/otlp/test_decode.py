@@ -348,3 +348,40 @@ def test_a_protobuf_request_that_starts_like_json_is_decoded(
     # JSON that fails keeps its own reason, not the protobuf's.
     bad = decode_message(RawMessage("t", 0, 0, b"\n{not json", "auto"), DecodeLimits())
     assert isinstance(bad, DeadLetter) and "invalid JSON" in bad.reason
+
+
+# A metric is a gauge or a sum, never both: its kind follows from its name here.
+_point = st.builds(
+    lambda name, value, ts, unit, attrs: PointSpec(
+        name, value, ts, unit=unit, is_sum=name.endswith("restarts"), attributes=attrs
+    ),
+    st.sampled_from(["cpu", "container.memory.usage", "k8s.container.restarts", "x" * 16]),
+    st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+    st.integers(min_value=0, max_value=2**62),
+    st.sampled_from(["", "By", "1"]),
+    st.dictionaries(st.sampled_from(["state", "reason"]), st.text(max_size=8)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=10), st.lists(_point, min_size=1, max_size=6)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_generated_metrics_decode_alike_from_both_encodings_through_the_entry(
+    resources: list,
+) -> None:
+    req = metrics_request([({"service.name": svc}, points) for svc, points in resources])
+    outs = [
+        decode_message(RawMessage("t", 0, 0, data, "metrics"), DecodeLimits())
+        for data in (req.SerializeToString(), to_otlp_json(req).encode())
+    ]
+    for out in outs:
+        assert not isinstance(out, DeadLetter), out.reason
+        assert out.metrics is not None
+    proto, js = (out.metrics for out in outs if not isinstance(out, DeadLetter))
+    assert proto == js
+    assert sorted(proto.metric) == sorted(p.name for _, points in resources for p in points)
