@@ -24,6 +24,7 @@ DEFAULT_ACCURACY = 0.005
 # Values at or below this are counted in the zero bucket (latencies in ms: below 1 ns).
 MIN_VALUE = 1e-6
 ZERO_BUCKET = -(2**31)
+_MAX_PACKED_COUNT = 2**32 - 1
 
 
 class LogMapping:
@@ -63,27 +64,57 @@ def mapping_for(accuracy: float = DEFAULT_ACCURACY) -> LogMapping:
 
 
 class QuantileSketch:
-    """Bucket counts plus exact count, min and max; picklable for Bytewax state and exchange."""
+    """Bucket counts plus exact count, min and max; picklable for Bytewax state and exchange.
 
-    __slots__ = ("accuracy", "buckets", "count", "max", "min")
+    A sketch the aggregator made from arrays keeps them packed (`of_packed`) until its buckets
+    are read: a partial crosses between workers as two byte strings, which unpickle at once,
+    where a dict of ~300 buckets took 14 us to rebuild.
+    """
+
+    __slots__ = ("_buckets", "_packed", "accuracy", "count", "max", "min")
 
     def __init__(self, accuracy: float = DEFAULT_ACCURACY) -> None:
         self.accuracy = accuracy
-        self.buckets: dict[int, int] = {}
+        self._buckets: dict[int, int] | None = {}
+        self._packed: tuple[bytes, bytes] | None = None  # int32 indexes, uint32 counts
         self.count = 0
         self.min = math.inf
         self.max = -math.inf
 
-    def __getstate__(self) -> tuple[float, dict[int, int], int, float, float]:
-        return (self.accuracy, self.buckets, self.count, self.min, self.max)
+    @property
+    def buckets(self) -> dict[int, int]:
+        """Bucket index -> count."""
+        if self._buckets is None:
+            idx, counts = self._items()
+            self._buckets = dict(zip(idx, counts, strict=True))
+            self._packed = None
+        return self._buckets
 
-    def __setstate__(self, state: tuple[float, dict[int, int], int, float, float]) -> None:
-        self.accuracy, self.buckets, self.count, self.min, self.max = state
+    def _items(self) -> tuple[list[int], list[int]]:
+        assert self._packed is not None
+        idx, counts = self._packed
+        return (
+            np.frombuffer(idx, dtype=np.int32).tolist(),
+            np.frombuffer(counts, dtype=np.uint32).tolist(),
+        )
+
+    def __getstate__(self) -> tuple[float, dict[int, int] | tuple[bytes, bytes], int, float, float]:
+        held = self._buckets if self._buckets is not None else self._packed
+        assert held is not None
+        return (self.accuracy, held, self.count, self.min, self.max)
+
+    def __setstate__(
+        self, state: tuple[float, dict[int, int] | tuple[bytes, bytes], int, float, float]
+    ) -> None:
+        self.accuracy, held, self.count, self.min, self.max = state
+        # a dict: state written before sketches were packed, or a sketch that merged others
+        self._buckets, self._packed = (held, None) if isinstance(held, dict) else (None, held)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, QuantileSketch):
             return NotImplemented
-        return self.__getstate__() == other.__getstate__()
+        mine = (self.accuracy, self.buckets, self.count, self.min, self.max)
+        return mine == (other.accuracy, other.buckets, other.count, other.min, other.max)
 
     @classmethod
     def from_values(
@@ -116,14 +147,38 @@ class QuantileSketch:
     ) -> QuantileSketch:
         """A sketch owning pre-bucketed counts (the aggregator buckets a whole batch at once)."""
         sketch = cls(accuracy)
-        sketch.buckets, sketch.count, sketch.min, sketch.max = buckets, count, lo, hi
+        sketch._buckets, sketch.count, sketch.min, sketch.max = buckets, count, lo, hi
+        return sketch
+
+    @classmethod
+    def of_packed(
+        cls,
+        idx: npt.NDArray[np.int64],
+        counts: npt.NDArray[np.int64],
+        count: int,
+        lo: float,
+        hi: float,
+        accuracy: float,
+    ) -> QuantileSketch:
+        """`of_buckets` from the buckets' indexes and counts, kept packed until read (as a dict
+        when a count needs more than 32 bits; every index fits, ZERO_BUCKET included)."""
+        if len(counts) and int(counts.max()) > _MAX_PACKED_COUNT:
+            buckets = dict(zip(idx.tolist(), counts.tolist(), strict=True))
+            return cls.of_buckets(buckets, count, lo, hi, accuracy)
+        sketch = cls(accuracy)
+        sketch._buckets = None
+        sketch._packed = (idx.astype(np.int32).tobytes(), counts.astype(np.uint32).tobytes())
+        sketch.count, sketch.min, sketch.max = count, lo, hi
         return sketch
 
     def add_buckets(self, buckets: Mapping[int, int], count: int, lo: float, hi: float) -> None:
         """Add pre-bucketed counts into this sketch."""
+        self._add(buckets.items(), count, lo, hi)
+
+    def _add(self, items: Iterable[tuple[int, int]], count: int, lo: float, hi: float) -> None:
         mine = self.buckets
         get = mine.get  # bound once: windows fold a partial's ~150 buckets per poll and key
-        for i, c in buckets.items():
+        for i, c in items:
             mine[i] = get(i, 0) + c
         self.count += count
         self.min = min(self.min, lo)
@@ -135,7 +190,10 @@ class QuantileSketch:
             raise ValueError(
                 f"cannot merge sketches of accuracy {self.accuracy} and {other.accuracy}"
             )
-        self.add_buckets(other.buckets, other.count, other.min, other.max)
+        # a packed sketch is merged from its arrays: no dict for one that is then dropped
+        held = other._buckets
+        items = zip(*other._items(), strict=True) if held is None else held.items()
+        self._add(items, other.count, other.min, other.max)
         return self
 
     def quantile(self, q: float) -> float | None:

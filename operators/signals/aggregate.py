@@ -161,7 +161,8 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
     uniq, ucount = unique_counts(ginv * n_buckets + idx)
     bucket_idx = uniq % n_buckets + base
     bucket_idx[bucket_idx == base] = ZERO_BUCKET
-    buckets = _split_dicts(uniq // n_buckets, bucket_idx, ucount, ng)
+    # each group's rows of (bucket, count), kept packed: a partial may cross to another worker
+    bucket_rows = np.searchsorted(uniq // n_buckets, np.arange(ng + 1), side="left").tolist()
 
     # Versions and kinds per group.
     # Within a group (one service and operation) the triples differ by version only, so each
@@ -180,8 +181,14 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
     for g in range(ng):
         pair, w = divmod(int(gids[g]), width)
         service, operation = pairs[pair]
-        sketch = QuantileSketch.of_buckets(
-            buckets[g], int(counts[g]), float(lo[g]), float(hi[g]), spec.accuracy
+        rows = slice(bucket_rows[g], bucket_rows[g + 1])
+        sketch = QuantileSketch.of_packed(
+            bucket_idx[rows],
+            ucount[rows],
+            int(counts[g]),
+            float(lo[g]),
+            float(hi[g]),
+            spec.accuracy,
         )
         out.append(
             SpanPartial(

@@ -92,3 +92,41 @@ def test_quantiles_at_once_are_the_walk_s_per_rank(values: list[float], qs: list
     want = [_walk(sketch, q) for q in qs]
     assert sketch.quantiles(qs) == want
     assert [sketch.quantile(q) for q in qs] == want
+
+
+def _packed(values: list[float]) -> QuantileSketch:
+    """The sketch of `values` as the aggregator makes it: from arrays, kept packed."""
+    whole = QuantileSketch.from_values(values)
+    idx = np.array(list(whole.buckets), dtype=np.int64)
+    counts = np.array(list(whole.buckets.values()), dtype=np.int64)
+    return QuantileSketch.of_packed(idx, counts, whole.count, whole.min, whole.max, whole.accuracy)
+
+
+@settings(max_examples=100, deadline=None)
+@given(samples, samples)
+def test_a_packed_sketch_crosses_pickle_and_merges_as_its_dict_would(
+    a: list[float], b: list[float]
+) -> None:
+    packed = pickle.loads(pickle.dumps(_packed(a)))
+    assert packed._buckets is None  # still packed: no dict was built to cross
+    assert packed == QuantileSketch.from_values(a)
+    # merged into (the window's accumulator), or merged from (a partial folded in)
+    assert _packed(a).merge(_packed(b)) == QuantileSketch.from_values(a + b)
+    crossed = pickle.loads(pickle.dumps(_packed(b)))
+    assert QuantileSketch.from_values(a).merge(crossed) == QuantileSketch.from_values(a + b)
+    qs = (0.5, 0.95, 0.99)
+    assert _packed(a).quantiles(qs) == QuantileSketch.from_values(a).quantiles(qs)
+
+
+def test_state_pickled_before_sketches_were_packed_still_loads() -> None:
+    # the state tuple of earlier versions, as a recovery snapshot holds it
+    old = QuantileSketch.__new__(QuantileSketch)
+    old.__setstate__((0.01, {3: 2, 5: 1}, 3, 1.0, 2.0))
+    assert old.buckets == {3: 2, 5: 1} and old.count == 3
+    assert pickle.loads(pickle.dumps(old)) == old
+
+
+def test_a_count_over_32_bits_is_kept_as_a_dict() -> None:
+    idx, counts = np.array([1, 2]), np.array([1, 2**33])
+    sketch = QuantileSketch.of_packed(idx, counts, 2**33 + 1, 1.0, 2.0, 0.01)
+    assert sketch._buckets == {1: 1, 2: 2**33}
