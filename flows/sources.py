@@ -26,10 +26,11 @@ from sre_space.settings import POLL_BYTES, Settings
 
 log = logging.getLogger(__name__)
 
-# librdkafka pauses fetching for `fetch.queue.backoff.ms` (1 s by default) whenever its queue
-# passes its bound; 10 ms lets the queue stay small without stalling the flow. Each partition gets its own consumer and
-# queue: they share `PREFETCH_KB` (at least `MIN_QUEUE_KB` each), as 64 MB per partition held
-# 4 x 64 MB on one process reading 4 partitions (bench.scaleout: 873 MiB peak RSS; 468 shared).
+# librdkafka pauses fetching for `fetch.queue.backoff.ms` (1 s by default) whenever its queue passes
+# its bound; 10 ms lets the queue stay small without stalling the flow. Each partition gets its own
+# consumer and queue: they share `PREFETCH_KB` (at least `MIN_QUEUE_KB` each), as 64 MB per
+# partition held 4 x 64 MB on one process reading 4 partitions (bench.scaleout: 873 MiB peak RSS;
+# 468 shared).
 CONSUMER_TUNING = {
     "fetch.queue.backoff.ms": "10",
     "fetch.message.max.bytes": "20971520",

@@ -12,10 +12,11 @@ until both kinds of signal have moved past it (`operators.signals.progress`), so
 interleave cannot turn one kind into stragglers. Bytewax also emits one poll's windows key by key:
 the flow hands the stage each activation's signals together (`on_batch`), so a poll's windows are
 all pending before any is judged; across activations (`operators.signals.progress.Disorder`) an
-instance is not gone while its windows may still be that far behind, and a replay
-(`wait_disorder`) holds each window that long too, so it is judged whole. A live run, or a
-simulated-clock one whose responders act as it goes, releases on the newest signal, because
-metrics exported once a minute must not hold back the page for spans failing now. Call-graph edges apply to the windows at or after the one they were first seen in.
+instance is not gone while its windows may still be that far behind, and a replay (`wait_disorder`)
+holds each window that long too, so it is judged whole. A live run, or a simulated-clock one whose
+responders act as it goes, releases on the newest signal, because metrics exported once a minute
+must not hold back the page for spans failing now. Call-graph edges apply to the windows at or after
+the one they were first seen in.
 """
 
 from __future__ import annotations

@@ -76,9 +76,14 @@ def covered_until(root: str | Path, start_ns: int, end_ns: int) -> int | None:
     return min(*newest, end_ns - 1) if newest else None
 
 
+def file_name(writer: str, run: str, seq: int) -> str:
+    """An archive file's name: its writer (worker), the writer's run and the file's sequence."""
+    return f"part-{writer}-{run}-{seq:06d}.parquet"
+
+
 def writer_of(name: str) -> str:
-    """The writer (worker) id in an archive file's name, `part-{writer}-{run}-{seq}.parquet`;
-    a name of another form is a writer of its own."""
+    """The writer (worker) id in an archive file's name (`file_name`); a name of another form
+    is a writer of its own."""
     if not name.startswith("part-"):
         return name
     parts = name.removeprefix("part-").rsplit("-", 2)

@@ -33,6 +33,7 @@ from operators.otlp.messages import Decoded
 from operators.otlp.spans import SpanBatch
 from operators.sampling import TailPolicy, TraceSampler, notable, trace_keys
 from sinks.archive.columns import span_record_batch
+from sinks.archive.reader import file_name
 
 NS_PER_HOUR = 3_600 * 10**9
 # Requests are converted together up to this many spans: a conversion's fixed cost is most of a
@@ -165,13 +166,13 @@ def _size(folder: str) -> int:
 class SpanArchive:
     """Kept spans as Arrow batches, flushed to hour partitions as Parquet by a writer thread.
 
-    `add` converts and samples on the caller's thread; every `flush_rows` rows, or once the
-    buffered spans' end times are `flush_seconds` apart (event time: at any traffic the Brain
-    reads an incident's onset within seconds, not after the next `flush_rows` spans), the
-    buffer goes to a bounded queue (`max_queued` flushes) that one thread drains, so the caller waits only when
-    the disk falls behind, and memory stays within about (max_queued + 2) x flush_rows spans (a
-    flush may be up to `JOIN_SPANS` over), plus 4 x flush_rows spans waiting for their trace
-    decision when sampling.
+    `add` converts and samples on the caller's thread; every `flush_rows` rows, or once the buffered
+    spans' end times are `flush_seconds` apart (event time: at any traffic the Brain reads an
+    incident's onset within seconds, not after the next `flush_rows` spans), the buffer goes to a
+    bounded queue (`max_queued` flushes) that one thread drains, so the caller waits only when the
+    disk falls behind, and memory stays within about (max_queued + 2) x flush_rows spans (a flush
+    may be up to `JOIN_SPANS` over), plus 4 x flush_rows spans waiting for their trace decision when
+    sampling.
     """
 
     def __init__(
@@ -342,7 +343,7 @@ class _FileWriter:
                 self.root / f"dt={time.strftime('%Y-%m-%d', start)}" / f"hour={start.tm_hour:02d}"
             )
             self._seq += 1
-            path = folder / f"part-{self.writer_id}-{self._run}-{self._seq:06d}.parquet"
+            path = folder / file_name(self.writer_id, self._run, self._seq)
             _write(part, path)
             self._written.append(path)
         if self.retention is not None:
