@@ -57,9 +57,12 @@ typedef struct {
     const char *key[MAX_KEYS];
     Py_ssize_t key_len[MAX_KEYS];
     uint64_t lengths; /* bit min(n, 63) set when a key is n bytes long */
-    Buf off[MAX_KEYS];
+    /* Each span's end offsets (int32) and states (int8), all keys' side by side: a span's row is
+     * written in one go (a buffer per key made two checked appends per key and span, a third of
+     * the extraction); cols_build turns the rows into a column per key. */
+    Buf row_off;
+    Buf row_state;
     Buf text[MAX_KEYS];
-    Buf state[MAX_KEYS];
     Buf ev_off;
     Buf ev_text;
     Buf ev_state;
@@ -142,18 +145,26 @@ int text_attr(Dec *d, Cols *c, const uint8_t *key, size_t klen, const uint8_t *v
 int text_event(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end);
 int text_span_end(Cols *c);
 
-/* UTF-8 as Python and upb accept it; ASCII inline, other sequences by utf8_seq. */
+/* UTF-8 as Python and upb accept it. All-ASCII text (nearly every string) is told in a few word
+ * loads, the last one overlapping; other text goes byte by byte, sequences by utf8_seq. */
 static inline int utf8_ok(const uint8_t *s, size_t n) {
+    uint64_t any = 0, w = 0;
+    if (n >= 8) {
+        for (size_t j = 0; j + 8 <= n; j += 8) {
+            memcpy(&w, s + j, 8);
+            any |= w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        any |= w;
+    } else {
+        memcpy(&w, s, n);
+        any = w;
+    }
+    if (!(any & 0x8080808080808080ull)) {
+        return 1;
+    }
     size_t i = 0;
     while (i < n) {
-        if (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (!(w & 0x8080808080808080ull)) {
-                i += 8;
-                continue;
-            }
-        }
         if (s[i] < 0x80) {
             i++;
         } else if (!utf8_seq(s, n, &i)) {

@@ -105,8 +105,8 @@ static int end_text(Buf *off, const Buf *text, Buf *state, int8_t st) {
     return buf_put(off, &o, 4) < 0 || buf_put(state, &st, 1) < 0 ? -1 : 0;
 }
 
-static int put_value(Cols *c, Py_ssize_t k, const Val *v) {
-    int8_t st = (int8_t)v->state;
+/* Key k's value of the span being read onto its text; its state. */
+static int put_value(Cols *c, Py_ssize_t k, const Val *v, int32_t *end) {
     char num[32];
     const void *text = NULL;
     size_t len = 0;
@@ -121,10 +121,16 @@ static int put_value(Cols *c, Py_ssize_t k, const Val *v) {
             text = v->p, len = v->len;
         }
     }
-    if (len && buf_put(&c->text[k], text, len) < 0) {
+    Buf *b = &c->text[k];
+    if (len && buf_put(b, text, len) < 0) {
         return -1;
     }
-    return end_text(&c->off[k], &c->text[k], &c->state[k], st);
+    if (b->len > 0x7fffffff) {
+        PyErr_SetString(PyExc_ValueError, "text column over 2 GiB");
+        return -1;
+    }
+    *end = (int32_t)b->len;
+    return 0;
 }
 
 static int put_str(Buf *b, const char *s) { return buf_put(b, s, strlen(s)); }
@@ -299,9 +305,19 @@ int text_event(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end) {
 
 /* The span being read onto the columns: each key's value, and its events. */
 int text_span_end(Cols *c) {
-    for (Py_ssize_t k = 0; k < c->n_keys; k++) {
-        TRY(put_value(c, k, &c->vals[k]));
+    size_t n_keys = (size_t)c->n_keys;
+    if ((c->row_off.len + 4 * n_keys > c->row_off.cap && buf_grow(&c->row_off, 4 * n_keys) < 0) ||
+        (c->row_state.len + n_keys > c->row_state.cap && buf_grow(&c->row_state, n_keys) < 0)) {
+        return -1;
     }
+    int32_t *ends = (int32_t *)(c->row_off.data + c->row_off.len);
+    int8_t *states = (int8_t *)(c->row_state.data + c->row_state.len);
+    for (size_t k = 0; k < n_keys; k++) {
+        TRY(put_value(c, (Py_ssize_t)k, &c->vals[k], &ends[k]));
+        states[k] = (int8_t)c->vals[k].state;
+    }
+    c->row_off.len += 4 * n_keys;
+    c->row_state.len += n_keys;
     if (c->python) {
         c->ev_text.len = c->ev_start; /* Python writes this span's events */
     } else if (c->events) {
@@ -345,7 +361,7 @@ int cols_init(Cols *c, PyObject *keys) {
     TRY(buf_put(&c->ev_off, &zero, 4));
     for (Py_ssize_t k = 0; k < n_keys; k++) {
         c->key[k] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(keys, k), &c->key_len[k]);
-        if (c->key[k] == NULL || buf_put(&c->off[k], &zero, 4) < 0) {
+        if (c->key[k] == NULL) {
             return -1;
         }
         c->lengths |= 1ull << length_bit((size_t)c->key_len[k]);
@@ -356,10 +372,10 @@ int cols_init(Cols *c, PyObject *keys) {
 
 void cols_free(Cols *c) {
     for (Py_ssize_t k = 0; k < MAX_KEYS; k++) {
-        buf_free(&c->off[k]);
         buf_free(&c->text[k]);
-        buf_free(&c->state[k]);
     }
+    buf_free(&c->row_off);
+    buf_free(&c->row_state);
     buf_free(&c->ev_off);
     buf_free(&c->ev_text);
     buf_free(&c->ev_state);
@@ -375,14 +391,32 @@ PyObject *cols_build(const Cols *c) {
     if (cols == NULL) {
         return NULL;
     }
-    for (Py_ssize_t k = 0; k < c->n_keys; k++) {
-        PyObject *t = Py_BuildValue("(NNN)", as_bytes(&c->off[k]), as_bytes(&c->text[k]),
-                                    as_bytes(&c->state[k]));
+    size_t n_keys = (size_t)c->n_keys, n = n_keys ? c->row_state.len / n_keys : 0;
+    const int32_t *ends = (const int32_t *)c->row_off.data;
+    const int8_t *states = (const int8_t *)c->row_state.data;
+    for (size_t k = 0; k < n_keys; k++) {
+        /* key k's column out of the spans' rows: offsets 0 then each span's end, and states */
+        PyObject *off = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * (n + 1)));
+        PyObject *st = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+        PyObject *t = NULL;
+        if (off != NULL && st != NULL) {
+            int32_t *o = (int32_t *)PyBytes_AS_STRING(off);
+            int8_t *s = (int8_t *)PyBytes_AS_STRING(st);
+            o[0] = 0;
+            for (size_t i = 0; i < n; i++) {
+                o[i + 1] = ends[i * n_keys + k];
+                s[i] = states[i * n_keys + k];
+            }
+            t = Py_BuildValue("(NNN)", off, as_bytes(&c->text[k]), st);
+        } else {
+            Py_XDECREF(off);
+            Py_XDECREF(st);
+        }
         if (t == NULL) {
             Py_DECREF(cols);
             return NULL;
         }
-        PyList_SET_ITEM(cols, k, t);
+        PyList_SET_ITEM(cols, (Py_ssize_t)k, t);
     }
     return Py_BuildValue("(N(NNN))", cols, as_bytes(&c->ev_off), as_bytes(&c->ev_text),
                          as_bytes(&c->ev_state));

@@ -10,11 +10,22 @@
 /* ------------------------------------------------------------------------------------------ */
 /* span names, interned in first-seen order                                                   */
 
+/* FNV-1a over 8-byte words (the tail zero-padded, the length mixed in first), then mixed down:
+ * byte by byte it was a tenth of the walk. */
 static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)n;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)n, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 1099511628211ull;
     }
+    if (i < n) {
+        w = 0;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ w) * 1099511628211ull;
+    }
+    h ^= h >> 32;
+    h *= 0x9e3779b97f4a7c15ull;
     return h ^ (h >> 29);
 }
 
@@ -42,7 +53,8 @@ static int tab_grow(Dec *d) {
     return 0;
 }
 
-/* Index of the name (p, n) in first-seen order; p is never NULL (points into the data). */
+/* Index of the name (p, n) in first-seen order; p is never NULL (points into the data). A name is
+ * checked for UTF-8 when first seen: a span whose name repeats an earlier one is valid. */
 static int intern_name(Dec *d, const uint8_t *p, size_t n, int32_t *idx) {
     if ((d->n_names + 1) * 2 > d->tab_cap && tab_grow(d) < 0) {
         return -1;
@@ -53,6 +65,9 @@ static int intern_name(Dec *d, const uint8_t *p, size_t n, int32_t *idx) {
     for (;;) {
         NameEnt *e = &d->tab[j];
         if (e->p == NULL) {
+            if (!utf8_ok(p, n)) {
+                return fail(d, "string field is not valid UTF-8");
+            }
             if (d->n_names >= 0x7fffffff) {
                 return fail(d, "too many span names");
             }
@@ -337,7 +352,11 @@ static int parse_span(Dec *d, const uint8_t *p, const uint8_t *end, int depth) {
             ids[k] = (int64_t)(s - d->base);
             ids[k + 1] = (int64_t)n;
         } else if (wt == 2 && fn == 5) {
-            TRY(rd_string(d, &p, end, &name, &name_len));
+            /* The name kept is checked for UTF-8 by intern_name, one it replaces here. */
+            if (name_len && !utf8_ok(name, name_len)) {
+                return fail(d, "string field is not valid UTF-8");
+            }
+            TRY(rd_bytes(d, &p, end, &name, &name_len));
         } else if (wt == 0 && fn == 6) {
             TRY(rd_varint(d, &p, end, &v));
             kind = (int32_t)(uint32_t)v;

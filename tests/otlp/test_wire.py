@@ -494,6 +494,7 @@ def test_unknown_group_nesting_limit_matches_upb() -> None:
         tag(5, 2) + b"\x81\x80\x80\x80\x80\x00x",  # a 6-byte length
         tag(5, 2) + b"\x81\x80\x80\x80\x00x",  # a 5-byte length is fine
         tag(5, 2) + b"\x02\xc0\x80",  # overlong UTF-8
+        tag(5, 2) + b"\x02\xc0\x80" + ld(5, b"op"),  # a bad name replaced by a good one
         tag(5, 2) + b"\x03\xed\xa0\x80",  # a surrogate
         tag(1, 2) + b"\x01\xff",  # ids are bytes, not UTF-8
         tag(6, 0) + b"\x85\x80\x80\x80\x80\x80\x80\x80\x80\x7f",  # 10-byte varint
