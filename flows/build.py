@@ -5,7 +5,6 @@ Wiring only: every step calls a pure function from `operators`; inputs and outpu
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from bytewax.operators import windowing as win
 
 from flows.clock import AlignedClock
 from flows.health import EndOffsets, build_health
+from flows.tuning import tune_process
 from operators.otlp.errors import DecodeLimits
 from operators.otlp.messages import Decoded, RawMessage, decode_message
 from operators.scout import EdgesSeen, edges_seen
@@ -39,10 +39,6 @@ from sre_space.settings import PipelineConfig
 from sre_space.timeutil import NS_PER_S
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Young collections traverse every list a decoder builds (a reference per span), with Python's
-# default of 700 several hundred times per million spans (5 to 8% of the flow's CPU); the flow's
-# own objects are few and long-lived, so the youngest generation is collected less often.
-GC_YOUNG_THRESHOLD = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +146,10 @@ def build_signals(
     Kafka topics whose pipeline signals wait for each other (event time only), `partitions` the
     sources ("topic:N") each topic's windows wait for from the start. `archived`: the decoded
     spans go to the span archive (None: when `config.archive.enabled`), so the decoder extracts
-    the archive's text columns in its walk. Building a flow also raises the process's youngest GC
-    threshold to `GC_YOUNG_THRESHOLD`.
+    the archive's text columns in its walk. Building a flow also tunes the process's GC and
+    allocator (`flows.tuning`).
     """
-    young, *older = gc.get_threshold()
-    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), *older)
+    tune_process()
     spec = SignalSpec.from_config(config)
     limits = decode_limits(config, config.archive.enabled if archived is None else archived)
     window_ns = spec.window_ns
