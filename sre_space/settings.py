@@ -342,8 +342,10 @@ class Settings(BaseSettings):
     actions_topic: str = "sre.actions"
     deadletter_topic: str = "sre.deadletter"
     kafka_starting_offset: Literal["beginning", "end"] = "beginning"
-    # messages per source poll and partition: memory grows with this times spans per message
-    kafka_batch_size: int = Field(64, ge=1)
+    # messages per source poll and partition: memory grows with this times spans per message, up
+    # to kafka_poll_bytes. A poll's aggregation and window updates cost per poll: with SDK batches
+    # (512 spans) 256 took 4% less CPU than 64, for 286 -> 332 MiB peak RSS (bench.throughput)
+    kafka_batch_size: int = Field(256, ge=1)
     # bytes per source poll and partition, about: large export requests come fewer per poll
     kafka_poll_bytes: int = Field(POLL_BYTES, ge=1)
     # false: stop at the end of the topics (tests, one-off catch-up runs)
