@@ -125,12 +125,14 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             columns, events = text  # written in the decoding walk
         else:
             columns, events = _wire.span_columns(data, offsets, keys)
-        # The resources' keys once, not a walk of the resources per key.
-        res_keys = {k for _, _, attrs in res_info for k, v in attrs.items() if v is not None}
-        out = [
-            _attribute_text(key, column, res_info, res_index, read_attrs, key in res_keys)
-            for key, column in zip(keys, columns, strict=True)
-        ]
+        if res.keys.isdisjoint(keys) and not any(_PYTHON_STATE in st for _, _, st in columns):
+            # the common case: every value is in the compiled columns already
+            out = [(np.frombuffer(offsets, dtype=np.int32), text) for offsets, text, _ in columns]
+        else:
+            out = [
+                _attribute_text(key, column, res_info, res_index, read_attrs, key in res.keys)
+                for key, column in zip(keys, columns, strict=True)
+            ]
         ev_offsets, ev_text, ev_state = events
         compiled = (np.frombuffer(ev_offsets, dtype=np.int32), ev_text)
         if _PYTHON_STATE not in ev_state:
@@ -246,6 +248,7 @@ class _Resources:
     ver_names: list[str]
     ver_of: npt.NDArray[np.int32]
     dicts: tuple[dict[str, Any], ...]  # each resource's attributes (info's third items)
+    keys: frozenset[str]  # the attribute keys some resource has a value for
 
 
 # A producer sends the same resources request after request (an SDK: one; a Collector: the same
@@ -279,6 +282,7 @@ def _request_resources(resources: list[bytes]) -> _Resources:
         list(ver_code),
         np.ascontiguousarray(pairs[:, 1]),
         tuple(attrs for _, _, attrs in info),
+        frozenset(k for _, _, attrs in info for k, v in attrs.items() if v is not None),
     )
     _REQUEST_CACHE.put(key, hit)
     return hit
