@@ -1,6 +1,6 @@
 """Throughput and peak memory of the signal path, side by side with a naive per-span baseline.
 
-    python -m bench.throughput [--spans 1000000] [--kafka 127.0.0.1:9092] [--modes ...]
+    python -m bench.throughput [--spans 1000000] [--kafka 127.0.0.1:9092] [--modes ...] [--rounds 5]
 
 Each mode runs in its own process (so peak RSS is its own) on the same generated workload:
 - `naive`: protobuf parse, one dict per span, lists of durations per key and window, sort per
@@ -9,7 +9,9 @@ Each mode runs in its own process (so peak RSS is its own) on the same generated
 - `replay_proto` / `replay_json`: `sre-space replay` over a recording file, through Bytewax;
 - `kafka`: the Kafka dataflow from a topic to `sre.signals` (needs --kafka or
   KAFKA_BOOTSTRAP_SERVERS).
-Results are printed as a table and written to bench/out/throughput.json.
+`--rounds N` runs the modes N times in turn and reports each ratio to naive as the median and
+range over the rounds, each against its own round's naive run. Results are printed and written
+to bench/out/throughput-WORKLOAD-SPANS_PER_REQUEST.json.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -295,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         default="lean",
         help="lean spans (3 attributes), rich (20 semantic-convention attributes) or the shop's",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the modes this many times in turn; each ratio is to the same round's naive run "
+        "(this machine's speed drifts), reported as the median and range over the rounds",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -321,25 +331,16 @@ def main(argv: list[str] | None = None) -> int:
         f"workload {args.workload}: {total} spans in {info['requests']} requests, "
         f"{size / total:.0f} B/span"
     )
-    results = []
-    for mode in args.modes:
-        if mode.startswith("kafka") and not args.kafka:
-            print("kafka: skipped (no --kafka / KAFKA_BOOTSTRAP_SERVERS)")
-            continue
-        r = _run_child(mode, *run)
-        results.append(r)
+    rounds = [_round(args.modes, run) for _ in range(max(1, args.rounds))]
+    results = _summary(rounds)
+    if any("x_naive" in r for r in results):
         print(
-            f"{r['mode']:>13}: {r['spans_per_s']:>10,} spans/s wall  "
-            f"{r['spans_per_cpu_s']:>10,} spans/CPU-s  {r['seconds']:>7.2f} s  "
-            f"peak RSS {r['peak_rss_mib']:>7.1f} MiB"
-        )
-    naive = next((r for r in results if r["mode"] == "naive"), None)
-    if naive:
-        for r in results:
-            r["x_naive"] = round(r["spans_per_cpu_s"] / naive["spans_per_cpu_s"], 2)
-        print(
-            "speed-up over naive (per CPU-second): "
-            + ", ".join(f"{r['mode']} {r['x_naive']}x" for r in results)
+            f"speed-up over naive (per CPU-second, median and range of {len(rounds)} round(s)): "
+            + ", ".join(
+                f"{r['mode']} {r['x_naive']}x ({r['x_naive_range'][0]}x to "
+                f"{r['x_naive_range'][1]}x)"
+                for r in results
+            )
         )
     OUT.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -350,10 +351,50 @@ def main(argv: list[str] | None = None) -> int:
         "cores": os.cpu_count(),
         "numpy": np.__version__,
         "results": results,
+        "rounds": rounds,
     }
     out = OUT / f"throughput-{args.workload}-{args.spans_per_request}.json"
     out.write_text(json.dumps(summary, indent=2))
     return 0
+
+
+def _round(modes: list[str], run: tuple[int, str | None, int, str]) -> list[dict[str, Any]]:
+    """Each mode once, in order, each in its own process; x_naive against this round's naive."""
+    results = []
+    for mode in modes:
+        if mode.startswith("kafka") and not run[1]:
+            print(f"{mode}: skipped (no --kafka / KAFKA_BOOTSTRAP_SERVERS)")
+            continue
+        r = _run_child(mode, *run)
+        results.append(r)
+        print(
+            f"{r['mode']:>16}: {r['spans_per_s']:>10,} spans/s wall  "
+            f"{r['spans_per_cpu_s']:>10,} spans/CPU-s  {r['seconds']:>7.2f} s  "
+            f"peak RSS {r['peak_rss_mib']:>7.1f} MiB"
+        )
+    naive = next((r for r in results if r["mode"] == "naive"), None)
+    if naive:
+        for r in results:
+            r["x_naive"] = round(r["spans_per_cpu_s"] / naive["spans_per_cpu_s"], 2)
+    return results
+
+
+def _summary(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per mode, the median over the rounds of each figure (peak RSS: the largest), and the
+    range of its ratio to naive."""
+    out = []
+    for mode in dict.fromkeys(r["mode"] for one in rounds for r in one):
+        runs = [r for one in rounds for r in one if r["mode"] == mode]
+        summary: dict[str, Any] = {"mode": mode, "runs": len(runs), "spans": runs[0]["spans"]}
+        for key in ("cpu_seconds", "spans_per_cpu_s", "seconds", "spans_per_s"):
+            summary[key] = statistics.median(r[key] for r in runs)
+        summary["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+        ratios = [r["x_naive"] for r in runs if "x_naive" in r]
+        if ratios:
+            summary["x_naive"] = round(statistics.median(ratios), 2)
+            summary["x_naive_range"] = [min(ratios), max(ratios)]
+        out.append(summary)
+    return out
 
 
 def _run_child(

@@ -35,6 +35,23 @@ def test_each_path_counts_every_span_of_the_workload(
     assert isinstance(size, float) and (size > 500) == (workload == "rich")
 
 
+def test_rounds_give_each_ratio_against_its_own_rounds_naive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = run_bench(tmp_path, monkeypatch, "--modes", "naive", "columnar", "--rounds", "3")
+    rounds = summary["rounds"]
+    assert isinstance(rounds, list) and len(rounds) == 3
+    results = summary["results"]
+    assert isinstance(results, list)
+    naive, columnar = results
+    assert (naive["mode"], naive["runs"], naive["x_naive"]) == ("naive", 3, 1.0)
+    ratios = [round(one[1]["spans_per_cpu_s"] / one[0]["spans_per_cpu_s"], 2) for one in rounds]
+    assert [one[1]["x_naive"] for one in rounds] == ratios
+    assert columnar["x_naive_range"] == [min(ratios), max(ratios)]
+    assert columnar["x_naive"] == sorted(ratios)[1]
+    assert columnar["peak_rss_mib"] == max(one[1]["peak_rss_mib"] for one in rounds)
+
+
 @pytest.mark.kafka
 def test_the_kafka_paths_turn_every_span_into_signals(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
