@@ -54,14 +54,7 @@ def build_replay_flow(
         op.output(
             "archive_out",
             streams.decoded,
-            ArchiveSink(
-                archive,
-                config.signals.selected_attributes,
-                sample_rate=config.archive.sample_rate,
-                flush_rows=config.archive.flush_rows,
-                flush_seconds=config.archive.flush_seconds,
-                decision_wait_s=config.archive.decision_wait_seconds,
-            ),
+            ArchiveSink.from_config(archive, config, retained=False),
         )
     if signals:
         op.output("signals_out", streams.signals, JsonlPartsSink(out, "signals"))

@@ -7,7 +7,7 @@ from bytewax.dataflow import Stream
 
 from flows.build import FlowStreams
 from operators.scout import ScoutStreams
-from sinks.archive import ArchiveSink, Retention
+from sinks.archive import ArchiveSink
 from sinks.outputs.store_sink import StoreSink
 from sre_space.records import DeadLetter
 from sre_space.settings import Settings
@@ -18,20 +18,11 @@ def attach_state_outputs(
 ) -> None:
     """The SQLite store (signals, dead letters, detections, incidents) and the span archive (with
     its retention)."""
-    archive = settings.pipeline.archive
-    if archive.enabled:
+    if settings.pipeline.archive.enabled:
         op.output(
             "archive_out",
             streams.decoded,
-            ArchiveSink(
-                settings.paths.spans,
-                settings.pipeline.signals.selected_attributes,
-                sample_rate=archive.sample_rate,
-                flush_rows=archive.flush_rows,
-                flush_seconds=archive.flush_seconds,
-                decision_wait_s=archive.decision_wait_seconds,
-                retention=Retention(archive.max_age_hours, archive.max_bytes),
-            ),
+            ArchiveSink.from_config(settings.paths.spans, settings.pipeline),
         )
     op.output(
         "store_out",

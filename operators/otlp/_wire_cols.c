@@ -95,17 +95,24 @@ static int read_kv(Dec *d, Cols *c, const uint8_t *p, const uint8_t *end) {
     return text_attr(d, c, key, klen, val, vlen);
 }
 
-/* Close one span's value of a text column: its end offset and its state. */
-static int end_text(Buf *off, const Buf *text, Buf *state, int8_t st) {
+/* A text column's end as an Arrow int32 offset. */
+static int text_end(const Buf *text, int32_t *end) {
     if (text->len > 0x7fffffff) {
         PyErr_SetString(PyExc_ValueError, "text column over 2 GiB");
         return -1;
     }
-    int32_t o = (int32_t)text->len;
+    *end = (int32_t)text->len;
+    return 0;
+}
+
+/* Close one span's value of a text column: its end offset and its state. */
+static int end_text(Buf *off, const Buf *text, Buf *state, int8_t st) {
+    int32_t o;
+    TRY(text_end(text, &o));
     return buf_put(off, &o, 4) < 0 || buf_put(state, &st, 1) < 0 ? -1 : 0;
 }
 
-/* Key k's value of the span being read onto its text; its state. */
+/* Key k's value of the span being read onto its text; *end its end offset. */
 static int put_value(Cols *c, Py_ssize_t k, const Val *v, int32_t *end) {
     char num[32];
     const void *text = NULL;
@@ -121,16 +128,10 @@ static int put_value(Cols *c, Py_ssize_t k, const Val *v, int32_t *end) {
             text = v->p, len = v->len;
         }
     }
-    Buf *b = &c->text[k];
-    if (len && buf_put(b, text, len) < 0) {
+    if (len && buf_put(&c->text[k], text, len) < 0) {
         return -1;
     }
-    if (b->len > 0x7fffffff) {
-        PyErr_SetString(PyExc_ValueError, "text column over 2 GiB");
-        return -1;
-    }
-    *end = (int32_t)b->len;
-    return 0;
+    return text_end(&c->text[k], end);
 }
 
 static int put_str(Buf *b, const char *s) { return buf_put(b, s, strlen(s)); }

@@ -34,6 +34,7 @@ from operators.otlp.spans import SpanBatch
 from operators.sampling import TailPolicy, TraceSampler, notable, trace_keys
 from sinks.archive.columns import span_record_batch
 from sinks.archive.reader import file_name
+from sre_space.settings import PipelineConfig
 
 NS_PER_HOUR = 3_600 * 10**9
 # Requests are converted together up to this many spans: a conversion's fixed cost is most of a
@@ -456,6 +457,24 @@ class ArchiveSink(DynamicSink[Decoded]):
         self.root = root
         self.selected = tuple(selected_attributes)
         self.options = options
+
+    @classmethod
+    def from_config(
+        cls, root: str | Path, config: PipelineConfig, *, retained: bool = True
+    ) -> ArchiveSink:
+        """The archive `config` describes (its `archive` and selected attributes); `retained`:
+        with its retention (a backtest's archive keeps its whole recording, however old)."""
+        archive = config.archive
+        retention = Retention(archive.max_age_hours, archive.max_bytes) if retained else None
+        return cls(
+            root,
+            config.signals.selected_attributes,
+            sample_rate=archive.sample_rate,
+            flush_rows=archive.flush_rows,
+            flush_seconds=archive.flush_seconds,
+            decision_wait_s=archive.decision_wait_seconds,
+            retention=retention,
+        )
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
         return _Partition(
