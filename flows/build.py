@@ -18,7 +18,7 @@ from flows.clock import AlignedClock
 from flows.health import EndOffsets, build_health
 from flows.tuning import tune_process
 from operators.otlp.errors import DecodeLimits
-from operators.otlp.messages import Decoded, RawMessage, decode_message
+from operators.otlp.messages import Decoded, RawMessage, decode_poll, span_batches
 from operators.scout import EdgesSeen, edges_seen
 from operators.signals import (
     CujPartial,
@@ -30,7 +30,7 @@ from operators.signals import (
     metric_partials,
 )
 from operators.signals.aggregate import view_partials
-from operators.signals.batches import joinable, span_view
+from operators.signals.batches import joinable_ends, span_view
 from operators.signals.graph import call_edges, sampled
 from operators.signals.limit import SeriesLimit
 from operators.signals.partials import MetricPartial
@@ -56,14 +56,15 @@ def partials_of(
 ) -> list[Partial]:
     """All partials of one poll's decoded requests: their spans aggregated together when that
     cannot change what is late (`joinable`), else request by request."""
-    spans = [d.spans for d in poll if isinstance(d, Decoded) and d.spans is not None]
-    spans = [b for b in spans if len(b)]
+    requests = [d for d in poll if isinstance(d, Decoded) and d.span_count()]
     out: list[Partial] = []
-    if spans and joinable(spans, lateness_ns):
-        out.extend(view_partials(span_view(spans), spec))
+    if requests and joinable_ends((d.end_range() for d in requests), lateness_ns):
+        # the poll's spans in as few batches as they came (a batch per joint walk's requests)
+        out.extend(view_partials(span_view(span_batches(requests)), spec))
     else:
-        for batch in spans:
-            out.extend(view_partials(span_view([batch]), spec))
+        for request in requests:
+            assert request.spans is not None
+            out.extend(view_partials(span_view([request.spans]), spec))
     for d in poll:
         if isinstance(d, Decoded) and d.metrics is not None:
             out.extend(metric_partials(d.metrics, spec))
@@ -80,11 +81,6 @@ def sourced_partials(
         return []
     source = f"{first.source}:{first.partition}"
     return [(source, p) for p in partials_of(poll, spec, lateness_ns)]
-
-
-def decode_poll(poll: list[RawMessage], limits: DecodeLimits) -> list[Decoded | DeadLetter]:
-    """Each message of a poll decoded (or its dead letter), in order."""
-    return [decode_message(m, limits) for m in poll]
 
 
 def _each(poll: list[Decoded | DeadLetter]) -> list[Decoded | DeadLetter]:
@@ -190,7 +186,8 @@ def build_signals(
         "edges",
         ok,
         lambda d: (
-            _edges_of(d, window_ns) if d.spans is not None and sampled(d.offset, every) else None
+            # sampled first: a request decoded with its poll makes its own batch when read
+            _edges_of(d, window_ns) if sampled(d.offset, every) and d.spans is not None else None
         ),
     )
     return FlowStreams(signals=signals, deadletters=dead, decoded=ok, edges=edges)

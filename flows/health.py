@@ -26,8 +26,8 @@ HEALTH_KEY = "pipeline"
 
 
 def _max_event_ns(decoded: Decoded) -> int:
-    if decoded.spans is not None and len(decoded.spans):
-        return int(decoded.spans.end_ns.max())
+    if decoded.span_count():
+        return decoded.end_range()[1]
     if decoded.metrics is not None and len(decoded.metrics):
         return max(decoded.metrics.ts_ns)
     return 0

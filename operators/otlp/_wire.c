@@ -10,7 +10,8 @@
  *
  * decode_spans(data: bytes, text_keys: tuple[str, ...] | None = None) -> dict, see
  * operators/otlp/wire.py for the keys; with text_keys, also "text_columns": span_columns(data,
- * span_offsets, text_keys) (_wire_cols.c) built in the same walk.
+ * span_offsets, text_keys) (_wire_cols.c) built in the same walk. decode_requests(requests:
+ * list[bytes], text_keys=None): the same over several requests, each walked on its own.
  * Wire errors and out-of-range column values raise ValueError with a short reason.
  *
  * Files: _wire.h (decoder state, reader primitives), _wire_read.c (buffers, skipping, schema
@@ -31,6 +32,9 @@ static void dec_free(Dec *d) {
     PyMem_Free(d->tab);
     d->tab = NULL;
 }
+
+/* The input's bytes at an address the walk recorded. */
+static inline const char *at(int64_t address) { return (const char *)(uintptr_t)address; }
 
 /* dict[key] = obj, stealing obj (which may be NULL after a failed constructor). */
 static int put(PyObject *dict, const char *key, PyObject *obj) {
@@ -55,7 +59,7 @@ static PyObject *id_list(const Dec *d, int k) {
     const int64_t *ids = (const int64_t *)d->ids.data;
     for (Py_ssize_t i = 0; i < n; i++) {
         const int64_t *e = ids + 6 * i + k;
-        PyObject *b = PyBytes_FromStringAndSize((const char *)d->base + e[0], (Py_ssize_t)e[1]);
+        PyObject *b = PyBytes_FromStringAndSize(at(e[0]), (Py_ssize_t)e[1]);
         if (b == NULL) {
             Py_DECREF(list);
             return NULL;
@@ -80,7 +84,7 @@ static PyObject *id_bytes(const Dec *d, int k, Py_ssize_t width) {
         const int64_t *e = ids + 6 * i + k;
         Py_ssize_t len = e[1] < width ? (Py_ssize_t)e[1] : width;
         if (len > 0) {
-            memcpy(out + i * width, (const char *)d->base + e[0], (size_t)len);
+            memcpy(out + i * width, at(e[0]), (size_t)len);
         }
     }
     return b;
@@ -132,14 +136,14 @@ static PyObject *resource_list(const Dec *d) {
         }
         PyObject *b;
         if (c - first == 1) {
-            b = PyBytes_FromStringAndSize((const char *)d->base + ch[3 * first + 1], total);
+            b = PyBytes_FromStringAndSize(at(ch[3 * first + 1]), total);
         } else {
             /* several Resource fields merge: their concatenation parses as the merged message */
             b = PyBytes_FromStringAndSize(NULL, total);
             if (b != NULL) {
                 char *out = PyBytes_AS_STRING(b);
                 for (size_t j = first; j < c; j++) {
-                    memcpy(out, d->base + ch[3 * j + 1], (size_t)ch[3 * j + 2]);
+                    memcpy(out, at(ch[3 * j + 1]), (size_t)ch[3 * j + 2]);
                     out += ch[3 * j + 2];
                 }
             }
@@ -167,7 +171,7 @@ static PyObject *build_result(Dec *d) {
     const int64_t *np = (const int64_t *)d->names.data;
     for (Py_ssize_t i = 0; i < n_names; i++) {
         PyObject *s =
-            PyUnicode_DecodeUTF8((const char *)d->base + np[2 * i], (Py_ssize_t)np[2 * i + 1], "strict");
+            PyUnicode_DecodeUTF8(at(np[2 * i]), (Py_ssize_t)np[2 * i + 1], "strict");
         if (s == NULL) {
             Py_DECREF(names);
             Py_DECREF(res);
@@ -211,61 +215,146 @@ static PyObject *build_result(Dec *d) {
     return res;
 }
 
-/* The text columns' keys: NULL without them (None), -1 when not a tuple. */
-static int text_keys(PyObject *const *args, Py_ssize_t nargs, PyObject **keys) {
+/* The ValueError of a failed walk (unless a Python exception is set); `message` >= 0 names the
+ * request of decode_requests it was in. */
+static void wire_error(const Dec *d, Py_ssize_t message) {
+    if (PyErr_Occurred()) {
+        return;
+    }
+    const char *why = d->err ? d->err : "malformed protobuf";
+    if (message < 0) {
+        PyErr_SetString(PyExc_ValueError, why);
+    } else {
+        PyErr_Format(PyExc_ValueError, "request %zd: %s", message, why);
+    }
+}
+
+/* The text columns' keys (args[1]): NULL without them (None), -1 when not a tuple. */
+static int text_keys(const char *name, PyObject *const *args, Py_ssize_t nargs, PyObject **keys) {
     if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "decode_spans(data, text_keys=None)");
+        PyErr_Format(PyExc_TypeError, "%s takes 1 or 2 arguments", name);
         return -1;
     }
     *keys = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
     if (*keys != NULL && !PyTuple_Check(*keys)) {
-        PyErr_SetString(PyExc_TypeError, "decode_spans: text_keys must be a tuple or None");
+        PyErr_Format(PyExc_TypeError, "%s: text_keys must be a tuple or None", name);
         return -1;
     }
     return 0;
+}
+
+/* A decoder for `size` bytes of input, writing the text columns of `keys` (unless NULL). */
+static int dec_init(Dec *d, Cols *text, PyObject *keys, size_t size) {
+    memset(d, 0, sizeof *d);
+    if (keys != NULL) {
+        d->text = text; /* freed by dec_done, also when its init fails half way */
+        if (cols_init(text, keys) < 0) {
+            return -1;
+        }
+    }
+    /* a lean span is about 170 bytes; reserve for that much and grow if needed */
+    size_t est = size / 128 + 16;
+    if (buf_grow(&d->rs_idx, est * 4) < 0 || buf_grow(&d->name_idx, est * 4) < 0 ||
+        buf_grow(&d->kind, est) < 0 || buf_grow(&d->status, est) < 0 ||
+        buf_grow(&d->start, est * 8) < 0 || buf_grow(&d->end, est * 8) < 0 ||
+        buf_grow(&d->http, est * 4) < 0 || buf_grow(&d->rpc, est * 4) < 0 ||
+        buf_grow(&d->offs, est * 16) < 0 || buf_grow(&d->ids, est * 48) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void dec_done(Dec *d) {
+    if (d->text != NULL) {
+        cols_free(d->text);
+    }
+    dec_free(d);
 }
 
 static PyObject *decode_spans(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     PyObject *keys;
     Py_buffer view;
-    if (text_keys(args, nargs, &keys) < 0 || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+    if (text_keys("decode_spans", args, nargs, &keys) < 0 ||
+        PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     Dec d;
-    memset(&d, 0, sizeof d);
-    d.base = (const uint8_t *)view.buf;
-    const uint8_t *end = d.base + view.len;
-    /* a lean span is about 170 bytes; reserve for that much and grow if needed */
-    size_t est = (size_t)view.len / 128 + 16;
-    PyObject *res = NULL;
     Cols text; /* filled only with keys */
-    if (keys != NULL) {
-        d.text = &text;
-        if (cols_init(&text, keys) < 0) {
+    PyObject *res = NULL;
+    if (dec_init(&d, &text, keys, (size_t)view.len) == 0) {
+        const uint8_t *p = (const uint8_t *)view.buf;
+        d.bias = (uintptr_t)p;
+        if (parse_request(&d, p, p + view.len) < 0) {
+            wire_error(&d, -1);
+        } else {
+            res = build_result(&d);
+        }
+    }
+    dec_done(&d);
+    PyBuffer_Release(&view);
+    return res;
+}
+
+/* Several export requests (a list of bytes) walked one after the other, each as a request of its
+ * own (a field never runs from one into the next), into one set of columns: build_result's, the
+ * span offsets into the requests as if end to end, plus "request_spans" and "request_resources":
+ * each request's first span and resource (int64, one entry more than requests: the totals). */
+static PyObject *decode_requests(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    PyObject *keys;
+    if (text_keys("decode_requests", args, nargs, &keys) < 0) {
+        return NULL;
+    }
+    if (!PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "decode_requests: the requests must be a list of bytes");
+        return NULL;
+    }
+    PyObject *list = args[0];
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    size_t size = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (!PyBytes_Check(PyList_GET_ITEM(list, k))) {
+            PyErr_SetString(PyExc_TypeError, "decode_requests: the requests must be bytes");
+            return NULL;
+        }
+        size += (size_t)PyBytes_GET_SIZE(PyList_GET_ITEM(list, k));
+    }
+    Dec d;
+    Cols text;
+    Buf spans = {0}, resources = {0};
+    PyObject *res = NULL;
+    if (dec_init(&d, &text, keys, size) < 0) {
+        goto done;
+    }
+    uintptr_t at_start = 0; /* the request's offset in the requests end to end */
+    for (Py_ssize_t k = 0; k <= n; k++) {
+        if (buf_put(&spans, &d.n_spans, sizeof(int64_t)) < 0 ||
+            buf_put(&resources, &d.n_rs, sizeof(int64_t)) < 0) {
             goto done;
         }
-    }
-    if (buf_grow(&d.rs_idx, est * 4) < 0 || buf_grow(&d.name_idx, est * 4) < 0 ||
-        buf_grow(&d.kind, est) < 0 || buf_grow(&d.status, est) < 0 ||
-        buf_grow(&d.start, est * 8) < 0 || buf_grow(&d.end, est * 8) < 0 ||
-        buf_grow(&d.http, est * 4) < 0 || buf_grow(&d.rpc, est * 4) < 0 ||
-        buf_grow(&d.offs, est * 16) < 0 || buf_grow(&d.ids, est * 48) < 0) {
-        goto done;
-    }
-    if (parse_request(&d, d.base, end) < 0) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, d.err ? d.err : "malformed protobuf");
+        if (k == n) {
+            break;
         }
-        goto done;
+        /* The list holds the bytes (and the bytes their data) until the columns are built. */
+        PyObject *value = PyList_GET_ITEM(list, k);
+        const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(value);
+        d.bias = (uintptr_t)p - at_start;
+        if (parse_request(&d, p, p + PyBytes_GET_SIZE(value)) < 0) {
+            wire_error(&d, k);
+            goto done;
+        }
+        at_start += (uintptr_t)PyBytes_GET_SIZE(value);
     }
     res = build_result(&d);
-done:
-    if (d.text != NULL) {
-        cols_free(d.text);
+    if (res != NULL && (put(res, "request_spans", buf_bytes(&spans)) < 0 ||
+                        put(res, "request_resources", buf_bytes(&resources)) < 0)) {
+        Py_CLEAR(res);
     }
-    dec_free(&d);
-    PyBuffer_Release(&view);
+done:
+    buf_free(&spans);
+    buf_free(&resources);
+    dec_done(&d);
     return res;
 }
 
@@ -273,6 +362,9 @@ static PyMethodDef methods[] = {
     {"decode_spans", (PyCFunction)(void (*)(void))decode_spans, METH_FASTCALL,
      "decode_spans(data: bytes, text_keys: tuple[str, ...] | None = None) -> dict: columns of an"
      " OTLP ExportTraceServiceRequest (with text_keys, also the span_columns of those keys)."},
+    {"decode_requests", (PyCFunction)(void (*)(void))decode_requests, METH_FASTCALL,
+     "decode_requests(requests: list[bytes], text_keys=None) -> dict: decode_spans of the"
+     " requests together, each walked as a request of its own."},
     {"span_columns", span_columns, METH_VARARGS,
      "span_columns(data, span_offsets, keys) -> (columns, events): selected attributes as text."},
     {NULL, NULL, 0, NULL},

@@ -81,8 +81,12 @@ typedef struct {
     uint64_t hash;
 } NameEnt;
 
+/* The columns hold addresses (as int64) of the names, ids and resources in the input, which is
+ * alive until they are copied out; and each span's offset in the input for Python, its address
+ * minus `bias` (several requests walked together: offsets into them as if end to end). */
 typedef struct {
-    const uint8_t *base;
+    const uint8_t *base; /* span_columns: the data its span offsets are into */
+    uintptr_t bias;
     const char *err; /* wire error reason; NULL when a Python exception is set instead */
     Buf rs_idx;      /* int32 per span */
     Buf name_idx;    /* int32 per span */
@@ -93,9 +97,9 @@ typedef struct {
     Buf http;        /* int32 per span */
     Buf rpc;         /* int32 per span */
     Buf offs;        /* int64 (offset, length) per span */
-    Buf ids;         /* int64 (offset, length) x 3 per span: trace, span, parent */
-    Buf res_chunks;  /* int64 (resource spans index, offset, length) per Resource field */
-    Buf names;       /* int64 (offset, length) per unique name */
+    Buf ids;         /* int64 (address, length) x 3 per span: trace, span, parent */
+    Buf res_chunks;  /* int64 (resource spans index, address, length) per Resource field */
+    Buf names;       /* int64 (address, length) per unique name */
     int64_t n_rs;
     int64_t n_spans;
     NameEnt *tab;

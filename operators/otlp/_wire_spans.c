@@ -75,7 +75,7 @@ static int intern_name(Dec *d, const uint8_t *p, size_t n, int32_t *idx) {
             e->len = (uint32_t)n;
             e->hash = h;
             e->idx = (uint32_t)d->n_names++;
-            int64_t pair[2] = {(int64_t)(p - d->base), (int64_t)n};
+            int64_t pair[2] = {(int64_t)(uintptr_t)p, (int64_t)n};
             TRY(buf_put(&d->names, pair, sizeof pair));
             *idx = (int32_t)e->idx;
             return 0;
@@ -319,7 +319,7 @@ static int put_span(Dec *d, const uint8_t *span_start, const uint8_t *end, const
     int32_t rs = (int32_t)(d->n_rs - 1);
     int8_t k8 = (int8_t)kind, s8 = (int8_t)status;
     int64_t s0 = (int64_t)t0, s1 = (int64_t)t1;
-    int64_t off[2] = {(int64_t)(span_start - d->base), (int64_t)(end - span_start)};
+    int64_t off[2] = {(int64_t)((uintptr_t)span_start - d->bias), (int64_t)(end - span_start)};
     if (buf_put(&d->rs_idx, &rs, 4) < 0 || buf_put(&d->name_idx, &name_i, 4) < 0 ||
         buf_put(&d->kind, &k8, 1) < 0 || buf_put(&d->status, &s8, 1) < 0 ||
         buf_put(&d->start, &s0, 8) < 0 || buf_put(&d->end, &s1, 8) < 0 ||
@@ -349,7 +349,7 @@ static int parse_span(Dec *d, const uint8_t *p, const uint8_t *end, int depth) {
         if (wt == 2 && (fn == 1 || fn == 2 || fn == 4)) {
             TRY(rd_bytes(d, &p, end, &s, &n));
             int k = fn == 1 ? 0 : fn == 2 ? 2 : 4;
-            ids[k] = (int64_t)(s - d->base);
+            ids[k] = (int64_t)(uintptr_t)s;
             ids[k + 1] = (int64_t)n;
         } else if (wt == 2 && fn == 5) {
             /* The name kept is checked for UTF-8 by intern_name, one it replaces here. */
@@ -396,7 +396,7 @@ static int parse_resource_spans(Dec *d, const uint8_t *p, const uint8_t *end, in
         if (wt == 2 && fn == 1) {
             TRY(rd_bytes(d, &p, end, &s, &n));
             TRY(validate(d, M_RES, s, s + n, depth + 1));
-            int64_t chunk[3] = {rs, (int64_t)(s - d->base), (int64_t)n};
+            int64_t chunk[3] = {rs, (int64_t)(uintptr_t)s, (int64_t)n};
             TRY(buf_put(&d->res_chunks, chunk, sizeof chunk));
         } else if (wt == 2 && fn == 2) {
             TRY(rd_bytes(d, &p, end, &s, &n));

@@ -249,6 +249,60 @@ class SpanBatch:
         """Span i's events as plain dicts (name, time_ns, attributes)."""
         return self._events_reader(i) if self._events_reader is not None else []
 
+    def rows(self, start: int, stop: int) -> SpanBatch:
+        """Spans `start` to `stop` as a batch of their own: views of these columns, the names
+        and resources shared, the per-span readers shifted."""
+        if start == 0 and stop == len(self):
+            return self
+
+        def cut(values: Any) -> Any:
+            return None if values is None else values[start:stop]
+
+        attr, attrs, events = self._attr_reader, self._attrs_reader, self._events_reader
+        text, packed = self._text_reader, self.packed_ids
+        status = None
+        if self._status_loader is not None and self._http_status is None:
+
+            def status() -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+                return self.http_status[start:stop], self.rpc_grpc_status[start:stop]
+
+        return SpanBatch(
+            _service=cut(self._service),
+            _service_version=cut(self._service_version),
+            operation=self.operation[start:stop],
+            kind=self.kind[start:stop],
+            status_code=self.status_code[start:stop],
+            _http_status=cut(self._http_status),
+            _rpc_grpc_status=cut(self._rpc_grpc_status),
+            start_ns=self.start_ns[start:stop],
+            end_ns=self.end_ns[start:stop],
+            _trace_id=cut(self._trace_id),
+            _span_id=cut(self._span_id),
+            _parent_span_id=cut(self._parent_span_id),
+            _resource_attrs=cut(self._resource_attrs),
+            _attr_reader=None if attr is None else lambda i, key: attr(start + i, key),
+            _attrs_reader=None if attrs is None else lambda i, keys: attrs(start + i, keys),
+            _events_reader=None if events is None else lambda i: events(start + i),
+            _status_loader=status,
+            op_codes=cut(self.op_codes),
+            op_names=self.op_names,
+            svc_codes=cut(self.svc_codes),
+            svc_names=self.svc_names,
+            ver_codes=cut(self.ver_codes),
+            ver_names=self.ver_names,
+            _text_reader=None if text is None else lambda keys: _text_rows(text(keys), start, stop),
+            packed_ids=None
+            if packed is None
+            else PackedIds(
+                packed.trace[16 * start : 16 * stop],
+                packed.span[8 * start : 8 * stop],
+                packed.parent[8 * start : 8 * stop],
+                packed.parent_len[start:stop],
+            ),
+            _res_index=cut(self._res_index),
+            _res_dicts=self._res_dicts,
+        )
+
     def to_polars(
         self, selected_attributes: Sequence[str] = (), rows: Sequence[int] | None = None
     ) -> Any:
@@ -329,6 +383,54 @@ class SpanColumns:
             _events_reader=readers[2],
             _status_loader=status_loader,
         )
+
+
+@dataclass(slots=True)
+class JointSpans:
+    """Several export requests decoded together (a poll's): the batch of all their spans, and
+    request k's rows `starts[k]` to `starts[k + 1]`."""
+
+    batch: SpanBatch
+    starts: npt.NDArray[np.int64]
+    _ends: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
+
+    def request(self, k: int) -> SpanBatch:
+        """Request k's spans as a batch of their own (`SpanBatch.rows`)."""
+        return self.batch.rows(int(self.starts[k]), int(self.starts[k + 1]))
+
+    def size(self, k: int) -> int:
+        return int(self.starts[k + 1] - self.starts[k])
+
+    def end_range(self, k: int) -> tuple[int, int]:
+        """The oldest and newest span end of request k, which has spans (one reduction per joint,
+        not one per request)."""
+        if self._ends is None:
+            # Each request with spans reduces up to the next one with spans (those between have
+            # none); the empty ones' values are 0.
+            some = np.flatnonzero(np.diff(self.starts) > 0)
+            lo = np.zeros(len(self.starts) - 1, dtype=np.int64)
+            hi = lo.copy()
+            if len(some):
+                firsts = self.starts[some]
+                lo[some] = np.minimum.reduceat(self.batch.end_ns, firsts)
+                hi[some] = np.maximum.reduceat(self.batch.end_ns, firsts)
+            self._ends = (lo, hi)
+        return int(self._ends[0][k]), int(self._ends[1][k])
+
+
+def _text_rows(
+    columns: tuple[list[TextColumn], TextColumn], start: int, stop: int
+) -> tuple[list[TextColumn], TextColumn]:
+    """Rows `start` to `stop` of text columns, each its own column (offsets from 0)."""
+
+    def cut(column: TextColumn) -> TextColumn:
+        offsets, data = column
+        part = offsets[start : stop + 1]
+        first = int(part[0])
+        return part - first, data[first : int(part[-1])]
+
+    attrs, events = columns
+    return [cut(c) for c in attrs], cut(events)
 
 
 def joined_errors(batches: Sequence[SpanBatch]) -> npt.NDArray[np.bool_]:

@@ -30,7 +30,7 @@ from operators.otlp.proto_traces import (
     check_attribute_sizes,
     check_span_attribute_sizes,
 )
-from operators.otlp.spans import PackedIds, SpanBatch
+from operators.otlp.spans import JointSpans, PackedIds, SpanBatch
 from operators.otlp.text import PYTHON, TextColumn, patch_text
 from operators.otlp.values import events_json, proto_any, proto_attrs, resource_version
 
@@ -48,13 +48,15 @@ HAVE_WIRE: bool = _wire is not None
 _MAX_TEXT_KEYS: int = getattr(_wire, "MAX_KEYS", -1)
 
 
-def _check_big_parts(data: bytes, offsets: np.ndarray, resources: list[bytes], limit: int) -> None:
+def _check_big_parts(
+    span_bytes: Callable[[int, int], bytes], offsets: np.ndarray, resources: list[bytes], limit: int
+) -> None:
     """Walk the attributes of the few spans and resources whose encoding is over `limit`: only
     they can hold an attribute that large."""
     sizes = offsets[1::2]
     for i in np.flatnonzero(sizes > limit).tolist():
         start, size = int(offsets[2 * i]), int(offsets[2 * i + 1])
-        check_span_attribute_sizes(Span.FromString(data[start : start + size]), limit)
+        check_span_attribute_sizes(Span.FromString(span_bytes(start, size)), limit)
     for raw in resources:
         if len(raw) > limit:
             check_attribute_sizes(Resource.FromString(raw).attributes, limit, "resource")
@@ -63,9 +65,7 @@ def _check_big_parts(data: bytes, offsets: np.ndarray, resources: list[bytes], l
 def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
     """Decode otlp_proto bytes into a SpanBatch; DecodeError names what is wrong."""
     limits.check_size(data)
-    text_keys = limits.text_keys
-    if text_keys is not None and len(text_keys) > _MAX_TEXT_KEYS:
-        text_keys = None  # span_columns says what is wrong when they are read
+    text_keys = _text_keys(limits)
     try:
         cols = (
             _wire.decode_spans(data) if text_keys is None else _wire.decode_spans(data, text_keys)
@@ -78,9 +78,88 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
             f"{len(data)} bytes parsed to an ExportTraceServiceRequest with no resourceSpans "
             "(wrong message type or garbage)"
         )
-
     res = _request_resources(resources)
+    res_index = np.frombuffer(cols["resource_index"], dtype=np.int32)
+    return _batch(data, cols, limits, text_keys, resources, res, res_index)
+
+
+def decode_requests_wire(values: list[bytes], limits: DecodeLimits) -> JointSpans:
+    """Several otlp_proto requests (a poll's) decoded in one walk, each as a request of its own
+    (`_wire.decode_requests`); DecodeError when any one is bad, without saying which
+    (`decode_trace_wire` of each does)."""
+    sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    if not sizes.all() or int(sizes.max(initial=0)) > limits.max_message_bytes:
+        raise DecodeError("an empty or oversized request")
+    text_keys = _text_keys(limits)
+    try:
+        cols = _wire.decode_requests(values, text_keys)
+    except ValueError as exc:
+        raise DecodeError(f"invalid ExportTraceServiceRequest protobuf: {exc}") from None
+    if not np.diff(np.frombuffer(cols["request_resources"], dtype=np.int64)).all():
+        raise DecodeError("a request with no resourceSpans")
+    # The poll's resources repeat request after request: the distinct ones decide the services.
+    distinct: dict[bytes, int] = {}
+    remap = [distinct.setdefault(raw, len(distinct)) for raw in cols["resources"]]
+    resources = list(distinct)
+    res = _request_resources(resources)
+    res_index = np.array(remap, dtype=np.int32)[np.frombuffer(cols["resource_index"], np.int32)]
+    batch = _batch(_Requests(values, sizes), cols, limits, text_keys, resources, res, res_index)
+    return JointSpans(batch, np.frombuffer(cols["request_spans"], dtype=np.int64))
+
+
+class _Requests:
+    """Requests end to end, not joined: the spans' offsets are into them as if they were."""
+
+    def __init__(self, values: list[bytes], sizes: npt.NDArray[np.int64]) -> None:
+        self.values = values
+        self.starts = np.concatenate([[0], np.cumsum(sizes)])
+        self._joined: bytes | None = None
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def span(self, start: int, size: int) -> bytes:
+        k = int(np.searchsorted(self.starts, start, side="right")) - 1
+        at = start - int(self.starts[k])
+        return self.values[k][at : at + size]
+
+    def joined(self) -> bytes:
+        # only for a walk of other text keys than the decoder's (span_columns reads one buffer)
+        if self._joined is None:
+            self._joined = b"".join(self.values)
+        return self._joined
+
+
+def _text_keys(limits: DecodeLimits) -> tuple[str, ...] | None:
+    text_keys = limits.text_keys
+    if text_keys is not None and len(text_keys) > _MAX_TEXT_KEYS:
+        return None  # span_columns says what is wrong when they are read
+    return text_keys
+
+
+def _batch(
+    data: bytes | _Requests,
+    cols: dict[str, Any],
+    limits: DecodeLimits,
+    text_keys: tuple[str, ...] | None,
+    resources: list[bytes],
+    res: _Resources,
+    res_index: npt.NDArray[np.int32],
+) -> SpanBatch:
+    """The SpanBatch of `decode_spans`' columns of `data`: `resources` (serialized) are `res`,
+    and `res_index` is each span's."""
     res_info = res.info
+    if isinstance(data, bytes):
+        whole = data
+
+        def span_bytes(start: int, size: int) -> bytes:
+            return whole[start : start + size]
+
+        def joined() -> bytes:
+            return whole
+
+    else:
+        span_bytes, joined = data.span, data.joined
 
     raw_lengths = cols["id_lengths"]
     lengths = np.frombuffer(raw_lengths, dtype=np.int32).reshape(-1, 3)
@@ -90,19 +169,17 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
     if np.count_nonzero(pairs == _ID_SIZES) != len(pairs):
         _raise_bad_id(lengths)
 
-    # spans come grouped by resource, in order: each span's resource
-    res_index = np.frombuffer(cols["resource_index"], dtype=np.int32)
     offsets = np.frombuffer(cols["span_offsets"], dtype=np.int64)
     if len(data) > limits.max_attribute_bytes:
-        _check_big_parts(data, offsets, resources, limits.max_attribute_bytes)
+        _check_big_parts(span_bytes, offsets, resources, limits.max_attribute_bytes)
     parsed: dict[int, Any] = {}
-    text = cols.get("text_columns")  # the (columns, events) of text_keys
+    text: Any = cols.get("text_columns")  # the (columns, events) of text_keys
 
     def span_at(i: int) -> Any:
         span = parsed.get(i)
         if span is None:
             start, size = int(offsets[2 * i]), int(offsets[2 * i + 1])
-            span = parsed[i] = Span.FromString(data[start : start + size])
+            span = parsed[i] = Span.FromString(span_bytes(start, size))
         return span
 
     def read_attr(i: int, key: str) -> Any:
@@ -124,7 +201,7 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         if keys == text_keys:
             columns, events = text  # written in the decoding walk
         else:
-            columns, events = _wire.span_columns(data, offsets, keys)
+            columns, events = _wire.span_columns(joined(), offsets, keys)
         if res.keys.isdisjoint(keys) and not any(_PYTHON_STATE in st for _, _, st in columns):
             # the common case: every value is in the compiled columns already
             out = [(np.frombuffer(offsets, dtype=np.int32), text) for offsets, text, _ in columns]

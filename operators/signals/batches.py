@@ -9,7 +9,7 @@ readers (events, attributes) dispatch to the request that holds the span.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,9 +163,13 @@ def joinable(batches: Sequence[SpanBatch], lateness_ns: int) -> bool:
     carries the newest span of both). So join only when no request holds a span older than the
     newest of the requests before it minus the lateness, over every key at once (conservative).
     """
+    return joinable_ends(((int(b.end_ns.min()), int(b.end_ns.max())) for b in batches), lateness_ns)
+
+
+def joinable_ends(ends: Iterable[tuple[int, int]], lateness_ns: int) -> bool:
+    """`joinable` of requests given by their oldest and newest span end."""
     newest: int | None = None
-    for batch in batches:
-        lo, hi = int(batch.end_ns.min()), int(batch.end_ns.max())
+    for lo, hi in ends:
         if newest is not None and lo <= newest - lateness_ns:
             return False
         newest = hi if newest is None else max(newest, hi)

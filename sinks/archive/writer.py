@@ -29,8 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from operators.otlp.messages import Decoded
-from operators.otlp.spans import SpanBatch
+from operators.otlp.messages import Decoded, span_batches
 from operators.sampling import TailPolicy, TraceSampler, notable, trace_keys
 from sinks.archive.columns import span_record_batch
 from sinks.archive.reader import file_name
@@ -217,20 +216,25 @@ class SpanArchive:
         time; when sampling, each is then sampled on its own, as if added one by one.
         """
         items = [decoded] if isinstance(decoded, Decoded) else decoded
-        run: list[SpanBatch] = []
+        run: list[Decoded] = []
         size = 0
         for d in items:
-            if d.spans is None or len(d.spans) == 0:
+            count = d.span_count()
+            if count == 0:
                 continue
-            run.append(d.spans)
-            size += len(d.spans)
+            run.append(d)
+            size += count
             if size >= JOIN_SPANS:
                 self._add_run(run)
                 run, size = [], 0
         if run:
             self._add_run(run)
 
-    def _add_run(self, batches: list[SpanBatch]) -> None:
+    def _add_run(self, run: list[Decoded]) -> None:
+        if self.sample_rate >= 1.0:
+            batches = span_batches(run)  # requests decoded together: one batch
+        else:
+            batches = [d.spans for d in run if d.spans is not None]
         records = span_record_batch(batches, self.selected)
         if self.sample_rate >= 1.0:
             # Whole: a slice per request would be a chunk per request and column for the writer.

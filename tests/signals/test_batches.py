@@ -1,5 +1,6 @@
-"""A poll's requests aggregated together give the windows one request at a time gives, and a poll
-whose joining could change what is late is aggregated one request at a time."""
+"""A poll's requests aggregated together give the windows one request at a time gives, also when
+they were decoded together, and a poll whose joining could change what is late is aggregated one
+request at a time."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bench.workload import shop_requests
 from chaos import SITE_CONFIG
 from flows.build import partials_of
 from operators.otlp import DecodeLimits, RawMessage, decode_message
-from operators.otlp.messages import Decoded
+from operators.otlp.messages import Decoded, decode_poll
 from operators.signals import Partial, SignalSpec, finalize, merge_partials, span_partials
 from operators.signals.batches import _joined_triples, _triples_each, joinable, span_view
 from sre_space.records import DeadLetter
@@ -26,11 +27,13 @@ LATENESS = 5 * 10**9
 T0 = 1_767_571_200 * 10**9  # 2026-01-05T00:00:00Z
 
 
-def _poll(requests: list[bytes]) -> list[Decoded | DeadLetter]:
-    return [
-        decode_message(RawMessage("t", 0, i, data, "traces"), DecodeLimits())
-        for i, data in enumerate(requests)
-    ]
+def _poll(requests: list[bytes], together: bool = False) -> list[Decoded | DeadLetter]:
+    """The requests decoded one by one, or `together` as the flow decodes a poll (`decode_poll`:
+    one compiled walk, each request its rows of the walk's batch)."""
+    raw = [RawMessage("t", 0, i, data, "traces") for i, data in enumerate(requests)]
+    if together:
+        return decode_poll(raw, DecodeLimits())
+    return [decode_message(m, DecodeLimits()) for m in raw]
 
 
 def _windows(parts: list[Partial]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -43,14 +46,19 @@ def _windows(parts: list[Partial]) -> dict[tuple[str, int], dict[str, Any]]:
 def test_a_poll_of_the_shop_s_requests_gives_the_windows_of_its_requests_one_by_one() -> None:
     # The shop's spans: several services per request, versions, errors, the checkout journey
     # (with an attribute step) and feature-flag events, in requests of 64 spans.
-    poll = _poll(shop_requests(3000, seed=2, spans_per_request=64))
+    requests = shop_requests(3000, seed=2, spans_per_request=64)
+    poll = _poll(requests)
     batches = [d.spans for d in poll if isinstance(d, Decoded) and d.spans is not None]
     assert len(batches) > 10 and joinable(batches, LATENESS)
     joined = partials_of(poll, SPEC, LATENESS)
     one_by_one = [p for b in batches for p in span_partials(b, SPEC)]
     assert len(joined) < len(one_by_one)  # joined: one partial per key and window of the poll
     assert {k[0].split("|")[0] for k in _windows(joined)} == {"span", "cuj"}
-    assert _windows(joined) == _windows(one_by_one)
+    expected = _windows(one_by_one)  # once: merging adds to the first partial of a window
+    assert _windows(joined) == expected
+    together = _poll(requests, together=True)
+    assert all(isinstance(d, Decoded) and d.part is not None for d in together)
+    assert _windows(partials_of(together, SPEC, LATENESS)) == expected
 
 
 def _request(svc: str, ends: list[int]) -> bytes:
@@ -79,6 +87,12 @@ def test_a_request_behind_an_earlier_one_by_more_than_the_lateness_is_not_joined
     assert joinable(ok_batches, LATENESS)
     assert [finalize(p, W).count for p in partials_of(ok_poll, SPEC, LATENESS)] == [1, 1]
     assert joinable(list(reversed(batches)), LATENESS)  # oldest first is in order
+    # decoded together, the same: each request's end times come from the walk's batch
+    together = _poll([newer, older], together=True)
+    assert all(isinstance(d, Decoded) and d.part is not None for d in together)
+    assert [(p.window, p.max_ts_ns) for p in partials_of(together, SPEC, LATENESS)] == [
+        (p.window, p.max_ts_ns) for p in parts
+    ]
 
 
 def test_a_poll_s_triples_are_numbered_as_request_by_request() -> None:
