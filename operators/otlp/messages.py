@@ -15,7 +15,7 @@ from operators.otlp.json_wire import decode_trace_json_wire
 from operators.otlp.metrics import MetricBatch, decode_metrics_proto, metrics_json_to_batch
 from operators.otlp.proto_traces import decode_trace_proto
 from operators.otlp.spans import JointSpans, SpanBatch
-from operators.otlp.wire import HAVE_WIRE, decode_requests_wire
+from operators.otlp.wire import decode_requests_wire, use_wire
 from sre_space.records import DeadLetter
 
 Signal = Literal["traces", "metrics", "auto"]
@@ -68,7 +68,7 @@ class Decoded:
     def spans(self) -> SpanBatch | None:
         if self._spans is None and self.part is not None:
             joint, k = self.part
-            self._spans = joint.request(k)
+            self._spans = joint.requests(k, k + 1)
         return self._spans
 
     @spans.setter
@@ -108,7 +108,7 @@ def decode_poll(poll: Sequence[RawMessage], limits: DecodeLimits) -> list[Decode
     """Each message of a poll decoded (or its dead letter), in order: consecutive small trace
     requests in one compiled walk per `JOINT_BYTES` (`decode_requests_wire`), the others one by
     one."""
-    joint = HAVE_WIRE and len(poll) > 1 and os.environ.get("SRE_PURE_PYTHON") != "1"
+    joint = len(poll) > 1 and use_wire()
     out: list[Decoded | DeadLetter] = []
     group: list[RawMessage] = []
     size = 0
@@ -155,19 +155,15 @@ def span_batches(items: Sequence[Decoded]) -> list[SpanBatch]:
             run = (run[0], run[1], run[2] + 1)
             continue
         if run is not None:
-            out.append(_rows(*run))
+            out.append(run[0].requests(run[1], run[2]))
             run = None
         if part is not None:
             run = (part[0], part[1], part[1] + 1)
         elif d.spans is not None and len(d.spans):
             out.append(d.spans)
     if run is not None:
-        out.append(_rows(*run))
+        out.append(run[0].requests(run[1], run[2]))
     return [b for b in out if len(b)]
-
-
-def _rows(joint: JointSpans, first: int, stop: int) -> SpanBatch:
-    return joint.batch.rows(int(joint.starts[first]), int(joint.starts[stop]))
 
 
 # What bytes.lstrip() strips: ASCII whitespace.

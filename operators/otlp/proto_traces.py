@@ -8,7 +8,6 @@ the status is read when the raw bytes prove that no span carries an error code.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -53,7 +52,7 @@ def decode_trace_proto(data: bytes, limits: DecodeLimits | None = None) -> SpanB
     """
     from operators.otlp import wire
 
-    if wire.HAVE_WIRE and os.environ.get("SRE_PURE_PYTHON") != "1":
+    if wire.use_wire():
         return wire.decode_trace_wire(data, limits or DecodeLimits())
     return decode_trace_upb(data, limits)
 

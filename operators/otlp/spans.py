@@ -394,9 +394,9 @@ class JointSpans:
     starts: npt.NDArray[np.int64]
     _ends: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
-    def request(self, k: int) -> SpanBatch:
-        """Request k's spans as a batch of their own (`SpanBatch.rows`)."""
-        return self.batch.rows(int(self.starts[k]), int(self.starts[k + 1]))
+    def requests(self, first: int, stop: int) -> SpanBatch:
+        """The spans of requests `first` to `stop` as a batch of their own (`SpanBatch.rows`)."""
+        return self.batch.rows(int(self.starts[first]), int(self.starts[stop]))
 
     def size(self, k: int) -> int:
         return int(self.starts[k + 1] - self.starts[k])

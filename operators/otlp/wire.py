@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,13 @@ except ImportError as exc:  # not built: the protobuf (upb) decoder does the wor
     log.warning("compiled OTLP decoder operators.otlp._wire unavailable (%s); using upb", exc)
 
 HAVE_WIRE: bool = _wire is not None
+
+
+def use_wire() -> bool:
+    """Whether the compiled decoder decodes: it is built, and SRE_PURE_PYTHON=1 is not set."""
+    return HAVE_WIRE and os.environ.get("SRE_PURE_PYTHON") != "1"
+
+
 # The most text keys decode_spans extracts in its walk; -1: a compiled decoder built before it did.
 _MAX_TEXT_KEYS: int = getattr(_wire, "MAX_KEYS", -1)
 
@@ -80,7 +88,7 @@ def decode_trace_wire(data: bytes, limits: DecodeLimits) -> SpanBatch:
         )
     res = _request_resources(resources)
     res_index = np.frombuffer(cols["resource_index"], dtype=np.int32)
-    return _batch(data, cols, limits, text_keys, resources, res, res_index)
+    return _batch(_Requests([data]), cols, limits, text_keys, resources, res, res_index)
 
 
 def decode_requests_wire(values: list[bytes], limits: DecodeLimits) -> JointSpans:
@@ -103,24 +111,27 @@ def decode_requests_wire(values: list[bytes], limits: DecodeLimits) -> JointSpan
     resources = list(distinct)
     res = _request_resources(resources)
     res_index = np.array(remap, dtype=np.int32)[np.frombuffer(cols["resource_index"], np.int32)]
-    batch = _batch(_Requests(values, sizes), cols, limits, text_keys, resources, res, res_index)
+    batch = _batch(_Requests(values), cols, limits, text_keys, resources, res, res_index)
     return JointSpans(batch, np.frombuffer(cols["request_spans"], dtype=np.int64))
 
 
 class _Requests:
-    """Requests end to end, not joined: the spans' offsets are into them as if they were."""
+    """The request or requests a batch was decoded from, end to end but not joined: the spans'
+    offsets are into them as if they were."""
 
-    def __init__(self, values: list[bytes], sizes: npt.NDArray[np.int64]) -> None:
+    def __init__(self, values: list[bytes]) -> None:
         self.values = values
-        self.starts = np.concatenate([[0], np.cumsum(sizes)])
-        self._joined: bytes | None = None
+        self._starts: npt.NDArray[np.int64] | None = None
+        self._joined = values[0] if len(values) == 1 else None
 
     def __len__(self) -> int:
-        return int(self.starts[-1])
+        return sum(map(len, self.values))
 
     def span(self, start: int, size: int) -> bytes:
-        k = int(np.searchsorted(self.starts, start, side="right")) - 1
-        at = start - int(self.starts[k])
+        if self._starts is None:
+            self._starts = np.cumsum([0, *map(len, self.values)])
+        k = int(np.searchsorted(self._starts, start, side="right")) - 1
+        at = start - int(self._starts[k])
         return self.values[k][at : at + size]
 
     def joined(self) -> bytes:
@@ -138,7 +149,7 @@ def _text_keys(limits: DecodeLimits) -> tuple[str, ...] | None:
 
 
 def _batch(
-    data: bytes | _Requests,
+    data: _Requests,
     cols: dict[str, Any],
     limits: DecodeLimits,
     text_keys: tuple[str, ...] | None,
@@ -149,17 +160,7 @@ def _batch(
     """The SpanBatch of `decode_spans`' columns of `data`: `resources` (serialized) are `res`,
     and `res_index` is each span's."""
     res_info = res.info
-    if isinstance(data, bytes):
-        whole = data
-
-        def span_bytes(start: int, size: int) -> bytes:
-            return whole[start : start + size]
-
-        def joined() -> bytes:
-            return whole
-
-    else:
-        span_bytes, joined = data.span, data.joined
+    span_bytes, joined = data.span, data.joined
 
     raw_lengths = cols["id_lengths"]
     lengths = np.frombuffer(raw_lengths, dtype=np.int32).reshape(-1, 3)
