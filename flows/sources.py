@@ -7,6 +7,7 @@ poll's messages together (`operators.signals.batches`) instead of one export req
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,20 +31,25 @@ log = logging.getLogger(__name__)
 # its bound; 10 ms lets the queue stay small without stalling the flow. Each partition gets its own
 # consumer and queue: they share `PREFETCH_KB` (at least `MIN_QUEUE_KB` each), as 64 MB per
 # partition held 4 x 64 MB on one process reading 4 partitions (bench.scaleout: 873 MiB peak RSS;
-# 468 shared).
-CONSUMER_TUNING = {
-    "fetch.queue.backoff.ms": "10",
-    "fetch.message.max.bytes": "20971520",
-    "max.partition.fetch.bytes": "20971520",
-}
+# 468 shared). A consumer's fetch in flight comes on top of its queue, so it is at most half the
+# queue (and `FETCH_BYTES`): 4 partitions, 2M spans, 528 -> 460 MiB, the same CPU; a larger message
+# is still fetched whole (librdkafka grows the fetch for it).
+CONSUMER_TUNING = {"fetch.queue.backoff.ms": "10"}
 PREFETCH_KB = 131_072
 MIN_QUEUE_KB = 16_384
+FETCH_BYTES = 20 * 2**20
 
 
 def consumer_tuning(partitions: int) -> dict[str, str]:
     """The consumer settings for a flow that reads `partitions` partitions in all."""
     queue_kb = max(MIN_QUEUE_KB, PREFETCH_KB // max(partitions, 1))
-    return {**CONSUMER_TUNING, "queued.max.messages.kbytes": str(queue_kb)}
+    fetch = str(min(FETCH_BYTES, queue_kb * 1024 // 2))
+    return {
+        **CONSUMER_TUNING,
+        "queued.max.messages.kbytes": str(queue_kb),
+        "fetch.message.max.bytes": fetch,
+        "max.partition.fetch.bytes": fetch,
+    }
 
 
 X = TypeVar("X")
@@ -56,31 +62,79 @@ KafkaItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | 
 IDLE_POLL = timedelta(milliseconds=20)
 
 
-class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
-    """A partition whose every non-empty batch becomes one item (the list itself), of at most
-    about `max_bytes` when the inner partition polls a message count (Bytewax's Kafka one); after
-    an empty poll the next is `IDLE_POLL` later."""
+class PollBudget:
+    """The bytes of polls one process's partitions share: a partition's next poll may take the
+    budget less the other partitions' latest polls (what they hold now), and at least an equal
+    share among those not idle. N partitions then hold about one budget of polls, not N."""
 
-    def __init__(self, inner: StatefulSourcePartition[X, S], max_bytes: int | None = None) -> None:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._latest: dict[int, int] = {}  # each partition's latest poll, bytes
+        self._lock = threading.Lock()  # a process's worker threads share it
+
+    def join(self) -> int:
+        """A new partition's key."""
+        with self._lock:
+            key = max(self._latest, default=-1) + 1
+            self._latest[key] = 0
+            return key
+
+    def leave(self, key: int) -> None:
+        with self._lock:
+            self._latest.pop(key, None)
+
+    def record(self, key: int, size: int) -> None:
+        """Partition `key` polled `size` bytes (0: an empty poll)."""
+        with self._lock:
+            self._latest[key] = size
+
+    def allowance(self, key: int) -> int:
+        """The bytes partition `key`'s next poll may take."""
+        with self._lock:
+            others = [size for k, size in self._latest.items() if k != key]
+            busy = 1 + sum(1 for size in others if size)
+            return max(self.total // busy, self.total - sum(others))
+
+
+class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
+    """A partition whose every non-empty batch becomes one item (the list itself), of about its
+    `budget` allowance at most when the inner partition polls a message count (Bytewax's Kafka
+    one); after an empty poll the next is `IDLE_POLL` later."""
+
+    def __init__(
+        self, inner: StatefulSourcePartition[X, S], budget: PollBudget | None = None
+    ) -> None:
         self._inner = inner
-        self._max_bytes = max_bytes
+        self._budget = budget
+        self._key = budget.join() if budget is not None else 0
         # Bytewax 0.21's Kafka partition reads `_batch_size` messages per poll (the version is
         # pinned; tests/flows/test_sources.py fails if the attribute goes).
         self._max_messages: int | None = getattr(inner, "_batch_size", None)
+        self._mean_size = 0.0  # of the latest non-empty poll's messages
+        if budget is not None and self._max_messages is not None:
+            # The first poll reads one message, whose size sets the next poll's count: a first
+            # poll of `_max_messages` took all the consumer had prefetched meanwhile, in every
+            # partition at once (4 partitions: 250 MiB of polls and their columns at start).
+            inner._batch_size = 1  # type: ignore[attr-defined]
         self._idle_until: datetime | None = None
 
     def next_batch(self) -> list[list[X]]:
+        if self._budget is not None and self._max_messages is not None and self._mean_size:
+            # This poll's count from the latest's mean message size (export requests range from
+            # kB to tens of MB; a poll of 64 large ones per partition held GBs at once), and
+            # from what the other partitions hold now.
+            fits = int(self._budget.allowance(self._key) // self._mean_size)
+            self._inner._batch_size = max(1, min(self._max_messages, fits))  # type: ignore[attr-defined]
         batch = list(self._inner.next_batch())
+        if self._budget is not None:
+            size = sum(len(getattr(m, "value", None) or b"") for m in batch)
+            self._budget.record(self._key, size)
+            if batch:
+                self._mean_size = max(size / len(batch), 1.0)
         if not batch:
             self._idle_until = datetime.now(UTC) + IDLE_POLL
             return []
         self._idle_until = None
-        if self._max_bytes is not None and self._max_messages is not None:
-            # The next poll's count from this one's mean message size: export requests range
-            # from kB to tens of MB, and a poll of 64 large ones per partition held GBs at once.
-            size = sum(len(getattr(m, "value", None) or b"") for m in batch)
-            fits = self._max_bytes * len(batch) // max(size, 1)
-            self._inner._batch_size = max(1, min(self._max_messages, fits))  # type: ignore[attr-defined]
         return [batch]
 
     def next_awake(self) -> datetime | None:
@@ -90,16 +144,20 @@ class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
         return self._inner.snapshot()
 
     def close(self) -> None:
+        if self._budget is not None:
+            self._budget.leave(self._key)
         self._inner.close()
 
 
 class PollSource(FixedPartitionedSource[list[X], S], Generic[X, S]):
     """`inner` with each poll (a partition's batch) as one item; the same parts and resume state.
-    `max_bytes` bounds a poll's size (about: by the previous poll's mean message size)."""
+    `max_bytes` bounds the polls of all the partitions this process reads together (about: by
+    each partition's previous poll's mean message size; `PollBudget`)."""
 
     def __init__(self, inner: FixedPartitionedSource[X, S], max_bytes: int | None = None) -> None:
         self.inner = inner
         self.max_bytes = max_bytes
+        self._budget = PollBudget(max_bytes) if max_bytes is not None else None
 
     def list_parts(self) -> list[str]:
         return self.inner.list_parts()
@@ -107,9 +165,7 @@ class PollSource(FixedPartitionedSource[list[X], S], Generic[X, S]):
     def build_part(
         self, step_id: str, for_part: str, resume_state: S | None
     ) -> _PollPartition[X, S]:
-        return _PollPartition(
-            self.inner.build_part(step_id, for_part, resume_state), self.max_bytes
-        )
+        return _PollPartition(self.inner.build_part(step_id, for_part, resume_state), self._budget)
 
 
 class _RecordingPartition(StatefulSourcePartition[list[RawMessage], int]):

@@ -346,7 +346,8 @@ class Settings(BaseSettings):
     # to kafka_poll_bytes. A poll's aggregation and window updates cost per poll: with SDK batches
     # (512 spans) 256 took 4% less CPU than 64, for 286 -> 332 MiB peak RSS (bench.throughput)
     kafka_batch_size: int = Field(256, ge=1)
-    # bytes per source poll and partition, about: large export requests come fewer per poll
+    # bytes of source polls per process, about: its partitions share them (flows.sources.PollBudget),
+    # so large export requests come fewer per poll and more partitions take no more memory
     kafka_poll_bytes: int = Field(POLL_BYTES, ge=1)
     # false: stop at the end of the topics (tests, one-off catch-up runs)
     kafka_tail: bool = True

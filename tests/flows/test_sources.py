@@ -10,7 +10,18 @@ from typing import Any
 import pytest
 from bytewax.connectors.kafka import KafkaSource
 
-from flows.sources import IDLE_POLL, PollSource, RecordingSource, _PollPartition, kafka_source
+from flows.sources import (
+    FETCH_BYTES,
+    IDLE_POLL,
+    MIN_QUEUE_KB,
+    PREFETCH_KB,
+    PollBudget,
+    PollSource,
+    RecordingSource,
+    _PollPartition,
+    consumer_tuning,
+    kafka_source,
+)
 from sre_space.settings import Settings
 
 
@@ -33,20 +44,49 @@ class _Partition:
     def next_awake(self) -> datetime | None:
         return None  # as Bytewax's Kafka partition: poll again at once
 
+    def close(self) -> None:
+        pass
+
 
 def test_polls_of_large_messages_shrink_to_the_byte_budget_and_grow_back() -> None:
-    inner = _Partition([1000] * 8 + [100_000] * 20 + [1000] * 40, batch_size=8)
-    polls = _PollPartition(inner, max_bytes=250_000)  # type: ignore[arg-type]
-    sizes = [[len(m.value) for m in poll] for _ in range(10) for poll in polls.next_batch()]
-    assert [len(p) for p in sizes] == [8, 8, 2, 2, 2, 2, 2, 2, 2, 8]
+    inner = _Partition([1000] * 9 + [100_000] * 20 + [1000] * 40, batch_size=8)
+    polls: _PollPartition[Any, Any] = _PollPartition(inner, PollBudget(250_000))  # type: ignore[arg-type]
+    sizes = [[len(m.value) for m in poll] for _ in range(11) for poll in polls.next_batch()]
+    # One message first (its size unknown, a full count could be any size), then as many as fit.
+    assert [len(p) for p in sizes] == [1, 8, 8, 2, 2, 2, 2, 2, 2, 2, 8]
     # The first large poll is over budget (the count came from small messages); the rest fit.
-    assert all(sum(p) <= 250_000 for p in sizes[2:])
+    assert all(sum(p) <= 250_000 for p in sizes[3:])
     assert sizes[-1] == [1000] * 8
+
+
+def test_partitions_of_one_process_share_its_budget() -> None:
+    budget = PollBudget(400_000)
+    parts = [_Partition([10_000] * 400, batch_size=64) for _ in range(4)]
+    polls: list[_PollPartition[Any, Any]] = [_PollPartition(p, budget) for p in parts]  # type: ignore[arg-type]
+
+    def one_round(some: list[_PollPartition[Any, Any]]) -> list[int]:
+        return [sum(len(m.value) for m in p.next_batch()[0]) for p in some]
+
+    assert one_round(polls) == [10_000] * 4  # a message each first: its size unknown
+    # The first to poll again takes what the others do not hold; then each comes to its share.
+    assert one_round(polls) == [370_000, 100_000, 100_000, 100_000]
+    assert one_round(polls) == [100_000] * 4
+    # An idle partition's share goes to the busy ones; a closed one leaves the budget.
+    parts[3].sizes = []
+    assert polls[3].next_batch() == []
+    assert one_round(polls[:3]) == [200_000, 130_000, 130_000]
+    assert one_round(polls[:3]) == [140_000, 130_000, 130_000]
+    polls[3].close()
+    assert budget.allowance(polls[0]._key) == 400_000 - 260_000
+    # One busy partition beside one that trickles (metrics beside spans) keeps nearly all of it.
+    budget.leave(polls[1]._key)
+    budget.record(polls[2]._key, 1_000)
+    assert budget.allowance(polls[0]._key) == 399_000
 
 
 def test_after_an_empty_poll_the_next_waits_and_after_messages_it_does_not() -> None:
     inner = _Partition([10] * 3, batch_size=2)
-    polls = _PollPartition(inner)  # type: ignore[arg-type]
+    polls: _PollPartition[Any, Any] = _PollPartition(inner)  # type: ignore[arg-type]
     assert polls.next_batch() and polls.next_awake() is None
     assert polls.next_batch() and polls.next_awake() is None
     before = datetime.now(UTC)
@@ -63,7 +103,7 @@ def test_bytewax_kafka_partition_still_polls_batch_size_messages() -> None:
     part = source.build_part("step", "0-t", None)
     try:
         assert part._max_messages == 64
-        assert part._inner._batch_size == 64  # type: ignore[attr-defined]
+        assert part._inner._batch_size == 1  # type: ignore[attr-defined]  # the first poll
     finally:
         part.close()
 
@@ -98,3 +138,13 @@ def test_the_kafka_source_lists_partitions_without_consumer_property_warnings(
     assert "CONFWARN" not in capfd.readouterr().err
     # the consumers still get them
     kafka_source(settings, tail=False, partitions=4).build_part("s", parts[0], None).close()
+
+
+def test_the_consumers_share_the_prefetch_and_a_fetch_stays_within_half_a_queue() -> None:
+    one, eight = consumer_tuning(2), consumer_tuning(8)  # spans and metrics: 1 and 7 partitions
+    assert int(one["queued.max.messages.kbytes"]) * 2 == PREFETCH_KB
+    assert int(one["fetch.message.max.bytes"]) == FETCH_BYTES  # under half of its 64 MiB
+    queue_kb = int(eight["queued.max.messages.kbytes"])
+    assert queue_kb == MIN_QUEUE_KB
+    assert int(eight["fetch.message.max.bytes"]) == queue_kb * 1024 // 2
+    assert eight["max.partition.fetch.bytes"] == eight["fetch.message.max.bytes"]
