@@ -148,3 +148,31 @@ def test_the_consumers_share_the_prefetch_and_a_fetch_stays_within_half_a_queue(
     assert queue_kb == MIN_QUEUE_KB
     assert int(eight["fetch.message.max.bytes"]) == queue_kb * 1024 // 2
     assert eight["max.partition.fetch.bytes"] == eight["fetch.message.max.bytes"]
+
+
+@pytest.mark.kafka
+def test_a_message_over_a_consumers_fetch_size_is_read_whole(
+    kafka_bootstrap: str, topic_factory: Any, produce: Any
+) -> None:
+    # Among 16 partitions a consumer's queue is 16 MiB and its fetch 8 MiB; a 12 MB export
+    # request still comes whole (librdkafka grows a fetch for a larger message), within budget.
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        spans_topic=topic_factory(1),
+        metrics_topic=topic_factory(1),
+    )
+    sizes = [1000, 12_000_000, 1000, 3_000_000]
+    produce(settings.spans_topic, [(None, bytes([k]) * n) for k, n in enumerate(sizes)])
+    source = kafka_source(settings, tail=False, partitions=16)
+    assert consumer_tuning(16)["fetch.message.max.bytes"] == str(8 * 2**20)
+    part = source.build_part("s", f"0-{settings.spans_topic}", None)
+    read: list[int] = []
+    try:
+        with contextlib.suppress(StopIteration):
+            while len(read) < len(sizes):
+                read.extend(
+                    len(getattr(m, "value", b"")) for poll in part.next_batch() for m in poll
+                )
+    finally:
+        part.close()
+    assert read == sizes
