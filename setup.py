@@ -1,4 +1,5 @@
-"""Builds the optional compiled OTLP decoders (protobuf, JSON); the metadata is in pyproject.toml."""
+"""Builds the optional compiled parts (the OTLP decoders, protobuf and JSON; the detectors' tail
+sums); the metadata is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -20,6 +21,13 @@ setup(
             [f"{JSON}.c", f"{JSON}_read.c", f"{JSON}_scan.c", f"{WIRE}_read.c"],
             depends=[f"{JSON}.h", f"{WIRE}.h"],
             extra_compile_args=["-O3"],
+            optional=True,
+        ),
+        # the same doubles as the Python loop it replaces: no fused multiply-adds
+        Extension(
+            "operators.scout.detect._tails",
+            ["operators/scout/detect/_tails.c"],
+            extra_compile_args=["-O2", "-ffp-contract=off"],
             optional=True,
         ),
     ]

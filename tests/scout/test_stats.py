@@ -8,7 +8,15 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from operators.scout.detect.stats import binom_cdf, binom_sf, median_mad, theil_sen
+from operators.scout.detect import stats
+from operators.scout.detect.stats import (
+    betabinom_cdf,
+    betabinom_sf,
+    binom_cdf,
+    binom_sf,
+    median_mad,
+    theil_sen,
+)
 
 
 def _brute_sf(x: int, n: int, p: float) -> float:
@@ -41,6 +49,46 @@ def test_binomial_edges_and_large_n_is_fast() -> None:
     assert 7.5e-8 < binom_sf(10, 100, 0.01) < 7.7e-8
     # a million trials: the tail sum stops after a few standard deviations
     assert binom_sf(11_000, 1_000_000, 0.01) < 1e-20
+
+
+def _brute_betabinom(lo: int, hi: int, n: int, a: float, b: float) -> float:
+    """P(lo <= X <= hi), the pmf summed term by term."""
+    return math.fsum(math.exp(stats._betabinom_log_pmf(k, n, a, b)) for k in range(lo, hi + 1))
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    n=st.integers(1, 400),
+    a=st.floats(0.5, 200.0),
+    b=st.floats(0.5, 5000.0),
+    frac=st.floats(0.0, 1.0),
+)
+def test_beta_binomial_tails_match_brute_force(n: int, a: float, b: float, frac: float) -> None:
+    x = round(frac * n)
+    sf, cdf = _brute_betabinom(max(x, 1), n, n, a, b), _brute_betabinom(0, x, n, a, b)
+    # the far side of a tail is 1 minus the near side: as exact as the pmf's sum (1 within 1e-11)
+    assert math.isclose(betabinom_sf(x, n, a, b), sf if x else 1.0, rel_tol=1e-9, abs_tol=1e-11)
+    assert math.isclose(betabinom_cdf(x, n, a, b), cdf, rel_tol=1e-9, abs_tol=1e-11)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    n=st.integers(1, 2_000_000),
+    a=st.floats(0.5, 1e5),
+    b=st.floats(0.5, 1e6),
+    frac=st.floats(0.0, 1.0),
+    up=st.booleans(),
+)
+def test_the_compiled_beta_binomial_tail_gives_pythons_float(
+    n: int, a: float, b: float, frac: float, up: bool
+) -> None:
+    # Never skipped: without the build, the detectors would be Python's alone (setup.py).
+    assert stats._tails is not None, "run `.venv/bin/python setup.py build_ext --inplace`"
+    x = round(frac * n)
+    term = math.exp(stats._betabinom_log_pmf(x, n, a, b))
+    compiled = stats._tails.betabinom_tail(term, x, n, a, b, up)
+    python = stats._sum_betabinom_terms(term, x, n, a, b, up)
+    assert compiled == python or (math.isnan(compiled) and math.isnan(python))
 
 
 def test_median_mad() -> None:

@@ -2,17 +2,28 @@
 
 - robust location and scale (median, MAD),
 - exact binomial and beta-binomial tail probabilities (summed from the tail inward, so cost is
-  bounded by a few standard deviations, not by n),
+  bounded by a few standard deviations, not by n; the beta-binomial's sum compiled when built),
 - the Theil–Sen slope (median of pairwise slopes), which a few outliers cannot tilt.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+# The beta-binomial tail sum compiled (setup.py), the same floats as `_sum_betabinom_terms`;
+# not built (or SRE_PURE_PYTHON=1): Python sums it.
+_tails: Any = None
+if os.environ.get("SRE_PURE_PYTHON") != "1":
+    with contextlib.suppress(ImportError):
+        _tails = importlib.import_module("operators.scout.detect._tails")
 
 # MAD * 1.4826 estimates the standard deviation of normal data.
 MAD_TO_SIGMA = 1.4826
@@ -169,6 +180,13 @@ def _betabinom_log_pmf(k: int, n: int, a: float, b: float) -> float:
 def _betabinom_tail(x: int, n: int, a: float, b: float, up: bool) -> float:
     """P(X >= x) (up) or P(X <= x), summed outward from x; stops once terms shrink to nothing."""
     term = math.exp(_betabinom_log_pmf(x, n, a, b))
+    if _tails is not None and abs(n) < 2**53:  # ints a double holds exactly
+        return float(_tails.betabinom_tail(term, x, n, float(a), float(b), up))
+    return _sum_betabinom_terms(term, x, n, a, b, up)
+
+
+def _sum_betabinom_terms(term: float, x: int, n: int, a: float, b: float, up: bool) -> float:
+    """`_betabinom_tail`'s sum from the pmf `term` at x, in Python."""
     total, prev, k = term, term, x
     while (k < n) if up else (k > 0):
         if up:
