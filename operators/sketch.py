@@ -244,11 +244,20 @@ class QuantileSketch:
         if not inner:
             return out
         m = mapping_for(self.accuracy)
-        buckets = self.buckets
-        order = sorted(buckets)
         # Running counts built in C (no Python step per bucket), bisected per rank.
-        counts = itemgetter(*order)(buckets) if len(order) > 1 else (buckets[order[0]],)
-        running = list(accumulate(counts))
+        if self._packed is not None:
+            # From the packed arrays: the dict of them took two fifths of finalizing a window.
+            packed_idx, packed_counts = self._packed
+            idx = np.frombuffer(packed_idx, dtype=np.int32)
+            by_index = np.argsort(idx, kind="stable")
+            order = idx[by_index].tolist()
+            counted = np.frombuffer(packed_counts, dtype=np.uint32)[by_index]
+            running = np.cumsum(counted, dtype=np.int64).tolist()
+        else:
+            buckets = self.buckets
+            order = sorted(buckets)
+            counts = itemgetter(*order)(buckets) if len(order) > 1 else (buckets[order[0]],)
+            running = list(accumulate(counts))
         for rank in inner:
             at = bisect_right(running, rank)
             out[rank] = (

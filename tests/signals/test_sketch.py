@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import numpy as np
 from hypothesis import given, settings
@@ -116,6 +117,25 @@ def test_a_packed_sketch_crosses_pickle_and_merges_as_its_dict_would(
     assert QuantileSketch.from_values(a).merge(crossed) == QuantileSketch.from_values(a + b)
     qs = (0.5, 0.95, 0.99)
     assert _packed(a).quantiles(qs) == QuantileSketch.from_values(a).quantiles(qs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(positive, st.sampled_from([0.0, 1.0, 7.5])), min_size=1, max_size=300),
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
+    st.randoms(use_true_random=False),
+)
+def test_a_packed_sketchs_quantiles_are_its_dicts_in_any_bucket_order(
+    values: list[float], qs: list[float], rng: Any
+) -> None:
+    whole = QuantileSketch.from_values(values)
+    items = list(whole.buckets.items())
+    rng.shuffle(items)  # packed as they came: not necessarily by index
+    idx = np.array([i for i, _ in items], dtype=np.int64)
+    counts = np.array([c for _, c in items], dtype=np.int64)
+    packed = QuantileSketch.of_packed(idx, counts, whole.count, whole.min, whole.max, 0.005)
+    assert packed.quantiles(qs) == whole.quantiles(qs)
+    assert packed._buckets is None  # read from the arrays, no dict built
 
 
 def test_state_pickled_before_sketches_were_packed_still_loads() -> None:
