@@ -156,7 +156,6 @@ class PollSource(FixedPartitionedSource[list[X], S], Generic[X, S]):
 
     def __init__(self, inner: FixedPartitionedSource[X, S], max_bytes: int | None = None) -> None:
         self.inner = inner
-        self.max_bytes = max_bytes
         self._budget = PollBudget(max_bytes) if max_bytes is not None else None
 
     def list_parts(self) -> list[str]:

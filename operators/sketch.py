@@ -90,13 +90,15 @@ class QuantileSketch:
             self._packed = None
         return self._buckets
 
-    def _items(self) -> tuple[list[int], list[int]]:
+    def _arrays(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint32]]:
+        """A packed sketch's bucket indexes and counts, as arrays over its bytes."""
         assert self._packed is not None
         idx, counts = self._packed
-        return (
-            np.frombuffer(idx, dtype=np.int32).tolist(),
-            np.frombuffer(counts, dtype=np.uint32).tolist(),
-        )
+        return np.frombuffer(idx, dtype=np.int32), np.frombuffer(counts, dtype=np.uint32)
+
+    def _items(self) -> tuple[list[int], list[int]]:
+        idx, counts = self._arrays()
+        return idx.tolist(), counts.tolist()
 
     def __getstate__(self) -> tuple[float, dict[int, int] | tuple[bytes, bytes], int, float, float]:
         held = self._buckets if self._buckets is not None else self._packed
@@ -247,12 +249,10 @@ class QuantileSketch:
         # Running counts built in C (no Python step per bucket), bisected per rank.
         if self._packed is not None:
             # From the packed arrays: the dict of them took two fifths of finalizing a window.
-            packed_idx, packed_counts = self._packed
-            idx = np.frombuffer(packed_idx, dtype=np.int32)
+            idx, counted = self._arrays()
             by_index = np.argsort(idx, kind="stable")
             order = idx[by_index].tolist()
-            counted = np.frombuffer(packed_counts, dtype=np.uint32)[by_index]
-            running = np.cumsum(counted, dtype=np.int64).tolist()
+            running = np.cumsum(counted[by_index], dtype=np.int64).tolist()
         else:
             buckets = self.buckets
             order = sorted(buckets)
