@@ -37,8 +37,13 @@ def call_edges(batch: SpanBatch) -> set[Edge]:
         parents = np.frombuffer(
             b"".join([batch.parent_span_id[i] for i in children.tolist()]), dtype=np.uint64
         )
-    order = np.argsort(keys, kind="stable")
+    # Ids are unique but for a broken SDK: a sort that keeps the order of equal ids (the last of
+    # them is the parent) only then. It costs 5x the default one (520 against 100 us, 8192 ids).
+    order = np.argsort(keys)
     sorted_keys = keys[order]
+    if (sorted_keys[1:] == sorted_keys[:-1]).any():
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
     # the last of equal ids: stable order, searched from the right
     at = np.searchsorted(sorted_keys, parents, side="right") - 1
     found = (at >= 0) & (sorted_keys[np.maximum(at, 0)] == parents)
