@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from bytewax.connectors.kafka import KafkaSource
+from confluent_kafka import Producer
 
 from flows.sources import (
     FETCH_BYTES,
+    FETCH_WAIT_MS,
     IDLE_POLL,
+    IDLE_POLL_MAX,
     MIN_QUEUE_KB,
     PREFETCH_KB,
     PollBudget,
@@ -84,17 +89,25 @@ def test_partitions_of_one_process_share_its_budget() -> None:
     assert budget.allowance(polls[0]._key) == 399_000
 
 
-def test_after_an_empty_poll_the_next_waits_and_after_messages_it_does_not() -> None:
+def test_empty_polls_wait_longer_each_time_and_after_messages_not_at_all() -> None:
     inner = _Partition([10] * 3, batch_size=2)
     polls: _PollPartition[Any, Any] = _PollPartition(inner)  # type: ignore[arg-type]
     assert polls.next_batch() and polls.next_awake() is None
     assert polls.next_batch() and polls.next_awake() is None
-    before = datetime.now(UTC)
-    assert polls.next_batch() == []
-    awake = polls.next_awake()
-    assert awake is not None and before + IDLE_POLL <= awake <= datetime.now(UTC) + IDLE_POLL
+
+    def empty_poll_waits(wait: timedelta) -> None:
+        before = datetime.now(UTC)
+        assert polls.next_batch() == []
+        awake = polls.next_awake()
+        assert awake is not None and before + wait <= awake <= datetime.now(UTC) + wait
+
+    waits = [IDLE_POLL * 2**k for k in range(5)]
+    assert waits[-1] == IDLE_POLL_MAX  # 20 ms doubled 4 times: 320 ms
+    for wait in [*waits, IDLE_POLL_MAX, IDLE_POLL_MAX]:
+        empty_poll_waits(wait)
     inner.sizes = [10]
     assert polls.next_batch() and polls.next_awake() is None
+    empty_poll_waits(IDLE_POLL)
 
 
 def test_bytewax_kafka_partition_still_polls_batch_size_messages() -> None:
@@ -176,3 +189,44 @@ def test_a_message_over_a_consumers_fetch_size_is_read_whole(
     finally:
         part.close()
     assert read == sizes
+
+
+@pytest.mark.kafka
+def test_a_trickle_of_messages_is_read_in_a_few_polls(
+    kafka_bootstrap: str, topic_factory: Any, produce: Any
+) -> None:
+    # A flow that keeps up polls what came since its last poll; the broker holds each fetch
+    # (`FETCH_MIN_BYTES`, `FETCH_WAIT_MS`) so that a poll reads a quarter second of traffic, not
+    # one message. 12 messages 25 ms apart (300 ms): without the hold, about 12 polls.
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        spans_topic=topic_factory(1),
+        metrics_topic=topic_factory(1),
+    )
+    assert consumer_tuning(1)["fetch.wait.max.ms"] == str(FETCH_WAIT_MS)
+    part = kafka_source(settings, tail=True).build_part("s", f"0-{settings.spans_topic}", None)
+    polls: list[int] = []
+    try:
+        produce(settings.spans_topic, [(None, b"first")])
+        deadline = time.monotonic() + 30
+        while not part.next_batch() and time.monotonic() < deadline:  # the consumer is fetching
+            time.sleep(0.002)
+
+        def trickle() -> None:
+            producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 0})
+            for k in range(12):
+                producer.produce(settings.spans_topic, bytes([k]) * 100)
+                producer.flush(10)
+                time.sleep(0.025)
+
+        producer = threading.Thread(target=trickle)
+        producer.start()
+        deadline = time.monotonic() + 30
+        while sum(polls) < 12 and time.monotonic() < deadline:
+            polls += [len(poll) for poll in part.next_batch()]
+            time.sleep(0.002)
+        producer.join()
+    finally:
+        part.close()
+    assert sum(polls) == 12
+    assert len(polls) <= 4, polls
