@@ -163,17 +163,22 @@ def test_the_consumers_share_the_prefetch_and_a_fetch_stays_within_half_a_queue(
     assert eight["max.partition.fetch.bytes"] == eight["fetch.message.max.bytes"]
 
 
+def _fresh_topics(bootstrap: str, topic_factory: Any) -> Settings:
+    """Settings on the broker with a fresh one-partition spans and metrics topic."""
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        spans_topic=topic_factory(1),
+        metrics_topic=topic_factory(1),
+    )
+
+
 @pytest.mark.kafka
 def test_a_message_over_a_consumers_fetch_size_is_read_whole(
     kafka_bootstrap: str, topic_factory: Any, produce: Any
 ) -> None:
     # Among 16 partitions a consumer's queue is 16 MiB and its fetch 8 MiB; a 12 MB export
     # request still comes whole (librdkafka grows a fetch for a larger message), within budget.
-    settings = Settings(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        spans_topic=topic_factory(1),
-        metrics_topic=topic_factory(1),
-    )
+    settings = _fresh_topics(kafka_bootstrap, topic_factory)
     sizes = [1000, 12_000_000, 1000, 3_000_000]
     produce(settings.spans_topic, [(None, bytes([k]) * n) for k, n in enumerate(sizes)])
     source = kafka_source(settings, tail=False, partitions=16)
@@ -198,11 +203,7 @@ def test_a_trickle_of_messages_is_read_in_a_few_polls(
     # A flow that keeps up polls what came since its last poll; the broker holds each fetch
     # (`FETCH_MIN_BYTES`, `FETCH_WAIT_MS`) so that a poll reads a quarter second of traffic, not
     # one message. 12 messages 25 ms apart (300 ms): without the hold, about 12 polls.
-    settings = Settings(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        spans_topic=topic_factory(1),
-        metrics_topic=topic_factory(1),
-    )
+    settings = _fresh_topics(kafka_bootstrap, topic_factory)
     assert consumer_tuning(1)["fetch.wait.max.ms"] == str(FETCH_WAIT_MS)
     part = kafka_source(settings, tail=True).build_part("s", f"0-{settings.spans_topic}", None)
     polls: list[int] = []
