@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 # A flow that keeps up with its input polls whatever arrived since its last poll, often one
 # request, and a poll's fixed cost (the window fold, the partials, the archive's conversion) is
 # then most of its CPU. The broker holds each fetch until `FETCH_MIN_BYTES` have come or
-# `FETCH_WAIT_MS` has passed, so a live flow reads a quarter second of traffic per poll (40
-# requests of 512 spans a second: 12.5 to 14.3 -> 3.9 to 4.4 CPU-s per 1M spans); a backlog's
-# fetches are full at once and never wait.
+# `FETCH_WAIT_MS` has passed, so a live flow reads a quarter second of traffic per poll
+# (`bench.live`, 40 requests of 512 spans a second: 14.1 to 14.5 -> 4.6 to 4.8 CPU-s per 1M
+# spans; 200 of 64: 43.3 -> 7.3); a backlog's fetches are full at once and never wait.
 FETCH_MIN_BYTES = 2**20
 FETCH_WAIT_MS = 250
 CONSUMER_TUNING = {
@@ -71,9 +71,9 @@ S = TypeVar("S")
 KafkaItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
 # After a poll that found nothing, the next waits IDLE_POLL, then twice as long after each
 # further empty poll, up to IDLE_POLL_MAX. Bytewax asks again at once and its Kafka partition
-# waits 1 ms per poll: an idle live flow burnt 4% of a core on empty polls. 20 ms apart, 3.7 to
-# 4%; backing off, 2.7 to 3.3%, the rest Bytewax's worker loop, which parks 1 ms at a time. Both
-# waits are far below a window's length.
+# waits 1 ms per poll: an idle live flow burnt 4% of a core on empty polls. 20 ms apart, 4.3 to
+# 4.6% (`bench.live`); backing off, 2.8 to 3.7%, the rest Bytewax's worker loop, which parks 1 ms
+# at a time. Both waits are far below a window's length.
 IDLE_POLL = timedelta(milliseconds=20)
 IDLE_POLL_MAX = timedelta(milliseconds=320)
 
