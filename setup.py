@@ -1,5 +1,5 @@
 """Builds the optional compiled parts (the OTLP decoders, protobuf and JSON; the detectors' tail
-sums); the metadata is in pyproject.toml."""
+sums; the span aggregator's group-bys); the metadata is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -28,6 +28,13 @@ setup(
             "operators.scout.detect._tails",
             ["operators/scout/detect/_tails.c"],
             extra_compile_args=["-O2", "-ffp-contract=off"],
+            optional=True,
+        ),
+        # the span aggregator's group-bys, each the numpy form's result (operators/signals/groups.py)
+        Extension(
+            "operators.signals._groups",
+            ["operators/signals/_groups.c"],
+            extra_compile_args=["-O2"],
             optional=True,
         ),
     ]

@@ -21,7 +21,7 @@ from operators.otlp.metrics import MetricBatch
 from operators.otlp.span_kind import SPAN_KIND_SERVER
 from operators.otlp.spans import SpanBatch
 from operators.signals.batches import SpanView, span_view
-from operators.signals.dense import unique_counts, unique_inverse
+from operators.signals.groups import ValueCounts, group_spans, group_stats, value_counts
 from operators.signals.partials import CujPartial, Exemplar, MetricPartial, Partial, SpanPartial
 from operators.sketch import ZERO_BUCKET, QuantileSketch, mapping_for
 from sre_space.records import series_name
@@ -132,59 +132,36 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
     pairs = list(pair_code)
     pair_of_span = triple_to_pair[codes]
 
-    window = batch.end_ns // spec.window_ns
-    wmin = int(window.min())
-    width = int(window.max()) - wmin + 1
-    group_key = pair_of_span * width + (window - wmin)
-    gids, ginv = unique_inverse(group_key)
+    gids, ginv, wmin, width = group_spans(pair_of_span, batch.end_ns, spec.window_ns, len(pairs))
     ng = len(gids)
 
     err = batch.is_error
-    counts = np.bincount(ginv, minlength=ng)
-    errors = np.bincount(ginv, weights=err, minlength=ng).astype(np.int64)
     dur_ns = batch.duration_ns
     dur_ms = dur_ns / 1e6
-    max_ts = np.full(ng, np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(max_ts, ginv, batch.end_ns)
-    lo = np.full(ng, np.inf)
-    hi = np.full(ng, -np.inf)
-    np.minimum.at(lo, ginv, dur_ms)
-    np.maximum.at(hi, ginv, dur_ms)
-
-    # Sketch buckets of every group at once: unique over (group, bucket), the zero bucket one
-    # below the lowest other so that it sorts first.
-    idx = mapping_for(spec.accuracy).index(dur_ms)
-    zero = idx == ZERO_BUCKET
-    base = int(idx[~zero].min()) - 1 if not zero.all() else 0
-    idx = np.where(zero, base, idx) - base
-    n_buckets = int(idx.max()) + 1
-    uniq, ucount = unique_counts(ginv * n_buckets + idx)
-    bucket_idx = uniq % n_buckets + base
-    bucket_idx[bucket_idx == base] = ZERO_BUCKET
-    # each group's rows of (bucket, count), kept packed: a partial may cross to another worker
-    bucket_rows = np.searchsorted(uniq // n_buckets, np.arange(ng + 1), side="left").tolist()
+    counts, errors, max_ts, lo, hi = group_stats(ginv, ng, batch.end_ns, dur_ms, err)
+    # Each group's sketch buckets (the zero bucket first), kept packed: a partial may cross to
+    # another worker.
+    buckets = value_counts(ginv, ng, mapping_for(spec.accuracy).index(dur_ms), ZERO_BUCKET)
 
     # Versions and kinds per group.
     # Within a group (one service and operation) the triples differ by version only, so each
     # triple code present stands for exactly one version.
-    vu, vc = unique_counts(ginv * len(keys) + codes)
-    by_code = _split_dicts(vu // len(keys), vu % len(keys), vc, ng)
+    by_code = _split_dicts(value_counts(ginv, ng, codes))
     versions = [{keys[code][2]: count for code, count in d.items()} for d in by_code]
-    ku, kc = unique_counts(ginv * 8 + batch.kind)
-    kinds = _split_dicts(ku // 8, ku % 8, kc, ng)
+    kinds = _split_dicts(value_counts(ginv, ng, batch.kind.astype(np.int64)))
 
     flags = _flags_per_group(batch, ginv, ng)
-    slowest = _top_per_group(ginv, dur_ns, np.ones(n, dtype=bool), batch.trace_ids_at, ng, spec)
+    slowest = _top_per_group(ginv, dur_ns, None, batch.trace_ids_at, ng, spec)
     failing = _top_per_group(ginv, dur_ns, err, batch.trace_ids_at, ng, spec)
 
     out: list[Partial] = []
     for g in range(ng):
         pair, w = divmod(int(gids[g]), width)
         service, operation = pairs[pair]
-        rows = slice(bucket_rows[g], bucket_rows[g + 1])
+        rows = slice(buckets.rows[g], buckets.rows[g + 1])
         sketch = QuantileSketch.of_packed(
-            bucket_idx[rows],
-            ucount[rows],
+            buckets.values[rows],
+            buckets.counts[rows],
             int(counts[g]),
             float(lo[g]),
             float(hi[g]),
@@ -207,7 +184,9 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
                 flags=flags[g],
             )
         )
-    out.extend(_journey_partials(batch, spec, pairs, pair_of_span, window))
+    if spec.journeys:
+        window = batch.end_ns // spec.window_ns
+        out.extend(_journey_partials(batch, spec, pairs, pair_of_span, window))
     return out
 
 
@@ -244,26 +223,24 @@ def _flags_per_group(
     return out
 
 
-def _split_dicts(
-    groups: np.ndarray, keys: np.ndarray, counts: np.ndarray, ng: int
-) -> list[dict[int, int]]:
-    """Rows sorted by group -> one {key: count} dict per group (one C-level dict build each)."""
-    bounds = np.searchsorted(groups, np.arange(ng + 1), side="left").tolist()
-    k, c = keys.tolist(), counts.tolist()
-    return [dict(zip(k[lo:hi], c[lo:hi], strict=True)) for lo, hi in itertools.pairwise(bounds)]
+def _split_dicts(found: ValueCounts) -> list[dict[int, int]]:
+    """Each group's {value: count} (one C-level dict build each)."""
+    k, c = found.values.tolist(), found.counts.tolist()
+    return [dict(zip(k[lo:hi], c[lo:hi], strict=True)) for lo, hi in itertools.pairwise(found.rows)]
 
 
 def _top_per_group(
     ginv: np.ndarray,
     dur_ns: np.ndarray,
-    mask: np.ndarray,
+    mask: np.ndarray | None,
     trace_ids_at: Callable[[np.ndarray], list[bytes]],
     ng: int,
     spec: SignalSpec,
 ) -> list[list[Exemplar]]:
+    """Each group's k longest spans of `mask` (None: of all), longest first, ties by trace id."""
     out: list[list[Exemplar]] = [[] for _ in range(ng)]
     k = spec.exemplars
-    sel = _contenders(ginv, dur_ns, np.flatnonzero(mask), ng, k)
+    sel = _contenders(ginv, dur_ns, None if mask is None else np.flatnonzero(mask), ng, k)
     if sel.size == 0 or k <= 0:
         return out
     # Sort the selected spans by group, then by duration descending; take each group's first k.
@@ -293,22 +270,24 @@ def _top_per_group(
 
 
 def _contenders(
-    ginv: np.ndarray, dur_ns: np.ndarray, sel: np.ndarray, ng: int, k: int
+    ginv: np.ndarray, dur_ns: np.ndarray, sel: np.ndarray | None, ng: int, k: int
 ) -> np.ndarray:
-    """The spans of `sel` that can be among their group's k longest (ties included), so that
-    only they are sorted.
+    """The spans of `sel` (None: all) that can be among their group's k longest (ties
+    included), so that only they are sorted.
 
     Dealt round-robin into k hands, each group's k hands' longest spans are k distinct spans: the
     shortest of them is at most the group's k-th longest, so nothing shorter can make the top k.
     """
-    if k <= 0 or sel.size <= 4 * k * ng:
-        return sel
-    groups = ginv[sel].astype(np.int64)
-    dur = dur_ns[sel]
-    longest = np.full(ng * k, -1, dtype=np.int64)  # -1: an empty hand admits the whole group
-    np.maximum.at(longest, groups * k + np.arange(sel.size) % k, dur)
-    floor = longest.reshape(ng, k).min(axis=1)
-    return sel[dur >= floor[groups]]
+    size = len(ginv) if sel is None else sel.size
+    if k <= 0 or size <= 4 * k * ng:
+        return np.arange(size) if sel is None else sel
+    groups = ginv if sel is None else ginv[sel]
+    dur = dur_ns if sel is None else dur_ns[sel]
+    longest = np.full((k, ng), -1, dtype=np.int64)  # -1: an empty hand admits the whole group
+    for hand in range(k):  # a hand's spans are every k-th, from its own first
+        np.maximum.at(longest[hand], groups[hand::k], dur[hand::k])
+    keep = dur >= longest.min(axis=0)[groups]
+    return np.flatnonzero(keep) if sel is None else sel[keep]
 
 
 def _by_group_longest_first(groups: np.ndarray, dur_ns: np.ndarray, ng: int) -> np.ndarray:
