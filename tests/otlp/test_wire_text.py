@@ -283,3 +283,12 @@ def test_event_json_is_written_as_json_dumps_writes_it() -> None:
     assert compiled == texts(decode_trace_upb(data, LIMITS).text_columns(()))
     assert json.loads(compiled[-1][0])[0]["attributes"] == {"": True, "a": -5, "z": "last"}
     assert json.loads(compiled[-1][1])[1]["attributes"] == {"d": 0.1}
+
+
+def test_events_read_the_same_with_the_text_columns_as_without() -> None:
+    # With the text columns, a span whose events' state is 0 is answered without parsing it.
+    plain = decode_trace_wire(ODD_SPANS, LIMITS)
+    texted = decode_trace_wire(ODD_SPANS, DecodeLimits(text_keys=KEYS))
+    expect = [plain.events(i) for i in range(len(plain))]
+    assert [texted.events(i) for i in range(len(texted))] == expect
+    assert [bool(e) for e in expect] == [True, True, False, True]  # span 4 has none
