@@ -15,7 +15,7 @@ from itertools import chain
 import numpy as np
 import pyarrow as pa
 
-from operators.otlp.spans import PackedIds, SpanBatch, joined_errors
+from operators.otlp.spans import PackedIds, SpanBatch
 from operators.otlp.text import TextColumn, strings_text
 
 _ID_COLUMNS = frozenset(("trace_id", "span_id", "parent_span_id"))
@@ -105,11 +105,6 @@ def _numbers(values: np.ndarray, type_: pa.DataType) -> pa.Array:
     return pa.Array.from_buffers(type_, len(data), [None, pa.py_buffer(data)])
 
 
-def _flags(values: np.ndarray) -> pa.Array:
-    bits = np.packbits(values.astype(bool), bitorder="little")
-    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
-
-
 def _joined_text(columns: Sequence[TextColumn]) -> TextColumn:
     """Text columns end to end, as one column."""
     if len(columns) == 1:
@@ -160,7 +155,8 @@ def span_record_batch(
     batches: SpanBatch | Sequence[SpanBatch], selected: Sequence[str] = ()
 ) -> pa.RecordBatch:
     """The archive's columns for every span of `batches`, in order: those of
-    `SpanBatch.to_polars`, the ids as bytes and without `duration_ns` (the reader derives it)."""
+    `SpanBatch.to_polars`, the ids as bytes, without `duration_ns` and `is_error` (the reader
+    derives them from the times and the statuses)."""
     group = [batches] if isinstance(batches, SpanBatch) else list(batches)
     n = sum(len(b) for b in group)
     texts = [b.text_columns(selected) for b in group]
@@ -205,7 +201,6 @@ def span_record_batch(
         "rpc_grpc_status": numbers("rpc_grpc_status", pa.int32()),
         "start_ns": numbers("start_ns", pa.int64()),
         "end_ns": numbers("end_ns", pa.int64()),
-        "is_error": _flags(joined_errors(group)),
     }
     zeros = _numbers(np.zeros(n, dtype=np.int32), pa.int32())  # shared by one-value columns
     for k, key in enumerate(selected):

@@ -1,9 +1,9 @@
 """Reads the span archive back as a polars lazy frame, pruned to the hours a query needs, and
 says up to when every writer's spans are on disk (`covered_until`).
 
-The files hold the ids as bytes and no `duration_ns` (archives written before: hex text and the
-duration); either way the frame has the columns of `SpanBatch.to_polars`, ids as lower-case hex
-text ("" for a root's parent), though not in its order.
+The files hold the ids as bytes, and neither `duration_ns` nor `is_error` (archives written before:
+hex text, the duration, the flag); either way the frame has the columns of `SpanBatch.to_polars`,
+ids as lower-case hex text ("" for a root's parent), though not in its order.
 """
 
 from __future__ import annotations
@@ -14,8 +14,17 @@ from pathlib import Path
 
 import polars as pl
 
+from operators.otlp.spans import SPAN_KIND_SERVER, STATUS_CODE_ERROR
+
 NS_PER_HOUR = 3_600 * 10**9
 ID_COLUMNS = ("trace_id", "span_id", "parent_span_id")
+# `SpanBatch.is_error` from the columns it reads: status ERROR, HTTP 5xx on a server span, or a
+# non-OK gRPC code (the decoders store both codes for server and consumer spans only)
+IS_ERROR = (
+    (pl.col("status_code") == STATUS_CODE_ERROR)
+    | ((pl.col("kind") == SPAN_KIND_SERVER) & (pl.col("http_status") >= 500))
+    | (pl.col("rpc_grpc_status") > 0)
+)
 
 
 def archive_files(root: str | Path, start_ns: int, end_ns: int) -> list[Path]:
@@ -33,18 +42,21 @@ def scan_files(files: Sequence[str | Path]) -> pl.LazyFrame:
     """Archive files as one lazy frame in the span frame's types (an empty frame when none)."""
     # Files of several layouts (an archive written across the upgrade) are scanned apart: one
     # scan takes its types from its first file.
-    layouts: dict[tuple[tuple[str, ...], bool], list[str]] = {}
+    layouts: dict[tuple[tuple[str, ...], bool, bool], list[str]] = {}
     for file in files:
         schema = pl.read_parquet_schema(file)
         ids = tuple(c for c in ID_COLUMNS if schema.get(c) == pl.Binary)
-        layouts.setdefault((ids, "duration_ns" in schema), []).append(str(file))
+        layout = (ids, "duration_ns" in schema, "is_error" in schema)
+        layouts.setdefault(layout, []).append(str(file))
     frames = []
-    for (ids, has_duration), group in layouts.items():
+    for (ids, has_duration, has_error), group in layouts.items():
         frame = pl.scan_parquet(group).with_columns(pl.col(ids).bin.encode("hex").fill_null(""))
         if not has_duration:
             # clamped at zero, as `SpanBatch.duration_ns` (a skewed clock's end before its start)
             duration = (pl.col("end_ns") - pl.col("start_ns")).clip(lower_bound=0)
             frame = frame.with_columns(duration.alias("duration_ns"))
+        if not has_error:
+            frame = frame.with_columns(IS_ERROR.alias("is_error"))
         frames.append(frame)
     if not frames:
         return pl.LazyFrame()

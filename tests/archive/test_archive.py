@@ -293,3 +293,49 @@ def test_a_flush_shares_one_dictionary_per_column_so_parquet_writes_the_codes() 
     assert table.column("operation").to_pylist() == [
         v for b in batches for v in b.column("operation").to_pylist()
     ]
+
+
+def test_the_error_flag_is_derived_on_read_as_the_decoders_set_it(tmp_path: Path) -> None:
+    # (kind, status, attributes, failing): an ERROR status, 5xx on a server span but not on a
+    # client span, 4xx, and gRPC codes on server, consumer and client spans
+    cases = [
+        (2, 2, {}, True),
+        (2, 0, {"http.response.status_code": 503}, True),
+        (3, 0, {"http.response.status_code": 503}, False),
+        (2, 0, {"http.response.status_code": 404}, False),
+        (2, 0, {"rpc.grpc.status_code": 14}, True),
+        (5, 0, {"rpc.grpc.status_code": 2}, True),
+        (3, 0, {"rpc.grpc.status_code": 14}, False),
+        (2, 0, {"rpc.grpc.status_code": 0}, False),
+        (1, 0, {}, False),
+    ]
+    spans = [
+        SpanSpec(
+            bytes([k + 1]) * 16,
+            bytes([k + 1]) * 8,
+            "op",
+            T0,
+            T0 + 5,
+            kind=kind,
+            status_code=status,
+            attributes=attrs,
+        )
+        for k, (kind, status, attrs, _) in enumerate(cases)
+    ]
+    data = trace_request([({"service.name": "svc"}, spans)]).SerializeToString()
+    batch = decode_trace_proto(data)
+    assert batch.is_error.tolist() == [failing for *_, failing in cases]
+    archive = SpanArchive(tmp_path / "spans")
+    archive.add([Decoded(source="rec", partition=0, offset=0, spans=batch)])
+    [path] = archive.flush()
+    assert "is_error" not in pq.read_schema(path).names
+    expect = {bytes([k + 1]).hex() * 8: f for k, (*_, f) in enumerate(cases)}
+    frame = scan_spans(tmp_path / "spans", T0, T0 + 10).collect()
+    assert dict(frame.select("span_id", "is_error").rows()) == expect
+    # a file of the earlier layout keeps its stored flag (inverted here, so that it is seen read)
+    legacy = pq.read_table(path).append_column("is_error", pa.array([not f for *_, f in cases]))
+    old = tmp_path / "old" / path.relative_to(tmp_path / "spans")
+    old.parent.mkdir(parents=True)
+    pq.write_table(legacy, old, store_schema=False)
+    frame = scan_spans(tmp_path / "old", T0, T0 + 10).collect()
+    assert dict(frame.select("span_id", "is_error").rows()) == {k: not f for k, f in expect.items()}
