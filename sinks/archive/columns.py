@@ -26,13 +26,16 @@ def _text(n: int, column: TextColumn) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def _attribute_text(n: int, parts: Sequence[TextColumn], zeros: pa.Array) -> pa.Array:
+def _attribute_text(
+    n: int, parts: Sequence[TextColumn], zeros: pa.Array, absent: pa.Array | None = None
+) -> pa.Array:
     """The parts end to end (`_joined_text`), or one value's dictionary (`zeros` its codes) when
-    every span has the same text (mostly "": an attribute these spans lack). Parquet then writes
-    that dictionary and its run of zero codes instead of hashing each span's text (half the
-    writer's CPU for such a column); the file holds the same strings, so readers see no change."""
+    every span has the same text (mostly "": `absent`, if given, an attribute these spans lack).
+    Parquet then writes that dictionary and its run of zero codes instead of hashing each span's
+    text (half the writer's CPU for such a column); the file holds the same strings, so readers
+    see no change."""
     if n and all(not data for _, data in parts):  # all "": no join needed
-        return _one_value(zeros, b"")
+        return _one_value(zeros, b"") if absent is None else absent
     offsets, data = _joined_text(parts)
     if n and int(offsets[0]) == 0 and _constant(offsets, data):
         return _one_value(zeros, data[: int(offsets[1])])
@@ -41,7 +44,13 @@ def _attribute_text(n: int, parts: Sequence[TextColumn], zeros: pa.Array) -> pa.
 
 def _one_value(zeros: pa.Array, value: bytes) -> pa.Array:
     dictionary = _text(1, (np.array([0, len(value)], dtype=np.int32), value))
-    return pa.DictionaryArray.from_arrays(zeros, dictionary)
+    return _dictionary(zeros, dictionary)
+
+
+def _dictionary(indices: pa.Array, dictionary: pa.Array) -> pa.DictionaryArray:
+    # Unchecked: the codes index their dictionary by construction, and checking them was a pass
+    # over every span's code, for every column (twice: Parquet checks them again).
+    return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
 
 
 def _constant(offsets: np.ndarray, data: bytes) -> bool:
@@ -135,18 +144,19 @@ def _names(
     if len(present) < len(batches):
         text = strings_text(list(chain.from_iterable(getattr(b, column) for b in batches)))
         return _text(n, text).dictionary_encode()
-    # One remap for all the batches' names, not one per batch (most of a 512-span request's cost).
+    # Each batch's codes through its small table of shared codes, into one array in place (one
+    # pass over the spans, where joining, shifting and gathering them all made four).
     shared: dict[str, int] = {}
-    remap = [shared.setdefault(s, len(shared)) for _, d in present for s in d]
-    flat = np.concatenate([c for c, _ in present])
-    if len(present) > 1:  # each batch's codes past the names of the batches before it
-        sizes = np.array([len(d) for _, d in present], dtype=np.int64)
-        lengths = np.array([len(c) for c, _ in present], dtype=np.int64)
-        flat = flat + np.repeat(np.cumsum(sizes) - sizes, lengths)
-    indices = np.array(remap, dtype=np.int32)[flat] if remap else flat.astype(np.int32)
+    indices = np.empty(n, dtype=np.int32)
+    at = 0
+    for local, names_of in present:
+        table = np.array([shared.setdefault(s, len(shared)) for s in names_of], dtype=np.int32)
+        if len(local):
+            np.take(table, local, out=indices[at : at + len(local)])
+            at += len(local)
     # Dictionary-encoded as decoded; Parquet stores the same text (the schema is not stored, so
     # readers see plain strings). From buffers, as pa.array() on a list imports pandas.
-    return pa.DictionaryArray.from_arrays(
+    return _dictionary(
         _numbers(indices, pa.int32()), _text(len(shared), strings_text(list(shared)))
     )
 
@@ -203,9 +213,10 @@ def span_record_batch(
         "end_ns": numbers("end_ns", pa.int64()),
     }
     zeros = _numbers(np.zeros(n, dtype=np.int32), pa.int32())  # shared by one-value columns
+    absent = _one_value(zeros, b"")  # and "" by every column these spans lack
     for k, key in enumerate(selected):
-        columns[key] = _attribute_text(n, [attrs[k] for attrs, _ in texts], zeros)
-    columns["events"] = _attribute_text(n, [events for _, events in texts], zeros)
+        columns[key] = _attribute_text(n, [attrs[k] for attrs, _ in texts], zeros, absent)
+    columns["events"] = _attribute_text(n, [events for _, events in texts], zeros, absent)
     # Only ids can be missing (a root's parent; an empty id from a decoder that does not check
     # them): the other columns are declared without nulls, so Parquet writes them as required and
     # computes no definition levels (a quarter of the writer's CPU). Readers see the same values.
