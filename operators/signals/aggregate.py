@@ -1,8 +1,8 @@
-"""One decoded batch to its partials per (key, window), vectorised with numpy.
+"""One decoded batch to its partials per (key, window), vectorised.
 
 Per batch, spans are grouped by an integer code for (service, operation, version) and window, so
-the cost per span is a few array operations, not a Python object. Only the group loop (tens of
-groups per batch) runs in Python.
+the cost per span is a few array operations (the group-bys compiled, `groups.py`), not a Python
+object. Only the group loop (tens of groups per batch) runs in Python.
 """
 
 from __future__ import annotations
