@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from operator import itemgetter
 
@@ -61,6 +61,25 @@ def mapping_for(accuracy: float = DEFAULT_ACCURACY) -> LogMapping:
     if m is None:
         m = _MAPPINGS[accuracy] = LogMapping(accuracy)
     return m
+
+
+def _merged(
+    a: tuple[npt.NDArray[np.int32], npt.NDArray[np.uint32]],
+    b: tuple[npt.NDArray[np.int32], npt.NDArray[np.uint32]],
+) -> tuple[bytes, bytes] | None:
+    """Two packed sketches' buckets added, packed (indexes ascending); None when a count then
+    needs more than 32 bits."""
+    idx = np.concatenate([a[0], b[0]])
+    counts = np.concatenate([a[1], b[1]]).astype(np.int64)
+    if not len(idx):
+        return idx.tobytes(), counts.astype(np.uint32).tobytes()
+    order = np.argsort(idx, kind="stable")
+    idx, counts = idx[order], counts[order]
+    starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
+    sums = np.add.reduceat(counts, starts)
+    if int(sums.max()) > _MAX_PACKED_COUNT:
+        return None
+    return idx[starts].tobytes(), sums.astype(np.uint32).tobytes()
 
 
 class QuantileSketch:
@@ -192,6 +211,16 @@ class QuantileSketch:
             raise ValueError(
                 f"cannot merge sketches of accuracy {self.accuracy} and {other.accuracy}"
             )
+        if self._packed is not None and other._packed is not None:
+            # Two packed sketches (a window's partials from two polls) merge as arrays: the dict
+            # of one and a Python step per bucket of the other were most of folding a window.
+            packed = _merged(self._arrays(), other._arrays())
+            if packed is not None:
+                self._packed = packed
+                self.count += other.count
+                self.min = min(self.min, other.min)
+                self.max = max(self.max, other.max)
+                return self
         # a packed sketch is merged from its arrays: no dict for one that is then dropped
         held = other._buckets
         items = zip(*other._items(), strict=True) if held is None else held.items()
@@ -247,20 +276,25 @@ class QuantileSketch:
             return out
         m = mapping_for(self.accuracy)
         # Running counts built in C (no Python step per bucket), bisected per rank.
+        order: Sequence[int] | npt.NDArray[np.int32]
         if self._packed is not None:
-            # From the packed arrays: the dict of them took two fifths of finalizing a window.
+            # From the packed arrays: the dict of them took two fifths of finalizing a window,
+            # and lists of them (to bisect) most of the rest.
             idx, counted = self._arrays()
             by_index = np.argsort(idx, kind="stable")
-            order = idx[by_index].tolist()
-            running = np.cumsum(counted[by_index], dtype=np.int64).tolist()
+            order = idx[by_index]
+            running = np.cumsum(counted[by_index], dtype=np.int64)
+            found = np.searchsorted(running, inner, side="right").tolist()
         else:
             buckets = self.buckets
             order = sorted(buckets)
             counts = itemgetter(*order)(buckets) if len(order) > 1 else (buckets[order[0]],)
-            running = list(accumulate(counts))
-        for rank in inner:
-            at = bisect_right(running, rank)
+            sums = list(accumulate(counts))
+            found = [bisect_right(sums, rank) for rank in inner]
+        for rank, at in zip(inner, found, strict=True):
             out[rank] = (
-                self.max if at == len(order) else min(max(m.value(order[at]), self.min), self.max)
+                self.max
+                if at == len(order)
+                else min(max(m.value(int(order[at])), self.min), self.max)
             )
         return out

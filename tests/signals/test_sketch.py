@@ -113,6 +113,11 @@ def test_a_packed_sketch_crosses_pickle_and_merges_as_its_dict_would(
     assert packed == QuantileSketch.from_values(a)
     # merged into (the window's accumulator), or merged from (a partial folded in)
     assert _packed(a).merge(_packed(b)) == QuantileSketch.from_values(a + b)
+    both = _packed(a).merge(_packed(b))
+    assert both._buckets is None  # two packed sketches merge as arrays, still packed
+    assert both.quantiles((0.5, 0.95, 0.99)) == QuantileSketch.from_values(a + b).quantiles(
+        (0.5, 0.95, 0.99)
+    )
     crossed = pickle.loads(pickle.dumps(_packed(b)))
     assert QuantileSketch.from_values(a).merge(crossed) == QuantileSketch.from_values(a + b)
     qs = (0.5, 0.95, 0.99)
@@ -150,3 +155,12 @@ def test_a_count_over_32_bits_is_kept_as_a_dict() -> None:
     idx, counts = np.array([1, 2]), np.array([1, 2**33])
     sketch = QuantileSketch.of_packed(idx, counts, 2**33 + 1, 1.0, 2.0, 0.01)
     assert sketch._buckets == {1: 1, 2: 2**33}
+
+
+def test_packed_sketches_whose_sum_needs_over_32_bits_merge_into_a_dict() -> None:
+    big = 2**32 - 1
+    a = QuantileSketch.of_packed(np.array([1, 2]), np.array([big, 1]), big + 1, 1.0, 2.0, 0.01)
+    b = QuantileSketch.of_packed(np.array([2, 1]), np.array([3, 5]), 8, 0.5, 2.0, 0.01)
+    merged = a.merge(b)
+    assert merged.buckets == {1: big + 5, 2: 4}
+    assert (merged.count, merged.min, merged.max) == (big + 9, 0.5, 2.0)
