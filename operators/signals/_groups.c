@@ -45,6 +45,30 @@ static int view(PyObject *obj, Py_buffer *buf, Py_ssize_t size, Py_ssize_t *n, c
     return 0;
 }
 
+typedef struct {
+    Py_ssize_t arg, size;
+    const char *what;
+} Want;
+
+static void release(Py_buffer *bufs, int count) {
+    for (int k = 0; k < count; k++) {
+        PyBuffer_Release(&bufs[k]);
+    }
+}
+
+/* `view` of args[want[k].arg] for each of `count` wants, all of *n items; -1 with every view
+ * taken so far released. */
+static int views(PyObject *const *args, const Want *want, int count, Py_buffer *bufs,
+                 Py_ssize_t *n) {
+    for (int k = 0; k < count; k++) {
+        if (view(args[want[k].arg], &bufs[k], want[k].size, n, want[k].what) < 0) {
+            release(bufs, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *new_bytes(Py_ssize_t size, void **data) {
     PyObject *b = PyBytes_FromStringAndSize(NULL, size);
     if (b != NULL) {
@@ -73,24 +97,27 @@ static PyObject *groups(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "groups: window_ns and n_pairs must be positive");
         return NULL;
     }
-    Py_buffer pb, eb;
+    static const Want want[] = {{0, 8, "pair"}, {1, 8, "end_ns"}};
+    Py_buffer bufs[2];
     Py_ssize_t n = -1;
-    if (view(args[0], &pb, 8, &n, "pair") < 0) {
+    if (views(args, want, 2, bufs, &n) < 0) {
         return NULL;
     }
-    if (n == 0 || view(args[1], &eb, 8, &n, "end_ns") < 0) {
-        if (n == 0) {
-            PyErr_SetString(PyExc_ValueError, "groups: no spans");
-        }
-        PyBuffer_Release(&pb);
-        return NULL;
-    }
-    const int64_t *pair = pb.buf, *end = eb.buf;
+    const int64_t *pair = bufs[0].buf, *end = bufs[1].buf;
     PyObject *res = NULL, *gids = NULL, *ginv = NULL;
-    int64_t *slot = NULL;
+    int64_t *slot = NULL, *inv = NULL;
+    void *inv_data;
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "groups: no spans");
+        goto done;
+    }
+    if ((ginv = new_bytes(n * 8, &inv_data)) == NULL) {
+        goto done;
+    }
+    inv = inv_data; /* each span's window first, then its key, then its group */
     int64_t wmin = INT64_MAX, wmax = INT64_MIN;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t w = floor_div(end[i], window_ns);
+        int64_t w = inv[i] = floor_div(end[i], window_ns);
         wmin = w < wmin ? w : wmin;
         wmax = w > wmax ? w : wmax;
         if (pair[i] < 0 || pair[i] >= n_pairs) {
@@ -106,18 +133,12 @@ static PyObject *groups(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     int64_t range = (int64_t)width * n_pairs;
-    slot = PyMem_Calloc((size_t)range, sizeof *slot);
-    void *inv_data;
-    ginv = new_bytes(n * 8, &inv_data);
-    if (slot == NULL || ginv == NULL) {
-        if (slot == NULL) {
-            PyErr_NoMemory();
-        }
+    if ((slot = PyMem_Calloc((size_t)range, sizeof *slot)) == NULL) {
+        PyErr_NoMemory();
         goto done;
     }
-    int64_t *inv = inv_data;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t key = pair[i] * (int64_t)width + (floor_div(end[i], window_ns) - wmin);
+        int64_t key = pair[i] * (int64_t)width + (inv[i] - wmin);
         inv[i] = key;
         slot[key] = 1;
     }
@@ -145,8 +166,7 @@ done:
     Py_XDECREF(gids);
     Py_XDECREF(ginv);
     PyMem_Free(slot);
-    PyBuffer_Release(&pb);
-    PyBuffer_Release(&eb);
+    release(bufs, 2);
     return res;
 }
 
@@ -163,29 +183,16 @@ static PyObject *group_stats(PyObject *self, PyObject *const *args, Py_ssize_t n
         }
         return NULL;
     }
-    Py_buffer gb, eb, db, xb;
+    static const Want want[] = {
+        {0, 8, "ginv"}, {2, 8, "end_ns"}, {3, 8, "dur_ms"}, {4, 1, "is_error"}};
+    Py_buffer bufs[4];
     Py_ssize_t n = -1;
-    if (view(args[0], &gb, 8, &n, "ginv") < 0) {
+    if (views(args, want, 4, bufs, &n) < 0) {
         return NULL;
     }
-    if (view(args[2], &eb, 8, &n, "end_ns") < 0) {
-        PyBuffer_Release(&gb);
-        return NULL;
-    }
-    if (view(args[3], &db, 8, &n, "dur_ms") < 0) {
-        PyBuffer_Release(&gb);
-        PyBuffer_Release(&eb);
-        return NULL;
-    }
-    if (view(args[4], &xb, 1, &n, "is_error") < 0) {
-        PyBuffer_Release(&gb);
-        PyBuffer_Release(&eb);
-        PyBuffer_Release(&db);
-        return NULL;
-    }
-    const int64_t *ginv = gb.buf, *end = eb.buf;
-    const double *dur = db.buf;
-    const uint8_t *err = xb.buf;
+    const int64_t *ginv = bufs[0].buf, *end = bufs[1].buf;
+    const double *dur = bufs[2].buf;
+    const uint8_t *err = bufs[3].buf;
     PyObject *res = NULL, *out[5] = {NULL, NULL, NULL, NULL, NULL};
     void *data[5];
     for (int k = 0; k < 5; k++) {
@@ -220,10 +227,7 @@ done:
     for (int k = 0; k < 5; k++) {
         Py_XDECREF(out[k]);
     }
-    PyBuffer_Release(&gb);
-    PyBuffer_Release(&eb);
-    PyBuffer_Release(&db);
-    PyBuffer_Release(&xb);
+    release(bufs, 4);
     return res;
 }
 
@@ -242,16 +246,13 @@ static PyObject *value_counts(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_ValueError, "value_counts: ng < 0");
         return NULL;
     }
-    Py_buffer gb, vb;
+    static const Want want[] = {{0, 8, "ginv"}, {2, 8, "values"}};
+    Py_buffer bufs[2];
     Py_ssize_t n = -1;
-    if (view(args[0], &gb, 8, &n, "ginv") < 0) {
+    if (views(args, want, 2, bufs, &n) < 0) {
         return NULL;
     }
-    if (view(args[2], &vb, 8, &n, "values") < 0) {
-        PyBuffer_Release(&gb);
-        return NULL;
-    }
-    const int64_t *ginv = gb.buf, *val = vb.buf;
+    const int64_t *ginv = bufs[0].buf, *val = bufs[1].buf;
     PyObject *res = NULL, *values = NULL, *counts = NULL, *rows = NULL;
     /* per group: the lowest and highest value but `lowest`, its first cell, and its `lowest`s */
     int64_t *lo = PyMem_Malloc((size_t)(ng ? ng : 1) * 4 * sizeof(int64_t)), *cells = NULL;
@@ -345,8 +346,7 @@ done:
     Py_XDECREF(rows);
     PyMem_Free(lo);
     PyMem_Free(cells);
-    PyBuffer_Release(&gb);
-    PyBuffer_Release(&vb);
+    release(bufs, 2);
     return res;
 }
 

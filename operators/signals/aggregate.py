@@ -184,9 +184,7 @@ def view_partials(batch: SpanView, spec: SignalSpec) -> list[Partial]:
                 flags=flags[g],
             )
         )
-    if spec.journeys:
-        window = batch.end_ns // spec.window_ns
-        out.extend(_journey_partials(batch, spec, pairs, pair_of_span, window))
+    out.extend(_journey_partials(batch, spec, pairs, pair_of_span))
     return out
 
 
@@ -306,10 +304,10 @@ def _journey_partials(
     spec: SignalSpec,
     pairs: list[tuple[str, str]],
     pair_of_span: np.ndarray,
-    window: np.ndarray,
 ) -> Iterable[Partial]:
     if not spec.journeys:
         return []
+    window = batch.end_ns // spec.window_ns
     out: list[Partial] = []
     for name, steps in spec.journeys:
         slice_by = spec.slices.get(name, ())
