@@ -207,6 +207,16 @@ def report(
     prs = store.query("pull_requests", key=iid) if iid else []
     events = [Incident.from_dict(e) for e in store.query("incident_events", key=iid)] if iid else []
     outcome = (progress.get("data") or {}).get("outcome") or {}
+    # Each verification window's verdict: why a fix was judged to work, or was reverted.
+    verification = [
+        {
+            "at": a.get("at"),
+            "healthy": (a.get("inputs") or {}).get("healthy"),
+            "why": a.get("reason"),
+        }
+        for a in (store.query("actions", key=iid) if iid else [])
+        if a.get("action") == "verify_window"
+    ]
     events.sort(key=lambda e: e.updated_at)
     timeline = [
         {"event": e.event, "at": ns_to_rfc3339(e.updated_at), "t_s": _rel_s(e.updated_at, onset_ns)}
@@ -280,6 +290,7 @@ def report(
         ],
         "responder_step": progress.get("step"),
         "outcome": result,
+        "outcome_detail": outcome.get("detail"),
         "verified": result == "resolved",
         "reverted": any(pr.get("revert_sha") for pr in prs),
         "resolved": incident is not None and incident.get("state") == "resolved",
@@ -287,6 +298,7 @@ def report(
         "time_to_mitigate_s": _rel_s(recovered_ns, onset_ns) if result == "resolved" else None,
         "time_to_resolve_s": _rel_s(resolved_at, onset_ns),
         "timeline": timeline,
+        "verification": verification,
         "postmortem": str(pm) if pm.exists() else None,
         "similar": (diagnosis or {}).get("similar", []),
     }
@@ -334,6 +346,8 @@ def run_drill(cfg: DrillConfig) -> dict[str, Any]:
         _end_faults(rig, cfg)
     with Store(settings.paths.db) as store:
         result = report(store, label, cfg, epoch_ns, end_ns)
+    if result["outcome_detail"] and result["outcome"] != "resolved":
+        cfg.log(f"drill: {result['outcome']}: {result['outcome_detail']}")
     if cfg.kafka:
         result["kafka"] = {
             "bootstrap": cfg.kafka,

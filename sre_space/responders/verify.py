@@ -9,7 +9,8 @@ harm that a fix can or should remove:
 A backlog (`backlog_metrics` of the incident's services) is judged against its level before the
 incident; while it drains, the time it needs at its current rate (`drain_eta_s`) lets the
 responder extend the deadline. A resource the incident saw trend to its limit must also have
-stopped climbing: more headroom for a leak clears Scout's trend without fixing anything.
+stopped climbing at anything near the pace it climbed at when the fix was deployed: more headroom
+for a leak clears Scout's trend without fixing anything.
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ def _dropped(points: Sequence[tuple[int, float]], i: int) -> bool:
     return points[i][1] < 0.8 * points[i - 1][1]
 
 
+def _since_restart(points: Sequence[tuple[int, float]]) -> tuple[int | None, float]:
+    """(index of the first point since the last restart, the clear slope since then); a restart
+    (a kill at the limit, or the rollout) starts the climb over, and the index is None until
+    three points show where it goes."""
+    cut = max((i for i in range(1, len(points)) if _dropped(points, i)), default=0)
+    if len(points) - cut < 3 and cut > 0:
+        return None, 0.0
+    return cut, clear_slope(points[cut:])
+
+
 def drain_rate(points: Sequence[tuple[int, float]]) -> float:
     """How fast (per second) a series of (ns, value) points clearly falls; 0 when it does not."""
     return max(0.0, -clear_slope(points))
@@ -93,12 +104,16 @@ class IncidentHealth:
         baseline_s: float = 600.0,
         rate_s: float = 60.0,
         climb_s: float = 180.0,
+        climb_share: float = 0.25,
     ) -> None:
         self.store = store
         self.backlog_metrics = tuple(backlog_metrics)
         self.baseline_ns = round(baseline_s * NS_PER_S)
         self.rate_ns = round(rate_s * NS_PER_S)
         self.climb_ns = round(climb_s * NS_PER_S)
+        self.climb_share = climb_share
+        # Per incident, (service, metric) -> its climb per second when verification began.
+        self._climb: dict[str, dict[tuple[str, str], float]] = {}
         self._before: dict[str, dict[tuple[str, str], float]] = {}
 
     def __call__(self, incident: Incident, now: int) -> HealthSample | None:
@@ -153,7 +168,12 @@ class IncidentHealth:
 
     def climbing(self, incident: Incident, now: int) -> list[str]:
         """Resources the incident saw trend to their limit that still climb: more headroom only
-        moves a leak's exhaustion past Scout's horizon, so a fix is not judged until it levels."""
+        moves a leak's exhaustion past Scout's horizon, so a fix is not judged until it levels.
+
+        Still climbing means at `climb_share` or more of the rate they climbed at when
+        verification began (the fix's deploy): fresh containers warming up or load drifting
+        up move a series too, an order of magnitude slower than the leak that opened the incident.
+        """
         trending: set[tuple[str, str]] = set()
         for aid in incident.anomaly_ids:
             raw = self.store.get("anomalies", aid)
@@ -162,6 +182,25 @@ class IncidentHealth:
             trending.add((str(raw.get("service") or ""), str(raw.get("metric") or "")))
         if not trending:
             return []
+        levels = self._levels(trending, now)
+        # The pace at the first sample that has the series' points (the fix's deploy).
+        reference = self._climb.setdefault(incident.id, {})
+        for key, points in levels.items():
+            reference.setdefault(key, _since_restart(points)[1])
+        out = []
+        for (service, metric), points in sorted(levels.items()):
+            since, slope = _since_restart(points)
+            if since is None:
+                out.append(f"{service} {metric} restarted lately; judging once it settles")
+                continue
+            before = reference.get((service, metric), 0.0)
+            if slope > 0 and slope >= self.climb_share * before:
+                out.append(f"{service} {metric} still climbing ({slope * 60:.3g}/min)")
+        return out
+
+    def _levels(
+        self, trending: set[tuple[str, str]], now: int
+    ) -> dict[tuple[str, str], list[tuple[int, float]]]:
         levels = metric_levels(
             self.store,
             {s for s, _ in trending},
@@ -169,21 +208,7 @@ class IncidentHealth:
             now - self.climb_ns,
             now + 1,
         )
-        out = []
-        for (service, metric), points in sorted(levels.items()):
-            if (service, metric) not in trending:
-                continue
-            # A restart (a kill at the new limit, or the rollout) starts the climb over: judge the
-            # points since the last drop, and none until three of them show where it goes.
-            cut = max((i for i in range(1, len(points)) if _dropped(points, i)), default=0)
-            since = points[cut:]
-            if len(since) < 3 and cut > 0:
-                out.append(f"{service} {metric} restarted lately; judging once it settles")
-                continue
-            slope = clear_slope(since)
-            if slope > 0:
-                out.append(f"{service} {metric} still climbing ({slope * 60:.3g}/min)")
-        return out
+        return {k: v for k, v in levels.items() if k in trending}
 
     def backlogs(self, incident: Incident, now: int) -> list[Backlog]:
         """Backlog series of the incident's services: level before it, now, and drain rate."""

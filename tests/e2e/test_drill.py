@@ -81,8 +81,11 @@ def assert_closed_loop(tmp_path: Path, r: dict[str, Any], service: str, action: 
     }
     assert [pr["action"] for pr in r["pull_requests"]] == [action], r["pull_requests"]
     pr = r["pull_requests"][0]
-    assert pr["service"] == service and pr["merged"] and pr["state"] == "merged", pr
-    assert r["outcome"] == "resolved" and r["verified"] and r["resolved"], r["timeline"]
+    # On failure, the verification's own account: each window's verdict and the outcome.
+    why = {"outcome": r["outcome_detail"], "windows": r["verification"], "timeline": r["timeline"]}
+    assert pr["service"] == service and pr["merged"] and pr["state"] == "merged", (pr, why)
+    assert r["outcome"] == "resolved" and r["verified"] and r["resolved"], why
+    assert r["verification"] and r["verification"][-1]["healthy"], why
     assert not r["reverted"] and not r["escalated"]
     events = [e["event"] for e in r["timeline"]]
     assert {"opened", "diagnosed", "mitigating", "verifying", "resolved"} <= set(events), events
