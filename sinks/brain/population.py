@@ -449,6 +449,9 @@ def analyze_population(
         | pl.col("trace_start_ns").is_between(baseline[0], baseline[1], closed="left")
     )
     spans = spans.join(starts.select(TRACE), on=TRACE, how="semi")
+    # Delivery is at least once (an exporter's retry sends a whole request again): a span id seen
+    # twice in a trace is one span, and kept twice it multiplies every parent-child join.
+    spans = spans.unique(subset=[TRACE, "span_id"], keep="first", maintain_order=True)
     enriched = enrich(spans, cfg)
     inc, base = split(enriched, window, baseline)
     n_inc = inc.get_column(TRACE).n_unique() if inc.height else 0

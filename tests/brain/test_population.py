@@ -149,6 +149,17 @@ def test_diagnosis_is_deterministic_and_serialisable() -> None:
     assert '"schema":"sre.diagnosis/v1"' in a.diagnosis.to_json()
 
 
+def test_spans_delivered_twice_give_the_diagnosis_of_spans_delivered_once() -> None:
+    # At-least-once delivery: the incident window's requests all arrive a second time (an
+    # exporter's retry). Kept twice, every parent-child join would multiply.
+    shop = generate("latency", 3)
+    once = analyze(shop.spans, INCIDENT, BASELINE).diagnosis
+    again = shop.spans.filter(pl.col("start_ns") >= INCIDENT[0])
+    twice = analyze(pl.concat([shop.spans, again]), INCIDENT, BASELINE).diagnosis
+    assert again.height > 1000
+    assert twice.to_json() == once.to_json()
+
+
 def test_actions_follow_the_evidence_of_load_and_timeouts() -> None:
     hang = generate("dependency_timeout", 1)
     top = analyze(hang.spans, INCIDENT, BASELINE).diagnosis.candidates[0]
