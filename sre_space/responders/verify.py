@@ -78,14 +78,13 @@ def _dropped(points: Sequence[tuple[int, float]], i: int) -> bool:
     return points[i][1] < 0.8 * points[i - 1][1]
 
 
-def _since_restart(points: Sequence[tuple[int, float]]) -> tuple[int | None, float]:
-    """(index of the first point since the last restart, the clear slope since then); a restart
-    (a kill at the limit, or the rollout) starts the climb over, and the index is None until
-    three points show where it goes."""
+def _climb_since_restart(points: Sequence[tuple[int, float]]) -> float | None:
+    """The clear slope since the last restart (a kill at the limit, or the rollout), which starts
+    the climb over; None until three points since show where it goes."""
     cut = max((i for i in range(1, len(points)) if _dropped(points, i)), default=0)
-    if len(points) - cut < 3 and cut > 0:
-        return None, 0.0
-    return cut, clear_slope(points[cut:])
+    if cut > 0 and len(points) - cut < 3:
+        return None
+    return clear_slope(points[cut:])
 
 
 def drain_rate(points: Sequence[tuple[int, float]]) -> float:
@@ -182,25 +181,6 @@ class IncidentHealth:
             trending.add((str(raw.get("service") or ""), str(raw.get("metric") or "")))
         if not trending:
             return []
-        levels = self._levels(trending, now)
-        # The pace at the first sample that has the series' points (the fix's deploy).
-        reference = self._climb.setdefault(incident.id, {})
-        for key, points in levels.items():
-            reference.setdefault(key, _since_restart(points)[1])
-        out = []
-        for (service, metric), points in sorted(levels.items()):
-            since, slope = _since_restart(points)
-            if since is None:
-                out.append(f"{service} {metric} restarted lately; judging once it settles")
-                continue
-            before = reference.get((service, metric), 0.0)
-            if slope > 0 and slope >= self.climb_share * before:
-                out.append(f"{service} {metric} still climbing ({slope * 60:.3g}/min)")
-        return out
-
-    def _levels(
-        self, trending: set[tuple[str, str]], now: int
-    ) -> dict[tuple[str, str], list[tuple[int, float]]]:
         levels = metric_levels(
             self.store,
             {s for s, _ in trending},
@@ -208,7 +188,17 @@ class IncidentHealth:
             now - self.climb_ns,
             now + 1,
         )
-        return {k: v for k, v in levels.items() if k in trending}
+        climbs = {k: _climb_since_restart(v) for k, v in levels.items() if k in trending}
+        # The pace at the first sample that has the series' points (the fix's deploy).
+        reference = self._climb.setdefault(incident.id, {})
+        out = []
+        for (service, metric), slope in sorted(climbs.items()):
+            before = reference.setdefault((service, metric), slope or 0.0)
+            if slope is None:
+                out.append(f"{service} {metric} restarted lately; judging once it settles")
+            elif slope > 0 and slope >= self.climb_share * before:
+                out.append(f"{service} {metric} still climbing ({slope * 60:.3g}/min)")
+        return out
 
     def backlogs(self, incident: Incident, now: int) -> list[Backlog]:
         """Backlog series of the incident's services: level before it, now, and drain rate."""
