@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-unit test-ecosystem otel-build gitops-tools lint kafka-up kafka-down recordings suite week bench clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/otlp/_wire*.h operators/otlp/_json*.c operators/otlp/_json*.h operators/scout/detect/_tails.c operators/signals/_groups.c)
+$(STAMP): pyproject.toml setup.py $(wildcard operators/otlp/_wire*.c operators/otlp/_wire*.h operators/otlp/_json*.c operators/otlp/_json*.h operators/scout/detect/_tails.c operators/signals/_groups.c operators/_buckets.c)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

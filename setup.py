@@ -30,6 +30,13 @@ setup(
             extra_compile_args=["-O2", "-ffp-contract=off"],
             optional=True,
         ),
+        # a packed sketch's buckets merged and ranked, each the numpy form's result (operators/sketch.py)
+        Extension(
+            "operators._buckets",
+            ["operators/_buckets.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
         # the span aggregator's group-bys, each the numpy form's result (operators/signals/groups.py)
         Extension(
             "operators.signals._groups",

@@ -7,15 +7,22 @@ sketch: windows merged across workers match a single worker's bit for bit.
 
 Quantiles interpolate linearly between the two neighbouring ranks, like numpy's default method, so
 the answer is within `a` of `numpy.percentile` on the same data.
+
+A packed sketch's buckets merge and rank compiled (`_buckets.c`, one pass where numpy sorted and
+summed) when built and SRE_PURE_PYTHON is not 1; else with numpy. Both give the same buckets.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
+import os
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +32,11 @@ DEFAULT_ACCURACY = 0.005
 MIN_VALUE = 1e-6
 ZERO_BUCKET = -(2**31)
 _MAX_PACKED_COUNT = 2**32 - 1
+
+_buckets: Any = None
+if os.environ.get("SRE_PURE_PYTHON") != "1":
+    with contextlib.suppress(ImportError):
+        _buckets = importlib.import_module("operators._buckets")
 
 
 class LogMapping:
@@ -69,6 +81,10 @@ def _merged(
 ) -> tuple[bytes, bytes] | None:
     """Two packed sketches' buckets added, packed (indexes ascending); None when a count then
     needs more than 32 bits."""
+    if _buckets is not None:
+        merged = _buckets.merge(a[0], a[1], b[0], b[1], _MAX_PACKED_COUNT)
+        if merged is not None:  # None: indexes out of order, which numpy sorts
+            return merged or None
     idx = np.concatenate([a[0], b[0]])
     counts = np.concatenate([a[1], b[1]]).astype(np.int64)
     if not len(idx):
@@ -275,6 +291,18 @@ class QuantileSketch:
         if not inner:
             return out
         m = mapping_for(self.accuracy)
+        found_at = (
+            None
+            if self._packed is None or _buckets is None
+            else _buckets.at_ranks(*self._packed, inner)
+        )
+        if found_at is not None:
+            # Compiled: numpy's sort, sums and search of ~300 buckets were half of finalizing.
+            for rank, bucket in zip(inner, found_at, strict=True):
+                out[rank] = (
+                    self.max if bucket is None else min(max(m.value(bucket), self.min), self.max)
+                )
+            return out
         # Running counts built in C (no Python step per bucket), bisected per rank.
         order: Sequence[int] | npt.NDArray[np.int32]
         if self._packed is not None:
