@@ -9,6 +9,8 @@
  *     the sorted distinct keys and each span's index into them (np.unique's).
  * group_stats(ginv, ng, end_ns, dur_ms, is_error) -> (counts, errors, max_ts, lo, hi)
  *     per group: spans, failing spans, newest end, shortest and longest duration.
+ * newest(ginv, ng, end_ns, kind, of_kind) -> idx
+ *     per group the index of its newest span of kind `of_kind` (of equal ends, the last), or -1.
  * value_counts(ginv, ng, values) -> (values, counts, rows) | None
  *     per group its distinct values ascending with their counts, the groups one after the other:
  *     group g's are [rows[g], rows[g + 1]).
@@ -231,6 +233,65 @@ done:
     return res;
 }
 
+static PyObject *newest(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "newest(ginv, ng, end_ns, kind, of_kind)");
+        return NULL;
+    }
+    Py_ssize_t ng = PyLong_AsSsize_t(args[1]);
+    long of_kind = PyLong_AsLong(args[4]);
+    if (ng < 0 || (of_kind == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "newest: ng < 0");
+        }
+        return NULL;
+    }
+    static const Want want[] = {{0, 8, "ginv"}, {2, 8, "end_ns"}, {3, 1, "kind"}};
+    Py_buffer bufs[3];
+    Py_ssize_t n = -1;
+    if (views(args, want, 3, bufs, &n) < 0) {
+        return NULL;
+    }
+    const int64_t *ginv = bufs[0].buf, *end = bufs[1].buf;
+    const int8_t *kind = bufs[2].buf;
+    PyObject *res = NULL;
+    int64_t *latest = PyMem_Malloc(ng ? (size_t)ng * 8 : 1);
+    void *data;
+    PyObject *out = new_bytes(ng * 8, &data);
+    if (latest == NULL || out == NULL) {
+        if (latest == NULL) {
+            PyErr_NoMemory();
+        }
+        goto done;
+    }
+    int64_t *found = data;
+    for (Py_ssize_t g = 0; g < ng; g++) {
+        found[g] = -1;
+        latest[g] = INT64_MIN;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (kind[i] != of_kind) {
+            continue;
+        }
+        int64_t g = ginv[i];
+        if (g < 0 || g >= ng) {
+            PyErr_SetString(PyExc_ValueError, "newest: a group index outside [0, ng)");
+            goto done;
+        }
+        if (end[i] >= latest[g]) { /* among equal ends, the last in arrival order */
+            latest[g] = end[i];
+            found[g] = i;
+        }
+    }
+    res = Py_NewRef(out);
+done:
+    Py_XDECREF(out);
+    PyMem_Free(latest);
+    release(bufs, 3);
+    return res;
+}
+
 static PyObject *value_counts(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 4) {
@@ -355,6 +416,8 @@ static PyMethodDef methods[] = {
      "Each span's (pair, window) group: the sorted keys and each span's index into them."},
     {"group_stats", (PyCFunction)(void (*)(void))group_stats, METH_FASTCALL,
      "Per group: spans, failing spans, newest end, shortest and longest duration."},
+    {"newest", (PyCFunction)(void (*)(void))newest, METH_FASTCALL,
+     "Per group: its newest span of one kind (the last of equal ends), or -1."},
     {"value_counts", (PyCFunction)(void (*)(void))value_counts, METH_FASTCALL,
      "Per group: its distinct values ascending (`lowest` first) and how often each occurs."},
     {NULL, NULL, 0, NULL},

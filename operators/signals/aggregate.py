@@ -21,7 +21,7 @@ from operators.otlp.metrics import MetricBatch
 from operators.otlp.span_kind import SPAN_KIND_SERVER
 from operators.otlp.spans import SpanBatch
 from operators.signals.batches import SpanView, span_view
-from operators.signals.groups import ValueCounts, group_spans, group_stats, value_counts
+from operators.signals.groups import ValueCounts, group_spans, group_stats, newest, value_counts
 from operators.signals.partials import CujPartial, Exemplar, MetricPartial, Partial, SpanPartial
 from operators.sketch import ZERO_BUCKET, QuantileSketch, mapping_for
 from sre_space.records import series_name
@@ -197,19 +197,9 @@ def _flags_per_group(
     next, and reading events is a per-span walk that the hot path cannot pay for every span.
     """
     out: list[dict[str, tuple[int, str]]] = [{} for _ in range(ng)]
-    server = np.flatnonzero(batch.kind == SPAN_KIND_SERVER)
-    if not len(server):
-        return out
-    # The newest server span of each group, the last one in arrival order among equals.
-    end = batch.end_ns[server]
-    group = ginv[server]
-    newest_end = np.full(ng, np.iinfo(np.int64).min, dtype=np.int64)
-    np.maximum.at(newest_end, group, end)
-    last = server[end == newest_end[group]]
-    newest = np.full(ng, -1, dtype=np.int64)
-    newest[ginv[last]] = last  # indexes ascend: among equals the last write wins
-    for g in np.flatnonzero(newest >= 0).tolist():
-        i = int(newest[g])
+    found = newest(ginv, ng, batch.end_ns, batch.kind, SPAN_KIND_SERVER)
+    for g in np.flatnonzero(found >= 0).tolist():
+        i = int(found[g])
         end_ns = int(batch.end_ns[i])
         for event in batch.events(i):
             if event.get("name") != "feature_flag":

@@ -97,6 +97,24 @@ def group_stats(
     )
 
 
+def newest(ginv: Ints, ng: int, end_ns: Ints, kind: npt.NDArray[np.int8], of_kind: int) -> Ints:
+    """Per group, the index of its newest span of kind `of_kind` (of equal ends, the last to
+    arrive), or -1 where it has none."""
+    if _groups is not None:
+        return _ints(_groups.newest(ginv, ng, end_ns, kind, of_kind))
+    found = np.full(ng, -1, dtype=np.int64)
+    chosen = np.flatnonzero(kind == of_kind)
+    if not len(chosen):
+        return found
+    end = end_ns[chosen]
+    group = ginv[chosen]
+    latest = np.full(ng, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest, group, end)
+    last = chosen[end == latest[group]]
+    found[ginv[last]] = last  # indexes ascend: among equals the last write wins
+    return found
+
+
 def value_counts(ginv: Ints, ng: int, values: Ints, lowest: int | None = None) -> ValueCounts:
     """Per group, its distinct `values` ascending with their counts. `lowest` (say, a sentinel
     far below the rest) is below every other value: counted apart, it costs no range."""

@@ -87,6 +87,29 @@ def test_value_counts_match_numpy_and_a_loop(columns: tuple, sentinel: bool) -> 
         assert plain.counts[rows].tolist() == [mine.count(v) for v in expect]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 200).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(0, 7), min_size=n, max_size=n),
+            # few distinct ends: ties, whose last span in arrival order is the newest
+            st.lists(st.integers(-3, 3), min_size=n, max_size=n),
+            st.lists(st.integers(0, 3), min_size=n, max_size=n),
+        )
+    )
+)
+def test_each_group_s_newest_span_of_a_kind_matches_numpy_and_a_loop(columns: tuple) -> None:  # type: ignore[type-arg]
+    ginv, end, kind = (np.array(c, dtype=np.int64) for c in columns)
+    kind = kind.astype(np.int8)
+    ng = int(ginv.max()) + 1 if len(ginv) else 0
+    compiled, plain = _both(groups.newest, ginv, ng, end, kind, 2)
+    assert compiled.dtype == plain.dtype and compiled.tolist() == plain.tolist()
+    for g in range(ng):
+        mine = [i for i in range(len(ginv)) if ginv[i] == g and kind[i] == 2]
+        expect = max(mine, key=lambda i: (end[i], i)) if mine else -1
+        assert plain[g] == expect
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
 def test_nan_durations_win_as_in_numpy() -> None:
     ginv = np.array([0, 0, 1, 1], dtype=np.int64)
@@ -125,3 +148,7 @@ def test_bad_input_is_an_error_not_a_crash() -> None:
         )
     with pytest.raises(ValueError, match="items"):
         groups._groups.value_counts(np.zeros(2, dtype=np.int64), 1, np.zeros(3, dtype=np.int64), 0)
+    with pytest.raises(ValueError, match="group index"):
+        groups._groups.newest(
+            np.array([2], dtype=np.int64), 2, np.zeros(1, dtype=np.int64), np.ones(1, np.int8), 1
+        )
