@@ -1,5 +1,6 @@
 """Builds the optional compiled parts (the OTLP decoders, protobuf and JSON; the detectors' tail
-sums; the span aggregator's group-bys); the metadata is in pyproject.toml."""
+sums; the span aggregator's group-bys; the sketch's bucket merge and ranks); the metadata is in
+pyproject.toml."""
 
 from setuptools import Extension, setup
 
