@@ -84,7 +84,7 @@ def _merged(
     if _buckets is not None:
         merged = _buckets.merge(a[0], a[1], b[0], b[1], _MAX_PACKED_COUNT)
         if merged is not None:  # None: indexes out of order, which numpy sorts
-            return merged or None
+            return merged or None  # False: a count over 32 bits
     idx = np.concatenate([a[0], b[0]])
     counts = np.concatenate([a[1], b[1]]).astype(np.int64)
     if not len(idx):
@@ -291,18 +291,19 @@ class QuantileSketch:
         if not inner:
             return out
         m = mapping_for(self.accuracy)
-        found_at = (
-            None
-            if self._packed is None or _buckets is None
-            else _buckets.at_ranks(*self._packed, inner)
-        )
-        if found_at is not None:
+        for rank, bucket in zip(inner, self._buckets_at(inner), strict=True):
+            out[rank] = (
+                self.max if bucket is None else min(max(m.value(bucket), self.min), self.max)
+            )
+        return out
+
+    def _buckets_at(self, ranks: list[int]) -> list[int | None]:
+        """The index of the first bucket whose running count passes each rank (None: none)."""
+        if self._packed is not None and _buckets is not None:
             # Compiled: numpy's sort, sums and search of ~300 buckets were half of finalizing.
-            for rank, bucket in zip(inner, found_at, strict=True):
-                out[rank] = (
-                    self.max if bucket is None else min(max(m.value(bucket), self.min), self.max)
-                )
-            return out
+            found_at: list[int | None] | None = _buckets.at_ranks(*self._packed, ranks)
+            if found_at is not None:  # None: indexes out of order, which numpy sorts
+                return found_at
         # Running counts built in C (no Python step per bucket), bisected per rank.
         order: Sequence[int] | npt.NDArray[np.int32]
         if self._packed is not None:
@@ -312,17 +313,11 @@ class QuantileSketch:
             by_index = np.argsort(idx, kind="stable")
             order = idx[by_index]
             running = np.cumsum(counted[by_index], dtype=np.int64)
-            found = np.searchsorted(running, inner, side="right").tolist()
+            found = np.searchsorted(running, ranks, side="right").tolist()
         else:
             buckets = self.buckets
             order = sorted(buckets)
             counts = itemgetter(*order)(buckets) if len(order) > 1 else (buckets[order[0]],)
             sums = list(accumulate(counts))
-            found = [bisect_right(sums, rank) for rank in inner]
-        for rank, at in zip(inner, found, strict=True):
-            out[rank] = (
-                self.max
-                if at == len(order)
-                else min(max(m.value(int(order[at])), self.min), self.max)
-            )
-        return out
+            found = [bisect_right(sums, rank) for rank in ranks]
+        return [None if at == len(order) else int(order[at]) for at in found]
