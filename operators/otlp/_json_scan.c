@@ -95,14 +95,6 @@ static int attributes(JDec *j, Status *st) {
 /* ------------------------------------------------------------------------------------------ */
 /* span names, interned in first-seen order                                                   */
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)n;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 1099511628211ull;
-    }
-    return h ^ (h >> 29);
-}
-
 static int tab_grow(JDec *j) {
     size_t cap = j->tab_cap ? j->tab_cap * 2 : 64;
     JName *t = PyMem_Calloc(cap, sizeof(JName));

@@ -10,25 +10,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* span names, interned in first-seen order                                                   */
 
-/* FNV-1a over 8-byte words (the tail zero-padded, the length mixed in first), then mixed down:
- * byte by byte it was a tenth of the walk. */
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)n, w;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 1099511628211ull;
-    }
-    if (i < n) {
-        w = 0;
-        memcpy(&w, p + i, n - i);
-        h = (h ^ w) * 1099511628211ull;
-    }
-    h ^= h >> 32;
-    h *= 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 29);
-}
-
 static int tab_grow(Dec *d) {
     size_t cap = d->tab_cap ? d->tab_cap * 2 : 64;
     NameEnt *t = PyMem_Calloc(cap, sizeof(NameEnt));

@@ -292,6 +292,43 @@ def test_unknown_fields_are_skipped_identically(
     assert result == assert_same(req.SerializeToString())
 
 
+# Strings of every length around a word (the hash and the UTF-8 check read 8 bytes at a time,
+# then the last 1 to 7) with a non-ASCII run at any place in them, valid UTF-8 or not; a few of
+# them, so that spans repeat them and some differ in one byte.
+STRINGS = st.lists(
+    st.tuples(
+        st.integers(0, 9),
+        st.sampled_from(
+            [b"", b"\x80", b"\xff", b"\xc3", b"\xc3\xa9", b"\xe2\x98\x83", b"\xed\xa0\x80"]
+        ),
+        st.integers(0, 9),
+    ).map(lambda t: b"abcdefghi"[: t[0]] + t[1] + b"rstuvwxyz"[: t[2]]),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(STRINGS, st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=8))
+def test_names_keys_and_values_of_any_bytes_decode_identically(
+    strings: list[bytes], picks: list[tuple[int, int]]
+) -> None:
+    def request(fields: Callable[[int, int], bytes]) -> bytes:
+        spans = b"".join(
+            ld(2, ld(1, b"\x01" * 16) + ld(2, b"\x02" * 8) + tag(6, 0) + b"\x02" + fields(i, j))
+            for i, j in picks
+        )
+        resource = ld(1, ld(1, b"service.name") + ld(2, ld(1, b"cart")))
+        return ld(1, ld(1, resource) + ld(2, spans))
+
+    def pick(k: int) -> bytes:
+        return strings[k % len(strings)]
+
+    # the strings as span names, then as an entry span's attribute keys and values
+    assert_same(request(lambda i, _: ld(5, pick(i))))
+    assert_same(request(lambda i, j: ld(5, b"op") + ld(9, ld(1, pick(i)) + ld(2, ld(1, pick(j))))))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_are_rejected_identically(data: bytes) -> None:
