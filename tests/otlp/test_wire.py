@@ -20,7 +20,7 @@ from operators.otlp import DecodeError, DecodeLimits, decode_trace_proto
 from operators.otlp.proto_traces import decode_trace_upb
 from operators.otlp.spans import SpanBatch
 from operators.otlp.text import TextColumn
-from operators.otlp.wire import HAVE_WIRE, _wire, decode_trace_wire
+from operators.otlp.wire import HAVE_WIRE, _wire, decode_requests_wire, decode_trace_wire
 
 BUILD_HINT = (
     "operators.otlp._wire is not built: run `.venv/bin/python setup.py build_ext --inplace`"
@@ -432,6 +432,40 @@ def test_official_example_as_protobuf() -> None:
     assert batch.duration_ns.tolist() == [1_000_000_000]
     assert batch.attribute(0, "my.span.attr") == "some value"
     assert batch.http_status.tolist() == [0] and batch.rpc_grpc_status.tolist() == [-1]
+
+
+START = 1_700_000_000_000_000_000
+
+
+def test_a_key_or_events_first_seen_late_leave_the_spans_before_absent() -> None:
+    # The walk keeps a key's column, and the events', from the first span that has them: the
+    # spans before lack them, so they take their resource's value (k8s.pod.name, a), not "".
+    def span(i: int, attributes: dict[str, Any], events: bool = False) -> SpanSpec:
+        return SpanSpec(
+            trace_id=bytes([i + 1]) * 16, span_id=bytes([i + 1]) * 8, name=f"op{i}",
+            start_ns=START, end_ns=START + 1000, attributes=attributes,
+            events=[("hit", START, {"n": i})] if events else (),
+        )  # fmt: skip
+
+    resource = {"service.name": "cart", "k8s.pod.name": "pod-r", "a": "res-a"}
+    spans = [span(0, {}), span(1, {"a": "x"}, events=True), span(2, {"k8s.pod.name": "pod-s"})]
+    first = trace_request([(resource, [*spans, span(3, {})])]).SerializeToString()
+    assert assert_same(first)[0] == "ok"
+    batch = decode_in_one_walk(first, LIMITS)
+    columns, events = batch.text_columns(("k8s.pod.name", "a"))
+    assert texts((columns, events))[:2] == [
+        ["pod-r", "pod-r", "pod-s", "pod-r"],
+        ["res-a", "x", "res-a", "res-a"],
+    ]
+    assert [bool(e) for e in texts((columns, events))[2]] == [False, True, False, False]
+    # Two requests in one walk: the second alone has the key on a span.
+    second = trace_request([(resource, [span(4, {"b": "y"}), spans[2]])]).SerializeToString()
+    alone = trace_request([(resource, [span(5, {})])]).SerializeToString()
+    joint = decode_requests_wire([alone, second], dataclasses.replace(LIMITS, text_keys=TEXT_KEYS))
+    assert texts(joint.batch.text_columns(("k8s.pod.name", "b")))[:2] == [
+        ["pod-r", "pod-r", "pod-s"],
+        ["", "y", ""],
+    ]
 
 
 def status_span(value: bytes, kind: int = 2, key: bytes = b"http.response.status_code") -> bytes:
