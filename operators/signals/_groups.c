@@ -21,6 +21,7 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Count densely while the range of keys is at most this many slots per key, or this many. */
@@ -69,6 +70,23 @@ static int views(PyObject *const *args, const Want *want, int count, Py_buffer *
         }
     }
     return 0;
+}
+
+/* The group count args[1] of a call that takes `n` arguments (`usage` says which); -1 with an
+ * exception set when there are not `n` or the count is negative. */
+static Py_ssize_t group_count(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t n,
+                              const char *usage) {
+    if (nargs != n) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    Py_ssize_t ng = PyLong_AsSsize_t(args[1]);
+    if (ng < 0 && !PyErr_Occurred()) {
+        char name[64]; /* the function's name: `usage` up to its "(" */
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(usage, "("), usage);
+        PyErr_Format(PyExc_ValueError, "%s: ng < 0", name);
+    }
+    return ng;
 }
 
 static PyObject *new_bytes(Py_ssize_t size, void **data) {
@@ -174,15 +192,8 @@ done:
 
 static PyObject *group_stats(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "group_stats(ginv, ng, end_ns, dur_ms, is_error)");
-        return NULL;
-    }
-    Py_ssize_t ng = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t ng = group_count(args, nargs, 5, "group_stats(ginv, ng, end_ns, dur_ms, is_error)");
     if (ng < 0) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "group_stats: ng < 0");
-        }
         return NULL;
     }
     static const Want want[] = {
@@ -235,16 +246,12 @@ done:
 
 static PyObject *newest(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "newest(ginv, ng, end_ns, kind, of_kind)");
+    Py_ssize_t ng = group_count(args, nargs, 5, "newest(ginv, ng, end_ns, kind, of_kind)");
+    if (ng < 0) {
         return NULL;
     }
-    Py_ssize_t ng = PyLong_AsSsize_t(args[1]);
     long of_kind = PyLong_AsLong(args[4]);
-    if (ng < 0 || (of_kind == -1 && PyErr_Occurred())) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "newest: ng < 0");
-        }
+    if (of_kind == -1 && PyErr_Occurred()) {
         return NULL;
     }
     static const Want want[] = {{0, 8, "ginv"}, {2, 8, "end_ns"}, {3, 1, "kind"}};
@@ -294,17 +301,12 @@ done:
 
 static PyObject *value_counts(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "value_counts(ginv, ng, values, lowest)");
-        return NULL;
-    }
-    Py_ssize_t ng = PyLong_AsSsize_t(args[1]);
-    long long lowest = PyLong_AsLongLong(args[3]);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
+    Py_ssize_t ng = group_count(args, nargs, 4, "value_counts(ginv, ng, values, lowest)");
     if (ng < 0) {
-        PyErr_SetString(PyExc_ValueError, "value_counts: ng < 0");
+        return NULL;
+    }
+    long long lowest = PyLong_AsLongLong(args[3]);
+    if (lowest == -1 && PyErr_Occurred()) {
         return NULL;
     }
     static const Want want[] = {{0, 8, "ginv"}, {2, 8, "values"}};
