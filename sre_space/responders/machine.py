@@ -65,6 +65,7 @@ class Narration(Protocol):
 class ResponderSteps:
     """The step functions the machine runs, built by the loop (`loop`, `steps`): the Brain,
     the Fixer, Scout's verdict and Memory; the machine calls nothing else of the loop.
+    `health(incident, now, applied_at)` judges the fix applied at `applied_at` (ns).
 
     `narrate` (optional) asks the LLM for the diagnosis' narrative; it only decorates the
     diagnosis, and when it degrades (endpoint down, slow, hostile reply) the audit log says why.
@@ -73,7 +74,7 @@ class ResponderSteps:
     diagnose: Callable[[Incident], Diagnosis | None]
     remediate: Callable[[Incident, Diagnosis | None, int], Remedy]
     revert: Callable[[str, int, str], ForgeResult]
-    health: Callable[[Incident, int], HealthSample | None]
+    health: Callable[[Incident, int, int], HealthSample | None]
     postmortem: Callable[[Incident, dict[str, Any]], str]
     narrate: Callable[[Diagnosis], Narration] | None = None
 
@@ -394,7 +395,9 @@ class Responder:
 
     def _step_verify(self, p: Progress, incident: Incident, now: int) -> Progress:
         windows: dict[str, bool] = dict(p.data.get("windows", {}))
-        sample = self.steps.health(incident, now)
+        # Progress written before `applied_at` existed has only the deploy's time.
+        applied_at = rfc3339_to_ns(str(p.data.get("applied_at") or p.data["deployed_at"]))
+        sample = self.steps.health(incident, now, applied_at)
         # Windows are keyed by their end as RFC 3339 text: `data` is the row's JSON.
         if sample is not None and (window_end := ns_to_rfc3339(sample.window_end)) not in windows:
             windows[window_end] = sample.healthy

@@ -9,7 +9,7 @@ harm that a fix can or should remove:
 A backlog (`backlog_metrics` of the incident's services) is judged against its level before the
 incident; while it drains, the time it needs at its current rate (`drain_eta_s`) lets the
 responder extend the deadline. A resource the incident saw trend to its limit must also have
-stopped climbing at anything near the pace it climbed at when the fix was deployed: more headroom
+stopped climbing at anything near the pace it climbed at before the fix was applied: more headroom
 for a leak clears Scout's trend without fixing anything.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from operators.scout.detect.events import signal_class
 from sinks.store.sqlite import Store
@@ -78,13 +79,26 @@ def _dropped(points: Sequence[tuple[int, float]], i: int) -> bool:
     return points[i][1] < 0.8 * points[i - 1][1]
 
 
+def _runs(points: Sequence[tuple[int, float]]) -> list[Sequence[tuple[int, float]]]:
+    """The points split at each restart (a kill at the limit, or a rollout): each run is one
+    climb from a fresh start."""
+    cuts = [0, *(i for i in range(1, len(points)) if _dropped(points, i)), len(points)]
+    return [points[a:b] for a, b in pairwise(cuts) if b > a]
+
+
 def _climb_since_restart(points: Sequence[tuple[int, float]]) -> float | None:
-    """The clear slope since the last restart (a kill at the limit, or the rollout), which starts
-    the climb over; None until three points since show where it goes."""
-    cut = max((i for i in range(1, len(points)) if _dropped(points, i)), default=0)
-    if cut > 0 and len(points) - cut < 3:
+    """The clear slope since the last restart, which starts the climb over; None until three
+    points since show where it goes."""
+    runs = _runs(points)
+    if len(runs) > 1 and len(runs[-1]) < 3:
         return None
-    return clear_slope(points[cut:])
+    return clear_slope(runs[-1] if runs else points)
+
+
+def _pace_before(points: Sequence[tuple[int, float]]) -> float:
+    """The climb of the newest run with three points or more: a kill at the limit just before
+    the fix leaves the pace of the climb it ended, not no pace at all."""
+    return next((clear_slope(run) for run in reversed(_runs(points)) if len(run) >= 3), 0.0)
 
 
 def drain_rate(points: Sequence[tuple[int, float]]) -> float:
@@ -111,11 +125,10 @@ class IncidentHealth:
         self.rate_ns = round(rate_s * NS_PER_S)
         self.climb_ns = round(climb_s * NS_PER_S)
         self.climb_share = climb_share
-        # Per incident, (service, metric) -> its climb per second when verification began.
-        self._climb: dict[str, dict[tuple[str, str], float]] = {}
         self._before: dict[str, dict[tuple[str, str], float]] = {}
 
-    def __call__(self, incident: Incident, now: int) -> HealthSample | None:
+    def __call__(self, incident: Incident, now: int, applied_at: int) -> HealthSample | None:
+        """The verdict at `now` on a fix applied at `applied_at` (ns)."""
         row = self.store.get("incidents", incident.id)
         if row is None:
             return None
@@ -129,7 +142,7 @@ class IncidentHealth:
             f" {b.drain_per_s:.3g}/s)"
             for b in pending
         ]
-        climbing = self.climbing(current, now)
+        climbing = self.climbing(current, now, applied_at)
         if current.state in HEALTHY_STATES and not pending and not climbing:
             since = f" since {row['recovered_at']}" if row.get("recovered_at") else ""
             return HealthSample(now, True, f"Scout: incident {current.state}{since}", 0.0)
@@ -165,13 +178,14 @@ class IncidentHealth:
             out.append(f"{a.service} {a.operation or a.metric or a.cuj} {a.signal} abnormal")
         return out
 
-    def climbing(self, incident: Incident, now: int) -> list[str]:
+    def climbing(self, incident: Incident, now: int, applied_at: int) -> list[str]:
         """Resources the incident saw trend to their limit that still climb: more headroom only
         moves a leak's exhaustion past Scout's horizon, so a fix is not judged until it levels.
 
-        Still climbing means at `climb_share` or more of the rate they climbed at when
-        verification began (the fix's deploy): fresh containers warming up or load drifting
-        up move a series too, an order of magnitude slower than the leak that opened the incident.
+        Still climbing means at `climb_share` or more of the pace they climbed at before the fix
+        was applied: fresh containers warming up or load drifting up move a series too, an order
+        of magnitude slower than the leak that opened the incident. The pace is read from the
+        store each time, so a responder that restarts mid-verification judges as before.
         """
         trending: set[tuple[str, str]] = set()
         for aid in incident.anomaly_ids:
@@ -181,22 +195,22 @@ class IncidentHealth:
             trending.add((str(raw.get("service") or ""), str(raw.get("metric") or "")))
         if not trending:
             return []
-        levels = metric_levels(
-            self.store,
-            {s for s, _ in trending},
-            {m for _, m in trending},
-            now - self.climb_ns,
-            now + 1,
+        services, metrics = {s for s, _ in trending}, {m for _, m in trending}
+        # Points up to the apply are the old version's alone; a rollout after it may restart
+        # the containers, and the new ones' climb is what is judged, not the reference.
+        before = metric_levels(
+            self.store, services, metrics, applied_at - self.climb_ns, applied_at + 1
         )
-        climbs = {k: _climb_since_restart(v) for k, v in levels.items() if k in trending}
-        # The pace at the first sample that has the series' points (the fix's deploy).
-        reference = self._climb.setdefault(incident.id, {})
+        levels = metric_levels(self.store, services, metrics, now - self.climb_ns, now + 1)
         out = []
-        for (service, metric), slope in sorted(climbs.items()):
-            before = reference.setdefault((service, metric), slope or 0.0)
+        for (service, metric), points in sorted(levels.items()):
+            if (service, metric) not in trending:
+                continue
+            slope = _climb_since_restart(points)
+            pace = _pace_before(before.get((service, metric), []))
             if slope is None:
                 out.append(f"{service} {metric} restarted lately; judging once it settles")
-            elif slope > 0 and slope >= self.climb_share * before:
+            elif slope > 0 and slope >= self.climb_share * pace:
                 out.append(f"{service} {metric} still climbing ({slope * 60:.3g}/min)")
         return out
 

@@ -133,7 +133,7 @@ class World:
         )
         return Diagnosis.from_dict({**d.to_dict(), "candidates": [cand]})
 
-    def health(self, incident: Incident, now: int) -> HealthSample:
+    def health(self, incident: Incident, now: int, applied_at: int) -> HealthSample:
         return HealthSample(window_end=now, healthy=self.healthy, detail="error rate vs baseline")
 
     def postmortem(self, incident: Incident, outcome: dict[str, Any]) -> str:

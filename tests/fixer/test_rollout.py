@@ -238,7 +238,9 @@ class Run:
             diagnose=lambda incident: None,
             remediate=lambda incident, diagnosis, now: Remedy("merged", "auto-merged", pr),
             revert=revert,
-            health=lambda incident, now: HealthSample(now, True, "errors back to baseline"),
+            health=lambda incident, now, applied_at: HealthSample(
+                now, True, "errors back to baseline"
+            ),
             postmortem=lambda incident, outcome: f"# {incident.id}: {outcome['result']}",
         )
         self.responder = Responder(

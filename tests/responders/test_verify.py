@@ -92,16 +92,16 @@ def test_open_incident_is_unhealthy_until_scout_recovers_it(store: Store) -> Non
     health = IncidentHealth(store)
     inc = incident(services=["ingest"])
     inc = dataclasses.replace(inc, anomaly_ids=["an-missing"])
-    assert health(inc, T0) is None  # not stored yet
+    assert health(inc, T0, T0) is None  # not stored yet
     record_events(store, [inc])
-    sample = health(inc, T0 + W)
+    sample = health(inc, T0 + W, T0)
     assert sample is not None and not sample.healthy
     assert "an-missing (not in the store)" in sample.detail
     recovered = dataclasses.replace(
         inc, state="recovered", event="recovered", recovered_at=T0 + 6 * W, updated_at=T0 + 7 * W
     )
     record_events(store, [recovered])
-    sample = health(inc, T0 + 8 * W)
+    sample = health(inc, T0 + 8 * W, T0)
     assert sample is not None and sample.healthy
     assert sample.detail == "Scout: incident recovered since 2027-05-10T14:01:00.000Z"
 
@@ -113,17 +113,17 @@ def test_a_demand_surge_does_not_hold_verification_but_a_traffic_drop_does(store
     put(store, slow, surge)
     record_events(store, [inc])
     health = IncidentHealth(store)
-    sample = health(inc, T0 + 6 * W)
+    sample = health(inc, T0 + 6 * W, T0)
     assert sample is not None and not sample.healthy
     assert "ingest POST /v1/events p95_ms abnormal" in sample.detail
     put(store, cleared(slow, T0 + 6 * W))
-    sample = health(inc, T0 + 7 * W)
+    sample = health(inc, T0 + 7 * W, T0)
     assert sample is not None
     assert sample.healthy, sample.detail  # only the surge is left
     drop = anomaly("an-drop", "ingest", "count", 200.0, 1500.0, operation="GET /v1/status")
     put(store, drop)
     record_events(store, [dataclasses.replace(inc, anomaly_ids=[*inc.anomaly_ids, drop.id])])
-    sample = health(inc, T0 + 8 * W)
+    sample = health(inc, T0 + 8 * W, T0)
     assert sample is not None and not sample.healthy and "count abnormal" in sample.detail
 
 
@@ -136,16 +136,16 @@ def test_consumer_latency_is_judged_by_its_backlog_draining_to_its_level(store: 
     put(store, *(backlog("indexer", T0 + k * W, 60.0) for k in range(6)))
     record_events(store, [inc])
     health = IncidentHealth(store, rate_s=40)
-    stuck = health(inc, T0 + 6 * W)
+    stuck = health(inc, T0 + 6 * W, T0)
     assert stuck is not None and not stuck.healthy and stuck.drain_eta_s is None
     assert "indexer queue 60 (before 2" in stuck.detail
     # it drains by 10 a window (1/s) to 20: 17 over the level's noise band (3), so 17 s to go
     put(store, *(backlog("indexer", T0 + k * W, 60.0 - 10 * (k - 5)) for k in range(6, 10)))
-    draining = health(inc, T0 + 10 * W)
+    draining = health(inc, T0 + 10 * W, T0)
     assert draining is not None and not draining.healthy
     assert draining.drain_eta_s == pytest.approx(17.0)
     put(store, *(backlog("indexer", T0 + k * W, 2.0) for k in range(12, 18)))
-    done = health(inc, T0 + 18 * W)
+    done = health(inc, T0 + 18 * W, T0)
     assert done is not None
     assert done.healthy, done.detail  # the work-time anomaly alone is left
 
@@ -155,6 +155,7 @@ class Verifying:
 
     def __init__(self, store: Store, tmp_path: Path) -> None:
         self.samples: list[HealthSample] = []
+        self.applied: list[int] = []  # the fix's apply time each sample was asked about
         self.reverted: list[str] = []
         pr = PullRequest(
             id="inc-idx/scale_replicas", forge="local", incident_id="inc-idx",
@@ -172,7 +173,7 @@ class Verifying:
             diagnose=lambda incident: None,
             remediate=lambda incident, diagnosis, now: Remedy("merged", "auto-merged", pr),
             revert=revert,
-            health=lambda incident, now: self.samples[-1],
+            health=self.health,
             postmortem=lambda incident, outcome: outcome["result"],
         )
         self.responder = Responder(
@@ -186,6 +187,10 @@ class Verifying:
         )
         self.inc = incident(services=["indexer"])
         self.responder.start(self.inc, T0)
+
+    def health(self, incident: Incident, now: int, applied_at: int) -> HealthSample:
+        self.applied.append(applied_at)
+        return self.samples[-1]
 
     def at(self, now: int, healthy: bool, eta: float | None) -> str:
         self.samples.append(HealthSample(now, healthy, "backlog", eta))
@@ -204,6 +209,7 @@ def test_a_backlog_draining_at_the_deadline_gets_its_time_then_verifies(
     assert run.at(deadline + 60 * NS_PER_S, True, 0.0) == "verify"
     assert run.at(deadline + 70 * NS_PER_S, True, 0.0) == "done"
     assert run.reverted == []
+    assert run.applied and set(run.applied) == {T0}  # judged against the apply, every window
 
 
 def test_grace_is_bounded_and_a_backlog_that_does_not_drain_is_reverted(
@@ -250,44 +256,76 @@ def recovered_leak(store: Store, at: int) -> Incident:
     return inc
 
 
+def leak_then(store: Store, after: list[float]) -> None:
+    """`ingest` memory: a leak's climb of 3 MB a window (18 MB/min) for 20 windows, then
+    `after`, one value a window."""
+    put(store, *(memory("ingest", T0 + i * W, 200e6 + i * 3e6) for i in range(20)))
+    put(store, *(memory("ingest", T0 + (20 + i) * W, v) for i, v in enumerate(after)))
+
+
 def test_a_resource_that_still_climbs_to_its_limit_holds_verification(store: Store) -> None:
     # More headroom for a leak: Scout's trend clears (exhaustion beyond its horizon) and the
     # incident recovers, but the memory still climbs, so the fix is not verified.
     inc = recovered_leak(store, T0 + 5 * W)
-    put(store, *(memory("ingest", T0 + i * W, 200e6 + i * 3e6) for i in range(20)))
+    leak_then(store, [])
+    applied = T0 + 20 * W
     health = IncidentHealth(store)
-    sample = health(inc, T0 + 20 * W)
+    sample = health(inc, T0 + 20 * W, applied)
     assert sample is not None and not sample.healthy
     assert "ingest memory still climbing" in sample.detail
     # Killed at the limit and climbing again: the drop does not hide the leak.
     put(store, *(memory("ingest", T0 + i * W, 100e6 + (i - 20) * 3e6) for i in range(20, 22)))
-    sample = health(inc, T0 + 22 * W)
+    sample = health(inc, T0 + 22 * W, applied)
     assert sample is not None and not sample.healthy and "restarted lately" in sample.detail
     put(store, *(memory("ingest", T0 + i * W, 100e6 + (i - 20) * 3e6) for i in range(22, 26)))
-    sample = health(inc, T0 + 26 * W)
+    sample = health(inc, T0 + 26 * W, applied)
     assert sample is not None and "ingest memory still climbing" in sample.detail
     # Levelled off (a warm-up after a restart): the recovered incident verifies.
     put(store, *(memory("ingest", T0 + i * W, 260e6 + (i % 2) * 1e6) for i in range(26, 46)))
-    sample = health(inc, T0 + 46 * W)
+    sample = health(inc, T0 + 46 * W, applied)
     assert sample is not None and sample.healthy, sample.detail
+
+
+# The new containers after a rollback rise 1.2 MB/min as their working set fills: a clear
+# slope, but a fifteenth of the leak's pace.
+WARMING = [150e6 + i * 0.2e6 + (i % 2) * 0.05e6 for i in range(25)]
 
 
 def test_fresh_containers_warming_up_after_a_rollback_do_not_hold_verification(
     store: Store,
 ) -> None:
-    # The leak climbed 18 MB/min when the rollback was deployed; the new containers then rise
-    # 1.2 MB/min as their working set fills (a clear slope, but not the leak's pace).
     inc = recovered_leak(store, T0 + 25 * W)
-    put(store, *(memory("ingest", T0 + i * W, 200e6 + i * 3e6) for i in range(20)))
+    leak_then(store, [])
+    applied = T0 + 20 * W
     health = IncidentHealth(store)
-    at_deploy = health(inc, T0 + 20 * W)
+    at_deploy = health(inc, applied, applied)
     assert at_deploy is not None and "ingest memory still climbing" in at_deploy.detail
-    put(store, *(memory("ingest", T0 + i * W, 150e6 + (i - 20) * 0.2e6 + (i % 2) * 0.05e6)
-                 for i in range(20, 45)))  # fmt: skip
-    sample = health(inc, T0 + 45 * W)
+    leak_then(store, WARMING)
+    sample = health(inc, T0 + 45 * W, applied)
     assert sample is not None and sample.healthy, sample.detail
-    # The same gentle rise with no leak seen when verification began is held as before.
-    fresh = IncidentHealth(store)
-    sample = fresh(inc, T0 + 45 * W)
+    # A responder restarted mid-verification reads the leak's pace from the store, not from
+    # its first sample (the warm-up's), and judges the same.
+    restarted = IncidentHealth(store)
+    again = restarted(inc, T0 + 45 * W, applied)
+    assert again is not None and again.healthy, again.detail
+
+
+def test_a_kill_at_the_limit_just_before_the_fix_leaves_the_leaks_pace(store: Store) -> None:
+    # The leak's container was killed at its limit two windows before the rollback was applied:
+    # too few points since to fit, so the pace is the climb the kill ended, not none at all
+    # (against none, the warm-up's rise would hold verification and revert a fix that worked).
+    inc = recovered_leak(store, T0 + 25 * W)
+    leak_then(store, [100e6, 103e6, *WARMING])
+    applied = T0 + 21 * W
+    sample = IncidentHealth(store)(inc, T0 + 47 * W, applied)
+    assert sample is not None and sample.healthy, sample.detail
+
+
+def test_a_slow_leak_the_fix_did_not_slow_still_holds_verification(store: Store) -> None:
+    # The same gentle rise before and after the fix: the fix did not change the pace.
+    inc = recovered_leak(store, T0 + 25 * W)
+    put(store, *(memory("ingest", T0 + i * W, 200e6 + i * 0.2e6 + (i % 2) * 0.05e6)
+                 for i in range(45)))  # fmt: skip
+    sample = IncidentHealth(store)(inc, T0 + 45 * W, T0 + 20 * W)
     assert sample is not None and not sample.healthy
     assert "ingest memory still climbing" in sample.detail

@@ -91,7 +91,7 @@ def build_responder(
         diagnose=lambda incident: diagnosis,
         remediate=fixer.remediate,
         revert=fixer.revert,
-        health=lambda incident, now: HealthSample(now, True, "back to baseline"),
+        health=lambda incident, now, applied_at: HealthSample(now, True, "back to baseline"),
         postmortem=lambda incident, outcome: f"# {incident.id}: {outcome['result']}",
         narrate=narrate_step,
     )
