@@ -39,8 +39,27 @@ def kafka_publisher(
     return publish, lambda: producer.flush(30)
 
 
-def apply_command(shop: Shop, command: dict[str, Any]) -> str:
-    """Run one control command in the shop; a line for the log."""
+def apply_command(shop: Shop, command: dict[str, Any], log: Callable[[str], None] = print) -> str:
+    """Run one control command in the shop; a line for the log. With `at_ns` (event time) still
+    ahead, the command runs at that tick instead, and `log` gets its line or its error then: a
+    drill's fault starts at the same moment of the same traffic whatever the wall clock did."""
+    at_ns = command.get("at_ns")
+    if at_ns is not None and int(at_ns) > shop.now_ns:
+        later = {k: v for k, v in command.items() if k != "at_ns"}
+
+        def run_later(s: Shop) -> None:
+            try:
+                log(_run_command(s, later))
+            except (KeyError, ValueError) as exc:
+                log(f"command {command.get('id')} failed: {exc}")
+
+        shop.at(int(at_ns), run_later)
+        what = " ".join(str(w) for w in (command.get("cmd"), command.get("scenario")) if w)
+        return f"scheduled {what} at {ns_to_rfc3339(int(at_ns))}"
+    return _run_command(shop, command)
+
+
+def _run_command(shop: Shop, command: dict[str, Any]) -> str:
     if command.get("cmd") == "clear":
         shop.clear(command.get("tag"))
         return "cleared " + (command.get("tag") or "every injection")
@@ -95,7 +114,7 @@ def run_live(
         changed = False
         for command in control.poll():
             try:
-                log(apply_command(shop, command))
+                log(apply_command(shop, command, log))
             except (KeyError, ValueError) as exc:
                 log(f"command {command.get('id')} failed: {exc}")
             changed = True

@@ -137,11 +137,15 @@ def primary_incident(store: Store, label: dict[str, Any], fault: dict[str, Any])
 
 
 def _wait_for_injection(rig: Rig, scenario: str, cfg: DrillConfig) -> Injection:
+    # Scheduled in event time, not sent once the warm-up has passed on the wall clock: the fault
+    # starts at the same tick of the same seeded traffic in every run.
+    at_ns = rig.epoch_ns + int(cfg.warmup_s * NS_PER_S)
+    command = {"cmd": "inject", "scenario": scenario, "intensity": cfg.intensity, "at_ns": at_ns}
     deadline = time.monotonic() + cfg.wall_guard_s
-    while rig.sim_s() < cfg.warmup_s:
-        _check(rig, deadline, f"the shop stopped at {rig.sim_s():.0f} s of warm-up")
-        time.sleep(0.2)
-    control.send(cfg.state, {"cmd": "inject", "scenario": scenario, "intensity": cfg.intensity})
+    while rig.sim_s() <= 0:  # the shop reads commands sent after it started, not before
+        _check(rig, deadline, "the shop never started")
+        time.sleep(0.1)
+    control.send(cfg.state, command)
     while True:
         found = [i for i in list(rig.shop.injections.values()) if i.scenario == scenario]
         if found:
@@ -339,7 +343,8 @@ def run_drill(cfg: DrillConfig) -> dict[str, Any]:
     wall0 = time.monotonic()
     with run_rig(settings, options) as rig:
         injection = _wait_for_injection(rig, cfg.scenario, cfg)
-        cfg.log(f"drill: injected {cfg.scenario} into {injection.service} at {rig.sim_s():.0f} s")
+        onset_s = (injection.onset_ns - rig.epoch_ns) / NS_PER_S
+        cfg.log(f"drill: injected {cfg.scenario} into {injection.service} at {onset_s:.0f} s")
         label = label_of(injection, cfg.seed)
         _follow(rig, label, cfg, injection.onset_ns)
         end_ns = rig.shop.now_ns

@@ -15,7 +15,7 @@ from chaos.recorder import labels_path
 from chaos.scenarios import registry
 from chaos.shop import Shop, ShopConfig
 from sre_space.harness import init_cmd
-from sre_space.timeutil import rfc3339_to_ns
+from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
 from tests.chaos.params import ONSET_S, Recorder
 
 ACTIONS = {
@@ -177,6 +177,27 @@ def test_run_and_stop_reach_a_shop_through_the_control_file(tmp_path: Path) -> N
     assert shop.injections == {} and shop.desired["checkout"].version == "1.4.2"
     # a shop started later ignores commands written before it
     assert control.ControlReader(state).poll() == []
+
+
+def test_a_command_with_an_event_time_runs_at_that_tick(tmp_path: Path) -> None:
+    shop = Shop(seed=1, gitops_path=tmp_path / "gitops", config=ShopConfig(rate_rps=2))
+    at_ns = shop.now_ns + 120 * NS_PER_S
+    lines: list[str] = []
+    line = apply_command(
+        shop, {"id": 1, "cmd": "inject", "scenario": "oom", "at_ns": at_ns}, lines.append
+    )
+    assert line.startswith("scheduled inject oom at ") and shop.injections == {}
+    bad = {"id": 2, "cmd": "inject", "scenario": "no_such_fault", "at_ns": at_ns}
+    apply_command(shop, bad, lines.append)
+    shop.advance(110)
+    assert shop.injections == {} and lines == []
+    shop.advance(20)  # the bad one is logged, not raised into the shop's loop
+    [inj] = shop.injections.values()
+    assert inj.scenario == "oom" and inj.onset_ns == at_ns
+    assert lines[0].startswith("injected oom into ") and lines[1].startswith("command 2 failed")
+    # an event time already passed runs at once
+    apply_command(shop, {"cmd": "clear", "at_ns": at_ns}, lines.append)
+    assert shop.injections == {}
 
 
 def test_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
