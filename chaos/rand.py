@@ -21,14 +21,20 @@ T = TypeVar("T")
 class Rand:
     """A seeded source of uniforms, normals, Poisson counts and 64/128-bit ids."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, id_salt: int = 0) -> None:
+        """`id_salt` moves the id stream alone (the draws stay the seed's): runs of one seed at
+        different start times must not reuse each other's trace ids."""
         self.gen = np.random.Generator(np.random.PCG64(seed))
         self._u: list[float] = []
         self._n: list[float] = []
         self._ui = 0
         self._ni = 0
         # ids come from a splitmix64 stream: unique, random-looking, and far cheaper than numpy calls
-        self._id_state = int(self.gen.integers(0, 2**63)) | 1
+        base = int(self.gen.integers(0, 2**63))
+        if id_salt:
+            self._id_state = id_salt & _MASK64
+            base ^= self._next64() >> 1
+        self._id_state = base | 1
 
     def uniform(self) -> float:
         """A uniform draw in [0, 1)."""

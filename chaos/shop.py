@@ -101,7 +101,9 @@ class Shop:
             self._tmp = tempfile.TemporaryDirectory(prefix="chaos-gitops-")
             gitops_path = Path(self._tmp.name) / "gitops"
         self.repo = GitOpsRepo.create(gitops_path, when_ns=self.now_ns)
-        self.rand = Rand(seed)
+        # Trace ids also depend on the start: a second drill of one seed an hour later in the
+        # same archive must not carry the first one's ids. The default start keeps the seed's ids.
+        self.rand = Rand(seed, id_salt=self.config.epoch_ns - DEFAULT_EPOCH_NS)
         # separate streams so that an injection (or its absence) does not shift the traffic draws
         self.traffic = Traffic(Rand(seed + 7_919), self.config.rate_rps, self.config.utc_offset_h)
         self.catalog = Catalog()
