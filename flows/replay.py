@@ -15,6 +15,7 @@ from bytewax.testing import cluster_main, run_main
 from flows.build import build_signals
 from flows.progress import Progress
 from flows.sources import recording_input
+from operators.otlp.recording import check_recordings
 from operators.scout import build_scout
 from sinks.archive import ArchiveSink
 from sinks.outputs.jsonl_sink import JsonlPartsSink, merge_parts
@@ -22,14 +23,6 @@ from sre_space.settings import PipelineConfig, env_config_paths, load_pipeline_c
 
 # output file -> sorted (parallel streams) or in emission order (one stateful key, order is meaning)
 OUTPUTS = {"signals": True, "deadletters": True, "anomalies": False, "incidents": False}
-
-
-def check_recordings(paths: Sequence[str | Path]) -> None:
-    """FileNotFoundError naming every recording that is not a readable file, before any work."""
-    # A named pipe streams a recording while it is being written (a long run need not be stored).
-    missing = [str(p) for p in paths if not (Path(p).is_file() or Path(p).is_fifo())]
-    if missing:
-        raise FileNotFoundError(f"no such recording: {', '.join(missing)}")
 
 
 def build_replay_flow(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, cast
 
@@ -29,6 +29,14 @@ def open_recording(path: str | Path) -> IO[bytes]:
     if p.suffix == ".gz":
         return cast(IO[bytes], gzip.open(p, "rb"))
     return p.open("rb")
+
+
+def check_recordings(paths: Sequence[str | Path]) -> None:
+    """FileNotFoundError naming every recording that is not a readable file, before any work."""
+    # A named pipe streams a recording while it is being written (a long run need not be stored).
+    missing = [str(p) for p in paths if not (Path(p).is_file() or Path(p).is_fifo())]
+    if missing:
+        raise FileNotFoundError(f"no such recording: {', '.join(missing)}")
 
 
 def iter_recording(

@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the subcommand; 0 on an answer (abstaining included), 2 on bad usage, 1 on unreadable input."""
+    """Run the subcommand; 0 on an answer (abstaining included), 2 on bad usage or a missing
+    file, 1 on unreadable input."""
     try:
         if args.trace:
             return _run_trace(args)
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
             print("diagnose: --window START END is required with FILE...", file=sys.stderr)
             return 2
         return _run_window(args)
+    except FileNotFoundError as exc:
+        print(f"diagnose: {exc}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as exc:
         print(f"diagnose: {exc}", file=sys.stderr)
         return 1

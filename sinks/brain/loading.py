@@ -17,7 +17,7 @@ import polars as pl
 
 from operators.otlp import Decoded, DecodeError, DecodeLimits, decode_message, iter_recording
 from operators.otlp.json_traces import trace_json_to_batch
-from operators.otlp.recording import UNREADABLE, open_recording
+from operators.otlp.recording import UNREADABLE, check_recordings, open_recording
 from sre_space.records import DeadLetter
 
 SPAN_SCHEMA: dict[str, Any] = {
@@ -178,6 +178,7 @@ def load_spans(
 ) -> pl.DataFrame:
     """All spans of the recorded files as one contract frame (metric requests are skipped);
     `strict=False` skips undecodable records (a replay has dead-lettered them already)."""
+    check_recordings(paths)
     selected = tuple(default_selected_attributes() if attributes is None else attributes)
     frames: list[pl.DataFrame] = []
     for path in paths:
@@ -196,6 +197,7 @@ def load_metrics(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     Each sample is `{"service", "metric", "unit", "time_ns", "value", "attributes"}`; the point's
     attributes plus the resource attribute that names its instance (`k8s.pod.name`, ...).
     """
+    check_recordings(paths)
     out: list[dict[str, Any]] = []
     for path in paths:
         if _whole_document(Path(path)):

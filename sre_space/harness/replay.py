@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.replay import check_recordings, replay
+from flows.replay import replay
+from operators.otlp.recording import check_recordings
 from operators.scout.detect.scoring import render_table
 from sinks.brain.scoring import label_commits
 from sre_space.harness.backtest import backtest, labels_path

@@ -82,3 +82,13 @@ def test_an_empty_file_is_an_abstention_not_a_traceback(
     out = _diagnose(path, capsys, baseline=False)
     assert out["abstained"] is True and out["candidates"] == []
     assert "0 traces in the incident window" in out["summary"]
+
+
+def test_a_missing_file_is_a_one_line_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.jsonl"
+    assert main(["diagnose", str(missing), "--window", "0", "1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"diagnose: no such recording: {missing}"
+    ]
