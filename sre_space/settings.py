@@ -211,20 +211,23 @@ def load_pipeline_config(*paths: str | Path | None) -> PipelineConfig:
     """Defaults merged with the YAML files `paths` (in order), validated; errors name the key."""
     data = merged_config_data(*paths)
     source = ", ".join(str(p) for p in paths if p is not None) or "defaults.yaml"
-    unknown = sorted(k for k in data if k not in _KNOWN_SECTIONS and k not in STAGE_SECTIONS)
-    if unknown:
-        valid = sorted(_KNOWN_SECTIONS | set(STAGE_SECTIONS))
-        lines = [f"{k}: unknown section{_nearest(k, valid)}" for k in unknown]
-        raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(lines))
+    # Every bad key of every section in one error: fixing them one run at a time is slow.
+    valid = sorted(_KNOWN_SECTIONS | set(STAGE_SECTIONS))
+    lines = [f"{k}: unknown section{_nearest(k, valid)}" for k in sorted(data) if k not in valid]
+    data = {k: v for k, v in data.items() if k in valid}
     extra = {k: data.pop(k) for k in list(data) if k in STAGE_SECTIONS}
+    config = None
     try:
         config = PipelineConfig(**data, extra=extra)
     except ValidationError as exc:
-        raise ConfigError(
-            _describe(exc, f"configuration in {source}", model=PipelineConfig)
-        ) from None
+        lines += _error_lines(exc, model=PipelineConfig)
     for name in sorted(extra):
-        load_section(extra, name, stage_model(name))
+        try:
+            load_section(extra, name, stage_model(name))
+        except _SectionError as exc:
+            lines += exc.lines
+    if lines or config is None:
+        raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(lines))
     return config
 
 
@@ -287,9 +290,9 @@ def _fields_at(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
     return list(sub.model_fields) if sub is not None else []
 
 
-def _describe(
-    exc: ValidationError, source: str, *prefix: str, model: type[BaseModel] | None = None
-) -> str:
+def _error_lines(
+    exc: ValidationError, *prefix: str, model: type[BaseModel] | None = None
+) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = list(err["loc"])
@@ -299,18 +302,26 @@ def _describe(
             lines.append(f"{key}: unknown key{_nearest(str(loc[-1]), valid)}")
         else:
             lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
-    return f"invalid {source}:\n  " + "\n  ".join(lines)
+    return lines
+
+
+class _SectionError(ConfigError):
+    """A stage section's bad keys, each line naming its full path."""
+
+    def __init__(self, name: str, lines: list[str]) -> None:
+        super().__init__(f"invalid `{name}` configuration:\n  " + "\n  ".join(lines))
+        self.lines = lines
 
 
 def load_section(extra: Mapping[str, Any], name: str, model: type[M]) -> M:
     """A later stage's section of `PipelineConfig.extra`, validated; errors name the bad key."""
     data = extra.get(name) or {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{name}: must be a mapping, got {type(data).__name__}")
+        raise _SectionError(name, [f"{name}: must be a mapping, got {type(data).__name__}"])
     try:
         return model(**dict(data))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, f"`{name}` configuration", name, model=model)) from None
+        raise _SectionError(name, _error_lines(exc, name, model=model)) from None
 
 
 def _joined_paths(value: Any) -> Any:

@@ -65,6 +65,26 @@ def test_an_unknown_key_at_any_depth_fails_with_its_path_and_the_nearest_name(
     assert f"did you mean `{nearest or 'max_per_service'}`?" in message
 
 
+def test_every_bad_key_of_every_section_is_named_in_one_error(tmp_path: Path) -> None:
+    text = (
+        "archve: {enabled: true}\n"
+        "signals: {window_secnds: 10}\n"
+        "detection:\n  baseline: {threshold: -1}\n"
+        "incidents: {max_hop: 2}\n"
+    )
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline_config(path)
+    head, *lines = str(err.value).splitlines()
+    assert head == f"invalid configuration in {path}:"
+    assert [line.strip().split(":")[0] for line in lines] == [
+        "archve",
+        "signals.window_secnds",
+        "detection.baseline.threshold",
+        "incidents.max_hop",
+    ]
+
+
 def test_a_bad_value_in_a_stage_section_fails_at_load(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"detection\.baseline\.threshold"):
         load_pipeline_config(_write(tmp_path, "detection:\n  baseline: {threshold: -1}\n"))
