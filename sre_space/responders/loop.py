@@ -55,6 +55,19 @@ class TickReport:
     deferred: list[str] = field(default_factory=list)  # waiting for the span archive
     errors: dict[str, str] = field(default_factory=dict)
 
+    def describe(self) -> str:
+        """The tick in a few lines for a person (`sre-space responders --once`)."""
+        if self.now is None:
+            return "no signal windows in the store yet: nothing to act on"
+        lines = [f"tick at {ns_to_rfc3339(self.now)} (the newest signal window's end)"]
+        lines += [f"  {iid}: started" for iid in self.started]
+        lines += [f"  {iid}: now at {step}" for iid, step in self.advanced.items()]
+        lines += [f"  {iid}: diagnosis deferred (more data first)" for iid in self.deferred]
+        lines += [f"  {iid}: error: {error}" for iid, error in self.errors.items()]
+        if len(lines) == 1:
+            lines.append("  no incident to act on")
+        return "\n".join(lines)
+
 
 class ResponderLoop:
     """Polls the store and drives one persisted responder run per incident."""
@@ -280,7 +293,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how merges are deployed (default: the deploy section; auto = the command if one"
         " is given, else gitops: Argo CD / Flux apply main and the telemetry confirms it)",
     )
-    parser.add_argument("--once", action="store_true", help="run one tick and exit")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="run one tick, print what it did and exit (1 if an incident's step failed)",
+    )
     parser.add_argument(
         "--kafka",
         action="store_true",
@@ -289,7 +306,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the responders against the state folder (`--state` / SRE_STATE_DIR) until Ctrl-C."""
+    """Run the responders against the state folder (`--state` / SRE_STATE_DIR) until Ctrl-C, or
+    for one tick (`--once`)."""
     settings = load_settings()
     store = Store(settings.paths.db)
     deployer = build_deployer(
@@ -311,8 +329,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.once:
             report = loop.tick()
-            print(report, flush=True)
-            return 0
+            print(report.describe(), flush=True)
+            return 1 if report.errors else 0
         loop.run_forever(threading.Event(), args.poll)
     except KeyboardInterrupt:
         print("\nstopping", file=sys.stderr)
