@@ -99,7 +99,7 @@ def _run_trace(args: argparse.Namespace) -> int:
                 f"diagnose: no such file {args.trace} (and SRE_JAEGER_URL is not set)",
                 file=sys.stderr,
             )
-            return 1
+            return 2
         result = client.trace(args.trace)
         if result.status == "not_found":
             print(

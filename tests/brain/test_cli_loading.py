@@ -160,7 +160,9 @@ def test_window_command_on_a_recording(tmp_path: Path, capsys: pytest.CaptureFix
 def test_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli.run(_parse([])) == 2
     assert cli.run(_parse([str(tmp_path / "x.json")])) == 2
-    assert cli.run(_parse(["--trace", str(tmp_path / "missing.json")])) == 1
+    # A missing file is bad usage (2), as with --window; an unreadable one is bad input (1).
+    assert cli.run(_parse(["--trace", str(tmp_path / "missing.json")])) == 2
+    assert cli.run(_parse([str(tmp_path / "missing.json"), "--window", "1", "2"])) == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json}\n")
     assert cli.run(_parse([str(bad), "--window", "1", "2"])) == 1
