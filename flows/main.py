@@ -7,6 +7,8 @@ Scale with Bytewax's own `-w` (threads) and `-i/-a` (processes) options and Kafk
 
 from __future__ import annotations
 
+import sys
+
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
@@ -16,7 +18,7 @@ from flows.state_outputs import attach_state_outputs
 from operators.scout import build_scout
 from operators.scout.stage import SOURCES
 from sinks.outputs.kafka_out import to_kafka
-from sre_space.settings import Settings, load_settings
+from sre_space.settings import ConfigError, Settings, load_settings
 
 
 def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
@@ -58,5 +60,14 @@ def build_kafka_flow(settings: Settings | None = None) -> Dataflow:
     return flow
 
 
+def _flow_or_exit() -> Dataflow:
+    try:
+        return build_kafka_flow()
+    except ConfigError as exc:
+        # The message names every bad key with its path; a traceback above it only buries it.
+        print(f"flows.main: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 # `python -m bytewax.run flows.main` looks for this; importing the module only builds the graph.
-flow = build_kafka_flow()
+flow = _flow_or_exit()
