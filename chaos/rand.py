@@ -32,6 +32,8 @@ class Rand:
         # ids come from a splitmix64 stream: unique, random-looking, and far cheaper than numpy calls
         base = int(self.gen.integers(0, 2**63))
         if id_salt:
+            # The salt is mixed first (one splitmix step), so that nearby starts give states that
+            # differ in most bits, not only in the salt's low ones.
             self._id_state = id_salt & _MASK64
             base ^= self._next64() >> 1
         self._id_state = base | 1
