@@ -67,13 +67,18 @@ class DrillConfig:
 
 
 def next_epoch_ns(state: Path) -> int:
-    """Where a new drill starts in event time: an hour after the newest data in `state`."""
+    """Where a new drill starts in event time: an hour after the newest data in `state`.
+
+    A drill's data ends by its shop's stop (`until` in the index), wherever its outcome came:
+    the next drill then starts at the same moment in every run, not after a wall-clock end.
+    """
     newest = 0
     index = StatePaths(state).drills
     if index.exists():
         for line in index.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                newest = max(newest, rfc3339_to_ns(json.loads(line)["end"]))
+                ran = json.loads(line)
+                newest = max(newest, rfc3339_to_ns(ran.get("until") or ran["end"]))
     db = StatePaths(state).db
     if db.exists():
         with Store(db) as store:
@@ -329,12 +334,13 @@ def run_drill(cfg: DrillConfig) -> dict[str, Any]:
     cfg.state.mkdir(parents=True, exist_ok=True)
     epoch_ns = next_epoch_ns(cfg.state)
     settings = drill_settings(cfg, epoch_ns)
+    # The shop stops by itself a little after the drill's last chance of an outcome.
+    duration_s = cfg.warmup_s + cfg.after_s + 120
     options = RigOptions(
         seed=cfg.seed,
         speed=cfg.speed,
         epoch_ns=epoch_ns,
-        # The shop stops by itself a little after the drill's last chance of an outcome.
-        duration_s=cfg.warmup_s + cfg.after_s + 120,
+        duration_s=duration_s,
         kafka=cfg.kafka,
         policy_path=cfg.policy,
         reconciler=cfg.reconciler,
@@ -366,6 +372,7 @@ def run_drill(cfg: DrillConfig) -> dict[str, Any]:
     with index.open("a", encoding="utf-8") as fh:
         line = {"scenario": cfg.scenario, "seed": cfg.seed, "start": result["start"]}
         line |= {"end": result["end"], "out": str(cfg.out.resolve())}
+        line["until"] = ns_to_rfc3339(epoch_ns + int(duration_s * NS_PER_S))
         fh.write(json.dumps(line) + "\n")
     return result
 
