@@ -66,10 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `sre-space`."""
     args = build_parser().parse_args(argv)
+    # Every subcommand (and any child it starts) reads its settings from the environment: one
+    # place to honour --state and --config. Put back on return, for callers in the same process.
+    saved = {name: os.environ.get(name) for name in (STATE_ENV, CONFIG_ENV)}
     if args.state:
         os.environ[STATE_ENV] = args.state
     if args.global_config:
-        # Every subcommand reads its settings from the environment: one place to honour --config.
         os.environ[CONFIG_ENV] = os.pathsep.join(args.global_config)
     try:
         code: int = _load(args.command).run(args)
@@ -77,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bad input (a config key, a missing file) is the user's to fix: say what, not a trace.
         print(f"sre-space {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return code
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from chaos import SITE_CONFIG
 from sre_space import cli
+from sre_space.paths import STATE_ENV
 from sre_space.settings import (
     CONFIG_ENV,
     ConfigError,
@@ -146,8 +147,12 @@ def test_config_show_prints_the_effective_merged_config(
     assert cli.main(["config", "show"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["detection"]["baseline"]["threshold"] == 4.5
     monkeypatch.delenv(CONFIG_ENV)
-    assert cli.main(["--config", str(site), "config", "show"]) == 0
+    monkeypatch.delenv(STATE_ENV, raising=False)
+    argv = ["--config", str(site), "--state", str(tmp_path), "config", "show"]
+    assert cli.main(argv) == 0
     assert yaml.safe_load(capsys.readouterr().out)["detection"]["baseline"]["threshold"] == 4.5
+    # ... for that run only: a caller in the same process keeps its own environment
+    assert CONFIG_ENV not in os.environ and STATE_ENV not in os.environ
 
 
 def test_a_misspelled_section_is_a_command_line_error(

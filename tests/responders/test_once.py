@@ -9,7 +9,6 @@ import pytest
 from sinks.outputs.store_sink import record_rows
 from sinks.store import Store
 from sre_space.cli import main
-from sre_space.paths import STATE_ENV
 from sre_space.records import SignalWindow
 from sre_space.responders.loop import TickReport
 from sre_space.timeutil import NS_PER_S, rfc3339_to_ns
@@ -18,10 +17,9 @@ T0 = rfc3339_to_ns("2027-05-10T14:00:00.000Z")
 
 
 def test_a_tick_on_an_empty_store_and_on_a_quiet_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "state"
-    monkeypatch.setenv(STATE_ENV, str(state))  # `--state` sets it; put it back after the test
     assert main(["--state", str(state), "responders", "--once"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         "no signal windows in the store yet: nothing to act on"
