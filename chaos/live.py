@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +47,18 @@ def apply_command(shop: Shop, command: dict[str, Any], log: Callable[[str], None
     at_ns = command.get("at_ns")
     if at_ns is not None and int(at_ns) > shop.now_ns:
         later = {k: v for k, v in command.items() if k != "at_ns"}
-
-        def run_later(s: Shop) -> None:
-            try:
-                log(_run_command(s, later))
-            except (KeyError, ValueError) as exc:
-                log(f"command {command.get('id')} failed: {exc}")
-
-        shop.at(int(at_ns), run_later)
+        shop.at(int(at_ns), lambda s: _logged(partial(_run_command, s, later), command, log))
         what = " ".join(str(w) for w in (command.get("cmd"), command.get("scenario")) if w)
         return f"scheduled {what} at {ns_to_rfc3339(int(at_ns))}"
     return _run_command(shop, command)
+
+
+def _logged(run: Callable[[], str], command: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Run a command and log its line, or why it failed (a bad command never stops the shop)."""
+    try:
+        log(run())
+    except (KeyError, ValueError) as exc:
+        log(f"command {command.get('id')} failed: {exc}")
 
 
 def _run_command(shop: Shop, command: dict[str, Any]) -> str:
@@ -113,10 +115,7 @@ def run_live(
     while duration_s is None or (shop.now_ns - event0) / NS_PER_S < duration_s:
         changed = False
         for command in control.poll():
-            try:
-                log(apply_command(shop, command, log))
-            except (KeyError, ValueError) as exc:
-                log(f"command {command.get('id')} failed: {exc}")
+            _logged(partial(apply_command, shop, command, log), command, log)
             changed = True
         before = len(shop.injections)
         head = shop.head

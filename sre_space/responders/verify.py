@@ -92,7 +92,7 @@ def _climb_since_restart(points: Sequence[tuple[int, float]]) -> float | None:
     runs = _runs(points)
     if len(runs) > 1 and len(runs[-1]) < 3:
         return None
-    return clear_slope(runs[-1] if runs else points)
+    return clear_slope(runs[-1]) if runs else 0.0
 
 
 def _pace_before(points: Sequence[tuple[int, float]]) -> float:
