@@ -108,7 +108,9 @@ class RobustBaseline:
         if stats is None or stats[2] >= max(1, len(hist) // 36):
             stats = self._stats[which] = [*median_mad(hist), 0]
             self._log_stats.pop(which, None)
-            if which is None:
+            # Only a count's median follows the trend (below): a series' rule never changes,
+            # and fitting it for every latency quantile was a fifth of the Scout's time.
+            if which is None and rule.poisson:
                 self._trend = self._fit_trend()
         med, mad = stats[0], stats[1]
         if rule.poisson and which is None and t is not None:
