@@ -1,6 +1,7 @@
 """The Kafka flow (archive on) as one Bytewax process, then as a cluster of several, on one topic.
 
     python -m bench.scaleout --kafka 127.0.0.1:9092 [--spans 400000] [--procs 1 2] [--partitions 4]
+                             [--independent] [--rounds 1]
 
 Each run gets fresh topics (the spans topic with `--partitions` partitions) and state folder; the
 processes are started with `bytewax.testing.cluster_main` (one worker each) and report their own
@@ -8,7 +9,9 @@ CPU seconds and peak RSS. Total throughput is spans in `sre.signals` over the sl
 wall time (spans that arrive after their window closed count too, and are reported as late).
 `--independent` adds, for each count above one, that many separate one-process flows, each on
 its own topic with its share of the spans and partitions: what this machine gives with no
-exchange between processes at all, the ceiling for the cluster's figure.
+exchange between processes at all, the ceiling for the cluster's figure. `--rounds N` runs the
+whole sequence N times in turn: each ratio is to the same round's one-process run (a 2-core
+machine's speed moves by a third within minutes), reported as the median and range over rounds.
 Results go to bench/out/scaleout.json.
 """
 
@@ -28,7 +31,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.throughput import OUT, _spans_in_signals, drop_topics, publish_in_child
+from bench.throughput import (
+    OUT,
+    _spans_in_signals,
+    drop_topics,
+    median_figures,
+    publish_in_child,
+)
 
 TOPICS = ("spans", "metrics", "signals", "dead")
 
@@ -189,6 +198,23 @@ def run(
     }
 
 
+def summary(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per configuration (processes, separate or not), `median_figures` over the rounds with
+    the ratio to one process, the fewest spans counted and the most late, and every run."""
+    out = []
+    for key in dict.fromkeys((r["procs"], r["independent"]) for one in rounds for r in one):
+        runs = [r for one in rounds for r in one if (r["procs"], r["independent"]) == key]
+        head = {
+            "procs": key[0],
+            "independent": key[1],
+            "partitions": runs[0]["partitions"],
+            "spans": min(r["spans"] for r in runs),
+            "late_spans": max(r["late_spans"] for r in runs),
+        }
+        out.append(head | median_figures(runs, "x_one") | {"runs": runs})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kafka", required=True)
@@ -201,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run each count above one as that many separate flows (the no-exchange ceiling)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run the sequence this many times in turn"
+    )
     parser.add_argument("--member", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.member:
@@ -210,30 +239,39 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(procs, False) for procs in args.procs]
     if args.independent:
         runs += [(procs, True) for procs in args.procs if procs > 1]
-    results = []
     for procs, independent in runs:
         if independent and args.partitions % procs:
             raise SystemExit(f"--independent needs --partitions divisible by {procs}")
-        r = run(args.kafka, args.spans, args.spans_per_request, procs, args.partitions, independent)
-        results.append(r)
-        what = "separate flows" if independent else "process(es)"
+    rounds = []
+    for _ in range(max(1, args.rounds)):
+        results = []
+        for procs, independent in runs:
+            r = run(
+                args.kafka, args.spans, args.spans_per_request, procs, args.partitions, independent
+            )
+            results.append(r)
+            what = "separate flows" if independent else "process(es)"
+            print(
+                f"{procs} {what}: {r['spans_per_s']:>10,} spans/s wall  "
+                f"{r['spans_per_cpu_s']:>10,} spans/CPU-s  {r['seconds']:>7.2f} s  "
+                f"peak RSS {r['peak_rss_mib']:>7.1f} MiB per process, {r['late_spans']:,} late"
+            )
+        if results[0]["procs"] == 1:
+            for r in results:
+                r["x_one"] = round(r["spans_per_s"] / results[0]["spans_per_s"], 2)
+        rounds.append(results)
+    rows = summary(rounds)
+    if all("x_one" in row for row in rows):
         print(
-            f"{procs} {what}: {r['spans_per_s']:>10,} spans/s wall  "
-            f"{r['spans_per_cpu_s']:>10,} spans/CPU-s  {r['seconds']:>7.2f} s  "
-            f"peak RSS {r['peak_rss_mib']:>7.1f} MiB per process, {r['late_spans']:,} late"
-        )
-    if results[0]["procs"] == 1:
-        for r in results:
-            r["x_one"] = round(r["spans_per_s"] / results[0]["spans_per_s"], 2)
-        print(
-            "wall throughput over one process: "
+            f"wall throughput over one process (median and range of {len(rounds)} round(s)): "
             + ", ".join(
-                f"{r['procs']}{' separate' if r['independent'] else ''}: {r['x_one']}x"
-                for r in results
+                f"{row['procs']}{' separate' if row['independent'] else ''}: {row['x_one']}x "
+                f"({row['x_one_range'][0]}x to {row['x_one_range'][1]}x)"
+                for row in rows
             )
         )
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "scaleout.json").write_text(json.dumps(results, indent=2))
+    (OUT / "scaleout.json").write_text(json.dumps(rows, indent=2))
     return 0
 
 

@@ -380,20 +380,27 @@ def _round(modes: list[str], run: tuple[int, str | None, int, str]) -> list[dict
 
 
 def _summary(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Per mode, the median over the rounds of each figure (peak RSS: the largest), and the
-    range of its ratio to naive."""
+    """Per mode, `median_figures` over the rounds, with the ratio to naive."""
     out = []
     for mode in dict.fromkeys(r["mode"] for one in rounds for r in one):
         runs = [r for one in rounds for r in one if r["mode"] == mode]
-        summary: dict[str, Any] = {"mode": mode, "runs": len(runs), "spans": runs[0]["spans"]}
-        for key in ("cpu_seconds", "spans_per_cpu_s", "seconds", "spans_per_s"):
-            summary[key] = statistics.median(r[key] for r in runs)
-        summary["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
-        ratios = [r["x_naive"] for r in runs if "x_naive" in r]
-        if ratios:
-            summary["x_naive"] = round(statistics.median(ratios), 2)
-            summary["x_naive_range"] = [min(ratios), max(ratios)]
-        out.append(summary)
+        head = {"mode": mode, "runs": len(runs), "spans": runs[0]["spans"]}
+        out.append(head | median_figures(runs, "x_naive"))
+    return out
+
+
+def median_figures(runs: list[dict[str, Any]], ratio: str) -> dict[str, Any]:
+    """The median of each speed figure over `runs`, their largest peak RSS, and the median and
+    range of the field `ratio` where the runs have it (each is to its own round's reference)."""
+    out: dict[str, Any] = {
+        key: statistics.median(r[key] for r in runs)
+        for key in ("cpu_seconds", "spans_per_cpu_s", "seconds", "spans_per_s")
+    }
+    out["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+    ratios = [r[ratio] for r in runs if ratio in r]
+    if ratios:
+        out[ratio] = round(statistics.median(ratios), 2)
+        out[f"{ratio}_range"] = [min(ratios), max(ratios)]
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,4 +86,36 @@ def test_the_scaleout_bench_counts_every_span_on_one_and_two_processes(
         (2, False, 150000, 0),
         (2, True, 150000, 0),
     ]
-    assert all(len(r["members"]) == r["procs"] for r in results)
+    assert all(len(run["members"]) == r["procs"] for r in results for run in r["runs"])
+
+
+def test_the_scaleout_summary_is_the_median_of_each_round_s_ratio() -> None:
+    from bench.scaleout import summary
+
+    def run(procs: int, independent: bool, spans_per_s: int, x_one: float) -> dict[str, Any]:
+        return {
+            "procs": procs,
+            "independent": independent,
+            "partitions": 4,
+            "spans": 1000,
+            "late_spans": 0,
+            "peak_rss_mib": 100.0 + procs,
+            "seconds": 1000 / spans_per_s,
+            "spans_per_s": spans_per_s,
+            "cpu_seconds": 1.0,
+            "spans_per_cpu_s": 1000,
+            "x_one": x_one,
+        }
+
+    rounds = [
+        [run(1, False, 100, 1.0), run(2, False, 150, 1.5)],
+        [run(1, False, 50, 1.0), run(2, False, 100, 2.0)],
+        [run(1, False, 80, 1.0), run(2, False, 96, 1.2)],
+    ]
+    rows = summary(rounds)
+    assert [(r["procs"], r["x_one"], r["x_one_range"], len(r["runs"])) for r in rows] == [
+        (1, 1.0, [1.0, 1.0], 3),
+        (2, 1.5, [1.2, 2.0], 3),
+    ]
+    # the ratio's median is not the ratio of the medians (100 / 80 = 1.25 here)
+    assert [r["spans_per_s"] for r in rows] == [80, 100]
