@@ -10,15 +10,22 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from bytewax import operators as op
-from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage, _list_parts
+from bytewax.connectors.kafka import (
+    KafkaError,
+    KafkaSource,
+    KafkaSourceMessage,
+    _KafkaSourcePartition,
+    _list_parts,
+)
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from operators.otlp.messages import RawMessage, Signal, dead_letter
 from operators.otlp.recording import iter_recording
@@ -51,6 +58,8 @@ CONSUMER_TUNING = {
 PREFETCH_KB = 131_072
 MIN_QUEUE_KB = 16_384
 FETCH_BYTES = 20 * 2**20
+# A partition's start offset (`logical_start`); the broker answers in milliseconds.
+OFFSETS_TIMEOUT_S = 5.0
 
 
 def consumer_tuning(partitions: int) -> dict[str, str]:
@@ -265,6 +274,41 @@ class _TunedKafkaSource(KafkaSource):
         client = AdminClient({"bootstrap.servers": ",".join(self._brokers)})
         return list(_list_parts(client, self._topics))
 
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> _KafkaSourcePartition:
+        # Bytewax's partition starts at `resume_state` when one is given (the pinned version;
+        # tests/flows/test_sources.py fails if that goes).
+        if resume_state is None and self._starting_offset in (OFFSET_BEGINNING, OFFSET_END):
+            resume_state = logical_start(self._admin, for_part, self._starting_offset)
+        return super().build_part(step_id, for_part, resume_state)
+
+    @cached_property
+    def _admin(self) -> AdminClient:
+        # One client for every partition this process builds: one connection.
+        return AdminClient({"bootstrap.servers": ",".join(self._brokers)})
+
+
+def logical_start(admin: AdminClient, part: str, start: int) -> int | None:
+    """The offset where the logical `start` (beginning or end) of partition `part` ("N-topic")
+    is now; None when the broker does not answer (the consumer then resolves it itself).
+
+    A consumer resolves a logical offset with the partition's leader, which a new consumer does
+    not know yet at Bytewax's assignment: it retried 500 ms later, so every partition of a flow
+    that had not resumed read nothing for its first half second. Started at a real offset, it
+    fetches as soon as it learns the leader.
+    """
+    index, topic = part.split("-", 1)
+    spec = OffsetSpec.earliest() if start == OFFSET_BEGINNING else OffsetSpec.latest()
+    try:
+        futures = admin.list_offsets(
+            {TopicPartition(topic, int(index)): spec}, request_timeout=OFFSETS_TIMEOUT_S
+        )
+        (found,) = [future.result() for future in futures.values()]
+    except KafkaException:
+        return None
+    return int(found.offset)
+
 
 def kafka_source(
     settings: Settings, *, tail: bool = True, partitions: int = 1
@@ -278,7 +322,12 @@ def kafka_source(
             [settings.spans_topic, settings.metrics_topic],
             tail,
             start,
-            consumer_tuning(partitions),
+            {
+                **consumer_tuning(partitions),
+                # An offset gone by the time it is fetched (retention deleted it) restarts from
+                # the end the flow starts from, not from librdkafka's default, the topic's end.
+                "auto.offset.reset": "earliest" if start == OFFSET_BEGINNING else "latest",
+            },
             # Small batches keep partitions interleaved, so the windows' clock (which waits for
             # the slowest partition) holds few windows open while a backlog is read.
             settings.kafka_batch_size,

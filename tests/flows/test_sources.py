@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from bytewax.connectors.kafka import KafkaSource
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, Producer, TopicPartition
 
+import flows.sources
 from flows.sources import (
     FETCH_BYTES,
     FETCH_WAIT_MS,
@@ -24,8 +25,10 @@ from flows.sources import (
     PollSource,
     RecordingSource,
     _PollPartition,
+    _TunedKafkaSource,
     consumer_tuning,
     kafka_source,
+    logical_start,
 )
 from sre_space.settings import Settings
 
@@ -121,6 +124,68 @@ def test_bytewax_kafka_partition_still_polls_batch_size_messages() -> None:
         part.close()
 
 
+class _Offsets:
+    """An admin client's `list_offsets`: records what was asked, answers `offset` (or fails)."""
+
+    def __init__(self, offset: int | None) -> None:
+        self.offset = offset
+        self.asked: list[tuple[str, int, str]] = []
+
+    def list_offsets(self, asked: dict[TopicPartition, Any], request_timeout: float) -> Any:
+        from concurrent.futures import Future
+        from types import SimpleNamespace
+
+        out = {}
+        for tp, spec in asked.items():
+            self.asked.append((tp.topic, tp.partition, type(spec).__name__))
+            future: Future[Any] = Future()
+            if self.offset is None:
+                future.set_exception(KafkaException("no broker"))
+            else:
+                future.set_result(SimpleNamespace(offset=self.offset))
+            out[tp] = future
+        return out
+
+
+def test_a_logical_start_is_asked_of_the_broker_as_the_partitions_offset() -> None:
+    admin = _Offsets(17)
+    assert logical_start(admin, "2-otlp-spans", OFFSET_BEGINNING) == 17  # type: ignore[arg-type]
+    assert logical_start(admin, "0-otlp-spans", OFFSET_END) == 17  # type: ignore[arg-type]
+    assert admin.asked == [("otlp-spans", 2, "EarliestSpec"), ("otlp-spans", 0, "LatestSpec")]
+    # No answer: the consumer resolves the logical offset itself, as before.
+    assert logical_start(_Offsets(None), "2-t", OFFSET_BEGINNING) is None  # type: ignore[arg-type]
+
+
+def test_the_kafka_source_starts_a_partition_that_did_not_resume_at_a_real_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def start(_admin: Any, part: str, _start: int) -> int:
+        asked.append(part)
+        return 17
+
+    monkeypatch.setattr(flows.sources, "logical_start", start)
+    source = _TunedKafkaSource(["127.0.0.1:9"], ["t"], False, OFFSET_BEGINNING)
+    offsets = []
+    for resume in (None, 42):  # a resumed offset is a real one already
+        part = source.build_part("step", "2-t", resume)
+        offsets.append(part._offset)
+        part.close()
+    assert offsets == [17, 42] and asked == ["2-t"]
+    part = _TunedKafkaSource(["127.0.0.1:9"], ["t"], False, 5).build_part("step", "2-t", None)
+    part.close()
+    assert part._offset == 5 and asked == ["2-t"]  # an absolute start: nothing to ask
+
+
+def test_an_offset_gone_before_it_is_fetched_restarts_from_the_end_the_flow_starts_from() -> None:
+    # librdkafka's default would be the topic's end: a flow from the beginning would skip it all.
+    for where, reset in (("beginning", "earliest"), ("end", "latest")):
+        settings = Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9", kafka_starting_offset=where)
+        config = kafka_source(settings).inner._add_config  # type: ignore[attr-defined]
+        assert config["auto.offset.reset"] == reset
+
+
 def test_a_recording_poll_stops_at_its_byte_budget(tmp_path) -> None:
     path = tmp_path / "rec.jsonl"
     path.write_text("".join('{"resourceSpans": "' + "x" * 980 + '"}\n' for _ in range(10)))
@@ -151,6 +216,32 @@ def test_the_kafka_source_lists_partitions_without_consumer_property_warnings(
     assert "CONFWARN" not in capfd.readouterr().err
     # the consumers still get them
     kafka_source(settings, tail=False, partitions=4).build_part("s", parts[0], None).close()
+
+
+@pytest.mark.kafka
+def test_a_partition_starts_where_its_beginning_or_end_is_and_reads_from_there(
+    kafka_bootstrap: str, topic_factory: Any, produce: Any
+) -> None:
+    settings = _fresh_topics(kafka_bootstrap, topic_factory)
+    produce(settings.spans_topic, [(None, bytes([k])) for k in range(3)])
+    read: dict[str, list[bytes | None]] = {}
+    for where, offset in (("beginning", 0), ("end", 3)):
+        source = kafka_source(settings.model_copy(update={"kafka_starting_offset": where}))
+        part = source.build_part("s", f"0-{settings.spans_topic}", None)
+        try:
+            assert part._inner._offset == offset  # type: ignore[attr-defined]
+            if where == "end":
+                produce(settings.spans_topic, [(None, b"new")])
+            read[where] = []
+            deadline = time.monotonic() + 30
+            while len(read[where]) < (3 if where == "beginning" else 1):
+                assert time.monotonic() < deadline, read
+                read[where] += [
+                    getattr(m, "value", None) for poll in part.next_batch() for m in poll
+                ]
+        finally:
+            part.close()
+    assert read == {"beginning": [b"\x00", b"\x01", b"\x02"], "end": [b"new"]}
 
 
 def test_the_consumers_share_the_prefetch_and_a_fetch_stays_within_half_a_queue() -> None:
