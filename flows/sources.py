@@ -24,7 +24,13 @@ from bytewax.connectors.kafka import (
 )
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    IsolationLevel,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from operators.otlp.messages import RawMessage, Signal, dead_letter
@@ -302,7 +308,10 @@ def logical_start(admin: AdminClient, part: str, start: int) -> int | None:
     spec = OffsetSpec.earliest() if start == OFFSET_BEGINNING else OffsetSpec.latest()
     try:
         futures = admin.list_offsets(
-            {TopicPartition(topic, int(index)): spec}, request_timeout=OFFSETS_TIMEOUT_S
+            {TopicPartition(topic, int(index)): spec},
+            request_timeout=OFFSETS_TIMEOUT_S,
+            # The consumer's own (librdkafka's default): its end is the last stable offset.
+            isolation_level=IsolationLevel.READ_COMMITTED,
         )
         (found,) = [future.result() for future in futures.values()]
     except KafkaException:

@@ -131,7 +131,7 @@ class _Offsets:
         self.offset = offset
         self.asked: list[tuple[str, int, str]] = []
 
-    def list_offsets(self, asked: dict[TopicPartition, Any], request_timeout: float) -> Any:
+    def list_offsets(self, asked: dict[TopicPartition, Any], **_options: Any) -> Any:
         from concurrent.futures import Future
         from types import SimpleNamespace
 
