@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.otlp_encode import SpanSpec, trace_request
 from operators.otlp import DecodeLimits, RawMessage, decode_message
-from operators.otlp.messages import JOINT_BYTES, Decoded, decode_poll, span_batches
+from operators.otlp.messages import JOINT_BYTES, Decoded, decode_poll, is_json, span_batches
 from operators.otlp.wire import HAVE_WIRE, _wire
 from sre_space.records import DeadLetter
 from tests.otlp.test_wire import TEXT_KEYS, requests, snapshot, texts
@@ -54,9 +54,12 @@ def assert_as_one_by_one(values: list[bytes]) -> list[Decoded | DeadLetter]:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(requests(), min_size=2, max_size=5))
 def test_generated_polls_decode_as_one_by_one(reqs: list[ExportTraceServiceRequest]) -> None:
-    together = assert_as_one_by_one([r.SerializeToString() for r in reqs])
+    values = [r.SerializeToString() for r in reqs]
+    together = assert_as_one_by_one(values)
     decoded = [d for d in together if isinstance(d, Decoded)]
-    if len(decoded) == len(reqs):  # none refused: one walk
+    # One walk when none is refused, and none opens like JSON: a request whose first resource is
+    # 123 bytes long starts b"\n{", so it is tried as JSON, alone (`messages._AMBIGUOUS`).
+    if len(decoded) == len(reqs) and not any(is_json(v) for v in values):
         assert all(d.part is not None and d.part[1] == k for k, d in enumerate(decoded))
 
 
