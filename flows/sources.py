@@ -277,8 +277,7 @@ class _TunedKafkaSource(KafkaSource):
     def list_parts(self) -> list[str]:
         # The same listing as Bytewax 0.21's (its private helper, so the same part names and
         # topic auto-creation); tests/flows/test_sources.py fails if the pinned version drops it.
-        client = AdminClient({"bootstrap.servers": ",".join(self._brokers)})
-        return list(_list_parts(client, self._topics))
+        return list(_list_parts(self._admin, self._topics))
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
@@ -291,7 +290,7 @@ class _TunedKafkaSource(KafkaSource):
 
     @cached_property
     def _admin(self) -> AdminClient:
-        # One client for every partition this process builds: one connection.
+        # One client for the listing and every partition this process builds: one connection.
         return AdminClient({"bootstrap.servers": ",".join(self._brokers)})
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -132,9 +134,6 @@ class _Offsets:
         self.asked: list[tuple[str, int, str]] = []
 
     def list_offsets(self, asked: dict[TopicPartition, Any], **_options: Any) -> Any:
-        from concurrent.futures import Future
-        from types import SimpleNamespace
-
         out = {}
         for tp, spec in asked.items():
             self.asked.append((tp.topic, tp.partition, type(spec).__name__))
