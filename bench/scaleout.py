@@ -9,7 +9,10 @@ CPU seconds and peak RSS. Total throughput is spans in `sre.signals` over the sl
 wall time (spans that arrive after their window closed count too, and are reported as late).
 `--independent` adds, for each count above one, that many separate one-process flows, each on
 its own topic with its share of the spans and partitions: what this machine gives with no
-exchange between processes at all, the ceiling for the cluster's figure. `--rounds N` runs the
+exchange between processes at all, the ceiling for the cluster's figure. Each run also reports
+the cores the whole machine kept busy (Linux's /proc/stat: the flows, their threads and the
+broker) and the ratio it would reach if none were idle at the CPU it spent (`x_one_full`): one
+process that keeps more than one core busy leaves less than a second core to a second process. `--rounds N` runs the
 whole sequence N times in turn: each ratio is to the same round's one-process run (a 2-core
 machine's speed moves by a third within minutes), reported as the median and range over rounds.
 Results go to bench/out/scaleout.json.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import shutil
 import socket
@@ -70,10 +74,14 @@ def member(bootstrap: str, suffix: str, state: Path, addresses: list[str], proc:
     flow = build_kafka_flow(_settings(bootstrap, suffix, state))
     print("ready", flush=True)
     sys.stdin.readline()  # the parent starts process 0 first: see `_start_in_order`
+    busy0, m0 = _machine_busy(), time.monotonic()
     t0, c0 = time.perf_counter(), time.process_time()
     cluster_main(flow, addresses, proc)
     report = {
         "proc": proc,
+        # the machine's busy CPU seconds and the (system-wide) monotonic clock at start and end
+        "machine_busy": [busy0, _machine_busy()],
+        "monotonic": [m0, time.monotonic()],
         "seconds": round(time.perf_counter() - t0, 3),
         "cpu_seconds": round(time.process_time() - c0, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -111,6 +119,21 @@ def _await_listening(port: int, timeout_s: float = 5.0) -> None:
                 if any(hex_port in line and line.split()[3] == "0A" for line in f):
                     return
         time.sleep(0.005)
+
+
+def busy_seconds(stat: str) -> float:
+    """CPU seconds the machine spent on anything but idling, from /proc/stat's text (its first
+    line: jiffies in user, nice, system, idle, iowait, irq, softirq, steal)."""
+    fields = [int(v) for v in stat.split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float | None:
+    try:
+        with open("/proc/stat") as f:
+            return busy_seconds(f.read())
+    except OSError:  # not Linux: the run reports no machine figures
+        return None
 
 
 def _free_ports(n: int) -> list[int]:
@@ -194,7 +217,25 @@ def run(
         "cpu_seconds": round(cpu, 3),
         "spans_per_cpu_s": round(counted / cpu),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in reports),
+        "machine": _machine(reports, counted),
         "members": reports,
+    }
+
+
+def _machine(reports: list[dict[str, Any]], spans: int) -> dict[str, Any]:
+    """The cores the machine kept busy from the first member's start to the last one's end, and
+    the throughput had that CPU kept every core busy; empty where /proc/stat was not read."""
+    first = min(reports, key=lambda r: r["monotonic"][0])
+    last = max(reports, key=lambda r: r["monotonic"][1])
+    busy0, busy1 = first["machine_busy"][0], last["machine_busy"][1]
+    elapsed = last["monotonic"][1] - first["monotonic"][0]
+    if busy0 is None or busy1 is None or busy1 <= busy0 or elapsed <= 0:
+        return {}
+    cores = len(os.sched_getaffinity(0))
+    return {
+        "cores": cores,
+        "cores_busy": round((busy1 - busy0) / elapsed, 2),
+        "spans_per_s_full": round(spans / ((busy1 - busy0) / cores)),
     }
 
 
@@ -211,7 +252,9 @@ def summary(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
             "spans": min(r["spans"] for r in runs),
             "late_spans": max(r["late_spans"] for r in runs),
         }
-        out.append(head | median_figures(runs, "x_one") | {"runs": runs})
+        full = median_figures(runs, "x_one_full")
+        ceiling = {k: full[k] for k in ("x_one_full", "x_one_full_range") if k in full}
+        out.append(head | median_figures(runs, "x_one") | ceiling | {"runs": runs})
     return out
 
 
@@ -251,14 +294,23 @@ def main(argv: list[str] | None = None) -> int:
             )
             results.append(r)
             what = "separate flows" if independent else "process(es)"
+            busy = (
+                f", {r['machine']['cores_busy']:.2f} of {r['machine']['cores']} cores busy"
+                if r["machine"]
+                else ""
+            )
             print(
                 f"{procs} {what}: {r['spans_per_s']:>10,} spans/s wall  "
                 f"{r['spans_per_cpu_s']:>10,} spans/CPU-s  {r['seconds']:>7.2f} s  "
                 f"peak RSS {r['peak_rss_mib']:>7.1f} MiB per process, {r['late_spans']:,} late"
+                + busy
             )
         if results[0]["procs"] == 1:
             for r in results:
                 r["x_one"] = round(r["spans_per_s"] / results[0]["spans_per_s"], 2)
+                if r["machine"]:
+                    full = r["machine"]["spans_per_s_full"] / results[0]["spans_per_s"]
+                    r["x_one_full"] = round(full, 2)
         rounds.append(results)
     rows = summary(rounds)
     if all("x_one" in row for row in rows):
@@ -267,6 +319,16 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(
                 f"{row['procs']}{' separate' if row['independent'] else ''}: {row['x_one']}x "
                 f"({row['x_one_range'][0]}x to {row['x_one_range'][1]}x)"
+                for row in rows
+            )
+        )
+    if all("x_one_full" in row for row in rows):
+        print(
+            "the same, had the machine kept every core busy at the CPU each run spent: "
+            + ", ".join(
+                f"{row['procs']}{' separate' if row['independent'] else ''}: "
+                f"{row['x_one_full']}x ({row['x_one_full_range'][0]}x to "
+                f"{row['x_one_full_range'][1]}x)"
                 for row in rows
             )
         )

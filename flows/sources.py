@@ -33,6 +33,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from flows.tuning import keep_thread_state, release_thread_state
 from operators.otlp.messages import RawMessage, Signal, dead_letter
 from operators.otlp.recording import iter_recording
 from sre_space.records import DeadLetter
@@ -136,6 +137,7 @@ class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
     def __init__(
         self, inner: StatefulSourcePartition[X, S], budget: PollBudget | None = None
     ) -> None:
+        keep_thread_state()
         self._inner = inner
         self._budget = budget
         self._key = budget.join() if budget is not None else 0
@@ -182,6 +184,7 @@ class _PollPartition(StatefulSourcePartition[list[X], S], Generic[X, S]):
         if self._budget is not None:
             self._budget.leave(self._key)
         self._inner.close()
+        release_thread_state()
 
 
 class PollSource(FixedPartitionedSource[list[X], S], Generic[X, S]):
@@ -206,6 +209,7 @@ class _RecordingPartition(StatefulSourcePartition[list[RawMessage], int]):
     def __init__(
         self, path: str, signal: Signal, resume: int | None, batch: int, max_bytes: int
     ) -> None:
+        keep_thread_state()
         self._offset = resume or 0
         if resume:
             log.info("resuming %s at record %d", path, resume)
@@ -228,6 +232,9 @@ class _RecordingPartition(StatefulSourcePartition[list[RawMessage], int]):
 
     def snapshot(self) -> int:
         return self._offset
+
+    def close(self) -> None:
+        release_thread_state()
 
 
 class RecordingSource(FixedPartitionedSource[list[RawMessage], int]):

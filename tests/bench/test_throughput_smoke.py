@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,13 @@ def test_the_scaleout_bench_counts_every_span_on_one_and_two_processes(
         (2, True, 150000, 0),
     ]
     assert all(len(run["members"]) == r["procs"] for r in results for run in r["runs"])
+    # the machine's busy cores (Linux) and the ratio had none been idle, per run and as a median
+    assert all(
+        0 < run["machine"]["cores_busy"] <= run["machine"]["cores"]
+        for r in results
+        for run in r["runs"]
+    )
+    assert all(r["x_one_full"] > 0 for r in results)
 
 
 def test_the_scaleout_summary_is_the_median_of_each_round_s_ratio() -> None:
@@ -119,3 +127,31 @@ def test_the_scaleout_summary_is_the_median_of_each_round_s_ratio() -> None:
     ]
     # the ratio's median is not the ratio of the medians (100 / 80 = 1.25 here)
     assert [r["spans_per_s"] for r in rows] == [80, 100]
+
+
+def test_the_machine_s_busy_seconds_leave_out_idle_and_iowait() -> None:
+    from bench.scaleout import busy_seconds
+
+    tick = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat = (
+        f"cpu  {tick} 0 {tick} {50 * tick} {3 * tick} 0 {tick} 0 7 7\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+    )
+    assert busy_seconds(stat) == 3.0
+
+
+def test_the_full_machine_ratio_is_the_cluster_s_cpu_spread_over_every_core() -> None:
+    from bench.scaleout import _machine
+
+    def member(start: float, end: float, busy: tuple[float, float]) -> dict[str, Any]:
+        return {"monotonic": [start, end], "machine_busy": list(busy)}
+
+    # from the first start (9.0, busy 99) to the last end (13.0, busy 104): 5 CPU-s in 4 s
+    machine = _machine([member(10.0, 13.0, (100.0, 104.0)), member(9.0, 12.0, (99.0, 103.0))], 600)
+    cores = len(os.sched_getaffinity(0))
+    assert machine == {
+        "cores": cores,
+        "cores_busy": 1.25,
+        "spans_per_s_full": round(600 / (5 / cores)),
+    }
+    assert _machine([member(1.0, 2.0, (None, None))], 600) == {}  # type: ignore[arg-type]
