@@ -65,15 +65,19 @@ def keep_freed_memory() -> bool:
 # stack, and thread-locals and context variables were lost (bench.scaleout, 2 processes: 13k to
 # 15k mmap and munmap calls each, against 1.9k in all for one process reading everything).
 # A source that holds one Ensure of its own while it reads keeps the state from one call to the
-# next. The counts live on the state they pin: a thread-local goes with its thread state.
+# next. The counts live on the state they pin: a thread-local goes with its thread state. Other
+# Pythons than CPython have no `ctypes.pythonapi`: there nothing is held.
 _held = threading.local()
+_capi = getattr(ctypes, "pythonapi", None)
 
 
 def keep_thread_state() -> None:
     """Keep the calling thread's Python thread state until as many `release_thread_state`."""
+    if _capi is None:
+        return
     holders: int = getattr(_held, "holders", 0)
     if holders == 0:
-        _held.state = ctypes.pythonapi.PyGILState_Ensure()
+        _held.state = _capi.PyGILState_Ensure()
     _held.holders = holders + 1
 
 
@@ -83,5 +87,5 @@ def release_thread_state() -> None:
     if holders == 0:
         return
     _held.holders = holders - 1
-    if holders == 1:
-        ctypes.pythonapi.PyGILState_Release(_held.state)
+    if holders == 1 and _capi is not None:
+        _capi.PyGILState_Release(_held.state)

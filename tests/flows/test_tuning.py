@@ -70,6 +70,21 @@ def test_a_kept_thread_state_is_released_after_as_many_releases() -> None:
     assert seen == [0, 2, 1, 0]
 
 
+def test_without_cpythons_api_no_thread_state_is_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "_capi", None)  # PyPy has no ctypes.pythonapi
+    seen: list[int] = []
+
+    def keep() -> None:
+        tuning.keep_thread_state()
+        seen.append(getattr(tuning._held, "holders", 0))
+        tuning.release_thread_state()
+
+    thread = threading.Thread(target=keep)
+    thread.start()
+    thread.join()
+    assert seen == [0]
+
+
 @pytest.mark.parametrize("kept", [True, False])
 def test_a_cluster_worker_keeps_its_thread_state_while_a_recording_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
