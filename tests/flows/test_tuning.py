@@ -109,4 +109,6 @@ def test_a_cluster_worker_keeps_its_thread_state_while_a_recording_is_read(
     polls = op.input("in", flow, RecordingSource([path], batch=2))
     op.inspect("look", op.map("map", polls, look), lambda *_: None)
     cluster_main(flow, [], 0)
-    assert len(fresh) == (1 if kept else 6)  # six polls of two records
+    # Six polls of two records; Timely may hand the map two polls in one activation, so without
+    # the hold the state is new more than once, not necessarily six times.
+    assert len(fresh) == 1 if kept else len(fresh) > 1
