@@ -12,9 +12,10 @@ its own topic with its share of the spans and partitions: what this machine give
 exchange between processes at all, the ceiling for the cluster's figure. Each run also reports
 the cores the whole machine kept busy (Linux's /proc/stat: the flows, their threads and the
 broker) and the ratio it would reach if none were idle at the CPU it spent (`x_one_full`): one
-process that keeps more than one core busy leaves less than a second core to a second process. `--rounds N` runs the
-whole sequence N times in turn: each ratio is to the same round's one-process run (a 2-core
-machine's speed moves by a third within minutes), reported as the median and range over rounds.
+process that keeps more than one core busy leaves less than a second core to a second process.
+`--rounds N` runs the whole sequence N times in turn: each ratio is to the same round's
+one-process run (a 2-core machine's speed moves by a third within minutes), reported as the
+median and range over rounds.
 Results go to bench/out/scaleout.json.
 """
 
